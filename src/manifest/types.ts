@@ -1,0 +1,129 @@
+/**
+ * The manifest, as mkimg uses it after parsing and validation (src/manifest/load.ts).
+ * Paths of local inputs are already absolute (resolved against the manifest's folder).
+ * The YAML spelling is in SPEC.md and manifests/mkimg-v1.schema.json.
+ */
+
+export interface Manifest {
+  apiVersion: 'mkimg/v1';
+  name: string;
+  tag: string; // default "latest"
+  architecture: string; // Debian architecture name: amd64, arm64, ...
+  sourceDateEpoch: number; // seconds; every timestamp in the image derives from it
+  sources: Source[];
+  packages: PackageRequest[];
+  files: FileInput[];
+  accounts: Accounts;
+  config: ImageConfig;
+  minimize: MinimizeSpec | false;
+  lock?: Lock;
+  /** Where the manifest came from and its exact bytes (what a signature covers). */
+  origin: ManifestOrigin;
+}
+
+export interface ManifestOrigin {
+  path: string; // absolute path of manifest.yaml
+  dir: string; // its folder: relative paths resolve against it
+  bytes: Buffer;
+  sha256: string; // hex sha256 of bytes
+}
+
+export interface Source {
+  /** Explicit mirror URL; when absent the URL comes from --mirror, MKIMG_MIRROR_*, or the host's apt config. */
+  url?: string;
+  suites: string[];
+  components: string[];
+  /** Absolute path of an armored or binary OpenPGP keyring that signs this repository. */
+  keyring?: string;
+  allowUnsigned: boolean;
+}
+
+export type PackageRequest =
+  | { kind: 'name'; name: string; version?: string; line?: number }
+  | { kind: 'deb'; path: string; sha256: string; line?: number };
+
+export interface FileInput {
+  src: string; // absolute host path of a file or directory
+  dest: string; // absolute path in the image
+  mode?: number; // overrides the 0644/0755 rule (files; for a directory tree: applies to files)
+  uid?: number;
+  gid?: number;
+  sha256?: string; // pin: file sha256, or tree digest for a directory (see src/stage/files.ts)
+}
+
+export interface Accounts {
+  groups: GroupSpec[];
+  users: UserSpec[];
+}
+
+export interface GroupSpec {
+  name: string;
+  gid: number;
+  members: string[];
+}
+
+export interface UserSpec {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  shell: string;
+  gecos?: string;
+}
+
+export interface ImageConfig {
+  entrypoint?: string[];
+  cmd?: string[];
+  env: Record<string, string>;
+  workdir?: string;
+  user?: string;
+  labels: Record<string, string>;
+  exposedPorts: string[];
+  stopSignal?: string;
+  volumes?: string[];
+}
+
+export interface MinimizeSpec {
+  checks: CheckSpec[]; // empty means: entrypoint + cmd, expecting exit 0
+  keepGroups: string[]; // nss, certificates, timezones, locales, gconv
+  keep: string[]; // globs, image paths
+  exclude: string[]; // globs
+  keepListed: boolean;
+  timeoutSeconds: number;
+}
+
+export type TextExpectation = string | { regex: string };
+
+export interface CheckSpec {
+  name?: string;
+  args: string[];
+  env: Record<string, string>;
+  stdin?: string;
+  workdir?: string;
+  user?: string;
+  expect: { exitCode: number; stdout?: TextExpectation; stderr?: TextExpectation };
+}
+
+/** The `lock:` section written by `mkimg lock`. Versioned so a later schema can read old locks. */
+export interface Lock {
+  version: 1;
+  packages: LockedPackage[];
+  files: LockedFile[];
+}
+
+export interface LockedPackage {
+  name: string;
+  version: string;
+  architecture: string;
+  /** The suite it was resolved from (URL is configuration, not content). */
+  suite: string;
+  /** Path below the mirror root, e.g. pool/main/g/glibc/libc6_2.36-9_amd64.deb */
+  filename: string;
+  sha256: string;
+  size: number;
+}
+
+export interface LockedFile {
+  src: string; // as written in the manifest (relative)
+  sha256: string;
+}
