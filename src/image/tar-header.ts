@@ -1,0 +1,145 @@
+/**
+ * Tar headers decided by value alone. USTAR where the fields fit, a PAX
+ * extended header (records sorted by key, fixed name) where they do not, and
+ * for security.capability. Every header field mkimg does not decide is zero:
+ * uname/gname empty, devmajor/devminor zero, no atime/ctime.
+ */
+
+export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink';
+
+export interface TarHeader {
+  name: string; // relative, "usr/bin/env"; directories without trailing slash (added here)
+  type: TarType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number; // files only
+  mtime: number; // seconds
+  linkname?: string;
+  xattrs?: Record<string, Buffer>; // only security.capability is ever passed
+}
+
+const TYPEFLAG: Record<TarType, string> = { file: '0', hardlink: '1', symlink: '2', dir: '5' };
+const PAX_NAME = '././@PaxHeader';
+const MAX_OCTAL_11 = 0o77777777777; // size and mtime fields
+const MAX_OCTAL_7 = 0o7777777; // uid and gid fields
+
+export const BLOCK = 512;
+
+/** Bytes of zero padding that follow `size` bytes of content. */
+export function padding(size: number): number {
+  return (BLOCK - (size % BLOCK)) % BLOCK;
+}
+
+/** The header block(s) for one entry: an optional PAX header + its data, then the USTAR block. */
+export function encodeHeader(h: TarHeader): Buffer {
+  const name = h.type === 'dir' ? h.name + '/' : h.name;
+  const pax: Array<[string, Buffer]> = [];
+  const split = splitName(name);
+  if (!split) pax.push(['path', Buffer.from(name, 'utf8')]);
+  const linkname = h.linkname ?? '';
+  if (Buffer.byteLength(linkname) > 100) pax.push(['linkpath', Buffer.from(linkname, 'utf8')]);
+  const size = h.type === 'file' ? h.size : 0;
+  if (size > MAX_OCTAL_11) pax.push(['size', Buffer.from(String(size))]);
+  if (h.uid > MAX_OCTAL_7) pax.push(['uid', Buffer.from(String(h.uid))]);
+  if (h.gid > MAX_OCTAL_7) pax.push(['gid', Buffer.from(String(h.gid))]);
+  for (const [k, v] of Object.entries(h.xattrs ?? {})) pax.push([`SCHILY.xattr.${k}`, v]);
+
+  const ustar = ustarBlock({
+    name: split ? split.name : asciiFallback(name, 100),
+    prefix: split ? split.prefix : '',
+    mode: h.mode & 0o7777,
+    uid: Math.min(h.uid, MAX_OCTAL_7),
+    gid: Math.min(h.gid, MAX_OCTAL_7),
+    size: Math.min(size, MAX_OCTAL_11),
+    mtime: h.mtime,
+    typeflag: TYPEFLAG[h.type],
+    linkname: Buffer.byteLength(linkname) > 100 ? asciiFallback(linkname, 100) : linkname,
+  });
+  if (pax.length === 0) return ustar;
+
+  pax.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const data = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
+  const paxHeader = ustarBlock({
+    name: PAX_NAME,
+    prefix: '',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: data.length,
+    mtime: h.mtime,
+    typeflag: 'x',
+    linkname: '',
+  });
+  return Buffer.concat([paxHeader, data, Buffer.alloc(padding(data.length)), ustar]);
+}
+
+/** "LEN key=value\n" where LEN counts the whole record, its own digits included. */
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.byteLength(key) + value.length + 3; // space, '=', '\n'
+  let len = body + String(body).length;
+  if (String(len).length !== String(body).length) len = body + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`), value, Buffer.from('\n')]);
+}
+
+function splitName(name: string): { name: string; prefix: string } | null {
+  const bytes = Buffer.byteLength(name);
+  if (bytes <= 100) return { name, prefix: '' };
+  if (bytes > 256) return null;
+  // The last '/' that leaves a prefix of at most 155 bytes and a name of at most 100.
+  for (let i = name.length - 1; i > 0; i--) {
+    if (name[i] !== '/') continue;
+    const prefix = name.slice(0, i);
+    const rest = name.slice(i + 1);
+    if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(rest) <= 100 && rest.length > 0) return { name: rest, prefix };
+  }
+  return null;
+}
+
+/** What readers without PAX support see: the name cut to fit (PAX readers use the record). */
+function asciiFallback(s: string, max: number): Buffer {
+  return Buffer.from(s, 'utf8').subarray(0, max);
+}
+
+interface UstarFields {
+  name: string | Buffer;
+  prefix: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  mtime: number;
+  typeflag: string;
+  linkname: string | Buffer;
+}
+
+function ustarBlock(f: UstarFields): Buffer {
+  const b = Buffer.alloc(BLOCK);
+  writeString(b, 0, 100, f.name);
+  writeOctal(b, 100, 8, f.mode);
+  writeOctal(b, 108, 8, f.uid);
+  writeOctal(b, 116, 8, f.gid);
+  writeOctal(b, 124, 12, f.size);
+  writeOctal(b, 136, 12, f.mtime);
+  b.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
+  b.write(f.typeflag, 156, 1, 'latin1');
+  writeString(b, 157, 100, f.linkname);
+  b.write('ustar\x0000', 257, 8, 'latin1');
+  // uname, gname: empty. devmajor, devminor: zero-filled octal like GNU tar writes for non-devices.
+  writeOctal(b, 329, 8, 0);
+  writeOctal(b, 337, 8, 0);
+  writeString(b, 345, 155, f.prefix);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  b.write(sum.toString(8).padStart(6, '0') + '\x00 ', 148, 8, 'latin1');
+  return b;
+}
+
+function writeString(b: Buffer, off: number, len: number, s: string | Buffer) {
+  const src = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
+  src.copy(b, off, 0, Math.min(len, src.length));
+}
+
+function writeOctal(b: Buffer, off: number, len: number, v: number) {
+  b.write(Math.floor(v).toString(8).padStart(len - 1, '0') + '\x00', off, len, 'latin1');
+}

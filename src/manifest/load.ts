@@ -1,0 +1,258 @@
+/**
+ * Reads manifest.yaml: YAML with source positions, JSON Schema validation
+ * (manifests/mkimg-v1.schema.json, the same file editors use), defaults, and
+ * path resolution against the manifest's folder. Every error names the file,
+ * line and column, and the field.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, resolve, posix } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
+import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source } from './types.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const SCHEMA_PATH = resolve(here, '../../manifests/mkimg-v1.schema.json');
+
+let validator: ReturnType<Ajv['compile']> | undefined;
+function schemaValidator() {
+  if (!validator) {
+    const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'));
+    const ajv = new Ajv({ allErrors: true, strict: false });
+    validator = ajv.compile(schema);
+  }
+  return validator;
+}
+
+export function loadManifest(path: string): Manifest {
+  const abs = resolve(path);
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(abs);
+  } catch (e) {
+    throw new MkimgError('manifest', `cannot read manifest ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, {
+      hint: 'give the path of a manifest.yaml (see examples/ and SPEC.md)',
+    });
+  }
+  return parseManifest(bytes, abs);
+}
+
+export function parseManifest(bytes: Buffer, absPath: string): Manifest {
+  const text = bytes.toString('utf8');
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return absPath;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${absPath}:${line}:${col}`;
+  };
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    throw new MkimgError('manifest', `${where(e.pos[0])}: invalid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new MkimgError('manifest', `${absPath}: a manifest is a YAML mapping with apiVersion: mkimg/v1 (see SPEC.md)`);
+  }
+  const validate = schemaValidator();
+  if (!validate(raw)) {
+    const err = pickError(validate.errors ?? []);
+    throw new MkimgError('manifest', describeSchemaError(err, doc, where));
+  }
+  const dir = dirname(absPath);
+  const m = raw as Record<string, any>;
+  const fieldPos = (path: (string | number)[]) => where(nodeAt(doc, path)?.range?.[0]);
+
+  const resolveInput = (p: string, path: (string | number)[], field: string) => {
+    const full = isAbsolute(p) ? p : resolve(dir, p);
+    try {
+      statSync(full);
+    } catch {
+      throw new MkimgError('manifest', `${fieldPos(path)}: ${field}: ${p} does not exist (resolved to ${full})`, {
+        hint: 'relative paths resolve against the manifest\'s folder',
+      });
+    }
+    return full;
+  };
+
+  const sources: Source[] = (m.sources ?? []).map((s: any, i: number) => ({
+    url: s.url,
+    suites: s.suites,
+    components: s.components ?? ['main'],
+    keyring: s.keyring !== undefined ? resolveInput(s.keyring, ['sources', i, 'keyring'], `sources[${i}].keyring`) : undefined,
+    allowUnsigned: s.allowUnsigned ?? false,
+  }));
+
+  const packages: PackageRequest[] = (m.packages ?? []).map((p: any, i: number) => {
+    const line = lineOf(doc, lineCounter, ['packages', i]);
+    if (typeof p === 'string') {
+      const [name, version] = p.split('=', 2) as [string, string | undefined];
+      return { kind: 'name', name, version, line };
+    }
+    return { kind: 'deb', path: resolveInput(p.deb, ['packages', i, 'deb'], `packages[${i}].deb`), sha256: p.sha256, line };
+  });
+  if (packages.some((p) => p.kind === 'name') && sources.length === 0) {
+    throw new MkimgError('manifest', `${fieldPos(['packages'])}: packages names Debian packages but the manifest has no sources:`, {
+      hint: 'add a sources: entry (suites, components, keyring); see SPEC.md',
+    });
+  }
+
+  const lock: Lock | undefined = m.lock
+    ? { version: 1, packages: m.lock.packages ?? [], files: m.lock.files ?? [] }
+    : undefined;
+
+  const files: FileInput[] = (m.files ?? []).map((f: any, i: number) => {
+    const dest = posix.normalize(f.dest);
+    if (dest !== f.dest.replace(/\/+$/, '') && dest !== f.dest) {
+      throw new MkimgError('manifest', `${fieldPos(['files', i, 'dest'])}: files[${i}].dest ${f.dest} is not a normalized absolute path (use ${dest})`);
+    }
+    if (dest.split('/').includes('..')) {
+      throw new MkimgError('manifest', `${fieldPos(['files', i, 'dest'])}: files[${i}].dest must not contain ..`);
+    }
+    const pin = lock?.files.find((l) => l.src === f.src);
+    return {
+      src: resolveInput(f.src, ['files', i, 'src'], `files[${i}].src`),
+      dest: dest === '/' ? '/' : dest.replace(/\/+$/, ''),
+      mode: f.mode !== undefined ? parseInt(f.mode, 8) : undefined,
+      uid: f.uid,
+      gid: f.gid,
+      sha256: pin?.sha256,
+    };
+  });
+
+  const accounts = {
+    groups: (m.accounts?.groups ?? []).map((g: any) => ({ name: g.name, gid: g.gid, members: g.members ?? [] })),
+    users: (m.accounts?.users ?? []).map((u: any) => ({
+      name: u.name,
+      uid: u.uid,
+      gid: u.gid ?? u.uid,
+      home: u.home ?? (u.uid === 0 ? '/root' : `/home/${u.name}`),
+      shell: u.shell ?? '/usr/sbin/nologin',
+      gecos: u.gecos,
+    })),
+  };
+  checkUnique(accounts.users.map((u: any) => u.name), 'accounts.users name', fieldPos(['accounts', 'users']));
+  checkUnique(accounts.groups.map((g: any) => g.name), 'accounts.groups name', fieldPos(['accounts', 'groups']));
+
+  const c = m.config ?? {};
+  const config = {
+    entrypoint: c.entrypoint,
+    cmd: c.cmd,
+    env: c.env ?? {},
+    workdir: c.workdir,
+    user: c.user,
+    labels: c.labels ?? {},
+    exposedPorts: c.exposedPorts ?? [],
+    stopSignal: c.stopSignal,
+    volumes: c.volumes,
+  };
+
+  let minimize: MinimizeSpec | false;
+  if (m.minimize === false) minimize = false;
+  else {
+    const mz = m.minimize ?? {};
+    const checks: CheckSpec[] = (mz.checks ?? []).map((k: any) => ({
+      name: k.name,
+      args: k.args,
+      env: k.env ?? {},
+      stdin: k.stdin,
+      workdir: k.workdir,
+      user: k.user,
+      expect: { exitCode: k.expect?.exitCode ?? 0, stdout: k.expect?.stdout, stderr: k.expect?.stderr },
+    }));
+    if (checks.length === 0 && !(config.entrypoint?.length || config.cmd?.length)) {
+      throw new MkimgError('manifest', `${fieldPos(['minimize'])}: minimization needs something to run: give minimize.checks, or config.entrypoint/cmd`, {
+        hint: 'or set `minimize: false` to keep every file',
+      });
+    }
+    minimize = {
+      checks,
+      keepGroups: mz.keepGroups ?? [],
+      keep: mz.keep ?? [],
+      exclude: mz.exclude ?? [],
+      keepListed: mz.keepListed ?? false,
+      timeoutSeconds: mz.timeoutSeconds ?? 60,
+    };
+  }
+
+  return {
+    apiVersion: 'mkimg/v1',
+    name: m.name,
+    tag: m.tag ?? 'latest',
+    architecture: m.architecture ?? 'amd64',
+    sourceDateEpoch: m.sourceDateEpoch,
+    sources,
+    packages,
+    files,
+    accounts,
+    config,
+    minimize,
+    lock,
+    origin: { path: absPath, dir, bytes, sha256: sha256Hex(bytes) },
+  };
+}
+
+function checkUnique(names: string[], what: string, at: string) {
+  const seen = new Set<string>();
+  for (const n of names) {
+    if (seen.has(n)) throw new MkimgError('manifest', `${at}: ${what} "${n}" appears twice`);
+    seen.add(n);
+  }
+}
+
+function lineOf(doc: Document, lc: LineCounter, path: (string | number)[]): number | undefined {
+  const off = nodeAt(doc, path)?.range?.[0];
+  return off === undefined ? undefined : lc.linePos(off).line;
+}
+
+function nodeAt(doc: Document, path: (string | number)[]): Node | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true) as Node | undefined;
+    if (node && typeof node === 'object' && 'range' in node) return node;
+  }
+  return doc.contents ?? undefined;
+}
+
+/** Among ajv's errors (oneOf produces several), the deepest one speaks most plainly. */
+function pickError(errors: ErrorObject[]): ErrorObject {
+  const ranked = [...errors].sort((a, b) => {
+    const depth = (e: ErrorObject) => e.instancePath.split('/').length + (e.keyword === 'additionalProperties' ? 1 : 0);
+    const weak = (e: ErrorObject) => (e.keyword === 'oneOf' || e.keyword === 'const' && e.instancePath === '/minimize' ? 1 : 0);
+    return weak(a) - weak(b) || depth(b) - depth(a);
+  });
+  return ranked[0]!;
+}
+
+function describeSchemaError(err: ErrorObject, doc: Document, where: (off: number | undefined) => string): string {
+  const path = err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const field = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(top level)';
+  if (err.keyword === 'additionalProperties') {
+    const key = (err.params as { additionalProperty: string }).additionalProperty;
+    const parent = nodeAt(doc, path);
+    let off = parent?.range?.[0];
+    if (parent && isMap(parent)) {
+      for (const pair of parent.items) {
+        if (isPair(pair) && isScalar(pair.key) && pair.key.value === key) off = pair.key.range?.[0];
+      }
+    }
+    return `${where(off)}: unknown key "${key}" in ${field} (see manifests/mkimg-v1.schema.json for the allowed keys)`;
+  }
+  const at = where(nodeAt(doc, path)?.range?.[0]);
+  switch (err.keyword) {
+    case 'required':
+      return `${at}: ${field} is missing required key "${(err.params as { missingProperty: string }).missingProperty}"`;
+    case 'type':
+      return `${at}: ${field} must be ${(err.params as { type: string }).type}`;
+    case 'const':
+      return `${at}: ${field} must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}`;
+    case 'enum':
+      return `${at}: ${field} must be one of ${((err.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'pattern':
+      return `${at}: ${field} has an invalid value (must match ${(err.params as { pattern: string }).pattern})`;
+    default:
+      return `${at}: ${field} ${err.message ?? 'is invalid'}`;
+  }
+}
+
