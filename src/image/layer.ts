@@ -74,7 +74,7 @@ export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
       const root = e.type === 'hardlink' ? rootOf(e) : e.path;
       const leader = leaderOf.get(root);
       if (leader) {
-        plan.push({ name, entry: e, hardlinkTo: leader.path.slice(1) });
+        plan.push({ name, entry: { ...e, type: 'hardlink', size: 0, linkTarget: leader.path }, hardlinkTo: leader.path.slice(1) });
         continue;
       }
       // First name of the group in sort order: it carries the content.
