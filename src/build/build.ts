@@ -1,0 +1,233 @@
+/**
+ * `mkimg build`: the pipeline, stage by stage. Each stage takes what it needs
+ * as arguments; this file only sequences them and owns the temporary staging
+ * directory (always removed, also on failure).
+ */
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { loadManifest } from '../manifest/load.js';
+import type { Manifest } from '../manifest/types.js';
+import type { StageEntry, StagingRoot } from '../stage/types.js';
+import { createStagingRoot } from '../stage/root.js';
+import { unpackDeb } from '../stage/extract.js';
+import { addFileInputs } from '../stage/files.js';
+import { writeAccounts, validateUser } from '../system/accounts.js';
+import { writeSystemFiles } from '../system/files.js';
+import { writeStatusD } from '../system/statusd.js';
+import { makeSbom, SBOM_IMAGE_PATH } from '../sbom/spdx.js';
+import { fetchPinnedDebs } from '../fetch/debs.js';
+import { lockIsCurrent } from '../lock/check.js';
+import { minimizeAndProve } from '../minimize/minimize.js';
+import type { MinimizeReport } from '../minimize/report.js';
+import { checkManifestSignature } from '../sign/verify-signature.js';
+import { writeImageTar, type WrittenImage } from '../image/write-image.js';
+import type { LayerEntry } from '../image/layer.js';
+import { canonicalJson } from '../util/canonical-json.js';
+import { MkimgError } from '../util/errors.js';
+import { sha256File } from '../util/digest.js';
+
+export interface BuildOptions {
+  manifestPath: string;
+  output: string;
+  cacheDir?: string;
+  /** suite → mirror URL, from --mirror. */
+  mirrors?: Record<string, string>;
+  /** Root of the apt configuration to read mirrors from (tests point it elsewhere). */
+  aptRoot?: string;
+  quiet?: boolean;
+  reportPath?: string;
+  sbomPath?: string;
+  /** Refuse the manifest unless a good signature by a key in this keyring covers it. */
+  requireSignature?: { keyring: string; signature?: string };
+  /** Parent directory for the staging root (default: the system temp dir). */
+  workDir?: string;
+  /** Progress lines (stderr) for long stages. */
+  onProgress?: (message: string) => void;
+}
+
+export interface BuildResult {
+  imageId: string;
+  manifestDigest: string;
+  output: string;
+  sizeBytes: number;
+  name: string;
+  tag: string;
+  manifestSha256: string;
+  layers: WrittenImage['layers'];
+  packages: number;
+  files: number;
+  signer?: string;
+  minimize?: MinimizeReport;
+}
+
+export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
+  const progress = opts.onProgress ?? (() => {});
+  const output = resolve(opts.output);
+  if (!existsSync(dirname(output)) || !statSync(dirname(output)).isDirectory()) {
+    throw new MkimgError('usage', `output folder ${dirname(output)} does not exist`);
+  }
+
+  // Signature first: nothing is fetched for an untrusted manifest.
+  let signer: string | undefined;
+  if (opts.requireSignature) {
+    const r = await checkManifestSignature(resolve(opts.manifestPath), opts.requireSignature.signature, opts.requireSignature.keyring);
+    signer = r.fingerprint;
+  }
+  const manifest = loadManifest(opts.manifestPath);
+  checkLock(manifest);
+  validateUser(manifest);
+
+  const debs = await collectDebs(manifest, opts, progress);
+
+  const stagingParent = opts.workDir ?? tmpdir();
+  const stagingDir = mkdtempSync(join(stagingParent, 'mkimg-stage-'));
+  try {
+    progress('staging: unpacking packages');
+    const root = await createStagingRoot(join(stagingDir, 'root'));
+    for (const d of debs) await unpackDeb(root, d.path, d.sha256);
+    await addFileInputs(root, manifest.files);
+    writeAccounts(root, manifest);
+    await writeSystemFiles(root, manifest);
+
+    let keep: Set<string>;
+    let report: MinimizeReport | undefined;
+    if (manifest.minimize === false) {
+      keep = new Set(root.entries.keys());
+    } else {
+      progress('minimize: tracing checks');
+      const r = await minimizeAndProve(root, manifest.minimize, manifest.config, { workDir: stagingDir });
+      keep = r.keep;
+      report = r.report;
+    }
+
+    for (const p of writeStatusD(root, keep)) keep.add(p);
+    const sbom = makeSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])));
+    const sbomBytes = Buffer.from(canonicalJson(sbom) + '\n');
+    for (const p of addGeneratedFile(root, SBOM_IMAGE_PATH, sbomBytes)) keep.add(p);
+
+    progress('normalize: writing image');
+    const written = writeImageTar(
+      {
+        name: manifest.name,
+        tag: manifest.tag,
+        architecture: manifest.architecture,
+        sourceDateEpoch: manifest.sourceDateEpoch,
+        config: manifest.config,
+        manifestSha256: manifest.origin.sha256,
+      },
+      layerEntries(root, keep),
+      output,
+    );
+    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbomBytes);
+    if (opts.reportPath && report) atomicWrite(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+    return {
+      imageId: written.imageId,
+      manifestDigest: written.manifestDigest,
+      output: written.output,
+      sizeBytes: written.sizeBytes,
+      name: manifest.name,
+      tag: manifest.tag,
+      manifestSha256: manifest.origin.sha256,
+      layers: written.layers,
+      packages: debs.length,
+      files: keep.size,
+      signer,
+      minimize: report,
+    };
+  } finally {
+    rmSync(stagingDir, { recursive: true, force: true });
+  }
+}
+
+interface DebInput {
+  name: string;
+  path: string;
+  sha256: string;
+}
+
+function checkLock(manifest: Manifest): void {
+  const status = lockIsCurrent(manifest);
+  if (!status.ok) {
+    throw new MkimgError('lock', `${manifest.origin.path}: the lock does not match the requested packages: ${status.problems.join('; ')}`, {
+      hint: `run \`mkimg lock ${manifest.origin.path}\` to pin them`,
+    });
+  }
+}
+
+async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m: string) => void): Promise<DebInput[]> {
+  const out: DebInput[] = [];
+  for (const p of manifest.packages) {
+    if (p.kind === 'deb') out.push({ name: `file:${p.path}`, path: p.path, sha256: p.sha256 });
+  }
+  const pinned = manifest.lock?.packages ?? [];
+  if (pinned.length > 0) {
+    progress(`fetch: ${pinned.length} packages`);
+    const paths = await fetchPinnedDebs(pinned, {
+      sources: manifest.sources,
+      mirrors: opts.mirrors,
+      cacheDir: opts.cacheDir,
+      aptRoot: opts.aptRoot,
+      progress: !opts.quiet,
+    });
+    for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      out.push({ name: p.name, path: paths.get(p.name)!, sha256: p.sha256 });
+    }
+  }
+  // Local .debs: the pin is checked before anything is unpacked.
+  for (const d of out) {
+    if (!d.name.startsWith('file:')) continue;
+    const actual = (await sha256File(d.path)).hex;
+    if (actual !== d.sha256) {
+      throw new MkimgError('input', `${d.path}: sha256 is ${actual}, the manifest pins ${d.sha256}`, {
+        hint: 'if the new file is intended, update its sha256 in the manifest',
+      });
+    }
+  }
+  return out;
+}
+
+function addGeneratedFile(root: StagingRoot, imagePath: string, bytes: Buffer): string[] {
+  const added: string[] = [];
+  const parts = imagePath.split('/').filter(Boolean);
+  let cur = '';
+  for (const part of parts.slice(0, -1)) {
+    cur += '/' + part;
+    if (!root.entries.has(cur)) {
+      root.entries.set(cur, { path: cur, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'generated:sbom' });
+    }
+    added.push(cur);
+  }
+  const hostPath = join(root.dir, imagePath);
+  atomicWrite(hostPath, bytes, true);
+  root.entries.set(imagePath, { path: imagePath, type: 'file', mode: 0o644, uid: 0, gid: 0, size: bytes.length, hostPath, origin: 'generated:sbom' });
+  added.push(imagePath);
+  return added;
+}
+
+function atomicWrite(path: string, bytes: Buffer, makeParents = false): void {
+  if (makeParents) mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, bytes);
+  renameSync(tmp, path);
+}
+
+/** Kept index entries → normalizer entries; hardlinks carry their group's content source. */
+export function layerEntries(root: StagingRoot, keep: Set<string>): LayerEntry[] {
+  const out: LayerEntry[] = [];
+  for (const path of keep) {
+    const e = root.entries.get(path);
+    if (!e) continue; // created at run time or an implied directory: not content
+    out.push(toLayerEntry(root, e));
+  }
+  return out;
+}
+
+function toLayerEntry(root: StagingRoot, e: StageEntry): LayerEntry {
+  if (e.type === 'hardlink') {
+    const target = e.linkTarget ? root.entries.get(e.linkTarget) : undefined;
+    return { ...e, size: target?.size ?? e.size, hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path), mode: target?.mode ?? e.mode, uid: target?.uid ?? e.uid, gid: target?.gid ?? e.gid };
+  }
+  if (e.type === 'file') return { ...e, hostPath: e.hostPath ?? join(root.dir, e.path) };
+  return e;
+}

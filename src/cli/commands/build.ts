@@ -1,0 +1,102 @@
+import { Command, Option } from 'commander';
+import { buildImage } from '../../build/build.js';
+import { action, progressEnabled } from '../output.js';
+import { MkimgError } from '../../util/errors.js';
+import { collect } from '../options.js';
+import { parseMirrorFlags } from '../../fetch/mirrors.js';
+
+interface BuildFlags {
+  output: string;
+  json?: boolean;
+  cacheDir?: string;
+  mirror?: string[];
+  report?: string;
+  sbom?: string;
+  requireSignature?: boolean;
+  keyring?: string;
+  signature?: string;
+  workDir?: string;
+}
+
+export function registerBuild(program: Command): void {
+  program
+    .command('build')
+    .summary('build a byte-identical OCI image tar from a manifest')
+    .description(
+      'Fetch the pinned .debs (sha256-checked), unpack them into a staging root without maintainer\n' +
+        'scripts, write accounts and system files, trace the checks, keep only what they touch, prove\n' +
+        'the minimized root behaves the same, and write one normalized OCI image tar. The output is\n' +
+        'written to a temporary name and renamed: a failed build leaves no image behind.',
+    )
+    .argument('<manifest>', 'manifest.yaml')
+    .option('-o, --output <file>', 'image tar to write', 'image.tar')
+    .option('--json', 'print one JSON object (imageId, manifestDigest, output, sizeBytes, ...) and no progress')
+    .option('--cache-dir <dir>', 'content-addressed .deb cache (default $XDG_CACHE_HOME/mkimg)')
+    .option('--mirror <suite=url>', 'mirror for a suite, repeatable (overrides MKIMG_MIRROR_* and the host apt config)', collect, [])
+    .option('--report <file>', 'write the minimization report (JSON)')
+    .option('--sbom <file>', 'also write the SPDX 2.3 SBOM here (it is always stored in the image)')
+    .addOption(new Option('--require-signature', 'refuse a manifest without a good OpenPGP signature').env('MKIMG_REQUIRE_SIGNATURE'))
+    .addOption(new Option('--keyring <file>', 'trusted public keys for --require-signature').env('MKIMG_KEYRING'))
+    .option('--signature <file>', 'detached signature (default: <manifest>.sig, then manifest.sig beside it)')
+    .option('--work-dir <dir>', 'parent folder for the temporary staging root (default: system temp dir)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mkimg build examples/static/manifest.yaml -o static.tar
+  $ mkimg build manifest.yaml -o app.tar --json | jq -r .imageId
+  $ MKIMG_MIRROR_BOOKWORM=http://127.0.0.1:8080/debian mkimg build manifest.yaml
+  $ mkimg build manifest.yaml --require-signature --keyring team.asc
+
+Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 signature,
+10 check failed, 11 lock stale, 14 sandbox (see SPEC.md).`,
+    )
+    .action(
+      action(
+        async (manifest: string, flags: BuildFlags) => {
+          const showProgress = progressEnabled(Boolean(flags.json));
+          const r = await buildImage({
+            manifestPath: manifest,
+            output: flags.output,
+            cacheDir: flags.cacheDir,
+            mirrors: parseMirrorFlags(flags.mirror),
+            quiet: !showProgress,
+            reportPath: flags.report,
+            sbomPath: flags.sbom,
+            workDir: flags.workDir,
+            requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
+            onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
+          });
+          const summary = r.minimize as undefined | { before?: { files: number; bytes: number }; after?: { files: number; bytes: number } };
+          return {
+            json: {
+              imageId: r.imageId,
+              manifestDigest: r.manifestDigest,
+              output: r.output,
+              sizeBytes: r.sizeBytes,
+              reference: `${r.name}:${r.tag}`,
+              manifestSha256: r.manifestSha256,
+              layers: r.layers,
+              packages: r.packages,
+              files: r.files,
+              signer: r.signer,
+              minimize: summary ? { before: summary.before, after: summary.after } : undefined,
+            },
+            human: [
+              `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} entries)`,
+              `image id:        ${r.imageId}`,
+              `manifest digest: ${r.manifestDigest}`,
+              ...(summary?.before && summary.after ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
+              ...(r.signer ? [`signed by:       ${r.signer}`] : []),
+            ],
+          };
+        },
+        (_m: string, flags: BuildFlags) => Boolean(flags.json),
+      ),
+    );
+}
+
+function requireKeyring(k: string | undefined): string {
+  if (!k) throw new MkimgError('usage', '--require-signature needs --keyring FILE (or MKIMG_KEYRING)');
+  return k;
+}

@@ -1,0 +1,48 @@
+/**
+ * The mkimg command: commander wiring only. Each command lives in
+ * src/cli/commands/ and returns what to print; errors map to exit codes in
+ * src/util/errors.ts.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { registerBuild } from './commands/build.js';
+import { reportError } from './output.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function makeProgram(): Command {
+  const program = new Command('mkimg')
+    .version(pkg.version)
+    .description('Deterministic, minimal, verifiable OCI images from pinned Debian packages.')
+    .showHelpAfterError('(run `mkimg --help` for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .exitOverride();
+  registerBuild(program);
+  program.addHelpText(
+    'after',
+    `
+A typical session:
+  $ mkimg lock manifest.yaml              # resolve and pin Debian packages and file inputs
+  $ mkimg sign manifest.yaml --key me.asc # detached OpenPGP signature: manifest.yaml.sig
+  $ mkimg build manifest.yaml -o app.tar  # the same bytes on every machine
+  $ mkimg verify app.tar manifest.yaml.sig --keyring team.asc
+
+See SPEC.md for the manifest format, the image format, and exit codes.`,
+  );
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = makeProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      // help and version exit 0; usage errors were already printed by commander
+      process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+      return;
+    }
+    process.exitCode = reportError(e, argv.includes('--json'));
+  }
+}
