@@ -1,0 +1,836 @@
+/*
+ * mkimg-trace: run a program inside a staging root, sandboxed, and record
+ * every path it asks the kernel about (one JSON line per syscall entry).
+ *
+ *   mkimg-trace --root DIR --events FILE [--timeout SECS] [--hostname H]
+ *               [--cwd DIR] [--uid N --gid N] [--env K=V]... [--stdin FILE]
+ *               [--stdout FILE] [--stderr FILE] [--no-trace] -- PROGRAM ARGS...
+ *
+ * Process layout:
+ *   tracer (host namespaces) ── clone(NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC[|NEWUSER])
+ *     └─ init (pid 1 in the sandbox): builds the mount tree, pivots, forks
+ *          └─ worker: stdio, uid/gid, NO_NEW_PRIVS, seccomp filter, execve
+ * In trace mode init does PTRACE_TRACEME, so the worker and everything it
+ * starts are auto-attached (TRACEFORK/VFORK/CLONE); the worker installs a
+ * seccomp filter that returns SECCOMP_RET_TRACE for path syscalls only, so
+ * the tracer stops on those syscalls' entry and nowhere else.
+ *
+ * Exit codes: the program's exit code; 128+N if it was killed by signal N;
+ * 124 on timeout; 125 when the tracer itself fails; 126/127 when the program
+ * cannot be executed / is not found.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+#if !defined(__x86_64__)
+#error "mkimg-trace supports x86_64 only"
+#endif
+
+#ifndef SYS_fchmodat2
+#define SYS_fchmodat2 452
+#endif
+#ifndef AT_EMPTY_PATH
+#define AT_EMPTY_PATH 0x1000
+#endif
+#ifndef PTRACE_EVENT_SECCOMP
+#define PTRACE_EVENT_SECCOMP 7
+#endif
+
+#define EXIT_TRACER 125
+#define EXIT_TIMEOUT 124
+
+/* ------------------------------------------------------------------ */
+/* The syscall table                                                   */
+/* ------------------------------------------------------------------ */
+
+enum { SP_NONE = 0, SP_FD, SP_SOCK, SP_OPENAT2, SP_CREAT };
+
+struct scdef {
+  long nr;
+  const char *name;
+  signed char d1, p1; /* dirfd arg (-1: AT_FDCWD), path arg (-1: none) */
+  signed char d2, p2; /* a second path (link, rename) */
+  signed char fl;     /* flags arg, -1: none */
+  unsigned char special;
+};
+
+static const struct scdef SC[] = {
+  {SYS_open, "open", -1, 0, -1, -1, 1, 0},
+  {SYS_creat, "creat", -1, 0, -1, -1, -1, SP_CREAT},
+  {SYS_stat, "stat", -1, 0, -1, -1, -1, 0},
+  {SYS_lstat, "lstat", -1, 0, -1, -1, -1, 0},
+  {SYS_access, "access", -1, 0, -1, -1, -1, 0},
+  {SYS_readlink, "readlink", -1, 0, -1, -1, -1, 0},
+  {SYS_execve, "execve", -1, 0, -1, -1, -1, 0},
+  {SYS_chdir, "chdir", -1, 0, -1, -1, -1, 0},
+  {SYS_chroot, "chroot", -1, 0, -1, -1, -1, 0},
+  {SYS_truncate, "truncate", -1, 0, -1, -1, -1, 0},
+  {SYS_mknod, "mknod", -1, 0, -1, -1, -1, 0},
+  {SYS_getxattr, "getxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_lgetxattr, "lgetxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_listxattr, "listxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_llistxattr, "llistxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_setxattr, "setxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_lsetxattr, "lsetxattr", -1, 0, -1, -1, -1, 0},
+  {SYS_removexattr, "removexattr", -1, 0, -1, -1, -1, 0},
+  {SYS_lremovexattr, "lremovexattr", -1, 0, -1, -1, -1, 0},
+  {SYS_utime, "utime", -1, 0, -1, -1, -1, 0},
+  {SYS_utimes, "utimes", -1, 0, -1, -1, -1, 0},
+  {SYS_mkdir, "mkdir", -1, 0, -1, -1, -1, 0},
+  {SYS_unlink, "unlink", -1, 0, -1, -1, -1, 0},
+  {SYS_rmdir, "rmdir", -1, 0, -1, -1, -1, 0},
+  {SYS_chmod, "chmod", -1, 0, -1, -1, -1, 0},
+  {SYS_chown, "chown", -1, 0, -1, -1, -1, 0},
+  {SYS_lchown, "lchown", -1, 0, -1, -1, -1, 0},
+  {SYS_statfs, "statfs", -1, 0, -1, -1, -1, 0},
+  {SYS_link, "link", -1, 0, -1, 1, -1, 0},
+  {SYS_rename, "rename", -1, 0, -1, 1, -1, 0},
+  {SYS_symlink, "symlink", -1, 1, -1, -1, -1, 0},
+  {SYS_inotify_add_watch, "inotify_add_watch", -1, 1, -1, -1, -1, 0},
+  {SYS_openat, "openat", 0, 1, -1, -1, 2, 0},
+  {SYS_openat2, "openat2", 0, 1, -1, -1, -1, SP_OPENAT2},
+  {SYS_newfstatat, "newfstatat", 0, 1, -1, -1, 3, 0},
+  {SYS_statx, "statx", 0, 1, -1, -1, 2, 0},
+  {SYS_faccessat, "faccessat", 0, 1, -1, -1, -1, 0},
+  {SYS_faccessat2, "faccessat2", 0, 1, -1, -1, 3, 0},
+  {SYS_readlinkat, "readlinkat", 0, 1, -1, -1, -1, 0},
+  {SYS_execveat, "execveat", 0, 1, -1, -1, 4, 0},
+  {SYS_mkdirat, "mkdirat", 0, 1, -1, -1, -1, 0},
+  {SYS_mknodat, "mknodat", 0, 1, -1, -1, -1, 0},
+  {SYS_unlinkat, "unlinkat", 0, 1, -1, -1, 2, 0},
+  {SYS_fchmodat, "fchmodat", 0, 1, -1, -1, -1, 0},
+  {SYS_fchmodat2, "fchmodat2", 0, 1, -1, -1, 3, 0},
+  {SYS_fchownat, "fchownat", 0, 1, -1, -1, 4, 0},
+  {SYS_utimensat, "utimensat", 0, 1, -1, -1, 3, 0},
+  {SYS_futimesat, "futimesat", 0, 1, -1, -1, -1, 0},
+  {SYS_linkat, "linkat", 0, 1, 2, 3, 4, 0},
+  {SYS_renameat, "renameat", 0, 1, 2, 3, -1, 0},
+  {SYS_renameat2, "renameat2", 0, 1, 2, 3, 4, 0},
+  {SYS_symlinkat, "symlinkat", 1, 2, -1, -1, -1, 0},
+  {SYS_fchdir, "fchdir", 0, -1, -1, -1, -1, SP_FD},
+  {SYS_getdents64, "getdents64", 0, -1, -1, -1, -1, SP_FD},
+  {SYS_getdents, "getdents", 0, -1, -1, -1, -1, SP_FD},
+  {SYS_connect, "connect", -1, -1, -1, -1, -1, SP_SOCK},
+  {SYS_bind, "bind", -1, -1, -1, -1, -1, SP_SOCK},
+};
+#define NSC ((int)(sizeof SC / sizeof SC[0]))
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static const char *prog = "mkimg-trace";
+static int err_fd = 2; /* where setup failures are reported */
+
+static void die(const char *step) {
+  int e = errno;
+  dprintf(err_fd, "%s: %s: %s\n", prog, step, strerror(e));
+  _exit(EXIT_TRACER);
+}
+
+static void dief(const char *fmt, const char *arg) {
+  dprintf(err_fd, "%s: ", prog);
+  dprintf(err_fd, fmt, arg);
+  dprintf(err_fd, "\n");
+  _exit(EXIT_TRACER);
+}
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: %s --root DIR --events FILE [--timeout SECS] [--hostname H] [--cwd DIR]\n"
+          "       [--uid N --gid N] [--env K=V]... [--stdin FILE] [--stdout FILE] [--stderr FILE]\n"
+          "       [--no-trace] -- PROGRAM ARGS...\n",
+          prog);
+  exit(EXIT_TRACER);
+}
+
+static void write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die(path);
+  size_t n = strlen(text);
+  if (write(fd, text, n) != (ssize_t)n) die(path);
+  close(fd);
+}
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+struct opts {
+  const char *root, *events, *hostname, *cwd, *in, *out, *err;
+  long timeout;
+  long uid, gid;
+  char **env;
+  int nenv;
+  int trace;
+  char **argv;
+};
+
+static struct opts O;
+static char scratch[4096];
+
+/* ------------------------------------------------------------------ */
+/* Sandbox setup (runs in init, pid 1 of the new namespaces)           */
+/* ------------------------------------------------------------------ */
+
+static unsigned long locked_flags(const char *path) {
+  struct statvfs sv;
+  unsigned long f = 0;
+  if (statvfs(path, &sv) != 0) return 0;
+  if (sv.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (sv.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (sv.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (sv.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (sv.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (sv.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+static void bind_ro(const char *src, const char *dst) {
+  char step[8300];
+  if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) {
+    snprintf(step, sizeof step, "mount(bind %s -> %s)", src, dst);
+    die(step);
+  }
+  unsigned long f = locked_flags(dst);
+  if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | f, NULL) != 0) {
+    snprintf(step, sizeof step, "mount(remount read-only %s)", dst);
+    die(step);
+  }
+}
+
+static void mount_tmpfs(const char *dst, const char *data) {
+  char step[4200];
+  if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, data) != 0) {
+    snprintf(step, sizeof step, "mount(tmpfs %s)", dst);
+    die(step);
+  }
+}
+
+static void path_in(char *buf, size_t n, const char *a, const char *b) {
+  if ((size_t)snprintf(buf, n, "%s/%s", a, b) >= n) {
+    errno = ENAMETOOLONG;
+    die(b);
+  }
+}
+
+static const char *const DEVS[] = {"null", "zero", "full", "random", "urandom", "tty"};
+
+static void setup_mounts(void) {
+  char a[4200], b[4200];
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("mount(make / rprivate)");
+  mount_tmpfs(scratch, "mode=0755");
+
+  /* The scratch root mirrors DIR's top level: directories and files are
+   * bind-mounted read-only, symlinks recreated with the same target. */
+  DIR *d = opendir(O.root);
+  if (!d) die(O.root);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+    if (!strcmp(n, "dev") || !strcmp(n, "proc") || !strcmp(n, "tmp") || !strcmp(n, "run")) continue;
+    path_in(a, sizeof a, O.root, n);
+    path_in(b, sizeof b, scratch, n);
+    struct stat st;
+    if (lstat(a, &st) != 0) die(a);
+    if (S_ISLNK(st.st_mode)) {
+      char t[4097];
+      ssize_t l = readlink(a, t, sizeof t - 1);
+      if (l < 0) die(a);
+      t[l] = 0;
+      if (symlink(t, b) != 0) die(b);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (mkdir(b, st.st_mode & 07777) != 0) die(b);
+      bind_ro(a, b);
+    } else if (S_ISREG(st.st_mode)) {
+      int fd = open(b, O_CREAT | O_WRONLY | O_CLOEXEC, st.st_mode & 07777);
+      if (fd < 0) die(b);
+      close(fd);
+      bind_ro(a, b);
+    }
+  }
+  closedir(d);
+
+  path_in(a, sizeof a, scratch, "tmp");
+  if (mkdir(a, 01777) != 0) die(a);
+  mount_tmpfs(a, "mode=1777");
+  path_in(a, sizeof a, scratch, "run");
+  if (mkdir(a, 0755) != 0) die(a);
+  mount_tmpfs(a, "mode=0755");
+  path_in(a, sizeof a, scratch, "proc");
+  if (mkdir(a, 0555) != 0) die(a);
+  if (mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount(proc)");
+
+  path_in(a, sizeof a, scratch, "dev");
+  if (mkdir(a, 0755) != 0) die(a);
+  if (mount("tmpfs", a, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") != 0) die("mount(tmpfs /dev)");
+  for (size_t i = 0; i < sizeof DEVS / sizeof DEVS[0]; i++) {
+    char host[64];
+    snprintf(host, sizeof host, "/dev/%s", DEVS[i]);
+    path_in(b, sizeof b, a, DEVS[i]);
+    int fd = open(b, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+    if (fd < 0) die(b);
+    close(fd);
+    if (mount(host, b, NULL, MS_BIND, NULL) != 0) {
+      /* /dev/tty may be missing on a host without one: leave the file empty. */
+      if (strcmp(DEVS[i], "tty") == 0) continue;
+      char step[4300];
+      snprintf(step, sizeof step, "mount(bind %s)", host);
+      die(step);
+    }
+  }
+  static const char *const LINKS[][2] = {
+      {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
+  for (size_t i = 0; i < 4; i++) {
+    path_in(b, sizeof b, a, LINKS[i][1]);
+    if (symlink(LINKS[i][0], b) != 0) die(b);
+  }
+  path_in(b, sizeof b, a, "shm");
+  if (mkdir(b, 01777) != 0) die(b);
+  mount_tmpfs(b, "mode=1777");
+  path_in(b, sizeof b, a, "pts");
+  if (mkdir(b, 0755) != 0) die(b);
+  if (mount(NULL, a, NULL, MS_REMOUNT | MS_NOSUID | MS_NOEXEC | MS_RDONLY, "mode=0755") != 0) die("mount(remount /dev read-only)");
+
+  if (mount(NULL, scratch, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755") != 0)
+    die("mount(remount scratch root read-only)");
+  if (chdir(scratch) != 0) die("chdir(scratch root)");
+  if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
+  if (umount2(".", MNT_DETACH) != 0) die("umount2(old root)");
+  if (chdir("/") != 0) die("chdir(/)");
+}
+
+/* ------------------------------------------------------------------ */
+/* seccomp                                                             */
+/* ------------------------------------------------------------------ */
+
+static void install_filter(void) {
+  struct sock_filter f[256];
+  int n = 0;
+#define ST(code, k) (f[n++] = (struct sock_filter)BPF_STMT(code, k))
+#define JP(code, k, jt, jf) (f[n++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf))
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+  JP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+  ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  /* x32 syscalls (bit 30) are refused: the table is for the x86_64 ABI. */
+  JP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
+  ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+  /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in glibc: the fd's file was
+   * already recorded when it was opened, so these do not stop. */
+  JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 0, 4);
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]));
+  JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
+  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 0, 4);
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]));
+  JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
+  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+  for (int i = 0; i < NSC; i++) {
+    JP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)SC[i].nr, 0, 1);
+    ST(BPF_RET | BPF_K, SECCOMP_RET_TRACE | (unsigned)i);
+  }
+  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+#undef ST
+#undef JP
+  struct sock_fprog p = {.len = (unsigned short)n, .filter = f};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)");
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &p) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)");
+}
+
+/* ------------------------------------------------------------------ */
+/* init and worker                                                     */
+/* ------------------------------------------------------------------ */
+
+struct child_args {
+  int sync_r;
+  int userns;
+  int in_fd, out_fd, err_fd;
+};
+
+static void exec_program(void) {
+  const char *p = O.argv[0];
+  if (strchr(p, '/')) {
+    execve(p, O.argv, O.env);
+  } else {
+    const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (int i = 0; i < O.nenv; i++)
+      if (!strncmp(O.env[i], "PATH=", 5)) path = O.env[i] + 5;
+    char buf[8192];
+    const char *s = path;
+    while (*s) {
+      const char *e = strchr(s, ':');
+      size_t l = e ? (size_t)(e - s) : strlen(s);
+      if (l + strlen(p) + 2 < sizeof buf) {
+        memcpy(buf, s, l);
+        buf[l] = '/';
+        strcpy(buf + l + 1, p);
+        execve(buf, O.argv, O.env);
+        if (errno != ENOENT && errno != ENOTDIR) break;
+      }
+      if (!e) break;
+      s = e + 1;
+    }
+  }
+  int e = errno;
+  dprintf(err_fd, "%s: execve(%s): %s\n", prog, p, strerror(e));
+  _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
+}
+
+static int init_main(void *arg) {
+  struct child_args *ca = arg;
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
+  char c;
+  if (read(ca->sync_r, &c, 1) != 1) _exit(EXIT_TRACER); /* the tracer reported why */
+  close(ca->sync_r);
+
+  setup_mounts();
+  if (sethostname(O.hostname, strlen(O.hostname)) != 0) die("sethostname");
+
+  if (O.trace) {
+    if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) die("ptrace(PTRACE_TRACEME)");
+    raise(SIGSTOP);
+  }
+  pid_t w = fork();
+  if (w < 0) die("fork(worker)");
+  if (w == 0) {
+    if (O.cwd && chdir(O.cwd) != 0) dief("chdir(--cwd %s) inside the root failed", O.cwd);
+    if (O.gid >= 0) {
+      if (setgroups(0, NULL) != 0 && !ca->userns) die("setgroups");
+      if (setresgid(O.gid, O.gid, O.gid) != 0) die("setresgid(--gid)");
+    }
+    if (O.uid >= 0 && setresuid(O.uid, O.uid, O.uid) != 0) die("setresuid(--uid)");
+    if (dup2(ca->in_fd, 0) < 0) die("dup2(stdin)");
+    if (ca->out_fd >= 0 && dup2(ca->out_fd, 1) < 0) die("dup2(stdout)");
+    if (ca->err_fd >= 0 && dup2(ca->err_fd, 2) < 0) die("dup2(stderr)");
+    if (O.trace) install_filter();
+    else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)");
+    exec_program();
+  }
+  /* pid 1: reap everything, report the worker's status. */
+  for (;;) {
+    int st;
+    pid_t r = waitpid(-1, &st, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      _exit(EXIT_TRACER);
+    }
+    if (r == w) {
+      if (WIFEXITED(st)) _exit(WEXITSTATUS(st));
+      if (WIFSIGNALED(st)) _exit(128 + WTERMSIG(st));
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Tracing                                                             */
+/* ------------------------------------------------------------------ */
+
+static FILE *ev;
+static uint8_t *known; /* bitmap of pids already past their first stop */
+static long pid_max = 4194304;
+
+static int is_known(pid_t p) { return p < pid_max && (known[p >> 3] >> (p & 7)) & 1; }
+static void set_known(pid_t p, int v) {
+  if (p >= pid_max) return;
+  if (v) known[p >> 3] |= (uint8_t)(1 << (p & 7));
+  else known[p >> 3] &= (uint8_t) ~(1 << (p & 7));
+}
+
+/* Read a NUL-terminated string from the tracee. Returns length or -1. */
+static ssize_t read_str(pid_t pid, unsigned long addr, char *buf, size_t max) {
+  size_t got = 0;
+  while (got < max - 1) {
+    size_t chunk = 4096 - ((addr + got) & 4095);
+    if (chunk > max - 1 - got) chunk = max - 1 - got;
+    struct iovec l = {buf + got, chunk}, r = {(void *)(addr + got), chunk};
+    ssize_t n = process_vm_readv(pid, &l, 1, &r, 1, 0);
+    if (n <= 0) {
+      if (got == 0) return -1;
+      break;
+    }
+    char *z = memchr(buf + got, 0, (size_t)n);
+    if (z) return z - buf;
+    got += (size_t)n;
+  }
+  buf[got] = 0;
+  return (ssize_t)got;
+}
+
+static int read_mem(pid_t pid, unsigned long addr, void *buf, size_t n) {
+  struct iovec l = {buf, n}, r = {(void *)addr, n};
+  return process_vm_readv(pid, &l, 1, &r, 1, 0) == (ssize_t)n ? 0 : -1;
+}
+
+/* Path of fd (or cwd when fd == AT_FDCWD) inside the sandbox. */
+static int fd_path(pid_t pid, long fd, char *out, size_t n) {
+  char p[64];
+  if ((int)fd == AT_FDCWD) snprintf(p, sizeof p, "/proc/%d/cwd", pid);
+  else snprintf(p, sizeof p, "/proc/%d/fd/%d", pid, (int)fd);
+  ssize_t l = readlink(p, out, n - 1);
+  if (l < 0) return -1;
+  out[l] = 0;
+  return 0;
+}
+
+static void json_str(const char *s) {
+  if (!s) {
+    fputs("null", ev);
+    return;
+  }
+  putc('"', ev);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    unsigned char c = *p;
+    if (c == '"' || c == '\\') {
+      putc('\\', ev);
+      putc(c, ev);
+    } else if (c < 0x20) {
+      fprintf(ev, "\\u%04x", c);
+    } else {
+      putc(c, ev);
+    }
+  }
+  putc('"', ev);
+}
+
+static void emit(pid_t pid, const char *sc, const char *path, const char *dir, const char *abs, long fd, unsigned long long flags) {
+  fprintf(ev, "{\"pid\":%d,\"sc\":\"%s\",\"path\":", pid, sc);
+  json_str(path);
+  fputs(",\"dirfd\":", ev);
+  json_str(dir);
+  fputs(",\"abs\":", ev);
+  json_str(abs);
+  if (fd != -999) fprintf(ev, ",\"fd\":%ld", fd);
+  fprintf(ev, ",\"flags\":%llu}\n", flags);
+}
+
+static unsigned long long argv_of(const struct user_regs_struct *r, int i) {
+  switch (i) {
+  case 0: return r->rdi;
+  case 1: return r->rsi;
+  case 2: return r->rdx;
+  case 3: return r->r10;
+  case 4: return r->r8;
+  default: return r->r9;
+  }
+}
+
+static char pathbuf[4097], dirbuf[4097], absbuf[8300];
+
+static void one_path(pid_t pid, const struct scdef *d, const struct user_regs_struct *r, int dfarg, int parg, unsigned long long flags) {
+  long dirfd = dfarg >= 0 ? (long)(int)argv_of(r, dfarg) : AT_FDCWD;
+  unsigned long addr = argv_of(r, parg);
+  const char *path = NULL;
+  if (addr) {
+    if (read_str(pid, addr, pathbuf, sizeof pathbuf) < 0) return; /* EFAULT for the process too */
+    path = pathbuf;
+  }
+  const char *dir = NULL, *abs = NULL;
+  int empty = !path || !path[0];
+  if (path && path[0] == '/') {
+    abs = path;
+  } else if (empty && !(flags & AT_EMPTY_PATH) && path) {
+    abs = NULL; /* ENOENT for the process: nothing looked up */
+  } else {
+    if (fd_path(pid, dirfd, dirbuf, sizeof dirbuf) == 0) {
+      dir = dirbuf;
+      if (dirbuf[0] == '/') {
+        if (empty) abs = dirbuf;
+        else {
+          snprintf(absbuf, sizeof absbuf, "%s/%s", strcmp(dirbuf, "/") ? dirbuf : "", path);
+          abs = absbuf;
+        }
+      }
+    }
+  }
+  emit(pid, d->name, path, dir, abs, dfarg >= 0 ? dirfd : -999, flags);
+}
+
+static void on_syscall(pid_t pid, unsigned idx) {
+  if (idx >= (unsigned)NSC) return;
+  const struct scdef *d = &SC[idx];
+  struct user_regs_struct r;
+  if (ptrace(PTRACE_GETREGS, pid, 0, &r) != 0) return;
+  unsigned long long flags = 0;
+  if (d->fl >= 0) flags = argv_of(&r, d->fl);
+  if (d->special == SP_CREAT) flags = O_CREAT | O_WRONLY | O_TRUNC;
+  if (d->special == SP_OPENAT2) {
+    uint64_t f = 0;
+    if (read_mem(pid, argv_of(&r, 2), &f, sizeof f) == 0) flags = f;
+  }
+  if (d->special == SP_FD) {
+    long fd = (long)(int)argv_of(&r, 0);
+    const char *dir = NULL;
+    if (fd_path(pid, fd, dirbuf, sizeof dirbuf) == 0) dir = dirbuf;
+    emit(pid, d->name, NULL, dir, dir && dir[0] == '/' ? dir : NULL, fd, 0);
+    return;
+  }
+  if (d->special == SP_SOCK) {
+    struct sockaddr_un sa;
+    unsigned long len = argv_of(&r, 2);
+    if (len <= offsetof(struct sockaddr_un, sun_path) + 1) return;
+    if (len > sizeof sa) len = sizeof sa;
+    memset(&sa, 0, sizeof sa);
+    if (read_mem(pid, argv_of(&r, 1), &sa, len) != 0) return;
+    if (sa.sun_family != AF_UNIX || sa.sun_path[0] == 0) return; /* not a path, or abstract */
+    char p[sizeof sa.sun_path + 1];
+    memcpy(p, sa.sun_path, sizeof sa.sun_path);
+    p[sizeof sa.sun_path] = 0;
+    const char *dir = NULL, *abs = NULL;
+    if (p[0] == '/') abs = p;
+    else if (fd_path(pid, AT_FDCWD, dirbuf, sizeof dirbuf) == 0) {
+      dir = dirbuf;
+      snprintf(absbuf, sizeof absbuf, "%s/%s", strcmp(dirbuf, "/") ? dirbuf : "", p);
+      abs = absbuf;
+    }
+    emit(pid, d->name, p, dir, abs, -999, 0);
+    return;
+  }
+  one_path(pid, d, &r, d->d1, d->p1, flags);
+  if (d->p2 >= 0) one_path(pid, d, &r, d->d2, d->p2, flags);
+}
+
+static volatile sig_atomic_t timed_out = 0;
+static void on_alarm(int s) {
+  (void)s;
+  timed_out = 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* main                                                                */
+/* ------------------------------------------------------------------ */
+
+static long num(const char *s, const char *flag) {
+  char *e;
+  errno = 0;
+  long v = strtol(s, &e, 10);
+  if (errno || *e || v < 0) {
+    fprintf(stderr, "%s: %s wants a non-negative integer, got '%s'\n", prog, flag, s);
+    exit(EXIT_TRACER);
+  }
+  return v;
+}
+
+int main(int argc, char **argv) {
+  O.hostname = "mkimg";
+  O.timeout = 0;
+  O.uid = O.gid = -1;
+  O.trace = 1;
+  O.env = calloc((size_t)argc + 1, sizeof(char *));
+  if (!O.env) die("calloc");
+  int i;
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+#define NEXT() (i + 1 < argc ? argv[++i] : (usage(), (char *)NULL))
+    if (!strcmp(a, "--")) {
+      i++;
+      break;
+    } else if (!strcmp(a, "--root")) O.root = NEXT();
+    else if (!strcmp(a, "--events")) O.events = NEXT();
+    else if (!strcmp(a, "--timeout")) O.timeout = num(NEXT(), a);
+    else if (!strcmp(a, "--hostname")) O.hostname = NEXT();
+    else if (!strcmp(a, "--cwd")) O.cwd = NEXT();
+    else if (!strcmp(a, "--uid")) O.uid = num(NEXT(), a);
+    else if (!strcmp(a, "--gid")) O.gid = num(NEXT(), a);
+    else if (!strcmp(a, "--env")) {
+      char *kv = NEXT();
+      if (!strchr(kv, '=')) {
+        fprintf(stderr, "%s: --env wants K=V, got '%s'\n", prog, kv);
+        exit(EXIT_TRACER);
+      }
+      O.env[O.nenv++] = kv;
+    } else if (!strcmp(a, "--stdin")) O.in = NEXT();
+    else if (!strcmp(a, "--stdout")) O.out = NEXT();
+    else if (!strcmp(a, "--stderr")) O.err = NEXT();
+    else if (!strcmp(a, "--no-trace")) O.trace = 0;
+    else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage();
+    } else {
+      fprintf(stderr, "%s: unknown option '%s'\n", prog, a);
+      usage();
+    }
+#undef NEXT
+  }
+  if (!O.root || (!O.events && O.trace) || i >= argc) usage();
+  O.argv = argv + i;
+
+  char rootbuf[4096];
+  if (!realpath(O.root, rootbuf)) die("realpath(--root)");
+  O.root = rootbuf;
+  struct stat st;
+  if (stat(O.root, &st) != 0 || !S_ISDIR(st.st_mode)) dief("--root %s is not a directory", O.root);
+
+  err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  if (err_fd < 0) err_fd = 2;
+
+  struct child_args ca = {.in_fd = -1, .out_fd = -1, .err_fd = -1};
+  ca.in_fd = open(O.in ? O.in : "/dev/null", O_RDONLY | O_CLOEXEC);
+  if (ca.in_fd < 0) die(O.in ? O.in : "/dev/null");
+  if (O.out && (ca.out_fd = open(O.out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) die(O.out);
+  if (O.err && (ca.err_fd = open(O.err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) die(O.err);
+  if (O.events) {
+    ev = fopen(O.events, "we");
+    if (!ev) die(O.events);
+    setvbuf(ev, NULL, _IOFBF, 1 << 20);
+  }
+
+  const char *tmp = getenv("TMPDIR");
+  snprintf(scratch, sizeof scratch, "%s/mkimg-trace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+  if (!mkdtemp(scratch)) die("mkdtemp(scratch root)");
+
+  int sp[2];
+  if (pipe2(sp, O_CLOEXEC) != 0) die("pipe2");
+  ca.sync_r = sp[0];
+  ca.userns = geteuid() != 0;
+  int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (ca.userns) flags |= CLONE_NEWUSER;
+
+  size_t stack_sz = 1 << 20;
+  char *stack = malloc(stack_sz);
+  if (!stack) die("malloc");
+  uid_t euid = geteuid();
+  gid_t egid = getegid();
+  pid_t init = clone(init_main, stack + stack_sz, flags, &ca);
+  if (init < 0) {
+    int e = errno;
+    rmdir(scratch);
+    errno = e;
+    die(ca.userns ? "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)"
+                  : "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)");
+  }
+  close(sp[0]);
+  if (ca.userns) {
+    char p[64], m[64];
+    snprintf(p, sizeof p, "/proc/%d/setgroups", init);
+    write_file(p, "deny");
+    snprintf(p, sizeof p, "/proc/%d/uid_map", init);
+    snprintf(m, sizeof m, "0 %u 1\n", euid);
+    write_file(p, m);
+    snprintf(p, sizeof p, "/proc/%d/gid_map", init);
+    snprintf(m, sizeof m, "0 %u 1\n", egid);
+    write_file(p, m);
+  }
+  if (write(sp[1], "x", 1) != 1) die("write(sync)");
+  close(sp[1]);
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_alarm; /* no SA_RESTART: waitpid returns EINTR */
+  sigaction(SIGALRM, &sa, NULL);
+  if (O.timeout > 0) alarm((unsigned)O.timeout);
+
+  FILE *pm = fopen("/proc/sys/kernel/pid_max", "re");
+  if (pm) {
+    if (fscanf(pm, "%ld", &pid_max) != 1) pid_max = 4194304;
+    fclose(pm);
+  }
+  known = calloc((size_t)pid_max / 8 + 1, 1);
+  if (!known) die("calloc");
+
+  int init_status = -1, killed = 0, init_seen = 0;
+  for (;;) {
+    if (timed_out && !killed) {
+      kill(init, SIGKILL);
+      killed = 1;
+    }
+    int s;
+    pid_t p = waitpid(-1, &s, __WALL);
+    if (p < 0) {
+      if (errno == EINTR) continue;
+      if (errno == ECHILD) break;
+      die("waitpid");
+    }
+    if (WIFEXITED(s) || WIFSIGNALED(s)) {
+      set_known(p, 0);
+      if (p == init) init_status = s;
+      continue;
+    }
+    if (!WIFSTOPPED(s)) continue;
+    int sig = WSTOPSIG(s), event = s >> 16;
+    if (p == init && !init_seen) {
+      /* init stopped itself after PTRACE_TRACEME: set the options. */
+      init_seen = 1;
+      set_known(p, 1);
+      long o = PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC |
+               PTRACE_O_TRACESECCOMP | PTRACE_O_EXITKILL;
+      if (ptrace(PTRACE_SETOPTIONS, p, 0, o) != 0) {
+        kill(init, SIGKILL);
+        die("ptrace(PTRACE_SETOPTIONS)");
+      }
+      ptrace(PTRACE_CONT, p, 0, 0);
+      continue;
+    }
+    if (sig == SIGTRAP && event == PTRACE_EVENT_SECCOMP) {
+      unsigned long msg = 0;
+      ptrace(PTRACE_GETEVENTMSG, p, 0, &msg);
+      on_syscall(p, (unsigned)msg);
+      ptrace(PTRACE_CONT, p, 0, 0);
+      continue;
+    }
+    if (sig == SIGTRAP && event) {
+      /* fork/vfork/clone/exec events */
+      if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
+        unsigned long np = 0;
+        ptrace(PTRACE_GETEVENTMSG, p, 0, &np);
+      }
+      set_known(p, 1);
+      ptrace(PTRACE_CONT, p, 0, 0);
+      continue;
+    }
+    if (!is_known(p)) {
+      /* a new tracee's initial stop */
+      set_known(p, 1);
+      ptrace(PTRACE_CONT, p, 0, (sig == SIGSTOP) ? 0 : sig);
+      continue;
+    }
+    siginfo_t si;
+    if (ptrace(PTRACE_GETSIGINFO, p, 0, &si) != 0) {
+      /* group-stop: resume without a signal */
+      ptrace(PTRACE_CONT, p, 0, 0);
+      continue;
+    }
+    ptrace(PTRACE_CONT, p, 0, sig);
+  }
+  alarm(0);
+  if (ev && fclose(ev) != 0) {
+    rmdir(scratch);
+    die("writing --events");
+  }
+  rmdir(scratch);
+  if (timed_out) {
+    dprintf(err_fd, "%s: timed out after %ld s: killed the process tree\n", prog, O.timeout);
+    return EXIT_TIMEOUT;
+  }
+  if (init_status < 0) return EXIT_TRACER;
+  if (WIFEXITED(init_status)) return WEXITSTATUS(init_status);
+  return 128 + WTERMSIG(init_status);
+}
