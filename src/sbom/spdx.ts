@@ -1,0 +1,258 @@
+/**
+ * An SPDX 2.3 JSON SBOM of what the minimized image really holds: the Debian
+ * packages that still contribute kept files, every kept regular file with its
+ * package, files: inputs, and what mkimg generated. Deterministic: no clock
+ * (created = sourceDateEpoch), sorted lists, canonical JSON bytes.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
+import type { Manifest } from '../manifest/types.js';
+import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
+import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
+import { debianBase, purlDistro } from '../system/files.js';
+import { byteOrder, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
+import { contributingPackages } from '../system/statusd.js';
+import { spdxLicenseOf } from './license.js';
+
+/** Where the SBOM lives inside the image. */
+export const SBOM_PATH = '/usr/share/mkimg/sbom.spdx.json';
+/** Alias used by src/build/build.ts. */
+export const SBOM_IMAGE_PATH = SBOM_PATH;
+export const SPDX_IMAGE_ID = 'SPDXRef-Image';
+export const SPDX_INPUTS_ID = 'SPDXRef-Package-mkimg-inputs';
+export const SPDX_GENERATED_ID = 'SPDXRef-Package-mkimg-generated';
+
+function mkimgVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? '0';
+  } catch {
+    return '0';
+  }
+}
+
+function shortHash(s: string): string {
+  return createHash('sha256').update(s).digest('hex').slice(0, 16);
+}
+
+/** SPDXRef for a Debian package: readable and collision-free ("libstdc++6" -> "SPDXRef-Package-deb-libstdc--6-<hash>"). */
+export function packageSpdxId(name: string): string {
+  return `SPDXRef-Package-deb-${name.replace(/[^A-Za-z0-9.-]/g, '-')}-${shortHash(name).slice(0, 8)}`;
+}
+
+export function fileSpdxId(path: string): string {
+  return `SPDXRef-File-${shortHash(path)}`;
+}
+
+/** purl for a Debian binary package (name and version percent-encoded as the purl spec asks). */
+export function debPurl(name: string, version: string, arch: string, distro: string): string {
+  return `pkg:deb/debian/${encodeURIComponent(name)}@${encodeURIComponent(version)}?arch=${encodeURIComponent(arch)}&distro=${encodeURIComponent(distro)}`;
+}
+
+/** "Name <mail>" -> SPDX supplier ("Organization:" for teams and lists, else "Person:"). */
+export function supplierOf(maintainer: string | undefined): string {
+  if (!maintainer) return 'NOASSERTION';
+  const m = /^\s*(.*?)\s*<([^>]*)>\s*$/.exec(maintainer);
+  const name = (m ? m[1] : maintainer).replace(/[()]/g, '').trim();
+  const mail = m ? m[2].trim() : '';
+  const org = /maintainers|team|group|developers|packagers|project|debian/i.test(name) || /lists\.|alioth/i.test(mail);
+  return `${org ? 'Organization' : 'Person'}: ${name}${mail ? ` (${mail})` : ''}`;
+}
+
+export function controlField(control: string, field: string): string | undefined {
+  const re = new RegExp(`^${field}:[ \\t]*(.*)$`, 'im');
+  const m = re.exec(control);
+  return m ? m[1].trim() : undefined;
+}
+
+function spdxDate(epoch: number): string {
+  return new Date(epoch * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+interface FileRecord {
+  entry: StageEntry;
+  sha1: string;
+  sha256: string;
+  owner: string; // SPDXID of the containing package
+}
+
+function hashFile(root: StagingRoot, e: StageEntry): { sha1: string; sha256: string } {
+  let f = e;
+  if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
+  const data = readFileSync(f.hostPath ?? hostPathOf(root, f.path));
+  return {
+    sha1: createHash('sha1').update(data).digest('hex'),
+    sha256: createHash('sha256').update(data).digest('hex'),
+  };
+}
+
+function verificationCode(files: FileRecord[]): string {
+  const sorted = files.map((f) => f.sha1).sort();
+  return createHash('sha1').update(sorted.join('')).digest('hex');
+}
+
+/**
+ * Build the SPDX 2.3 document (a plain object; serialize with
+ * canonicalJsonBytes). `keep` is the minimized image's path set; packages
+ * are those of contributingPackages() (exactly the status.d packages).
+ * `debSha256ByName` overrides StagedPackage.sha256 when given.
+ */
+export function makeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): Record<string, unknown> {
+  const debSha = (p: StagedPackage): string => {
+    if (debSha256ByName instanceof Map) return debSha256ByName.get(p.name) ?? p.sha256;
+    return debSha256ByName?.[p.name] ?? p.sha256;
+  };
+  const distro = purlDistro(debianBase(manifest));
+  const lockFile = new Map((manifest.lock?.packages ?? []).map((p) => [p.name, p.filename]));
+  const contributing = contributingPackages(root, keep);
+  const ownerOfPath = new Map<string, string>();
+  for (const { pkg, kept } of contributing) for (const p of kept) ownerOfPath.set(p, packageSpdxId(pkg.name));
+
+  // Files: every kept regular file (and hardlink), except the SBOM itself.
+  const files: FileRecord[] = [];
+  for (const p of [...keep].map(normImagePath).sort(byteOrder)) {
+    if (p === SBOM_PATH) continue;
+    const e = root.entries.get(p);
+    if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
+    const owner = ownerOfPath.get(p) ?? (e.origin.startsWith('file:') ? SPDX_INPUTS_ID : SPDX_GENERATED_ID);
+    files.push({ entry: e, ...hashFile(root, e), owner });
+  }
+  const filesByOwner = new Map<string, FileRecord[]>();
+  for (const f of files) filesByOwner.set(f.owner, [...(filesByOwner.get(f.owner) ?? []), f]);
+
+  const extracted = new Map<string, { licenseId: string; name: string; extractedText: string }>();
+  const packages: Record<string, unknown>[] = [];
+  const relationships: Record<string, unknown>[] = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: SPDX_IMAGE_ID },
+  ];
+
+  packages.push({
+    SPDXID: SPDX_IMAGE_ID,
+    name: manifest.name,
+    versionInfo: manifest.tag,
+    downloadLocation: 'NOASSERTION',
+    filesAnalyzed: false,
+    primaryPackagePurpose: 'CONTAINER',
+    supplier: 'NOASSERTION',
+    licenseConcluded: 'NOASSERTION',
+    licenseDeclared: 'NOASSERTION',
+    copyrightText: 'NOASSERTION',
+    comment: `OCI image built by mkimg from manifest.yaml with sha256 ${manifest.origin.sha256}`,
+  });
+
+  for (const { pkg } of contributing) {
+    const id = packageSpdxId(pkg.name);
+    const own = filesByOwner.get(id) ?? [];
+    const copyright = readRootFile(root, `/usr/share/doc/${pkg.name}/copyright`)?.toString('utf8');
+    const lic = spdxLicenseOf(copyright, pkg.name);
+    for (const x of lic.extracted) {
+      const prev = extracted.get(x.licenseId);
+      // Same name in two packages may carry different text: keep the first by package order, deterministically.
+      if (!prev) extracted.set(x.licenseId, x);
+    }
+    const description = controlField(pkg.control, 'Description');
+    const source = controlField(pkg.control, 'Source');
+    const homepage = controlField(pkg.control, 'Homepage');
+    const filename = lockFile.get(pkg.name);
+    packages.push({
+      SPDXID: id,
+      name: pkg.name,
+      versionInfo: pkg.version,
+      supplier: supplierOf(controlField(pkg.control, 'Maintainer')),
+      downloadLocation: 'NOASSERTION',
+      packageFileName: filename ? posix.basename(filename) : undefined,
+      homepage: homepage && /^https?:\/\//.test(homepage) ? homepage : undefined,
+      sourceInfo: source ? `built package from: ${source}` : undefined,
+      summary: description,
+      filesAnalyzed: own.length > 0,
+      packageVerificationCode: own.length > 0 ? { packageVerificationCodeValue: verificationCode(own) } : undefined,
+      checksums: [{ algorithm: 'SHA256', checksumValue: debSha(pkg) }],
+      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(pkg.name, pkg.version, pkg.architecture, distro) }],
+      licenseDeclared: lic.expression,
+      licenseConcluded: 'NOASSERTION',
+      licenseComments: lic.debian ? `Debian copyright file (DEP-5) declares: ${lic.debian}` : undefined,
+      copyrightText: 'NOASSERTION',
+      attributionTexts: undefined,
+    });
+    relationships.push({ spdxElementId: SPDX_IMAGE_ID, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+  }
+
+  for (const [id, name, summary] of [
+    [SPDX_INPUTS_ID, `${manifest.name}-inputs`, 'Files from the manifest\'s files: inputs'],
+    [SPDX_GENERATED_ID, `${manifest.name}-generated`, 'Files mkimg generated: accounts, system files, package database'],
+  ] as const) {
+    const own = filesByOwner.get(id) ?? [];
+    if (own.length === 0) continue;
+    packages.push({
+      SPDXID: id,
+      name,
+      versionInfo: manifest.tag,
+      summary,
+      supplier: 'NOASSERTION',
+      downloadLocation: 'NOASSERTION',
+      filesAnalyzed: true,
+      packageVerificationCode: { packageVerificationCodeValue: verificationCode(own) },
+      licenseDeclared: 'NOASSERTION',
+      licenseConcluded: 'NOASSERTION',
+      copyrightText: 'NOASSERTION',
+    });
+    relationships.push({ spdxElementId: SPDX_IMAGE_ID, relationshipType: 'CONTAINS', relatedSpdxElement: id });
+  }
+
+  const spdxFiles = files.map((f) => ({
+    SPDXID: fileSpdxId(f.entry.path),
+    fileName: f.entry.path,
+    checksums: [
+      { algorithm: 'SHA1', checksumValue: f.sha1 },
+      { algorithm: 'SHA256', checksumValue: f.sha256 },
+    ],
+    licenseConcluded: 'NOASSERTION',
+    copyrightText: 'NOASSERTION',
+    comment: f.entry.origin.startsWith('file:') ? `from files: input ${f.entry.origin.slice(5)}` : f.entry.origin.startsWith('generated:') ? `generated by mkimg (${f.entry.origin.slice(10)})` : undefined,
+  }));
+  // Package -> file relationships, grouped by package in package order, files in path order.
+  const pkgOrder = packages.map((p) => p.SPDXID as string);
+  for (const id of pkgOrder) {
+    for (const f of filesByOwner.get(id) ?? []) {
+      relationships.push({ spdxElementId: id, relationshipType: 'CONTAINS', relatedSpdxElement: fileSpdxId(f.entry.path) });
+    }
+  }
+
+  const doc = {
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: `${manifest.name}:${manifest.tag}`,
+    documentNamespace: `https://mkimg.invalid/spdx/${encodeURIComponent(manifest.name)}-${manifest.origin.sha256}`,
+    creationInfo: {
+      created: spdxDate(manifest.sourceDateEpoch),
+      creators: [`Tool: mkimg-${mkimgVersion()}`],
+    },
+    documentDescribes: undefined,
+    packages,
+    files: spdxFiles,
+    hasExtractedLicensingInfos: extracted.size > 0 ? [...extracted.values()].sort((a, b) => byteOrder(a.licenseId, b.licenseId)) : undefined,
+    relationships,
+  };
+  // Drop undefined fields so the object equals its canonical JSON.
+  return JSON.parse(canonicalJson(doc)) as Record<string, unknown>;
+}
+
+/** The SBOM's bytes: canonical JSON of makeSbom(). */
+export function sbomBytes(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): Buffer {
+  return canonicalJsonBytes(makeSbom(root, keep, manifest, debSha256ByName));
+}
+
+/**
+ * Write the SBOM into the staging root at SBOM_PATH (0644 root) and return
+ * its bytes (for --sbom FILE) and the image paths written, which the caller
+ * adds to the keep set. Call after writeStatusD, with status.d paths in keep.
+ */
+export function writeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): { bytes: Buffer; paths: string[] } {
+  const bytes = sbomBytes(root, keep, manifest, debSha256ByName);
+  const r = writeRootFile(root, SBOM_PATH, bytes, 'generated:sbom');
+  const paths = [...r.created, r.path];
+  for (let p = posix.dirname(SBOM_PATH); p !== '/'; p = posix.dirname(p)) paths.push(p);
+  return { bytes, paths: [...new Set(paths)].sort(byteOrder) };
+}

@@ -1,0 +1,263 @@
+/**
+ * System files that maintainer scripts would have written on a Debian
+ * system: /etc/os-release, /etc/nsswitch.conf, /tmp (1777), the CA bundle in
+ * /etc/ssl/certs, and /etc/localtime. Bytes are a function of the root's
+ * package content and the manifest only.
+ */
+import { posix } from 'node:path';
+import type { Manifest } from '../manifest/types.js';
+import type { StagingRoot } from '../stage/types.js';
+import { MkimgError } from '../util/errors.js';
+import { byteOrder, ensureDir, isFileInRoot, lookupResolved, normImagePath, readRootFile, resolveInRoot, writeRootFile, writeRootSymlink } from './rootfs.js';
+
+/** Debian codenames mkimg knows, to name the image's base honestly. */
+export const DEBIAN_RELEASES: Record<string, string> = {
+  buster: '10',
+  bullseye: '11',
+  bookworm: '12',
+  trixie: '13',
+  forky: '14',
+};
+
+export interface DebianBase {
+  codename: string;
+  version?: string; // undefined for sid/unstable/testing
+}
+
+/**
+ * Which Debian release the packages come from, from the lock's suites (else
+ * the sources' suites): "bookworm-security" counts as bookworm. Undefined when
+ * no suite names a Debian release (then nothing claims to be Debian).
+ */
+export function debianBase(manifest: Manifest): DebianBase | undefined {
+  const suites = [...(manifest.lock?.packages ?? []).map((p) => p.suite), ...(manifest.sources ?? []).flatMap((s) => s.suites)];
+  const counts = new Map<string, number>();
+  for (const s of suites) {
+    const code = s.split(/[-/]/)[0];
+    if (code in DEBIAN_RELEASES || code === 'sid') counts.set(code, (counts.get(code) ?? 0) + 1);
+  }
+  if (counts.size === 0) return undefined;
+  const [codename] = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
+  return { codename, version: DEBIAN_RELEASES[codename] };
+}
+
+/** The purl distro qualifier for a base: "debian-12"; "debian-sid" for unstable. */
+export function purlDistro(base: DebianBase | undefined): string {
+  if (!base) return 'debian-12';
+  return `debian-${base.version ?? base.codename}`;
+}
+
+/** os-release text mkimg generates when base-files is not in the image. */
+export function generatedOsRelease(manifest: Manifest): string {
+  const base = debianBase(manifest);
+  const lines: string[] = [];
+  if (base) {
+    const what = base.version ? `Debian ${base.version}` : `Debian ${base.codename}`;
+    lines.push(`PRETTY_NAME="mkimg image (${what} packages)"`, 'NAME="mkimg image"', 'ID=debian');
+    if (base.version) lines.push(`VERSION_ID="${base.version}"`);
+    lines.push(`VERSION_CODENAME=${base.codename}`);
+  } else {
+    lines.push('PRETTY_NAME="mkimg image"', 'NAME="mkimg image"', 'ID=mkimg');
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] {
+  const origin = 'generated:os-release';
+  const out: string[] = [];
+  if (!isFileInRoot(root, '/usr/lib/os-release')) {
+    if (isFileInRoot(root, '/etc/os-release')) return []; // a files: input or package provides it
+    const r = writeRootFile(root, '/usr/lib/os-release', generatedOsRelease(manifest), origin);
+    out.push(...r.created, r.path);
+  }
+  if (!root.entries.has('/etc/os-release')) {
+    const r = writeRootSymlink(root, '/etc/os-release', '../usr/lib/os-release', origin);
+    out.push(...r.created, r.path);
+  }
+  return out;
+}
+
+export const DEFAULT_NSSWITCH = `# /etc/nsswitch.conf, written by mkimg (no libc-bin postinst ran)
+passwd:         files
+group:          files
+shadow:         files
+gshadow:        files
+
+hosts:          files dns
+networks:       files
+
+protocols:      files
+services:       files
+ethers:         files
+rpc:            files
+`;
+
+/** /etc/nsswitch.conf unless shipped: libc-bin's template when present (as its postinst does), else DEFAULT_NSSWITCH. */
+export function writeNsswitch(root: StagingRoot): string[] {
+  if (root.entries.has('/etc/nsswitch.conf')) return [];
+  const template = readRootFile(root, '/usr/share/libc-bin/nsswitch.conf');
+  const r = writeRootFile(root, '/etc/nsswitch.conf', template ?? DEFAULT_NSSWITCH, 'generated:nsswitch');
+  return [...r.created, r.path];
+}
+
+/** /tmp as a root-owned directory with mode 1777. */
+export function ensureTmp(root: StagingRoot): string[] {
+  const e = root.entries.get('/tmp');
+  if (e && e.type !== 'dir') {
+    throw new MkimgError('input', `/tmp in the staging root is a ${e.type} (from ${e.origin}), not a directory`, { hint: 'remove it from the files: inputs' });
+  }
+  if (e) {
+    e.mode = 0o1777;
+    e.uid = 0;
+    e.gid = 0;
+    return ['/tmp'];
+  }
+  return ensureDir(root, '/tmp', 'generated:tmp', { mode: 0o1777, uid: 0, gid: 0 }).created;
+}
+
+// ---------------------------------------------------------------------------
+// CA certificates, as update-ca-certificates builds them.
+
+export const CERTSDIR = '/usr/share/ca-certificates';
+export const LOCALCERTSDIR = '/usr/local/share/ca-certificates';
+export const CERTSCONF = '/etc/ca-certificates.conf';
+export const ETCCERTSDIR = '/etc/ssl/certs';
+export const CERTBUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Every "*.crt" regular file below dir (following symlinks, as find -L), relative, sorted by bytes (LC_ALL=C sort). */
+function findCrts(root: StagingRoot, dir: string): string[] {
+  const prefix = dir + '/';
+  const out: string[] = [];
+  for (const p of root.entries.keys()) {
+    if (!p.startsWith(prefix) || !p.endsWith('.crt')) continue;
+    if (isFileInRoot(root, p)) out.push(p.slice(prefix.length));
+  }
+  return out.sort(byteOrder);
+}
+
+/** The PEM link name update-ca-certificates gives a certificate file. */
+export function pemLinkName(crtPath: string): string {
+  const base = posix.basename(crtPath, '.crt').replace(/ /g, '_').replace(/[()]/g, '=').replace(/,/g, '_');
+  return base + '.pem';
+}
+
+export interface CaPlan {
+  /** Absolute image paths of the certificates, in bundle order. */
+  certs: string[];
+  bundle: Buffer;
+  /** Where the certificate list came from. */
+  from: 'conf' | 'all';
+  /** Names listed in the conf but missing from the root (update-ca-certificates warns about them). */
+  missing: string[];
+}
+
+/**
+ * Decide the bundle as update-ca-certificates would: the certificates named
+ * in /etc/ca-certificates.conf in its order (lines starting with "#" or "!"
+ * and empty lines skipped; names not found skipped), or, when that file is
+ * absent or empty (no postinst ran), every *.crt below /usr/share/ca-certificates
+ * in byte order (what the postinst would have listed). Then the local
+ * certificates below /usr/local/share/ca-certificates, sorted. Each file's
+ * bytes are appended verbatim, plus "\n" if its last line lacks one.
+ * Undefined when there is no certificate at all.
+ */
+export function planCaBundle(root: StagingRoot): CaPlan | undefined {
+  const conf = readRootFile(root, CERTSCONF);
+  const certs: string[] = [];
+  const missing: string[] = [];
+  let from: CaPlan['from'];
+  if (conf && conf.length > 0) {
+    from = 'conf';
+    for (const raw of conf.toString('utf8').split('\n')) {
+      if (raw === '' || raw.startsWith('#') || raw.startsWith('!')) continue;
+      const name = raw.trim();
+      const p = normImagePath(CERTSDIR + '/' + name);
+      if (name === '' || !isFileInRoot(root, p)) {
+        missing.push(name);
+        continue;
+      }
+      certs.push(p);
+    }
+  } else {
+    from = 'all';
+    certs.push(...findCrts(root, CERTSDIR).map((r) => CERTSDIR + '/' + r));
+  }
+  certs.push(...findCrts(root, LOCALCERTSDIR).map((r) => LOCALCERTSDIR + '/' + r));
+  if (certs.length === 0) return undefined;
+  const parts: Buffer[] = [];
+  for (const c of certs) {
+    const b = readRootFile(root, c)!;
+    parts.push(b);
+    if (b.length > 0 && b[b.length - 1] !== 0x0a) parts.push(Buffer.from('\n'));
+  }
+  return { certs, bundle: Buffer.concat(parts), from, missing };
+}
+
+/**
+ * Write /etc/ssl/certs/ca-certificates.crt and the /etc/ssl/certs/<name>.pem
+ * symlinks (absolute targets, as update-ca-certificates makes them). The
+ * OpenSSL subject-hash links (<hash>.0) are not written: see the spec.
+ */
+export function writeCaCertificates(root: StagingRoot): string[] {
+  const plan = planCaBundle(root);
+  if (!plan) return [];
+  const origin = 'generated:ca-certificates';
+  const out: string[] = [];
+  const r = writeRootFile(root, CERTBUNDLE, plan.bundle, origin);
+  out.push(...r.created, r.path);
+  for (const c of plan.certs) {
+    const link = ETCCERTSDIR + '/' + pemLinkName(c);
+    const existing = root.entries.get(link);
+    if (existing && existing.type !== 'symlink') continue; // a real file someone put there wins
+    const l = writeRootSymlink(root, link, c, origin);
+    out.push(...l.created, l.path);
+  }
+  return [...new Set(out)];
+}
+
+// ---------------------------------------------------------------------------
+// Time zones: tzdata's files stay as shipped (plain files and relative
+// symlinks); mkimg only adds what tzdata's postinst adds by default.
+
+export function writeTimezone(root: StagingRoot): string[] {
+  if (!isFileInRoot(root, '/usr/share/zoneinfo/Etc/UTC')) return [];
+  const origin = 'generated:timezone';
+  const out: string[] = [];
+  if (!root.entries.has('/etc/localtime')) {
+    const r = writeRootSymlink(root, '/etc/localtime', '/usr/share/zoneinfo/Etc/UTC', origin);
+    out.push(...r.created, r.path);
+  }
+  if (!root.entries.has('/etc/timezone')) {
+    const r = writeRootFile(root, '/etc/timezone', 'Etc/UTC\n', origin);
+    out.push(...r.created, r.path);
+  }
+  return out;
+}
+
+/**
+ * All system files, in a fixed order. Call after packages and files: inputs
+ * are unpacked, before tracing (writeAccounts is separate: src/system/accounts.ts).
+ * Returns every image path written or created; they must be kept by the minimizer.
+ */
+export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[] {
+  const out = [...writeOsRelease(root, manifest), ...writeNsswitch(root), ...ensureTmp(root), ...writeCaCertificates(root), ...writeTimezone(root)];
+  return [...new Set(out)];
+}
+
+/**
+ * The image paths a keep-group must hold so minimization never drops what
+ * these writers produce or point at (used by src/minimize for the
+ * "certificates", "timezones" and "nss" groups).
+ */
+export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
+  system: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/os-release', '/usr/lib/os-release', '/etc/debian_version', '/tmp', '/etc/nsswitch.conf', '/var/lib/dpkg/status.d/**', '/usr/share/mkimg/**'],
+  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf'],
+  timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
+  nss: ['/etc/nsswitch.conf', '/etc/host.conf', '/etc/hosts', '/etc/services', '/etc/protocols', '/etc/ethers', '/etc/rpc'],
+};
+
+/** Resolve a symlink chain from an entry, for callers that need the final file (e.g. /etc/os-release). */
+export function finalPath(root: StagingRoot, p: string): string | undefined {
+  const r = resolveInRoot(root, p);
+  return r && lookupResolved(root, r) ? r : undefined;
+}
