@@ -1,0 +1,225 @@
+/**
+ * Is an image tar whole? Every blob hashes to its name, every descriptor's
+ * digest and size match a blob, the config's rootfs.diff_ids match the layers,
+ * index.json and Docker's manifest.json agree, no blob is missing or extra.
+ * One streaming pass over the tar (read-image.ts), then checks on what it saw.
+ */
+import { createGunzip } from 'node:zlib';
+import { createHash } from 'node:crypto';
+import { MkimgError } from '../util/errors.js';
+import { scanImageTar, type ImageTarScan } from './read-image.js';
+
+export const MANIFEST_LABEL = 'org.mkimg.manifest.sha256';
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+const LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
+const LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
+const DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
+const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+
+const BLOB_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
+const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface CheckedImage {
+  /** Digest of the image manifest (the one index.json points at). */
+  manifestDigest: string;
+  /** Digest of the config = the image ID. */
+  configDigest: string;
+  config: Record<string, any>;
+  manifest: Record<string, any>;
+  layers: Descriptor[];
+  /** Config labels (config.config.Labels). */
+  labels: Record<string, string>;
+  repoTags: string[];
+  scan: ImageTarScan;
+}
+
+function fail(path: string, message: string, hint?: string, details?: Record<string, unknown>): never {
+  throw new MkimgError('integrity', `image ${path}: ${message}`, {
+    hint: hint ?? 'the image was modified after it was built, or the copy is damaged; fetch or build it again',
+    details,
+  });
+}
+
+function parseJson(path: string, what: string, bytes: Buffer | undefined): any {
+  if (!bytes) fail(path, `${what} is missing or too large to be JSON`);
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    fail(path, `${what} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+function checkDescriptor(path: string, where: string, d: any): Descriptor {
+  if (!d || typeof d !== 'object') fail(path, `${where} is not a descriptor object`);
+  if (typeof d.digest !== 'string' || !DIGEST_RE.test(d.digest)) fail(path, `${where}.digest ${JSON.stringify(d.digest)} is not a sha256 digest`);
+  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) fail(path, `${where}.size is not a byte count`);
+  if (typeof d.mediaType !== 'string') fail(path, `${where}.mediaType is missing`);
+  return d as Descriptor;
+}
+
+/** Scan and check an image tar. Throws MkimgError('integrity') at the first problem. */
+export async function checkImageIntegrity(path: string): Promise<CheckedImage> {
+  const scan = await scanImageTar(path);
+  return checkScannedImage(scan);
+}
+
+export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImage> {
+  const path = scan.path;
+  const blobs = new Map<string, (typeof scan.entries)[number]>();
+  for (const e of scan.entries) {
+    const name = e.header.name.replace(/^\.\//, '');
+    if (name === 'blobs/' || name === 'blobs/sha256/' || name === 'blobs' || name === 'blobs/sha256') {
+      if (e.header.type !== '5') fail(path, `${name} is not a directory`);
+      continue;
+    }
+    if (name === 'index.json' || name === 'manifest.json' || name === 'oci-layout') {
+      if (e.header.type !== '0') fail(path, `${name} is not a regular file`);
+      continue;
+    }
+    const m = BLOB_RE.exec(name);
+    if (!m) fail(path, `unexpected entry ${JSON.stringify(e.header.name)} (an OCI image tar holds only blobs/sha256/<hex>, index.json, manifest.json, oci-layout)`);
+    if (e.header.type !== '0') fail(path, `blob ${name} is not a regular file (type ${e.header.type})`);
+    if (e.size !== e.header.size) fail(path, `blob ${name} has ${e.size} bytes but its header says ${e.header.size}`);
+    if (e.sha256 !== m[1]) {
+      fail(path, `blob sha256:${m[1]} is corrupted: its content hashes to sha256:${e.sha256}`, undefined, {
+        blob: `sha256:${m[1]}`,
+        actual: `sha256:${e.sha256}`,
+      });
+    }
+    blobs.set(m[1], e);
+  }
+
+  const get = (name: string) => scan.byName.get(name) ?? scan.byName.get('./' + name);
+  const layoutEntry = get('oci-layout');
+  if (!layoutEntry) fail(path, 'oci-layout is missing');
+  const layout = parseJson(path, 'oci-layout', layoutEntry.bytes);
+  if (layout?.imageLayoutVersion !== '1.0.0') fail(path, `oci-layout has imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}, expected "1.0.0"`);
+
+  const indexEntry = get('index.json');
+  if (!indexEntry) fail(path, 'index.json is missing');
+  const index = parseJson(path, 'index.json', indexEntry.bytes);
+  if (index?.schemaVersion !== 2) fail(path, 'index.json: schemaVersion is not 2');
+  if (index.mediaType !== undefined && index.mediaType !== OCI_INDEX) fail(path, `index.json: mediaType ${JSON.stringify(index.mediaType)} is not ${OCI_INDEX}`);
+  if (!Array.isArray(index.manifests) || index.manifests.length !== 1) {
+    fail(path, `index.json must list exactly one image manifest (it lists ${Array.isArray(index.manifests) ? index.manifests.length : 'none'})`);
+  }
+
+  const referenced = new Set<string>();
+  const blobFor = (where: string, d: Descriptor) => {
+    const hex = d.digest.slice(7);
+    const e = blobs.get(hex);
+    if (!e) fail(path, `${where} points at ${d.digest}, which is not in blobs/sha256/`, undefined, { blob: d.digest });
+    if (e.size !== d.size) {
+      fail(path, `${where} says ${d.digest} has ${d.size} bytes, but the blob has ${e.size}`, undefined, { blob: d.digest });
+    }
+    referenced.add(hex);
+    return e;
+  };
+
+  const mdesc = checkDescriptor(path, 'index.json manifests[0]', index.manifests[0]);
+  if (mdesc.mediaType !== OCI_MANIFEST && mdesc.mediaType !== DOCKER_MANIFEST) {
+    fail(path, `index.json manifests[0].mediaType ${JSON.stringify(mdesc.mediaType)} is not an image manifest`);
+  }
+  const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor('index.json manifests[0]', mdesc).bytes);
+  if (manifest?.schemaVersion !== 2) fail(path, `image manifest ${mdesc.digest}: schemaVersion is not 2`);
+  if (manifest.mediaType !== undefined && manifest.mediaType !== mdesc.mediaType) {
+    fail(path, `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from index.json's ${JSON.stringify(mdesc.mediaType)}`);
+  }
+  const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
+  if (cdesc.mediaType !== OCI_CONFIG && cdesc.mediaType !== DOCKER_CONFIG) fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
+  const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
+  if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
+  const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) => checkDescriptor(path, `image manifest layers[${i}]`, l));
+
+  const diffIds = config?.rootfs?.diff_ids;
+  if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds)) fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
+  if (diffIds.length !== layers.length) fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
+  const gzipped: { i: number; hex: string }[] = [];
+  layers.forEach((l, i) => {
+    blobFor(`image manifest layers[${i}]`, l);
+    if (l.mediaType === LAYER_TAR || l.mediaType === DOCKER_LAYER) {
+      if (diffIds[i] !== l.digest) fail(path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`, undefined, { layer: i });
+    } else if (l.mediaType === LAYER_GZIP || l.mediaType === DOCKER_LAYER_GZIP) {
+      gzipped.push({ i, hex: l.digest.slice(7) });
+    } else {
+      fail(path, `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`);
+    }
+  });
+  if (gzipped.length) await checkGzipDiffIds(scan, gzipped, diffIds);
+
+  for (const hex of blobs.keys()) {
+    if (!referenced.has(hex)) fail(path, `blob sha256:${hex} is not referenced by index.json, the manifest or the config (extra blob)`, undefined, { blob: `sha256:${hex}` });
+  }
+
+  // Docker's manifest.json must describe the same image.
+  const dockerEntry = get('manifest.json');
+  if (!dockerEntry) fail(path, 'manifest.json (Docker) is missing');
+  const docker = parseJson(path, 'manifest.json', dockerEntry.bytes);
+  if (!Array.isArray(docker) || docker.length !== 1) fail(path, 'manifest.json must be a list with one image');
+  const d0 = docker[0];
+  if (d0?.Config !== `blobs/sha256/${cdesc.digest.slice(7)}`) {
+    fail(path, `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config blobs/sha256/${cdesc.digest.slice(7)}`);
+  }
+  const wantLayers = layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`);
+  if (!Array.isArray(d0.Layers) || d0.Layers.length !== wantLayers.length || d0.Layers.some((x: unknown, i: number) => x !== wantLayers[i])) {
+    fail(path, `manifest.json Layers ${JSON.stringify(d0.Layers)} disagree with the image manifest's layers ${JSON.stringify(wantLayers)}`);
+  }
+  const repoTags: string[] = Array.isArray(d0.RepoTags) ? d0.RepoTags : [];
+  const imageName = mdesc.annotations?.['io.containerd.image.name'];
+  if (imageName !== undefined && !repoTags.includes(imageName)) {
+    fail(path, `manifest.json RepoTags ${JSON.stringify(repoTags)} do not include index.json's image name ${JSON.stringify(imageName)}`);
+  }
+  const refName = mdesc.annotations?.['org.opencontainers.image.ref.name'];
+  if (refName !== undefined && imageName !== undefined && !imageName.endsWith(':' + refName)) {
+    fail(path, `index.json: ref.name ${JSON.stringify(refName)} disagrees with image name ${JSON.stringify(imageName)}`);
+  }
+
+  const labels = (config?.config?.Labels ?? {}) as Record<string, string>;
+  return { manifestDigest: mdesc.digest, configDigest: cdesc.digest, config, manifest, layers, labels, repoTags, scan };
+}
+
+/** Second pass, only for gzip layers (mkimg writes none): decompress and hash. */
+async function checkGzipDiffIds(scan: ImageTarScan, layers: { i: number; hex: string }[], diffIds: string[]): Promise<void> {
+  const want = new Map(layers.map((l) => [l.hex, l.i]));
+  const results = new Map<number, Promise<string>>();
+  await scanImageTar(scan.path, {
+    keepLimit: 0,
+    tap(h) {
+      const m = BLOB_RE.exec(h.name.replace(/^\.\//, ''));
+      const i = m ? want.get(m[1]) : undefined;
+      if (i === undefined) return undefined;
+      const gunzip = createGunzip();
+      const hash = createHash('sha256');
+      results.set(
+        i,
+        new Promise((res, rej) => {
+          gunzip.on('data', (c: Buffer) => hash.update(c));
+          gunzip.on('end', () => res('sha256:' + hash.digest('hex')));
+          gunzip.on('error', rej);
+        }),
+      );
+      return { write: (c) => void gunzip.write(Buffer.from(c)), end: () => void gunzip.end() };
+    },
+  });
+  for (const [i, p] of results) {
+    let got: string;
+    try {
+      got = await p;
+    } catch (e) {
+      fail(scan.path, `layer ${i} is not valid gzip (${(e as Error).message})`);
+    }
+    if (got !== diffIds[i]) fail(scan.path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} decompresses to ${got}`, undefined, { layer: i });
+  }
+}
