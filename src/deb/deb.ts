@@ -1,0 +1,169 @@
+/**
+ * readDeb: a .deb read front to back, as dpkg-deb reads it.
+ *
+ * Members, in this order and no other: `debian-binary` ("2.x\n"), then
+ * `control.tar[.gz|.xz|.zst]`, then `data.tar[.gz|.xz|.zst]`. Members whose
+ * name starts with "_" are ignored anywhere (dpkg's rule for additions such as
+ * signatures). Anything else is an 'input' error naming the .deb.
+ * The control archive is read whole (it is small); the data archive is
+ * streamed through entries().
+ */
+import { createReadStream } from 'node:fs';
+import { MkimgError } from '../util/errors.js';
+import { ByteReader } from './bytes.js';
+import { ArReader } from './ar.js';
+import { Compression, compressionOf, decompress } from './decompress.js';
+import { readTar, TarEntry } from './tar.js';
+
+export interface DebControlArchive {
+  /** The `control` file text, verbatim. */
+  control: string;
+  /** The `md5sums` file text, when present. */
+  md5sums?: string;
+  /** Every regular file of the control archive by name ("control", "postinst", "conffiles", ...). */
+  files: Map<string, Buffer>;
+  compression: Compression;
+}
+
+export interface Deb {
+  path: string;
+  /** debian-binary contents, e.g. "2.0\n". */
+  formatVersion: string;
+  control: DebControlArchive;
+  dataMember: string;
+  dataCompression: Compression;
+  /** The data archive's tar entries, streamed. Call at most once; closes the file when done. */
+  entries(): AsyncGenerator<TarEntry>;
+  /** Release the file (needed only when entries() is not run to the end). */
+  close(): Promise<void>;
+}
+
+const CONTROL_LIMIT = 64 << 20;
+
+export async function readDeb(path: string): Promise<Deb> {
+  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  const opened = new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', reject);
+  });
+  try {
+    await opened;
+  } catch (e) {
+    stream.destroy();
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new MkimgError('input', `${path}: cannot read the package file (${code ?? String(e)})`, { cause: e });
+  }
+  const bytes = new ByteReader(stream, path);
+  const ar = new ArReader(bytes, path);
+  try {
+    const next = async (): Promise<import('./ar.js').ArMember | null> => {
+      for (;;) {
+        const m = await ar.next();
+        if (m === null || !m.name.startsWith('_')) return m;
+      }
+    };
+    const first = await next();
+    if (!first || first.name !== 'debian-binary') {
+      throw orderError(path, first?.name ?? '(end of file)', 'debian-binary');
+    }
+    if (first.size > 64) throw new MkimgError('input', `${path}: debian-binary member is ${first.size} bytes, expected "2.0\\n"`);
+    const formatVersion = (await ar.readBody()).toString('latin1');
+    if (!/^2\.\d+\n/.test(formatVersion)) {
+      throw new MkimgError('input', `${path}: unsupported package format ${JSON.stringify(formatVersion)} in debian-binary (expected "2.0\\n")`);
+    }
+
+    const cm = await next();
+    const cComp = cm ? compressionOf(cm.name, 'control.tar') : null;
+    if (!cm || cComp === null) throw orderError(path, cm?.name ?? '(end of file)', 'control.tar[.gz|.xz|.zst]');
+    if (cm.size > CONTROL_LIMIT) throw new MkimgError('input', `${path}: control member of ${cm.size} bytes is implausibly large`);
+    const control = await readControlArchive(ar.body(), cComp, `${path}: ${cm.name}`, path);
+
+    const dm = await next();
+    const dComp = dm ? compressionOf(dm.name, 'data.tar') : null;
+    if (!dm || dComp === null) throw orderError(path, dm?.name ?? '(end of file)', 'data.tar[.gz|.xz|.zst]');
+    const dataLabel = `${path}: ${dm.name}`;
+
+    let started = false;
+    const entries = async function* (): AsyncGenerator<TarEntry> {
+      if (started) throw new Error('Deb.entries() called twice');
+      started = true;
+      try {
+        yield* readTar(decompress(ar.body(), dComp, dataLabel), dataLabel);
+        // Nothing but "_" members may follow the data archive.
+        const extra = await next();
+        if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
+      } finally {
+        await bytes.close();
+      }
+    };
+    return {
+      path,
+      formatVersion,
+      control,
+      dataMember: dm.name,
+      dataCompression: dComp,
+      entries,
+      close: () => bytes.close(),
+    };
+  } catch (e) {
+    await bytes.close();
+    throw e;
+  }
+}
+
+async function readControlArchive(body: AsyncIterable<Buffer>, comp: Compression, label: string, path: string): Promise<DebControlArchive> {
+  const files = new Map<string, Buffer>();
+  for await (const e of readTar(decompress(body, comp, label), label)) {
+    if (e.type !== 'file') continue;
+    const name = e.name.replace(/^(\.\/)+/, '');
+    if (name.includes('/')) continue;
+    const parts: Buffer[] = [];
+    for await (const c of e.body) parts.push(c);
+    files.set(name, Buffer.concat(parts));
+  }
+  const control = files.get('control');
+  if (!control) throw new MkimgError('input', `${path}: the control archive has no "control" file`);
+  const md5 = files.get('md5sums');
+  return { control: control.toString('utf8'), md5sums: md5?.toString('utf8'), files, compression: comp };
+}
+
+function orderError(path: string, found: string, expected: string): MkimgError {
+  return new MkimgError('input', `${path}: not a valid Debian package: found member "${found}" where ${expected} was expected`, {
+    hint: 'a .deb holds debian-binary, control.tar.*, data.tar.* in that order; the file is corrupt or not a Debian binary package',
+  });
+}
+
+/** Read only the control archive (and close the file). */
+export async function readDebControl(path: string): Promise<DebControlArchive> {
+  const d = await readDeb(path);
+  await d.close();
+  return d.control;
+}
+
+/**
+ * Parse one deb822 stanza (a control file): "Field: value" lines, continuation
+ * lines start with a space or tab. Field names are kept as written; look-ups
+ * should use the spelling dpkg uses (Package, Version, Architecture).
+ */
+export function parseControlStanza(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let last: string | null = null;
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) {
+      if (line === '' && last !== null && Object.keys(out).length) {
+        // blank line ends the first stanza
+        break;
+      }
+      continue;
+    }
+    if (line[0] === ' ' || line[0] === '\t') {
+      if (last !== null) out[last] += '\n' + line;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    last = line.slice(0, colon);
+    out[last] = line.slice(colon + 1).trim();
+  }
+  return out;
+}

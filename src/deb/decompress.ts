@@ -1,0 +1,89 @@
+/**
+ * Decompression of .deb members by their name's suffix: none, .gz (node:zlib),
+ * .xz (@napi-rs/lzma, whole member in memory: its API takes buffers), .zst
+ * (fzstd, streamed). Corrupt input is an 'input' error naming the member.
+ */
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { xz } from '@napi-rs/lzma';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { MkimgError } from '../util/errors.js';
+
+export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
+
+export function compressionOf(memberName: string, base: string): Compression | null {
+  if (memberName === base) return 'none';
+  if (memberName === base + '.gz') return 'gzip';
+  if (memberName === base + '.xz') return 'xz';
+  if (memberName === base + '.zst') return 'zstd';
+  return null;
+}
+
+function corrupt(label: string, kind: Compression, e: unknown): MkimgError {
+  const why = e instanceof Error ? e.message : String(e);
+  return new MkimgError('input', `${label}: corrupt ${kind} data: ${why}`, {
+    hint: 'the package is damaged; delete it from the cache and fetch it again',
+    cause: e,
+  });
+}
+
+export async function* decompress(input: AsyncIterable<Buffer>, kind: Compression, label: string): AsyncGenerator<Buffer> {
+  switch (kind) {
+    case 'none':
+      yield* input;
+      return;
+    case 'gzip': {
+      const src = Readable.from(input, { objectMode: false });
+      const gz = createGunzip();
+      let srcErr: unknown = null;
+      src.on('error', (e) => {
+        srcErr = e;
+        gz.destroy(e);
+      });
+      src.pipe(gz);
+      try {
+        for await (const c of gz) yield c as Buffer;
+      } catch (e) {
+        if (srcErr) throw srcErr; // e.g. truncation of the .deb: already an MkimgError
+        throw corrupt(label, kind, e);
+      } finally {
+        src.destroy();
+        gz.destroy();
+      }
+      return;
+    }
+    case 'xz': {
+      const parts: Buffer[] = [];
+      for await (const c of input) parts.push(c);
+      let out: Buffer;
+      try {
+        out = await xz.decompress(Buffer.concat(parts));
+      } catch (e) {
+        throw corrupt(label, kind, e);
+      }
+      yield out;
+      return;
+    }
+    case 'zstd': {
+      const queue: Buffer[] = [];
+      let finished = false;
+      const d = new ZstdDecompress((data, final) => {
+        queue.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+        if (final) finished = true;
+      });
+      try {
+        for await (const c of input) {
+          d.push(c);
+          while (queue.length) yield queue.shift()!;
+        }
+        d.push(new Uint8Array(0), true);
+      } catch (e) {
+        if (e instanceof MkimgError) throw e;
+        throw corrupt(label, kind, e);
+      }
+      while (queue.length) yield queue.shift()!;
+      if (!finished) throw corrupt(label, kind, new Error('the zstd stream ends before its last frame is complete'));
+      return;
+    }
+  }
+}
