@@ -3,7 +3,7 @@
  * as arguments; this file only sequences them and owns the temporary staging
  * directory (always removed, also on failure).
  */
-import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { loadManifest } from '../manifest/load.js';
@@ -15,7 +15,7 @@ import { addFileInputs } from '../stage/files.js';
 import { writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
 import { writeStatusD } from '../system/statusd.js';
-import { makeSbom, SBOM_IMAGE_PATH } from '../sbom/spdx.js';
+import { writeSbom } from '../sbom/spdx.js';
 import { fetchPinnedDebs } from '../fetch/debs.js';
 import { lockIsCurrent } from '../lock/check.js';
 import { minimizeAndProve } from '../minimize/minimize.js';
@@ -23,7 +23,6 @@ import type { MinimizeReport } from '../minimize/report.js';
 import { checkManifestSignature } from '../sign/verify-signature.js';
 import { writeImageTar, type WrittenImage } from '../image/write-image.js';
 import type { LayerEntry } from '../image/layer.js';
-import { canonicalJson } from '../util/canonical-json.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
 
@@ -87,8 +86,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const root = await createStagingRoot(join(stagingDir, 'root'));
     for (const d of debs) await unpackDeb(root, d.path, d.sha256);
     await addFileInputs(root, manifest.files);
-    writeAccounts(root, manifest);
-    await writeSystemFiles(root, manifest);
+    // What maintainer scripts would have written: always kept.
+    const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
 
     let keep: Set<string>;
     let report: MinimizeReport | undefined;
@@ -101,10 +100,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       report = r.report;
     }
 
+    for (const p of systemPaths) keep.add(p);
     for (const p of writeStatusD(root, keep)) keep.add(p);
-    const sbom = makeSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])));
-    const sbomBytes = Buffer.from(canonicalJson(sbom) + '\n');
-    for (const p of addGeneratedFile(root, SBOM_IMAGE_PATH, sbomBytes)) keep.add(p);
+    const sbom = writeSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])));
+    for (const p of sbom.paths) keep.add(p);
 
     progress('normalize: writing image');
     const written = writeImageTar(
@@ -119,7 +118,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
       layerEntries(root, keep),
       output,
     );
-    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbomBytes);
+    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbom.bytes);
     if (opts.reportPath && report) atomicWrite(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
     return {
       imageId: written.imageId,
@@ -187,26 +186,7 @@ async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m:
   return out;
 }
 
-function addGeneratedFile(root: StagingRoot, imagePath: string, bytes: Buffer): string[] {
-  const added: string[] = [];
-  const parts = imagePath.split('/').filter(Boolean);
-  let cur = '';
-  for (const part of parts.slice(0, -1)) {
-    cur += '/' + part;
-    if (!root.entries.has(cur)) {
-      root.entries.set(cur, { path: cur, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'generated:sbom' });
-    }
-    added.push(cur);
-  }
-  const hostPath = join(root.dir, imagePath);
-  atomicWrite(hostPath, bytes, true);
-  root.entries.set(imagePath, { path: imagePath, type: 'file', mode: 0o644, uid: 0, gid: 0, size: bytes.length, hostPath, origin: 'generated:sbom' });
-  added.push(imagePath);
-  return added;
-}
-
-function atomicWrite(path: string, bytes: Buffer, makeParents = false): void {
-  if (makeParents) mkdirSync(dirname(path), { recursive: true });
+function atomicWrite(path: string, bytes: Buffer): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, bytes);
   renameSync(tmp, path);

@@ -1,0 +1,140 @@
+/**
+ * The same manifest gives the same bytes whatever the host does: working
+ * directory, manifest location, TZ, umask, LANG, source mtimes, file creation
+ * order and cache state. And the image runs under runc.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeDeb } from '../helpers/make-deb.js';
+import { MKIMG } from '../helpers/cli.js';
+import { runImage } from '../helpers/runc.js';
+import { sha256Hex } from '../../src/util/digest.js';
+
+const work = mkdtempSync(join(tmpdir(), 'mkimg-det-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function writeProject(dir: string, reverse: boolean) {
+  mkdirSync(join(dir, 'vendor'), { recursive: true });
+  mkdirSync(join(dir, 'app', 'static', 'css'), { recursive: true });
+  const files: Array<[string, string, number]> = [
+    ['app/run.sh', '#!/bin/sh\necho "hello from $0"\n', 0o775],
+    ['app/static/index.html', '<h1>hi</h1>\n', 0o664],
+    ['app/static/css/site.css', 'body{}\n', 0o600],
+    ['app/README', 'readme\n', 0o644],
+  ];
+  for (const [p, c, m] of reverse ? [...files].reverse() : files) {
+    writeFileSync(join(dir, p), c);
+    chmodSync(join(dir, p), m);
+  }
+}
+
+function build(manifest: string, out: string, env: Record<string, string>, cwd: string, umask: string) {
+  const r = spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, MKIMG, 'build', manifest, '-o', out, '--json'], {
+    cwd,
+    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', ...env },
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
+  if (r.status !== 0) throw new Error(`build failed (${r.status}): ${r.stderr}\n${r.stdout}`);
+  return JSON.parse(r.stdout) as { imageId: string; manifestDigest: string; output: string; sizeBytes: number };
+}
+
+describe('determinism', () => {
+  let projA: string;
+  let debSha: string;
+
+  beforeAll(() => {
+    projA = join(work, 'a', 'project');
+    writeProject(projA, false);
+    const deb = makeDeb(join(projA, 'vendor'), {
+      name: 'hello-busybox',
+      files: {
+        '/usr/bin/busybox': { copyFrom: '/bin/busybox', mode: 0o755 },
+        '/usr/bin/sh': { symlink: 'busybox' },
+        '/usr/bin/echo': { symlink: 'busybox' },
+        '/usr/share/doc/hello-busybox/copyright': 'test\n',
+      },
+    });
+    debSha = deb.sha256;
+    writeFileSync(
+      join(projA, 'manifest.yaml'),
+      `# yaml-language-server: $schema=../../manifests/mkimg-v1.schema.json
+apiVersion: mkimg/v1
+name: test/determinism
+tag: "1.0"
+sourceDateEpoch: 1700000000
+packages:
+  - deb: vendor/${deb.path.split('/').pop()}
+    sha256: "${deb.sha256}"
+files:
+  - src: app/
+    dest: /app
+config:
+  entrypoint: ["/app/run.sh"]
+  env: {LANG: C.UTF-8}
+  labels: {org.example.team: build}
+  exposedPorts: ["8080/tcp"]
+minimize: false
+`,
+    );
+  });
+
+  it('gives byte-identical tars across cwd, location, TZ, umask, LANG, mtimes, file order and cache', () => {
+    const outA = join(work, 'a.tar');
+    const a = build(join(projA, 'manifest.yaml'), outA, { TZ: 'UTC', LANG: 'C', XDG_CACHE_HOME: join(work, 'cache-a') }, projA, '022');
+
+    // Another location, rebuilt tree in reverse creation order, other mtimes, other umask/TZ/LANG/cwd/cache.
+    const projB = join(work, 'elsewhere', 'deeper', 'proj');
+    mkdirSync(projB, { recursive: true });
+    cpSync(join(projA, 'vendor'), join(projB, 'vendor'), { recursive: true });
+    cpSync(join(projA, 'manifest.yaml'), join(projB, 'manifest.yaml'));
+    writeProject(projB, true);
+    const stamp = (dir: string, t: number) => {
+      for (const n of readdirSync(dir, { withFileTypes: true, recursive: true })) utimesSync(join(n.parentPath, n.name), t, t);
+    };
+    stamp(join(projB, 'app'), 1234567890);
+    const outB = join(work, 'b.tar');
+    const cwdB = mkdtempSync(join(tmpdir(), 'mkimg-cwd-'));
+    const b = build(join(projB, 'manifest.yaml'), outB, { TZ: 'Asia/Tokyo', LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', XDG_CACHE_HOME: join(work, 'cache-b') }, cwdB, '077');
+    rmSync(cwdB, { recursive: true, force: true });
+
+    expect(sha256Hex(readFileSync(outB))).toBe(sha256Hex(readFileSync(outA)));
+    expect(b).toMatchObject({ imageId: a.imageId, manifestDigest: a.manifestDigest, sizeBytes: a.sizeBytes });
+    expect(a.imageId).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('keeps the files: mode rule and the package owners in the layer', () => {
+    const out = join(work, 'modes.tar');
+    build(join(projA, 'manifest.yaml'), out, {}, work, '022');
+    const layout = join(work, 'modes');
+    mkdirSync(layout);
+    execFileSync('tar', ['-xf', out, '-C', layout]);
+    const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest.slice(7)), 'utf8'));
+    const layer = join(layout, 'blobs/sha256', manifest.layers[0].digest.slice(7));
+    const listing = execFileSync('tar', ['--numeric-owner', '-tvf', layer], { encoding: 'utf8' });
+    const line = (name: string) => listing.split('\n').find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `)) ?? `missing ${name}`;
+    expect(line('app/run.sh')).toMatch(/^-rwxr-xr-x 0\/0 /);
+    expect(line('app/static/index.html')).toMatch(/^-rw-r--r-- 0\/0 /);
+    expect(line('app/static/css/site.css')).toMatch(/^-rw-r--r-- 0\/0 /);
+    expect(line('app/static/')).toMatch(/^drwxr-xr-x 0\/0 /);
+    expect(line('usr/bin/busybox')).toMatch(/^-rwxr-xr-x 0\/0 /);
+    expect(line('usr/bin/sh')).toMatch(/^lrwxrwxrwx 0\/0 .* usr\/bin\/sh -> busybox$/);
+    expect(line('bin')).toMatch(/^lrwxrwxrwx 0\/0 .* bin -> usr\/bin$/);
+    // every mtime is sourceDateEpoch
+    const stamps = new Set(execFileSync('tar', ['--full-time', '-tvf', layer], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n').map((l) => l.split(/\s+/).slice(3, 5).join(' ')));
+    expect([...stamps]).toEqual(['2023-11-14 22:13:20']);
+  });
+
+  it('runs under runc: the entrypoint prints what it should', () => {
+    const out = join(work, 'run.tar');
+    build(join(projA, 'manifest.yaml'), out, {}, work, '022');
+    const r = runImage(out, '1.0');
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('hello from /app/run.sh\n');
+    expect(r.code).toBe(0);
+    expect(debSha).toMatch(/^[0-9a-f]{64}$/);
+  });
+});

@@ -1,0 +1,36 @@
+/** Run the real mkimg command (bin/mkimg.js → dist/) as a child process. */
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+export const PROJECT_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const MKIMG = join(PROJECT_ROOT, 'bin', 'mkimg.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function mkimg(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): CliResult {
+  const r = spawnSync(process.execPath, [MKIMG, ...args], {
+    cwd: opts.cwd ?? PROJECT_ROOT,
+    env: opts.env ?? process.env,
+    input: opts.input,
+    encoding: 'utf8',
+    timeout: opts.timeout ?? 300_000,
+    maxBuffer: 64 << 20,
+  });
+  return { code: r.status ?? (r.signal ? 128 : 1), stdout: r.stdout, stderr: r.stderr };
+}
+
+export function mkimgJson<T = Record<string, unknown>>(args: string[], opts: Parameters<typeof mkimg>[1] = {}): { code: number; json: T; stderr: string } {
+  const r = mkimg([...args, '--json'], opts);
+  let json: T;
+  try {
+    json = JSON.parse(r.stdout) as T;
+  } catch {
+    throw new Error(`mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
+  return { code: r.code, json, stderr: r.stderr };
+}
