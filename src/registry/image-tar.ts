@@ -1,0 +1,211 @@
+/**
+ * Read an mkimg image tar (an OCI image layout in one uncompressed tar) without
+ * unpacking it: one pass over the headers gives each member's byte offset, so
+ * blobs are streamed to a registry straight from the tar file.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { Readable } from 'node:stream';
+import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
+
+export interface TarMember {
+  name: string;
+  offset: number; // of the content
+  size: number;
+  type: string; // '0' file, '5' dir, ...
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+export interface ImageManifestDoc {
+  schemaVersion: number;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export interface ImageTar {
+  path: string;
+  members: Map<string, TarMember>;
+  /** The manifest descriptor from index.json. */
+  manifestDescriptor: Descriptor;
+  manifestBytes: Buffer;
+  manifest: ImageManifestDoc;
+  /** Tag from the index annotation org.opencontainers.image.ref.name, if any. */
+  tag?: string;
+  /** "NAME:TAG" from io.containerd.image.name, if any. */
+  imageName?: string;
+}
+
+function integrity(path: string, msg: string, hint?: string): MkimgError {
+  return new MkimgError('integrity', `image tar ${path}: ${msg}`, { hint: hint ?? 'rebuild the image, or check that the file was copied whole' });
+}
+
+function parseOctal(buf: Buffer, start: number, len: number): number {
+  const field = buf.subarray(start, start + len);
+  if (field[0]! & 0x80) {
+    // base-256 (GNU) for large values
+    let v = 0;
+    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
+    return v;
+  }
+  const s = field.toString('latin1').replace(/\0.*$/s, '').trim();
+  return s === '' ? 0 : parseInt(s, 8);
+}
+
+function cstr(buf: Buffer, start: number, len: number): string {
+  const field = buf.subarray(start, start + len);
+  const z = field.indexOf(0);
+  return field.subarray(0, z < 0 ? len : z).toString('utf8');
+}
+
+function parsePax(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < data.length) {
+    const sp = data.indexOf(0x20, i);
+    if (sp < 0) break;
+    const len = parseInt(data.subarray(i, sp).toString('latin1'), 10);
+    if (!Number.isFinite(len) || len <= 0) break;
+    const rec = data.subarray(sp + 1, i + len - 1).toString('utf8');
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/** Index the members of an uncompressed tar. */
+export async function indexTar(path: string): Promise<Map<string, TarMember>> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw new MkimgError('usage', `cannot open image tar ${path}: ${(e as Error).message}`);
+  }
+  try {
+    const { size: fileSize } = await fh.stat();
+    const members = new Map<string, TarMember>();
+    const header = Buffer.alloc(512);
+    let pos = 0;
+    let longName: string | undefined;
+    let pax: Record<string, string> = {};
+    for (;;) {
+      if (pos + 512 > fileSize) throw integrity(path, `truncated at byte ${pos} (no end-of-archive marker)`);
+      const { bytesRead } = await fh.read(header, 0, 512, pos);
+      if (bytesRead < 512) throw integrity(path, `truncated at byte ${pos}`);
+      if (header.every((b) => b === 0)) break;
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
+      if (sum !== parseOctal(header, 148, 8)) throw integrity(path, `bad tar header checksum at byte ${pos}; is this an uncompressed image tar written by mkimg build?`);
+      const type = String.fromCharCode(header[156] || 0x30);
+      let size = parseOctal(header, 124, 12);
+      const dataStart = pos + 512;
+      const next = dataStart + Math.ceil(size / 512) * 512;
+      if (type === 'x' || type === 'L' || type === 'g') {
+        const data = Buffer.alloc(size);
+        await fh.read(data, 0, size, dataStart);
+        if (type === 'x') pax = parsePax(data);
+        else if (type === 'L') longName = cstr(data, 0, size);
+        pos = next;
+        continue;
+      }
+      let name = cstr(header, 0, 100);
+      const prefix = header.subarray(257, 263).toString('latin1').startsWith('ustar') ? cstr(header, 345, 155) : '';
+      if (prefix) name = `${prefix}/${name}`;
+      if (longName !== undefined) name = longName;
+      if (pax.path !== undefined) name = pax.path;
+      if (pax.size !== undefined) size = Number(pax.size);
+      const end = dataStart + Math.ceil(size / 512) * 512;
+      if (dataStart + size > fileSize) throw integrity(path, `member ${name} is truncated`);
+      name = name.replace(/^\.\//, '');
+      members.set(name, { name, offset: dataStart, size, type });
+      longName = undefined;
+      pax = {};
+      pos = end;
+    }
+    return members;
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function readMember(path: string, m: TarMember): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(m.size);
+    await fh.read(buf, 0, m.size, m.offset);
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+export function memberStream(path: string, m: TarMember, start = 0, end = m.size): Readable {
+  if (end <= start) return Readable.from([]);
+  return createReadStream(path, { start: m.offset + start, end: m.offset + end - 1, highWaterMark: 1 << 20 });
+}
+
+export function blobName(digest: string): string {
+  const [alg, hex] = digest.split(':');
+  return `blobs/${alg}/${hex}`;
+}
+
+const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
+
+/** Open an image tar: index.json → the (single) image manifest → its config and layers, all checked present. */
+export async function openImageTar(path: string): Promise<ImageTar> {
+  const members = await indexTar(path);
+  const indexM = members.get('index.json');
+  if (!indexM) throw integrity(path, 'has no index.json (not an OCI image layout)');
+  let index: { manifests?: Descriptor[] };
+  try {
+    index = JSON.parse((await readMember(path, indexM)).toString('utf8'));
+  } catch (e) {
+    throw integrity(path, `index.json is not valid JSON: ${(e as Error).message}`);
+  }
+  const manifests = index.manifests ?? [];
+  if (manifests.length !== 1) {
+    throw integrity(path, `index.json lists ${manifests.length} manifests; mkimg pushes images with exactly one`);
+  }
+  const desc = manifests[0]!;
+  if (!DIGEST_RE.test(desc.digest)) throw integrity(path, `index.json: manifest digest "${desc.digest}" is not sha256:<hex>`);
+  const mm = members.get(blobName(desc.digest));
+  if (!mm) throw integrity(path, `manifest blob ${desc.digest} is missing`);
+  const manifestBytes = await readMember(path, mm);
+  if (`sha256:${sha256Hex(manifestBytes)}` !== desc.digest || manifestBytes.length !== desc.size) {
+    throw integrity(path, `manifest blob ${desc.digest} does not match its digest or size`);
+  }
+  let manifest: ImageManifestDoc;
+  try {
+    manifest = JSON.parse(manifestBytes.toString('utf8'));
+  } catch (e) {
+    throw integrity(path, `manifest ${desc.digest} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!manifest.config || !Array.isArray(manifest.layers)) {
+    throw integrity(path, `manifest ${desc.digest} is not an image manifest (no config/layers)`);
+  }
+  for (const d of [manifest.config, ...manifest.layers]) {
+    if (!DIGEST_RE.test(d.digest)) throw integrity(path, `manifest references "${d.digest}", not sha256:<hex>`);
+    const m = members.get(blobName(d.digest));
+    if (!m) throw integrity(path, `blob ${d.digest} referenced by the manifest is missing`);
+    if (m.size !== d.size) throw integrity(path, `blob ${d.digest} has ${m.size} bytes, the manifest says ${d.size}`);
+  }
+  return {
+    path,
+    members,
+    manifestDescriptor: desc,
+    manifestBytes,
+    manifest,
+    tag: desc.annotations?.['org.opencontainers.image.ref.name'],
+    imageName: desc.annotations?.['io.containerd.image.name'],
+  };
+}

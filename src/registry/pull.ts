@@ -1,0 +1,314 @@
+/**
+ * Pull an image from a registry into the same tar format `mkimg build` writes:
+ * the manifest (an index picks linux/amd64 or its only entry), then every blob
+ * verified by digest and size, then one sorted tar written to a temporary name
+ * and renamed. The tar members are written with the image module's header
+ * encoder and JSON builders, so an image built, pushed and pulled back is
+ * byte-identical to the built one (given the same NAME:TAG).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform } from 'node:stream';
+import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
+import { encodeHeader, padding, BLOCK } from '../image/tar-header.js';
+import { HashingSink } from '../image/sink.js';
+import { comparePaths } from '../image/layer.js';
+import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../image/oci.js';
+import { RegistryClient, isTransient, sleep, type RegistryOptions } from './client.js';
+import type { Descriptor, ImageManifestDoc } from './image-tar.js';
+import { Progress } from './progress.js';
+import { formatReference, parseReference, type ImageReference } from './reference.js';
+
+export const MEDIA_TYPES = {
+  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
+  ociIndex: 'application/vnd.oci.image.index.v1+json',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+} as const;
+
+const ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList].join(', ');
+
+export interface PullOptions extends RegistryOptions {
+  /** NAME[:TAG] written into index.json and manifest.json (default: the repository path and the pulled tag, or "latest"). */
+  name?: string;
+  /** Platform picked from an index (default linux/amd64). */
+  platform?: { os: string; architecture: string; variant?: string };
+  /** Blobs downloaded at once (default 3). */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  reference: string;
+  output: string;
+  manifestDigest: string;
+  configDigest: string;
+  /** NAME:TAG recorded in the tar. */
+  name: string;
+  sizeBytes: number;
+  layers: number;
+}
+
+export interface FetchedManifest {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string;
+  doc: ImageManifestDoc;
+}
+
+function parseJson<T>(bytes: Buffer, what: string, registry: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (e) {
+    throw new MkimgError('registry', `registry ${registry}: ${what} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/** GET a manifest by tag or digest; an index resolves to one image manifest for the platform. */
+export async function fetchImageManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  platform: { os: string; architecture: string; variant?: string } = { os: 'linux', architecture: 'amd64' },
+): Promise<FetchedManifest | null> {
+  const repo = ref.repository;
+  const get = async (reference: string, expectDigest?: string): Promise<{ bytes: Buffer; digest: string; mediaType: string } | null> => {
+    const what = `GET manifest ${reference}`;
+    const res = await client.request({
+      method: 'GET',
+      url: `/v2/${repo}/manifests/${reference}`,
+      headers: { accept: ACCEPT },
+      scopes: [`repository:${repo}:pull`],
+      what,
+      repository: repo,
+    });
+    if (res.status === 404) return null;
+    if (res.status !== 200) throw client.fail(res, what, repo);
+    const digest = `sha256:${sha256Hex(res.body)}`;
+    const header = res.headers['docker-content-digest'];
+    if (expectDigest && digest !== expectDigest) {
+      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}`, {
+        hint: 'the registry served other bytes than the digest names; do not trust this registry',
+      });
+    }
+    if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
+      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}, the registry says ${header}`);
+    }
+    const doc = parseJson<{ mediaType?: string }>(res.body, `manifest ${reference}`, client.registry);
+    const ct = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+    return { bytes: res.body, digest, mediaType: doc.mediaType ?? ct };
+  };
+
+  let m = await get(ref.digest ?? ref.tag ?? 'latest', ref.digest);
+  if (!m) return null;
+  if (m.mediaType === MEDIA_TYPES.ociIndex || m.mediaType === MEDIA_TYPES.dockerList) {
+    const index = parseJson<{ manifests?: Descriptor[] }>(m.bytes, 'image index', client.registry);
+    const list = index.manifests ?? [];
+    const matches = list.filter(
+      (d) =>
+        d.platform?.os === platform.os &&
+        d.platform?.architecture === platform.architecture &&
+        (!platform.variant || d.platform?.variant === platform.variant),
+    );
+    const pick = matches[0] ?? (list.length === 1 ? list[0] : undefined);
+    if (!pick) {
+      const have = list.map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}${d.platform?.variant ? '/' + d.platform.variant : ''}`);
+      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": the index has no image for ${platform.os}/${platform.architecture} (it has: ${have.join(', ') || 'nothing'})`);
+    }
+    m = await get(pick.digest, pick.digest);
+    if (!m) throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": the index names manifest ${pick.digest}, which the registry does not have`);
+  }
+  if (m.mediaType !== MEDIA_TYPES.ociManifest && m.mediaType !== MEDIA_TYPES.dockerManifest) {
+    throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest media type "${m.mediaType}" is not supported`, {
+      hint: `mkimg reads ${MEDIA_TYPES.ociManifest} and ${MEDIA_TYPES.dockerManifest}`,
+    });
+  }
+  const doc = parseJson<ImageManifestDoc>(m.bytes, 'image manifest', client.registry);
+  if (!doc.config || !Array.isArray(doc.layers)) {
+    throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has no config or layers`);
+  }
+  for (const d of [doc.config, ...doc.layers]) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
+      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has a bad descriptor (${d.digest}, ${d.size})`);
+    }
+  }
+  return { ...m, doc };
+}
+
+/** Download one blob into `path`, verifying digest and size; restarts after network errors (bounded). */
+async function downloadBlob(client: RegistryClient, repo: string, d: Descriptor, path: string, opts: RegistryOptions, progress: Progress): Promise<void> {
+  const retries = opts.retries ?? 5;
+  for (let attempt = 0; ; attempt++) {
+    let got = 0;
+    try {
+      const what = `GET blob ${d.digest}`;
+      const res = await client.request({
+        method: 'GET',
+        url: `/v2/${repo}/blobs/${d.digest}`,
+        scopes: [`repository:${repo}:pull`],
+        stream: true,
+        followRedirects: true,
+        what,
+        repository: repo,
+      });
+      if (res.status !== 200 || !res.stream) throw client.fail(res, what, repo);
+      const hash = createHash('sha256');
+      const check = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          got += chunk.length;
+          if (got > d.size) {
+            cb(new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} is larger than the ${d.size} bytes the manifest says`));
+            return;
+          }
+          hash.update(chunk);
+          progress.add(chunk.length);
+          cb(null, chunk);
+        },
+      });
+      await pipeline(res.stream, check, createWriteStream(path));
+      const digest = `sha256:${hash.digest('hex')}`;
+      if (got !== d.size || digest !== d.digest) {
+        throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} arrived with ${got} bytes and digest ${digest}`, {
+          hint: 'the registry served corrupt or truncated content',
+          details: { transient: got < d.size },
+        });
+      }
+      return;
+    } catch (e) {
+      progress.add(-got);
+      if (!isTransient(e) || attempt >= retries) {
+        if (e instanceof MkimgError) throw e;
+        throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": download of blob ${d.digest} failed: ${(e as Error).message}`, { cause: e });
+      }
+      await sleep(Math.min(opts.retryMaxMs ?? 8000, (opts.retryBaseMs ?? 250) * 2 ** attempt));
+    }
+  }
+}
+
+/** Debian architecture whose OCI platform is `arch`/`variant` (the inverse of ociPlatform). */
+function debArchOf(arch: string, variant?: string): string {
+  for (const deb of ['amd64', 'arm64', 'armhf', 'i386', 'ppc64el', 's390x', 'riscv64']) {
+    const p = ociPlatform(deb);
+    if (p.architecture === arch && (p.variant ?? undefined) === (variant ?? undefined)) return deb;
+  }
+  return arch;
+}
+
+function splitName(name: string, defaultTag: string): { name: string; tag: string } {
+  const slash = name.lastIndexOf('/');
+  const colon = name.indexOf(':', slash + 1);
+  return colon < 0 ? { name, tag: defaultTag } : { name: name.slice(0, colon), tag: name.slice(colon + 1) };
+}
+
+type OuterMember = { name: string; type: 'dir' } | { name: string; type: 'file'; bytes: Buffer } | { name: string; type: 'file'; hostPath: string; size: number };
+
+/** Write the OCI layout tar exactly as src/image/write-image.ts does (same headers, order, padding). */
+export function writeLayoutTar(members: OuterMember[], mtime: number, output: string): number {
+  const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const unique = [...new Map(members.map((m) => [m.name, m])).values()].sort((a, b) => comparePaths(a.name, b.name));
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    let size: number;
+    try {
+      const sink = new HashingSink(fd);
+      for (const m of unique) {
+        if (m.type === 'dir') {
+          sink.write(encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }));
+          continue;
+        }
+        const n = 'bytes' in m ? m.bytes.length : m.size;
+        sink.write(encodeHeader({ name: m.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: n, mtime }));
+        if ('bytes' in m) sink.write(m.bytes);
+        else sink.copyFile(m.hostPath, m.size, m.name);
+        sink.zeros(padding(n));
+      }
+      sink.zeros(2 * BLOCK);
+      size = sink.finish().size;
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, output);
+    return size;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (next < items.length && failed === undefined) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+/**
+ * Pull `reference` into `output`. Returns null when the registry has no such
+ * manifest (404) and `opts.allowMissing` is set; throws otherwise.
+ */
+export async function pullImage(reference: string, output: string, opts: PullOptions & { allowMissing?: boolean } = {}): Promise<PullResult | null> {
+  const ref = parseReference(reference);
+  const client = new RegistryClient(ref.registry, ref.hostname, opts);
+  const out = resolve(output);
+  const work = mkdtempSync(join(dirname(out), `.${basename(out)}.pull-`));
+  let progress: Progress | undefined;
+  try {
+    await client.ping(ref.repository);
+    const m = await fetchImageManifest(client, ref, opts.platform);
+    if (!m) {
+      if (opts.allowMissing) return null;
+      throw new MkimgError('registry', `registry ${ref.registry}, repository "${ref.repository}": no manifest ${ref.digest ?? ref.tag ?? 'latest'} (HTTP 404)`, {
+        hint: 'check the repository name and tag',
+        details: { registry: ref.registry, repository: ref.repository, status: 404 },
+      });
+    }
+    const blobs = [...new Map([m.doc.config, ...m.doc.layers].map((d) => [d.digest, d])).values()];
+    progress = new Progress(opts.progress ?? false, `pulling ${formatReference(ref)}`, blobs.reduce((a, d) => a + d.size, 0));
+    const pathOf = (d: Descriptor) => join(work, d.digest.slice(7));
+    await pool(blobs, opts.concurrency ?? 3, (d) => downloadBlob(client, ref.repository, d, pathOf(d), opts, progress!));
+
+    const config = parseJson<{ created?: string; os?: string; architecture?: string; variant?: string }>(
+      readFileSync(pathOf(m.doc.config)),
+      `config ${m.doc.config.digest}`,
+      ref.registry,
+    );
+    const created = config.created ? Date.parse(config.created) : NaN;
+    const mtime = Number.isFinite(created) && created >= 0 ? Math.floor(created / 1000) : 0;
+    const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');
+    const manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
+    const index = imageIndex(manifestDesc, name, tag, debArchOf(config.architecture ?? 'amd64', config.variant));
+    const members: OuterMember[] = [
+      { name: 'blobs', type: 'dir' },
+      { name: 'blobs/sha256', type: 'dir' },
+      { name: `blobs/sha256/${m.digest.slice(7)}`, type: 'file', bytes: m.bytes },
+      ...blobs.map((d) => ({ name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file' as const, hostPath: pathOf(d), size: d.size })),
+      { name: 'index.json', type: 'file', bytes: index.bytes },
+      { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(m.doc.config.digest, m.doc.layers.map((l) => l.digest), name, tag) },
+      { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
+    ];
+    const sizeBytes = writeLayoutTar(members, mtime, out);
+    return {
+      reference: formatReference(ref),
+      output: out,
+      manifestDigest: m.digest,
+      configDigest: m.doc.config.digest,
+      name: `${name}:${tag}`,
+      sizeBytes,
+      layers: m.doc.layers.length,
+    };
+  } finally {
+    progress?.finish();
+    client.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
