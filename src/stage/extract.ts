@@ -1,0 +1,283 @@
+/**
+ * unpackDeb: put one verified .deb's data archive into the staging root.
+ *
+ * Safety rules (a package is untrusted input until proven otherwise):
+ * - the .deb's sha256 is checked before anything is written;
+ * - maintainer scripts are never run (they are not even extracted);
+ * - names with ".." components or absolute names are refused;
+ * - parent directories are resolved inside the root (resolveInRoot), so
+ *   /bin/x lands in /usr/bin/x through the merged-/usr link, and a path that
+ *   would climb out of the root through a symlink is refused;
+ * - hardlinks must point at a file this package already extracted;
+ * - device nodes, fifos and unknown entry types are refused;
+ * - on disk, files get `mode & 0777` (never setuid on the host), directories at
+ *   least 0755; the index keeps the archive's true mode, owner and capability.
+ */
+import { link, lstat, mkdir, chmod, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { MkimgError } from '../util/errors.js';
+import { SHA256_HEX, sha256File } from '../util/digest.js';
+import { readDeb, parseControlStanza } from '../deb/deb.js';
+import type { TarEntry } from '../deb/tar.js';
+import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
+import { resolveInRoot, splitPath, joinImage } from './root.js';
+import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName, writeNewFile } from './fsutil.js';
+
+const CAP_KEY = 'SCHILY.xattr.security.capability';
+
+export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string): Promise<StagedPackage> {
+  const expected = expectedSha256.toLowerCase();
+  if (!SHA256_HEX.test(expected)) {
+    throw new MkimgError('input', `${debPath}: expected sha256 "${expectedSha256}" is not 64 hex digits`);
+  }
+  let actual: string;
+  try {
+    actual = (await sha256File(debPath)).hex;
+  } catch (e) {
+    throw new MkimgError('input', `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+  }
+  if (actual !== expected) {
+    throw new MkimgError('input', `${debPath}: sha256 mismatch: expected ${expected}, got ${actual}`, {
+      hint: 'the package file is not the one the lock pins; delete it from the cache and fetch it again (or run `mkimg lock` if the pin is out of date)',
+      details: { file: debPath, expected, actual },
+    });
+  }
+
+  const deb = await readDeb(debPath);
+  try {
+    const stanza = parseControlStanza(deb.control.control);
+    const name = stanza['Package'];
+    const version = stanza['Version'];
+    const architecture = stanza['Architecture'];
+    if (!name || !version || !architecture) {
+      throw new MkimgError('input', `${debPath}: the control file lacks ${!name ? 'Package' : !version ? 'Version' : 'Architecture'}`);
+    }
+    const pkg: StagedPackage = {
+      name,
+      version,
+      architecture,
+      sha256: actual,
+      control: deb.control.control,
+      ...(deb.control.md5sums !== undefined ? { md5sums: deb.control.md5sums } : {}),
+      paths: [],
+    };
+    const u = new Unpacker(root, debPath, pkg);
+    for await (const e of deb.entries()) await u.entry(e);
+    root.packages.push(pkg);
+    return pkg;
+  } finally {
+    await deb.close();
+  }
+}
+
+class Unpacker {
+  private readonly origin: string;
+  /** Image paths of files this package wrote or shipped (hardlink targets must be among them). */
+  private readonly files = new Set<string>();
+  private readonly listed = new Set<string>();
+
+  constructor(
+    private readonly root: StagingRoot,
+    private readonly debPath: string,
+    private readonly pkg: StagedPackage,
+  ) {
+    this.origin = `pkg:${pkg.name}`;
+  }
+
+  private hostile(entryName: string, why: string): MkimgError {
+    return new MkimgError('input', `hostile package ${this.pkg.name} (${this.debPath}): entry "${entryName}": ${why}`, {
+      hint: 'mkimg refuses to unpack it; nothing outside the staging root was touched. Check where this package came from.',
+      details: { package: this.pkg.name, file: this.debPath, entry: entryName },
+    });
+  }
+
+  private list(p: string): void {
+    if (!this.listed.has(p)) {
+      this.listed.add(p);
+      this.pkg.paths.push(p);
+    }
+  }
+
+  /** "./usr/bin/x" -> "/usr/bin/x"; refuses absolute names and "..". */
+  private normalize(entryName: string, raw: string, what: string): string {
+    if (raw.startsWith('/')) throw this.hostile(entryName, `${what} "${raw}" is absolute; package archives use relative names ("./usr/...")`);
+    const parts = splitPath(raw);
+    if (parts.includes('..')) throw this.hostile(entryName, `${what} "${raw}" has a ".." component that could climb out of the root`);
+    return joinImage(parts);
+  }
+
+  async entry(e: TarEntry): Promise<void> {
+    const path = this.normalize(e.name, e.name, 'name');
+    switch (e.type) {
+      case 'dir':
+        return this.dir(e, path);
+      case 'file':
+        return this.file(e, path);
+      case 'symlink':
+        return this.symlink(e, path);
+      case 'hardlink':
+        return this.hardlink(e, path);
+      case 'char':
+      case 'block':
+        throw this.hostile(e.name, `${e.type === 'char' ? 'character' : 'block'} device node (${e.devmajor},${e.devminor}): packages must not ship device nodes (an image gets its /dev from the runtime, and creating one would need host privileges)`);
+      case 'fifo':
+        throw this.hostile(e.name, 'named pipe (fifo): packages must not ship fifos; a program creates its own at run time');
+      default:
+        throw this.hostile(e.name, `unsupported tar entry type "${e.typeflag}" (sockets and other special files are refused)`);
+    }
+  }
+
+  private escape(name: string) {
+    return (why: string) => this.hostile(name, why);
+  }
+
+  private async parentOf(e: TarEntry, path: string): Promise<string> {
+    return ensureDir(this.root, imageDirname(path), this.origin, (p) => this.list(p), this.escape(e.name));
+  }
+
+  private conflict(path: string, existing: StageEntry | undefined, what: string): MkimgError {
+    const other = existing ? existing.origin.replace(/^pkg:/, 'package ') : 'an unindexed file';
+    return new MkimgError('input', `${path}: ${other} and package ${this.pkg.name} both ship it, with ${what}`, {
+      hint: 'two packages disagree about one file; drop one of them from the manifest or pin versions that agree',
+      details: { path, packages: [existing?.origin ?? 'unknown', this.origin] },
+    });
+  }
+
+  private async dir(e: TarEntry, path: string): Promise<void> {
+    if (path === '/') return; // "./": the root itself, laid down by createStagingRoot
+    const r = await resolveInRoot(this.root, path, { followLast: true });
+    if (r.clamped) throw this.hostile(e.name, `resolving it through ${r.hops.join(', ')} climbs above the image root`);
+    if (r.exists) {
+      if (r.kind === 'dir') return; // kept as it is (another package or the layout made it)
+      throw this.conflict(r.path, this.root.entries.get(r.path), `a directory here and a ${r.kind} there`);
+    }
+    const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name));
+    const final = imageJoin(parent, imageBasename(r.path));
+    const host = this.root.dir + final;
+    await mkdir(host);
+    await chmod(host, (e.mode & 0o777) | 0o755);
+    this.root.entries.set(final, { path: final, type: 'dir', mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, origin: this.origin });
+    this.list(final);
+  }
+
+  private capability(e: TarEntry): { capability?: Buffer } {
+    const c = e.pax[CAP_KEY];
+    return c && c.length ? { capability: Buffer.from(c) } : {};
+  }
+
+  private async file(e: TarEntry, path: string): Promise<void> {
+    const parent = await this.parentOf(e, path);
+    const final = imageJoin(parent, imageBasename(path));
+    const host = this.root.dir + final;
+    const existingKind = await hostKind(host);
+    const tmp = tempName(this.root.dir + parent);
+    let written: { sha256: string; size: number };
+    try {
+      written = await writeNewFile(tmp, e.body, e.mode);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    if (existingKind !== null) {
+      await rm(tmp, { force: true });
+      const ex = this.root.entries.get(final);
+      const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
+      if (existingKind === 'file' && exSha === written.sha256) {
+        this.files.add(final);
+        this.list(final);
+        return; // identical content: fine, the first one's metadata stays
+      }
+      throw this.conflict(final, ex, existingKind === 'file' ? 'different content' : `a file here and a ${existingKind} there`);
+    }
+    await rename(tmp, host);
+    this.root.entries.set(final, {
+      path: final,
+      type: 'file',
+      mode: e.mode & 0o7777,
+      uid: e.uid,
+      gid: e.gid,
+      size: written.size,
+      hostPath: host,
+      origin: this.origin,
+      sha256: written.sha256,
+      ...this.capability(e),
+    });
+    this.files.add(final);
+    this.list(final);
+  }
+
+  private async symlink(e: TarEntry, path: string): Promise<void> {
+    if (e.linkname === '') throw this.hostile(e.name, 'symlink with an empty target');
+    const parent = await this.parentOf(e, path);
+    const final = imageJoin(parent, imageBasename(path));
+    const host = this.root.dir + final;
+    const existingKind = await hostKind(host);
+    if (existingKind !== null) {
+      const ex = this.root.entries.get(final);
+      if (existingKind === 'symlink' && (await readlink(host)) === e.linkname) {
+        this.list(final);
+        return;
+      }
+      throw this.conflict(final, ex, existingKind === 'symlink' ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})` : `a symlink here and a ${existingKind} there`);
+    }
+    await symlink(e.linkname, host);
+    this.root.entries.set(final, {
+      path: final,
+      type: 'symlink',
+      mode: e.mode & 0o7777 || 0o777,
+      uid: e.uid,
+      gid: e.gid,
+      size: 0,
+      linkTarget: e.linkname,
+      origin: this.origin,
+    });
+    this.list(final);
+  }
+
+  private async hardlink(e: TarEntry, path: string): Promise<void> {
+    if (e.linkname === '') throw this.hostile(e.name, 'hardlink with an empty target');
+    const targetName = this.normalize(e.name, e.linkname, 'hardlink target');
+    const t = await resolveInRoot(this.root, targetName, { followLast: false });
+    if (t.clamped) throw this.hostile(e.name, `hardlink target "${e.linkname}" resolves above the image root`);
+    const te = this.root.entries.get(t.path);
+    if (!t.exists || t.kind !== 'file' || !this.files.has(t.path) || !te || (te.type !== 'file' && te.type !== 'hardlink')) {
+      throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a file this package already extracted`);
+    }
+    const first = te.type === 'hardlink' ? te.linkTarget! : t.path;
+    const firstEntry = this.root.entries.get(first);
+    const parent = await this.parentOf(e, path);
+    const final = imageJoin(parent, imageBasename(path));
+    const host = this.root.dir + final;
+    const existingKind = await hostKind(host);
+    if (existingKind !== null) {
+      const ex = this.root.entries.get(final);
+      const same =
+        existingKind === 'file' &&
+        ex !== undefined &&
+        ((ex.type === 'hardlink' && ex.linkTarget === first) || (ex.type === 'file' && ex.sha256 !== undefined && ex.sha256 === firstEntry?.sha256));
+      if (same) {
+        this.files.add(final);
+        this.list(final);
+        return;
+      }
+      throw this.conflict(final, ex, 'different content (a hardlink here)');
+    }
+    // Both ends are inside the root: t.path was resolved within it and is a regular file (lstat'ed).
+    const st = await lstat(this.root.dir + first);
+    if (!st.isFile()) throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
+    await link(this.root.dir + first, host);
+    this.root.entries.set(final, {
+      path: final,
+      type: 'hardlink',
+      mode: e.mode & 0o7777,
+      uid: e.uid,
+      gid: e.gid,
+      size: 0,
+      linkTarget: first,
+      origin: this.origin,
+      ...(firstEntry?.sha256 ? { sha256: firstEntry.sha256 } : {}),
+      ...this.capability(e),
+    });
+    this.files.add(final);
+    this.list(final);
+  }
+}

@@ -1,0 +1,110 @@
+/** Small file-system helpers shared by extraction and files: inputs. */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { chmod, mkdir, open, lstat } from 'node:fs/promises';
+import { MkimgError } from '../util/errors.js';
+import type { StageEntry, StagingRoot } from './types.js';
+import { joinImage, resolveInRoot, splitPath } from './root.js';
+
+/**
+ * Write a stream to a new file (never through a symlink, never over an existing
+ * file), hashing while writing. The file is created 0600 and chmod'ed to `mode`
+ * afterwards, so the umask never decides anything.
+ */
+export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; size: number }> {
+  const fh = await open(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const h = createHash('sha256');
+  let size = 0;
+  try {
+    for await (const c of chunks) {
+      h.update(c);
+      let off = 0;
+      while (off < c.length) {
+        const { bytesWritten } = await fh.write(c, off, c.length - off);
+        off += bytesWritten;
+      }
+      size += c.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  await chmod(hostPath, mode & 0o777);
+  return { sha256: h.digest('hex'), size };
+}
+
+/** A temporary name next to `hostPath` (same directory, so rename is atomic). */
+export function tempName(hostDir: string): string {
+  return `${hostDir}/.mkimg-tmp-${randomBytes(8).toString('hex')}`;
+}
+
+export function imageJoin(parent: string, base: string): string {
+  return parent === '/' ? '/' + base : parent + '/' + base;
+}
+
+export function imageDirname(p: string): string {
+  const parts = splitPath(p);
+  parts.pop();
+  return joinImage(parts);
+}
+
+export function imageBasename(p: string): string {
+  const parts = splitPath(p);
+  return parts[parts.length - 1] ?? '';
+}
+
+export async function hostKind(hostPath: string): Promise<'file' | 'dir' | 'symlink' | 'other' | null> {
+  try {
+    const st = await lstat(hostPath);
+    return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/**
+ * Make sure the directory `imageDir` exists in the root, resolving symlinks in
+ * it within the root, and return its resolved image path. Missing directories
+ * are created (mode 0755, root:root) and indexed with `origin`; each created
+ * path is reported through `created`. `escape` builds the error thrown when a
+ * ".." or a relative link target tries to climb out of the root.
+ */
+export async function ensureDir(
+  root: StagingRoot,
+  imageDir: string,
+  origin: string,
+  created: (path: string) => void,
+  escape: (why: string) => MkimgError,
+): Promise<string> {
+  const r = await resolveInRoot(root, imageDir, { followLast: true });
+  if (r.clamped) {
+    throw escape(`resolving ${imageDir}${r.hops.length ? ` through the symlink${r.hops.length > 1 ? 's' : ''} ${r.hops.join(', ')}` : ''} climbs above the image root`);
+  }
+  if (r.notDir) {
+    throw new MkimgError('input', `cannot create ${imageDir} in the image: ${r.notDir} is not a directory`, {
+      hint: `something earlier put a file or link at ${r.notDir}`,
+    });
+  }
+  if (r.exists) {
+    if (r.kind !== 'dir') {
+      throw new MkimgError('input', `cannot use ${imageDir} as a directory in the image: ${r.path} is a ${r.kind}`, {
+        hint: `something earlier put a ${r.kind} at ${r.path}`,
+      });
+    }
+    return r.path;
+  }
+  // Create the missing tail. Components up to the first missing one are real directories (resolved).
+  const parts = splitPath(r.path);
+  for (let i = 1; i <= parts.length; i++) {
+    const p = joinImage(parts.slice(0, i));
+    const k = await hostKind(root.dir + p);
+    if (k === 'dir') continue;
+    if (k !== null) throw new MkimgError('input', `cannot create directory ${p} in the image: a ${k} is in the way`);
+    await mkdir(root.dir + p, { mode: 0o755 });
+    await chmod(root.dir + p, 0o755);
+    const e: StageEntry = { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin };
+    root.entries.set(p, e);
+    created(p);
+  }
+  return r.path;
+}

@@ -1,0 +1,152 @@
+/**
+ * The staging root: a host directory plus the entry index (see types.ts).
+ * createStagingRoot lays down Debian 12's merged-/usr layout first, so files
+ * that packages ship under /bin, /sbin, /lib, /lib64 land below /usr, as they
+ * do on an installed Debian 12 system.
+ *
+ * resolveInRoot resolves an image path inside the root as if the root were "/":
+ * symlinks (absolute or relative) are followed within the root, ".." at the
+ * root stays at the root, and the host outside the root is never looked at.
+ */
+import { lstat, mkdir, readdir, readlink, symlink, chmod } from 'node:fs/promises';
+import { MkimgError } from '../util/errors.js';
+import type { StageEntry, StagingRoot } from './types.js';
+
+export const MERGED_USR_DIRS = ['/usr', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/sbin'] as const;
+export const MERGED_USR_LINKS: ReadonlyArray<readonly [string, string]> = [
+  ['/bin', 'usr/bin'],
+  ['/lib', 'usr/lib'],
+  ['/lib64', 'usr/lib64'],
+  ['/sbin', 'usr/sbin'],
+];
+
+/** Symlink hops allowed while resolving one path (Linux's MAXSYMLINKS). */
+export const MAX_SYMLINK_HOPS = 40;
+
+export async function createStagingRoot(dir: string): Promise<StagingRoot> {
+  await mkdir(dir, { recursive: true });
+  const existing = await readdir(dir);
+  if (existing.length > 0) {
+    throw new MkimgError('usage', `staging directory ${dir} is not empty`, {
+      hint: 'use a fresh directory for each build',
+    });
+  }
+  await chmod(dir, 0o755);
+  const root: StagingRoot = { dir, entries: new Map(), packages: [] };
+  for (const d of MERGED_USR_DIRS) {
+    await mkdir(dir + d, { mode: 0o755 });
+    await chmod(dir + d, 0o755);
+    root.entries.set(d, { path: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'layout' });
+  }
+  for (const [link, target] of MERGED_USR_LINKS) {
+    await symlink(target, dir + link);
+    root.entries.set(link, { path: link, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: target, origin: 'layout' });
+  }
+  return root;
+}
+
+export type HostKind = 'file' | 'dir' | 'symlink' | 'other';
+
+export interface Resolved {
+  /** The resolved image path ("/usr/bin/env"); no symlink in it except possibly the last component when followLast is false. */
+  path: string;
+  /** Image paths of the symlinks followed, in order. */
+  hops: string[];
+  /** Whether the resolved path exists in the root. */
+  exists: boolean;
+  /** What the resolved path is on disk, when it exists. */
+  kind?: HostKind;
+  /** True when a ".." (from the path or a link target) tried to climb above the root and was held at "/". */
+  clamped: boolean;
+  /** Set when a non-directory sat where a directory was needed; the rest was appended without resolution. */
+  notDir?: string;
+}
+
+/** Split an image path into components (empty and "." dropped; ".." kept). */
+export function splitPath(p: string): string[] {
+  return p.split('/').filter((c) => c !== '' && c !== '.');
+}
+
+export function joinImage(parts: string[]): string {
+  return '/' + parts.join('/');
+}
+
+function kindOf(st: import('node:fs').Stats): HostKind {
+  return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+}
+
+export async function resolveInRoot(
+  root: StagingRoot | string,
+  imagePath: string,
+  opts: { followLast?: boolean } = {},
+): Promise<Resolved> {
+  const dir = typeof root === 'string' ? root : root.dir;
+  const followLast = opts.followLast ?? true;
+  const hops: string[] = [];
+  let clamped = false;
+  const cur: string[] = [];
+  let todo = splitPath(imagePath);
+  let kind: HostKind | undefined = 'dir'; // the root
+  let missing = false;
+  let notDir: string | undefined;
+
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') {
+      if (cur.length === 0) clamped = true;
+      else cur.pop();
+      kind = missing || notDir ? undefined : 'dir';
+      continue;
+    }
+    cur.push(c);
+    if (missing || notDir) {
+      kind = undefined;
+      continue;
+    }
+    if (kind !== 'dir') {
+      // the previous component exists but is not a directory
+      notDir = joinImage(cur.slice(0, -1));
+      kind = undefined;
+      continue;
+    }
+    const here = joinImage(cur);
+    let st;
+    try {
+      st = await lstat(dir + here);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        missing = true;
+        kind = undefined;
+        continue;
+      }
+      if (code === 'ENOTDIR') {
+        notDir = joinImage(cur.slice(0, -1));
+        kind = undefined;
+        continue;
+      }
+      throw e;
+    }
+    kind = kindOf(st);
+    if (kind === 'symlink' && (todo.length > 0 || followLast)) {
+      hops.push(here);
+      if (hops.length > MAX_SYMLINK_HOPS) {
+        throw new MkimgError('input', `too many levels of symbolic links resolving ${imagePath} in the image (more than ${MAX_SYMLINK_HOPS} hops)`, {
+          hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
+        });
+      }
+      const target = await readlink(dir + here);
+      cur.pop();
+      if (target.startsWith('/')) cur.length = 0;
+      todo = [...splitPath(target), ...todo];
+      kind = 'dir'; // the directory the link sits in (or the root)
+    }
+  }
+  const exists = !missing && !notDir && kind !== undefined;
+  return { path: joinImage(cur), hops, exists, kind: exists ? kind : undefined, clamped, ...(notDir ? { notDir } : {}) };
+}
+
+/** Sorted index entries (UTF-16 code unit order of paths, byte order for ASCII): the order every consumer should walk. */
+export function sortedEntries(root: StagingRoot): StageEntry[] {
+  return [...root.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
