@@ -1,0 +1,305 @@
+/**
+ * The keep set: which image paths a minimized image holds, computed from the
+ * traced path events, static ELF/#! analysis, keep-groups, globs and the
+ * always-kept paths. Every path is resolved inside the staging root, never on
+ * the host; every symlink hop and every directory passed through is kept.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, posix } from 'node:path';
+import fg from 'fast-glob';
+import type { ImageConfig, MinimizeSpec } from '../manifest/types.js';
+import { MERGED_USR_LINKS, resolveInRoot, type Resolved } from '../stage/root.js';
+import type { StagingRoot } from '../stage/types.js';
+import { MkimgError } from '../util/errors.js';
+import { followsLast, isExec, isListing, type TraceEvent } from '../trace/events.js';
+import { readElf, readShebang } from './elf.js';
+
+export const KEEP_GROUPS: Record<string, string[]> = {
+  nss: ['/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/shadow', '/etc/hosts', '/usr/lib/*/libnss_*', '/usr/lib/libnss_*', '/usr/lib64/libnss_*'],
+  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
+  timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
+  locales: ['/usr/lib/locale/**'],
+  gconv: ['/usr/lib/*/gconv/**', '/usr/lib/gconv/**', '/usr/lib64/gconv/**'],
+};
+
+/** Kept in every minimized image when the staging root has them. */
+export const ALWAYS_KEPT = ['/', ...MERGED_USR_LINKS.map(([l]) => l), '/etc/passwd', '/etc/group', '/tmp'];
+
+export const DEFAULT_LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib', '/usr/lib'];
+
+export interface KeepResult {
+  /** Image paths to keep (all present in the staging root's index), parents included. */
+  keep: Set<string>;
+  /** Paths kept because a traced syscall touched them (with hops and directories passed through). */
+  traced: string[];
+  /** Paths added by ELF PT_INTERP/DT_NEEDED and #! analysis beyond what was traced. */
+  staticAnalysis: string[];
+  /** Directories a check listed (getdents64), sorted. */
+  listedDirs: string[];
+  /** What listing added when keepListed is on. */
+  listedAdded: string[];
+  /** Per keep-group, the paths it added (not already kept). */
+  groups: Record<string, string[]>;
+  /** Per keep glob, the paths it added (not already kept by traces, analysis or groups). */
+  globs: Record<string, string[]>;
+  /** Per exclude glob, the paths it removed. */
+  excluded: Record<string, string[]>;
+  /** Hardlink names added to keep hardlink groups whole. */
+  hardlinks: string[];
+}
+
+export interface KeepOptions {
+  /** Extra image paths to keep (e.g. found missing by a proof round), resolved like traced paths. */
+  extra?: Iterable<string>;
+  /** LD_LIBRARY_PATH values seen in the checks' environments. */
+  ldLibraryPath?: string[];
+}
+
+class Resolver {
+  private cache = new Map<string, Promise<Resolved>>();
+  constructor(private root: StagingRoot) {}
+  resolve(p: string, followLast: boolean): Promise<Resolved> {
+    const k = (followLast ? 'F' : 'N') + p;
+    let r = this.cache.get(k);
+    if (!r) {
+      r = resolveInRoot(this.root, p, { followLast });
+      this.cache.set(k, r);
+    }
+    return r;
+  }
+}
+
+function ancestors(p: string): string[] {
+  const out: string[] = [];
+  let cur = p;
+  while (cur !== '/') {
+    cur = posix.dirname(cur);
+    out.push(cur);
+  }
+  return out;
+}
+
+/** The paths a resolution passed through: every hop, the result, and their directories. */
+function touched(r: Resolved): string[] {
+  const out = [...r.hops];
+  if (r.exists) out.push(r.path);
+  for (const h of [...r.hops, r.path]) out.push(...ancestors(h));
+  return out;
+}
+
+async function globInRoot(rootDir: string, pattern: string): Promise<string[]> {
+  const rel = pattern.replace(/^\/+/, '');
+  if (rel === '') return ['/'];
+  const found = await fg(rel, { cwd: rootDir, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true, suppressErrors: true });
+  return found.map((f) => '/' + f.replace(/\/+$/, '')).sort();
+}
+
+async function ldConfDirs(rootDir: string): Promise<string[]> {
+  const dirs: string[] = [];
+  const seen = new Set<string>();
+  const parse = async (file: string, depth: number): Promise<void> => {
+    if (depth > 8 || seen.has(file)) return;
+    seen.add(file);
+    let text: string;
+    try {
+      text = await readFile(rootDir + file, 'utf8');
+    } catch {
+      return;
+    }
+    for (const raw of text.split('\n')) {
+      const line = raw.replace(/#.*/, '').trim();
+      if (!line) continue;
+      const inc = /^include\s+(.+)$/.exec(line);
+      if (inc) {
+        for (const pat of inc[1].split(/\s+/)) {
+          const abs = pat.startsWith('/') ? pat : posix.join(posix.dirname(file), pat);
+          for (const f of await globInRoot(rootDir, abs)) await parse(f, depth + 1);
+        }
+      } else if (line.startsWith('/')) dirs.push(line);
+    }
+  };
+  await parse('/etc/ld.so.conf', 0);
+  return dirs;
+}
+
+export async function computeKeepSet(
+  root: StagingRoot,
+  events: TraceEvent[],
+  spec: MinimizeSpec,
+  config: ImageConfig,
+  opts: KeepOptions = {},
+): Promise<KeepResult> {
+  const R = new Resolver(root);
+  const idx = root.entries;
+  const keep = new Set<string>();
+  const add = (paths: Iterable<string>, log?: string[]): void => {
+    for (const p of paths) {
+      if (!idx.has(p) || keep.has(p)) continue;
+      keep.add(p);
+      log?.push(p);
+    }
+  };
+
+  for (const p of ALWAYS_KEPT) if (idx.has(p)) add([p, ...ancestors(p)]);
+
+  // 1. traced paths
+  const traced: string[] = [];
+  const execs = new Set<string>();
+  const listed = new Set<string>();
+  for (const ev of events) {
+    if (!ev.abs || !ev.abs.startsWith('/')) continue;
+    const r = await R.resolve(ev.abs, followsLast(ev));
+    add(touched(r), traced);
+    if (!r.exists) continue;
+    if (isExec(ev)) execs.add(r.path);
+    if (isListing(ev) && r.kind === 'dir' && idx.has(r.path)) listed.add(r.path);
+  }
+  for (const p of opts.extra ?? []) add(touched(await R.resolve(p, false)), traced);
+
+  // 2. static analysis: #! interpreters of executed files, ELF closure of every kept file
+  const staticAnalysis: string[] = [];
+  const ldPath = [
+    ...(opts.ldLibraryPath ?? []),
+    ...(config.env.LD_LIBRARY_PATH ? [config.env.LD_LIBRARY_PATH] : []),
+  ].flatMap((s) => s.split(':')).filter((s) => s.startsWith('/'));
+  const confDirs = await ldConfDirs(root.dir);
+  const elfDone = new Set<string>();
+  const elfClosure = async (start: Iterable<string>, log: string[]): Promise<void> => {
+    const queue = [...start];
+    while (queue.length) {
+      const p = queue.shift()!;
+      if (elfDone.has(p)) continue;
+      elfDone.add(p);
+      const e = idx.get(p);
+      if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
+      const info = await readElf(root.dir + p);
+      if (!info) continue;
+      if (info.interp) {
+        const r = await R.resolve(info.interp, true);
+        add(touched(r), log);
+        if (r.exists) queue.push(r.path);
+      }
+      const origin = dirname(p);
+      const expand = (d: string): string => d.replace(/\$\{?ORIGIN\}?/g, origin);
+      const dirs = [
+        ...(info.runpath.length ? [] : info.rpath.map(expand)),
+        ...ldPath,
+        ...info.runpath.map(expand),
+        ...confDirs,
+        ...DEFAULT_LIB_DIRS,
+      ];
+      for (const name of info.needed) {
+        if (name.includes('/')) {
+          const r = await R.resolve(name.startsWith('/') ? name : posix.join(origin, name), true);
+          add(touched(r), log);
+          if (r.exists) queue.push(r.path);
+          continue;
+        }
+        for (const d of dirs) {
+          const r = await R.resolve(posix.join(d, name), true);
+          if (!r.exists || r.kind !== 'file') continue;
+          const dep = await readElf(root.dir + r.path);
+          if (!dep || dep.class !== info.class || dep.machine !== info.machine) continue;
+          add(touched(r), log);
+          queue.push(r.path);
+          break;
+        }
+      }
+    }
+  };
+  const shebangs = async (start: Iterable<string>, log: string[]): Promise<void> => {
+    const queue = [...start];
+    const seen = new Set<string>();
+    while (queue.length) {
+      const p = queue.shift()!;
+      if (seen.has(p) || seen.size > 64) continue;
+      seen.add(p);
+      const sb = await readShebang(root.dir + p);
+      if (!sb) continue;
+      const r = await R.resolve(sb.interp, true);
+      add(touched(r), log);
+      if (r.exists) queue.push(r.path);
+      await elfClosure([r.path], log);
+    }
+  };
+  await shebangs(execs, staticAnalysis);
+  await elfClosure([...keep], staticAnalysis);
+
+  // 3. listed directories
+  const listedAdded: string[] = [];
+  if (spec.keepListed) {
+    for (const d of listed) {
+      const prefix = d === '/' ? '/' : d + '/';
+      for (const p of idx.keys()) {
+        if (!p.startsWith(prefix) || p === d || p.slice(prefix.length).includes('/')) continue;
+        add(touched(await R.resolve(p, true)), listedAdded);
+        add([p], listedAdded);
+      }
+    }
+  }
+
+  // 4. keep-groups and keep globs (with the ELF closure of what they add)
+  const groups: Record<string, string[]> = {};
+  for (const g of spec.keepGroups) {
+    const pats = KEEP_GROUPS[g];
+    if (!pats) {
+      throw new MkimgError('manifest', `minimize.keepGroups: unknown group ${JSON.stringify(g)}`, {
+        hint: `known groups: ${Object.keys(KEEP_GROUPS).join(', ')}`,
+      });
+    }
+    const log: string[] = [];
+    for (const pat of pats) for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log);
+    await elfClosure([...log], log);
+    groups[g] = log.sort();
+  }
+  const globs: Record<string, string[]> = {};
+  for (const pat of spec.keep) {
+    const log: string[] = [];
+    for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log);
+    await elfClosure([...log], log);
+    globs[pat] = log.sort();
+  }
+
+  // 5. excludes (never the always-kept paths; directories stay while something below is kept)
+  const excluded: Record<string, string[]> = {};
+  const always = new Set(ALWAYS_KEPT);
+  for (const pat of spec.exclude) {
+    const log: string[] = [];
+    for (const m of await globInRoot(root.dir, pat)) {
+      const e = idx.get(m);
+      if (!e || always.has(m) || !keep.has(m)) continue;
+      keep.delete(m);
+      log.push(m);
+    }
+    excluded[pat] = log.sort();
+  }
+
+  // 6. hardlink groups stay whole
+  const hardlinks: string[] = [];
+  const members = new Map<string, string[]>();
+  for (const e of idx.values()) {
+    if (e.type !== 'hardlink' || !e.linkTarget) continue;
+    const l = members.get(e.linkTarget) ?? [];
+    l.push(e.path);
+    members.set(e.linkTarget, l);
+  }
+  for (const [primary, names] of members) {
+    const group = [primary, ...names];
+    if (group.some((p) => keep.has(p))) add(group.flatMap((p) => [p, ...ancestors(p)]), hardlinks);
+  }
+
+  // 7. directories of everything kept
+  for (const p of [...keep]) add(ancestors(p));
+
+  return {
+    keep,
+    traced: traced.sort(),
+    staticAnalysis: staticAnalysis.sort(),
+    listedDirs: [...listed].sort(),
+    listedAdded: listedAdded.sort(),
+    groups,
+    globs,
+    excluded,
+    hardlinks: hardlinks.sort(),
+  };
+}

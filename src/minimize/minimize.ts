@@ -1,0 +1,209 @@
+/**
+ * Minimize a staging root and prove the result: run every check traced in the
+ * full root, keep what the checks touched (plus static analysis, groups and
+ * globs), then run every check again in a root holding only the kept paths.
+ * Paths the minimized run needed that exist in the full root are added and the
+ * proof runs again (bounded rounds). It succeeds only when every check's exit
+ * code, stdout and stderr are the same in both roots.
+ */
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { CheckSpec, ImageConfig, MinimizeSpec, TextExpectation } from '../manifest/types.js';
+import type { StagingRoot } from '../stage/types.js';
+import { MkimgError } from '../util/errors.js';
+import { runTraced, type RunTracedResult } from '../trace/run.js';
+import type { TraceEvent } from '../trace/events.js';
+import { computeKeepSet, type KeepResult } from './keep.js';
+import { materialize } from './materialize.js';
+import { buildReport, type CheckReport, type MinimizeReport } from './report.js';
+
+export { computeKeepSet, type KeepResult } from './keep.js';
+export type { MinimizeReport } from './report.js';
+
+export interface ResolvedCheck {
+  name: string;
+  args: string[];
+  env: Record<string, string>;
+  stdin?: string;
+  cwd?: string;
+  uid?: number;
+  gid?: number;
+  expect: CheckSpec['expect'];
+}
+
+/** The checks to run: the manifest's, or config.entrypoint + config.cmd expecting exit 0. */
+export function resolveChecks(root: StagingRoot, spec: MinimizeSpec, config: ImageConfig): ResolvedCheck[] {
+  const specs: CheckSpec[] = spec.checks.length
+    ? spec.checks
+    : [{ name: 'entrypoint', args: [...(config.entrypoint ?? []), ...(config.cmd ?? [])], env: {}, expect: { exitCode: 0 } }];
+  return specs.map((c, i) => {
+    const name = c.name ?? (spec.checks.length ? `check ${i + 1}` : 'entrypoint');
+    if (c.args.length === 0) {
+      throw new MkimgError('manifest', `minimize: ${name} has no command: config.entrypoint and config.cmd are empty and minimize.checks gives none`, {
+        hint: 'add minimize.checks with args, set config.entrypoint/cmd, or set minimize: false',
+      });
+    }
+    const user = c.user ?? config.user;
+    const ids = user ? lookupUser(root, user, name) : {};
+    return { name, args: c.args, env: { ...config.env, ...c.env }, stdin: c.stdin, cwd: c.workdir ?? config.workdir, ...ids, expect: c.expect };
+  });
+}
+
+function readDb(root: StagingRoot, file: string): string[][] {
+  try {
+    return readFileSync(root.dir + file, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':'));
+  } catch {
+    return [];
+  }
+}
+
+/** "name", "uid", "uid:gid", "name:group", looked up in the root's /etc/passwd and /etc/group. */
+export function lookupUser(root: StagingRoot, user: string, check: string): { uid: number; gid: number } {
+  const [u, g] = user.split(':');
+  const passwd = readDb(root, '/etc/passwd');
+  let uid: number;
+  let gid: number | undefined;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const row = passwd.find((r) => r[2] === u);
+    if (row) gid = Number(row[3]);
+  } else {
+    const row = passwd.find((r) => r[0] === u);
+    if (!row) throw new MkimgError('manifest', `${check}: user ${JSON.stringify(u)} is not in the image's /etc/passwd`, { hint: 'add it under accounts.users or use a numeric uid' });
+    uid = Number(row[2]);
+    gid = Number(row[3]);
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const row = readDb(root, '/etc/group').find((r) => r[0] === g);
+      if (!row) throw new MkimgError('manifest', `${check}: group ${JSON.stringify(g)} is not in the image's /etc/group`, { hint: 'add it under accounts.groups or use a numeric gid' });
+      gid = Number(row[2]);
+    }
+  }
+  return { uid, gid: gid ?? uid };
+}
+
+function matches(exp: TextExpectation | undefined, actual: string): boolean {
+  if (exp === undefined) return true;
+  if (typeof exp === 'string') return exp === actual;
+  return new RegExp(exp.regex, 'm').test(actual);
+}
+
+function excerpt(b: Buffer | string, max = 400): string {
+  const s = typeof b === 'string' ? b : b.toString('utf8');
+  return JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s);
+}
+
+function showExp(e: TextExpectation): string {
+  return typeof e === 'string' ? JSON.stringify(e) : `/${e.regex}/`;
+}
+
+async function runCheck(rootDir: string, c: ResolvedCheck, timeoutSeconds: number): Promise<RunTracedResult> {
+  return runTraced({ rootDir, args: c.args, env: c.env, cwd: c.cwd, uid: c.uid, gid: c.gid, stdin: c.stdin, timeoutSeconds, trace: true });
+}
+
+/** Throws MkimgError('check') when a check's expectation fails in the full root: the manifest's check is wrong. */
+export function assertExpectation(c: ResolvedCheck, r: RunTracedResult): void {
+  const out = r.stdout.toString('utf8');
+  const err = r.stderr.toString('utf8');
+  const problems: string[] = [];
+  if (r.exitCode !== c.expect.exitCode) problems.push(`exit code: expected ${c.expect.exitCode}, got ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}`);
+  if (!matches(c.expect.stdout, out)) problems.push(`stdout: expected ${showExp(c.expect.stdout!)}, got ${excerpt(out)}`);
+  if (!matches(c.expect.stderr, err)) problems.push(`stderr: expected ${showExp(c.expect.stderr!)}, got ${excerpt(err)}`);
+  if (problems.length === 0) return;
+  throw new MkimgError(
+    'check',
+    `minimize: ${c.name} (${c.args.join(' ')}) fails in the full, unminimized root, so the manifest's check is wrong: ${problems.join('; ')}` +
+      `\n  exit code ${r.exitCode}; stdout ${excerpt(out)}; stderr ${excerpt(err + r.tracerMessages)}`,
+    {
+      hint: 'fix minimize.checks (args, env, expect) so the check passes on the full image, or set minimize: false',
+      details: { check: c.name, exitCode: r.exitCode, stdout: out.slice(0, 2000), stderr: err.slice(0, 2000) },
+    },
+  );
+}
+
+function differences(full: RunTracedResult, min: RunTracedResult): string[] {
+  const d: string[] = [];
+  if (full.exitCode !== min.exitCode) d.push(`exit code ${full.exitCode} in the full root, ${min.exitCode} minimized`);
+  if (!full.stdout.equals(min.stdout)) d.push(`stdout ${excerpt(full.stdout, 200)} in the full root, ${excerpt(min.stdout, 200)} minimized`);
+  if (!full.stderr.equals(min.stderr)) d.push(`stderr ${excerpt(full.stderr, 200)} in the full root, ${excerpt(min.stderr + min.tracerMessages, 200)} minimized`);
+  return d;
+}
+
+export interface MinimizeOptions {
+  /** Where the proof roots are materialized (removed afterwards); best on the staging root's file system. */
+  workDir: string;
+  /** Proof rounds before giving up (default 5). */
+  maxRounds?: number;
+}
+
+export async function minimizeAndProve(
+  root: StagingRoot,
+  spec: MinimizeSpec,
+  config: ImageConfig,
+  opts: MinimizeOptions,
+): Promise<{ keep: Set<string>; report: MinimizeReport }> {
+  const maxRounds = opts.maxRounds ?? 5;
+  const timeout = spec.timeoutSeconds > 0 ? spec.timeoutSeconds : 60;
+  const checks = resolveChecks(root, spec, config);
+  const ldLibraryPath = checks.map((c) => c.env.LD_LIBRARY_PATH).filter((s): s is string => Boolean(s));
+
+  const full: RunTracedResult[] = [];
+  const events: TraceEvent[] = [];
+  const checkReports: CheckReport[] = [];
+  for (const c of checks) {
+    const r = await runCheck(root.dir, c, timeout);
+    assertExpectation(c, r);
+    full.push(r);
+    events.push(...r.events);
+    checkReports.push({ name: c.name, args: c.args, exitCode: r.exitCode, tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size });
+  }
+
+  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath });
+  const firstKeep = new Set(k.keep);
+  let rounds = 0;
+  for (;;) {
+    rounds++;
+    const dir = join(opts.workDir, `mkimg-proof-${rounds}`);
+    await rm(dir, { recursive: true, force: true });
+    let diffs: { check: string; diffs: string[] }[] = [];
+    const proofEvents: TraceEvent[] = [];
+    try {
+      await materialize(root, k.keep, dir);
+      for (let i = 0; i < checks.length; i++) {
+        const r = await runCheck(dir, checks[i], timeout);
+        proofEvents.push(...r.events);
+        const d = differences(full[i], r);
+        if (d.length) diffs.push({ check: checks[i].name, diffs: d });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    // What the minimized runs touched that the full root has and the keep set lacks.
+    events.push(...proofEvents);
+    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath });
+    const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
+    if (missing.length > 0 && rounds < maxRounds) {
+      k = next;
+      continue;
+    }
+    if (diffs.length === 0) break;
+    const missingNote = missing.length ? `paths still missing: ${missing.slice(0, 20).join(', ')}` : 'no missing path found in the full root';
+    diffs = diffs.slice(0, 10);
+    throw new MkimgError(
+      'check',
+      `minimize: the minimized root does not behave like the full one after ${rounds} round(s): ` +
+        diffs.map((d) => `${d.check}: ${d.diffs.join('; ')}`).join(' | ') +
+        `; ${missingNote}; paths added by proof rounds: ${[...k.keep].filter((p) => !firstKeep.has(p)).slice(0, 20).join(', ') || 'none'}`,
+      {
+        hint: 'keep what the program loads in a way the tracer cannot see with minimize.keep globs or keepGroups, remove a minimize.exclude that drops a needed file, or set minimize: false',
+        details: { checks: diffs, missing },
+      },
+    );
+  }
+  const addedByProof = [...k.keep].filter((p) => !firstKeep.has(p));
+  const report = buildReport(root, k.keep, k, { checks: checkReports, rounds, addedByProof, keepListed: spec.keepListed });
+  return { keep: k.keep, report };
+}

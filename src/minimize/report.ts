@@ -1,0 +1,106 @@
+/**
+ * The minimization report (`mkimg build --report FILE`): JSON-serializable,
+ * sorted, free of host paths and timings so two builds of one manifest give
+ * the same report.
+ */
+import type { StageEntry, StagingRoot } from '../stage/types.js';
+import type { KeepResult } from './keep.js';
+
+export interface SizeCount {
+  files: number; // non-directory entries: files, symlinks, hardlinks
+  bytes: number; // sum of regular file sizes (a hardlinked file counted once)
+}
+
+export interface PackageSize {
+  origin: string; // "pkg:<name>", "file:<src>", "generated:<what>", "layout"
+  before: SizeCount;
+  after: SizeCount;
+}
+
+export interface CheckReport {
+  name: string;
+  args: string[];
+  exitCode: number;
+  /** Distinct image paths the check touched in the full root. */
+  tracedPaths: number;
+}
+
+export interface AddedReport {
+  paths: number;
+  bytes: number;
+  /** Up to 50 of the paths, sorted. */
+  sample: string[];
+}
+
+export interface MinimizeReport {
+  before: SizeCount;
+  after: SizeCount;
+  packages: PackageSize[];
+  checks: CheckReport[];
+  listedDirectories: string[];
+  keepListed: boolean;
+  listedAdded: AddedReport;
+  staticAnalysis: AddedReport;
+  keepGroups: Record<string, AddedReport>;
+  keepGlobs: Record<string, AddedReport>;
+  excluded: Record<string, AddedReport>;
+  hardlinks: AddedReport;
+  /** Proof rounds run in the minimized root (1 = it passed at once). */
+  rounds: number;
+  /** Paths the proof rounds found missing and added back. */
+  addedByProof: string[];
+}
+
+function count(entries: Iterable<StageEntry>): SizeCount {
+  let files = 0;
+  let bytes = 0;
+  for (const e of entries) {
+    if (e.type === 'dir') continue;
+    files++;
+    if (e.type === 'file') bytes += e.size;
+  }
+  return { files, bytes };
+}
+
+export function added(root: StagingRoot, paths: string[]): AddedReport {
+  const es = paths.map((p) => root.entries.get(p)).filter((e): e is StageEntry => e !== undefined);
+  return { paths: paths.length, bytes: count(es).bytes, sample: [...paths].sort().slice(0, 50) };
+}
+
+export function buildReport(
+  root: StagingRoot,
+  keep: Set<string>,
+  k: KeepResult,
+  extra: { checks: CheckReport[]; rounds: number; addedByProof: string[]; keepListed: boolean },
+): MinimizeReport {
+  const byOrigin = new Map<string, { before: StageEntry[]; after: StageEntry[] }>();
+  for (const e of root.entries.values()) {
+    const key = e.origin.startsWith('pkg:') ? e.origin : e.origin.split(':')[0];
+    let g = byOrigin.get(key);
+    if (!g) byOrigin.set(key, (g = { before: [], after: [] }));
+    g.before.push(e);
+    if (keep.has(e.path)) g.after.push(e);
+  }
+  const mapRec = (r: Record<string, string[]>): Record<string, AddedReport> =>
+    Object.fromEntries(Object.keys(r).sort().map((name) => [name, added(root, r[name])]));
+  return {
+    before: count(root.entries.values()),
+    after: count([...keep].map((p) => root.entries.get(p)!).filter(Boolean)),
+    packages: [...byOrigin.keys()].sort().map((origin) => ({
+      origin,
+      before: count(byOrigin.get(origin)!.before),
+      after: count(byOrigin.get(origin)!.after),
+    })),
+    checks: extra.checks,
+    listedDirectories: k.listedDirs,
+    keepListed: extra.keepListed,
+    listedAdded: added(root, k.listedAdded),
+    staticAnalysis: added(root, k.staticAnalysis),
+    keepGroups: mapRec(k.groups),
+    keepGlobs: mapRec(k.globs),
+    excluded: mapRec(k.excluded),
+    hardlinks: added(root, k.hardlinks),
+    rounds: extra.rounds,
+    addedByProof: [...extra.addedByProof].sort(),
+  };
+}

@@ -1,0 +1,216 @@
+/**
+ * The native tracer: sandbox properties and event recording, with real
+ * programs compiled by gcc into a root built from the host's libraries.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTraced } from '../../src/trace/run.js';
+import { buildTracer, compileC, copyWithClosure, makeRoot, TRACER, tempDir } from '../helpers/tracer-root.js';
+
+const NET = `
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET; a.sin_port = htons(atoi(argv[1])); a.sin_addr.s_addr = htonl(0x7f000001);
+  int r = connect(s, (struct sockaddr *)&a, sizeof a);
+  printf("connect=%d errno=%s\\n", r, r ? strerror(errno) : "0");
+  int u = socket(AF_UNIX, SOCK_STREAM, 0);
+  struct sockaddr_un su = {0};
+  su.sun_family = AF_UNIX; strcpy(su.sun_path, "/run/test.sock");
+  connect(u, (struct sockaddr *)&su, sizeof su);
+  return r == 0 ? 1 : 0;
+}`;
+
+const PATHS = `
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static void *th(void *a) {
+  (void)a;
+  char *argv[] = {"/usr/bin/true-ish", "child", NULL};
+  char *envp[] = {NULL};
+  execve("/usr/bin/true-ish", argv, envp); /* exec from a non-leader thread */
+  return NULL;
+}
+int main(int argc, char **argv) {
+  if (argc > 1) { /* the exec'd child */
+    access("/etc/from-child", F_OK);
+    return 7;
+  }
+  int d = open("/usr/lib", O_RDONLY | O_DIRECTORY);
+  struct stat st;
+  fstatat(d, "relative/file", &st, 0);
+  chdir("/usr/bin");
+  access("cwd-relative", F_OK);
+  DIR *dd = opendir("/etc");
+  while (readdir(dd)) {}
+  pid_t p = fork();
+  if (p == 0) {
+    pthread_t t;
+    pthread_create(&t, NULL, th, NULL);
+    pthread_join(t, NULL);
+    _exit(99);
+  }
+  int s;
+  waitpid(p, &s, 0);
+  printf("child=%d\\n", WEXITSTATUS(s));
+  return 0;
+}`;
+
+let root: string;
+let work: string;
+let server: Server;
+let port: number;
+
+beforeAll(async () => {
+  buildTracer();
+  root = makeRoot();
+  work = tempDir('mkimg-tracer-work-');
+  chmodSync(work, 0o777);
+  copyWithClosure(root, ['/usr/bin/dash', '/usr/bin/env', '/usr/bin/cat', '/usr/bin/touch', '/usr/bin/hostname', '/usr/bin/sleep', '/usr/bin/ls']);
+  execFileSync('ln', ['-s', 'dash', join(root, 'usr/bin/sh')]);
+  compileC(root, '/usr/bin/netcheck', NET);
+  compileC(root, '/usr/bin/paths', PATHS, ['-pthread']);
+  compileC(root, '/usr/bin/true-ish', PATHS, ['-pthread']);
+  chmodSync(root, 0o755);
+  server = createServer((c) => c.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  port = (server.address() as { port: number }).port;
+});
+
+afterAll(() => {
+  server?.close();
+  if (root) rmSync(root, { recursive: true, force: true });
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+function listing(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }).map(String).sort();
+}
+
+describe('sandbox', () => {
+  it('fixes the hostname, gives exactly the given environment, and runs as pid 2 under a private init', async () => {
+    const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'hostname; env; echo pid=$$'], env: { A: '1', PATH: '/usr/bin' }, timeoutSeconds: 20, trace: true });
+    expect(r.exitCode).toBe(0);
+    const lines = r.stdout.toString().trim().split('\n');
+    expect(lines[0]).toBe('mkimg');
+    expect(lines.slice(1, -1).sort()).toEqual(['A=1', 'PATH=/usr/bin', 'PWD=/']);
+    expect(lines.at(-1)).toBe('pid=2');
+  });
+
+  it('keeps the root read-only and unchanged, with tmpfs /tmp and a minimal /dev', async () => {
+    const before = listing(root);
+    const mtime = statSync(root).mtimeMs;
+    const r = await runTraced({
+      rootDir: root,
+      args: ['/bin/sh', '-c', 'touch /usr/x 2>/dev/null && echo wrote; touch /tmp/ok && echo tmp-ok; ls /dev; cat /proc/1/comm'],
+      env: { PATH: '/usr/bin' },
+      timeoutSeconds: 20,
+      trace: true,
+    });
+    expect(r.exitCode).toBe(0);
+    const out = r.stdout.toString();
+    expect(out).not.toContain('wrote');
+    expect(out).toContain('tmp-ok');
+    for (const d of ['null', 'zero', 'full', 'random', 'urandom', 'tty']) expect(out.split('\n')).toContain(d);
+    expect(out.trim().split('\n').at(-1)).toBe('mkimg-trace');
+    expect(listing(root)).toEqual(before);
+    expect(statSync(root).mtimeMs).toBe(mtime);
+  });
+
+  it('has no network: connecting to a listening 127.0.0.1 port fails', async () => {
+    const r = await runTraced({ rootDir: root, args: ['/usr/bin/netcheck', String(port)], env: {}, timeoutSeconds: 20, trace: true });
+    expect(r.stdout.toString()).toMatch(/^connect=-1 errno=Network is unreachable/);
+    expect(r.exitCode).toBe(0);
+    const unix = r.events.find((e) => e.sc === 'connect');
+    expect(unix).toMatchObject({ path: '/run/test.sock', abs: '/run/test.sock' });
+  });
+
+  it('kills the whole tree on timeout (exit 124) and reports signals as 128+N', async () => {
+    const t0 = Date.now();
+    const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'sleep 100 & sleep 100; echo never'], env: { PATH: '/usr/bin' }, timeoutSeconds: 1, trace: true });
+    expect(r.exitCode).toBe(124);
+    expect(r.timedOut).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(r.stdout.toString()).toBe('');
+    const k = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'kill -TERM $$'], env: {}, timeoutSeconds: 10, trace: true });
+    expect(k.exitCode).toBe(128 + 15);
+    const nf = await runTraced({ rootDir: root, args: ['/usr/bin/nope'], env: {}, timeoutSeconds: 10, trace: false });
+    expect(nf.exitCode).toBe(127);
+    expect(nf.tracerMessages).toContain('execve(/usr/bin/nope)');
+  });
+
+  it('passes stdin and exit codes through, with and without tracing', async () => {
+    for (const trace of [true, false]) {
+      const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'cat; exit 3'], env: {}, stdin: 'hello\n', timeoutSeconds: 10, trace });
+      expect(r.exitCode).toBe(3);
+      expect(r.stdout.toString()).toBe('hello\n');
+      expect(r.events.length > 0).toBe(trace);
+    }
+  });
+
+  it('fails with 125 and names the step when the sandbox cannot be set up', () => {
+    const r = spawnSync(TRACER, ['--root', '/nonexistent-root', '--events', join(work, 'e'), '--', '/bin/true'], { encoding: 'utf8' });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/mkimg-trace: realpath\(--root\): No such file or directory/);
+  });
+
+  it('runs as a non-root user through a user namespace', () => {
+    const ev = join(work, 'nonroot.jsonl');
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', TRACER, '--root', root, '--events', ev, '--timeout', '20', '--env', 'PATH=/usr/bin', '--', '/bin/sh', '-c', 'touch /usr/y || echo ro; hostname; cat /etc/passwd >/dev/null'],
+      { encoding: 'utf8', env: { TMPDIR: work } },
+    );
+    expect(r.stderr).toContain('Read-only file system');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('ro\nmkimg\n');
+    const events = readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(events.some((e) => e.sc === 'openat' && e.abs === '/etc/passwd')).toBe(true);
+  });
+});
+
+describe('events', () => {
+  it('resolves dirfd- and cwd-relative paths, reports listed directories, follows forks, threads and exec from a non-leader thread', async () => {
+    const r = await runTraced({ rootDir: root, args: ['/usr/bin/paths'], env: {}, timeoutSeconds: 20, trace: true });
+    expect(r.stdout.toString()).toBe('child=7\n');
+    expect(r.exitCode).toBe(0);
+    const find = (pred: (e: (typeof r.events)[number]) => boolean) => r.events.find(pred);
+    expect(find((e) => e.sc === 'execve' && e.abs === '/usr/bin/paths')).toBeTruthy();
+    expect(find((e) => e.sc === 'newfstatat' && e.path === 'relative/file')).toMatchObject({ dirfd: '/usr/lib', abs: '/usr/lib/relative/file' });
+    expect(find((e) => e.sc === 'access' && e.path === 'cwd-relative')).toMatchObject({ dirfd: '/usr/bin', abs: '/usr/bin/cwd-relative' });
+    expect(find((e) => e.sc === 'getdents64')).toMatchObject({ abs: '/etc', path: null });
+    const exec2 = find((e) => e.sc === 'execve' && e.abs === '/usr/bin/true-ish');
+    expect(exec2).toBeTruthy();
+    // the exec'd program's own accesses are traced too (after exec from a thread)
+    expect(find((e) => e.sc === 'access' && e.abs === '/etc/from-child')).toBeTruthy();
+    // flags of openat are reported (O_DIRECTORY)
+    expect((find((e) => e.sc === 'openat' && e.abs === '/usr/lib')!.flags & 0o200000) !== 0).toBe(true);
+  });
+
+  it('records the same set of paths on every run', async () => {
+    const sets: string[][] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await runTraced({ rootDir: root, args: ['/usr/bin/paths'], env: {}, timeoutSeconds: 20, trace: true });
+      sets.push([...new Set(r.events.map((e) => `${e.sc} ${e.abs}`))].sort());
+    }
+    expect(sets[0].length).toBeGreaterThan(10);
+    expect(sets[1]).toEqual(sets[0]);
+  });
+});
