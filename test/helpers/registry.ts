@@ -266,3 +266,64 @@ export function skopeo(args: string[]): { code: number; stdout: string; stderr: 
   const r = spawnSync('skopeo', args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 });
   return { code: r.status ?? 1, stdout: r.stdout, stderr: r.stderr };
 }
+
+export interface TokenFrontEnd {
+  host: string;
+  /** Token requests seen: scopes asked for, and whether Basic credentials were valid. */
+  tokenRequests: Array<{ scopes: string[]; account?: string; ok: boolean }>;
+  stop: () => Promise<void>;
+}
+
+/**
+ * A Bearer-token front end for an anonymous registry: requests without a valid
+ * token get 401 with `WWW-Authenticate: Bearer realm=…/token,service=…,scope=…`;
+ * /token issues tokens for Basic user:password. Pushes (non-GET/HEAD) to a repo
+ * listed in `denyPush` get 403 DENIED, as a registry with per-repo permissions answers.
+ */
+export async function startTokenFrontEnd(target: string, opts: { user: string; password: string; denyPush?: string[] }): Promise<TokenFrontEnd> {
+  const proxy = await startProxy(target);
+  const issued = new Map<string, string[]>();
+  const fe: TokenFrontEnd = { host: proxy.host, tokenRequests: [], stop: proxy.stop };
+  proxy.intercept = (req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    if (url.pathname === '/token') {
+      const auth = req.headers.authorization ?? '';
+      const ok = auth === 'Basic ' + Buffer.from(`${opts.user}:${opts.password}`).toString('base64');
+      const scopes = url.searchParams.getAll('scope');
+      fe.tokenRequests.push({ scopes, account: url.searchParams.get('account') ?? undefined, ok });
+      if (!ok) {
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
+        return true;
+      }
+      const token = `tok${issued.size}`;
+      issued.set(token, scopes);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token, expires_in: 300 }));
+      return true;
+    }
+    const m = /^\/v2\/(.+?)\/(blobs|manifests|tags)\//.exec(url.pathname);
+    const repo = m?.[1];
+    const need = repo ? `repository:${repo}:${req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'pull,push'}` : undefined;
+    const tok = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    const granted = tok ? issued.get(tok) : undefined;
+    const covers = granted && (!need || granted.some((s) => s === need || (need.endsWith(':pull') && s === `repository:${repo}:pull,push`)));
+    if (!covers) {
+      req.resume();
+      res.writeHead(401, {
+        'content-type': 'application/json',
+        'www-authenticate': `Bearer realm="http://${proxy.host}/token",service="mkimg-test"${need ? `,scope="${need}"` : ''}`,
+      });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
+      return true;
+    }
+    if (repo && opts.denyPush?.includes(repo) && req.method !== 'GET' && req.method !== 'HEAD') {
+      req.resume();
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'requested access to the resource is denied' }] }));
+      return true;
+    }
+    return false;
+  };
+  return fe;
+}
