@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { createHash } from 'node:crypto';
+import { cacheLookup, cachePublish, cacheTag } from '../../src/registry/cache.js';
+import { pushImage } from '../../src/registry/push.js';
+import { makeTestImage } from '../helpers/oci-image.js';
+import { startProxy, startRegistry, uploadRequests, type TestRegistry } from '../helpers/registry.js';
+
+let reg: TestRegistry;
+let dir: string;
+beforeAll(async () => {
+  reg = await startRegistry();
+  dir = mkdtempSync(join(tmpdir(), 'mkimg-cache-test-'));
+});
+afterAll(async () => {
+  await reg?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const manifestSha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('registry as a build cache', () => {
+  it('misses, then after publishing returns a tar byte-identical to the built one', async () => {
+    const h = manifestSha('manifest bytes A');
+    expect(cacheTag(h)).toBe(`mkimg-${h.slice(0, 40)}`);
+    expect(await cacheLookup(`${reg.host}/cache`, h)).toBeNull();
+
+    const tar = join(dir, 'a.tar');
+    const built = makeTestImage(tar, { name: 'svc', tag: '3', manifestSha256: h });
+    const pub = await cachePublish(`${reg.host}/cache`, h, tar);
+    expect(pub.reference).toBe(`${reg.host}/cache:mkimg-${h.slice(0, 40)}`);
+    expect(pub.manifestDigest).toBe(built.manifestDigest);
+
+    const hit = await cacheLookup(`${reg.host}/cache`, h, { name: 'svc:3' });
+    expect(hit).not.toBeNull();
+    expect(readFileSync(hit!).equals(readFileSync(tar))).toBe(true);
+    rmSync(dirname(hit!), { recursive: true, force: true });
+
+    // Another manifest misses.
+    expect(await cacheLookup(`${reg.host}/cache`, manifestSha('manifest bytes B'))).toBeNull();
+  });
+
+  it('ignores an entry whose manifest label does not match (with a warning)', async () => {
+    const h = manifestSha('manifest C');
+    const tar = join(dir, 'c.tar');
+    makeTestImage(tar, { name: 'svc', tag: '3', manifestSha256: manifestSha('something else') });
+    await cachePublish(`${reg.host}/cache`, h, tar);
+    const warnings: string[] = [];
+    const into = mkdtempSync(join(dir, 'into-'));
+    expect(await cacheLookup(`${reg.host}/cache`, h, { dir: into, onWarning: (w) => warnings.push(w) })).toBeNull();
+    expect(warnings.join('\n')).toContain('org.mkimg.manifest.sha256');
+    expect(existsSync(join(into, `${cacheTag(h)}.tar`))).toBe(false);
+  });
+
+  it('mounts blobs from the cache repository instead of uploading them', async () => {
+    const h = manifestSha('manifest D');
+    const tar = join(dir, 'd.tar');
+    const built = makeTestImage(tar, { name: 'svc', tag: '4', manifestSha256: h, files: { '/data/x': 500_000 } });
+    await cachePublish(`${reg.host}/cache`, h, tar);
+    const proxy = await startProxy(reg.host);
+    try {
+      const r = await pushImage(tar, `${proxy.host}/release/svc:4`, { mountFrom: 'cache' });
+      expect(r.manifestDigest).toBe(built.manifestDigest);
+      expect(r.blobsMounted).toBe(2);
+      expect(r.blobsUploaded).toBe(0);
+      expect(r.bytesUploaded).toBe(0);
+      const ups = uploadRequests(proxy.log);
+      expect(ups.length).toBe(2);
+      for (const u of ups) {
+        expect(u.method).toBe('POST');
+        expect(u.path).toContain('mount=sha256');
+        expect(u.path).toContain('from=cache');
+        expect(u.status).toBe(201);
+      }
+      // Mount from a repository that lacks the blobs falls back to an upload.
+      const t2 = join(dir, 'e.tar');
+      makeTestImage(t2, { name: 'svc', tag: '5', labels: { v: '5' } });
+      const r2 = await pushImage(t2, `${proxy.host}/release/svc:5`, { mountFrom: `${proxy.host}/empty` });
+      expect(r2.blobsMounted).toBe(0);
+      expect(r2.blobsUploaded).toBe(2);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
