@@ -1,0 +1,173 @@
+/**
+ * A small HTTP(S) GET client: redirects, retries on network errors and 5xx,
+ * an idle timeout, and errors that name the URL. `file://` URLs are read from
+ * disk (handy for local mirrors). Every failure is MkimgError('repository')
+ * with details { url, status? } so callers can tell a 404 from an outage.
+ */
+import { createWriteStream, createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { MkimgError } from '../util/errors.js';
+
+export interface HttpOptions {
+  /** Idle timeout per attempt (no bytes for this long aborts it). Default 30 s. */
+  timeoutMs?: number;
+  /** Attempts in total for network errors and 5xx. Default 3. */
+  attempts?: number;
+  /** Called with (bytesSoFar, totalOrUndefined) while a body streams in. */
+  onProgress?: (bytes: number, total?: number) => void;
+}
+
+export function httpStatusOf(e: unknown): number | undefined {
+  if (e instanceof MkimgError && e.details && typeof e.details.status === 'number') return e.details.status as number;
+  return undefined;
+}
+
+const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 8 });
+const agentHttps = new https.Agent({ keepAlive: true, maxSockets: 8 });
+
+interface Sink {
+  write(chunk: Buffer): void;
+  end(): Promise<void>;
+  abort(): void;
+}
+
+async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects = 0): Promise<void> {
+  const u = new URL(url);
+  if (u.protocol === 'file:') {
+    const p = fileURLToPath(u);
+    let st;
+    try {
+      st = await stat(p);
+    } catch {
+      throw new MkimgError('repository', `GET ${url}: not found`, { details: { url, status: 404 } });
+    }
+    const s = sink();
+    let n = 0;
+    for await (const chunk of createReadStream(p)) {
+      s.write(chunk as Buffer);
+      n += (chunk as Buffer).length;
+      opts.onProgress?.(n, st.size);
+    }
+    await s.end();
+    return;
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new MkimgError('repository', `unsupported URL scheme in ${url}`, { hint: 'use an http://, https:// or file:// mirror URL' });
+  }
+  const mod = u.protocol === 'https:' ? https : http;
+  await new Promise<void>((resolve, reject) => {
+    const req = mod.get(u, { agent: u.protocol === 'https:' ? agentHttps : agentHttp, headers: { 'user-agent': 'mkimg' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (redirects >= 5) return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
+        const next = new URL(res.headers.location, u).toString();
+        once(next, sink, opts, redirects + 1).then(resolve, reject);
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        return reject(new MkimgError('repository', `GET ${url}: HTTP ${status}`, { details: { url, status } }));
+      }
+      const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
+      const s = sink();
+      let n = 0;
+      res.on('data', (chunk: Buffer) => {
+        s.write(chunk);
+        n += chunk.length;
+        opts.onProgress?.(n, total);
+      });
+      res.on('end', () => {
+        if (!res.complete || (total !== undefined && n !== total)) {
+          s.abort();
+          return reject(new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, { details: { url, retry: true } }));
+        }
+        s.end().then(resolve, reject);
+      });
+      res.on('error', (e) => {
+        s.abort();
+        reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
+      });
+    });
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => {
+      req.destroy(new Error(`no data for ${Math.round((opts.timeoutMs ?? 30_000) / 1000)} s`));
+    });
+    req.on('error', (e) => reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e })));
+  });
+}
+
+function retryable(e: unknown): boolean {
+  if (!(e instanceof MkimgError)) return false;
+  const st = httpStatusOf(e);
+  if (st !== undefined) return st >= 500 || st === 408 || st === 429;
+  return Boolean(e.details?.retry);
+}
+
+async function withRetries(url: string, sink: () => Sink, opts: HttpOptions): Promise<void> {
+  const attempts = Math.max(1, opts.attempts ?? 3);
+  let last: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      await once(url, sink, opts);
+      return;
+    } catch (e) {
+      last = e;
+      if (!retryable(e) || i === attempts - 1) break;
+      await new Promise((r) => setTimeout(r, 250 * 2 ** i));
+    }
+  }
+  const e = last as MkimgError;
+  if (e instanceof MkimgError && attempts > 1 && retryable(e)) {
+    throw new MkimgError('repository', `${e.message} (after ${attempts} attempts)`, { details: e.details, hint: 'check the mirror URL and the network, or choose another mirror with --mirror SUITE=URL' });
+  }
+  throw last;
+}
+
+/** GET a whole body into memory (indexes, InRelease). */
+export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buffer> {
+  let chunks: Buffer[] = [];
+  await withRetries(
+    url,
+    () => {
+      chunks = [];
+      return { write: (c) => void chunks.push(c), end: async () => {}, abort: () => (chunks = []) };
+    },
+    opts,
+  );
+  return Buffer.concat(chunks);
+}
+
+/** GET a body into a file (created/truncated), hashing while writing. */
+export async function httpGetToFile(url: string, dest: string, opts: HttpOptions = {}): Promise<{ sha256: string; size: number }> {
+  let hash = createHash('sha256');
+  let size = 0;
+  await withRetries(
+    url,
+    () => {
+      hash = createHash('sha256');
+      size = 0;
+      const ws = createWriteStream(dest);
+      let failed: Error | null = null;
+      ws.on('error', (e) => (failed = e));
+      return {
+        write: (c) => {
+          hash.update(c);
+          size += c.length;
+          ws.write(c);
+        },
+        end: () =>
+          new Promise<void>((resolve, reject) => {
+            if (failed) return reject(failed);
+            ws.end(() => (failed ? reject(failed) : resolve()));
+          }),
+        abort: () => ws.destroy(),
+      };
+    },
+    opts,
+  );
+  return { sha256: hash.digest('hex'), size };
+}

@@ -1,0 +1,42 @@
+/**
+ * lockIsCurrent: does the manifest's lock: section still pin what it asks for?
+ * Cheap and offline (no resolution): every requested name is locked (at the
+ * requested version, for this architecture, from a suite the sources name),
+ * and every files: input has a pin. `mkimg build` refuses a stale lock.
+ */
+import type { Manifest } from '../manifest/types.js';
+
+export interface LockStatus {
+  ok: boolean;
+  problems: string[];
+}
+
+export function lockIsCurrent(manifest: Manifest): LockStatus {
+  const problems: string[] = [];
+  const lock = manifest.lock;
+  const requested = manifest.packages.filter((p) => p.kind === 'name');
+  if (!lock) {
+    if (requested.length > 0 || manifest.files.length > 0) problems.push('the manifest has no lock: section');
+    return { ok: problems.length === 0, problems };
+  }
+  if (lock.version !== 1) problems.push(`lock version ${String(lock.version)} is not supported (expected 1)`);
+  const byName = new Map(lock.packages.map((p) => [p.name, p]));
+  for (const r of requested) {
+    if (r.kind !== 'name') continue;
+    const l = byName.get(r.name);
+    if (!l) problems.push(`${r.name} is requested but not in the lock`);
+    else if (r.version !== undefined && l.version !== r.version) problems.push(`${r.name}=${r.version} is requested but the lock pins ${l.version}`);
+  }
+  if (requested.length === 0 && lock.packages.length > 0) problems.push('the lock pins packages but none are requested');
+  const suites = new Set(manifest.sources.flatMap((s) => s.suites));
+  for (const l of lock.packages) {
+    if (l.architecture !== manifest.architecture && l.architecture !== 'all') {
+      problems.push(`${l.name} is locked for ${l.architecture}, the manifest builds ${manifest.architecture}`);
+    }
+    if (!suites.has(l.suite)) problems.push(`${l.name} is locked from suite "${l.suite}", which no source names`);
+  }
+  for (const f of manifest.files) {
+    if (!f.sha256) problems.push(`files: ${f.src} has no pin in the lock`);
+  }
+  return { ok: problems.length === 0, problems };
+}
