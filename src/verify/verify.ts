@@ -1,0 +1,143 @@
+/**
+ * mkimg verify image.tar manifest.sig: in order, stopping at the first failure,
+ *   1. signature  — the manifest's detached signature is good, by a trusted key (exit 6)
+ *   2. integrity  — the image tar is whole (exit 7)
+ *   3. binding    — the config label org.mkimg.manifest.sha256 is the manifest's sha256 (exit 8)
+ *   4. rebuild    — unless --no-rebuild, building the manifest again gives the same bytes (exit 9)
+ * Steps 1 and 2 run concurrently (the image is hashed while the signature is
+ * checked) but are reported in this order.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
+import { readFileOr, readKeyring } from '../sign/keys.js';
+import { defaultManifestPath, verifyDetachedSignature, type SignatureCheck } from '../sign/verify-signature.js';
+import { checkImageIntegrity, MANIFEST_LABEL, type CheckedImage } from './integrity.js';
+import { diffImages, type Difference } from './diff.js';
+
+export interface BuildImageOptions {
+  manifestPath: string;
+  output: string;
+  cacheDir?: string;
+  mirrors?: Record<string, string>;
+  quiet?: boolean;
+}
+export interface BuildImageResult {
+  imageId: string;
+  manifestDigest: string;
+  output: string;
+  sizeBytes: number;
+}
+export type BuildImageFn = (opts: BuildImageOptions) => Promise<BuildImageResult>;
+
+export interface VerifyOptions {
+  image: string;
+  signature: string;
+  /** Default: the signature's path without .sig, else manifest.yaml beside it. */
+  manifest?: string;
+  keyring: string;
+  /** Default true. */
+  rebuild?: boolean;
+  cacheDir?: string;
+  mirrors?: Record<string, string>;
+  quiet?: boolean;
+  /** The builder used for step 4; default: buildImage from src/build/build.ts. */
+  build?: BuildImageFn;
+  /** Where the rebuilt image goes (default: a temp dir, removed afterwards). */
+  keepRebuild?: string;
+}
+
+export interface VerifyReport {
+  image: string;
+  manifest: string;
+  signature: SignatureCheck;
+  imageId: string;
+  manifestDigest: string;
+  manifestSha256: string;
+  repoTags: string[];
+  rebuild: 'identical' | 'skipped';
+}
+
+async function defaultBuild(): Promise<BuildImageFn> {
+  // Loaded only when a rebuild is asked for: verify --no-rebuild stays light.
+  const mod = await import('../build/build.js');
+  return mod.buildImage;
+}
+
+export function summarizeDifferences(diffs: Difference[], max = 20): string {
+  const lines = diffs.slice(0, max).map((d) => '  ' + d.message);
+  if (diffs.length > max) lines.push(`  ... and ${diffs.length - max} more (mkimg diff shows them all)`);
+  return lines.join('\n');
+}
+
+export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
+  const image = resolve(opts.image);
+  const sigPath = resolve(opts.signature);
+  const manifestPath = resolve(opts.manifest ?? defaultManifestPath(sigPath));
+  const manifestBytes = readFileOr(manifestPath, 'manifest', 'manifest', opts.manifest ? 'check --manifest' : `no manifest beside the signature: give it with --manifest (looked for ${manifestPath})`);
+  const sigBytes = readFileOr(sigPath, 'usage', 'signature', 'give the path of the manifest\'s detached signature (mkimg sign writes <manifest>.sig)');
+  try {
+    if (!statSync(image).isFile()) throw Object.assign(new Error(), { code: 'not a file' });
+  } catch (e) {
+    throw new MkimgError('usage', `cannot read image ${image}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint: 'give the path of an image tar written by mkimg build' });
+  }
+
+  // 2 runs alongside 1; its result (or failure) is looked at only after 1 passed.
+  const integrity: Promise<CheckedImage> = checkImageIntegrity(image);
+  integrity.catch(() => undefined);
+
+  // 1. signature
+  const keys = await readKeyring(opts.keyring);
+  const signature = await verifyDetachedSignature(new Uint8Array(manifestBytes), new Uint8Array(sigBytes), sigPath, keys, opts.keyring);
+
+  // 2. integrity
+  const checked = await integrity;
+
+  // 3. binding
+  const manifestSha256 = sha256Hex(manifestBytes);
+  const label = checked.labels[MANIFEST_LABEL];
+  if (label === undefined) {
+    throw new MkimgError('binding', `image ${image} carries no ${MANIFEST_LABEL} label, so it cannot be tied to ${manifestPath}`, {
+      hint: 'the image was not built by mkimg build; build it from the signed manifest',
+    });
+  }
+  if (label !== manifestSha256) {
+    throw new MkimgError('binding', `image ${image} was built from a different manifest: its ${MANIFEST_LABEL} label is ${label}, but ${manifestPath} has sha256 ${manifestSha256}`, {
+      hint: 'verify the image against the manifest (and signature) it was built from',
+      details: { label, manifestSha256 },
+    });
+  }
+
+  const report: VerifyReport = {
+    image,
+    manifest: manifestPath,
+    signature,
+    imageId: checked.configDigest,
+    manifestDigest: checked.manifestDigest,
+    manifestSha256,
+    repoTags: checked.repoTags,
+    rebuild: 'skipped',
+  };
+  if (opts.rebuild === false) return report;
+
+  // 4. rebuild
+  const build = opts.build ?? (await defaultBuild());
+  const tmp = opts.keepRebuild ? undefined : mkdtempSync(join(tmpdir(), 'mkimg-verify-'));
+  const out = opts.keepRebuild ? resolve(opts.keepRebuild) : join(tmp!, 'rebuilt.tar');
+  try {
+    await build({ manifestPath, output: out, cacheDir: opts.cacheDir, mirrors: opts.mirrors, quiet: opts.quiet ?? true });
+    const diff = await diffImages(image, out);
+    if (!diff.identical) {
+      throw new MkimgError('rebuild', `rebuilding ${manifestPath} gave different bytes than ${image}:\n${summarizeDifferences(diff.differences)}`, {
+        hint: 'the image was not built from this manifest by a faithful mkimg, or the build is not reproducible here; mkimg diff compares two images',
+        details: { differences: diff.differences },
+      });
+    }
+  } finally {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  }
+  report.rebuild = 'identical';
+  return report;
+}
