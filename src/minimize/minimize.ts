@@ -190,7 +190,17 @@ export async function minimizeAndProve(
       continue;
     }
     if (diffs.length === 0) break;
-    const missingNote = missing.length ? `paths still missing: ${missing.slice(0, 20).join(', ')}` : 'no missing path found in the full root';
+    const notes: string[] = [];
+    if (missing.length) notes.push(`paths still missing: ${missing.slice(0, 20).join(', ')}`);
+    if (spec.exclude.length) {
+      const unexcluded = await computeKeepSet(root, events, { ...spec, exclude: [] }, config, { ldLibraryPath });
+      const needed = [...unexcluded.keep].filter((p) => !next.keep.has(p)).sort();
+      if (needed.length) notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
+    }
+    if (notes.length === 0) notes.push('no missing path found in the full root');
+    const listed = next.listedDirs.filter((d) => !spec.keepListed);
+    if (listed.length) notes.push(`directories the checks list (their untraced entries are dropped unless minimize.keepListed is true): ${listed.slice(0, 20).join(', ')}`);
+    const missingNote = notes.join('; ');
     diffs = diffs.slice(0, 10);
     throw new MkimgError(
       'check',
@@ -198,7 +208,9 @@ export async function minimizeAndProve(
         diffs.map((d) => `${d.check}: ${d.diffs.join('; ')}`).join(' | ') +
         `; ${missingNote}; paths added by proof rounds: ${[...k.keep].filter((p) => !firstKeep.has(p)).slice(0, 20).join(', ') || 'none'}`,
       {
-        hint: 'keep what the program loads in a way the tracer cannot see with minimize.keep globs or keepGroups, remove a minimize.exclude that drops a needed file, or set minimize: false',
+        hint:
+          (listed.length ? 'a check lists a directory: set minimize.keepListed: true to keep listed directories whole, or ' : '') +
+          'keep what the program loads in a way the tracer cannot see with minimize.keep globs or keepGroups, remove a minimize.exclude that drops a needed file, or set minimize: false',
         details: { checks: diffs, missing },
       },
     );

@@ -4,8 +4,8 @@
  * dynamic-library closure (merged /usr as on the Debian 12 host), and index a
  * directory into a StagingRoot.
  */
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,4 +142,28 @@ export function scanRoot(dir: string, originOf: (p: string) => string = () => 'f
 
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
+}
+
+/** Run a command under runc with dir as a read-only rootfs (config from `runc spec`, no rlimits/resources/cgroups). */
+export function runcRun(rootfs: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): { code: number; stdout: string; stderr: string } {
+  const bundle = tempDir('mkimg-runc-bundle-');
+  try {
+    execFileSync('runc', ['spec', '--bundle', bundle]);
+    const cfgPath = join(bundle, 'config.json');
+    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+    delete cfg.process.rlimits;
+    delete cfg.linux.resources;
+    delete cfg.linux.cgroupsPath;
+    cfg.process.terminal = false;
+    cfg.process.args = args;
+    cfg.process.env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+    cfg.root = { path: rootfs, readonly: true };
+    writeFileSync(cfgPath, JSON.stringify(cfg));
+    const id = `mkimg-min-${process.pid}-${Date.now().toString(36)}`;
+    const r = spawnSync('runc', ['run', '--bundle', bundle, id], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+    spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
+    return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+  } finally {
+    rmSync(bundle, { recursive: true, force: true });
+  }
 }
