@@ -5,7 +5,7 @@
  * directory into a StagingRoot.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, readFileSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,4 +166,23 @@ export function runcRun(rootfs: string, args: string[], env: Record<string, stri
   } finally {
     rmSync(bundle, { recursive: true, force: true });
   }
+}
+
+export const PY_MODULES = [
+  'json', 're', 'collections', 'datetime', 'decimal', 'hashlib', 'base64', 'csv', 'pathlib', 'argparse',
+  'textwrap', 'fractions', 'statistics', 'itertools', 'functools', 'typing', 'dataclasses', 'enum', 'heapq', 'bisect',
+  'random', 'string', 'struct', 'zlib', 'uuid', 'email.message', 'html', 'urllib.parse', 'tempfile', 'logging',
+];
+
+/** Copy the host's python3.11 with its stdlib and the libraries of its extension modules into root; false if the host lacks it. */
+export function addPython(root: string): boolean {
+  if (!existsSync('/usr/bin/python3.11') || !existsSync('/usr/lib/python3.11/os.py')) return false;
+  copyWithClosure(root, ['/usr/bin/python3.11']);
+  cpSync('/usr/lib/python3.11', join(root, 'usr/lib/python3.11'), {
+    recursive: true,
+    filter: (src) => !/\/(dist-packages|site-packages|test|idlelib|tkinter|turtledemo|ensurepip)(\/|$)/.test(src),
+  });
+  const dyn = '/usr/lib/python3.11/lib-dynload';
+  for (const f of readdirSync(dyn)) if (f.endsWith('.so')) for (const lib of lddClosure(join(dyn, f))) copyHostPath(root, lib);
+  return true;
 }
