@@ -133,6 +133,8 @@ interface TestKey {
   publicPath: string;
   /** Sign at this faked time (expired key: while it was valid). */
   faked?: string;
+  revoke?: () => void;
+  revoked?: boolean;
 }
 
 function makeKey(root: string, label: string, opts: { expired?: boolean; revoked?: boolean } = {}): TestKey {
@@ -153,15 +155,20 @@ function makeKey(root: string, label: string, opts: { expired?: boolean; revoked
   gpg(home, ['--gen-key'], params, faked);
   const colons = gpg(home, ['--with-colons', '--list-keys']).toString();
   const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(colons)![1]!;
-  if (opts.revoked) {
-    const rev = readFileSync(join(home, 'openpgp-revocs.d', `${fpr}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
-    const revPath = join(home, 'rev.asc');
-    writeFileSync(revPath, rev);
-    gpg(home, ['--import', revPath]);
-  }
   const publicPath = join(root, `${label}.asc`);
   writeFileSync(publicPath, gpg(home, ['--armor', '--export', fpr]));
-  return { home, fpr, publicPath, faked };
+  const k: TestKey = { home, fpr, publicPath, faked };
+  if (opts.revoked) {
+    // Revoked after it signed: sign() uses the key first, then calls revoke().
+    k.revoke = () => {
+      const rev = readFileSync(join(home, 'openpgp-revocs.d', `${fpr}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
+      const revPath = join(home, 'rev.asc');
+      writeFileSync(revPath, rev);
+      gpg(home, ['--import', revPath]);
+      writeFileSync(publicPath, gpg(home, ['--armor', '--export', fpr]));
+    };
+  }
+  return k;
 }
 
 function controlText(p: FixturePackage, arch: string, installedSize: number, index = false): string {
@@ -323,6 +330,10 @@ export async function createAptRepo(opts: AptRepoOptions): Promise<AptRepo> {
     const k = key(mode === 'good' ? 'good' : mode);
     const signed = gpg(k.home, ['--local-user', k.fpr, '--digest-algo', 'SHA256', '--clearsign', '--output', '-', join(dists, 'Release')], undefined, k.faked);
     writeFileSync(inRelease, signed);
+    if (k.revoke && !k.revoked) {
+      k.revoke();
+      k.revoked = true;
+    }
   };
   for (const suite of opts.suites) sign(suite.name, suite.sign ?? 'good');
 
