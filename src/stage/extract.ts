@@ -13,7 +13,7 @@
  * - on disk, files get `mode & 0777` (never setuid on the host), directories at
  *   least 0755; the index keeps the archive's true mode, owner and capability.
  */
-import { link, lstat, mkdir, chmod, readlink, rename, rm, symlink } from 'node:fs/promises';
+import { link, lstat, mkdir, chmod, readlink, rm, symlink } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import { SHA256_HEX, sha256File } from '../util/digest.js';
 import { readDeb, parseControlStanza } from '../deb/deb.js';
@@ -74,6 +74,8 @@ class Unpacker {
   /** Image paths of files this package wrote or shipped (hardlink targets must be among them). */
   private readonly files = new Set<string>();
   private readonly listed = new Set<string>();
+  /** Resolved parent directories (see ensureDir). */
+  private readonly dirs = new Map<string, string>();
 
   constructor(
     private readonly root: StagingRoot,
@@ -131,7 +133,7 @@ class Unpacker {
   }
 
   private async parentOf(e: TarEntry, path: string): Promise<string> {
-    return ensureDir(this.root, imageDirname(path), this.origin, (p) => this.list(p), this.escape(e.name));
+    return ensureDir(this.root, imageDirname(path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
   }
 
   private conflict(path: string, existing: StageEntry | undefined, what: string): MkimgError {
@@ -150,7 +152,7 @@ class Unpacker {
       if (r.kind === 'dir') return; // kept as it is (another package or the layout made it)
       throw this.conflict(r.path, this.root.entries.get(r.path), `a directory here and a ${r.kind} there`);
     }
-    const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name));
+    const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
     const final = imageJoin(parent, imageBasename(r.path));
     const host = this.root.dir + final;
     await mkdir(host);
@@ -169,15 +171,10 @@ class Unpacker {
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
     const existingKind = await hostKind(host);
-    const tmp = tempName(this.root.dir + parent);
-    let written: { sha256: string; size: number };
-    try {
-      written = await writeNewFile(tmp, e.body, e.mode);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
     if (existingKind !== null) {
+      // Something is there already: hash the new content aside to compare, never write through it.
+      const tmp = tempName(this.root.dir + parent);
+      const written = await writeNewFile(tmp, e.body, 0o600);
       await rm(tmp, { force: true });
       const ex = this.root.entries.get(final);
       const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
@@ -188,7 +185,8 @@ class Unpacker {
       }
       throw this.conflict(final, ex, existingKind === 'file' ? 'different content' : `a file here and a ${existingKind} there`);
     }
-    await rename(tmp, host);
+    // O_EXCL|O_NOFOLLOW: the path was free a moment ago and nothing else writes this root.
+    const written = await writeNewFile(host, e.body, e.mode);
     this.root.entries.set(final, {
       path: final,
       type: 'file',

@@ -1,7 +1,7 @@
 /** Small file-system helpers shared by extraction and files: inputs. */
 import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { chmod, mkdir, open, lstat } from 'node:fs/promises';
+import { chmod, mkdir, open, lstat, rm } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { joinImage, resolveInRoot, splitPath } from './root.js';
@@ -9,12 +9,13 @@ import { joinImage, resolveInRoot, splitPath } from './root.js';
 /**
  * Write a stream to a new file (never through a symlink, never over an existing
  * file), hashing while writing. The file is created 0600 and chmod'ed to `mode`
- * afterwards, so the umask never decides anything.
+ * afterwards, so the umask never decides anything. On failure the file is removed.
  */
 export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; size: number }> {
   const fh = await open(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   const h = createHash('sha256');
   let size = 0;
+  let ok = false;
   try {
     for await (const c of chunks) {
       h.update(c);
@@ -25,10 +26,12 @@ export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffe
       }
       size += c.length;
     }
+    await fh.chmod(mode & 0o777);
+    ok = true;
   } finally {
     await fh.close();
+    if (!ok) await rm(hostPath, { force: true });
   }
-  await chmod(hostPath, mode & 0o777);
   return { sha256: h.digest('hex'), size };
 }
 
@@ -75,7 +78,12 @@ export async function ensureDir(
   origin: string,
   created: (path: string) => void,
   escape: (why: string) => MkimgError,
+  cache?: Map<string, string>,
 ): Promise<string> {
+  // A cached answer stays true: it names an existing directory reached through
+  // existing components, and nothing in a stage run removes those.
+  const hit = cache?.get(imageDir);
+  if (hit !== undefined) return hit;
   const r = await resolveInRoot(root, imageDir, { followLast: true });
   if (r.clamped) {
     throw escape(`resolving ${imageDir}${r.hops.length ? ` through the symlink${r.hops.length > 1 ? 's' : ''} ${r.hops.join(', ')}` : ''} climbs above the image root`);
@@ -91,6 +99,7 @@ export async function ensureDir(
         hint: `something earlier put a ${r.kind} at ${r.path}`,
       });
     }
+    cache?.set(imageDir, r.path);
     return r.path;
   }
   // Create the missing tail. Components up to the first missing one are real directories (resolved).
@@ -106,5 +115,6 @@ export async function ensureDir(
     root.entries.set(p, e);
     created(p);
   }
+  cache?.set(imageDir, r.path);
   return r.path;
 }

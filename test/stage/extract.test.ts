@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createStagingRoot } from '../../src/stage/root.js';
@@ -104,6 +105,41 @@ describe('unpackDeb with dpkg-deb packages', () => {
     expect(pkg.paths).not.toContain('/usr/bin');
     expect(pkg.paths).not.toContain('/bin/foo');
     expect(readdirSync(root.dir).filter((f) => f.startsWith('.mkimg-tmp'))).toEqual([]);
+  });
+
+  test('the staged tree agrees with dpkg-deb -x, modulo merged-/usr', async () => {
+    const { root, caseDir } = await freshRoot();
+    const items: TreeItem[] = [];
+    for (let i = 0; i < 60; i++) items.push({ path: `usr/share/zoneinfo/Area${i % 7}/City${i}`, type: 'file', content: `tz ${i}\n`.repeat(i + 1), mode: i % 3 ? 0o644 : 0o755 });
+    items.push({ path: 'lib/x86_64-linux-gnu/ld.so', type: 'file', content: 'ld', mode: 0o755 });
+    items.push({ path: 'sbin/ldconfig', type: 'file', content: 'ldc', mode: 0o755 });
+    items.push({ path: 'usr/share/zoneinfo/localtime', type: 'symlink', target: 'Area0/City0' });
+    items.push({ path: 'usr/share/zoneinfo/posix', type: 'symlink', target: '.' });
+    const b = buildDeb(debs, { name: 'cmp', items, compression: 'xz', rootOwner: true });
+    await unpackDeb(root, b.path, b.sha256);
+    const x = join(caseDir, 'x');
+    execFileSync('dpkg-deb', ['-x', b.path, x]);
+    const map = (p: string) => p.replace(/^\/(bin|sbin|lib|lib64)(\/|$)/, '/usr/$1$2');
+    let files = 0;
+    const walk = (d: string, rel: string) => {
+      for (const name of readdirSync(d)) {
+        const host = join(d, name);
+        const r = `${rel}/${name}`;
+        const st = lstatSync(host);
+        const e = root.entries.get(map(r));
+        expect(e, r).toBeDefined();
+        if (st.isDirectory()) {
+          expect(e!.type).toBe('dir');
+          walk(host, r);
+        } else if (st.isSymbolicLink()) expect(e).toMatchObject({ type: 'symlink', linkTarget: readlinkSync(host) });
+        else {
+          expect(e).toMatchObject({ type: 'file', sha256: sha256Of(host), mode: st.mode & 0o7777, size: st.size });
+          files++;
+        }
+      }
+    };
+    walk(x, '');
+    expect(files).toBe(62);
   });
 
   test('every compression gives the same index', async () => {
