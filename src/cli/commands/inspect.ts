@@ -1,0 +1,43 @@
+import type { Command } from 'commander';
+import { formatInspect, inspectImage } from '../../inspect/inspect.js';
+import { action } from '../output.js';
+
+interface InspectFlags {
+  json?: boolean;
+  files?: boolean;
+}
+
+export function registerInspect(program: Command): void {
+  program
+    .command('inspect')
+    .summary('show what an image tar holds: config, layers, files, packages')
+    .description(
+      'Read an image tar once (streaming) and print its config (entrypoint, cmd, env, user, workdir,\n' +
+        'labels), its layers, its file count and size, and the packages listed in the SBOM mkimg stores\n' +
+        'in the image (/usr/share/mkimg/sbom.spdx.json). With --files, every entry with its mode,\n' +
+        'owner, size and owning package. Blob digests are checked while reading.',
+    )
+    .argument('<image>', 'image tar written by `mkimg build`')
+    .option('--json', 'print one JSON object')
+    .option('--files', 'list every file (path, type, mode, uid, gid, size, link target, package)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ mkimg inspect app.tar
+  $ mkimg inspect app.tar --files | grep '\\[libc6\\]'
+  $ mkimg inspect app.tar --json | jq '.sbom.packages[] | "\\(.name) \\(.version)"'
+  $ mkimg inspect app.tar --json --files | jq '[.files[] | select(.package == null)]'
+
+Exit codes: 0 ok, 2 usage (file missing), 7 integrity (not a whole image tar, digest mismatch).`,
+    )
+    .action(
+      action(
+        async (image: string, flags: InspectFlags) => {
+          const r = await inspectImage(image, { files: Boolean(flags.files) });
+          return { json: r as unknown as Record<string, unknown>, human: formatInspect(r) };
+        },
+        (_image: string, flags: InspectFlags) => Boolean(flags.json),
+      ),
+    );
+}

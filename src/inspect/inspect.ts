@@ -1,0 +1,350 @@
+/**
+ * `mkimg inspect`: what is in an image tar, read in one streaming pass.
+ *
+ * The outer tar is read once; every blob is hashed as it streams by, small
+ * JSON blobs are kept, and any blob that is itself a tar (the layer) is
+ * parsed on the fly for its file list and the embedded SBOM. Only then are
+ * index.json / the manifest consulted to say which blob was what. Blob
+ * digests are checked on the way (a mismatch is an integrity error).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { MkimgError } from '../util/errors.js';
+import { TarScanner, type ScanHeader } from './tar-scan.js';
+
+export const SBOM_IN_LAYER = 'usr/share/mkimg/sbom.spdx.json';
+const JSON_KEEP_LIMIT = 8 << 20;
+const SBOM_LIMIT = 256 << 20;
+
+export interface InspectFile {
+  path: string; // absolute image path
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'other';
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  linkTarget?: string;
+  /** Owning Debian package (from the embedded SBOM), "(files: input)", "(generated)", or undefined. */
+  package?: string;
+}
+
+export interface InspectResult {
+  file: string;
+  name?: string; // NAME:TAG from the index annotation
+  imageId: string;
+  manifestDigest: string;
+  platform: { os?: string; architecture?: string; variant?: string };
+  created?: string;
+  config: {
+    entrypoint?: string[];
+    cmd?: string[];
+    env: string[];
+    user?: string;
+    workdir?: string;
+    labels: Record<string, string>;
+    exposedPorts: string[];
+    stopSignal?: string;
+    volumes: string[];
+  };
+  layers: { digest: string; size: number; mediaType: string; files: number; bytes: number }[];
+  fileCount: number;
+  fileBytes: number;
+  files?: InspectFile[];
+  sbom?: { path: string; packageCount: number; fileCount: number; packages: { name: string; version: string; purl?: string; license?: string }[] };
+}
+
+interface BlobInfo {
+  hex: string;
+  size: number;
+  computed?: string;
+  json?: Buffer;
+  files?: InspectFile[];
+  sbom?: Buffer;
+  isTar: boolean;
+}
+
+class BlobReader {
+  private hash: Hash = createHash('sha256');
+  private head: Buffer[] = [];
+  private headLen = 0;
+  private keepJson: boolean;
+  private inner: TarScanner | undefined;
+  private innerFailed = false;
+  private files: InspectFile[] = [];
+  private sbomChunks: Buffer[] | undefined;
+  private sbom: Buffer | undefined;
+  private first = true;
+
+  constructor(readonly info: BlobInfo) {
+    this.keepJson = info.size <= JSON_KEEP_LIMIT;
+  }
+
+  data(chunk: Buffer): void {
+    this.hash.update(chunk);
+    if (this.first && chunk.length > 0) {
+      this.first = false;
+      if (chunk[0] !== 0x7b /* { */ && chunk[0] !== 0x5b /* [ */) this.keepJson = false;
+      else this.innerFailed = true; // JSON, not a tar
+    }
+    if (this.keepJson) {
+      this.head.push(chunk);
+      this.headLen += chunk.length;
+    }
+    if (!this.innerFailed) {
+      try {
+        this.inner ??= new TarScanner(`layer ${this.info.hex.slice(0, 12)}`, (h) => this.layerEntry(h));
+        if (!this.inner.finished) this.inner.push(chunk);
+      } catch {
+        this.innerFailed = true;
+        this.inner = undefined;
+      }
+    }
+  }
+
+  private layerEntry(h: ScanHeader): { data(b: Buffer): void; end(): void } | undefined {
+    const path = '/' + h.name.replace(/\/+$/, '');
+    this.files.push({
+      path: path === '/' ? '/' : path,
+      type: h.type,
+      mode: h.mode,
+      uid: h.uid,
+      gid: h.gid,
+      size: h.size,
+      ...(h.linkName !== undefined ? { linkTarget: h.type === 'hardlink' ? '/' + h.linkName.replace(/^\.\//, '') : h.linkName } : {}),
+    });
+    if (h.name === SBOM_IN_LAYER && h.type === 'file' && h.size <= SBOM_LIMIT) {
+      this.sbomChunks = [];
+      return {
+        data: (b) => this.sbomChunks!.push(b),
+        end: () => {
+          this.sbom = Buffer.concat(this.sbomChunks!);
+          this.sbomChunks = undefined;
+        },
+      };
+    }
+    return undefined;
+  }
+
+  end(): void {
+    this.info.computed = this.hash.digest('hex');
+    if (this.keepJson) this.info.json = Buffer.concat(this.head, this.headLen);
+    if (this.inner && !this.innerFailed) {
+      try {
+        this.inner.end();
+        this.info.isTar = this.inner.finished || this.files.length > 0;
+      } catch {
+        this.info.isTar = false;
+      }
+      if (this.info.isTar) {
+        this.info.files = this.files;
+        this.info.sbom = this.sbom;
+      }
+    }
+  }
+}
+
+function parseJson(label: string, b: Buffer | undefined): any {
+  if (!b) throw new MkimgError('integrity', `${label} is missing from the image tar`, { hint: 'is this an image tar written by mkimg build (OCI layout)?' });
+  try {
+    return JSON.parse(b.toString('utf8'));
+  } catch {
+    throw new MkimgError('integrity', `${label} is not valid JSON`);
+  }
+}
+
+function ownersFromSbom(sbom: any): Map<string, string> {
+  const out = new Map<string, string>();
+  const pkgName = new Map<string, string>();
+  for (const p of sbom.packages ?? []) {
+    const isDeb = (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl');
+    const label = isDeb ? p.name : p.SPDXID === 'SPDXRef-Package-mkimg-inputs' ? '(files: input)' : p.SPDXID === 'SPDXRef-Package-mkimg-generated' ? '(generated)' : undefined;
+    if (label) pkgName.set(p.SPDXID, label);
+  }
+  const fileName = new Map<string, string>();
+  for (const f of sbom.files ?? []) fileName.set(f.SPDXID, f.fileName);
+  for (const r of sbom.relationships ?? []) {
+    if (r.relationshipType !== 'CONTAINS') continue;
+    const owner = pkgName.get(r.spdxElementId);
+    const file = fileName.get(r.relatedSpdxElement);
+    if (owner && file) out.set(file, owner);
+  }
+  return out;
+}
+
+/** Inspect an image tar written by `mkimg build` (or any OCI image layout tar with uncompressed layers). */
+export async function inspectImage(file: string, opts: { files?: boolean } = {}): Promise<InspectResult> {
+  const blobs = new Map<string, BlobInfo>();
+  const top = new Map<string, Buffer>();
+  const outer = new TarScanner(file, (h) => {
+    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(h.name);
+    if (m && h.type === 'file') {
+      const info: BlobInfo = { hex: m[1], size: h.size, isTar: false };
+      blobs.set(m[1], info);
+      return new BlobReader(info);
+    }
+    if ((h.name === 'index.json' || h.name === 'manifest.json' || h.name === 'oci-layout') && h.type === 'file') {
+      const chunks: Buffer[] = [];
+      return { data: (b) => chunks.push(b), end: () => top.set(h.name, Buffer.concat(chunks)) };
+    }
+    return undefined;
+  });
+  try {
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) outer.push(chunk as Buffer);
+  } catch (e) {
+    if (e instanceof MkimgError) throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new MkimgError(code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${code ?? String(e)}`, { cause: e });
+  }
+  outer.end();
+  if (!outer.finished && blobs.size === 0) throw new MkimgError('integrity', `${file} is not an image tar (no blobs/sha256/ entries)`);
+
+  for (const b of blobs.values()) {
+    if (b.computed !== b.hex) {
+      throw new MkimgError('integrity', `${file}: blob sha256:${b.hex} has content with digest sha256:${b.computed}`, {
+        hint: 'the image tar is corrupt or was modified; run `mkimg verify` for a full check',
+      });
+    }
+  }
+  const blobJson = (digest: string, what: string): any => {
+    const hex = String(digest).replace(/^sha256:/, '');
+    const b = blobs.get(hex);
+    if (!b) throw new MkimgError('integrity', `${file}: the ${what} ${digest} is not in blobs/sha256/`);
+    return parseJson(`${what} ${digest}`, b.json);
+  };
+
+  const index = parseJson(`${file}: index.json`, top.get('index.json'));
+  const desc = (index.manifests ?? [])[0];
+  if (!desc?.digest) throw new MkimgError('integrity', `${file}: index.json lists no manifest`);
+  const manifest = blobJson(desc.digest, 'image manifest');
+  const config = blobJson(manifest.config?.digest, 'config');
+  const c = config.config ?? {};
+
+  const layers: InspectResult['layers'] = [];
+  const files: InspectFile[] = [];
+  let sbomBuf: Buffer | undefined;
+  for (const l of manifest.layers ?? []) {
+    const hex = String(l.digest).replace(/^sha256:/, '');
+    const b = blobs.get(hex);
+    if (!b) throw new MkimgError('integrity', `${file}: layer ${l.digest} is not in blobs/sha256/`);
+    if (!b.isTar || !b.files) {
+      throw new MkimgError('integrity', `${file}: layer ${l.digest} is not an uncompressed tar`, { hint: 'mkimg writes uncompressed layers; compressed layers are not inspected' });
+    }
+    const regular = b.files.filter((f) => f.type === 'file');
+    layers.push({ digest: l.digest, size: b.size, mediaType: l.mediaType, files: b.files.length, bytes: regular.reduce((a, f) => a + f.size, 0) });
+    files.push(...b.files);
+    if (b.sbom) sbomBuf = b.sbom;
+  }
+
+  let sbom: InspectResult['sbom'];
+  if (sbomBuf) {
+    const doc = parseJson(`${file}: /${SBOM_IN_LAYER}`, sbomBuf);
+    const debs = (doc.packages ?? []).filter((p: any) => (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl'));
+    sbom = {
+      path: '/' + SBOM_IN_LAYER,
+      packageCount: debs.length,
+      fileCount: (doc.files ?? []).length,
+      packages: debs
+        .map((p: any) => ({
+          name: p.name,
+          version: p.versionInfo,
+          purl: p.externalRefs.find((r: any) => r.referenceType === 'purl')?.referenceLocator,
+          license: p.licenseDeclared,
+        }))
+        .sort((a: any, b: any) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    };
+    const owners = ownersFromSbom(doc);
+    for (const f of files) {
+      const o = owners.get(f.path);
+      if (o) f.package = o;
+    }
+    for (const f of files) if (f.path === sbom.path) f.package = '(generated)';
+  }
+
+  const regular = files.filter((f) => f.type === 'file');
+  return {
+    file,
+    name: desc.annotations?.['io.containerd.image.name'],
+    imageId: manifest.config.digest,
+    manifestDigest: desc.digest,
+    platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
+    created: config.created,
+    config: {
+      entrypoint: c.Entrypoint ?? undefined,
+      cmd: c.Cmd ?? undefined,
+      env: c.Env ?? [],
+      user: c.User || undefined,
+      workdir: c.WorkingDir || undefined,
+      labels: c.Labels ?? {},
+      exposedPorts: Object.keys(c.ExposedPorts ?? {}).sort(),
+      stopSignal: c.StopSignal || undefined,
+      volumes: Object.keys(c.Volumes ?? {}).sort(),
+    },
+    layers,
+    fileCount: files.length,
+    fileBytes: regular.reduce((a, f) => a + f.size, 0),
+    ...(opts.files ? { files } : {}),
+    sbom,
+  };
+}
+
+export function humanSize(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB'];
+  let v = n;
+  let u = -1;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(1)} ${units[u]}`;
+}
+
+function modeString(f: InspectFile): string {
+  const t = f.type === 'dir' ? 'd' : f.type === 'symlink' ? 'l' : f.type === 'hardlink' ? 'h' : f.type === 'file' ? '-' : '?';
+  const bits = 'rwxrwxrwx';
+  let s = '';
+  for (let i = 0; i < 9; i++) s += f.mode & (1 << (8 - i)) ? bits[i] : '-';
+  const a = s.split('');
+  if (f.mode & 0o4000) a[2] = a[2] === 'x' ? 's' : 'S';
+  if (f.mode & 0o2000) a[5] = a[5] === 'x' ? 's' : 'S';
+  if (f.mode & 0o1000) a[8] = a[8] === 'x' ? 't' : 'T';
+  return t + a.join('');
+}
+
+/** The human report: one fact per line, the file table when files are present. */
+export function formatInspect(r: InspectResult): string[] {
+  const out: string[] = [];
+  const j = (v: unknown) => JSON.stringify(v);
+  out.push(`${r.file}${r.name ? `: ${r.name}` : ''}`);
+  out.push(`  image id:        ${r.imageId}`);
+  out.push(`  manifest digest: ${r.manifestDigest}`);
+  out.push(`  platform:        ${[r.platform.os, r.platform.architecture, r.platform.variant].filter(Boolean).join('/')}`);
+  if (r.created) out.push(`  created:         ${r.created}`);
+  if (r.config.entrypoint) out.push(`  entrypoint:      ${j(r.config.entrypoint)}`);
+  if (r.config.cmd) out.push(`  cmd:             ${j(r.config.cmd)}`);
+  out.push(`  user:            ${r.config.user ?? '(root)'}`);
+  if (r.config.workdir) out.push(`  workdir:         ${r.config.workdir}`);
+  for (const [i, e] of r.config.env.entries()) out.push(`  ${i === 0 ? 'env:            ' : '                '} ${e}`);
+  const labels = Object.keys(r.config.labels).sort();
+  for (const [i, k] of labels.entries()) out.push(`  ${i === 0 ? 'labels:         ' : '                '} ${k}=${r.config.labels[k]}`);
+  if (r.config.exposedPorts.length) out.push(`  ports:           ${r.config.exposedPorts.join(' ')}`);
+  if (r.config.stopSignal) out.push(`  stop signal:     ${r.config.stopSignal}`);
+  if (r.config.volumes.length) out.push(`  volumes:         ${r.config.volumes.join(' ')}`);
+  out.push(`  layers:          ${r.layers.length}`);
+  for (const l of r.layers) out.push(`    ${l.digest}  ${humanSize(l.size)} (${l.size} bytes), ${l.files} entries`);
+  out.push(`  files:           ${r.fileCount} entries, ${humanSize(r.fileBytes)} in regular files`);
+  if (r.sbom) {
+    out.push(`  sbom:            ${r.sbom.packageCount} Debian packages, ${r.sbom.fileCount} files (${r.sbom.path})`);
+    for (const p of r.sbom.packages) out.push(`    ${p.name} ${p.version}${p.license && p.license !== 'NOASSERTION' ? `  (${p.license})` : ''}`);
+  } else {
+    out.push('  sbom:            none in the image');
+  }
+  if (r.files) {
+    out.push('');
+    for (const f of r.files) {
+      const link = f.linkTarget !== undefined ? (f.type === 'hardlink' ? ` => ${f.linkTarget}` : ` -> ${f.linkTarget}`) : '';
+      out.push(`${modeString(f)} ${String(f.uid).padStart(5)}:${String(f.gid).padEnd(5)} ${String(f.size).padStart(10)}  ${f.path}${link}${f.package ? `  [${f.package}]` : ''}`);
+    }
+  }
+  return out;
+}
