@@ -70,7 +70,10 @@ export async function loadSuite(source: Source, suite: string, rank: number, opt
   const records: PackageRecord[] = [];
   for (const component of source.components) {
     let found = false;
-    for (const arch of [opts.arch, 'all']) {
+    // Like apt: binary-all only when the Release lists "all" among its Architectures
+    // (otherwise Architecture: all packages are in binary-ARCH).
+    const withAll = release.architectures.length === 0 || release.architectures.includes('all');
+    for (const arch of withAll ? [opts.arch, 'all'] : [opts.arch]) {
       const idx = await fetchPackagesIndex({ baseUrl: base, suite, component, arch, release, cache });
       if (!idx) continue;
       found = true;
