@@ -7,17 +7,18 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command } from 'commander';
 
-export async function freePort(): Promise<number> {
+export async function freePort(addr = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.unref();
     s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, addr, () => {
       const port = (s.address() as net.AddressInfo).port;
       s.close(() => resolve(port));
     });
@@ -37,6 +38,10 @@ export interface RegistryFixtureOptions {
   htpasswd?: { user: string; password: string };
   /** Answer relative Location headers (http.relativeurls). */
   relativeUrls?: boolean;
+  /** Listen address (default 127.0.0.1); a non-loopback one tests the HTTPS rules. */
+  addr?: string;
+  /** Serve HTTPS with a fresh self-signed certificate. */
+  tls?: boolean;
 }
 
 async function waitReady(url: string, child: ChildProcess, log: () => string): Promise<void> {
@@ -44,7 +49,8 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const req = http.get(url + '/v2/', (res) => {
+      const get = url.startsWith('https:') ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, { rejectUnauthorized: false }, cb) : http.get;
+      const req = get(url + '/v2/', (res) => {
         res.resume();
         resolve(res.statusCode === 200 || res.statusCode === 401);
       });
@@ -68,8 +74,17 @@ export async function startRegistry(opts: RegistryFixtureOptions = {}): Promise<
     writeFileSync(file, r.stdout);
     authYaml = `auth:\n  htpasswd:\n    realm: mkimg-test\n    path: ${file}\n`;
   }
+  const addr = opts.addr ?? '127.0.0.1';
+  let tlsYaml = '';
+  if (opts.tls) {
+    const key = join(dir, 'key.pem');
+    const cert = join(dir, 'cert.pem');
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mkimg-test', '-addext', `subjectAltName=IP:${addr}`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
+    tlsYaml = `  tls:\n    certificate: ${cert}\n    key: ${key}\n`;
+  }
   for (let attempt = 0; ; attempt++) {
-    const port = await freePort();
+    const port = await freePort(addr);
     const config = join(dir, 'config.yml');
     writeFileSync(
       config,
@@ -87,17 +102,17 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:${port}
+  addr: ${addr}:${port}
   secret: mkimg-test-secret
   relativeurls: ${opts.relativeUrls ? 'true' : 'false'}
-${authYaml}`,
+${tlsYaml}${authYaml}`,
     );
     const child = spawn('/usr/bin/docker-registry', ['serve', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
     child.stderr!.on('data', (d: Buffer) => {
       log = (log + d.toString()).slice(-4000);
     });
-    const url = `http://127.0.0.1:${port}`;
+    const url = `${opts.tls ? 'https' : 'http'}://${addr}:${port}`;
     try {
       await waitReady(url, child, () => log);
     } catch (e) {
@@ -107,7 +122,7 @@ ${authYaml}`,
       throw e;
     }
     return {
-      host: `127.0.0.1:${port}`,
+      host: `${addr}:${port}`,
       port,
       url,
       storage,
