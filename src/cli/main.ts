@@ -6,6 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerBuild } from './commands/build.js';
+import { registerDiff } from './commands/diff.js';
+import { registerInspect } from './commands/inspect.js';
+import { registerKey } from './commands/key.js';
+import { registerLock } from './commands/lock.js';
+import { registerPull } from './commands/pull.js';
+import { registerPush } from './commands/push.js';
+import { registerSign } from './commands/sign.js';
+import { registerVerify } from './commands/verify.js';
 import { reportError } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -18,6 +26,14 @@ export function makeProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .exitOverride();
   registerBuild(program);
+  registerLock(program);
+  registerSign(program);
+  registerKey(program);
+  registerVerify(program);
+  registerDiff(program);
+  registerInspect(program);
+  registerPush(program);
+  registerPull(program);
   program.addHelpText(
     'after',
     `

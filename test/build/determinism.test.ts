@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeDeb } from '../helpers/make-deb.js';
-import { MKIMG } from '../helpers/cli.js';
+import { MKIMG, mkimg } from '../helpers/cli.js';
 import { runImage } from '../helpers/runc.js';
 import { sha256Hex } from '../../src/util/digest.js';
 
@@ -80,6 +80,10 @@ config:
 minimize: false
 `,
     );
+    const locked = mkimg(['lock', join(projA, 'manifest.yaml')]);
+    expect(locked.stderr).toBe('');
+    expect(locked.code).toBe(0);
+    expect(readFileSync(join(projA, 'manifest.yaml'), 'utf8')).toMatch(/lock:\n  version: 1\n/);
   });
 
   it('gives byte-identical tars across cwd, location, TZ, umask, LANG, mtimes, file order and cache', () => {
