@@ -4,7 +4,6 @@
  * (fzstd, streamed). Corrupt input is an 'input' error naming the member.
  */
 import { createGunzip } from 'node:zlib';
-import { Readable } from 'node:stream';
 import { xz } from '@napi-rs/lzma';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { MkimgError } from '../util/errors.js';
@@ -33,21 +32,42 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
       yield* input;
       return;
     case 'gzip': {
-      const src = Readable.from(input, { objectMode: false });
+      // Driven chunk by chunk from this generator (no read-ahead stream pulling
+      // the input concurrently), so stopping early leaves the reader in a known place.
       const gz = createGunzip();
-      let srcErr: unknown = null;
-      src.on('error', (e) => {
-        srcErr = e;
-        gz.destroy(e);
+      const out: Buffer[] = [];
+      let err: unknown = null;
+      let ended = false;
+      gz.on('data', (c: Buffer) => out.push(c));
+      let wake: (() => void) | null = null;
+      gz.on('error', (e) => {
+        err = e;
+        wake?.();
       });
-      src.pipe(gz);
+      const endP = new Promise<void>((resolve) => {
+        gz.once('end', () => {
+          ended = true;
+          resolve();
+        });
+        gz.once('error', () => resolve());
+      });
       try {
-        for await (const c of gz) yield c as Buffer;
-      } catch (e) {
-        if (srcErr) throw srcErr; // e.g. truncation of the .deb: already an MkimgError
-        throw corrupt(label, kind, e);
+        for await (const c of input) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            if (err) resolve();
+            else gz.write(c, () => resolve());
+          });
+          wake = null;
+          if (err) throw corrupt(label, kind, err);
+          while (out.length) yield out.shift()!;
+        }
+        gz.end();
+        await endP;
+        if (err) throw corrupt(label, kind, err);
+        if (!ended) throw corrupt(label, kind, new Error('the gzip stream is incomplete'));
+        while (out.length) yield out.shift()!;
       } finally {
-        src.destroy();
         gz.destroy();
       }
       return;
