@@ -7,6 +7,7 @@
 import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
 export const MANIFEST_LABEL = 'org.mkimg.manifest.sha256';
@@ -61,6 +62,18 @@ function parseJson(path: string, what: string, bytes: Buffer | undefined): any {
   }
 }
 
+/**
+ * index.json and manifest.json are not covered by any digest, so every byte of
+ * them must be accounted for: canonical JSON (as mkimg writes it), known keys only.
+ */
+function checkExact(path: string, what: string, bytes: Buffer, value: unknown): void {
+  if (canonicalJson(value) !== bytes.toString('utf8')) fail(path, `${what} is not in canonical JSON form (mkimg writes sorted keys, no whitespace): it was edited`);
+}
+
+function onlyKeys(path: string, where: string, obj: Record<string, unknown>, allowed: string[]): void {
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(path, `${where} has an unexpected key ${JSON.stringify(k)}`);
+}
+
 function checkDescriptor(path: string, where: string, d: any): Descriptor {
   if (!d || typeof d !== 'object') fail(path, `${where} is not a descriptor object`);
   if (typeof d.digest !== 'string' || !DIGEST_RE.test(d.digest)) fail(path, `${where}.digest ${JSON.stringify(d.digest)} is not a sha256 digest`);
@@ -106,6 +119,8 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   if (!layoutEntry) fail(path, 'oci-layout is missing');
   const layout = parseJson(path, 'oci-layout', layoutEntry.bytes);
   if (layout?.imageLayoutVersion !== '1.0.0') fail(path, `oci-layout has imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}, expected "1.0.0"`);
+  checkExact(path, 'oci-layout', layoutEntry.bytes!, layout);
+  onlyKeys(path, 'oci-layout', layout, ['imageLayoutVersion']);
 
   const indexEntry = get('index.json');
   if (!indexEntry) fail(path, 'index.json is missing');
@@ -115,6 +130,10 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   if (!Array.isArray(index.manifests) || index.manifests.length !== 1) {
     fail(path, `index.json must list exactly one image manifest (it lists ${Array.isArray(index.manifests) ? index.manifests.length : 'none'})`);
   }
+  checkExact(path, 'index.json', indexEntry.bytes!, index);
+  onlyKeys(path, 'index.json', index, ['schemaVersion', 'mediaType', 'manifests', 'annotations']);
+  onlyKeys(path, 'index.json manifests[0]', index.manifests[0] ?? {}, ['mediaType', 'digest', 'size', 'annotations', 'platform']);
+  onlyKeys(path, 'index.json manifests[0].annotations', index.manifests[0]?.annotations ?? {}, ['io.containerd.image.name', 'org.opencontainers.image.ref.name']);
 
   const referenced = new Set<string>();
   const blobFor = (where: string, d: Descriptor) => {
@@ -168,7 +187,9 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   if (!dockerEntry) fail(path, 'manifest.json (Docker) is missing');
   const docker = parseJson(path, 'manifest.json', dockerEntry.bytes);
   if (!Array.isArray(docker) || docker.length !== 1) fail(path, 'manifest.json must be a list with one image');
+  checkExact(path, 'manifest.json', dockerEntry.bytes!, docker);
   const d0 = docker[0];
+  onlyKeys(path, 'manifest.json[0]', d0 ?? {}, ['Config', 'RepoTags', 'Layers']);
   if (d0?.Config !== `blobs/sha256/${cdesc.digest.slice(7)}`) {
     fail(path, `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config blobs/sha256/${cdesc.digest.slice(7)}`);
   }
@@ -178,12 +199,20 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   }
   const repoTags: string[] = Array.isArray(d0.RepoTags) ? d0.RepoTags : [];
   const imageName = mdesc.annotations?.['io.containerd.image.name'];
-  if (imageName !== undefined && !repoTags.includes(imageName)) {
+  if (imageName !== undefined && (repoTags.length !== 1 || repoTags[0] !== imageName)) {
     fail(path, `manifest.json RepoTags ${JSON.stringify(repoTags)} do not include index.json's image name ${JSON.stringify(imageName)}`);
   }
   const refName = mdesc.annotations?.['org.opencontainers.image.ref.name'];
   if (refName !== undefined && imageName !== undefined && !imageName.endsWith(':' + refName)) {
     fail(path, `index.json: ref.name ${JSON.stringify(refName)} disagrees with image name ${JSON.stringify(imageName)}`);
+  }
+
+  const platform = (index.manifests[0] as { platform?: Record<string, unknown> }).platform;
+  if (platform !== undefined) {
+    onlyKeys(path, 'index.json manifests[0].platform', platform ?? {}, ['architecture', 'os', 'variant']);
+    for (const k of ['architecture', 'os', 'variant']) {
+      if (platform[k] !== config[k]) fail(path, `index.json manifests[0].platform.${k} ${JSON.stringify(platform[k])} disagrees with the config's ${JSON.stringify(config[k])}`);
+    }
   }
 
   const labels = (config?.config?.Labels ?? {}) as Record<string, string>;

@@ -87,6 +87,20 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     expect(e.message).toMatch(/index\.json manifests\[0\] points at sha256:[0-9a-f]{64}, which is not in blobs/);
   });
 
+  it('every single-bit flip anywhere in index.json or manifest.json (not covered by digests) is caught', async () => {
+    const bytes = readFileSync(img);
+    const out = join(dir.path, 'flip-each.tar');
+    for (const name of ['index.json', 'manifest.json']) {
+      const start = bodyOffset(bytes, name);
+      const len = (await readTar(img)).find((e) => e.header.name === name)!.body.length;
+      for (let i = 0; i < len; i++) {
+        await flipByte(img, out, start + i, 0x01);
+        const e = await rejection(checkImageIntegrity(out));
+        expect(e.kind, `${name} byte ${i}`).toBe('integrity');
+      }
+    }
+  });
+
   it('one flipped byte in a tar header (checksum)', async () => {
     const out = join(dir.path, 'flip-header.tar');
     await flipByte(img, out, bodyOffset(readFileSync(img), 'index.json') - 512 + 2);
