@@ -152,7 +152,24 @@ async function clear(root: StagingRoot, path: string): Promise<void> {
     });
   }
   await rm(root.dir + path, { force: true });
+  const old = root.entries.get(path);
   root.entries.delete(path);
+  if (old?.type === 'file') promoteHardlinks(root, old);
+}
+
+/**
+ * A replaced file may lead a hardlink group (a package's hardlinks name it as
+ * linkTarget). Its other names keep the old content on disk, so the first of
+ * them (in path order) becomes the group's file and the rest link to it.
+ */
+function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
+  const names = [...root.entries.values()].filter((e) => e.type === 'hardlink' && e.linkTarget === old.path).sort((a, b) => byCodeUnit(a.path, b.path));
+  const [leader, ...rest] = names;
+  if (!leader) return;
+  const { linkTarget: _drop, ...base } = leader;
+  void _drop;
+  root.entries.set(leader.path, { ...base, type: 'file', size: old.size, hostPath: root.dir + leader.path, ...(old.sha256 ? { sha256: old.sha256 } : {}) });
+  for (const r of rest) root.entries.set(r.path, { ...r, linkTarget: leader.path });
 }
 
 async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string): Promise<void> {

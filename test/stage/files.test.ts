@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { chmodSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { createStagingRoot } from '../../src/stage/root.js';
@@ -174,6 +174,26 @@ describe('addFileInputs', () => {
     expect(lstatSync(root.dir + '/etc/link').isFile()).toBe(true);
     await expectError(addFileInputs(root, [{ src: f, dest: '/usr/bin' }]), 'input', /a directory is there/);
   });
+});
+
+test('replacing the first name of a hardlink group keeps the other names whole', async () => {
+  const root = await freshRoot();
+  mkdirSync(root.dir + '/etc');
+  writeFileSync(root.dir + '/usr/bin/a', 'old');
+  linkSync(root.dir + '/usr/bin/a', root.dir + '/usr/bin/b');
+  linkSync(root.dir + '/usr/bin/a', root.dir + '/usr/bin/c');
+  const sha = createHash('sha256').update('old').digest('hex');
+  root.entries.set('/usr/bin/a', { path: '/usr/bin/a', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 3, origin: 'pkg:p', sha256: sha, hostPath: root.dir + '/usr/bin/a' });
+  for (const n of ['b', 'c']) root.entries.set(`/usr/bin/${n}`, { path: `/usr/bin/${n}`, type: 'hardlink', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'pkg:p', linkTarget: '/usr/bin/a', sha256: sha });
+  const f = join(work, 'newa');
+  writeFileSync(f, 'new');
+  await addFileInputs(root, [{ src: f, dest: '/usr/bin/a' }]);
+  expect(root.entries.get('/usr/bin/a')).toMatchObject({ type: 'file', size: 3, origin: 'file:/usr/bin/a' });
+  expect(root.entries.get('/usr/bin/b')).toMatchObject({ type: 'file', size: 3, sha256: sha, hostPath: root.dir + '/usr/bin/b' });
+  expect(root.entries.get('/usr/bin/b')!.linkTarget).toBeUndefined();
+  expect(root.entries.get('/usr/bin/c')).toMatchObject({ type: 'hardlink', linkTarget: '/usr/bin/b' });
+  expect(readFileSync(root.dir + '/usr/bin/b', 'utf8')).toBe('old');
+  expect(readFileSync(root.dir + '/usr/bin/a', 'utf8')).toBe('new');
 });
 
 describe('inputDigest', () => {
