@@ -92,6 +92,11 @@ export function isTransient(e: unknown): boolean {
   return false;
 }
 
+/** 5xx and 429 (too many requests) are worth another try. */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -177,7 +182,7 @@ export class RegistryClient {
     return new MkimgError(
       'registry',
       `registry ${this.registry}, repository "${repository}": ${what} failed: HTTP ${status}${text ? `: ${text}` : ''}`,
-      { hint, details: { registry: this.registry, repository, status: res.status, codes, transient: res.status >= 500 } },
+      { hint, details: { registry: this.registry, repository, status: res.status, codes, transient: isRetryableStatus(res.status) } },
     );
   }
 
@@ -257,7 +262,7 @@ export class RegistryClient {
         }
         throw e instanceof MkimgError ? e : this.networkError(e, req.what, req.repository);
       }
-      if (res.status >= 500 && attempt < retries) {
+      if (isRetryableStatus(res.status) && attempt < retries) {
         res.stream?.destroy();
         await sleep(this.backoff(attempt++));
         continue;

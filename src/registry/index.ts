@@ -4,3 +4,4 @@ export { pushImage, pushOpenedImage, type PushOptions, type PushResult } from '.
 export { pullImage, fetchImageManifest, type PullOptions, type PullResult } from './pull.js';
 export { cacheLookup, cachePublish, cacheTag, cacheReference, type CacheLookupOptions } from './cache.js';
 export { openImageTar, type ImageTar } from './image-tar.js';
+export { cachedBuild, type CachedBuildOptions, type CachedBuildResult } from './build-cache.js';

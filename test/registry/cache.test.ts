@@ -85,3 +85,61 @@ describe('registry as a build cache', () => {
     }
   });
 });
+
+describe('cachedBuild (build --cache-registry glue)', () => {
+  it('builds once, then machines sharing the registry pull instead; a rejected hit rebuilds; --push mounts', async () => {
+    const { cachedBuild } = await import('../../src/registry/build-cache.js');
+    const { writeFileSync } = await import('node:fs');
+    const manifestPath = join(dir, 'glue-manifest.yaml');
+    writeFileSync(manifestPath, 'name: glue\n');
+    const h = createHash('sha256').update(readFileSync(manifestPath)).digest('hex');
+    let builds = 0;
+    const common = {
+      cacheRepo: `${reg.host}/glue-cache`,
+      manifestPath,
+      name: 'glue',
+      tag: '1',
+      build: async () => {
+        builds++;
+        makeTestImage(join(dir, `glue-${builds}.tar`), { name: 'glue', tag: '1', manifestSha256: h });
+        (await import('node:fs')).renameSync(join(dir, `glue-${builds}.tar`), join(dir, `out-${builds}.tar`));
+      },
+    };
+    // Machine A: miss → build → publish.
+    const a = await cachedBuild({ ...common, output: join(dir, 'out-1.tar') });
+    expect(a.cache).toBe('miss');
+    expect(builds).toBe(1);
+    expect(a.published?.blobsUploaded).toBe(2);
+    // Machine B: hit, checked, no build, same bytes; pushes to a release repo by mounting.
+    const checked: string[] = [];
+    const b = await cachedBuild({
+      ...common,
+      output: join(dir, 'out-b.tar'),
+      check: async (p) => {
+        checked.push(p);
+      },
+      push: `${reg.host}/glue-release:1`,
+    });
+    expect(b.cache).toBe('hit');
+    expect(builds).toBe(1);
+    expect(checked.length).toBe(1);
+    expect(readFileSync(join(dir, 'out-b.tar')).equals(readFileSync(join(dir, 'out-1.tar')))).toBe(true);
+    expect(b.pushed?.blobsMounted).toBe(2);
+    // A hit whose check fails is rebuilt.
+    const c = await cachedBuild({
+      ...common,
+      output: join(dir, 'out-2.tar'),
+      check: async () => {
+        throw new Error('signature does not verify');
+      },
+    });
+    expect(c.cache).toBe('rejected');
+    expect(builds).toBe(2);
+    // A cache that is down does not fail the build.
+    const notes: string[] = [];
+    const d = await cachedBuild({ ...common, cacheRepo: '127.0.0.1:1/none', output: join(dir, 'out-3.tar'), registry: { retries: 0 }, onNote: (m) => notes.push(m) });
+    expect(d.cache).toBe('unavailable');
+    expect(builds).toBe(3);
+    expect(notes.join('\n')).toContain('ECONNREFUSED');
+  });
+});
