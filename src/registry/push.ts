@@ -235,7 +235,8 @@ async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Prom
 /** Push an already opened image tar to `ref`. */
 export async function pushOpenedImage(image: ImageTar, ref: ImageReference, opts: PushOptions = {}): Promise<PushResult> {
   const manifestDigest = image.manifestDescriptor.digest;
-  const tag = ref.digest ? undefined : (ref.tag ?? image.tag);
+  // With both TAG and @DIGEST the digest is checked and the manifest is put under the tag.
+  const tag = ref.tag ?? (ref.digest ? undefined : image.tag);
   if (ref.digest && ref.digest !== manifestDigest) {
     throw new MkimgError('usage', `cannot push ${image.path} as ${formatReference(ref)}: its manifest digest is ${manifestDigest}`, {
       hint: 'push by tag, or use the image manifest digest',
@@ -278,7 +279,7 @@ export async function pushOpenedImage(image: ImageTar, ref: ImageReference, opts
     const what = `upload of manifest ${manifestDigest}`;
     const res = await client.request({
       method: 'PUT',
-      url: `/v2/${ref.repository}/manifests/${ref.digest ?? tag}`,
+      url: `/v2/${ref.repository}/manifests/${tag ?? ref.digest}`,
       headers: { 'content-type': mediaType },
       body: image.manifestBytes,
       scopes: [`repository:${ref.repository}:pull,push`],

@@ -7,7 +7,8 @@ import { pushImage } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { openImageTar, readMember } from '../../src/registry/image-tar.js';
 import { makeTestImage } from '../helpers/oci-image.js';
-import { skopeo, startProxy, startRegistry, uploadRequests, type TestRegistry } from '../helpers/registry.js';
+import { registerPush } from '../../src/cli/commands/push.js';
+import { runCommand, skopeo, startProxy, startRegistry, uploadRequests, type TestRegistry } from '../helpers/registry.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
@@ -74,6 +75,21 @@ describe('push to docker-registry', () => {
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('prints the digests; pushes by tag@digest and refuses a digest that is not the image\'s', async () => {
+    const tar = join(dir, 'img4.tar');
+    const built = makeTestImage(tar, { name: 'human', tag: '1', labels: { n: '4' } });
+    const r = await runCommand(registerPush, ['push', tar, `${reg.host}/human:5@${built.manifestDigest}`]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`pushed ${reg.host}/human:5@${built.manifestDigest}`);
+    expect(r.stdout).toContain(`manifest digest: ${built.manifestDigest}`);
+    expect(r.stdout).toContain(`config digest:   ${built.imageId}`);
+    const insp = skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/human:5`]);
+    expect(JSON.parse(insp.stdout).Digest).toBe(built.manifestDigest);
+    const wrong = await runCommand(registerPush, ['push', tar, `${reg.host}/human@sha256:${'0'.repeat(64)}`]);
+    expect(wrong.exitCode).toBe(2);
+    expect(wrong.stderr).toContain(`its manifest digest is ${built.manifestDigest}`);
   });
 
   it('pulls back a byte-identical tar', async () => {
