@@ -732,11 +732,14 @@ int main(int argc, char **argv) {
     char p[64], m[64];
     snprintf(p, sizeof p, "/proc/%d/setgroups", init);
     write_file(p, "deny");
+    /* The caller becomes root inside, or --uid/--gid when given: init keeps
+     * its capabilities in the new namespace either way (they are dropped at
+     * the program's execve when the uid is not 0). */
     snprintf(p, sizeof p, "/proc/%d/uid_map", init);
-    snprintf(m, sizeof m, "0 %u 1\n", euid);
+    snprintf(m, sizeof m, "%ld %u 1\n", O.uid >= 0 ? O.uid : 0, euid);
     write_file(p, m);
     snprintf(p, sizeof p, "/proc/%d/gid_map", init);
-    snprintf(m, sizeof m, "0 %u 1\n", egid);
+    snprintf(m, sizeof m, "%ld %u 1\n", O.gid >= 0 ? O.gid : (O.uid >= 0 ? O.uid : 0), egid);
     write_file(p, m);
   }
   if (write(sp[1], "x", 1) != 1) die("write(sync)");

@@ -62,7 +62,8 @@ class Resolver {
     const k = (followLast ? 'F' : 'N') + p;
     let r = this.cache.get(k);
     if (!r) {
-      r = resolveInRoot(this.root, p, { followLast });
+      // A symlink loop resolves to nothing: the kernel gave the process ELOOP.
+      r = resolveInRoot(this.root, p, { followLast }).catch(() => ({ path: p, hops: [], exists: false, clamped: false }));
       this.cache.set(k, r);
     }
     return r;

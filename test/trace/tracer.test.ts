@@ -184,6 +184,16 @@ describe('sandbox', () => {
     const events = readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(events.some((e) => e.sc === 'openat' && e.abs === '/etc/passwd')).toBe(true);
   });
+
+  it('runs the program as --uid/--gid without capabilities, as root and rootless', () => {
+    const script = 'while read l; do case "$l" in Uid*|Gid*|CapEff*) echo "$l";; esac; done < /proc/self/status';
+    for (const pre of [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']]) {
+      const cmd = [...pre, TRACER, '--root', root, '--events', join(work, `uid-${pre.length}.jsonl`), '--uid', '1000', '--gid', '1001', '--', '/bin/sh', '-c', script];
+      const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', env: { TMPDIR: work } });
+      expect(r.status).toBe(0);
+      expect(r.stdout.replace(/\t/g, ' ')).toBe('Uid: 1000 1000 1000 1000\nGid: 1001 1001 1001 1001\nCapEff: 0000000000000000\n');
+    }
+  });
 });
 
 describe('events', () => {
