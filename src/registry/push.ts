@@ -17,7 +17,7 @@ export interface PushOptions extends RegistryOptions {
   mountFrom?: string;
   /** Blobs of at least this many bytes are uploaded in chunks (default 16 MiB). */
   chunkThreshold?: number;
-  /** Chunk size (default 32 MiB; raised to the registry's OCI-Chunk-Min-Length). */
+  /** Chunk size (default 64 MiB; raised to the registry's OCI-Chunk-Min-Length). */
   chunkSize?: number;
   /** Blobs uploaded at once (default 3). */
   concurrency?: number;
@@ -38,7 +38,7 @@ export interface PushResult {
 }
 
 export const DEFAULT_CHUNK_THRESHOLD = 16 << 20;
-export const DEFAULT_CHUNK_SIZE = 32 << 20;
+export const DEFAULT_CHUNK_SIZE = 64 << 20;
 
 function withDigest(location: URL, digest: string): URL {
   const u = new URL(location);

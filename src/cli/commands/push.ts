@@ -38,7 +38,7 @@ export function registerPush(program: Command): void {
     .option('--mount-from <repo>', 'another repository on the same registry to mount blobs from')
     .option('--auth-file <file>', 'registry auth file read before the standard ones')
     .option('--chunk-threshold <MiB>', 'blobs this large or larger are uploaded in chunks (default 16)')
-    .option('--chunk-size <MiB>', 'chunk size (default 32; raised to the registry\'s OCI-Chunk-Min-Length)')
+    .option('--chunk-size <MiB>', 'chunk size (default 64; raised to the registry\'s OCI-Chunk-Min-Length)')
     .addHelpText(
       'after',
       `
