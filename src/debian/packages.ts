@@ -36,10 +36,12 @@ export interface PackageRecord {
   notAutomatic: boolean;
 }
 
-const WANTED = new Set([
-  'package', 'version', 'architecture', 'multi-arch', 'essential', 'priority', 'depends', 'pre-depends',
-  'provides', 'conflicts', 'breaks', 'filename', 'size', 'sha256',
-]);
+const WANTED = new Map<string, string>(
+  ['Package', 'Version', 'Architecture', 'Multi-Arch', 'Essential', 'Priority', 'Depends', 'Pre-Depends', 'Provides', 'Conflicts', 'Breaks', 'Filename', 'Size', 'SHA256'].map(
+    (n) => [n, n.toLowerCase()],
+  ),
+);
+const WANTED_LOWER = new Set(WANTED.values());
 
 export interface IndexContext {
   suite: string;
@@ -49,75 +51,130 @@ export interface IndexContext {
   url?: string;
 }
 
+/**
+ * One Packages stanza. Relationship fields are parsed on first use: an index
+ * has tens of thousands of stanzas and the resolver looks at a few dozen.
+ */
+class Record_ implements PackageRecord {
+  name: string;
+  version: string;
+  architecture: string;
+  multiArch?: string;
+  essential: boolean;
+  priority?: string;
+  filename: string;
+  sha256: string;
+  size: number;
+  suite: string;
+  rank: number;
+  notAutomatic: boolean;
+  private readonly raw: Record<string, string>;
+  private readonly where: string;
+  private cache = new Map<string, RelationList>();
+  private providesCache?: Relation[];
+
+  constructor(f: Record<string, string>, ctx: IndexContext, where: string) {
+    this.name = f.package!;
+    this.version = f.version!;
+    this.architecture = f.architecture!;
+    this.multiArch = f['multi-arch'];
+    this.essential = (f.essential ?? '').toLowerCase() === 'yes';
+    this.priority = f.priority;
+    this.filename = f.filename!;
+    this.sha256 = f.sha256!.toLowerCase();
+    this.size = Number(f.size);
+    this.suite = ctx.suite;
+    this.rank = ctx.rank;
+    this.notAutomatic = Boolean(ctx.notAutomatic);
+    this.raw = f;
+    this.where = where;
+  }
+
+  private rel(field: string): RelationList {
+    let r = this.cache.get(field);
+    if (!r) {
+      try {
+        r = parseRelations(this.raw[field]);
+      } catch (e) {
+        throw new MkimgError('repository', `${this.where}: ${field}: ${(e as Error).message}`, { details: { suite: this.suite } });
+      }
+      this.cache.set(field, r);
+    }
+    return r;
+  }
+
+  get depends(): RelationList {
+    return this.rel('depends');
+  }
+  get preDepends(): RelationList {
+    return this.rel('pre-depends');
+  }
+  get conflicts(): RelationList {
+    return this.rel('conflicts');
+  }
+  get breaks(): RelationList {
+    return this.rel('breaks');
+  }
+  get provides(): Relation[] {
+    if (!this.providesCache) {
+      const v = this.raw.provides;
+      try {
+        this.providesCache = v ? v.split(',').filter((x) => x.trim()).map(parseRelation) : [];
+      } catch (e) {
+        throw new MkimgError('repository', `${this.where}: provides: ${(e as Error).message}`, { details: { suite: this.suite } });
+      }
+    }
+    return this.providesCache;
+  }
+}
+
 /** Parse a Packages file. Stanzas without Filename/SHA256 are refused (nothing to pin). */
 export function parsePackagesIndex(text: string, ctx: IndexContext): PackageRecord[] {
   const out: PackageRecord[] = [];
   let f: Record<string, string> = {};
+  let any = false;
   let last: string | null = null;
   const finish = () => {
-    if (!f.package) {
-      f = {};
-      return;
-    }
-    const where = `package ${f.package} ${f.version ?? ''} in suite "${ctx.suite}"${ctx.url ? ` (${ctx.url})` : ''}`;
-    if (!f.version || !f.architecture || !f.filename || !f.sha256 || !f.size) {
+    if (!any) return;
+    any = false;
+    const cur = f;
+    f = {};
+    if (!cur.package) return;
+    const where = `package ${cur.package} ${cur.version ?? ''} in suite "${ctx.suite}"${ctx.url ? ` (${ctx.url})` : ''}`;
+    if (!cur.version || !cur.architecture || !cur.filename || !cur.sha256 || !cur.size) {
       throw new MkimgError('repository', `${where} lacks Version, Architecture, Filename, Size or SHA256 in the Packages index`, { details: { suite: ctx.suite } });
     }
-    try {
-      out.push({
-        name: f.package,
-        version: f.version,
-        architecture: f.architecture,
-        multiArch: f['multi-arch'],
-        essential: (f.essential ?? '').toLowerCase() === 'yes',
-        priority: f.priority,
-        depends: parseRelations(f.depends),
-        preDepends: parseRelations(f['pre-depends']),
-        provides: f.provides ? f.provides.split(',').filter((x) => x.trim()).map(parseRelation) : [],
-        conflicts: parseRelations(f.conflicts),
-        breaks: parseRelations(f.breaks),
-        filename: f.filename,
-        sha256: f.sha256.toLowerCase(),
-        size: Number(f.size),
-        suite: ctx.suite,
-        rank: ctx.rank,
-        notAutomatic: Boolean(ctx.notAutomatic),
-      });
-    } catch (e) {
-      throw new MkimgError('repository', `${where}: ${(e as Error).message}`, { details: { suite: ctx.suite } });
-    }
-    f = {};
+    out.push(new Record_(cur, ctx, where));
   };
-  let start = 0;
   const n = text.length;
-  while (start <= n) {
+  let start = 0;
+  while (start < n) {
     let end = text.indexOf('\n', start);
     if (end < 0) end = n;
-    let line = text.slice(start, end);
-    start = end + 1;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line.length === 0 || line.trim() === '') {
+    let lineEnd = end;
+    if (lineEnd > start && text.charCodeAt(lineEnd - 1) === 13) lineEnd--;
+    const c0 = text.charCodeAt(start);
+    if (lineEnd === start) {
       finish();
       last = null;
-      if (end === n) break;
-      continue;
+    } else if (c0 === 32 || c0 === 9) {
+      if (last !== null) f[last] += ' ' + text.slice(start, lineEnd).trim();
+      else if (text.slice(start, lineEnd).trim() === '') {
+        finish();
+      }
+    } else {
+      const colon = text.indexOf(':', start);
+      if (colon > start && colon < lineEnd) {
+        const name = text.slice(start, colon);
+        const key = WANTED.get(name) ?? (WANTED_LOWER.has(name.toLowerCase()) ? name.toLowerCase() : undefined);
+        if (key !== undefined) {
+          f[key] = text.slice(colon + 1, lineEnd).trim();
+          last = key;
+        } else last = null;
+        any = true;
+      } else last = null;
     }
-    const c0 = line.charCodeAt(0);
-    if (c0 === 32 || c0 === 9) {
-      if (last) f[last] += ' ' + line.trim();
-      continue;
-    }
-    const colon = line.indexOf(':');
-    if (colon <= 0) {
-      last = null;
-      continue;
-    }
-    const name = line.slice(0, colon).toLowerCase();
-    if (WANTED.has(name)) {
-      f[name] = line.slice(colon + 1).trim();
-      last = name;
-    } else last = null;
-    if (end === n) break;
+    start = end + 1;
   }
   finish();
   return out;
@@ -138,6 +195,12 @@ export interface FetchIndexOptions {
  */
 export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: string; url: string } | undefined> {
   const dir = `${o.component}/binary-${o.arch}`;
+  // The uncompressed index, when the Release pins it and the cache has it, saves a decompression.
+  const plain = o.release.sha256.get(`${dir}/Packages`);
+  if (plain && o.cache) {
+    const hit = await o.cache.lookup(plain.sha256, plain.size);
+    if (hit) return { text: (await readFile(hit)).toString('utf8'), url: `${o.baseUrl}/dists/${o.suite}/${dir}/Packages` };
+  }
   for (const ext of ['.xz', '.gz', '']) {
     const rel = `${dir}/Packages${ext}`;
     const entry = o.release.sha256.get(rel);
@@ -177,6 +240,7 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
     } catch (e) {
       throw new MkimgError('repository', `cannot decompress ${url}: ${(e as Error).message}`, { details: { suite: o.suite, url } });
     }
+    if (ext !== '' && plain && o.cache && text.length === plain.size && sha256Hex(text) === plain.sha256) await o.cache.putBytes(text, plain.sha256);
     return { text: text.toString('utf8'), url };
   }
   return undefined;

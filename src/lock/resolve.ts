@@ -3,13 +3,11 @@
  * (verified InRelease → Packages → sha256 chain) and pin the closure, plus a
  * sha256 for every files: input. The lock records suites, never mirror URLs.
  */
-import { stat } from 'node:fs/promises';
 import { parse } from 'yaml';
 import type { Lock, LockedFile, LockedPackage, Manifest } from '../manifest/types.js';
 import { loadSources } from '../debian/repository.js';
 import { Universe, resolveClosure, type ResolveRequest } from '../debian/resolver.js';
-import { sha256File } from '../util/digest.js';
-import { MkimgError } from '../util/errors.js';
+import { inputDigest } from '../stage/files.js';
 
 export interface ResolveLockOptions {
   mirrors?: Record<string, string>;
@@ -46,37 +44,15 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
   return { version: 1, packages, files: await pinFiles(manifest) };
 }
 
-type InputDigest = (src: string) => Promise<string>;
-
-async function loadInputDigest(): Promise<InputDigest | undefined> {
-  // src/stage/files.ts (another part of mkimg) defines the digest of a file or tree input.
-  const spec = '../stage/files.js';
-  try {
-    const mod = (await import(spec)) as { inputDigest?: InputDigest };
-    return typeof mod.inputDigest === 'function' ? mod.inputDigest : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 async function pinFiles(manifest: Manifest): Promise<LockedFile[]> {
   if (manifest.files.length === 0) return [];
   // The lock keys files by src as written in the manifest, so read the raw text.
   const raw = parse(manifest.origin.bytes.toString('utf8')) as { files?: { src?: string }[] } | null;
-  const inputDigest = await loadInputDigest();
   const out: LockedFile[] = [];
   for (let i = 0; i < manifest.files.length; i++) {
     const f = manifest.files[i]!;
     const written = raw?.files?.[i]?.src ?? f.src;
-    let hex: string;
-    if (inputDigest) hex = await inputDigest(f.src);
-    else {
-      const st = await stat(f.src);
-      if (!st.isFile()) {
-        throw new MkimgError('internal', `files[${i}].src ${written} is a directory, and the tree digest (src/stage/files.ts inputDigest) is not available in this build`);
-      }
-      hex = (await sha256File(f.src)).hex;
-    }
+    const hex = await inputDigest(f.src, written);
     if (!out.some((o) => o.src === written)) out.push({ src: written, sha256: hex });
   }
   return out;
