@@ -6,7 +6,7 @@
  */
 import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
-import { MkimgError } from '../util/errors.js';
+import { MkimgError, type ErrorKind } from '../util/errors.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
@@ -80,6 +80,33 @@ function checkDescriptor(path: string, where: string, d: any): Descriptor {
   if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) fail(path, `${where}.size is not a byte count`);
   if (typeof d.mediaType !== 'string') fail(path, `${where}.mediaType is missing`);
   return d as Descriptor;
+}
+
+export type CheckedImageSummary = Omit<CheckedImage, 'scan'>;
+
+/**
+ * checkImageIntegrity on a worker thread (when running compiled; in-process
+ * otherwise, e.g. under vitest on the .ts sources). Same result, same errors.
+ */
+export async function checkImageIntegrityInWorker(path: string): Promise<CheckedImageSummary> {
+  const url = new URL('./integrity-worker.js', import.meta.url);
+  const { existsSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  if (!existsSync(fileURLToPath(url))) {
+    const { scan: _scan, ...rest } = await checkImageIntegrity(path);
+    return rest;
+  }
+  const { Worker } = await import('node:worker_threads');
+  return new Promise((res, rej) => {
+    const w = new Worker(url, { workerData: { path } });
+    w.once('message', (m: { ok?: CheckedImageSummary; error?: { kind: ErrorKind; message: string; hint?: string; details?: Record<string, unknown> }; crash?: string }) => {
+      if (m.ok) res(m.ok);
+      else if (m.error) rej(new MkimgError(m.error.kind, m.error.message, { hint: m.error.hint, details: m.error.details }));
+      else rej(new Error(`integrity worker failed: ${m.crash}`));
+      void w.terminate();
+    });
+    w.once('error', rej);
+  });
 }
 
 /** Scan and check an image tar. Throws MkimgError('integrity') at the first problem. */

@@ -7,15 +7,32 @@
  * Steps 1 and 2 run concurrently (the image is hashed while the signature is
  * checked) but are reported in this order.
  */
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
-import { readFileOr, readKeyring } from '../sign/keys.js';
-import { defaultManifestPath, verifyDetachedSignature, type SignatureCheck } from '../sign/verify-signature.js';
-import { checkImageIntegrity, MANIFEST_LABEL, type CheckedImage } from './integrity.js';
+import type { SignatureCheck } from '../sign/verify-signature.js';
+import { checkImageIntegrityInWorker, MANIFEST_LABEL, type CheckedImageSummary } from './integrity.js';
 import { diffImages, type Difference } from './diff.js';
+
+function readFileOr(path: string, kind: 'usage' | 'manifest', what: string, hint: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new MkimgError(kind, `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint });
+  }
+}
+
+/** The signature's name without .sig, else manifest.yaml beside it (kept here so verify loads openpgp.js only after the image scan started). */
+function defaultManifestPath(sigPath: string): string {
+  const abs = resolve(sigPath);
+  if (abs.endsWith('.sig') || abs.endsWith('.asc')) {
+    const base = abs.slice(0, -4);
+    if (existsSync(base)) return base;
+  }
+  return join(dirname(abs), 'manifest.yaml');
+}
 
 export interface BuildImageOptions {
   manifestPath: string;
@@ -85,10 +102,12 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   }
 
   // 2 runs alongside 1; its result (or failure) is looked at only after 1 passed.
-  const integrity: Promise<CheckedImage> = checkImageIntegrity(image);
+  const integrity: Promise<CheckedImageSummary> = checkImageIntegrityInWorker(image);
   integrity.catch(() => undefined);
 
-  // 1. signature
+  // 1. signature (openpgp.js loads while the worker hashes)
+  const { readKeyring } = await import('../sign/keys.js');
+  const { verifyDetachedSignature } = await import('../sign/verify-signature.js');
   const keys = await readKeyring(opts.keyring);
   const signature = await verifyDetachedSignature(new Uint8Array(manifestBytes), new Uint8Array(sigBytes), sigPath, keys, opts.keyring);
 

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { action } from '../output.js';
 import { EXIT_CODES } from '../../util/errors.js';
-import { diffImages } from '../../verify/diff.js';
 
 interface DiffFlags {
   json?: boolean;
@@ -34,6 +33,7 @@ Exit codes: 0 identical, 9 different, 2 usage (unreadable file), 7 a tar is malf
     .action(
       action(
         async (a: string, b: string, flags: DiffFlags) => {
+          const { diffImages } = await import('../../verify/diff.js');
           const limit = Math.max(1, Number.parseInt(flags.limit, 10) || 200);
           const d = await diffImages(a, b, limit);
           return {

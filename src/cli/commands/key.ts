@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { action } from '../output.js';
-import { generateKeyFiles, readPassphraseFile } from '../../sign/sign.js';
 
 interface KeyGenFlags {
   name: string;
@@ -42,6 +41,7 @@ Exit codes: 0 written, 2 usage (file exists, bad email, missing folder).`,
     .action(
       action(
         async (flags: KeyGenFlags) => {
+          const { generateKeyFiles, readPassphraseFile } = await import('../../sign/sign.js');
           let expiresInDays: number | undefined;
           if (flags.expires !== undefined) {
             expiresInDays = Number(flags.expires);

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { action } from '../output.js';
-import { readPassphraseFile, signManifest } from '../../sign/sign.js';
 
 interface SignFlags {
   key: string;
@@ -39,6 +38,7 @@ Exit codes: 0 signed, 2 usage (unreadable key, missing passphrase), 3 manifest u
     .action(
       action(
         async (manifest: string, flags: SignFlags) => {
+          const { readPassphraseFile, signManifest } = await import('../../sign/sign.js');
           const r = await signManifest({ manifestPath: manifest, keyPath: flags.key, passphrase: readPassphraseFile(flags.passphraseFile), output: flags.output });
           return {
             json: { ...r },
