@@ -133,32 +133,29 @@ class BlobPusher {
     const minChunk = Number(start.headers['oci-chunk-min-length'] ?? 0) || 0;
 
     const member = this.image.members.get(blobName(desc.digest))!;
-    // Hash the bytes in order as they are sent; a re-sent range (after an auth retry) is not hashed twice.
-    const hash = createHash('sha256');
-    let hashedUpTo = 0;
     const open = (from: number, to: number) => () => {
       const s = memberStream(this.image.path, member, from, to);
-      let pos = from;
       s.on('data', (chunk: Buffer) => {
-        const end = pos + chunk.length;
-        if (pos <= hashedUpTo && end > hashedUpTo) {
-          hash.update(chunk.subarray(hashedUpTo - pos));
-          hashedUpTo = end;
-        }
-        pos = end;
         this.bytesSent += chunk.length;
         this.progress.add(chunk.length);
       });
       return s;
     };
-    const checkHash = () => {
-      if (hashedUpTo !== desc.size) return;
-      const got = `sha256:${hash.digest('hex')}`;
-      if (got !== desc.digest) {
-        throw new MkimgError('integrity', `image tar ${this.image.path}: blob ${desc.digest} has digest ${got}`, {
-          hint: 'the image tar is corrupt; rebuild it',
-        });
+    // The registry checks the digest of what it received; when it refuses the
+    // blob, find out whether the tar itself is corrupt (nothing is hashed on the
+    // happy path: the bytes stream straight from the tar to the socket).
+    const refused = async (res: RegistryResponse, what: string): Promise<never> => {
+      if (res.status === 400) {
+        const hash = createHash('sha256');
+        for await (const chunk of memberStream(this.image.path, member)) hash.update(chunk as Buffer);
+        const got = `sha256:${hash.digest('hex')}`;
+        if (got !== desc.digest) {
+          throw new MkimgError('integrity', `image tar ${this.image.path}: blob ${desc.digest} has digest ${got}`, {
+            hint: 'the image tar is corrupt; rebuild it',
+          });
+        }
       }
+      throw c.fail(res, what, repo);
     };
 
     const threshold = this.opts.chunkThreshold ?? DEFAULT_CHUNK_THRESHOLD;
@@ -174,11 +171,7 @@ class BlobPusher {
         what: `upload of blob ${desc.digest}`,
         repository: repo,
       });
-      if (final.status !== 201 && final.status !== 204) {
-        if (final.status === 400) checkHash();
-        throw c.fail(final, `upload of blob ${desc.digest}`, repo);
-      }
-      checkHash();
+      if (final.status !== 201 && final.status !== 204) await refused(final, `upload of blob ${desc.digest}`);
     } else {
       const chunk = Math.max(this.opts.chunkSize ?? DEFAULT_CHUNK_SIZE, minChunk, 1);
       for (let off = 0; off < desc.size; off += chunk) {
@@ -196,7 +189,6 @@ class BlobPusher {
         if (res.status !== 202 && res.status !== 204) throw c.fail(res, `upload of bytes ${off}-${end - 1} of blob ${desc.digest}`, repo);
         location = locationOf(res, 'chunk upload', c, repo);
       }
-      checkHash();
       final = await c.request({
         method: 'PUT',
         url: withDigest(location, desc.digest),
@@ -205,7 +197,7 @@ class BlobPusher {
         what: `completion of upload of blob ${desc.digest}`,
         repository: repo,
       });
-      if (final.status !== 201 && final.status !== 204) throw c.fail(final, `completion of upload of blob ${desc.digest}`, repo);
+      if (final.status !== 201 && final.status !== 204) await refused(final, `completion of upload of blob ${desc.digest}`);
     }
     const answered = final.headers['docker-content-digest'];
     if (typeof answered === 'string' && answered !== '' && answered !== desc.digest) {

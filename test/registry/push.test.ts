@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -90,6 +90,21 @@ describe('push to docker-registry', () => {
     const wrong = await runCommand(registerPush, ['push', tar, `${reg.host}/human@sha256:${'0'.repeat(64)}`]);
     expect(wrong.exitCode).toBe(2);
     expect(wrong.stderr).toContain(`its manifest digest is ${built.manifestDigest}`);
+  });
+
+  it('a corrupt blob in the tar is an integrity error (exit 7), monolithic or chunked', async () => {
+    const tar = join(dir, 'corrupt.tar');
+    makeTestImage(tar, { name: 'corrupt', tag: '1', files: { '/data/x': 300_000 } });
+    const img = await openImageTar(tar);
+    const layer = img.manifest.layers[0]!;
+    const m = img.members.get(`blobs/sha256/${layer.digest.slice(7)}`)!;
+    const fd = openSync(tar, 'r+');
+    writeSync(fd, Buffer.from([0x55 ^ readFileSync(tar)[m.offset + 1000]!]), 0, 1, m.offset + 1000);
+    closeSync(fd);
+    const r = await runCommand(registerPush, ['push', tar, `${reg.host}/corrupt:1`]);
+    expect(r.exitCode, r.stderr).toBe(7);
+    expect(r.stderr).toContain(`blob ${layer.digest} has digest sha256:`);
+    await expect(pushImage(tar, `${reg.host}/corrupt:2`, { chunkThreshold: 100_000, chunkSize: 64_000 })).rejects.toMatchObject({ kind: 'integrity' });
   });
 
   it('pulls back a byte-identical tar', async () => {
