@@ -4,7 +4,7 @@
  * always-kept paths. Every path is resolved inside the staging root, never on
  * the host; every symlink hop and every directory passed through is kept.
  */
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import fg from 'fast-glob';
 import type { ImageConfig, MinimizeSpec } from '../manifest/types.js';
@@ -303,4 +303,25 @@ export async function computeKeepSet(
     excluded,
     hardlinks: hardlinks.sort(),
   };
+}
+
+/** The image paths a set of events touched that exist in rootDir (hops, directories, targets), sorted. */
+export async function tracedPaths(rootDir: string, events: TraceEvent[]): Promise<string[]> {
+  const out = new Set<string>();
+  const cache = new Map<string, Resolved | null>();
+  for (const ev of events) {
+    if (!ev.abs || !ev.abs.startsWith('/')) continue;
+    const key = (followsLast(ev) ? 'F' : 'N') + ev.abs;
+    let r = cache.get(key);
+    if (r === undefined) {
+      r = await resolveInRoot(rootDir, ev.abs, { followLast: followsLast(ev) }).catch(() => null);
+      cache.set(key, r);
+    }
+    if (!r) continue;
+    for (const p of touched(r)) out.add(p);
+  }
+  const exists = async (p: string): Promise<boolean> => lstat(rootDir + p).then(() => true, () => false);
+  const kept: string[] = [];
+  for (const p of [...out].sort()) if (p === '/' || (await exists(p))) kept.push(p);
+  return kept;
 }
