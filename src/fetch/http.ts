@@ -30,7 +30,9 @@ const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 8 });
 const agentHttps = new https.Agent({ keepAlive: true, maxSockets: 8 });
 
 interface Sink {
-  write(chunk: Buffer): void;
+  /** false: pause the source until `drain` is called back. */
+  write(chunk: Buffer): boolean | void;
+  onDrain?(cb: () => void): void;
   end(): Promise<void>;
   abort(): void;
 }
@@ -77,7 +79,10 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
       const s = sink();
       let n = 0;
       res.on('data', (chunk: Buffer) => {
-        s.write(chunk);
+        if (s.write(chunk) === false && s.onDrain) {
+          res.pause();
+          s.onDrain(() => res.resume());
+        }
         n += chunk.length;
         opts.onProgress?.(n, total);
       });
@@ -157,8 +162,9 @@ export async function httpGetToFile(url: string, dest: string, opts: HttpOptions
         write: (c) => {
           hash.update(c);
           size += c.length;
-          ws.write(c);
+          return ws.write(c);
         },
+        onDrain: (cb) => void ws.once('drain', cb),
         end: () =>
           new Promise<void>((resolve, reject) => {
             if (failed) return reject(failed);
