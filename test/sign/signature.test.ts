@@ -110,6 +110,41 @@ describe('mkimg key generate + mkimg sign', () => {
   });
 });
 
+describe('mkimg sign with keys from other tools', () => {
+  it('a GnuPG RSA-3072 secret key: gpg --verify accepts the result', async () => {
+    const f = gpg.genKey('Signer <signer@example.org>', 'rsa3072');
+    const secret = join(dir.path, 'gpg-rsa.secret.asc');
+    gpg.ok(['--armor', '--export-secret-keys', '--output', secret, f]);
+    const res = await signManifest({ manifestPath: manifest, keyPath: secret, output: join(dir.path, 'gpg-rsa-mkimg.sig') });
+    expect(res.fingerprint).toBe(f);
+    const v = gpg.run(['--status-fd', '1', '--verify', res.output, manifest]);
+    expect(v.status, v.stderr).toBe(0);
+    expect(v.stdout).toContain(`VALIDSIG ${f}`);
+  });
+
+  it('a Sequoia key (binary, signing subkey): the subkey signs, sqv accepts the result', async () => {
+    const key = join(dir.path, 'sq-signer.key.pgp');
+    const cert = join(dir.path, 'sq-signer.cert.asc');
+    expect(run('sq', ['key', 'generate', '--userid', '<signer@example.org>', '--export', key]).status).toBe(0);
+    expect(run('sq', ['key', 'extract-cert', '--output', cert, key]).status).toBe(0);
+    const res = await signManifest({ manifestPath: manifest, keyPath: key, output: join(dir.path, 'sq-mkimg.sig') });
+    expect(res.signingKeyFingerprint).not.toBe(res.fingerprint);
+    const s = run('sqv', ['--keyring', cert, res.output, manifest]);
+    expect(s.status, s.stderr).toBe(0);
+    expect(s.stdout.trim()).toBe(res.fingerprint);
+    expect((await verifyWith(res.output, cert)).signingKeyFingerprint).toBe(res.signingKeyFingerprint);
+  });
+
+  it('refuses a weak key for signing (RSA-2048)', async () => {
+    const f = gpg.genKey('Weak Signer <weaksigner@example.org>', 'rsa2048');
+    const secret = join(dir.path, 'weak.secret.asc');
+    gpg.ok(['--armor', '--export-secret-keys', '--output', secret, f]);
+    const e = await rejection(signManifest({ manifestPath: manifest, keyPath: secret, output: join(dir.path, 'weak-mkimg.sig') }));
+    expect(e.kind).toBe('signature');
+    expect(e.message).toMatch(/RSA-2048; mkimg needs RSA of at least 3072/);
+  });
+});
+
 describe('signatures from GnuPG and Sequoia verify in mkimg', () => {
   it('gpg Ed25519 --detach-sign --armor', async () => {
     const f = gpg.genKey('Ed <ed@example.org>', 'ed25519');
@@ -251,6 +286,19 @@ describe('rejections', () => {
     const e = await rejection(verifyWith(rsig, after));
     expect(e.kind).toBe('signature');
     expect(e.message).toMatch(/has been revoked/);
+  });
+
+  it('a soft revocation (superseded) after the signature keeps it good; a hard one does not', async () => {
+    const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: 'soft@example.org' }], format: 'object', date: new Date(Date.now() - 3600_000) });
+    const signed = dir.file(
+      'soft.sig',
+      (await openpgp.sign({ message: await openpgp.createMessage({ binary: readFileSync(manifest) }), signingKeys: privateKey, detached: true, format: 'armored', date: new Date(Date.now() - 1800_000) })) as string,
+    );
+    const soft = await openpgp.revokeKey({ key: privateKey, reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keySuperseded, string: 'rotated' }, format: 'armored' });
+    expect((await verifyWith(signed, dir.file('soft.pub.asc', soft.publicKey))).fingerprint).toBe(privateKey.getFingerprint().toUpperCase());
+    const hard = await openpgp.revokeKey({ key: privateKey, reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keyCompromised, string: 'leaked' }, format: 'armored' });
+    const e = await rejection(verifyWith(signed, dir.file('hard.pub.asc', hard.publicKey)));
+    expect(e.message).toMatch(/has been revoked: "leaked"/);
   });
 
   it('checkManifestSignature finds <manifest>.sig and refuses a missing one', async () => {
