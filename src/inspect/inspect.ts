@@ -51,6 +51,8 @@ export interface InspectResult {
   fileBytes: number;
   files?: InspectFile[];
   sbom?: { path: string; packageCount: number; fileCount: number; packages: { name: string; version: string; purl?: string; license?: string }[] };
+  /** The embedded SBOM's exact bytes (not printed; for `inspect --sbom FILE`). */
+  sbomBytes?: Buffer;
 }
 
 interface BlobInfo {
@@ -284,6 +286,7 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
     fileBytes: regular.reduce((a, f) => a + f.size, 0),
     ...(opts.files ? { files } : {}),
     sbom,
+    ...(sbomBuf ? { sbomBytes: sbomBuf } : {}),
   };
 }
 

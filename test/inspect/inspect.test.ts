@@ -125,6 +125,9 @@ describe('mkimg inspect', () => {
     expect(json.imageId).toBe(written.imageId);
     expect(json.sbom.packageCount).toBe(2);
     expect(process.exitCode ?? 0).toBe(0);
+    const sbomOut = join(t!.tmp, 'out.spdx.json');
+    await runCli(image, '--sbom', sbomOut);
+    expect(readFileSync(sbomOut).equals(readFileSync(join(t!.root.dir, 'usr/share/mkimg/sbom.spdx.json')))).toBe(true);
     const human = await runCli(image);
     expect(human).toContain(`image id:        ${written.imageId}`);
     expect(human).toMatch(/sbom: +2 Debian packages/);

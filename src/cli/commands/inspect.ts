@@ -1,10 +1,13 @@
 import type { Command } from 'commander';
-import { formatInspect, inspectImage } from '../../inspect/inspect.js';
+import { writeFileSync } from 'node:fs';
+import { formatInspect, inspectImage, SBOM_IN_LAYER } from '../../inspect/inspect.js';
+import { MkimgError } from '../../util/errors.js';
 import { action } from '../output.js';
 
 interface InspectFlags {
   json?: boolean;
   files?: boolean;
+  sbom?: string;
 }
 
 export function registerInspect(program: Command): void {
@@ -20,6 +23,7 @@ export function registerInspect(program: Command): void {
     .argument('<image>', 'image tar written by `mkimg build`')
     .option('--json', 'print one JSON object')
     .option('--files', 'list every file (path, type, mode, uid, gid, size, link target, package)')
+    .option('--sbom <file>', 'also write the SBOM embedded in the image to this file (exact bytes)')
     .addHelpText(
       'after',
       `
@@ -28,14 +32,21 @@ Examples:
   $ mkimg inspect app.tar --files | grep '\\[libc6\\]'
   $ mkimg inspect app.tar --json | jq '.sbom.packages[] | "\\(.name) \\(.version)"'
   $ mkimg inspect app.tar --json --files | jq '[.files[] | select(.package == null)]'
+  $ mkimg inspect app.tar --sbom app.spdx.json     # extract the SBOM for a scanner
 
-Exit codes: 0 ok, 2 usage (file missing), 7 integrity (not a whole image tar, digest mismatch).`,
+Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integrity (not a whole image tar, digest mismatch).`,
     )
     .action(
       action(
         async (image: string, flags: InspectFlags) => {
-          const r = await inspectImage(image, { files: Boolean(flags.files) });
-          return { json: r as unknown as Record<string, unknown>, human: formatInspect(r) };
+          const { sbomBytes, ...r } = await inspectImage(image, { files: Boolean(flags.files) });
+          if (flags.sbom) {
+            if (!sbomBytes) {
+              throw new MkimgError('input', `${image} has no embedded SBOM (${SBOM_IN_LAYER})`, { hint: 'images built by mkimg carry one; rebuild the image with mkimg build' });
+            }
+            writeFileSync(flags.sbom, sbomBytes);
+          }
+          return { json: { ...r, ...(flags.sbom ? { sbomWritten: flags.sbom } : {}) }, human: formatInspect(r) };
         },
         (_image: string, flags: InspectFlags) => Boolean(flags.json),
       ),
