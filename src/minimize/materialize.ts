@@ -4,6 +4,7 @@
  * symlinks recreated, hardlink groups linked to one inode.
  */
 import { chmod, copyFile, link, mkdir, symlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { StagingRoot } from '../stage/types.js';
 
 export async function materialize(root: StagingRoot, keep: Set<string>, dir: string): Promise<void> {
@@ -14,9 +15,11 @@ export async function materialize(root: StagingRoot, keep: Set<string>, dir: str
     const e = root.entries.get(p);
     if (!e) continue;
     const dst = p === '/' ? dir : dir + p;
+    // A directory missing from the index (never expected from staging) is created 0755.
+    if (p !== '/') await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
     switch (e.type) {
       case 'dir':
-        if (p !== '/') await mkdir(dst, { mode: 0o755 });
+        if (p !== '/') await mkdir(dst, { recursive: true, mode: 0o755 });
         dirs.push([dst, e.mode & 0o7777]);
         break;
       case 'symlink':
