@@ -7,7 +7,7 @@
  * byte-identical to the built one (given the same NAME:TAG).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -260,6 +260,9 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
   const ref = parseReference(reference);
   const client = new RegistryClient(ref.registry, ref.hostname, opts);
   const out = resolve(output);
+  if (!existsSync(dirname(out))) {
+    throw new MkimgError('usage', `cannot write ${out}: the folder ${dirname(out)} does not exist`, { hint: 'create it first, or choose another -o' });
+  }
   const work = mkdtempSync(join(dirname(out), `.${basename(out)}.pull-`));
   let progress: Progress | undefined;
   try {

@@ -99,6 +99,12 @@ describe('pull', () => {
     }
   });
 
+  it('an output folder that does not exist is a usage error', async () => {
+    const r = await runCommand(registerPull, ['pull', `${reg.host}/pl:1`, '-o', join(dir, 'nope', 'x.tar')]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('does not exist');
+  });
+
   it('a missing tag is a clear error', async () => {
     const r = await runCommand(registerPull, ['pull', `${reg.host}/pl:nope`, '-o', join(dir, 'n.tar'), '--json']);
     expect(r.exitCode).toBe(12);
