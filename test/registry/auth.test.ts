@@ -46,6 +46,15 @@ describe('Basic auth (htpasswd docker-registry)', () => {
     await pullImage(`${basic.host}/team/app:1.0`, out, { name: 'app:1.0' });
     expect(readFileSync(out).equals(readFileSync(tar))).toBe(true);
     rmSync(join(dir, 'docker', 'config.json'));
+
+    mkdirSync(join(dir, 'env'), { recursive: true });
+    process.env.REGISTRY_AUTH_FILE = writeAuthFile(join(dir, 'env'), basic.host, 'alice', 's3cret');
+    try {
+      expect((await pushImage(tar, `${basic.host}/team/env:1`)).manifestDigest).toBe(built.manifestDigest);
+    } finally {
+      delete process.env.REGISTRY_AUTH_FILE;
+    }
+    await expect(pushImage(tar, `${basic.host}/team/env:2`)).rejects.toMatchObject({ kind: 'registry', details: { status: 401 } });
   });
 
   it('a wrong password is a clear registry error, exit 12', async () => {
