@@ -228,13 +228,20 @@ export async function computeKeepSet(
 
   // 3. listed directories
   const listedAdded: string[] = [];
-  if (spec.keepListed) {
-    for (const d of listed) {
-      const prefix = d === '/' ? '/' : d + '/';
-      for (const p of idx.keys()) {
-        if (!p.startsWith(prefix) || p === d || p.slice(prefix.length).includes('/')) continue;
-        add(touched(await R.resolve(p, true)), listedAdded);
+  if (spec.keepListed && listed.size > 0) {
+    const children = new Map<string, string[]>();
+    for (const p of idx.keys()) {
+      if (p === '/') continue;
+      const parent = posix.dirname(p);
+      if (!listed.has(parent)) continue;
+      const l = children.get(parent) ?? [];
+      l.push(p);
+      children.set(parent, l);
+    }
+    for (const d of [...listed].sort()) {
+      for (const p of (children.get(d) ?? []).sort()) {
         add([p], listedAdded);
+        add(touched(await R.resolve(p, true)), listedAdded);
       }
     }
   }

@@ -95,6 +95,11 @@ export async function runTraced(opts: RunTracedOptions): Promise<RunTracedResult
     });
     if (code === TRACER_EXIT.tracerFailed && /^mkimg-trace: /m.test(messages) && !/execve\(/.test(messages)) {
       const first = messages.split('\n').find((l) => l.startsWith('mkimg-trace: ')) ?? messages;
+      if (first.includes('chdir(--cwd')) {
+        throw new MkimgError('manifest', `the working directory ${opts.cwd} does not exist in the image (running ${JSON.stringify(opts.args[0])})`, {
+          hint: 'fix config.workdir or the check\'s workdir, or add the directory with files:',
+        });
+      }
       throw new MkimgError('sandbox', `the sandbox could not run ${JSON.stringify(opts.args[0])}: ${first.replace(/^mkimg-trace: /, '')}`, {
         hint: 'the tracer needs user namespaces (or root), ptrace and seccomp; inside a container, allow them (e.g. --privileged or a seccomp profile that permits unshare/ptrace)',
         details: { tracerMessages: messages },

@@ -165,6 +165,12 @@ describe('sandbox', () => {
     }
   });
 
+  it('says a missing working directory is the manifest\'s fault', async () => {
+    const err = await runTraced({ rootDir: root, args: ['/bin/sh'], env: {}, cwd: '/no/such/dir', timeoutSeconds: 10, trace: true }).catch((e) => e);
+    expect(err.kind).toBe('manifest');
+    expect(err.message).toContain('the working directory /no/such/dir does not exist in the image');
+  });
+
   it('fails with 125 and names the step when the sandbox cannot be set up', () => {
     const r = spawnSync(TRACER, ['--root', '/nonexistent-root', '--events', join(work, 'e'), '--', '/bin/true'], { encoding: 'utf8' });
     expect(r.status).toBe(125);
