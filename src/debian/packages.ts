@@ -128,6 +128,30 @@ class Record_ implements PackageRecord {
   }
 }
 
+/**
+ * A PackageRecord from a control stanza (e.g. a local .deb's DEBIAN/control),
+ * with the pin given separately. Field names match case-insensitively.
+ */
+export function packageRecordFromControl(
+  fields: Record<string, string>,
+  pin: { filename: string; sha256: string; size: number },
+  ctx: IndexContext,
+): PackageRecord {
+  const f: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    const key = k.toLowerCase();
+    if (WANTED_LOWER.has(key)) f[key] = v.replace(/\n\s*/g, ' ').trim();
+  }
+  f.filename = pin.filename;
+  f.sha256 = pin.sha256;
+  f.size = String(pin.size);
+  const where = `${pin.filename}`;
+  if (!f.package || !f.version || !f.architecture) {
+    throw new MkimgError('input', `${where}: its control file lacks Package, Version or Architecture`);
+  }
+  return new Record_(f, ctx, where);
+}
+
 /** Parse a Packages file. Stanzas without Filename/SHA256 are refused (nothing to pin). */
 export function parsePackagesIndex(text: string, ctx: IndexContext): PackageRecord[] {
   const out: PackageRecord[] = [];

@@ -84,7 +84,16 @@ function qualifierOk(rel: Relation, pkg: PackageRecord, arch: string, viaProvide
   return false; // another architecture: not indexed
 }
 
-export function resolveClosure(universe: Universe, requests: ResolveRequest[]): PackageRecord[] {
+export interface ResolveOptions {
+  /**
+   * Packages that are part of the image without coming from the indexes (local
+   * .debs): chosen first, their dependencies followed, and they satisfy others'.
+   * They are returned in the closure too.
+   */
+  preinstalled?: PackageRecord[];
+}
+
+export function resolveClosure(universe: Universe, requests: ResolveRequest[], opts: ResolveOptions = {}): PackageRecord[] {
   const arch = universe.arch;
   const chosen = new Map<string, PackageRecord>();
   const why = new Map<string, Why>();
@@ -117,8 +126,32 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[]): 
     queue.push(pkg);
   };
 
+  // 0. Local packages.
+  const localProviders = new Map<string, Provider[]>();
+  for (const pkg of opts.preinstalled ?? []) {
+    if (chosen.has(pkg.name)) throw new MkimgError('resolve', `two local .debs are both package ${pkg.name}`);
+    add(pkg, { via: 'local' });
+    for (const p of pkg.provides) {
+      let l = localProviders.get(p.name);
+      if (!l) localProviders.set(p.name, (l = []));
+      l.push({ pkg, version: p.op === '=' ? p.version : undefined });
+    }
+  }
+  const providersOf = (name: string): Provider[] => {
+    const l = universe.providers.get(name) ?? [];
+    const local = localProviders.get(name);
+    return local ? [...local, ...l] : l;
+  };
+
   // 1. The requests, all chosen before any dependency is followed.
   for (const req of requests) {
+    const local = chosen.get(req.name);
+    if (local && why.get(req.name)?.via === 'local') {
+      throw new MkimgError('resolve', `${req.name} is requested by name and also given as a local .deb`, {
+        hint: 'keep one of the two in packages:',
+        details: { package: req.name },
+      });
+    }
     const cands = universe.candidates(req.name);
     if (cands.length === 0) {
       const prov = universe.providers.get(req.name);
@@ -156,7 +189,7 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[]): 
   const satisfiedByChosen = (rel: Relation): boolean => {
     const c = chosen.get(rel.name);
     if (c && realOk(rel, c)) return true;
-    for (const pr of universe.providers.get(rel.name) ?? []) {
+    for (const pr of providersOf(rel.name)) {
       if (chosen.get(pr.pkg.name) === pr.pkg && provOk(rel, pr)) return true;
     }
     return false;
@@ -226,7 +259,7 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[]): 
           const hits: PackageRecord[] = [];
           if (other && other !== pkg && (!rel.op || satisfiesVersion(other.version, rel.op, rel.version!))) hits.push(other);
           if (!rel.op) {
-            for (const pr of universe.providers.get(rel.name) ?? []) {
+            for (const pr of providersOf(rel.name)) {
               if (pr.pkg !== pkg && chosen.get(pr.pkg.name) === pr.pkg && !hits.includes(pr.pkg)) hits.push(pr.pkg);
             }
           }

@@ -8,6 +8,10 @@ import type { Lock, LockedFile, LockedPackage, Manifest } from '../manifest/type
 import { loadSources } from '../debian/repository.js';
 import { Universe, resolveClosure, type ResolveRequest } from '../debian/resolver.js';
 import { inputDigest } from '../stage/files.js';
+import { readDebControl, parseControlStanza } from '../deb/deb.js';
+import { packageRecordFromControl, type PackageRecord } from '../debian/packages.js';
+import { sha256File } from '../util/digest.js';
+import { MkimgError } from '../util/errors.js';
 
 export interface ResolveLockOptions {
   mirrors?: Record<string, string>;
@@ -20,8 +24,14 @@ export interface ResolveLockOptions {
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
   const requests: ResolveRequest[] = [];
   for (const p of manifest.packages) if (p.kind === 'name') requests.push({ name: p.name, version: p.version });
+  // Local .debs: their pins are checked, and (when there are sources) their
+  // dependencies are resolved too, and they satisfy others' dependencies.
+  const locals: PackageRecord[] = [];
+  if (manifest.sources.length > 0) {
+    for (const p of manifest.packages) if (p.kind === 'deb') locals.push(await localRecord(p.path, p.sha256));
+  }
   let packages: LockedPackage[] = [];
-  if (requests.length > 0) {
+  if (requests.length > 0 || locals.some((l) => l.depends.length > 0 || l.preDepends.length > 0)) {
     const { records } = await loadSources(manifest.sources, {
       arch: manifest.architecture,
       mirrors: opts.mirrors,
@@ -30,7 +40,8 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
       env: opts.env,
       now: opts.now,
     });
-    const closure = resolveClosure(new Universe(records, manifest.architecture), requests);
+    const localSet = new Set(locals);
+    const closure = resolveClosure(new Universe(records, manifest.architecture), requests, { preinstalled: locals }).filter((r) => !localSet.has(r));
     packages = closure.map((r) => ({
       name: r.name,
       version: r.version,
@@ -42,6 +53,17 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
     }));
   }
   return { version: 1, packages, files: await pinFiles(manifest) };
+}
+
+async function localRecord(path: string, sha256: string): Promise<PackageRecord> {
+  const got = await sha256File(path);
+  if (got.hex !== sha256) {
+    throw new MkimgError('input', `${path}: sha256 is ${got.hex}, the manifest pins ${sha256}`, {
+      hint: 'if the new file is intended, update its sha256 in the manifest',
+    });
+  }
+  const control = await readDebControl(path);
+  return packageRecordFromControl(parseControlStanza(control.control), { filename: path, sha256, size: got.size }, { suite: 'local', rank: -1 });
 }
 
 async function pinFiles(manifest: Manifest): Promise<LockedFile[]> {

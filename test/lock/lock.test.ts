@@ -27,8 +27,11 @@ beforeAll(async () => {
           { name: 'libgcc-s1', version: '12.2.0-14' },
           { name: 'curl', version: '7.88.1-10', depends: 'libc6, libcurl4 (= 7.88.1-10)' },
           { name: 'libcurl4', version: '7.88.1-10', depends: 'libc6' },
+          { name: 'needs-mta', version: '1', depends: 'mta-virtual' },
         ],
       },
+      // not named by the manifests' sources: its .deb serves as a local file
+      { name: 'extra', packages: [{ name: 'localtool', version: '1', depends: 'hello', provides: 'mta-virtual' }] },
     ],
   });
 });
@@ -131,6 +134,21 @@ describe('mkimg lock', () => {
     await expect(resolveLock(loadManifest(bad), { cacheDir, aptRoot: '/nonexistent', env: {} })).rejects.toMatchObject({
       kind: 'resolve',
       message: expect.stringContaining('no-such-thing: no such package'),
+    });
+  });
+
+  it('resolves the dependencies of local .debs, which satisfy others\' dependencies', async () => {
+    const d = repo.deb('localtool');
+    const path = setup([`{ deb: ${d.path}, sha256: "${d.sha256}" }`, 'needs-mta']);
+    await lockFile(path);
+    const m = loadManifest(path);
+    expect(m.lock!.packages.map((p) => p.name)).toEqual(['hello', 'libc6', 'libgcc-s1', 'needs-mta']);
+    expect(lockIsCurrent(m).ok).toBe(true);
+    rmSync(work, { recursive: true, force: true });
+    const bad = setup([`{ deb: ${d.path}, sha256: "${'0'.repeat(64)}" }`]);
+    await expect(resolveLock(loadManifest(bad), { cacheDir, aptRoot: '/nonexistent', env: {} })).rejects.toMatchObject({
+      kind: 'input',
+      message: expect.stringContaining(`the manifest pins ${'0'.repeat(64)}`),
     });
   });
 
