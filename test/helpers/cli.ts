@@ -1,5 +1,5 @@
 /** Run the real mkimg command (bin/mkimg.js → dist/) as a child process. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -33,4 +33,33 @@ export function mkimgJson<T = Record<string, unknown>>(args: string[], opts: Par
     throw new Error(`mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
   }
   return { code: r.code, json, stderr: r.stderr };
+}
+
+/**
+ * The same, without blocking the event loop: needed when the test process
+ * itself serves the child (an in-process HTTP server or proxy).
+ */
+export function mkimgAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [MKIMG, ...args], { cwd: opts.cwd ?? PROJECT_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeout ?? 300_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+export async function mkimgJsonAsync<T = Record<string, unknown>>(args: string[], opts: Parameters<typeof mkimgAsync>[1] = {}): Promise<{ code: number; json: T; stderr: string }> {
+  const r = await mkimgAsync([...args, '--json'], opts);
+  try {
+    return { code: r.code, json: JSON.parse(r.stdout) as T, stderr: r.stderr };
+  } catch {
+    throw new Error(`mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  }
 }

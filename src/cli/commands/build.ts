@@ -16,6 +16,9 @@ interface BuildFlags {
   keyring?: string;
   signature?: string;
   workDir?: string;
+  push?: string;
+  cacheRegistry?: string;
+  insecure?: boolean;
 }
 
 export function registerBuild(program: Command): void {
@@ -39,6 +42,9 @@ export function registerBuild(program: Command): void {
     .addOption(new Option('--keyring <file>', 'trusted public keys for --require-signature').env('MKIMG_KEYRING'))
     .option('--signature <file>', 'detached signature (default: <manifest>.sig, then manifest.sig beside it)')
     .option('--work-dir <dir>', 'parent folder for the temporary staging root (default: system temp dir)')
+    .option('--push <reference>', 'after building, push the image to REGISTRY/REPO[:TAG]')
+    .addOption(new Option('--cache-registry <repo>', 'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building').env('MKIMG_CACHE_REGISTRY'))
+    .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
     .addHelpText(
       'after',
       `
@@ -47,9 +53,11 @@ Examples:
   $ mkimg build manifest.yaml -o app.tar --json | jq -r .imageId
   $ MKIMG_MIRROR_BOOKWORM=http://127.0.0.1:8080/debian mkimg build manifest.yaml
   $ mkimg build manifest.yaml --require-signature --keyring team.asc
+  $ mkimg build manifest.yaml --push registry.example:5000/team/app:1.0
+  $ mkimg build manifest.yaml --cache-registry registry.example:5000/mkimg-cache
 
 Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 signature,
-10 check failed, 11 lock stale, 14 sandbox (see SPEC.md).`,
+10 check failed, 11 lock stale, 12 registry, 14 sandbox (see SPEC.md).`,
     )
     .action(
       action(
@@ -64,6 +72,9 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             reportPath: flags.report,
             sbomPath: flags.sbom,
             workDir: flags.workDir,
+            push: flags.push,
+            cacheRegistry: flags.cacheRegistry,
+            insecure: flags.insecure,
             requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
             onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
           });
@@ -81,6 +92,8 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               files: r.files,
               signer: r.signer,
               minimize: summary ? { before: summary.before, after: summary.after } : undefined,
+              cache: r.cache,
+              pushed: r.pushed,
             },
             human: [
               `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} entries)`,
@@ -88,6 +101,9 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               `manifest digest: ${r.manifestDigest}`,
               ...(summary?.before && summary.after ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
+              ...(r.cache === 'hit' ? ['cache:           pulled from the cache registry (checked, not rebuilt)'] : []),
+              ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),
+              ...(r.pushed ? [`pushed:          ${r.pushed.reference}@${r.pushed.manifestDigest}`] : []),
             ],
           };
         },
