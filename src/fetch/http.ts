@@ -99,7 +99,7 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
       });
     });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => {
-      req.destroy(new Error(`no data for ${Math.round((opts.timeoutMs ?? 30_000) / 1000)} s`));
+      req.destroy(new Error(`no data for ${(opts.timeoutMs ?? 30_000) / 1000} s`));
     });
     req.on('error', (e) => reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e })));
   });
