@@ -8,6 +8,7 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
+import { fingerprint, singleCertificate, subjectHash } from './certhash.js';
 import { byteOrder, ensureDir, isFileInRoot, lookupResolved, normImagePath, readRootFile, resolveInRoot, writeRootFile, writeRootSymlink } from './rootfs.js';
 
 /** Debian codenames mkimg knows, to name the image's base honestly. */
@@ -194,9 +195,9 @@ export function planCaBundle(root: StagingRoot): CaPlan | undefined {
 }
 
 /**
- * Write /etc/ssl/certs/ca-certificates.crt and the /etc/ssl/certs/<name>.pem
- * symlinks (absolute targets, as update-ca-certificates makes them). The
- * OpenSSL subject-hash links (<hash>.0) are not written: see the spec.
+ * Write /etc/ssl/certs/ca-certificates.crt, the /etc/ssl/certs/<name>.pem
+ * symlinks (absolute targets, as update-ca-certificates makes them) and the
+ * OpenSSL subject-hash links <hash>.N -> <name>.pem (as `openssl rehash`).
  */
 export function writeCaCertificates(root: StagingRoot): string[] {
   const plan = planCaBundle(root);
@@ -212,7 +213,45 @@ export function writeCaCertificates(root: StagingRoot): string[] {
     const l = writeRootSymlink(root, link, c, origin);
     out.push(...l.created, l.path);
   }
+  for (const [name, target] of planHashLinks(root)) {
+    const l = writeRootSymlink(root, `${ETCCERTSDIR}/${name}`, target, origin);
+    out.push(...l.created, l.path);
+  }
   return [...new Set(out)];
+}
+
+const HASH_LINK = /^[0-9a-f]{8}\.r?[0-9]+$/;
+
+/**
+ * The <hash>.N links `openssl rehash /etc/ssl/certs` makes (update-ca-certificates
+ * runs it): files of the directory named *.pem, *.crt or *.cer (any case),
+ * in byte order, that hold exactly one certificate, grouped by OpenSSL
+ * subject hash; N counts up per hash; a certificate identical (SHA-1) to one
+ * already linked under the same hash is skipped. Targets are the file names
+ * (relative links). Returns [link name, target] pairs.
+ */
+export function planHashLinks(root: StagingRoot): [string, string][] {
+  const prefix = ETCCERTSDIR + '/';
+  const names = [...root.entries.keys()]
+    .filter((p) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/'))
+    .map((p) => p.slice(prefix.length))
+    .filter((n) => !HASH_LINK.test(n) && /\.(pem|crt|cer)$/i.test(n))
+    .sort(byteOrder);
+  const buckets = new Map<string, string[]>(); // hash -> fingerprints in link order
+  const links: [string, string][] = [];
+  for (const name of names) {
+    const bytes = readRootFile(root, prefix + name);
+    const der = bytes && singleCertificate(bytes);
+    if (!der) continue;
+    const hash = subjectHash(der);
+    const fp = fingerprint(der);
+    const seen = buckets.get(hash) ?? [];
+    if (seen.includes(fp)) continue;
+    links.push([`${hash}.${seen.length}`, name]);
+    seen.push(fp);
+    buckets.set(hash, seen);
+  }
+  return links;
 }
 
 // ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ const pick = (...names: string[]): DebFile[] => debs!.filter((d) => names.includ
  * unpacked in the root) against the root's certificate directories, writing
  * into a scratch /etc/ssl/certs. Returns the bundle and the .pem link names.
  */
-function referenceBundle(rootDir: string, conf: string | undefined, localDir?: string): { bundle: Buffer; pems: Map<string, string> } {
+function referenceBundle(rootDir: string, conf: string | undefined, localDir?: string): { bundle: Buffer; pems: Map<string, string>; hashes: Map<string, string> } {
   const scratch = mkdtempSync(join(tmpdir(), 'mkimg-ucc-'));
   try {
     const etc = join(scratch, 'certs');
@@ -55,8 +55,12 @@ function referenceBundle(rootDir: string, conf: string | undefined, localDir?: s
     ];
     run('sh', args, { env: { ...process.env, LC_ALL: 'C', TMPDIR: scratch } });
     const pems = new Map<string, string>();
-    for (const f of readdirSync(etc)) if (f.endsWith('.pem')) pems.set(f, readlinkSync(join(etc, f)));
-    return { bundle: readFileSync(join(etc, 'ca-certificates.crt')), pems };
+    const hashes = new Map<string, string>();
+    for (const f of readdirSync(etc)) {
+      if (f.endsWith('.pem')) pems.set(f, readlinkSync(join(etc, f)));
+      else if (/^[0-9a-f]{8}\.[0-9]+$/.test(f)) hashes.set(f, readlinkSync(join(etc, f)));
+    }
+    return { bundle: readFileSync(join(etc, 'ca-certificates.crt')), pems, hashes };
   } finally {
     rmSync(scratch, { recursive: true, force: true });
   }
@@ -90,6 +94,12 @@ describe('CA bundle', () => {
       expect(e.linkTarget).toBe(ref.pems.get(name)!.slice(root.dir.length));
       expect(readlinkSync(join(root.dir, e.path))).toBe(e.linkTarget);
     }
+    // the same OpenSSL subject-hash links (openssl rehash) to the same .pem names
+    const ourHashes = new Map(
+      [...root.entries.values()].filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path)).map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
+    );
+    expect(ref.hashes.size).toBeGreaterThan(100);
+    expect(ourHashes).toEqual(ref.hashes);
     // and the bundle parses as the same certificates openssl sees
     const count = run('sh', ['-c', `grep -c 'BEGIN CERTIFICATE' ${join(root.dir, 'etc/ssl/certs/ca-certificates.crt')}`]).trim();
     expect(Number(count)).toBe(plan.certs.length);
@@ -106,7 +116,7 @@ describe('CA bundle', () => {
       const conf = ['# comment', '', `!${all[20]}`, ...chosen, `!${all[21]}`, 'mozilla/Not_There.crt', ''].join('\n');
       writeRootFile(root, '/etc/ca-certificates.conf', conf, 'test');
       // a local certificate without a trailing newline (update-ca-certificates adds one)
-      const cert = readFileSync(join(root.dir, 'usr/share/ca-certificates', all[30])).toString('utf8').replace(/\n+$/, '');
+      const cert = readFileSync(join(root.dir, 'usr/share/ca-certificates', all[5])).toString('utf8').replace(/\n+$/, '');
       writeRootFile(root, '/usr/local/share/ca-certificates/corp/My Corp (Root), CA.crt', cert, 'test');
 
       const plan = planCaBundle(root)!;
@@ -120,6 +130,12 @@ describe('CA bundle', () => {
       expect(pemLinkName('/x/My Corp (Root), CA.crt')).toBe('My_Corp_=Root=__CA.pem');
       expect(ref.pems.has('My_Corp_=Root=__CA.pem')).toBe(true);
       expect(root.entries.get('/etc/ssl/certs/My_Corp_=Root=__CA.pem')?.linkTarget).toBe('/usr/local/share/ca-certificates/corp/My Corp (Root), CA.crt');
+      // the local certificate is a copy of a selected one: same hash, same fingerprint, one link only (rehash skips duplicates)
+      const ourHashes = new Map(
+        [...root.entries.values()].filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path)).map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
+      );
+      expect(ourHashes).toEqual(ref.hashes);
+      expect(ourHashes.size).toBe(12);
     } finally {
       t2.cleanup();
     }
