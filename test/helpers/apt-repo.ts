@@ -203,6 +203,27 @@ function controlText(p: FixturePackage, arch: string, installedSize: number, ind
 
 export async function createAptRepo(opts: AptRepoOptions): Promise<AptRepo> {
   const root = mkdtempSync(join(tmpdir(), 'mkimg-aptrepo-'));
+  try {
+    return await build(root, opts);
+  } catch (e) {
+    // a half-built fixture: stop its gpg-agents and remove it
+    for (const n of readdirSync(root)) {
+      if (n.startsWith('gnupg-')) killAgent(join(root, n));
+    }
+    rmSync(root, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function killAgent(home: string): void {
+  try {
+    execFileSync('gpgconf', ['--homedir', home, '--kill', 'gpg-agent'], { stdio: 'ignore' });
+  } catch {
+    /* no agent */
+  }
+}
+
+async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
   const www = join(root, 'www');
   mkdirSync(www);
   const epoch = opts.epoch ?? 1700000000;
@@ -420,13 +441,7 @@ export async function createAptRepo(opts: AptRepoOptions): Promise<AptRepo> {
     start,
     close: async () => {
       await stop();
-      for (const k of keys.values()) {
-        try {
-          execFileSync('gpgconf', ['--homedir', k.home, '--kill', 'gpg-agent'], { stdio: 'ignore' });
-        } catch {
-          /* no agent */
-        }
-      }
+      for (const k of keys.values()) killAgent(k.home);
       rmSync(root, { recursive: true, force: true });
     },
   };
