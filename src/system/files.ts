@@ -66,8 +66,7 @@ export function generatedOsRelease(manifest: Manifest): string {
 export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] {
   const origin = 'generated:os-release';
   const out: string[] = [];
-  if (!isFileInRoot(root, '/usr/lib/os-release')) {
-    if (isFileInRoot(root, '/etc/os-release')) return []; // a files: input or package provides it
+  if (!isFileInRoot(root, '/usr/lib/os-release') && !isFileInRoot(root, '/etc/os-release')) {
     const r = writeRootFile(root, '/usr/lib/os-release', generatedOsRelease(manifest), origin);
     out.push(...r.created, r.path);
   }
@@ -75,7 +74,23 @@ export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] 
     const r = writeRootSymlink(root, '/etc/os-release', '../usr/lib/os-release', origin);
     out.push(...r.created, r.path);
   }
-  return out;
+  // Scanners identify the base by these: keep them even when base-files shipped them.
+  for (const p of ['/etc/os-release', '/usr/lib/os-release', '/etc/debian_version']) if (root.entries.has(p)) out.push(p);
+  return withTargets(root, out);
+}
+
+/**
+ * The paths plus, for each symlink among them, the entry it finally
+ * resolves to: what a writer returns must be keepable without dangling links.
+ */
+export function withTargets(root: StagingRoot, paths: string[]): string[] {
+  const out = new Set(paths);
+  for (const p of paths) {
+    if (root.entries.get(p)?.type !== 'symlink') continue;
+    const r = resolveInRoot(root, p);
+    if (r !== undefined && root.entries.has(r)) out.add(r);
+  }
+  return [...out];
 }
 
 export const DEFAULT_NSSWITCH = `# /etc/nsswitch.conf, written by mkimg (no libc-bin postinst ran)
@@ -217,6 +232,8 @@ export function writeCaCertificates(root: StagingRoot): string[] {
     const l = writeRootSymlink(root, `${ETCCERTSDIR}/${name}`, target, origin);
     out.push(...l.created, l.path);
   }
+  // the certificate files the links point at
+  out.push(...plan.certs.map((c) => resolveInRoot(root, c)!).filter((p) => root.entries.has(p)));
   return [...new Set(out)];
 }
 
@@ -270,13 +287,16 @@ export function writeTimezone(root: StagingRoot): string[] {
     const r = writeRootFile(root, '/etc/timezone', 'Etc/UTC\n', origin);
     out.push(...r.created, r.path);
   }
-  return out;
+  return withTargets(root, out);
 }
 
 /**
  * All system files, in a fixed order. Call after packages and files: inputs
  * are unpacked, before tracing (writeAccounts is separate: src/system/accounts.ts).
- * Returns every image path written or created; they must be kept by the minimizer.
+ * Returns the image paths the minimizer must keep: every path written or
+ * created, the files the written links point at (certificates, the zone
+ * file behind /etc/localtime), and os-release / debian_version even when a
+ * package shipped them.
  */
 export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[] {
   const out = [...writeOsRelease(root, manifest), ...writeNsswitch(root), ...ensureTmp(root), ...writeCaCertificates(root), ...writeTimezone(root)];
