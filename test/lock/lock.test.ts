@@ -121,6 +121,19 @@ describe('mkimg lock', () => {
     const st = lockIsCurrent(loadManifest(path));
     expect(st.ok).toBe(false);
     expect(st.problems).toEqual(['curl is requested but not in the lock', 'libc6=2.36-9 is requested but the lock pins 2.36-9+deb12u4']);
+    // a pin for another architecture, from a suite no source names, a files: input without a pin
+    writeFileSync(
+      path,
+      locked
+        .replace(/(name: hello\n\s+version: \S+\n\s+architecture:) amd64/, '$1 arm64')
+        .replace(/(name: libgcc-s1\n\s+version: \S+\n\s+architecture: amd64\n\s+suite:) local/, '$1 elsewhere')
+        .replace('src: ./data/hello.txt\n      sha256', 'src: ./data/other.txt\n      sha256'),
+    );
+    expect(lockIsCurrent(loadManifest(path)).problems).toEqual([
+      'hello is locked for arm64, the manifest builds amd64',
+      'libgcc-s1 is locked from suite "elsewhere", which no source names',
+      `files: ${join(work, 'data', 'hello.txt')} has no pin in the lock`,
+    ]);
   });
 
   it('locks name=version requests, and refuses unknown packages with a resolve error', async () => {
