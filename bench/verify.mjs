@@ -2,7 +2,8 @@
 // Verify benchmark (issue 5): `mkimg verify --no-rebuild` on a ~100 MB image,
 // beside `sha256sum image.tar` (reading and hashing the same bytes once).
 // Aim: ratio <= 1.3. Needs `npm run build` first.
-// Run: node bench/verify.mjs [--runs N] [--mb SIZE]
+// With --full, also a full verify (with rebuild, warm cache) beside one warm build.
+// Run: node bench/verify.mjs [--runs N] [--mb SIZE] [--full]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -100,3 +101,10 @@ console.log(
   ]),
 );
 console.log(`\nratio verify/sha256sum: ${(tVerify / tSha).toFixed(2)} (aim <= 1.3)`);
+
+if (process.argv.includes('--full')) {
+  const fullRuns = Math.min(runs, 3);
+  const tBuild = timeShell(`node ${join(root, 'bin/mkimg.js')} build ${manifest} -o ${join(work, 'again.tar')} --work-dir ${work}`, { runs: fullRuns });
+  const tFull = timeShell(`${mkimgCmd} verify ${image} ${manifest}.sig --keyring ${key.publicPath}`, { runs: fullRuns });
+  console.log(`\nfull verify (rebuild, warm cache): ${tFull.toFixed(3)} s; one warm build: ${tBuild.toFixed(3)} s; ratio ${(tFull / tBuild).toFixed(2)}`);
+}
