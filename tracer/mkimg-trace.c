@@ -801,9 +801,11 @@ int main(int argc, char **argv) {
     }
     if (sig == SIGTRAP && event) {
       /* fork/vfork/clone/exec events */
-      if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
-        unsigned long np = 0;
-        ptrace(PTRACE_GETEVENTMSG, p, 0, &np);
+      if (event == PTRACE_EVENT_EXEC) {
+        /* exec from a non-leader thread: its old thread id is gone for good
+         * (no exit is reported for it), so forget it before it is reused. */
+        unsigned long former = 0;
+        if (ptrace(PTRACE_GETEVENTMSG, p, 0, &former) == 0 && (pid_t)former != p) set_known((pid_t)former, 0);
       }
       set_known(p, 1);
       ptrace(PTRACE_CONT, p, 0, 0);
