@@ -5,7 +5,7 @@
  */
 import { parse } from 'yaml';
 import type { Lock, LockedFile, LockedPackage, Manifest } from '../manifest/types.js';
-import { loadSources } from '../debian/repository.js';
+import { loadSources, type SuiteInfo } from '../debian/repository.js';
 import { Universe, resolveClosure, type ResolveRequest } from '../debian/resolver.js';
 import { inputDigest } from '../stage/files.js';
 import { readDebControl, parseControlStanza } from '../deb/deb.js';
@@ -19,6 +19,8 @@ export interface ResolveLockOptions {
   cacheDir?: string;
   env?: NodeJS.ProcessEnv;
   now?: Date;
+  /** Told which mirror served each suite and who signed it (for a note on the terminal). */
+  onSuite?: (info: SuiteInfo) => void;
 }
 
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
@@ -32,7 +34,7 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
   }
   let packages: LockedPackage[] = [];
   if (requests.length > 0 || locals.some((l) => l.depends.length > 0 || l.preDepends.length > 0)) {
-    const { records } = await loadSources(manifest.sources, {
+    const { records, suites } = await loadSources(manifest.sources, {
       arch: manifest.architecture,
       mirrors: opts.mirrors,
       aptRoot: opts.aptRoot,
@@ -40,6 +42,7 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
       env: opts.env,
       now: opts.now,
     });
+    for (const info of suites) opts.onSuite?.(info);
     const localSet = new Set(locals);
     const closure = resolveClosure(new Universe(records, manifest.architecture), requests, { preinstalled: locals }).filter((r) => !localSet.has(r));
     packages = closure.map((r) => ({

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { rename, writeFile, rm } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { action } from '../output.js';
+import { action, note } from '../output.js';
 import { collect } from '../options.js';
 import { loadManifest } from '../../manifest/load.js';
 import { parseMirrorFlags } from '../../fetch/mirrors.js';
@@ -71,7 +71,13 @@ Exit codes: 0 ok, 3 manifest, 5 repository (network, signature, index hash), 11 
               exitCode: st.ok ? 0 : EXIT_CODES.lock,
             };
           }
-          const lock = await resolveLock(manifest, { mirrors: parseMirrorFlags(flags.mirror), cacheDir: flags.cacheDir });
+          const json = Boolean(flags.json);
+          const lock = await resolveLock(manifest, {
+            mirrors: parseMirrorFlags(flags.mirror),
+            cacheDir: flags.cacheDir,
+            onSuite: (s) =>
+              note(json, `${s.suite}: ${s.url} (${s.mirrorFrom})${s.release.signedBy.length ? `, signed by ${s.release.signedBy.join(', ')}` : ', UNSIGNED (allowUnsigned)'}`),
+          });
           const before = manifest.origin.bytes.toString('utf8');
           const after = writeLockIntoManifest(before, lock);
           const changed = after !== before;
