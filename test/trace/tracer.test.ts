@@ -73,6 +73,51 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
+
+const FAMILY = `
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+int main(void) {
+  char buf[64]; struct statfs sf; struct stat st; struct statx stx;
+  mkdir("/tmp/d", 0755);
+  int d = open("/tmp/d", O_RDONLY | O_DIRECTORY);
+  close(openat(d, "f", O_CREAT | O_WRONLY, 0644));
+  struct open_how how = { .flags = O_RDONLY };
+  long fd2 = syscall(SYS_openat2, d, "f", &how, sizeof how);
+  symlinkat("f", d, "ln");
+  linkat(d, "f", d, "hard", 0);
+  renameat2(d, "hard", d, "moved", 0);
+  readlinkat(d, "ln", buf, sizeof buf);
+  fstatat(d, "ln", &st, AT_SYMLINK_NOFOLLOW);
+  fchmodat(d, "f", 0600, 0);
+  fchownat(d, "f", 0, 0, AT_SYMLINK_NOFOLLOW);
+  utimensat(d, "f", NULL, 0);
+  getxattr("/tmp/d/f", "user.x", buf, sizeof buf);
+  lsetxattr("/tmp/d/ln", "user.x", "v", 1, 0);
+  truncate("/tmp/d/f", 0);
+  statfs("/tmp/d", &sf);
+  faccessat(d, "f", R_OK, AT_EACCESS);
+  int in = inotify_init();
+  inotify_add_watch(in, "/tmp/d", IN_CREATE);
+  unlinkat(d, "moved", 0);
+  fchdir(d);
+  mkdirat(AT_FDCWD, "sub", 0755);
+  rmdir("sub");
+  chmod("f", 0644);
+  statx(d, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx);
+  (void)fd2;
+  return 0;
+}`;
+
 let root: string;
 let work: string;
 let server: Server;
@@ -86,6 +131,7 @@ beforeAll(async () => {
   copyWithClosure(root, ['/usr/bin/dash', '/usr/bin/env', '/usr/bin/cat', '/usr/bin/touch', '/usr/bin/hostname', '/usr/bin/sleep', '/usr/bin/ls']);
   execFileSync('ln', ['-s', 'dash', join(root, 'usr/bin/sh')]);
   compileC(root, '/usr/bin/netcheck', NET);
+  compileC(root, '/usr/bin/family', FAMILY);
   compileC(root, '/usr/bin/paths', PATHS, ['-pthread']);
   compileC(root, '/usr/bin/true-ish', PATHS, ['-pthread']);
   chmodSync(root, 0o755);
@@ -218,6 +264,46 @@ describe('events', () => {
     expect(find((e) => e.sc === 'access' && e.abs === '/etc/from-child')).toBeTruthy();
     // flags of openat are reported (O_DIRECTORY)
     expect((find((e) => e.sc === 'openat' && e.abs === '/usr/lib')!.flags & 0o200000) !== 0).toBe(true);
+  });
+
+
+  it('covers the path family with the right arguments, dirfds and flags', async () => {
+    const r = await runTraced({ rootDir: root, args: ['/usr/bin/family'], env: {}, timeoutSeconds: 20, trace: true });
+    expect(r.stderr.toString()).toBe('');
+    expect(r.exitCode).toBe(0);
+    const seen = r.events.filter((e) => e.abs?.startsWith('/tmp/d')).map((e) => `${e.sc} ${e.abs} ${e.flags}`);
+    const AT_SYMLINK_NOFOLLOW = 0x100;
+    for (const want of [
+      'mkdir /tmp/d 0',
+      `openat /tmp/d/f ${0o100 | 0o1}`,
+      'openat2 /tmp/d/f 0',
+      'symlinkat /tmp/d/ln 0',
+      'linkat /tmp/d/f 0',
+      'linkat /tmp/d/hard 0',
+      'renameat /tmp/d/hard 0', // glibc's renameat2 with flags 0 is renameat
+      'renameat /tmp/d/moved 0',
+      'readlinkat /tmp/d/ln 0',
+      `newfstatat /tmp/d/ln ${AT_SYMLINK_NOFOLLOW}`,
+      'fchmodat /tmp/d/f 0',
+      `fchownat /tmp/d/f ${AT_SYMLINK_NOFOLLOW}`,
+      'utimensat /tmp/d/f 0',
+      'getxattr /tmp/d/f 0',
+      'lsetxattr /tmp/d/ln 0',
+      'truncate /tmp/d/f 0',
+      'statfs /tmp/d 0',
+      'inotify_add_watch /tmp/d 0',
+      'unlinkat /tmp/d/moved 0',
+      'fchdir /tmp/d 0',
+      'mkdirat /tmp/d/sub 0',
+      'rmdir /tmp/d/sub 0',
+      'chmod /tmp/d/f 0',
+    ]) {
+      expect(seen).toContain(want);
+    }
+    // faccessat2 (glibc uses it for flags) or faccessat
+    expect(seen.some((e) => /^faccessat2? \/tmp\/d\/f/.test(e))).toBe(true);
+    // statx(fd, "", AT_EMPTY_PATH) is fstat: not stopped on (see spec)
+    expect(r.events.some((e) => e.sc === 'statx' && e.path === '')).toBe(false);
   });
 
   it('records the same set of paths on every run', async () => {
