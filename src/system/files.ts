@@ -293,14 +293,20 @@ export function writeTimezone(root: StagingRoot): string[] {
 /**
  * All system files, in a fixed order. Call after packages and files: inputs
  * are unpacked, before tracing (writeAccounts is separate: src/system/accounts.ts).
- * Returns the image paths the minimizer must keep: every path written or
- * created, the files the written links point at (certificates, the zone
- * file behind /etc/localtime), and os-release / debian_version even when a
- * package shipped them.
+ *
+ * Returns the image paths the minimizer must keep whatever the checks trace:
+ * os-release (written or base-files', with its target and /etc/debian_version),
+ * /etc/nsswitch.conf and /tmp. The CA files and /etc/localtime are written
+ * too but not returned: they stay when a check reads them or when the
+ * `certificates` / `timezones` keep-group asks for them (the groups cover
+ * the links and what they point at), so an image that never uses them does
+ * not carry them.
  */
 export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[] {
-  const out = [...writeOsRelease(root, manifest), ...writeNsswitch(root), ...ensureTmp(root), ...writeCaCertificates(root), ...writeTimezone(root)];
-  return [...new Set(out)];
+  const keep = [...writeOsRelease(root, manifest), ...writeNsswitch(root), ...ensureTmp(root)];
+  writeCaCertificates(root);
+  writeTimezone(root);
+  return [...new Set(keep)];
 }
 
 /**
@@ -310,7 +316,7 @@ export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[
  */
 export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
   system: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/os-release', '/usr/lib/os-release', '/etc/debian_version', '/tmp', '/etc/nsswitch.conf', '/var/lib/dpkg/status.d/**', '/usr/share/mkimg/**'],
-  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf'],
+  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
   nss: ['/etc/nsswitch.conf', '/etc/host.conf', '/etc/hosts', '/etc/services', '/etc/protocols', '/etc/ethers', '/etc/rpc'],
 };

@@ -42,9 +42,6 @@ describe('accounts and package database in a built, minimized image', () => {
 name: test/system-image
 tag: "1"
 sourceDateEpoch: 1700000000
-sources:
-  - suites: [bookworm]
-    allowUnsigned: true
 packages:
 ${pkgLines.join('\n')}
 accounts:
