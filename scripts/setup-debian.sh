@@ -14,6 +14,7 @@ PACKAGES=(
   skopeo umoci runc docker-registry apache2-utils
   gnupg sq sqv
   busybox-static strace mmdebstrap
+  python3.11
   ca-certificates curl
 )
 

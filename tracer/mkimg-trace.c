@@ -33,7 +33,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -406,6 +409,23 @@ static void exec_program(void) {
   _exit(e == ENOENT || e == ENOTDIR ? 127 : 126);
 }
 
+/*
+ * The new network namespace has only `lo`, and it starts down. Bring it up so
+ * a check can talk to a server it started itself (nginx, then a request to
+ * 127.0.0.1): still no route out of the sandbox.
+ */
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("socket(AF_INET) for lo");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) != 0) die("ioctl(SIOCGIFFLAGS, lo)");
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die("ioctl(SIOCSIFFLAGS, lo up)");
+  close(s);
+}
+
 static int init_main(void *arg) {
   struct child_args *ca = arg;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
@@ -415,6 +435,7 @@ static int init_main(void *arg) {
 
   setup_mounts();
   if (sethostname(O.hostname, strlen(O.hostname)) != 0) die("sethostname");
+  loopback_up();
 
   if (O.trace) {
     if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) die("ptrace(PTRACE_TRACEME)");

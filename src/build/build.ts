@@ -69,7 +69,9 @@ export interface BuildResult {
   signer?: string;
   minimize?: MinimizeReport;
   /** "hit": pulled from --cache-registry and checked; "published": built and pushed there. */
-  cache?: 'hit' | 'published';
+  cache?: 'hit' | 'published' | 'unavailable';
+  /** Things that did not stop the build but that the user should know. */
+  warnings: string[];
   pushed?: PushResult;
 }
 
@@ -94,7 +96,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   if (opts.cacheRegistry) {
     const hit = await fromCacheRegistry(manifest, opts.cacheRegistry, output, registryOpts, progress);
     if (hit) {
-      const pushed = opts.push ? await pushImage(output, opts.push, registryOpts) : undefined;
+      const pushed = opts.push ? await pushImage(output, opts.push, { ...registryOpts, mountFrom: opts.cacheRegistry }) : undefined;
       return { ...hit, signer, cache: 'hit', pushed };
     }
   }
@@ -102,13 +104,21 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const result = await buildFromInputs(manifest, opts, output, progress);
   result.signer = signer;
   if (opts.cacheRegistry) {
+    // The image is built and correct; a cache that cannot take it costs the
+    // next machine a build, not this one its result.
     progress(`cache: publishing to ${opts.cacheRegistry}`);
-    await cachePublish(opts.cacheRegistry, manifest.origin.sha256, output, registryOpts);
-    result.cache = 'published';
+    try {
+      await cachePublish(opts.cacheRegistry, manifest.origin.sha256, output, registryOpts);
+      result.cache = 'published';
+    } catch (e) {
+      result.cache = 'unavailable';
+      result.warnings.push(`cache registry ${opts.cacheRegistry}: could not publish: ${(e as Error).message}`);
+    }
   }
   if (opts.push) {
     progress(`push: ${opts.push}`);
-    result.pushed = await pushImage(output, opts.push, registryOpts);
+    // Blobs already in the cache repository are mounted, not uploaded again.
+    result.pushed = await pushImage(output, opts.push, { ...registryOpts, mountFrom: result.cache === 'published' ? opts.cacheRegistry : undefined });
   }
   return result;
 }
@@ -145,6 +155,7 @@ async function fromCacheRegistry(
       layers: checked.layers,
       packages: manifest.lock?.packages.length ?? 0,
       files: 0,
+      warnings: [],
     };
   } finally {
     rmSync(pulled, { force: true });
@@ -207,6 +218,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       packages: debs.length,
       files: keep.size,
       minimize: report,
+      warnings: [],
     };
   } finally {
     rmSync(stagingDir, { recursive: true, force: true });

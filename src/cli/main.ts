@@ -14,6 +14,7 @@ import { registerPull } from './commands/pull.js';
 import { registerPush } from './commands/push.js';
 import { registerSign } from './commands/sign.js';
 import { registerVerify } from './commands/verify.js';
+import { registerTrace } from './commands/trace.js';
 import { reportError } from './output.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,6 +35,7 @@ export function makeProgram(): Command {
   registerInspect(program);
   registerPush(program);
   registerPull(program);
+  registerTrace(program);
   program.addHelpText(
     'after',
     `
@@ -49,6 +51,9 @@ See SPEC.md for the manifest format, the image format, and exit codes.`,
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // The staging root is a real directory that checks run in, as other users
+  // too: its on-disk modes must not depend on the caller's umask.
+  process.umask(0o022);
   const program = makeProgram();
   try {
     await program.parseAsync(argv);

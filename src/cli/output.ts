@@ -48,7 +48,7 @@ export function reportError(e: unknown, json: boolean): number {
   if (isMkimgError(e)) {
     if (json) {
       process.stdout.write(
-        JSON.stringify({ error: { kind: e.kind, exitCode: e.exitCode, message: e.message, hint: e.hint, ...(e.details ?? {}) } }) + '\n',
+        JSON.stringify({ error: { ...(e.details ?? {}), kind: e.kind, exitCode: e.exitCode, message: e.message, hint: e.hint } }) + '\n',
       );
     }
     process.stderr.write(`mkimg: error: ${e.message}\n`);

@@ -94,6 +94,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               minimize: summary ? { before: summary.before, after: summary.after } : undefined,
               cache: r.cache,
               pushed: r.pushed,
+              warnings: r.warnings,
             },
             human: [
               `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} entries)`,
@@ -103,6 +104,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
               ...(r.cache === 'hit' ? ['cache:           pulled from the cache registry (checked, not rebuilt)'] : []),
               ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),
+              ...r.warnings.map((w) => `warning:         ${w}`),
               ...(r.pushed ? [`pushed:          ${r.pushed.reference}@${r.pushed.manifestDigest}`] : []),
             ],
           };

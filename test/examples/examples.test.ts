@@ -1,0 +1,117 @@
+/**
+ * The shipped examples, locked against real Debian: each builds twice to
+ * byte-identical images (the second time from another folder, TZ and umask)
+ * and does its job under runc. Skipped, saying so, when the host's Debian
+ * mirror does not answer.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MKIMG, PROJECT_ROOT } from '../helpers/cli.js';
+import { hostMirror } from '../helpers/debian-mirror.js';
+import { runImage } from '../helpers/runc.js';
+import { sha256Hex } from '../../src/util/digest.js';
+
+const mirror = await hostMirror();
+if (!mirror) console.warn('examples: SKIPPED: the host apt config has no answering bookworm mirror');
+const skipNote = mirror ? '' : ' (SKIPPED: host Debian mirror not reachable)';
+
+const work = mkdtempSync(join(tmpdir(), 'mkimg-examples-'));
+const cache = join(work, 'cache');
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Built {
+  imageId: string;
+  output: string;
+  minimize?: { before: { files: number; bytes: number }; after: { files: number; bytes: number } };
+}
+
+function build(manifest: string, out: string, env: Record<string, string> = {}, cwd = PROJECT_ROOT, umask = '022'): Built {
+  const r = spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, MKIMG, 'build', manifest, '-o', out, '--json', '--cache-dir', cache], {
+    cwd,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  if (r.status !== 0) throw new Error(`mkimg build ${manifest} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+  return JSON.parse(r.stdout) as Built;
+}
+
+function buildTwice(name: string): string {
+  const manifest = resolve(PROJECT_ROOT, 'examples', name, 'manifest.yaml');
+  const a = join(work, `${name}-a.tar`);
+  const b = join(work, `${name}-b.tar`);
+  const first = build(manifest, a);
+  const second = build(manifest, b, { TZ: 'America/New_York', LANG: 'fr_FR.UTF-8' }, work, '077');
+  expect(second.imageId).toBe(first.imageId);
+  expect(sha256Hex(readFileSync(b))).toBe(sha256Hex(readFileSync(a)));
+  // The minimized image is smaller than the closure it came from.
+  expect(first.minimize!.after.bytes).toBeLessThan(first.minimize!.before.bytes);
+  return a;
+}
+
+describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
+  it('static: busybox-static only, runs as 65532', () => {
+    const image = buildTwice('static');
+    const r = runImage(image, '1.0');
+    expect(r).toMatchObject({ code: 0, stdout: 'hello from a minimal, reproducible image\n' });
+    const id = runImage(image, '1.0', { args: ['/bin/busybox', 'id', '-u'] });
+    expect(id.stdout).toBe('65532\n');
+  });
+
+  it('python: the app and its self-test run as nonroot', () => {
+    const image = buildTwice('python');
+    expect(runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '--self-test'] })).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
+    const r = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'] });
+    expect(r).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
+  });
+
+  it('c-app: compiled by its script; glibc, NSS and the CA bundle work as nonroot', () => {
+    execFileSync('sh', [join(PROJECT_ROOT, 'examples/c-app/build.sh')], { stdio: 'pipe' });
+    const image = buildTwice('c-app');
+    const r = runImage(image, '1.0', { args: ['/usr/local/bin/hello', '--check'] });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^hello from nonroot \(uid 65532, group nonroot, home \/home\/nonroot\); [0-9]{3} CA certificates trusted\n$/);
+  });
+
+  it('nginx: serves the page as nonroot', () => {
+    const image = buildTwice('nginx');
+    const script = '/usr/sbin/nginx -e stderr && /bin/busybox wget -q -O - http://127.0.0.1:8080/; rc=$?; /bin/busybox kill $(/bin/busybox cat /tmp/nginx.pid); exit $rc';
+    const r = runImage(image, '1.0', { args: ['/bin/busybox', 'sh', '-c', script] });
+    expect(r.stdout).toMatch(/Served by Debian's nginx/);
+    expect(r.code).toBe(0);
+  });
+
+  it('python3.11-minimal from bookworm: python3.11 -c "print(6*7)" prints 42 under runc', () => {
+    const dir = join(work, 'py42');
+    execFileSync('mkdir', ['-p', dir]);
+    const manifest = join(dir, 'manifest.yaml');
+    const keyring = resolve(PROJECT_ROOT, 'keys/debian-archive-bookworm.asc');
+    writeFileSync(
+      manifest,
+      `apiVersion: mkimg/v1
+name: test/py42
+sourceDateEpoch: 1700000000
+sources:
+  - suites: [bookworm, bookworm-updates]
+    keyring: ${keyring}
+  - suites: [bookworm-security]
+    keyring: ${keyring}
+packages: [python3.11-minimal]
+config:
+  entrypoint: ["/usr/bin/python3.11", "-c", "print(6*7)"]
+minimize:
+  checks:
+    - args: ["/usr/bin/python3.11", "-c", "print(6*7)"]
+      expect: {exitCode: 0, stdout: "42\\n"}
+`,
+    );
+    const lock = spawnSync(process.execPath, [MKIMG, 'lock', manifest, '--cache-dir', cache], { encoding: 'utf8', timeout: 300_000 });
+    expect(lock.status, lock.stderr).toBe(0);
+    const out = join(dir, 'py42.tar');
+    build(manifest, out);
+    expect(runImage(out, 'latest')).toMatchObject({ code: 0, stdout: '42\n' });
+  });
+});
