@@ -9,7 +9,7 @@ import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { fingerprint, singleCertificate, subjectHash } from './certhash.js';
-import { byteOrder, ensureDir, isFileInRoot, lookupResolved, normImagePath, readRootFile, resolveInRoot, writeRootFile, writeRootSymlink } from './rootfs.js';
+import { byteOrder, ensureDir, isFileInRoot, normImagePath, readRootFile, resolveInRoot, writeRootFile, writeRootSymlink } from './rootfs.js';
 
 /** Debian codenames mkimg knows, to name the image's base honestly. */
 export const DEBIAN_RELEASES: Record<string, string> = {
@@ -320,9 +320,3 @@ export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
   nss: ['/etc/nsswitch.conf', '/etc/host.conf', '/etc/hosts', '/etc/services', '/etc/protocols', '/etc/ethers', '/etc/rpc'],
 };
-
-/** Resolve a symlink chain from an entry, for callers that need the final file (e.g. /etc/os-release). */
-export function finalPath(root: StagingRoot, p: string): string | undefined {
-  const r = resolveInRoot(root, p);
-  return r && lookupResolved(root, r) ? r : undefined;
-}
