@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { buildImage } from '../../build/build.js';
 import { action, progressEnabled } from '../output.js';
 import { MkimgError } from '../../util/errors.js';
 import { collect } from '../options.js';
@@ -63,6 +62,8 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
       action(
         async (manifest: string, flags: BuildFlags) => {
           const showProgress = progressEnabled(Boolean(flags.json));
+          // Loaded on use: `mkimg --help` should not pay for the whole pipeline.
+          const { buildImage } = await import('../../build/build.js');
           const r = await buildImage({
             manifestPath: manifest,
             output: flags.output,

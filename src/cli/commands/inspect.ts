@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
-import { formatInspect, inspectImage, SBOM_IN_LAYER } from '../../inspect/inspect.js';
 import { MkimgError } from '../../util/errors.js';
 import { action } from '../output.js';
 
@@ -39,6 +38,7 @@ Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integ
     .action(
       action(
         async (image: string, flags: InspectFlags) => {
+          const { formatInspect, inspectImage, SBOM_IN_LAYER } = await import('../../inspect/inspect.js');
           const { sbomBytes, ...r } = await inspectImage(image, { files: Boolean(flags.files) });
           if (flags.sbom) {
             if (!sbomBytes) {

@@ -6,7 +6,6 @@ import { action, note } from '../output.js';
 import { collect } from '../options.js';
 import { loadManifest } from '../../manifest/load.js';
 import { parseMirrorFlags } from '../../fetch/mirrors.js';
-import { resolveLock } from '../../lock/resolve.js';
 import { writeLockIntoManifest, normalizeLock } from '../../lock/write.js';
 import { lockIsCurrent } from '../../lock/check.js';
 import { EXIT_CODES } from '../../util/errors.js';
@@ -72,6 +71,7 @@ Exit codes: 0 ok, 3 manifest, 5 repository (network, signature, index hash), 11 
             };
           }
           const json = Boolean(flags.json);
+          const { resolveLock } = await import('../../lock/resolve.js');
           const lock = await resolveLock(manifest, {
             mirrors: parseMirrorFlags(flags.mirror),
             cacheDir: flags.cacheDir,

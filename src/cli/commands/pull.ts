@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { action, progressEnabled } from '../output.js';
-import { pullImage } from '../../registry/pull.js';
 import { MkimgError } from '../../util/errors.js';
 
 interface PullFlags {
@@ -51,6 +50,7 @@ Exit codes: 0 pulled, 2 bad reference, 12 the registry refused, failed or served
             }
             platform = { os, architecture, variant };
           }
+          const { pullImage } = await import('../../registry/pull.js');
           const r = (await pullImage(reference, flags.output, {
             insecure: flags.insecure,
             name: flags.name,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { action, progressEnabled } from '../output.js';
-import { pushImage } from '../../registry/push.js';
 import { MkimgError } from '../../util/errors.js';
 
 interface PushFlags {
@@ -52,6 +51,7 @@ Exit codes: 0 pushed, 2 bad reference, 7 the image tar is damaged, 12 the regist
     .action(
       action(
         async (image: string, reference: string, flags: PushFlags) => {
+          const { pushImage } = await import('../../registry/push.js');
           const r = await pushImage(image, reference, {
             insecure: flags.insecure,
             mountFrom: flags.mountFrom,

@@ -4,8 +4,6 @@ import { resolve } from 'node:path';
 import { action } from '../output.js';
 import { collect } from '../options.js';
 import { MkimgError } from '../../util/errors.js';
-import { runTraced } from '../../trace/run.js';
-import { tracedPaths } from '../../minimize/keep.js';
 
 interface TraceFlags {
   env: string[];
@@ -68,6 +66,8 @@ Exit codes: 0 ok (whatever the program returned: see exitCode), 2 usage, 14 sand
           }
           const timeout = Number(flags.timeout);
           if (!Number.isFinite(timeout) || timeout <= 0) throw new MkimgError('usage', `--timeout ${flags.timeout}: expected a positive number of seconds`);
+          const { runTraced } = await import('../../trace/run.js');
+          const { tracedPaths } = await import('../../minimize/keep.js');
           const r = await runTraced({
             rootDir,
             args,
