@@ -27,7 +27,10 @@ export function lockIsCurrent(manifest: Manifest): LockStatus {
     if (!l) problems.push(`${r.name} is requested but not in the lock`);
     else if (r.version !== undefined && l.version !== r.version) problems.push(`${r.name}=${r.version} is requested but the lock pins ${l.version}`);
   }
-  if (requested.length === 0 && lock.packages.length > 0) problems.push('the lock pins packages but none are requested');
+  // Pins with nothing requested are stale, unless local .debs are there: the
+  // resolver pins their dependencies from the sources.
+  const localDebs = manifest.packages.some((p) => p.kind === 'deb');
+  if (requested.length === 0 && !localDebs && lock.packages.length > 0) problems.push('the lock pins packages but none are requested');
   const suites = new Set(manifest.sources.flatMap((s) => s.suites));
   for (const l of lock.packages) {
     if (l.architecture !== manifest.architecture && l.architecture !== 'all') {

@@ -16,7 +16,7 @@ import { readElf, readShebang } from './elf.js';
 
 export const KEEP_GROUPS: Record<string, string[]> = {
   nss: ['/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/shadow', '/etc/hosts', '/usr/lib/*/libnss_*', '/usr/lib/libnss_*', '/usr/lib64/libnss_*'],
-  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
+  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
   locales: ['/usr/lib/locale/**'],
   gconv: ['/usr/lib/*/gconv/**', '/usr/lib/gconv/**', '/usr/lib64/gconv/**'],

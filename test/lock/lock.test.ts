@@ -157,6 +157,13 @@ describe('mkimg lock', () => {
     const m = loadManifest(path);
     expect(m.lock!.packages.map((p) => p.name)).toEqual(['hello', 'libc6', 'libgcc-s1', 'needs-mta']);
     expect(lockIsCurrent(m).ok).toBe(true);
+    // Only a local .deb requested: its dependencies are pinned, and that lock is current.
+    rmSync(work, { recursive: true, force: true });
+    const only = setup([`{ deb: ${d.path}, sha256: "${d.sha256}" }`]);
+    await lockFile(only);
+    const mo = loadManifest(only);
+    expect(mo.lock!.packages.length).toBeGreaterThan(0);
+    expect(lockIsCurrent(mo)).toEqual({ ok: true, problems: [] });
     rmSync(work, { recursive: true, force: true });
     const bad = setup([`{ deb: ${d.path}, sha256: "${'0'.repeat(64)}" }`]);
     await expect(resolveLock(loadManifest(bad), { cacheDir, aptRoot: '/nonexistent', env: {} })).rejects.toMatchObject({
