@@ -10,7 +10,40 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
-import { TarScanner, type ScanHeader } from './tar-scan.js';
+import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
+
+type ScanType = InspectFile['type'];
+
+/** An entry as inspect shows it: the name without a leading "./", the kind, permission bits, a link target only for links. */
+interface ScanHeader {
+  name: string;
+  type: ScanType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  linkName?: string;
+}
+
+function scanHeader(h: TarHeader): ScanHeader {
+  const t = h.type;
+  const type: ScanType = t === '0' || t === '7' ? 'file' : t === '1' ? 'hardlink' : t === '2' ? 'symlink' : t === '5' ? 'dir' : 'other';
+  return {
+    name: h.name.replace(/^\.\//, ''),
+    type,
+    mode: h.mode & 0o7777,
+    uid: h.uid,
+    gid: h.gid,
+    size: type === 'hardlink' || type === 'symlink' || type === 'dir' ? 0 : h.size, // no content, whatever the header says
+    ...(h.linkname !== '' && type !== 'file' && type !== 'dir' ? { linkName: h.linkname } : {}),
+  };
+}
+
+function tarError(label: string, e: TarFormatError): MkimgError {
+  return new MkimgError('integrity', `${label}: ${e.message}`, {
+    hint: e.truncated ? 'the file was cut short: copy or download it again' : 'the file is not a tar or is corrupt',
+  });
+}
 
 export const SBOM_IN_LAYER = 'usr/share/mkimg/sbom.spdx.json';
 const JSON_KEEP_LIMIT = 8 << 20;
@@ -65,12 +98,12 @@ interface BlobInfo {
   isTar: boolean;
 }
 
-class BlobReader {
+class BlobReader implements TarBodySink {
   private hash: Hash = createHash('sha256');
   private head: Buffer[] = [];
   private headLen = 0;
   private keepJson: boolean;
-  private inner: TarScanner | undefined;
+  private inner: TarParser | undefined;
   private innerFailed = false;
   private files: InspectFile[] = [];
   private sbomChunks: Buffer[] | undefined;
@@ -81,7 +114,7 @@ class BlobReader {
     this.keepJson = info.size <= JSON_KEEP_LIMIT;
   }
 
-  data(chunk: Buffer): void {
+  write(chunk: Buffer): void {
     this.hash.update(chunk);
     if (this.first && chunk.length > 0) {
       this.first = false;
@@ -94,8 +127,8 @@ class BlobReader {
     }
     if (!this.innerFailed) {
       try {
-        this.inner ??= new TarScanner(`layer ${this.info.hex.slice(0, 12)}`, (h) => this.layerEntry(h));
-        if (!this.inner.finished) this.inner.push(chunk);
+        this.inner ??= new TarParser((h) => this.layerEntry(scanHeader(h)));
+        if (!this.inner.ended) this.inner.push(chunk);
       } catch {
         this.innerFailed = true;
         this.inner = undefined;
@@ -103,7 +136,7 @@ class BlobReader {
     }
   }
 
-  private layerEntry(h: ScanHeader): { data(b: Buffer): void; end(): void } | undefined {
+  private layerEntry(h: ScanHeader): TarBodySink | undefined {
     const path = '/' + h.name.replace(/\/+$/, '');
     this.files.push({
       path: path === '/' ? '/' : path,
@@ -117,7 +150,7 @@ class BlobReader {
     if (h.name === SBOM_IN_LAYER && h.type === 'file' && h.size <= SBOM_LIMIT) {
       this.sbomChunks = [];
       return {
-        data: (b) => this.sbomChunks!.push(b),
+        write: (b) => this.sbomChunks!.push(b),
         end: () => {
           this.sbom = Buffer.concat(this.sbomChunks!);
           this.sbomChunks = undefined;
@@ -133,7 +166,7 @@ class BlobReader {
     if (this.inner && !this.innerFailed) {
       try {
         this.inner.end();
-        this.info.isTar = this.inner.finished || this.files.length > 0;
+        this.info.isTar = true;
       } catch {
         this.info.isTar = false;
       }
@@ -177,7 +210,8 @@ function ownersFromSbom(sbom: any): Map<string, string> {
 export async function inspectImage(file: string, opts: { files?: boolean } = {}): Promise<InspectResult> {
   const blobs = new Map<string, BlobInfo>();
   const top = new Map<string, Buffer>();
-  const outer = new TarScanner(file, (h) => {
+  const outer = new TarParser((th) => {
+    const h = scanHeader(th);
     const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(h.name);
     if (m && h.type === 'file') {
       const info: BlobInfo = { hex: m[1], size: h.size, isTar: false };
@@ -186,7 +220,7 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
     }
     if ((h.name === 'index.json' || h.name === 'manifest.json' || h.name === 'oci-layout') && h.type === 'file') {
       const chunks: Buffer[] = [];
-      return { data: (b) => chunks.push(b), end: () => top.set(h.name, Buffer.concat(chunks)) };
+      return { write: (b) => chunks.push(b), end: () => top.set(h.name, Buffer.concat(chunks)) };
     }
     return undefined;
   });
@@ -194,11 +228,17 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
     for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) outer.push(chunk as Buffer);
   } catch (e) {
     if (e instanceof MkimgError) throw e;
+    if (e instanceof TarFormatError) throw tarError(file, e);
     const code = (e as NodeJS.ErrnoException).code;
     throw new MkimgError(code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${code ?? String(e)}`, { cause: e });
   }
-  outer.end();
-  if (!outer.finished && blobs.size === 0) throw new MkimgError('integrity', `${file} is not an image tar (no blobs/sha256/ entries)`);
+  try {
+    outer.end();
+  } catch (e) {
+    if (!(e instanceof TarFormatError)) throw e;
+    if (blobs.size === 0) throw new MkimgError('integrity', `${file} is not an image tar (no blobs/sha256/ entries)`);
+    throw tarError(file, e);
+  }
 
   for (const b of blobs.values()) {
     if (b.computed !== b.hex) {

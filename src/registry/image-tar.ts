@@ -8,6 +8,8 @@ import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
+import { TarFormatError, TarParser } from '../image/tar-reader.js';
+import { BLOCK } from '../image/tar-header.js';
 
 export interface TarMember {
   name: string;
@@ -49,41 +51,10 @@ function integrity(path: string, msg: string, hint?: string): MkimgError {
   return new MkimgError('integrity', `image tar ${path}: ${msg}`, { hint: hint ?? 'rebuild the image, or check that the file was copied whole' });
 }
 
-function parseOctal(buf: Buffer, start: number, len: number): number {
-  const field = buf.subarray(start, start + len);
-  if (field[0]! & 0x80) {
-    // base-256 (GNU) for large values
-    let v = 0;
-    for (let i = 1; i < field.length; i++) v = v * 256 + field[i]!;
-    return v;
-  }
-  const s = field.toString('latin1').replace(/\0.*$/s, '').trim();
-  return s === '' ? 0 : parseInt(s, 8);
-}
-
-function cstr(buf: Buffer, start: number, len: number): string {
-  const field = buf.subarray(start, start + len);
-  const z = field.indexOf(0);
-  return field.subarray(0, z < 0 ? len : z).toString('utf8');
-}
-
-function parsePax(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < data.length) {
-    const sp = data.indexOf(0x20, i);
-    if (sp < 0) break;
-    const len = parseInt(data.subarray(i, sp).toString('latin1'), 10);
-    if (!Number.isFinite(len) || len <= 0) break;
-    const rec = data.subarray(sp + 1, i + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
-/** Index the members of an uncompressed tar. */
+/**
+ * Index the members of an uncompressed tar: headers are read with the shared
+ * tar reader, member contents are seeked past, not read.
+ */
 export async function indexTar(path: string): Promise<Map<string, TarMember>> {
   let fh: FileHandle;
   try {
@@ -94,43 +65,29 @@ export async function indexTar(path: string): Promise<Map<string, TarMember>> {
   try {
     const { size: fileSize } = await fh.stat();
     const members = new Map<string, TarMember>();
-    const header = Buffer.alloc(512);
+    let last: TarMember | undefined;
+    const parser = new TarParser((h) => {
+      const name = h.name.replace(/^\.\//, '');
+      last = { name, offset: parser.bytesConsumed, size: h.size, type: h.type };
+      members.set(name, last);
+      return undefined;
+    });
+    const block = Buffer.alloc(BLOCK);
     let pos = 0;
-    let longName: string | undefined;
-    let pax: Record<string, string> = {};
-    for (;;) {
-      if (pos + 512 > fileSize) throw integrity(path, `truncated at byte ${pos} (no end-of-archive marker)`);
-      const { bytesRead } = await fh.read(header, 0, 512, pos);
-      if (bytesRead < 512) throw integrity(path, `truncated at byte ${pos}`);
-      if (header.every((b) => b === 0)) break;
-      let sum = 0;
-      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : header[i]!;
-      if (sum !== parseOctal(header, 148, 8)) throw integrity(path, `bad tar header checksum at byte ${pos}; is this an uncompressed image tar written by mkimg build?`);
-      const type = String.fromCharCode(header[156] || 0x30);
-      let size = parseOctal(header, 124, 12);
-      const dataStart = pos + 512;
-      const next = dataStart + Math.ceil(size / 512) * 512;
-      if (type === 'x' || type === 'L' || type === 'g') {
-        const data = Buffer.alloc(size);
-        await fh.read(data, 0, size, dataStart);
-        if (type === 'x') pax = parsePax(data);
-        else if (type === 'L') longName = cstr(data, 0, size);
-        pos = next;
-        continue;
+    try {
+      while (pos < fileSize && !parser.ended) {
+        const { bytesRead } = await fh.read(block, 0, Math.min(BLOCK, fileSize - pos), pos);
+        if (bytesRead === 0) break;
+        parser.push(block.subarray(0, bytesRead));
+        pos += bytesRead + parser.skip();
       }
-      let name = cstr(header, 0, 100);
-      const prefix = header.subarray(257, 263).toString('latin1').startsWith('ustar') ? cstr(header, 345, 155) : '';
-      if (prefix) name = `${prefix}/${name}`;
-      if (longName !== undefined) name = longName;
-      if (pax.path !== undefined) name = pax.path;
-      if (pax.size !== undefined) size = Number(pax.size);
-      const end = dataStart + Math.ceil(size / 512) * 512;
-      if (dataStart + size > fileSize) throw integrity(path, `member ${name} is truncated`);
-      name = name.replace(/^\.\//, '');
-      members.set(name, { name, offset: dataStart, size, type });
-      longName = undefined;
-      pax = {};
-      pos = end;
+      if (pos > fileSize) throw integrity(path, `member ${last?.name ?? '?'} is truncated`);
+      parser.end();
+    } catch (e) {
+      if (e instanceof TarFormatError) {
+        throw integrity(path, `${e.message}; is this an uncompressed image tar written by mkimg build?`);
+      }
+      throw e;
     }
     return members;
   } finally {

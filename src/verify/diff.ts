@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import { scanImageTar, type ImageTarEntry, type ImageTarScan } from './read-image.js';
-import { TarParser, type TarHeader } from './tar.js';
+import { TarParser, type TarHeader } from '../image/tar-reader.js';
 
 export interface Difference {
   /** What differs: "index.json", "config", "manifest", "layer 0", "layer 0: usr/bin/env", "tar", ... */

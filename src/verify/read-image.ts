@@ -7,7 +7,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
-import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from './tar.js';
+import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 
 /** Files up to this size are kept in memory (JSON documents are far smaller). */
 export const SMALL_FILE_LIMIT = 4 * 1024 * 1024;

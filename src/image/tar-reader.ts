@@ -1,5 +1,7 @@
 /**
- * A small push parser for POSIX/ustar tar streams, used by verify and diff.
+ * The one reader for image tars (and the layer tars inside them): a small push
+ * parser for POSIX/ustar tar streams, used by verify, diff, inspect and the
+ * registry's image-tar index.
  *
  * Why not tar-stream: verify --no-rebuild must run at the speed of hashing
  * the file. This parser is synchronous and hands entry bodies to the caller as
@@ -147,6 +149,34 @@ export class TarParser {
 
   get bytesConsumed(): number {
     return this.pos;
+  }
+
+  /** True once the end-of-archive marker has been read. */
+  get ended(): boolean {
+    return this.state === 'eof';
+  }
+
+  /**
+   * For a reader with random access: pass over the current entry's body (if
+   * its onEntry returned no sink) and padding without reading them, as if
+   * they had been pushed. Returns the number of bytes passed over, so the
+   * caller can seek that far ahead; 0 if the parser is not in a body or padding.
+   */
+  skip(): number {
+    let n = 0;
+    if (this.state === 'body' && !this.sink) {
+      n += this.remaining;
+      this.pos += this.remaining;
+      this.remaining = 0;
+      this.endBody();
+    }
+    if (this.state === 'padding') {
+      n += this.remaining;
+      this.pos += this.remaining;
+      this.remaining = 0;
+      this.state = 'header';
+    }
+    return n;
   }
 
   private header(h: Buffer): void {
