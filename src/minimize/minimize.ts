@@ -91,6 +91,15 @@ function matches(exp: TextExpectation | undefined, actual: string): boolean {
   return new RegExp(exp.regex, 'm').test(actual);
 }
 
+/** Where two outputs part: the byte offset and a little text around it from each, so the difference is visible. */
+function firstDifference(full: Buffer, min: Buffer): string {
+  let i = 0;
+  while (i < full.length && i < min.length && full[i] === min[i]) i++;
+  const from = Math.max(0, i - 40);
+  const part = (b: Buffer) => JSON.stringify(b.subarray(from, i + 80).toString('utf8')) + (b.length > i + 80 ? '…' : '');
+  return `differs at byte ${i}: ${from > 0 ? '…' : ''}${part(full)} in the full root, ${from > 0 ? '…' : ''}${part(min)} minimized`;
+}
+
 function excerpt(b: Buffer | string, max = 400): string {
   const s = typeof b === 'string' ? b : b.toString('utf8');
   return JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s);
@@ -127,8 +136,8 @@ export function assertExpectation(c: ResolvedCheck, r: RunTracedResult): void {
 function differences(full: RunTracedResult, min: RunTracedResult): string[] {
   const d: string[] = [];
   if (full.exitCode !== min.exitCode) d.push(`exit code ${full.exitCode} in the full root, ${min.exitCode} minimized`);
-  if (!full.stdout.equals(min.stdout)) d.push(`stdout ${excerpt(full.stdout, 200)} in the full root, ${excerpt(min.stdout, 200)} minimized`);
-  if (!full.stderr.equals(min.stderr)) d.push(`stderr ${excerpt(full.stderr, 200)} in the full root, ${excerpt(min.stderr + min.tracerMessages, 200)} minimized`);
+  if (!full.stdout.equals(min.stdout)) d.push(`stdout ${firstDifference(full.stdout, min.stdout)}`);
+  if (!full.stderr.equals(min.stderr)) d.push(`stderr ${firstDifference(full.stderr, Buffer.concat([min.stderr, Buffer.from(min.tracerMessages)]))}`);
   return d;
 }
 
@@ -197,8 +206,13 @@ export async function minimizeAndProve(
       const needed = [...unexcluded.keep].filter((p) => !next.keep.has(p)).sort();
       if (needed.length) notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
     }
-    if (notes.length === 0) notes.push('no missing path found in the full root');
     const listed = next.listedDirs.filter((d) => !spec.keepListed);
+    if (notes.length === 0 && listed.length === 0) {
+      notes.push(
+        'no missing path found in the full root: if the check prints something that changes from run to run (a time, a PID, an address), ' +
+          'make that output deterministic, e.g. redirect the stream, since the full and minimized runs must print the same',
+      );
+    } else if (notes.length === 0) notes.push('no missing path found in the full root');
     if (listed.length) notes.push(`directories the checks list (their untraced entries are dropped unless minimize.keepListed is true): ${listed.slice(0, 20).join(', ')}`);
     const missingNote = notes.join('; ');
     diffs = diffs.slice(0, 10);

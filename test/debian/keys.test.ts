@@ -20,7 +20,7 @@ describe('shipped Debian archive keys', () => {
       expect(await k.isRevoked()).toBe(false);
     }
     // the fingerprints are the ones the spec lists
-    const spec = readFileSync(resolve(__dirname, '../../spec/repositories-and-lock.md'), 'utf8');
+    const spec = readFileSync(resolve(__dirname, '../../SPEC.md'), 'utf8');
     for (const f of fprs) expect(spec).toContain(f);
   });
 

@@ -197,7 +197,7 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     const bare = spec({ checks: [{ args: lsOnly, env: {}, expect: { exitCode: 0, stdout: 'a\nb\nc\n' } }] });
     const err = await minimizeAndProve(root, bare, config, { workDir: work }).catch((e) => e);
     expect(isMkimgError(err) && err.kind).toBe('check');
-    expect(String(err.message)).toContain('stdout "a\\nb\\nc\\n" in the full root, "" minimized');
+    expect(String(err.message)).toContain('stdout differs at byte 0: "a\\nb\\nc\\n" in the full root, "" minimized');
     expect(String(err.hint)).toContain('keepListed');
     const whole = await minimizeAndRunc({ ...bare, keepListed: true }, [{ args: lsOnly, stdout: 'a\nb\nc\n' }]);
     expect(whole.keep.has('/data/b')).toBe(true);
