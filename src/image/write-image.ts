@@ -31,13 +31,12 @@ export interface WrittenImage {
 }
 
 /** A member of the outer tar: in-memory bytes or a host file's content. */
-type OuterMember = { name: string; type: 'dir' } | { name: string; type: 'file'; bytes: Buffer } | { name: string; type: 'file'; hostPath: string; size: number };
+export type LayoutMember = { name: string; type: 'dir' } | { name: string; type: 'file'; bytes: Buffer } | { name: string; type: 'file'; hostPath: string; size: number };
 
 export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, output: string): WrittenImage {
   const dir = dirname(output);
   const stem = `.${basename(output)}.${process.pid}.${Date.now().toString(36)}`;
   const layerTmp = join(dir, `${stem}.layer`);
-  const outTmp = join(dir, `${stem}.tmp`);
   try {
     const plan = planLayer(entries);
     const layerFd = openSync(layerTmp, 'wx', 0o600);
@@ -59,7 +58,7 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
     });
     const manifest = imageManifest(config.descriptor, [layerDesc]);
     const index = imageIndex(manifest.descriptor, spec.name, spec.tag, spec.architecture);
-    const members: OuterMember[] = [
+    const members: LayoutMember[] = [
       { name: 'blobs', type: 'dir' },
       { name: 'blobs/sha256', type: 'dir' },
       { name: blobName(config.descriptor), type: 'file', bytes: config.bytes },
@@ -69,23 +68,10 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
       { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, [layerDesc.digest], spec.name, spec.tag) },
       { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
     ];
-    // Two blobs may share a digest only if their bytes are equal; keep one.
-    const unique = [...new Map(members.map((m) => [m.name, m])).values()].sort((a, b) => comparePaths(a.name, b.name));
-    const outFd = openSync(outTmp, 'wx', 0o644);
-    let size: number;
-    try {
-      const sink = new HashingSink(outFd);
-      for (const m of unique) writeOuterMember(sink, m, spec.sourceDateEpoch);
-      sink.zeros(2 * BLOCK);
-      size = sink.finish().size;
-    } finally {
-      closeSync(outFd);
-    }
-    renameSync(outTmp, output);
+    const size = writeLayoutTar(members, spec.sourceDateEpoch, output);
     return { output, sizeBytes: size, imageId: config.descriptor.digest, manifestDigest: manifest.descriptor.digest, layers: [layerDesc] };
   } finally {
     rmSync(layerTmp, { force: true });
-    rmSync(outTmp, { force: true });
   }
 }
 
@@ -93,7 +79,36 @@ function blobName(d: Descriptor): string {
   return `blobs/sha256/${d.digest.slice('sha256:'.length)}`;
 }
 
-function writeOuterMember(sink: HashingSink, m: OuterMember, mtime: number): void {
+/**
+ * Write an OCI image layout as one tar: members deduplicated by name (two
+ * blobs share a digest only if their bytes are equal), sorted with
+ * comparePaths, fixed headers (root-owned, 0755 dirs / 0644 files, `mtime`),
+ * then the end-of-archive blocks. Written to a temporary name beside `output`
+ * and renamed into place. Returns the tar's size in bytes. Used by
+ * writeImageTar and by pull, so a pulled image is byte-identical to the built one.
+ */
+export function writeLayoutTar(members: LayoutMember[], mtime: number, output: string): number {
+  const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
+  const unique = [...new Map(members.map((m) => [m.name, m])).values()].sort((a, b) => comparePaths(a.name, b.name));
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
+    let size: number;
+    try {
+      const sink = new HashingSink(fd);
+      for (const m of unique) writeLayoutMember(sink, m, mtime);
+      sink.zeros(2 * BLOCK);
+      size = sink.finish().size;
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, output);
+    return size;
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+function writeLayoutMember(sink: HashingSink, m: LayoutMember, mtime: number): void {
   if (m.type === 'dir') {
     sink.write(encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }));
     return;

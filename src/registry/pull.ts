@@ -2,20 +2,18 @@
  * Pull an image from a registry into the same tar format `mkimg build` writes:
  * the manifest (an index picks linux/amd64 or its only entry), then every blob
  * verified by digest and size, then one sorted tar written to a temporary name
- * and renamed. The tar members are written with the image module's header
- * encoder and JSON builders, so an image built, pushed and pulled back is
+ * and renamed. The tar is written by the image module's writeLayoutTar with
+ * its JSON builders, so an image built, pushed and pulled back is
  * byte-identical to the built one (given the same NAME:TAG).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
-import { encodeHeader, padding, BLOCK } from '../image/tar-header.js';
-import { HashingSink } from '../image/sink.js';
-import { comparePaths } from '../image/layer.js';
+import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
 import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../image/oci.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions } from './client.js';
 import type { Descriptor, ImageManifestDoc } from './image-tar.js';
@@ -201,40 +199,6 @@ function splitName(name: string, defaultTag: string): { name: string; tag: strin
   return colon < 0 ? { name, tag: defaultTag } : { name: name.slice(0, colon), tag: name.slice(colon + 1) };
 }
 
-type OuterMember = { name: string; type: 'dir' } | { name: string; type: 'file'; bytes: Buffer } | { name: string; type: 'file'; hostPath: string; size: number };
-
-/** Write the OCI layout tar exactly as src/image/write-image.ts does (same headers, order, padding). */
-export function writeLayoutTar(members: OuterMember[], mtime: number, output: string): number {
-  const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const unique = [...new Map(members.map((m) => [m.name, m])).values()].sort((a, b) => comparePaths(a.name, b.name));
-  try {
-    const fd = openSync(tmp, 'wx', 0o644);
-    let size: number;
-    try {
-      const sink = new HashingSink(fd);
-      for (const m of unique) {
-        if (m.type === 'dir') {
-          sink.write(encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }));
-          continue;
-        }
-        const n = 'bytes' in m ? m.bytes.length : m.size;
-        sink.write(encodeHeader({ name: m.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: n, mtime }));
-        if ('bytes' in m) sink.write(m.bytes);
-        else sink.copyFile(m.hostPath, m.size, m.name);
-        sink.zeros(padding(n));
-      }
-      sink.zeros(2 * BLOCK);
-      size = sink.finish().size;
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, output);
-    return size;
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}
-
 async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown;
@@ -290,7 +254,7 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
     const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');
     const manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
     const index = imageIndex(manifestDesc, name, tag, debArchOf(config.architecture ?? 'amd64', config.variant));
-    const members: OuterMember[] = [
+    const members: LayoutMember[] = [
       { name: 'blobs', type: 'dir' },
       { name: 'blobs/sha256', type: 'dir' },
       { name: `blobs/sha256/${m.digest.slice(7)}`, type: 'file', bytes: m.bytes },
