@@ -1,5 +1,7 @@
 // Small shared helpers for the benchmark scripts (not tests: they print numbers).
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Run a shell command `runs` times (after one warm-up), return the median wall time in seconds. */
 export function timeShell(cmd, { runs = 5, env = process.env, cwd, before } = {}) {
@@ -30,4 +32,50 @@ export function prng(seed) {
 export function table(rows) {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
   return rows.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ')).join('\n');
+}
+
+/**
+ * The host's apt sources, from /etc/apt/sources.list, sources.list.d/*.list
+ * (one-line format) and sources.list.d/*.sources (deb822). Each entry:
+ * { types, uris, suites, components, signedBy } (signedBy: a path, inline key
+ * text, or undefined). Disabled deb822 stanzas are skipped.
+ */
+export function hostAptSources(etc = '/etc/apt') {
+  const out = [];
+  const words = (s) => (s ?? '').split(/\s+/).filter(Boolean);
+  const oneLine = (text) => {
+    for (let line of text.split('\n')) {
+      line = line.replace(/#.*/, '').trim();
+      const m = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
+      if (!m) continue;
+      const opts = Object.fromEntries(words(m[2]).map((o) => o.split('=')).map(([k, v]) => [k.toLowerCase(), v]));
+      out.push({ types: [m[1]], uris: [m[3]], suites: [m[4]], components: words(m[5]), signedBy: opts['signed-by'] });
+    }
+  };
+  const deb822 = (text) => {
+    for (const stanza of text.split(/\n\s*\n/)) {
+      const f = {};
+      let key;
+      for (const line of stanza.split('\n')) {
+        if (line.startsWith('#')) continue;
+        const m = /^([A-Za-z0-9-]+):\s*(.*)$/.exec(line);
+        if (m) f[(key = m[1].toLowerCase())] = m[2];
+        else if (key && /^\s/.test(line)) f[key] += '\n' + (line.trim() === '.' ? '' : line.trim());
+      }
+      if (!f.types || !f.uris || /^no$/i.test(f.enabled ?? '')) continue;
+      out.push({ types: words(f.types), uris: words(f.uris), suites: words(f.suites), components: words(f.components), signedBy: f['signed-by']?.trim() || undefined });
+    }
+  };
+  const read = (p) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
+  const main = read(join(etc, 'sources.list'));
+  if (main) oneLine(main);
+  let names = [];
+  try { names = readdirSync(join(etc, 'sources.list.d')).sort(); } catch { /* none */ }
+  for (const n of names) {
+    const text = read(join(etc, 'sources.list.d', n));
+    if (text === undefined) continue;
+    if (n.endsWith('.list')) oneLine(text);
+    else if (n.endsWith('.sources')) deb822(text);
+  }
+  return out;
 }
