@@ -5,6 +5,7 @@
  */
 import type { LockedPackage, Source } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
+import { pool } from '../util/pool.js';
 import { BlobCache } from './cache.js';
 import { httpGetToFile, httpStatusOf } from './http.js';
 import { chooseMirror } from './mirrors.js';
@@ -95,24 +96,13 @@ export async function fetchPinnedDebs(pkgs: LockedPackage[], opts: FetchDebsOpti
     }
   };
 
-  const limit = Math.max(1, opts.concurrency ?? 6);
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < missing.length && failure === undefined) {
-      const p = missing[next++]!;
-      try {
-        await one(p);
-      } catch (e) {
-        if (failure === undefined) failure = e;
-      }
+  try {
+    await pool(missing, Math.max(1, opts.concurrency ?? 6), one);
+  } finally {
+    if (showProgress) {
+      draw(true);
+      process.stderr.write('\n');
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, missing.length) }, worker));
-  if (showProgress) {
-    draw(true);
-    process.stderr.write('\n');
   }
-  if (failure !== undefined) throw failure;
   return out;
 }

@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
+import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
 import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../image/oci.js';
@@ -197,23 +198,6 @@ function splitName(name: string, defaultTag: string): { name: string; tag: strin
   const slash = name.lastIndexOf('/');
   const colon = name.indexOf(':', slash + 1);
   return colon < 0 ? { name, tag: defaultTag } : { name: name.slice(0, colon), tag: name.slice(colon + 1) };
-}
-
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
 }
 
 /**

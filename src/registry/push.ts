@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
+import { pool } from '../util/pool.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions, type RegistryResponse } from './client.js';
 import { blobName, memberStream, openImageTar, type Descriptor, type ImageTar } from './image-tar.js';
 import { Progress } from './progress.js';
@@ -205,23 +206,6 @@ class BlobPusher {
     }
     return 'uploaded';
   }
-}
-
-async function pool<T>(items: T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown;
-  const worker = async () => {
-    while (next < items.length && failed === undefined) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (e) {
-        failed ??= e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== undefined) throw failed;
 }
 
 /** Push an already opened image tar to `ref`. */
