@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAptRepo, type AptRepo } from '../helpers/apt-repo.js';
 import { loadSuite } from '../../src/debian/repository.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 let repo: AptRepo;
 let cacheDir: string;
@@ -35,16 +35,6 @@ afterAll(async () => {
 const load = (suite: string, extra: Record<string, unknown> = {}) =>
   loadSuite(repo.source(suite, extra), suite, 0, { arch: 'amd64', cacheDir, aptRoot: '/nonexistent' });
 
-async function repoError(p: Promise<unknown>): Promise<MkimgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MkimgError);
-    return e as MkimgError;
-  }
-  throw new Error('expected an error');
-}
-
 describe('InRelease → Packages chain of trust', () => {
   it('accepts a good signature and checks the indexes', async () => {
     const { records, info } = await load('good');
@@ -56,13 +46,13 @@ describe('InRelease → Packages chain of trust', () => {
   });
 
   it('refuses a Packages file changed after signing', async () => {
-    const e = await repoError(load('tampered'));
+    const e = await rejection(load('tampered'));
     expect(e.kind).toBe('repository');
     expect(e.message).toMatch(/dists\/tampered\/main\/binary-amd64\/Packages\.xz does not match the signed Release of suite "tampered"/);
   });
 
   it('refuses a signature by a key not in the keyring', async () => {
-    const e = await repoError(load('wrongkey'));
+    const e = await rejection(load('wrongkey'));
     expect(e.kind).toBe('repository');
     expect(e.message).toMatch(/InRelease of suite "wrongkey" \(http:\/\/127\.0\.0\.1:\d+\/dists\/wrongkey\/InRelease\): no valid signature/);
     // and accepts it with the right keyring
@@ -71,7 +61,7 @@ describe('InRelease → Packages chain of trust', () => {
   });
 
   it('refuses an unsigned repository unless allowUnsigned', async () => {
-    const e = await repoError(load('unsigned'));
+    const e = await rejection(load('unsigned'));
     expect(e.kind).toBe('repository');
     expect(e.message).toMatch(/unsigned|InRelease not found/);
     expect(e.message).toContain('"unsigned"');
@@ -83,23 +73,23 @@ describe('InRelease → Packages chain of trust', () => {
   it('refuses signatures by expired or revoked keys', async () => {
     for (const suite of ['expired', 'revoked']) {
       const keyring = join(repo.dir, '..', `${suite}.asc`);
-      const e = await repoError(load(suite, { keyring }));
+      const e = await rejection(load(suite, { keyring }));
       expect(e.kind, suite).toBe('repository');
       expect(e.message, suite).toMatch(new RegExp(`InRelease of suite "${suite}".*no valid signature`));
     }
   });
 
   it('refuses a Release past its Valid-Until', async () => {
-    const e = await repoError(load('stale'));
+    const e = await rejection(load('stale'));
     expect(e.message).toMatch(/expired at 2020-01-01T00:00:00.000Z \(Valid-Until\)/);
   });
 
   it('refuses a Release served under another suite name', async () => {
     repo.serve('/dists/flaky/InRelease', Buffer.from(await (await fetch(`${repo.url}/dists/good/InRelease`)).arrayBuffer()));
-    const e = await repoError(load('flaky'));
+    const e = await rejection(load('flaky'));
     expect(e.message).toMatch(/is for suite "good".*not "flaky"/);
     repo.serve('/dists/flaky/InRelease', null);
-    const gone = await repoError(load('flaky'));
+    const gone = await rejection(load('flaky'));
     expect(gone.message).toMatch(/InRelease not found \(HTTP 404\)/);
   });
 
@@ -108,7 +98,7 @@ describe('InRelease → Packages chain of trust', () => {
     const { records } = await load('good');
     expect(records).toHaveLength(1);
     repo.fail('/dists/good/InRelease', 5, 500);
-    const e = await repoError(load('good'));
+    const e = await rejection(load('good'));
     expect(e.message).toMatch(/HTTP 500 \(after 3 attempts\)/);
   });
 });

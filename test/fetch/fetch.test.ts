@@ -7,7 +7,7 @@ import { createAptRepo, type AptRepo } from '../helpers/apt-repo.js';
 import { fetchPinnedDebs } from '../../src/fetch/debs.js';
 import { BlobCache, defaultCacheDir } from '../../src/fetch/cache.js';
 import type { LockedPackage } from '../../src/manifest/types.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 let repo: AptRepo;
 let cacheDir: string;
@@ -46,16 +46,6 @@ const opts = () => ({ sources: [repo.source('stable')], cacheDir, aptRoot: '/non
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const blobNames = () => readdirSync(join(cacheDir, 'blobs', 'sha256'));
 
-async function failure(p: Promise<unknown>): Promise<MkimgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MkimgError);
-    return e as MkimgError;
-  }
-  throw new Error('expected an error');
-}
-
 describe('fetchPinnedDebs and the content-addressed cache', () => {
   it('downloads, verifies and stores by sha256', async () => {
     const got = await fetchPinnedDebs(['alpha', 'beta', 'gamma'].map(pin), opts());
@@ -77,7 +67,7 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
       expect(sha(got.get('alpha')!)).toBe(repo.deb('alpha').sha256);
       expect(repo.requests.length).toBe(before);
       // and a cold entry fails with a repository error naming the URL
-      const e = await failure(fetchPinnedDebs([pin('delta')], opts()));
+      const e = await rejection(fetchPinnedDebs([pin('delta')], opts()));
       expect(e.kind).toBe('repository');
       expect(e.message).toContain('/pool/main/d/delta/delta_4.0_amd64.deb');
     } finally {
@@ -115,7 +105,7 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
   it('refuses a .deb whose bytes changed on the server (input error), caching nothing', async () => {
     repo.replaceDeb('gamma');
     try {
-      const e = await failure(fetchPinnedDebs([pin('gamma')], opts()));
+      const e = await rejection(fetchPinnedDebs([pin('gamma')], opts()));
       expect(e.kind).toBe('input');
       expect(e.message).toMatch(/gamma 3\.0: .* but the lock pins \d+ bytes with sha256 [0-9a-f]{64}/);
       expect(existsSync(join(cacheDir, 'blobs', 'sha256', repo.deb('gamma').sha256))).toBe(false);
@@ -128,7 +118,7 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
   it('explains a pinned .deb the mirror no longer serves (404)', async () => {
     repo.serve('/' + repo.deb('beta').filename, null);
     try {
-      const e = await failure(fetchPinnedDebs([pin('beta')], opts()));
+      const e = await rejection(fetchPinnedDebs([pin('beta')], opts()));
       expect(e.kind).toBe('repository');
       expect(e.message).toContain('beta 2.0: the mirror no longer serves pool/main/b/beta/beta_2.0_amd64.deb (HTTP 404');
       expect(e.hint).toMatch(/snapshot archive: --mirror stable=URL/);

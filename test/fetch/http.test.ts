@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { httpGet, httpGetToFile, httpStatusOf } from '../../src/fetch/http.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 let server: http.Server;
 let base: string;
@@ -50,23 +50,13 @@ afterAll(async () => {
   await new Promise<void>((r) => server.close(() => r()));
 });
 
-async function err(p: Promise<unknown>): Promise<MkimgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MkimgError);
-    return e as MkimgError;
-  }
-  throw new Error('expected an error');
-}
-
 describe('http client', () => {
   it('follows redirects', async () => {
     expect((await httpGet(`${base}/redirect`)).toString()).toBe('target body');
   });
 
   it('does not retry a 404 and reports its status and URL', async () => {
-    const e = await err(httpGet(`${base}/missing`));
+    const e = await rejection(httpGet(`${base}/missing`));
     expect(httpStatusOf(e)).toBe(404);
     expect(e.kind).toBe('repository');
     expect(e.message).toBe(`GET ${base}/missing: HTTP 404`);
@@ -74,9 +64,9 @@ describe('http client', () => {
   });
 
   it('times out a stalled body and retries a truncated one', async () => {
-    const stalled = await err(httpGet(`${base}/stall`, { timeoutMs: 300, attempts: 1 }));
+    const stalled = await rejection(httpGet(`${base}/stall`, { timeoutMs: 300, attempts: 1 }));
     expect(stalled.message).toMatch(/^GET http:\/\/127\.0\.0\.1:\d+\/stall: no data for 0\.3 s$/);
-    const short = await err(httpGet(`${base}/short`, { attempts: 2 }));
+    const short = await rejection(httpGet(`${base}/short`, { attempts: 2 }));
     expect(short.message).toMatch(/\/short: .*(after 2 attempts)/);
     expect(hits.get('/short')).toBe(2);
   });
@@ -91,7 +81,7 @@ describe('http client', () => {
       const src = join(dir, 'local.txt');
       writeFileSync(src, 'from disk');
       expect((await httpGet(pathToFileURL(src).toString())).toString()).toBe('from disk');
-      expect(httpStatusOf(await err(httpGet(pathToFileURL(join(dir, 'nope')).toString())))).toBe(404);
+      expect(httpStatusOf(await rejection(httpGet(pathToFileURL(join(dir, 'nope')).toString())))).toBe(404);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -27,20 +27,31 @@ export function unpackImage(imageTar: string, tag: string): { bundle: string; cl
 export function runImage(imageTar: string, tag: string, opts: { args?: string[]; env?: string[]; timeoutMs?: number } = {}): RunResult {
   const { bundle, cleanup } = unpackImage(imageTar, tag);
   try {
-    const cfgPath = join(bundle, 'config.json');
-    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    delete cfg.process.rlimits;
-    delete cfg.linux.resources;
-    delete cfg.linux.cgroupsPath;
-    cfg.process.terminal = false;
-    if (opts.args) cfg.process.args = opts.args;
-    if (opts.env) cfg.process.env = [...cfg.process.env, ...opts.env];
-    writeFileSync(cfgPath, JSON.stringify(cfg));
-    const id = `mkimg-test-${process.pid}-${Date.now().toString(36)}`;
-    const r = spawnSync('runc', ['run', '--bundle', bundle, id], { encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
-    spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
-    return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+    return runBundle(bundle, 'mkimg-test', opts.timeoutMs ?? 60_000, (cfg) => {
+      if (opts.args) cfg.process.args = opts.args;
+      if (opts.env) cfg.process.env = [...cfg.process.env, ...opts.env];
+    });
   } finally {
     cleanup();
   }
+}
+
+/**
+ * `runc run` the bundle once its config.json is adapted for this machine (no
+ * rlimits, cgroups or resources; no terminal) and by `adapt`; the container
+ * is deleted afterwards.
+ */
+export function runBundle(bundle: string, idPrefix: string, timeoutMs: number, adapt: (cfg: any) => void): RunResult {
+  const cfgPath = join(bundle, 'config.json');
+  const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
+  delete cfg.process.rlimits;
+  delete cfg.linux.resources;
+  delete cfg.linux.cgroupsPath;
+  cfg.process.terminal = false;
+  adapt(cfg);
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const id = `${idPrefix}-${process.pid}-${Date.now().toString(36)}`;
+  const r = spawnSync('runc', ['run', '--bundle', bundle, id], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
+  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }

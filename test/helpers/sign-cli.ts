@@ -1,13 +1,12 @@
 /**
- * Run the real mkimg CLI for the sign/verify/diff tests. Uses bin/mkimg.js
- * once src/cli/main.ts registers these commands; until then a small driver
- * in dist/ registers them the same way main.ts does (commander + reportError).
- * Builds dist/ with tsc when it is missing.
+ * Run the real mkimg CLI for the sign/verify/diff tests: bin/mkimg.js, as
+ * helpers/cli.ts runs it. Builds dist/ with tsc when it is missing or older
+ * than the sources of these commands.
  */
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { MKIMG, PROJECT_ROOT, type CliResult } from './cli.js';
+import { mkimg, PROJECT_ROOT, type CliResult } from './cli.js';
 
 const DIST = join(PROJECT_ROOT, 'dist');
 
@@ -27,41 +26,10 @@ export function ensureDist(): void {
   for (const f of need) if (!existsSync(join(DIST, f))) throw new Error(`tsc did not produce dist/${f}`);
 }
 
-function entry(): string {
-  ensureDist();
-  const main = readFileSync(join(DIST, 'cli/main.js'), 'utf8');
-  if (['registerVerify', 'registerSign', 'registerKey', 'registerDiff'].every((r) => main.includes(r))) return MKIMG;
-  const driver = join(DIST, '.sign-test-driver.mjs');
-  writeFileSync(
-    driver,
-    `import { Command } from 'commander';
-import { makeProgram } from './cli/main.js';
-import { registerSign } from './cli/commands/sign.js';
-import { registerKey } from './cli/commands/key.js';
-import { registerVerify } from './cli/commands/verify.js';
-import { registerDiff } from './cli/commands/diff.js';
-import { reportError } from './cli/output.js';
-const program = makeProgram();
-registerSign(program); registerKey(program); registerVerify(program); registerDiff(program);
-try { await program.parseAsync(process.argv); }
-catch (e) {
-  if (typeof e?.code === 'string' && e.code.startsWith('commander.')) process.exitCode = e.code === 'commander.helpDisplayed' || e.code === 'commander.help' ? 0 : 2;
-  else process.exitCode = reportError(e, process.argv.includes('--json'));
-}
-`,
-  );
-  return driver;
-}
-
+/** Run the real mkimg command (helpers/cli.ts's mkimg), after making sure dist/ is built and current. */
 export function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): CliResult {
-  const r: SpawnSyncReturns<string> = spawnSync(process.execPath, [entry(), ...args], {
-    cwd: opts.cwd ?? PROJECT_ROOT,
-    env: opts.env ?? process.env,
-    encoding: 'utf8',
-    timeout: 300_000,
-    maxBuffer: 64 << 20,
-  });
-  return { code: r.status ?? (r.signal ? 128 : 1), stdout: r.stdout, stderr: r.stderr };
+  ensureDist();
+  return mkimg(args, opts);
 }
 
 /** A user error: its exit code, one "mkimg: error:" line, and no stack trace. */

@@ -86,3 +86,15 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
 export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
 }
+
+/** A guard for tests that need a fixture: while `ready()` is false it skips the test, saying why (`reason()`), and returns false. */
+export function skipUnless(ready: () => boolean, reason: () => string): (ctx: { skip: () => void }) => boolean {
+  return (ctx) => {
+    if (!ready()) {
+      console.warn(`skipped: ${reason()}`);
+      ctx.skip();
+      return false;
+    }
+    return true;
+  };
+}

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StageEntry, StagingRoot } from '../../src/stage/types.js';
+import { runBundle, type RunResult } from './runc.js';
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
 export const TRACER = join(PROJECT, 'tracer', 'mkimg-trace');
@@ -145,24 +146,15 @@ export function isRoot(): boolean {
 }
 
 /** Run a command under runc with dir as a read-only rootfs (config from `runc spec`, no rlimits/resources/cgroups). */
-export function runcRun(rootfs: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): { code: number; stdout: string; stderr: string } {
+export function runcRun(rootfs: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): RunResult {
   const bundle = tempDir('mkimg-runc-bundle-');
   try {
     execFileSync('runc', ['spec', '--bundle', bundle]);
-    const cfgPath = join(bundle, 'config.json');
-    const cfg = JSON.parse(readFileSync(cfgPath, 'utf8'));
-    delete cfg.process.rlimits;
-    delete cfg.linux.resources;
-    delete cfg.linux.cgroupsPath;
-    cfg.process.terminal = false;
-    cfg.process.args = args;
-    cfg.process.env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-    cfg.root = { path: rootfs, readonly: true };
-    writeFileSync(cfgPath, JSON.stringify(cfg));
-    const id = `mkimg-min-${process.pid}-${Date.now().toString(36)}`;
-    const r = spawnSync('runc', ['run', '--bundle', bundle, id], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
-    spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
-    return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+    return runBundle(bundle, 'mkimg-min', timeoutMs, (cfg) => {
+      cfg.process.args = args;
+      cfg.process.env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+      cfg.root = { path: rootfs, readonly: true };
+    });
   } finally {
     rmSync(bundle, { recursive: true, force: true });
   }

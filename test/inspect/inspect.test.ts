@@ -12,7 +12,7 @@ import { inspectImage, formatInspect } from '../../src/inspect/inspect.js';
 import { registerInspect } from '../../src/cli/commands/inspect.js';
 import { MkimgError } from '../../src/util/errors.js';
 import type { StagingRoot } from '../../src/stage/types.js';
-import { aptDownload, run, stagedRoot, testManifest, type TestRoot } from '../helpers/system.js';
+import { aptDownload, run, stagedRoot, testManifest, type TestRoot, skipUnless } from '../helpers/system.js';
 
 function layerEntries(root: StagingRoot, keep: Set<string>): LayerEntry[] {
   const out: LayerEntry[] = [];
@@ -60,14 +60,7 @@ describe('mkimg inspect', () => {
   });
   afterAll(() => t?.cleanup());
 
-  const need = (ctx: { skip: () => void }) => {
-    if (!t) {
-      console.warn(`skipped: ${skip}`);
-      ctx.skip();
-      return false;
-    }
-    return true;
-  };
+  const need = skipUnless(() => t !== undefined, () => skip);
 
   it('reports config, digests and layers as skopeo sees them', async (ctx) => {
     if (!need(ctx)) return;

@@ -10,7 +10,7 @@ import { writeRootFile } from '../../src/system/rootfs.js';
 import { statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
 import { debPurl, makeSbom, SBOM_PATH, sbomBytes, supplierOf, writeSbom } from '../../src/sbom/spdx.js';
 import { debianLicenseOf, spdxLicenseOf } from '../../src/sbom/license.js';
-import { aptDownload, run, stagedRoot, testManifest, type TestRoot } from '../helpers/system.js';
+import { aptDownload, run, stagedRoot, testManifest, type TestRoot, skipUnless } from '../helpers/system.js';
 
 const schema = JSON.parse(readFileSync(new URL('../data/spdx-schema-2.3.json', import.meta.url), 'utf8'));
 
@@ -66,14 +66,7 @@ describe('status.d and SBOM on a real minimized root', () => {
   });
   afterAll(() => t?.cleanup());
 
-  const need = (ctx: { skip: () => void }) => {
-    if (!t) {
-      console.warn(`skipped: ${skip}`);
-      ctx.skip();
-      return false;
-    }
-    return true;
-  };
+  const need = skipUnless(() => t !== undefined, () => skip);
 
   it('status.d lists exactly the contributing packages, parses with dpkg-query, md5sums check', (ctx) => {
     if (!need(ctx)) return;

@@ -6,7 +6,7 @@ import { Gpg, TempDir, run } from '../helpers/pgp.js';
 import { generateKeyFiles, signManifest } from '../../src/sign/sign.js';
 import { readKeyring } from '../../src/sign/keys.js';
 import { checkManifestSignature, verifyDetachedSignature } from '../../src/sign/verify-signature.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 const MANIFEST = `apiVersion: mkimg/v1
 name: hello
@@ -34,16 +34,6 @@ afterAll(() => {
 async function verifyWith(sigPath: string, keyringPath: string, manifestPath = manifest) {
   const keys = await readKeyring(keyringPath);
   return verifyDetachedSignature(readFileSync(manifestPath), readFileSync(sigPath), sigPath, keys, keyringPath);
-}
-
-async function rejection(p: Promise<unknown>): Promise<MkimgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MkimgError);
-    return e as MkimgError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Re-armor binary signature packets. */

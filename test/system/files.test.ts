@@ -14,7 +14,7 @@ import {
 } from '../../src/system/files.js';
 import { readRootFile, resolveInRoot, writeRootFile } from '../../src/system/rootfs.js';
 import { createStagingRoot } from '../../src/stage/root.js';
-import { aptDownload, run, stagedRoot, testManifest, type DebFile, type TestRoot } from '../helpers/system.js';
+import { aptDownload, run, stagedRoot, testManifest, type DebFile, type TestRoot, skipUnless } from '../helpers/system.js';
 
 let debs: DebFile[] | undefined;
 let skip = '';
@@ -23,14 +23,7 @@ beforeAll(() => {
   debs = dl.debs;
   skip = dl.reason ?? '';
 });
-const need = (ctx: { skip: () => void }): boolean => {
-  if (!debs) {
-    console.warn(`skipped: ${skip}`);
-    ctx.skip();
-    return false;
-  }
-  return true;
-};
+const need = skipUnless(() => debs !== undefined, () => skip);
 const pick = (...names: string[]): DebFile[] => debs!.filter((d) => names.includes(d.name));
 
 /**

@@ -12,7 +12,7 @@ import { resolveLock } from '../../src/lock/resolve.js';
 import { writeLockIntoManifest } from '../../src/lock/write.js';
 import { inspectImage } from '../../src/inspect/inspect.js';
 import { runImage, unpackImage } from '../helpers/runc.js';
-import { aptDownload, run } from '../helpers/system.js';
+import { aptDownload, run, skipUnless } from '../helpers/system.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-system-image-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -69,14 +69,7 @@ minimize:
     await buildImage({ manifestPath, output: image, cacheDir: join(work, 'cache'), quiet: true });
   });
 
-  const need = (ctx: { skip: () => void }) => {
-    if (!image) {
-      console.warn(`skipped: ${skip}`);
-      ctx.skip();
-      return false;
-    }
-    return true;
-  };
+  const need = skipUnless(() => image !== '', () => skip);
 
   it('runs as uid 65532 and getent parses passwd and group inside the running image', (ctx) => {
     if (!need(ctx)) return;

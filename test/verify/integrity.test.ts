@@ -5,7 +5,7 @@ import { TempDir } from '../helpers/pgp.js';
 import { makeTestImage } from '../helpers/oci-image.js';
 import { bodyOffset, flipByte, forgeImage, readTar, sha256, writeOciFixture, writeTar } from '../helpers/oci-fixture.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 
 let dir: TempDir;
 let img: string; // written by mkimg's own image writer
@@ -21,16 +21,6 @@ beforeAll(async () => {
   roles = { config: c.configDigest.slice(7), layer: c.layers[0].digest.slice(7), manifest: c.manifestDigest.slice(7) };
 });
 afterAll(() => dir?.cleanup());
-
-async function rejection(p: Promise<unknown>): Promise<MkimgError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(MkimgError);
-    return e as MkimgError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('a whole image passes', () => {
   it('an image from mkimg\'s writer: digests as the writer reported them', async () => {
