@@ -171,7 +171,8 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     progress('staging: unpacking packages');
     const root = await createStagingRoot(join(stagingDir, 'root'));
     for (const d of debs) await unpackDeb(root, d.path, d.sha256);
-    await addFileInputs(root, manifest.files);
+    // Nothing runs in the staging root without minimization: index the inputs in place.
+    await addFileInputs(root, manifest.files, { materialize: manifest.minimize !== false });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
 
@@ -294,6 +295,11 @@ function toLayerEntry(root: StagingRoot, e: StageEntry): LayerEntry {
     const target = e.linkTarget ? root.entries.get(e.linkTarget) : undefined;
     return { ...e, size: target?.size ?? e.size, hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path), mode: target?.mode ?? e.mode, uid: target?.uid ?? e.uid, gid: target?.gid ?? e.gid };
   }
-  if (e.type === 'file') return { ...e, hostPath: e.hostPath ?? join(root.dir, e.path) };
+  if (e.type === 'file') {
+    const hostPath = e.hostPath ?? join(root.dir, e.path);
+    // Content read from outside the staging root (files: inputs indexed in place) is checked against its pin as it is written.
+    const outside = !hostPath.startsWith(root.dir + '/');
+    return { ...e, hostPath, verifySha256: outside ? e.sha256 : undefined };
+  }
   return e;
 }

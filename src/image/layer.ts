@@ -9,7 +9,10 @@ import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, padding } from './tar-header.js';
 import type { HashingSink } from './sink.js';
 
-export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'capability'>;
+export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'capability'> & {
+  /** Check the content against this digest while writing (content read from outside the staging root). */
+  verifySha256?: string;
+};
 
 export interface PlannedEntry {
   name: string; // tar name: image path without the leading "/"
@@ -132,7 +135,7 @@ export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSin
   for (const p of plan) {
     sink.write(headerFor(p, mtime));
     if (!p.hardlinkTo && p.entry.type === 'file') {
-      if (p.entry.size > 0) sink.copyFile(p.entry.hostPath!, p.entry.size, p.entry.path);
+      if (p.entry.size > 0) sink.copyFile(p.entry.hostPath!, p.entry.size, p.entry.path, p.entry.verifySha256);
       sink.zeros(padding(p.entry.size));
     }
   }

@@ -12,10 +12,16 @@ const BUF_SIZE = 4 << 20;
 export class HashingSink {
   private readonly buf = Buffer.allocUnsafe(BUF_SIZE);
   private used = 0;
-  private hash: Hash = createHash('sha256');
+  private hash: Hash | undefined;
   bytes = 0;
 
-  constructor(private readonly fd: number) {}
+  /** `hash: false` for a sink whose digest nobody needs (the outer image tar). */
+  constructor(
+    private readonly fd: number,
+    private readonly opts: { hash: boolean } = { hash: true },
+  ) {
+    this.hash = opts.hash ? createHash('sha256') : undefined;
+  }
 
   write(data: Buffer): void {
     if (data.length > BUF_SIZE - this.used) this.flush();
@@ -31,9 +37,15 @@ export class HashingSink {
     if (n > 0) this.write(Buffer.alloc(n));
   }
 
-  /** Copy exactly `size` bytes of a host file into the sink; a size change is an error. */
-  copyFile(hostPath: string, size: number, what: string): void {
+  /**
+   * Copy exactly `size` bytes of a host file into the sink; a size change is an
+   * error. With `expectSha256`, the bytes copied must have that digest: for
+   * content read straight from an input pinned earlier, so a file changed
+   * since its pin was checked cannot slip into the image.
+   */
+  copyFile(hostPath: string, size: number, what: string, expectSha256?: string): void {
     const fd = openSync(hostPath, 'r');
+    const check = expectSha256 ? createHash('sha256') : undefined;
     try {
       let left = size;
       while (left > 0) {
@@ -41,8 +53,12 @@ export class HashingSink {
         const want = Math.min(left, BUF_SIZE - this.used);
         const n = readSync(fd, this.buf, this.used, want, null);
         if (n === 0) throw new MkimgError('internal', `${what}: file shrank while being written (${hostPath})`);
+        check?.update(this.buf.subarray(this.used, this.used + n));
         this.used += n;
         left -= n;
+      }
+      if (check && check.digest('hex') !== expectSha256) {
+        throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, { hint: 'build again once the file is no longer being written' });
       }
       if (readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) {
         throw new MkimgError('internal', `${what}: file grew while being written (${hostPath})`);
@@ -55,8 +71,8 @@ export class HashingSink {
   /** Flush and return the sha256 (hex) and byte count of everything written. */
   finish(): { sha256: string; size: number } {
     this.flush();
-    const out = { sha256: this.hash.digest('hex'), size: this.bytes };
-    this.hash = createHash('sha256');
+    const out = { sha256: this.hash ? this.hash.digest('hex') : '', size: this.bytes };
+    this.hash = this.opts.hash ? createHash('sha256') : undefined;
     this.bytes = 0;
     return out;
   }
@@ -68,7 +84,7 @@ export class HashingSink {
   }
 
   private emit(data: Buffer): void {
-    this.hash.update(data);
+    this.hash?.update(data);
     let off = 0;
     while (off < data.length) off += writeSync(this.fd, data, off, data.length - off);
     this.bytes += data.length;

@@ -94,7 +94,8 @@ export function writeLayoutTar(members: LayoutMember[], mtime: number, output: s
     const fd = openSync(tmp, 'wx', 0o644);
     let size: number;
     try {
-      const sink = new HashingSink(fd);
+      // Nobody needs the digest of the outer tar: don't hash it.
+      const sink = new HashingSink(fd, { hash: false });
       for (const m of unique) writeLayoutMember(sink, m, mtime);
       sink.zeros(2 * BLOCK);
       size = sink.finish().size;

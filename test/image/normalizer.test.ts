@@ -158,4 +158,19 @@ describe('image tar', () => {
     expect(readFileSync(join(rootfs, 'app/a.txt'), 'utf8')).toContain('content of a.txt');
     expect(execFileSync('stat', ['-c', '%h', join(rootfs, 'app/hard')], { encoding: 'utf8' }).trim()).toBe('2');
   });
+
+  it('checks content read from outside the staging root against its digest, and leaves no output on a mismatch', () => {
+    const dir = join(work, 'verify');
+    mkdirSync(dir);
+    const f = join(dir, 'input.txt');
+    writeFileSync(f, 'pinned content\n');
+    const good = sha256Hex(readFileSync(f));
+    const entry = (sha: string): LayerEntry[] => [{ path: '/input.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 15, hostPath: f, verifySha256: sha }];
+    const out = join(dir, 'ok.tar');
+    writeImageTar(spec, entry(good), out);
+    expect(readFileSync(out).length).toBeGreaterThan(0);
+    const bad = join(dir, 'bad.tar');
+    expect(() => writeImageTar(spec, entry('0'.repeat(64)), bad)).toThrow(/changed after its pin was checked/);
+    expect(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual(['input.txt', 'ok.tar']);
+  });
 });

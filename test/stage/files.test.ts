@@ -127,6 +127,21 @@ describe('addFileInputs', () => {
     expect(await inputDigest(a)).toBe(await inputDigest(b));
   });
 
+  test('materialize: false indexes a tree in place: same index, content read from the input', async () => {
+    const a = join(work, 'tree-inplace');
+    makeTree(a, 'forward', 1_000_000);
+    const copied = await freshRoot();
+    const inPlace = await freshRoot();
+    const sha256 = await inputDigest(a);
+    await addFileInputs(copied, [{ src: a, dest: '/opt/app', sha256 }]);
+    await addFileInputs(inPlace, [{ src: a, dest: '/opt/app', sha256 }], { materialize: false });
+    expect(indexOf(inPlace)).toEqual(indexOf(copied));
+    const run = inPlace.entries.get('/opt/app/run.sh')!;
+    expect(run.hostPath).toBe(join(a, 'run.sh'));
+    expect(() => lstatSync(inPlace.dir + '/opt/app/run.sh')).toThrow();
+    expect(run.sha256).toBe(createHash('sha256').update(readFileSync(join(a, 'run.sh'))).digest('hex'));
+  });
+
   test('a sha256 pin is checked before anything is written', async () => {
     const root = await freshRoot();
     const ok = join(work, 'ok.txt');
