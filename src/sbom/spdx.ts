@@ -80,6 +80,8 @@ interface FileRecord {
 function hashFile(root: StagingRoot, e: StageEntry): { sha1: string; sha256: string } {
   let f = e;
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
+  // Digests computed when the file was staged: no second read of every file.
+  if (f.sha1 && f.sha256) return { sha1: f.sha1, sha256: f.sha256 };
   const data = readFileSync(f.hostPath ?? hostPathOf(root, f.path));
   return {
     sha1: createHash('sha1').update(data).digest('hex'),

@@ -61,10 +61,21 @@ export async function treeRows(dir: string, label = dir): Promise<TreeRow[]> {
   return treeRowsSync(dir, label);
 }
 
-function treeRowsSync(dir: string, label: string): TreeRow[] {
+/** Digests of a file's content, as staged: sha256 (the pin) and sha1 (what SPDX requires). */
+interface ContentDigests {
+  sha256: string;
+  sha1: string;
+}
+
+function treeRowsSync(dir: string, label: string, seen?: Map<string, ContentDigests>): TreeRow[] {
   const rows: TreeRow[] = [];
   for (const e of walk(dir, '', label)) {
-    const v = e.type === 'file' ? sha256FileSync(e.host).hex : e.type === 'symlink' ? readlinkSync(e.host) : '';
+    let v = '';
+    if (e.type === 'file') {
+      const h = sha256FileSync(e.host);
+      seen?.set(e.host, { sha256: h.hex, sha1: h.sha1 });
+      v = h.hex;
+    } else if (e.type === 'symlink') v = readlinkSync(e.host);
     rows.push([e.rel, e.type, e.exec, v]);
   }
   return rows.sort((a, b) => byCodeUnit(a[0], b[0]));
@@ -102,7 +113,7 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
   // Validate every input (existence, dest, pins) before writing anything.
   const plan: { input: FileInput; label: string; dest: string; isDir: boolean }[] = [];
   // Content digests computed for the pin check, reused for the index (one read per file).
-  const known = new Map<string, string>();
+  const known = new Map<string, ContentDigests>();
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     const label = `files[${i}].src`;
@@ -122,12 +133,11 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
     if (input.sha256 !== undefined) {
       let actual: string;
       if (st.isDirectory()) {
-        const rows = treeRowsSync(input.src, label);
-        for (const [rel, type, , value] of rows) if (type === 'file') known.set(input.src + '/' + rel, value);
-        actual = rowsDigest(rows);
+        actual = rowsDigest(treeRowsSync(input.src, label, known));
       } else {
-        actual = sha256FileSync(input.src).hex;
-        known.set(input.src, actual);
+        const h = sha256FileSync(input.src);
+        actual = h.hex;
+        known.set(input.src, { sha256: h.hex, sha1: h.sha1 });
       }
       if (actual !== input.sha256.toLowerCase()) {
         throw new MkimgError('input', `${label}: ${input.src} changed: expected sha256 ${input.sha256}, got ${actual}`, {
@@ -208,17 +218,17 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   for (const r of rest) root.entries.set(r.path, { ...r, linkTarget: leader.path });
 }
 
-async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: string): Promise<void> {
+async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: ContentDigests): Promise<void> {
   const host = root.dir + path;
   // A new temp name in a directory resolved inside the root: the copy never
   // goes through a symlink. Hashing while copying means the index's sha256 is
   // that of the bytes in the image, and a file that changed after its pin was
   // checked is caught.
   const tmp = tempName(root.dir + imageDirname(path));
-  let copied: { sha256: string; size: number };
+  let copied: { sha256: string; sha1: string; size: number };
   try {
     copied = copyFileHashingSync(src, tmp, mode & 0o777);
-    if (pinned !== undefined && copied.sha256 !== pinned) {
+    if (pinned !== undefined && copied.sha256 !== pinned.sha256) {
       throw new MkimgError('input', `files: ${src} changed while it was being copied (its pin was checked a moment before)`, { hint: 'build again once the file is no longer being written' });
     }
     await clear(root, path);
@@ -227,26 +237,28 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
     throw e;
   }
   renameSync(tmp, host);
-  root.entries.set(path, { path, type: 'file', mode, uid, gid, size: copied.size, hostPath: host, origin, sha256: copied.sha256 });
+  root.entries.set(path, { path, type: 'file', mode, uid, gid, size: copied.size, hostPath: host, origin, sha256: copied.sha256, sha1: copied.sha1 });
 }
 
 /** Index an input file in place (no copy): see addFileInputs' `materialize`. */
-function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: string): void {
+function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: ContentDigests): void {
   const prev = root.entries.get(path);
   if (prev?.type === 'dir') {
     throw new MkimgError('input', `files: cannot put a file at ${path}: a directory is there (${prev.origin})`, { hint: 'choose a dest that is not an existing directory' });
   }
   const h = pinned === undefined ? sha256FileSync(src) : undefined;
   const size = h ? h.size : lstatSync(src).size;
-  root.entries.set(path, { path, type: 'file', mode, uid, gid, size, hostPath: src, origin, sha256: pinned ?? h!.hex });
+  const digests = pinned ?? { sha256: h!.hex, sha1: h!.sha1 };
+  root.entries.set(path, { path, type: 'file', mode, uid, gid, size, hostPath: src, origin, ...digests });
   if (prev?.type === 'file') promoteHardlinks(root, prev);
 }
 
 const copyBuf = Buffer.allocUnsafe(1 << 20);
 
 /** Copy src to a new file dest (O_EXCL, O_NOFOLLOW) with the given mode, hashing the bytes. */
-function copyFileHashingSync(src: string, dest: string, mode: number): { sha256: string; size: number } {
+function copyFileHashingSync(src: string, dest: string, mode: number): { sha256: string; sha1: string; size: number } {
   const h = createHash('sha256');
+  const h1 = createHash('sha1');
   const inFd = openSync(src, 'r');
   let outFd: number | undefined;
   let size = 0;
@@ -256,6 +268,7 @@ function copyFileHashingSync(src: string, dest: string, mode: number): { sha256:
       const n = readSync(inFd, copyBuf, 0, copyBuf.length, null);
       if (n === 0) break;
       h.update(copyBuf.subarray(0, n));
+      h1.update(copyBuf.subarray(0, n));
       let off = 0;
       while (off < n) off += writeSync(outFd, copyBuf, off, n - off);
       size += n;
@@ -265,7 +278,7 @@ function copyFileHashingSync(src: string, dest: string, mode: number): { sha256:
     closeSync(inFd);
     if (outFd !== undefined) closeSync(outFd);
   }
-  return { sha256: h.digest('hex'), size };
+  return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
 }
 
 async function placeSymlink(root: StagingRoot, path: string, target: string, uid: number, gid: number, origin: string): Promise<void> {

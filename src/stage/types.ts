@@ -27,6 +27,8 @@ export interface StageEntry {
   capability?: Buffer;
   /** sha256 of content when already known (saves a rehash). */
   sha256?: string;
+  /** sha1 of content when already known: SPDX 2.3 requires it for every file in the SBOM. */
+  sha1?: string;
 }
 
 export interface StagingRoot {

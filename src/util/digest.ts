@@ -20,12 +20,13 @@ export const SHA256_HEX = /^[0-9a-f]{64}$/;
 const syncBuf = Buffer.allocUnsafe(1 << 20);
 
 /**
- * Synchronous sha256 of a file. For trees of many small files, synchronous
+ * Synchronous sha256 (and sha1, for the SBOM, in the same read) of a file. For trees of many small files, synchronous
  * reads are several times faster than streams (no thread-pool round trip per
  * chunk), and mkimg's stages run one at a time anyway.
  */
-export function sha256FileSync(path: string): { hex: string; size: number } {
+export function sha256FileSync(path: string): { hex: string; size: number; sha1: string } {
   const h = createHash('sha256');
+  const h1 = createHash('sha1');
   const fd = openSync(path, 'r');
   let size = 0;
   try {
@@ -33,10 +34,11 @@ export function sha256FileSync(path: string): { hex: string; size: number } {
       const n = readSync(fd, syncBuf, 0, syncBuf.length, null);
       if (n === 0) break;
       h.update(syncBuf.subarray(0, n));
+      h1.update(syncBuf.subarray(0, n));
       size += n;
     }
   } finally {
     closeSync(fd);
   }
-  return { hex: h.digest('hex'), size };
+  return { hex: h.digest('hex'), size, sha1: h1.digest('hex') };
 }
