@@ -16,7 +16,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function attempt(name: string, edit: (text: string) => string): { code: number; stderr: string; out: string; staging: string } {
+function attempt(name: string, edit: (text: string) => string, extra: (dir: string) => string[] = () => []): { code: number; stderr: string; out: string; staging: string } {
   const dir = join(work, name);
   mkdirSync(dir);
   const m = join(work, 'proj', `${name}.yaml`);
@@ -25,7 +25,7 @@ function attempt(name: string, edit: (text: string) => string): { code: number; 
   mkdirSync(staging);
   const out = join(dir, 'out');
   mkdirSync(out);
-  const r = mkimg(['build', m, '-o', join(out, 'image.tar'), '--work-dir', staging]);
+  const r = mkimg(['build', m, '-o', join(out, 'image.tar'), '--work-dir', staging, ...extra(dir)]);
   return { code: r.code, stderr: r.stderr, out, staging };
 }
 
@@ -50,7 +50,7 @@ describe('failed builds', () => {
   });
 
   it('a minimized build with the default check (the entrypoint) works and keeps only what runs', () => {
-    const r = attempt('ok', (t) => t);
+    const r = attempt('ok', (t) => t, (dir) => ['--sbom', join(dir, 'sbom.json'), '--report', join(dir, 'report.json')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(readdirSync(r.out)).toEqual(['image.tar']);
@@ -63,5 +63,14 @@ describe('failed builds', () => {
     expect(paths).not.toContain('/app/README');
     expect(paths).not.toContain('/app/static/index.html');
     expect(paths).not.toContain('/usr/share/doc/hello-busybox/copyright');
+    // --sbom writes the SBOM stored in the image; --report the minimization report.
+    const sbom = JSON.parse(readFileSync(join(r.out, '..', 'sbom.json'), 'utf8'));
+    expect(sbom.spdxVersion).toBe('SPDX-2.3');
+    const fromImage = join(r.out, '..', 'sbom-from-image.json');
+    expect(mkimg(['inspect', join(r.out, 'image.tar'), '--sbom', fromImage]).code).toBe(0);
+    expect(readFileSync(fromImage, 'utf8')).toBe(readFileSync(join(r.out, '..', 'sbom.json'), 'utf8'));
+    const report = JSON.parse(readFileSync(join(r.out, '..', 'report.json'), 'utf8'));
+    expect(report.after.files).toBeLessThan(report.before.files);
+    expect(report.checks[0].args).toEqual(['/app/run.sh']);
   });
 });
