@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   gcc libc6-dev make
   dpkg-dev xz-utils zstd
-  skopeo umoci runc docker-registry apache2-utils
+  skopeo umoci runc podman docker-registry apache2-utils
   gnupg sq sqv
   busybox-static strace mmdebstrap
   python3.11
