@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { loadManifest } from '../manifest/load.js';
+import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
@@ -82,13 +82,16 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     throw new MkimgError('usage', `output folder ${dirname(output)} does not exist`);
   }
 
-  // Signature first: nothing is fetched for an untrusted manifest.
+  // Signature first, over the very bytes that are then parsed (no window for
+  // the file to change in between): nothing is fetched for an untrusted manifest.
+  const manifestPath = resolve(opts.manifestPath);
+  const bytes = readManifestBytes(manifestPath);
   let signer: string | undefined;
   if (opts.requireSignature) {
-    const r = await checkManifestSignature(resolve(opts.manifestPath), opts.requireSignature.signature, opts.requireSignature.keyring);
+    const r = await checkManifestSignature(manifestPath, opts.requireSignature.signature, opts.requireSignature.keyring, bytes);
     signer = r.fingerprint;
   }
-  const manifest = loadManifest(opts.manifestPath);
+  const manifest = parseManifest(bytes, manifestPath);
   checkLock(manifest);
   validateUser(manifest);
 

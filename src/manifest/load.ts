@@ -28,15 +28,17 @@ function schemaValidator() {
 
 export function loadManifest(path: string): Manifest {
   const abs = resolve(path);
-  let bytes: Buffer;
+  return parseManifest(readManifestBytes(abs), abs);
+}
+
+export function readManifestBytes(path: string): Buffer {
   try {
-    bytes = readFileSync(abs);
+    return readFileSync(path);
   } catch (e) {
     throw new MkimgError('manifest', `cannot read manifest ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, {
       hint: 'give the path of a manifest.yaml (see examples/ and SPEC.md)',
     });
   }
-  return parseManifest(bytes, abs);
 }
 
 export function parseManifest(bytes: Buffer, absPath: string): Manifest {

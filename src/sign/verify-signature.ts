@@ -245,8 +245,14 @@ export function defaultManifestPath(sigPath: string): string {
  * For mkimg build --require-signature: the manifest at `manifestPath` must carry
  * a good signature by a key in `keyringPath`. Call before fetching anything.
  */
-export async function checkManifestSignature(manifestPath: string, sigPath: string | undefined, keyringPath: string): Promise<{ fingerprint: string }> {
-  const manifest = readFileOr(manifestPath, 'manifest', 'manifest', 'give the path of a manifest.yaml');
+export async function checkManifestSignature(
+  manifestPath: string,
+  sigPath: string | undefined,
+  keyringPath: string,
+  manifestBytes?: Buffer,
+): Promise<{ fingerprint: string }> {
+  // With manifestBytes, the signature is checked over exactly the bytes the caller will parse.
+  const manifest = manifestBytes ?? readFileOr(manifestPath, 'manifest', 'manifest', 'give the path of a manifest.yaml');
   let sig = sigPath;
   if (sig === undefined) {
     const tried = defaultSignaturePaths(manifestPath);
