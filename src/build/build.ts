@@ -10,7 +10,7 @@ import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
-import { unpackDeb } from '../stage/extract.js';
+import { unpackDebs } from '../stage/extract.js';
 import { addFileInputs } from '../stage/files.js';
 import { writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
@@ -173,7 +173,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   try {
     progress('staging: unpacking packages');
     const root = await createStagingRoot(join(stagingDir, 'root'));
-    for (const d of debs) await unpackDeb(root, d.path, d.sha256);
+    await unpackDebs(root, debs);
     // Nothing runs in the staging root without minimization: index the inputs in place.
     await addFileInputs(root, manifest.files, { materialize: manifest.minimize !== false });
     // What maintainer scripts would have written: always kept.

@@ -53,7 +53,26 @@ export async function readDeb(path: string): Promise<Deb> {
     const code = (e as NodeJS.ErrnoException).code;
     throw new MkimgError('input', `${path}: cannot read the package file (${code ?? String(e)})`, { cause: e });
   }
-  const bytes = new ByteReader(stream, path);
+  return parseDeb(new ByteReader(stream, path), path, false);
+}
+
+/**
+ * readDeb over a .deb already read into memory (`bytes`, e.g. after checking
+ * its sha256). When the data member is xz, which is decompressed whole in any
+ * case, it is read and decompressed here, before this resolves, so the caller
+ * can prepare the next packages while extracting the current one. entries()
+ * then replays exactly what a streamed read gives: the same entries, and each
+ * error (truncation, corrupt data, a member after data.tar) at the same point.
+ * Other compressions stay streamed from memory, as readDeb streams them.
+ */
+export async function readDebBuffer(path: string, bytes: Buffer): Promise<Deb> {
+  const source = (async function* () {
+    yield bytes;
+  })();
+  return parseDeb(new ByteReader(source, path), path, true);
+}
+
+async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean): Promise<Deb> {
   const ar = new ArReader(bytes, path);
   try {
     const next = async (): Promise<import('./ar.js').ArMember | null> => {
@@ -83,15 +102,51 @@ export async function readDeb(path: string): Promise<Deb> {
     if (!dm || dComp === null) throw orderError(path, dm?.name ?? '(end of file)', 'data.tar[.gz|.xz|.zst]');
     const dataLabel = `${path}: ${dm.name}`;
 
+    // The data archive's bytes and what follows it: streamed, or (xz from
+    // memory) decompressed now and replayed, errors included, where they arise.
+    let data: () => AsyncIterable<Buffer>;
+    let after: () => Promise<void>;
+    const checkAfter = async (): Promise<void> => {
+      // Nothing but "_" members may follow the data archive.
+      const extra = await next();
+      if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
+    };
+    if (eagerXz && dComp === 'xz') {
+      const out: Buffer[] = [];
+      let dataErr: { e: unknown } | null = null;
+      let afterErr: { e: unknown } | null = null;
+      try {
+        for await (const c of decompress(ar.body(), dComp, dataLabel)) out.push(c);
+      } catch (e) {
+        dataErr = { e };
+      }
+      if (!dataErr) {
+        try {
+          await checkAfter();
+        } catch (e) {
+          afterErr = { e };
+        }
+      }
+      await bytes.close();
+      data = async function* () {
+        yield* out;
+        if (dataErr) throw dataErr.e;
+      };
+      after = async () => {
+        if (afterErr) throw afterErr.e;
+      };
+    } else {
+      data = () => decompress(ar.body(), dComp, dataLabel);
+      after = checkAfter;
+    }
+
     let started = false;
     const entries = async function* (): AsyncGenerator<TarEntry> {
       if (started) throw new Error('Deb.entries() called twice');
       started = true;
       try {
-        yield* readTar(decompress(ar.body(), dComp, dataLabel), dataLabel);
-        // Nothing but "_" members may follow the data archive.
-        const extra = await next();
-        if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
+        yield* readTar(data(), dataLabel);
+        await after();
       } finally {
         await bytes.close();
       }

@@ -1,5 +1,6 @@
 /**
- * unpackDeb: put one verified .deb's data archive into the staging root.
+ * unpackDeb: put one verified .deb's data archive into the staging root
+ * (prepareDeb + unpackPrepared; unpackDebs pipelines a list of them).
  *
  * Safety rules (a package is untrusted input until proven otherwise):
  * - the .deb's sha256 is checked before anything is written;
@@ -13,36 +14,62 @@
  * - on disk, files get `mode & 0777` (never setuid on the host), directories at
  *   least 0755; the index keeps the archive's true mode, owner and capability.
  */
-import { link, lstat, mkdir, chmod, readlink, rm, symlink } from 'node:fs/promises';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
-import { SHA256_HEX, sha256File } from '../util/digest.js';
-import { readDeb, parseControlStanza } from '../deb/deb.js';
+import { SHA256_HEX } from '../util/digest.js';
+import { readDebBuffer, parseControlStanza, type Deb } from '../deb/deb.js';
 import type { TarEntry } from '../deb/tar.js';
 import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
 import { resolveInRoot, splitPath, joinImage } from './root.js';
-import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName, writeNewFile } from './fsutil.js';
+import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, tempName, writeNewFile } from './fsutil.js';
 
 const CAP_KEY = 'SCHILY.xattr.security.capability';
 
-export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string): Promise<StagedPackage> {
+/** How many packages unpackDebs prepares ahead of the one being extracted. */
+const PREPARE_AHEAD = 2;
+
+/**
+ * A .deb whose sha256 has been checked, read and parsed in memory (its xz data
+ * archive decompressed), ready for unpackPrepared. Making one touches no root.
+ */
+export interface PreparedDeb {
+  debPath: string;
+  sha256: string;
+  deb: Deb;
+}
+
+/**
+ * Check a .deb against its pin and read it into memory. Writes nothing, so
+ * several can run at once (unpackDebs prepares the next packages while one is
+ * being extracted).
+ */
+export async function prepareDeb(debPath: string, expectedSha256: string): Promise<PreparedDeb> {
   const expected = expectedSha256.toLowerCase();
   if (!SHA256_HEX.test(expected)) {
     throw new MkimgError('input', `${debPath}: expected sha256 "${expectedSha256}" is not 64 hex digits`);
   }
-  let actual: string;
+  let bytes: Buffer;
   try {
-    actual = (await sha256File(debPath)).hex;
+    bytes = await readFile(debPath);
   } catch (e) {
     throw new MkimgError('input', `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
   }
+  const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== expected) {
     throw new MkimgError('input', `${debPath}: sha256 mismatch: expected ${expected}, got ${actual}`, {
       hint: 'the package file is not the one the lock pins; delete it from the cache and fetch it again (or run `mkimg lock` if the pin is out of date)',
       details: { file: debPath, expected, actual },
     });
   }
+  // Parsed only from the bytes just verified: the file is not read again.
+  return { debPath, sha256: actual, deb: await readDebBuffer(debPath, bytes) };
+}
 
-  const deb = await readDeb(debPath);
+/** Put a prepared .deb's data archive into the staging root (see the rules above). */
+export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): Promise<StagedPackage> {
+  const { debPath, deb } = prepared;
   try {
     const stanza = parseControlStanza(deb.control.control);
     const name = stanza['Package'];
@@ -55,7 +82,7 @@ export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha2
       name,
       version,
       architecture,
-      sha256: actual,
+      sha256: prepared.sha256,
       control: deb.control.control,
       ...(deb.control.md5sums !== undefined ? { md5sums: deb.control.md5sums } : {}),
       paths: [],
@@ -67,6 +94,40 @@ export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha2
   } finally {
     await deb.close();
   }
+}
+
+export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string): Promise<StagedPackage> {
+  return unpackPrepared(root, await prepareDeb(debPath, expectedSha256));
+}
+
+/**
+ * unpackDeb for each package in order, with the next packages' checks, reads
+ * and decompression (prepareDeb) running ahead, at most PREPARE_AHEAD of them.
+ * Extraction into the root stays strictly sequential and in `debs` order, and
+ * the first failure in that order is the one reported, after everything before
+ * it was unpacked, as with a loop of unpackDeb.
+ */
+export async function unpackDebs(root: StagingRoot, debs: ReadonlyArray<{ path: string; sha256: string }>): Promise<StagedPackage[]> {
+  const pending: Array<Promise<PreparedDeb> | undefined> = [];
+  let started = 0;
+  const out: StagedPackage[] = [];
+  try {
+    for (let i = 0; i < debs.length; i++) {
+      while (started < debs.length && started <= i + PREPARE_AHEAD) {
+        const p = prepareDeb(debs[started].path, debs[started].sha256);
+        p.catch(() => {}); // reported in order, when its turn comes
+        pending[started++] = p;
+      }
+      const prepared = await pending[i]!;
+      pending[i] = undefined;
+      out.push(await unpackPrepared(root, prepared));
+    }
+  } catch (e) {
+    // Let the preparations already under way finish (they only read) before reporting.
+    await Promise.allSettled(pending.filter((p) => p !== undefined));
+    throw e;
+  }
+  return out;
 }
 
 class Unpacker {
@@ -155,8 +216,8 @@ class Unpacker {
     const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
     const final = imageJoin(parent, imageBasename(r.path));
     const host = this.root.dir + final;
-    await mkdir(host);
-    await chmod(host, (e.mode & 0o777) | 0o755);
+    mkdirSync(host);
+    chmodSync(host, (e.mode & 0o777) | 0o755);
     this.root.entries.set(final, { path: final, type: 'dir', mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, origin: this.origin });
     this.list(final);
   }
@@ -170,12 +231,12 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = await hostKind(host);
+    const existingKind = hostKindSync(host);
     if (existingKind !== null) {
       // Something is there already: hash the new content aside to compare, never write through it.
       const tmp = tempName(this.root.dir + parent);
       const written = await writeNewFile(tmp, e.body, 0o600);
-      await rm(tmp, { force: true });
+      rmSync(tmp, { force: true });
       const ex = this.root.entries.get(final);
       const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
       if (existingKind === 'file' && exSha === written.sha256) {
@@ -208,16 +269,16 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = await hostKind(host);
+    const existingKind = hostKindSync(host);
     if (existingKind !== null) {
       const ex = this.root.entries.get(final);
-      if (existingKind === 'symlink' && (await readlink(host)) === e.linkname) {
+      if (existingKind === 'symlink' && readlinkSync(host) === e.linkname) {
         this.list(final);
         return;
       }
       throw this.conflict(final, ex, existingKind === 'symlink' ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})` : `a symlink here and a ${existingKind} there`);
     }
-    await symlink(e.linkname, host);
+    symlinkSync(e.linkname, host);
     this.root.entries.set(final, {
       path: final,
       type: 'symlink',
@@ -245,7 +306,7 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = await hostKind(host);
+    const existingKind = hostKindSync(host);
     if (existingKind !== null) {
       const ex = this.root.entries.get(final);
       const same =
@@ -260,9 +321,9 @@ class Unpacker {
       throw this.conflict(final, ex, 'different content (a hardlink here)');
     }
     // Both ends are inside the root: t.path was resolved within it and is a regular file (lstat'ed).
-    const st = await lstat(this.root.dir + first);
+    const st = lstatSync(this.root.dir + first);
     if (!st.isFile()) throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
-    await link(this.root.dir + first, host);
+    linkSync(this.root.dir + first, host);
     this.root.entries.set(final, {
       path: final,
       type: 'hardlink',

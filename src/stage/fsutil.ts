@@ -1,7 +1,7 @@
 /** Small file-system helpers shared by extraction and files: inputs. */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { chmod, mkdir, open, lstat, rm } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { lstat } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { joinImage, resolveInRoot, splitPath } from './root.js';
@@ -10,9 +10,12 @@ import { joinImage, resolveInRoot, splitPath } from './root.js';
  * Write a stream to a new file (never through a symlink, never over an existing
  * file), hashing while writing. The file is created 0600 and chmod'ed to `mode`
  * afterwards, so the umask never decides anything. On failure the file is removed.
+ * The file-system calls are synchronous: one thread-pool round trip per call
+ * costs more than the call itself for the small files packages are made of,
+ * and nothing else writes the staging root meanwhile.
  */
 export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; size: number }> {
-  const fh = await open(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fd = openSync(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   const h = createHash('sha256');
   let size = 0;
   let ok = false;
@@ -20,17 +23,14 @@ export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffe
     for await (const c of chunks) {
       h.update(c);
       let off = 0;
-      while (off < c.length) {
-        const { bytesWritten } = await fh.write(c, off, c.length - off);
-        off += bytesWritten;
-      }
+      while (off < c.length) off += writeSync(fd, c, off, c.length - off);
       size += c.length;
     }
-    await fh.chmod(mode & 0o777);
+    fchmodSync(fd, mode & 0o777);
     ok = true;
   } finally {
-    await fh.close();
-    if (!ok) await rm(hostPath, { force: true });
+    closeSync(fd);
+    if (!ok) rmSync(hostPath, { force: true });
   }
   return { sha256: h.digest('hex'), size };
 }
@@ -63,6 +63,13 @@ export async function hostKind(hostPath: string): Promise<'file' | 'dir' | 'syml
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
+}
+
+/** hostKind, synchronously. */
+export function hostKindSync(hostPath: string): 'file' | 'dir' | 'symlink' | 'other' | null {
+  const st = lstatSync(hostPath, { throwIfNoEntry: false });
+  if (st === undefined) return null;
+  return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
 }
 
 /**
@@ -106,11 +113,11 @@ export async function ensureDir(
   const parts = splitPath(r.path);
   for (let i = 1; i <= parts.length; i++) {
     const p = joinImage(parts.slice(0, i));
-    const k = await hostKind(root.dir + p);
+    const k = hostKindSync(root.dir + p);
     if (k === 'dir') continue;
     if (k !== null) throw new MkimgError('input', `cannot create directory ${p} in the image: a ${k} is in the way`);
-    await mkdir(root.dir + p, { mode: 0o755 });
-    await chmod(root.dir + p, 0o755);
+    mkdirSync(root.dir + p, { mode: 0o755 });
+    chmodSync(root.dir + p, 0o755);
     const e: StageEntry = { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin };
     root.entries.set(p, e);
     created(p);

@@ -1,0 +1,225 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { xz } from '@napi-rs/lzma';
+import { createStagingRoot } from '../../src/stage/root.js';
+import { prepareDeb, unpackDeb, unpackDebs, unpackPrepared } from '../../src/stage/extract.js';
+import type { StagingRoot } from '../../src/stage/types.js';
+import { MkimgError } from '../../src/util/errors.js';
+import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
+import { debBytes, type TarSpec } from '../helpers/hostile-deb.js';
+
+let work: string;
+let debs: string;
+beforeAll(() => {
+  work = tempDir('unpack-debs');
+  debs = join(work, 'debs');
+  mkdirSync(debs);
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+let n = 0;
+async function freshRoot(): Promise<{ root: StagingRoot; caseDir: string; sentinel: string }> {
+  const caseDir = join(work, `case-${++n}`);
+  const sentinel = join(caseDir, 'sentinel');
+  mkdirSync(sentinel, { recursive: true });
+  writeFileSync(join(sentinel, 'target'), 'original');
+  const root = await createStagingRoot(join(caseDir, 'root'));
+  return { root, caseDir, sentinel };
+}
+
+function sentinelIntact(sentinel: string): void {
+  expect(readdirSync(sentinel)).toEqual(['target']);
+  expect(readFileSync(join(sentinel, 'target'), 'utf8')).toBe('original');
+  expect(readdirSync(join(sentinel, '..')).filter((f) => !f.endsWith('.deb')).sort()).toEqual(['root', 'sentinel']);
+}
+
+async function rejection(p: Promise<unknown>): Promise<MkimgError> {
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e, 'expected an MkimgError').toBeInstanceOf(MkimgError);
+  return e as MkimgError;
+}
+
+/** The index without host paths (they name the root directory), in insertion order. */
+function indexOf(root: StagingRoot) {
+  return {
+    entries: [...root.entries.values()].map((e) => ({ ...e, hostPath: e.hostPath?.slice(root.dir.length) })),
+    packages: root.packages,
+  };
+}
+
+/** A crafted .deb with an xz data member (the compression Debian uses). */
+function writeXzDeb(path: string, name: string, data: TarSpec[]): string {
+  writeFileSync(
+    path,
+    debBytes({
+      name,
+      data,
+      members: (s) => [s.binary, s.control, { name: 'data.tar.xz', data: xz.compressSync(s.data.data) }],
+    }),
+  );
+  return path;
+}
+
+function packageSet(): { path: string; sha256: string }[] {
+  const sets: { name: string; items: TreeItem[]; compression?: 'xz' | 'gzip' | 'zstd' | 'none' }[] = [
+    {
+      name: 'base',
+      items: [
+        { path: 'bin/sh', type: 'file', content: 'shell', mode: 0o755 },
+        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
+        { path: 'usr/share/doc/base/copyright', type: 'file', content: 'c', mode: 0o644 },
+        { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
+      ],
+    },
+    {
+      name: 'libs',
+      compression: 'gzip',
+      items: [
+        { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: Buffer.alloc(300_000, 7).toString(), mode: 0o644 },
+        { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
+        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
+      ],
+    },
+    {
+      name: 'tools',
+      compression: 'zstd',
+      items: [
+        { path: 'usr/bin/tool', type: 'file', content: 'tool', mode: 0o4755 },
+        { path: 'usr/bin/tool2', type: 'hardlink', target: 'usr/bin/tool' },
+        { path: 'usr/share/doc/tools/copyright', type: 'file', content: 'c', mode: 0o644 },
+      ],
+    },
+    { name: 'plain', compression: 'none', items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }] },
+    {
+      name: 'last',
+      items: [
+        { path: 'etc/alternatives/sh', type: 'symlink', target: '/bin/sh' },
+        { path: 'usr/lib/last/data', type: 'file', content: 'x'.repeat(70_000), mode: 0o644 },
+      ],
+    },
+  ];
+  return sets.map((s) => buildDeb(debs, { name: s.name, items: s.items, compression: s.compression ?? 'xz' })).map((b) => ({ path: b.path, sha256: b.sha256 }));
+}
+
+describe('unpackDebs', () => {
+  test('gives the same root and index as unpackDeb one package after the other', async () => {
+    const list = packageSet();
+    const seq = await freshRoot();
+    for (const d of list) await unpackDeb(seq.root, d.path, d.sha256);
+    const pip = await freshRoot();
+    const pkgs = await unpackDebs(pip.root, list);
+
+    expect(pkgs).toEqual(pip.root.packages);
+    expect(pkgs.map((p) => p.name)).toEqual(['base', 'libs', 'tools', 'plain', 'last']);
+    expect(indexOf(pip.root)).toEqual(indexOf(seq.root));
+    for (const e of pip.root.entries.values()) {
+      if (e.type === 'file') expect(readFileSync(e.hostPath!)).toEqual(readFileSync(seq.root.dir + e.path));
+    }
+    expect(await unpackDebs((await freshRoot()).root, [])).toEqual([]);
+  });
+
+  test('prepareDeb then unpackPrepared is unpackDeb', async () => {
+    const [d] = packageSet();
+    const a = await freshRoot();
+    await unpackDeb(a.root, d.path, d.sha256);
+    const b = await freshRoot();
+    const prepared = await prepareDeb(d.path, d.sha256.toUpperCase());
+    expect(readdirSync(b.root.dir).sort()).toEqual(['bin', 'lib', 'lib64', 'sbin', 'usr']); // preparing writes nothing
+    await unpackPrepared(b.root, prepared);
+    expect(indexOf(b.root)).toEqual(indexOf(a.root));
+  });
+
+  test('a hostile package in the middle: the ones before are unpacked, it writes nothing outside, same error, the rest not unpacked', async () => {
+    const list = packageSet();
+    for (const gzip of [false, true]) {
+      const seq = await freshRoot();
+      const evilData: TarSpec[] = [
+        { name: './etc/', type: '5' },
+        { name: './etc/escape', type: '2', linkname: '../../sentinel' },
+        { name: './etc/escape/evil', content: 'pwned' },
+        { name: '../sentinel/evil2', content: 'pwned' },
+      ];
+      const evilPath = join(seq.caseDir, 'evil.deb');
+      if (gzip) writeFileSync(evilPath, debBytes({ data: evilData, gzip: true }));
+      else writeXzDeb(evilPath, 'evil', evilData);
+      const evil = { path: evilPath, sha256: sha256Of(evilPath) };
+      const batch = [list[0], list[1], evil, list[2], list[4]];
+
+      let seqErr: MkimgError | null = null;
+      for (const d of batch) {
+        try {
+          await unpackDeb(seq.root, d.path, d.sha256);
+        } catch (e) {
+          seqErr = e as MkimgError;
+          break;
+        }
+      }
+      expect(seqErr).toBeInstanceOf(MkimgError);
+
+      const pip = await freshRoot();
+      const err = await rejection(unpackDebs(pip.root, batch));
+      expect(err.kind).toBe('input');
+      expect(err.message).toBe(seqErr!.message);
+      expect(err.message).toMatch(/hostile package evil/);
+      expect(err.hint).toMatch(/nothing outside the staging root/);
+      sentinelIntact(pip.sentinel);
+      sentinelIntact(seq.sentinel);
+      expect(pip.root.packages.map((p) => p.name)).toEqual(['base', 'libs']);
+      expect(indexOf(pip.root)).toEqual(indexOf(seq.root));
+      expect(existsSync(pip.root.dir + '/usr/bin/tool')).toBe(false);
+      expect(existsSync(pip.root.dir + '/usr/lib/last')).toBe(false);
+    }
+  });
+
+  test('a sha256 mismatch, a missing file or a corrupt xz member is reported in order, after the packages before it', async () => {
+    const list = packageSet();
+    const env = await freshRoot();
+    const corrupt = join(env.caseDir, 'corrupt.deb');
+    writeFileSync(
+      corrupt,
+      debBytes({
+        name: 'corrupt',
+        data: [{ name: './c', content: 'c'.repeat(5000) }],
+        members: (s) => {
+          const z = xz.compressSync(s.data.data);
+          return [s.binary, s.control, { name: 'data.tar.xz', data: z.subarray(0, z.length >> 1) }]; // the xz stream cut short
+        },
+      }),
+    );
+    const cases: [{ path: string; sha256: string }, RegExp][] = [
+      [{ path: list[1].path, sha256: list[0].sha256 }, new RegExp(`sha256 mismatch: expected ${list[0].sha256}, got ${list[1].sha256}`)],
+      [{ path: join(env.caseDir, 'missing.deb'), sha256: list[0].sha256 }, /missing\.deb: cannot read the package file \(ENOENT\)/],
+      [{ path: corrupt, sha256: sha256Of(corrupt) }, /data\.tar\.xz: corrupt xz data/],
+    ];
+    for (const [bad, re] of cases) {
+      const seq = await freshRoot();
+      await unpackDeb(seq.root, list[0].path, list[0].sha256);
+      const seqErr = await rejection(unpackDeb(seq.root, bad.path, bad.sha256));
+      expect(seqErr.message).toMatch(re);
+
+      // The bad one is prepared while the first is still being unpacked; its error waits its turn.
+      const pip = await freshRoot();
+      const err = await rejection(unpackDebs(pip.root, [list[0], bad, list[2], list[3]]));
+      expect(err.message).toBe(seqErr.message);
+      expect(pip.root.packages.map((p) => p.name)).toEqual(['base']);
+      expect(indexOf(pip.root)).toEqual(indexOf(seq.root));
+    }
+  });
+
+  test('the first failure in package order wins even when a later one fails first', async () => {
+    const list = packageSet();
+    const env = await freshRoot();
+    const evil = join(env.caseDir, 'evil.deb');
+    writeXzDeb(evil, 'evil', [{ name: '../sentinel/evil', content: 'pwned' }]);
+    // list[2] is big enough to be prepared after the bad pin of the next one has already failed.
+    const err = await rejection(
+      unpackDebs(env.root, [list[0], { path: evil, sha256: sha256Of(evil) }, { path: list[2].path, sha256: list[3].sha256 }]),
+    );
+    expect(err.message).toMatch(/hostile package evil .*"\.\." component/);
+    sentinelIntact(env.sentinel);
+  });
+});
