@@ -28,7 +28,7 @@ import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, tempNa
 const CAP_KEY = 'SCHILY.xattr.security.capability';
 
 /** How many packages unpackDebs prepares ahead of the one being extracted. */
-const PREPARE_AHEAD = 2;
+const PREPARE_AHEAD = 4;
 
 /**
  * A .deb whose sha256 has been checked, read and parsed in memory (its xz data
