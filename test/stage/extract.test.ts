@@ -8,6 +8,7 @@ import type { StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { writeDeb, type TarSpec } from '../helpers/hostile-deb.js';
+import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
 
 let work: string;
 let debs: string;
@@ -18,22 +19,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-let n = 0;
-/** A fresh root at <case>/root with a sentinel directory next to it at <case>/sentinel. */
-async function freshRoot(): Promise<{ root: StagingRoot; caseDir: string; sentinel: string }> {
-  const caseDir = join(work, `case-${++n}`);
-  const sentinel = join(caseDir, 'sentinel');
-  mkdirSync(sentinel, { recursive: true });
-  writeFileSync(join(sentinel, 'target'), 'original');
-  const root = await createStagingRoot(join(caseDir, 'root'));
-  return { root, caseDir, sentinel };
-}
-
-function sentinelIntact(sentinel: string): void {
-  expect(readdirSync(sentinel)).toEqual(['target']);
-  expect(readFileSync(join(sentinel, 'target'), 'utf8')).toBe('original');
-  expect(readdirSync(join(sentinel, '..')).filter((f) => !f.endsWith('.deb')).sort()).toEqual(['root', 'sentinel']);
-}
+const freshRoot = sentinelRoots(() => work);
 
 async function expectHostile(p: Promise<unknown>, re: RegExp, kind = 'input'): Promise<MkimgError> {
   const e = await p.then(
