@@ -258,6 +258,7 @@ class Unpacker {
       hostPath: host,
       origin: this.origin,
       sha256: written.sha256,
+      sha1: written.sha1,
       ...this.capability(e),
     });
     this.files.add(final);

@@ -14,14 +14,17 @@ import { joinImage, resolveInRoot, splitPath } from './root.js';
  * costs more than the call itself for the small files packages are made of,
  * and nothing else writes the staging root meanwhile.
  */
-export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; size: number }> {
+export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; sha1: string; size: number }> {
   const fd = openSync(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   const h = createHash('sha256');
+  // sha1 too, in the same pass: the SBOM needs it for every file (SPDX 2.3).
+  const h1 = createHash('sha1');
   let size = 0;
   let ok = false;
   try {
     for await (const c of chunks) {
       h.update(c);
+      h1.update(c);
       let off = 0;
       while (off < c.length) off += writeSync(fd, c, off, c.length - off);
       size += c.length;
@@ -32,7 +35,7 @@ export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffe
     closeSync(fd);
     if (!ok) rmSync(hostPath, { force: true });
   }
-  return { sha256: h.digest('hex'), size };
+  return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
 }
 
 /** A temporary name next to `hostPath` (same directory, so rename is atomic). */
