@@ -24,7 +24,7 @@ import { checkManifestSignature } from '../sign/verify-signature.js';
 import { writeImageTar, type WrittenImage } from '../image/write-image.js';
 import type { LayerEntry } from '../image/layer.js';
 import { MANIFEST_SHA_LABEL } from '../image/oci.js';
-import { cacheLookup, cachePublish } from '../registry/cache.js';
+import { cachedBuild } from '../registry/build-cache.js';
 import { pushImage, type PushResult } from '../registry/push.js';
 import { checkImageIntegrity } from '../verify/integrity.js';
 import { MkimgError } from '../util/errors.js';
@@ -68,7 +68,7 @@ export interface BuildResult {
   files: number;
   signer?: string;
   minimize?: MinimizeReport;
-  /** "hit": pulled from --cache-registry and checked; "published": built and pushed there. */
+  /** "hit": pulled from --cache-registry and checked; "published": built and pushed there; "unavailable": built, the cache could not be used. */
   cache?: 'hit' | 'published' | 'unavailable';
   /** Things that did not stop the build but that the user should know. */
   warnings: string[];
@@ -96,73 +96,71 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   validateUser(manifest);
 
   const registryOpts = { insecure: opts.insecure, progress: !opts.quiet };
-  if (opts.cacheRegistry) {
-    const hit = await fromCacheRegistry(manifest, opts.cacheRegistry, output, registryOpts, progress);
-    if (hit) {
-      const pushed = opts.push ? await pushImage(output, opts.push, { ...registryOpts, mountFrom: opts.cacheRegistry }) : undefined;
-      return { ...hit, signer, cache: 'hit', pushed };
+  if (!opts.cacheRegistry) {
+    const result = await buildFromInputs(manifest, opts, output, progress);
+    result.signer = signer;
+    if (opts.push) {
+      progress(`push: ${opts.push}`);
+      result.pushed = await pushImage(output, opts.push, registryOpts);
     }
+    return result;
   }
 
-  const result = await buildFromInputs(manifest, opts, output, progress);
-  result.signer = signer;
-  if (opts.cacheRegistry) {
-    // The image is built and correct; a cache that cannot take it costs the
-    // next machine a build, not this one its result.
-    progress(`cache: publishing to ${opts.cacheRegistry}`);
-    try {
-      await cachePublish(opts.cacheRegistry, manifest.origin.sha256, output, registryOpts);
-      result.cache = 'published';
-    } catch (e) {
-      result.cache = 'unavailable';
-      result.warnings.push(`cache registry ${opts.cacheRegistry}: could not publish: ${(e as Error).message}`);
-    }
+  // A registry as shared build cache: an entry built from the same manifest
+  // bytes replaces the build when it passes the checks of `mkimg verify
+  // --no-rebuild` (every digest, and the manifest binding label). A cache that
+  // is down or refuses costs a build, never the result: it becomes a warning.
+  let built: BuildResult | undefined;
+  const warnings: string[] = [];
+  const cached = await cachedBuild({
+    cacheRepo: opts.cacheRegistry,
+    manifestSha256: manifest.origin.sha256,
+    name: manifest.name,
+    tag: manifest.tag,
+    output,
+    build: async () => {
+      built = await buildFromInputs(manifest, opts, output, progress);
+    },
+    check: async (tar) => {
+      const checked = await checkImageIntegrity(tar);
+      if (checked.labels[MANIFEST_SHA_LABEL] !== manifest.origin.sha256) {
+        throw new MkimgError('binding', `the cache entry was not built from ${manifest.origin.path}`);
+      }
+    },
+    push: opts.push,
+    registry: registryOpts,
+    onNote: progress,
+  });
+  if (cached.cache === 'unavailable' || cached.cache === 'rejected') {
+    warnings.push(`cache registry ${opts.cacheRegistry}: ${cached.cache === 'unavailable' ? 'lookup failed' : 'entry failed its checks'}; built instead`);
   }
-  if (opts.push) {
-    progress(`push: ${opts.push}`);
-    // Blobs already in the cache repository are mounted, not uploaded again.
-    result.pushed = await pushImage(output, opts.push, { ...registryOpts, mountFrom: result.cache === 'published' ? opts.cacheRegistry : undefined });
-  }
-  return result;
+  if (cached.cache !== 'hit' && !cached.published) warnings.push(`cache registry ${opts.cacheRegistry}: could not publish the image`);
+  const result = built ?? (await describeImage(manifest, output));
+  return {
+    ...result,
+    signer,
+    cache: cached.cache === 'hit' ? 'hit' : cached.published ? 'published' : 'unavailable',
+    pushed: cached.pushed,
+    warnings: [...result.warnings, ...warnings],
+  };
 }
 
-/**
- * A registry entry built from the same manifest bytes replaces the build when
- * it passes the checks of `mkimg verify --no-rebuild`: every digest, and the
- * manifest binding label.
- */
-async function fromCacheRegistry(
-  manifest: Manifest,
-  repo: string,
-  output: string,
-  registryOpts: { insecure?: boolean; progress?: boolean },
-  progress: (m: string) => void,
-): Promise<BuildResult | null> {
-  progress(`cache: looking up ${repo}`);
-  const pulled = await cacheLookup(repo, manifest.origin.sha256, { ...registryOpts, name: `${manifest.name}:${manifest.tag}`, dir: dirname(output) });
-  if (!pulled) return null;
-  try {
-    const checked = await checkImageIntegrity(pulled);
-    if (checked.labels[MANIFEST_SHA_LABEL] !== manifest.origin.sha256) {
-      throw new MkimgError('binding', `cache entry in ${repo} was not built from ${manifest.origin.path}`);
-    }
-    renameSync(pulled, output);
-    return {
-      imageId: checked.configDigest,
-      manifestDigest: checked.manifestDigest,
-      output,
-      sizeBytes: statSync(output).size,
-      name: manifest.name,
-      tag: manifest.tag,
-      manifestSha256: manifest.origin.sha256,
-      layers: checked.layers,
-      packages: manifest.lock?.packages.length ?? 0,
-      files: 0,
-      warnings: [],
-    };
-  } finally {
-    rmSync(pulled, { force: true });
-  }
+/** What a build result says about an image tar taken from the cache (checked already). */
+async function describeImage(manifest: Manifest, output: string): Promise<BuildResult> {
+  const checked = await checkImageIntegrity(output);
+  return {
+    imageId: checked.configDigest,
+    manifestDigest: checked.manifestDigest,
+    output,
+    sizeBytes: statSync(output).size,
+    name: manifest.name,
+    tag: manifest.tag,
+    manifestSha256: manifest.origin.sha256,
+    layers: checked.layers,
+    packages: manifest.lock?.packages.length ?? 0,
+    files: 0,
+    warnings: [],
+  };
 }
 
 async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {

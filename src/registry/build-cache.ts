@@ -5,9 +5,8 @@
  * A cache that is down or refuses never fails the build: it is reported
  * through onNote and the build goes on. A failing --push does fail.
  */
-import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { sha256Hex } from '../util/digest.js';
 import { cacheLookup, cachePublish, cacheReference } from './cache.js';
 import type { RegistryOptions } from './client.js';
 import { pushImage, type PushResult } from './push.js';
@@ -16,8 +15,8 @@ import { parseReference, parseRepository } from './reference.js';
 export interface CachedBuildOptions {
   /** HOST[:PORT]/REPO of the cache. */
   cacheRepo: string;
-  /** The manifest file; the cache key is the sha256 of its bytes. */
-  manifestPath: string;
+  /** The cache key: sha256 of the manifest's bytes (the bytes the caller verified and parsed). */
+  manifestSha256: string;
   /** The manifest's name and tag: recorded in a pulled tar so it equals a local build. */
   name: string;
   tag: string;
@@ -42,7 +41,7 @@ export interface CachedBuildResult {
 
 export async function cachedBuild(opts: CachedBuildOptions): Promise<CachedBuildResult> {
   const note = opts.onNote ?? (() => {});
-  const manifestSha256 = sha256Hex(readFileSync(opts.manifestPath));
+  const manifestSha256 = opts.manifestSha256;
   const cacheRef = cacheReference(opts.cacheRepo, manifestSha256);
   const output = resolve(opts.output);
   let state: CachedBuildResult['cache'] = 'miss';

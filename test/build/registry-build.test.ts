@@ -69,4 +69,13 @@ describe('build with a registry', () => {
     expect(uploadRequests(proxy.log)).toEqual([]);
     rmSync(otherDir, { recursive: true, force: true });
   });
+
+  it('a cache registry that is down costs a build, not the result: exit 0 with a warning', async () => {
+    const out = join(work, 'down.tar');
+    const r = await mkimgJsonAsync<BuildJson & { warnings: string[] }>(['build', manifest, '-o', out, '--cache-registry', '127.0.0.1:1/nowhere']);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.json.cache).toBe('unavailable');
+    expect(r.json.warnings.join('\n')).toMatch(/cache registry 127\.0\.0\.1:1\/nowhere: lookup failed; built instead/);
+    expect(readFileSync(out).length).toBe(readFileSync(join(work, 'first.tar')).length);
+  });
 });

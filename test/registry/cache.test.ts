@@ -96,7 +96,7 @@ describe('cachedBuild (build --cache-registry glue)', () => {
     let builds = 0;
     const common = {
       cacheRepo: `${reg.host}/glue-cache`,
-      manifestPath,
+      manifestSha256: h,
       name: 'glue',
       tag: '1',
       build: async () => {
