@@ -17,6 +17,7 @@ import { writeSystemFiles } from '../system/files.js';
 import { writeStatusD } from '../system/statusd.js';
 import { writeSbom } from '../sbom/spdx.js';
 import { fetchPinnedDebs } from '../fetch/debs.js';
+import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import { minimizeAndProve } from '../minimize/minimize.js';
 import type { MinimizeReport } from '../minimize/report.js';
@@ -171,7 +172,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   try {
     progress('staging: unpacking packages');
     const root = await createStagingRoot(join(stagingDir, 'root'));
-    await unpackDebs(root, debs);
+    await unpackDebs(root, debs, { cacheDir: opts.cacheDir ?? defaultCacheDir() });
     // Nothing runs in the staging root without minimization: index the inputs in place.
     await addFileInputs(root, manifest.files, { materialize: manifest.minimize !== false });
     // What maintainer scripts would have written: always kept.

@@ -64,15 +64,31 @@ export async function readDeb(path: string): Promise<Deb> {
  * then replays exactly what a streamed read gives: the same entries, and each
  * error (truncation, corrupt data, a member after data.tar) at the same point.
  * Other compressions stay streamed from memory, as readDeb streams them.
+ * With a dataCache, an xz or zstd data archive is taken from it when it holds
+ * one (and stored in it after decompressing otherwise; zstd is then also
+ * decompressed whole here), with the same replay.
  */
-export async function readDebBuffer(path: string, bytes: Buffer): Promise<Deb> {
+export async function readDebBuffer(path: string, bytes: Buffer, opts: { dataCache?: DataArchiveCache } = {}): Promise<Deb> {
   const source = (async function* () {
     yield bytes;
   })();
-  return parseDeb(new ByteReader(source, path), path, true);
+  return parseDeb(new ByteReader(source, path), path, true, opts.dataCache);
 }
 
-async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean): Promise<Deb> {
+/**
+ * A store of this one .deb's decompressed data archive (readDebBuffer's
+ * dataCache), bound by the caller to the .deb's sha256 after checking that
+ * sha256 against its pin. Used for xz and zstd data members only; the store
+ * verifies what it returns, and its failures count as misses.
+ */
+export interface DataArchiveCache {
+  /** The decompressed data archive stored for this .deb (verified), or undefined. */
+  get(): Promise<Buffer | undefined>;
+  /** Store it; called only after the member decompressed without error and nothing but "_" members follow it. */
+  put(data: readonly Buffer[]): Promise<void>;
+}
+
+async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataCache?: DataArchiveCache): Promise<Deb> {
   const ar = new ArReader(bytes, path);
   try {
     const next = async (): Promise<import('./ar.js').ArMember | null> => {
@@ -111,14 +127,25 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean): Prom
       const extra = await next();
       if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
     };
-    if (eagerXz && dComp === 'xz') {
-      const out: Buffer[] = [];
+    const cache = eagerXz && (dComp === 'xz' || dComp === 'zstd') ? dataCache : undefined;
+    if (eagerXz && (dComp === 'xz' || cache)) {
+      let out: Buffer[] = [];
       let dataErr: { e: unknown } | null = null;
       let afterErr: { e: unknown } | null = null;
-      try {
-        for await (const c of decompress(ar.body(), dComp, dataLabel)) out.push(c);
-      } catch (e) {
-        dataErr = { e };
+      // A cached copy stands in for decompressing the member only: the member's
+      // compressed bytes are then skipped (by next()), and everything around it
+      // (the ar layout, the control archive, nothing after data.tar) is still
+      // read from the verified .deb bytes. An entry is only ever stored after
+      // the same .deb decompressed cleanly, so a hit cannot hide a corrupt member.
+      const cached = cache ? await cache.get().catch(() => undefined) : undefined;
+      if (cached) {
+        out = [cached];
+      } else {
+        try {
+          for await (const c of decompress(ar.body(), dComp, dataLabel)) out.push(c);
+        } catch (e) {
+          dataErr = { e };
+        }
       }
       if (!dataErr) {
         try {
@@ -127,6 +154,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean): Prom
           afterErr = { e };
         }
       }
+      if (cache && !cached && !dataErr && !afterErr) await cache.put(out).catch(() => {});
       await bytes.close();
       data = async function* () {
         yield* out;

@@ -5,7 +5,7 @@
  * last rename wins, and both wrote the same bytes). Entries are verified on
  * read: a corrupted one is deleted and fetched again.
  */
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -81,5 +81,62 @@ export class BlobCache {
 
   async discard(tempPath: string): Promise<void> {
     await rm(tempPath, { force: true });
+  }
+}
+
+/**
+ * Decompressed data archives of .debs, so a warm build does not decompress
+ * every package again: <cacheDir>/data/sha256/<deb sha256>.<tar sha256>.tar.
+ * The key is the sha256 of the .deb the tar came from (only ever one the
+ * caller checked against its pin); the second digest is the tar's own, checked
+ * on every read, so a corrupted or truncated entry is deleted and reported as
+ * a miss, never used. Written like the blobs (temp name in the same folder,
+ * then rename), so concurrent builds are safe. The store is best effort: a
+ * caller treats any failure to read or write it as a miss.
+ */
+export class DataCache {
+  readonly dir: string;
+  constructor(cacheDir: string) {
+    this.dir = join(cacheDir, 'data', 'sha256');
+  }
+
+  /** The verified tar stored for the .deb with this sha256, or undefined (bad entries are deleted). */
+  async get(debSha256: string): Promise<Buffer | undefined> {
+    if (!SHA256_HEX.test(debSha256)) throw new MkimgError('internal', `not a sha256 hex digest: ${debSha256}`);
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return undefined;
+    }
+    for (const n of names.filter((x) => x.startsWith(debSha256 + '.')).sort()) {
+      const m = /^([0-9a-f]{64})\.([0-9a-f]{64})\.tar$/.exec(n);
+      if (!m || m[1] !== debSha256) continue;
+      const p = join(this.dir, n);
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(p);
+      } catch {
+        continue;
+      }
+      if (sha256Hex(bytes) === m[2]) return bytes;
+      await rm(p, { force: true }).catch(() => {});
+    }
+    return undefined;
+  }
+
+  /** Store the tar decompressed from the .deb with this (verified) sha256. */
+  async put(debSha256: string, data: Buffer | readonly Buffer[]): Promise<void> {
+    if (!SHA256_HEX.test(debSha256)) throw new MkimgError('internal', `not a sha256 hex digest: ${debSha256}`);
+    const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
+    await mkdir(this.dir, { recursive: true });
+    const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      await writeFile(tmp, bytes);
+      await rename(tmp, join(this.dir, `${debSha256}.${sha256Hex(bytes)}.tar`));
+    } catch (e) {
+      await rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
   }
 }

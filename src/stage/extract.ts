@@ -19,7 +19,8 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
 import { SHA256_HEX } from '../util/digest.js';
-import { readDebBuffer, parseControlStanza, type Deb } from '../deb/deb.js';
+import { readDebBuffer, parseControlStanza, type DataArchiveCache, type Deb } from '../deb/deb.js';
+import { DataCache } from '../fetch/cache.js';
 import type { TarEntry } from '../deb/tar.js';
 import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
 import { resolveInRoot, splitPath, joinImage } from './root.js';
@@ -40,12 +41,37 @@ export interface PreparedDeb {
   deb: Deb;
 }
 
+export interface UnpackOptions {
+  /**
+   * A cache directory (as for BlobCache) whose data/sha256/ keeps the
+   * decompressed data archives of xz and zstd packages, so a warm build does
+   * not decompress them again. Absent: nothing is cached.
+   */
+  cacheDir?: string;
+}
+
 /**
- * Check a .deb against its pin and read it into memory. Writes nothing, so
- * several can run at once (unpackDebs prepares the next packages while one is
- * being extracted).
+ * Check a .deb against its pin and read it into memory. Writes nothing into
+ * any root (only, with opts.cacheDir, into the data cache), so several can run
+ * at once (unpackDebs prepares the next packages while one is being extracted).
+ *
+ * Trust chain with the data cache: the .deb is still read whole and its sha256
+ * checked against the pin before anything else, as without the cache; its
+ * control archive and ar layout are still parsed from those verified bytes.
+ * Only the decompression of the data member is replaced, by an entry keyed by
+ * that verified sha256, written only after the same .deb decompressed cleanly,
+ * and checked on every read against the tar digest recorded in its name (a bad
+ * entry is deleted and the member decompressed again). That digest guards
+ * against corruption and truncation, not against someone who can write the
+ * cache directory on purpose (nothing outside the cache records it). Whatever
+ * the tar holds, every entry still goes through the Unpacker's checks below,
+ * at extraction time, cached or not.
  */
-export async function prepareDeb(debPath: string, expectedSha256: string): Promise<PreparedDeb> {
+export async function prepareDeb(debPath: string, expectedSha256: string, opts: UnpackOptions = {}): Promise<PreparedDeb> {
+  return prepareWith(debPath, expectedSha256, opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined);
+}
+
+async function prepareWith(debPath: string, expectedSha256: string, cache: DataCache | undefined): Promise<PreparedDeb> {
   const expected = expectedSha256.toLowerCase();
   if (!SHA256_HEX.test(expected)) {
     throw new MkimgError('input', `${debPath}: expected sha256 "${expectedSha256}" is not 64 hex digits`);
@@ -64,7 +90,11 @@ export async function prepareDeb(debPath: string, expectedSha256: string): Promi
     });
   }
   // Parsed only from the bytes just verified: the file is not read again.
-  return { debPath, sha256: actual, deb: await readDebBuffer(debPath, bytes) };
+  const dataCache: DataArchiveCache | undefined = cache && {
+    get: () => cache.get(actual),
+    put: (data) => cache.put(actual, data),
+  };
+  return { debPath, sha256: actual, deb: await readDebBuffer(debPath, bytes, dataCache ? { dataCache } : {}) };
 }
 
 /** Put a prepared .deb's data archive into the staging root (see the rules above). */
@@ -102,19 +132,24 @@ export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha2
 
 /**
  * unpackDeb for each package in order, with the next packages' checks, reads
- * and decompression (prepareDeb) running ahead, at most PREPARE_AHEAD of them.
+ * and decompression (prepareDeb, with opts.cacheDir's data cache) running ahead, at most PREPARE_AHEAD of them.
  * Extraction into the root stays strictly sequential and in `debs` order, and
  * the first failure in that order is the one reported, after everything before
  * it was unpacked, as with a loop of unpackDeb.
  */
-export async function unpackDebs(root: StagingRoot, debs: ReadonlyArray<{ path: string; sha256: string }>): Promise<StagedPackage[]> {
+export async function unpackDebs(
+  root: StagingRoot,
+  debs: ReadonlyArray<{ path: string; sha256: string }>,
+  opts: UnpackOptions = {},
+): Promise<StagedPackage[]> {
+  const cache = opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined;
   const pending: Array<Promise<PreparedDeb> | undefined> = [];
   let started = 0;
   const out: StagedPackage[] = [];
   try {
     for (let i = 0; i < debs.length; i++) {
       while (started < debs.length && started <= i + PREPARE_AHEAD) {
-        const p = prepareDeb(debs[started].path, debs[started].sha256);
+        const p = prepareWith(debs[started].path, debs[started].sha256, cache);
         p.catch(() => {}); // reported in order, when its turn comes
         pending[started++] = p;
       }

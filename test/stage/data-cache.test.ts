@@ -1,0 +1,270 @@
+/**
+ * The data cache (unpackDebs(root, debs, { cacheDir })): decompressed data
+ * archives of xz/zstd packages kept under <cacheDir>/data/sha256/, verified on
+ * read, never a way around the extraction checks.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { xz } from '@napi-rs/lzma';
+import { unpackDebs } from '../../src/stage/extract.js';
+import type { StagingRoot } from '../../src/stage/types.js';
+import { MkimgError } from '../../src/util/errors.js';
+import { sha256Hex } from '../../src/util/digest.js';
+import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
+import { debBytes, tarBytes, type TarSpec } from '../helpers/hostile-deb.js';
+import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
+
+let work: string;
+let debs: string;
+let list: { path: string; sha256: string }[];
+beforeAll(() => {
+  work = tempDir('data-cache');
+  debs = join(work, 'debs');
+  mkdirSync(debs);
+  list = packageSet();
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const freshRoot = sentinelRoots(() => work);
+let cacheN = 0;
+const freshCache = (): string => join(work, `cache-${++cacheN}`);
+const dataDir = (cacheDir: string): string => join(cacheDir, 'data', 'sha256');
+
+async function rejection(p: Promise<unknown>): Promise<MkimgError> {
+  const e = await p.then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e, 'expected an MkimgError').toBeInstanceOf(MkimgError);
+  return e as MkimgError;
+}
+
+/** The index without host paths, plus every file's bytes. */
+function snapshot(root: StagingRoot) {
+  const entries = [...root.entries.values()].map((e) => ({ ...e, hostPath: e.hostPath?.slice(root.dir.length) }));
+  const contents: Record<string, string> = {};
+  for (const e of root.entries.values()) if (e.type === 'file') contents[e.path] = readFileSync(e.hostPath!).toString('base64');
+  return { entries, packages: root.packages, contents };
+}
+
+function packageSet(): { path: string; sha256: string }[] {
+  const sets: { name: string; items: TreeItem[]; compression: 'xz' | 'gzip' | 'zstd' | 'none' }[] = [
+    {
+      name: 'base',
+      compression: 'xz',
+      items: [
+        { path: 'bin/sh', type: 'file', content: 'shell', mode: 0o755 },
+        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
+        { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
+      ],
+    },
+    {
+      name: 'libs',
+      compression: 'gzip',
+      items: [
+        { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: 'z'.repeat(100_000), mode: 0o644 },
+        { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
+      ],
+    },
+    {
+      name: 'tools',
+      compression: 'zstd',
+      items: [
+        { path: 'usr/bin/tool', type: 'file', content: 'tool', mode: 0o4755 },
+        { path: 'usr/bin/tool2', type: 'hardlink', target: 'usr/bin/tool' },
+      ],
+    },
+    { name: 'plain', compression: 'none', items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }] },
+    {
+      name: 'last',
+      compression: 'xz',
+      items: [
+        { path: 'etc/alternatives/sh', type: 'symlink', target: '/bin/sh' },
+        { path: 'usr/lib/last/data', type: 'file', content: 'x'.repeat(70_000), mode: 0o644 },
+      ],
+    },
+  ];
+  return sets.map((s) => buildDeb(debs, { name: s.name, items: s.items, compression: s.compression })).map((b) => ({ path: b.path, sha256: b.sha256 }));
+}
+
+/** Cache entries as { deb sha256 -> file name }. */
+function entriesOf(cacheDir: string): Map<string, string> {
+  const d = dataDir(cacheDir);
+  const out = new Map<string, string>();
+  if (!existsSync(d)) return out;
+  for (const n of readdirSync(d)) out.set(n.slice(0, 64), n);
+  return out;
+}
+
+async function unpackSnapshot(opts: { cacheDir?: string } = {}, set = list) {
+  const r = await freshRoot();
+  await unpackDebs(r.root, set, opts);
+  sentinelIntact(r.sentinel);
+  return snapshot(r.root);
+}
+
+describe('data cache', () => {
+  test('a cold then a warm unpack give the index and contents of an uncached one; only xz and zstd are stored', async () => {
+    const plain = await unpackSnapshot();
+    const cache = freshCache();
+    expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
+
+    const stored = entriesOf(cache);
+    expect([...stored.keys()].sort()).toEqual([list[0].sha256, list[2].sha256, list[4].sha256].sort()); // xz, zstd, xz
+    for (const [deb, name] of stored) {
+      const bytes = readFileSync(join(dataDir(cache), name));
+      expect(name).toBe(`${deb}.${sha256Hex(bytes)}.tar`);
+    }
+
+    expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
+    expect(entriesOf(cache)).toEqual(stored);
+  });
+
+  test('a warm unpack reads the cached tar instead of decompressing (an entry of the right name and digest is used)', async () => {
+    // Proof the entry is used: a different (benign) tar stored under base's key shows up in the root.
+    const cache = freshCache();
+    await unpackSnapshot({ cacheDir: cache });
+    const tar = tarBytes([
+      { name: './', type: '5' },
+      { name: './bin/', type: '5' },
+      { name: './bin/sh', content: 'from the cache', mode: 0o755 },
+    ]);
+    const d = dataDir(cache);
+    rmSync(join(d, entriesOf(cache).get(list[0].sha256)!));
+    writeFileSync(join(d, `${list[0].sha256}.${sha256Hex(tar)}.tar`), tar);
+    const r = await freshRoot();
+    await unpackDebs(r.root, [list[0]], { cacheDir: cache });
+    expect(readFileSync(r.root.dir + '/usr/bin/sh', 'utf8')).toBe('from the cache');
+  });
+
+  for (const damage of ['corrupted', 'truncated', 'emptied'] as const) {
+    test(`a ${damage} entry is detected, deleted and rebuilt, with the same result`, async () => {
+      const plain = await unpackSnapshot();
+      const cache = freshCache();
+      await unpackSnapshot({ cacheDir: cache });
+      const good = entriesOf(cache);
+      const d = dataDir(cache);
+      for (const deb of [list[0].sha256, list[2].sha256]) {
+        const p = join(d, good.get(deb)!);
+        const b = readFileSync(p);
+        if (damage === 'corrupted') {
+          b[600] ^= 0x20; // inside the first file's header/content
+          writeFileSync(p, b);
+        } else truncateSync(p, damage === 'truncated' ? b.length >> 1 : 0);
+      }
+      expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
+      // Rebuilt under the same names with the good bytes.
+      expect(entriesOf(cache)).toEqual(good);
+      for (const name of good.values()) expect(sha256Hex(readFileSync(join(d, name)))).toBe(name.slice(65, 129));
+    });
+  }
+
+  test('a damaged entry whose name does not fit, and leftover temp files, are ignored', async () => {
+    const plain = await unpackSnapshot();
+    const cache = freshCache();
+    mkdirSync(dataDir(cache), { recursive: true });
+    writeFileSync(join(dataDir(cache), `${list[0].sha256}.nothex.tar`), 'junk');
+    writeFileSync(join(dataDir(cache), `.tmp-1-abcdef`), 'junk');
+    expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
+    expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
+  });
+
+  test('two concurrent unpacks sharing one cache dir both succeed (cold, then warm)', async () => {
+    const plain = await unpackSnapshot();
+    const cache = freshCache();
+    for (let round = 0; round < 2; round++) {
+      const [a, b] = await Promise.all([unpackSnapshot({ cacheDir: cache }), unpackSnapshot({ cacheDir: cache })]);
+      expect(a).toEqual(plain);
+      expect(b).toEqual(plain);
+      expect(entriesOf(cache).size).toBe(3);
+      expect(readdirSync(dataDir(cache)).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    }
+  });
+
+  test('an unwritable cache dir costs only the caching', async () => {
+    const plain = await unpackSnapshot();
+    const blocker = join(work, 'not-a-dir');
+    writeFileSync(blocker, 'a file where the cache dir should be');
+    expect(await unpackSnapshot({ cacheDir: blocker })).toEqual(plain);
+  });
+
+  test('a hostile package is refused the same way uncached, cold and warm; a hostile tar planted in the cache is refused too', async () => {
+    const evilData: TarSpec[] = [
+      { name: './etc/', type: '5' },
+      { name: './etc/escape', type: '2', linkname: '../../sentinel' },
+      { name: './etc/escape/evil', content: 'pwned' },
+      { name: '../sentinel/evil2', content: 'pwned' },
+    ];
+    const evilPath = join(debs, 'evil.deb');
+    writeFileSync(
+      evilPath,
+      debBytes({ name: 'evil', data: evilData, members: (s) => [s.binary, s.control, { name: 'data.tar.xz', data: xz.compressSync(s.data.data) }] }),
+    );
+    const evil = { path: evilPath, sha256: sha256Of(evilPath) };
+    const batch = [list[0], evil, list[4]];
+
+    const run = async (opts: { cacheDir?: string }) => {
+      const r = await freshRoot();
+      const err = await rejection(unpackDebs(r.root, batch, opts));
+      sentinelIntact(r.sentinel);
+      expect(r.root.packages.map((p) => p.name)).toEqual(['base']);
+      return { message: err.message.split(r.caseDir).join('<case>'), hint: err.hint, kind: err.kind, index: snapshot(r.root) };
+    };
+    const uncached = await run({});
+    expect(uncached.message).toMatch(/hostile package evil/);
+    const cache = freshCache();
+    expect(await run({ cacheDir: cache })).toEqual(uncached); // cold: its data is stored (it decompressed cleanly)...
+    expect(entriesOf(cache).has(evil.sha256)).toBe(true);
+    expect(await run({ cacheDir: cache })).toEqual(uncached); // ...and refused again, from the cache, the same way
+
+    // A hostile tar put into the cache under a benign package's key (with a matching digest):
+    // extraction checks every entry, cached or not.
+    const hostileTar = tarBytes([
+      { name: './', type: '5' },
+      { name: '../sentinel/evil', content: 'pwned' },
+    ]);
+    const d = dataDir(cache);
+    rmSync(join(d, entriesOf(cache).get(list[4].sha256)!));
+    writeFileSync(join(d, `${list[4].sha256}.${sha256Hex(hostileTar)}.tar`), hostileTar);
+    const r = await freshRoot();
+    const err = await rejection(unpackDebs(r.root, [list[0], list[4]], { cacheDir: cache }));
+    expect(err.message).toMatch(/hostile package last .*"\.\.\/sentinel\/evil": name .* has a "\.\." component/);
+    sentinelIntact(r.sentinel);
+  });
+
+  test('a corrupt xz member is never cached and is reported the same way each time', async () => {
+    const corrupt = join(debs, 'corrupt.deb');
+    writeFileSync(
+      corrupt,
+      debBytes({
+        name: 'corrupt',
+        data: [{ name: './c', content: 'c'.repeat(5000) }],
+        members: (s) => {
+          const z = xz.compressSync(s.data.data);
+          return [s.binary, s.control, { name: 'data.tar.xz', data: z.subarray(0, z.length >> 1) }];
+        },
+      }),
+    );
+    const bad = { path: corrupt, sha256: sha256Of(corrupt) };
+    const cache = freshCache();
+    const messages: string[] = [];
+    for (const opts of [{}, { cacheDir: cache }, { cacheDir: cache }]) {
+      const r = await freshRoot();
+      messages.push((await rejection(unpackDebs(r.root, [list[0], bad], opts))).message);
+    }
+    expect(messages[0]).toMatch(/data\.tar\.xz: corrupt xz data/);
+    expect(new Set(messages).size).toBe(1);
+    expect(entriesOf(cache).has(bad.sha256)).toBe(false);
+    expect(entriesOf(cache).has(list[0].sha256)).toBe(true);
+  });
+
+  test('the .deb is still checked against its pin when its data is cached', async () => {
+    const cache = freshCache();
+    await unpackSnapshot({ cacheDir: cache });
+    const r = await freshRoot();
+    const err = await rejection(unpackDebs(r.root, [{ path: list[4].path, sha256: list[0].sha256 }], { cacheDir: cache }));
+    expect(err.message).toMatch(/sha256 mismatch/);
+    expect(r.root.packages).toEqual([]);
+  });
+});
