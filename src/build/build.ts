@@ -54,6 +54,8 @@ export interface BuildOptions {
   cacheRegistry?: string;
   /** Allow plain HTTP to non-loopback registries. */
   insecure?: boolean;
+  /** Reuse decompressed .deb data archives from the cache (faster warm builds; see SPEC §8 "Cache"). */
+  dataCache?: boolean;
 }
 
 export interface BuildResult {
@@ -172,7 +174,11 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   try {
     progress('staging: unpacking packages');
     const root = await createStagingRoot(join(stagingDir, 'root'));
-    await unpackDebs(root, debs, { cacheDir: opts.cacheDir ?? defaultCacheDir() });
+    // The decompressed-data cache is opt-in: nothing outside the cache vouches
+    // for a cached tar (only its own digest), so whoever can write the cache
+    // could change what a build puts in the image. The .debs themselves are
+    // always checked against the pins in the (signed) manifest.
+    await unpackDebs(root, debs, opts.dataCache ? { cacheDir: opts.cacheDir ?? defaultCacheDir() } : {});
     // Nothing runs in the staging root without minimization: index the inputs in place.
     await addFileInputs(root, manifest.files, { materialize: manifest.minimize !== false });
     // What maintainer scripts would have written: always kept.

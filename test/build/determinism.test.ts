@@ -4,7 +4,7 @@
  * order and cache state. And the image runs under runc.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -88,5 +88,24 @@ describe('determinism', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('hello from /app/run.sh\n');
     expect(r.code).toBe(0);
+  });
+
+  it('--data-cache is opt-in and gives the same bytes', () => {
+    const cache = join(work, 'datacache');
+    const plain = build(join(projA, 'manifest.yaml'), join(work, 'plain.tar'), { XDG_CACHE_HOME: cache }, work, '022');
+    expect(existsSync(join(cache, 'mkimg', 'data'))).toBe(false);
+    const withCache = (out: string) => {
+      const r = spawnSync(process.execPath, [MKIMG, 'build', join(projA, 'manifest.yaml'), '-o', out, '--json', '--data-cache'], {
+        env: { ...process.env, XDG_CACHE_HOME: cache },
+        encoding: 'utf8',
+      });
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { imageId: string };
+    };
+    const cold = withCache(join(work, 'dc1.tar'));
+    expect(readdirSync(join(cache, 'mkimg', 'data', 'sha256')).filter((f) => f.endsWith('.tar')).length).toBe(1);
+    const warm = withCache(join(work, 'dc2.tar'));
+    expect([cold.imageId, warm.imageId]).toEqual([plain.imageId, plain.imageId]);
+    expect(sha256Hex(readFileSync(join(work, 'dc2.tar')))).toBe(sha256Hex(readFileSync(join(work, 'plain.tar'))));
   });
 });

@@ -18,6 +18,7 @@ interface BuildFlags {
   push?: string;
   cacheRegistry?: string;
   insecure?: boolean;
+  dataCache?: boolean;
 }
 
 export function registerBuild(program: Command): void {
@@ -44,6 +45,9 @@ export function registerBuild(program: Command): void {
     .option('--push <reference>', 'after building, push the image to REGISTRY/REPO[:TAG]')
     .addOption(new Option('--cache-registry <repo>', 'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building').env('MKIMG_CACHE_REGISTRY'))
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
+    .addOption(
+      new Option('--data-cache', 'reuse decompressed .deb data from the cache (faster warm builds; trusts the cache folder, see SPEC.md)').env('MKIMG_DATA_CACHE'),
+    )
     .addHelpText(
       'after',
       `
@@ -76,6 +80,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             push: flags.push,
             cacheRegistry: flags.cacheRegistry,
             insecure: flags.insecure,
+            dataCache: Boolean(flags.dataCache),
             requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
             onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
           });
