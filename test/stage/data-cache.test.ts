@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { xz } from '@napi-rs/lzma';
 import { unpackDebs } from '../../src/stage/extract.js';
 import type { StagingRoot } from '../../src/stage/types.js';
-import { MkimgError } from '../../src/util/errors.js';
 import { sha256Hex } from '../../src/util/digest.js';
 import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { debBytes, tarBytes, type TarSpec } from '../helpers/hostile-deb.js';
 import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
+import { rejection } from '../helpers/errors.js';
 
 let work: string;
 let debs: string;
@@ -30,15 +30,6 @@ const freshRoot = sentinelRoots(() => work);
 let cacheN = 0;
 const freshCache = (): string => join(work, `cache-${++cacheN}`);
 const dataDir = (cacheDir: string): string => join(cacheDir, 'data', 'sha256');
-
-async function rejection(p: Promise<unknown>): Promise<MkimgError> {
-  const e = await p.then(
-    () => null,
-    (x: unknown) => x,
-  );
-  expect(e, 'expected an MkimgError').toBeInstanceOf(MkimgError);
-  return e as MkimgError;
-}
 
 /** The index without host paths, plus every file's bytes. */
 function snapshot(root: StagingRoot) {

@@ -9,6 +9,7 @@ import { MkimgError } from '../../src/util/errors.js';
 import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { debBytes, type TarSpec } from '../helpers/hostile-deb.js';
 import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
+import { rejection } from '../helpers/errors.js';
 
 let work: string;
 let debs: string;
@@ -20,15 +21,6 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const freshRoot = sentinelRoots(() => work);
-
-async function rejection(p: Promise<unknown>): Promise<MkimgError> {
-  const e = await p.then(
-    () => null,
-    (x: unknown) => x,
-  );
-  expect(e, 'expected an MkimgError').toBeInstanceOf(MkimgError);
-  return e as MkimgError;
-}
 
 /** The index without host paths (they name the root directory), in insertion order. */
 function indexOf(root: StagingRoot) {
