@@ -301,6 +301,10 @@ function readNum(b: Buffer, off: number, len: number, at: number, field: string)
   return parseInt(s, 8);
 }
 
+/**
+ * PAX records as key → value. Values are UTF-8 text, except `SCHILY.xattr.*`
+ * values, which are binary and decoded as latin1 (one char per byte).
+ */
 export function parsePax(data: Buffer, at = 0): Record<string, string> {
   const out: Record<string, string> = {};
   let i = 0;
@@ -311,9 +315,13 @@ export function parsePax(data: Buffer, at = 0): Record<string, string> {
     if (!Number.isFinite(len) || len <= 0 || i + len > data.length) {
       throw new TarFormatError(`tar pax header at byte ${at} has a malformed record`, at);
     }
-    const rec = data.toString('utf8', sp + 1, i + len - 1);
-    const eq = rec.indexOf('=');
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    const eq = data.indexOf(0x3d, sp + 1); // '='
+    if (eq > sp + 1 && eq < i + len - 1) {
+      const key = data.toString('utf8', sp + 1, eq);
+      // Extended attributes are binary (security.capability): keep every byte
+      // (latin1 maps bytes 1:1), so two different values never decode alike.
+      out[key] = data.toString(key.startsWith('SCHILY.xattr.') ? 'latin1' : 'utf8', eq + 1, i + len - 1);
+    }
     i += len;
   }
   return out;

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync, linkSyn
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { TempDir } from '../helpers/pgp.js';
-import { TarFormatError, TarParser, type TarHeader } from '../../src/image/tar-reader.js';
+import { parsePax, TarFormatError, TarParser, type TarHeader } from '../../src/image/tar-reader.js';
 import { encodeHeader } from '../../src/image/tar-header.js';
 
 let dir: TempDir;
@@ -171,3 +171,22 @@ describe('tar reader', () => {
     expect(bytes.subarray(offsets.small, offsets.small + 1000).toString()).toBe('x'.repeat(1000));
   });
 });
+
+describe('pax values', () => {
+  it('keeps binary extended attributes byte for byte, so different capabilities never read alike', () => {
+    const cap = (last: number) => Buffer.from([0x01, 0x00, 0x00, 0x02, 0x00, 0x04, 0x00, 0xff, last]);
+    const a = parsePax(paxData('SCHILY.xattr.security.capability', cap(0xfe)));
+    const b = parsePax(paxData('SCHILY.xattr.security.capability', cap(0xfd)));
+    expect(Buffer.from(a['SCHILY.xattr.security.capability']!, 'latin1')).toEqual(cap(0xfe));
+    expect(a['SCHILY.xattr.security.capability']).not.toBe(b['SCHILY.xattr.security.capability']);
+    // Text records stay UTF-8.
+    expect(parsePax(paxData('path', Buffer.from('usr/share/zoneinfo/América', 'utf8'))).path).toBe('usr/share/zoneinfo/América');
+  });
+});
+
+function paxData(key: string, value: Buffer): Buffer {
+  const body = Buffer.byteLength(key) + value.length + 3;
+  let len = body + String(body).length;
+  if (String(len).length !== String(body).length) len = body + String(len).length;
+  return Buffer.concat([Buffer.from(`${len} ${key}=`), value, Buffer.from('\n')]);
+}
