@@ -9,7 +9,7 @@ import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, padding } from './tar-header.js';
 import type { HashingSink } from './sink.js';
 
-export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'capability'> & {
+export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'> & {
   /** Check the content against this digest while writing (content read from outside the staging root). */
   verifySha256?: string;
 };

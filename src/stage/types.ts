@@ -21,6 +21,12 @@ export interface StageEntry {
   linkTarget?: string;
   /** Host path holding the content (files only); normally root + path. */
   hostPath?: string;
+  /**
+   * Byte offset of the content inside hostPath (default 0). Set when a package
+   * is indexed without being unpacked: its files are then read straight out of
+   * the package's decompressed data tar, `size` bytes from here.
+   */
+  contentOffset?: number;
   /** Who put it there: "pkg:<name>", "file:<manifest src>", "generated:<what>", "layout". */
   origin: string;
   /** security.capability xattr value, the only xattr kept. */
