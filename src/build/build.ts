@@ -173,14 +173,16 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   const stagingDir = mkdtempSync(join(stagingParent, 'mkimg-stage-'));
   try {
     progress('staging: unpacking packages');
-    const root = await createStagingRoot(join(stagingDir, 'root'));
+    // Nothing runs in the staging root without minimization: index packages and
+    // inputs in place instead of laying every file down on disk.
+    const indexOnly = manifest.minimize === false;
+    const root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
     // The decompressed-data cache is opt-in: nothing outside the cache vouches
     // for a cached tar (only its own digest), so whoever can write the cache
     // could change what a build puts in the image. The .debs themselves are
     // always checked against the pins in the (signed) manifest.
     await unpackDebs(root, debs, opts.dataCache ? { cacheDir: opts.cacheDir ?? defaultCacheDir() } : {});
-    // Nothing runs in the staging root without minimization: index the inputs in place.
-    await addFileInputs(root, manifest.files, { materialize: manifest.minimize !== false });
+    await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
 
@@ -301,12 +303,21 @@ export function layerEntries(root: StagingRoot, keep: Set<string>): LayerEntry[]
 function toLayerEntry(root: StagingRoot, e: StageEntry): LayerEntry {
   if (e.type === 'hardlink') {
     const target = e.linkTarget ? root.entries.get(e.linkTarget) : undefined;
-    return { ...e, size: target?.size ?? e.size, hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path), mode: target?.mode ?? e.mode, uid: target?.uid ?? e.uid, gid: target?.gid ?? e.gid };
+    return {
+      ...e,
+      size: target?.size ?? e.size,
+      hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path),
+      ...(target?.contentOffset !== undefined ? { contentOffset: target.contentOffset } : {}),
+      mode: target?.mode ?? e.mode,
+      uid: target?.uid ?? e.uid,
+      gid: target?.gid ?? e.gid,
+    };
   }
   if (e.type === 'file') {
     const hostPath = e.hostPath ?? join(root.dir, e.path);
     // Content read from outside the staging root (files: inputs indexed in place) is checked against its pin as it is written.
-    const outside = !hostPath.startsWith(root.dir + '/');
+    // (Package files of an index-only root are read from data tars in the staging directory: not outside.)
+    const outside = e.contentOffset === undefined && !hostPath.startsWith(root.dir + '/');
     return { ...e, hostPath, verifySha256: outside ? e.sha256 : undefined };
   }
   return e;

@@ -32,8 +32,13 @@ export interface Deb {
   control: DebControlArchive;
   dataMember: string;
   dataCompression: Compression;
-  /** The data archive's tar entries, streamed. Call at most once; closes the file when done. */
-  entries(): AsyncGenerator<TarEntry>;
+  /**
+   * The data archive's tar entries, streamed. Call at most once; closes the
+   * file when done. `tee` sees every byte of the decompressed data archive, in
+   * order, before the entries made of it are yielded (TarEntry.dataOffset
+   * counts from its first byte).
+   */
+  entries(opts?: { tee?: (chunk: Buffer) => void }): AsyncGenerator<TarEntry>;
   /** Release the file (needed only when entries() is not run to the end). */
   close(): Promise<void>;
 }
@@ -169,11 +174,20 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
     }
 
     let started = false;
-    const entries = async function* (): AsyncGenerator<TarEntry> {
+    const entries = async function* (opts: { tee?: (chunk: Buffer) => void } = {}): AsyncGenerator<TarEntry> {
       if (started) throw new Error('Deb.entries() called twice');
       started = true;
+      const tee = opts.tee;
+      const source = tee
+        ? (async function* () {
+            for await (const c of data()) {
+              tee(c);
+              yield c;
+            }
+          })()
+        : data();
       try {
-        yield* readTar(data(), dataLabel);
+        yield* readTar(source, dataLabel);
         await after();
       } finally {
         await bytes.close();

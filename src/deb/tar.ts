@@ -31,6 +31,8 @@ export interface TarEntry {
   devminor: number;
   /** PAX records (global and per-entry merged), values as raw bytes. */
   pax: Record<string, Buffer>;
+  /** Byte offset of the content in the (decompressed) tar stream: where `body` starts. */
+  dataOffset: number;
   /** The file's content, streamed. */
   body: AsyncIterable<Buffer>;
 }
@@ -79,7 +81,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, l
       if (rec.linkpath?.length) linkname = rec.linkpath.toString('utf8');
       let realSize = size;
       if (rec.size?.length) realSize = paxInt(rec.size, 'size', label);
-      const e: Omit<TarEntry, 'body'> = {
+      const e: Omit<TarEntry, 'body' | 'dataOffset'> = {
         name,
         type: typeOf(typeflag),
         typeflag,
@@ -109,7 +111,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, l
       const body: AsyncIterable<Buffer> = hasData
         ? { [Symbol.asyncIterator]: () => r.chunks(dataSize - consumed, what, (n) => (consumed += n)) }
         : { [Symbol.asyncIterator]: async function* () {} };
-      yield { ...e, body };
+      yield { ...e, dataOffset: r.offset, body };
       if (dataSize - consumed > 0) await r.skip(dataSize - consumed, what);
       const pad = Math.ceil(dataSize / BLOCK) * BLOCK - dataSize;
       if (pad > 0) await r.readExact(pad, 'tar padding');

@@ -135,7 +135,7 @@ export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSin
   for (const p of plan) {
     sink.write(headerFor(p, mtime));
     if (!p.hardlinkTo && p.entry.type === 'file') {
-      if (p.entry.size > 0) sink.copyFile(p.entry.hostPath!, p.entry.size, p.entry.path, p.entry.verifySha256);
+      if (p.entry.size > 0) sink.copyFile(p.entry.hostPath!, p.entry.size, p.entry.path, p.entry.verifySha256, p.entry.contentOffset);
       sink.zeros(padding(p.entry.size));
     }
   }

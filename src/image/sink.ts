@@ -43,15 +43,18 @@ export class HashingSink {
    * content read straight from an input pinned earlier, so a file changed
    * since its pin was checked cannot slip into the image.
    */
-  copyFile(hostPath: string, size: number, what: string, expectSha256?: string): void {
+  copyFile(hostPath: string, size: number, what: string, expectSha256?: string, offset?: number): void {
     const fd = openSync(hostPath, 'r');
     const check = expectSha256 ? createHash('sha256') : undefined;
+    // With an offset the content is a slice of a larger file (a package's data tar): read exactly that slice.
+    let pos = offset ?? null;
     try {
       let left = size;
       while (left > 0) {
         if (this.used === BUF_SIZE) this.flush();
         const want = Math.min(left, BUF_SIZE - this.used);
-        const n = readSync(fd, this.buf, this.used, want, null);
+        const n = readSync(fd, this.buf, this.used, want, pos);
+        if (pos !== null) pos += n;
         if (n === 0) throw new MkimgError('internal', `${what}: file shrank while being written (${hostPath})`);
         check?.update(this.buf.subarray(this.used, this.used + n));
         this.used += n;
@@ -60,7 +63,7 @@ export class HashingSink {
       if (check && check.digest('hex') !== expectSha256) {
         throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, { hint: 'build again once the file is no longer being written' });
       }
-      if (readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) {
+      if (offset === undefined && readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) {
         throw new MkimgError('internal', `${what}: file grew while being written (${hostPath})`);
       }
     } finally {

@@ -4,6 +4,7 @@
  * package, files: inputs, and what mkimg generated. Deterministic: no clock
  * (created = sourceDateEpoch), sorted lists, canonical JSON bytes.
  */
+import { readEntryContent } from '../stage/fsutil.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
@@ -82,7 +83,7 @@ function hashFile(root: StagingRoot, e: StageEntry): { sha1: string; sha256: str
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
   // Digests computed when the file was staged: no second read of every file.
   if (f.sha1 && f.sha256) return { sha1: f.sha1, sha256: f.sha256 };
-  const data = readFileSync(f.hostPath ?? hostPathOf(root, f.path));
+  const data = readEntryContent(root.dir, f);
   return {
     sha1: createHash('sha1').update(data).digest('hex'),
     sha256: createHash('sha256').update(data).digest('hex'),

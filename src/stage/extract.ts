@@ -13,8 +13,15 @@
  * - device nodes, fifos and unknown entry types are refused;
  * - on disk, files get `mode & 0777` (never setuid on the host), directories at
  *   least 0755; the index keeps the archive's true mode, owner and capability.
+ *
+ * An index-only root (StagingRoot.indexOnly: nothing will run in it) gets the
+ * same checks and the same index, resolved through the index instead of the
+ * disk, but no files: the package's decompressed data tar is written once,
+ * beside the root, and each file entry points at its bytes in it
+ * (hostPath + contentOffset). One sequential write per package instead of a
+ * create, write, chmod and close per file.
  */
-import { chmodSync, linkSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, rmSync, symlinkSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
@@ -117,8 +124,25 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
       ...(deb.control.md5sums !== undefined ? { md5sums: deb.control.md5sums } : {}),
       paths: [],
     };
-    const u = new Unpacker(root, debPath, pkg);
-    for await (const e of deb.entries()) await u.entry(e);
+    if (!root.indexOnly) {
+      const u = new Unpacker(root, debPath, pkg);
+      for await (const e of deb.entries()) await u.entry(e);
+    } else {
+      // The data tar goes beside the root (removed with the staging directory).
+      const dataDir = `${root.dir}.debdata`;
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      const dataPath = `${dataDir}/${root.packages.length}-${prepared.sha256.slice(0, 16)}.tar`;
+      const fd = openSync(dataPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      try {
+        const u = new Unpacker(root, debPath, pkg, dataPath);
+        const tee = (c: Buffer) => {
+          for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
+        };
+        for await (const e of deb.entries({ tee })) await u.entry(e);
+      } finally {
+        closeSync(fd);
+      }
+    }
     root.packages.push(pkg);
     return pkg;
   } finally {
@@ -173,12 +197,24 @@ class Unpacker {
   /** Resolved parent directories (see ensureDir). */
   private readonly dirs = new Map<string, string>();
 
+  /**
+   * @param dataPath for an index-only root: the file the data tar is being
+   * copied to, which file entries then point into (TarEntry.dataOffset).
+   */
   constructor(
     private readonly root: StagingRoot,
     private readonly debPath: string,
     private readonly pkg: StagedPackage,
+    private readonly dataPath?: string,
   ) {
     this.origin = `pkg:${pkg.name}`;
+  }
+
+  /** What is at a resolved image path: from the disk, or from the index for an index-only root. */
+  private kindAt(final: string): 'file' | 'dir' | 'symlink' | 'other' | null {
+    if (this.dataPath === undefined) return hostKindSync(this.root.dir + final);
+    const ex = this.root.entries.get(final);
+    return ex === undefined ? null : ex.type === 'hardlink' ? 'file' : ex.type;
   }
 
   private hostile(entryName: string, why: string): MkimgError {
@@ -250,9 +286,11 @@ class Unpacker {
     }
     const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
     const final = imageJoin(parent, imageBasename(r.path));
-    const host = this.root.dir + final;
-    mkdirSync(host);
-    chmodSync(host, (e.mode & 0o777) | 0o755);
+    if (this.dataPath === undefined) {
+      const host = this.root.dir + final;
+      mkdirSync(host);
+      chmodSync(host, (e.mode & 0o777) | 0o755);
+    }
     this.root.entries.set(final, { path: final, type: 'dir', mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, origin: this.origin });
     this.list(final);
   }
@@ -266,12 +304,17 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = hostKindSync(host);
+    const existingKind = this.kindAt(final);
     if (existingKind !== null) {
       // Something is there already: hash the new content aside to compare, never write through it.
-      const tmp = tempName(this.root.dir + parent);
-      const written = await writeNewFile(tmp, e.body, 0o600);
-      rmSync(tmp, { force: true });
+      let written: { sha256: string };
+      if (this.dataPath === undefined) {
+        const tmp = tempName(this.root.dir + parent);
+        written = await writeNewFile(tmp, e.body, 0o600);
+        rmSync(tmp, { force: true });
+      } else {
+        written = await hashBody(e.body);
+      }
       const ex = this.root.entries.get(final);
       const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
       if (existingKind === 'file' && exSha === written.sha256) {
@@ -282,7 +325,8 @@ class Unpacker {
       throw this.conflict(final, ex, existingKind === 'file' ? 'different content' : `a file here and a ${existingKind} there`);
     }
     // O_EXCL|O_NOFOLLOW: the path was free a moment ago and nothing else writes this root.
-    const written = await writeNewFile(host, e.body, e.mode);
+    // Index-only: the bytes stay where the data tar copy has them.
+    const written = this.dataPath === undefined ? await writeNewFile(host, e.body, e.mode) : await hashBody(e.body);
     this.root.entries.set(final, {
       path: final,
       type: 'file',
@@ -290,7 +334,7 @@ class Unpacker {
       uid: e.uid,
       gid: e.gid,
       size: written.size,
-      hostPath: host,
+      ...(this.dataPath === undefined ? { hostPath: host } : { hostPath: this.dataPath, contentOffset: e.dataOffset }),
       origin: this.origin,
       sha256: written.sha256,
       sha1: written.sha1,
@@ -305,16 +349,17 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = hostKindSync(host);
+    const existingKind = this.kindAt(final);
     if (existingKind !== null) {
       const ex = this.root.entries.get(final);
-      if (existingKind === 'symlink' && readlinkSync(host) === e.linkname) {
+      const target = this.dataPath === undefined ? (existingKind === 'symlink' ? readlinkSync(host) : undefined) : ex?.linkTarget;
+      if (existingKind === 'symlink' && target === e.linkname) {
         this.list(final);
         return;
       }
       throw this.conflict(final, ex, existingKind === 'symlink' ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})` : `a symlink here and a ${existingKind} there`);
     }
-    symlinkSync(e.linkname, host);
+    if (this.dataPath === undefined) symlinkSync(e.linkname, host);
     this.root.entries.set(final, {
       path: final,
       type: 'symlink',
@@ -342,7 +387,7 @@ class Unpacker {
     const parent = await this.parentOf(e, path);
     const final = imageJoin(parent, imageBasename(path));
     const host = this.root.dir + final;
-    const existingKind = hostKindSync(host);
+    const existingKind = this.kindAt(final);
     if (existingKind !== null) {
       const ex = this.root.entries.get(final);
       const same =
@@ -357,9 +402,13 @@ class Unpacker {
       throw this.conflict(final, ex, 'different content (a hardlink here)');
     }
     // Both ends are inside the root: t.path was resolved within it and is a regular file (lstat'ed).
-    const st = lstatSync(this.root.dir + first);
-    if (!st.isFile()) throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
-    linkSync(this.root.dir + first, host);
+    if (this.dataPath === undefined) {
+      const st = lstatSync(this.root.dir + first);
+      if (!st.isFile()) throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
+      linkSync(this.root.dir + first, host);
+    } else if (firstEntry?.type !== 'file') {
+      throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
+    }
     this.root.entries.set(final, {
       path: final,
       type: 'hardlink',
@@ -375,4 +424,17 @@ class Unpacker {
     this.files.add(final);
     this.list(final);
   }
+}
+
+/** sha256, sha1 and size of a body that is not written anywhere (index-only roots). */
+async function hashBody(body: AsyncIterable<Buffer>): Promise<{ sha256: string; sha1: string; size: number }> {
+  const h = createHash('sha256');
+  const h1 = createHash('sha1');
+  let size = 0;
+  for await (const c of body) {
+    h.update(c);
+    h1.update(c);
+    size += c.length;
+  }
+  return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
 }

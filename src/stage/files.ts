@@ -109,7 +109,7 @@ export async function inputDigest(src: string, label = src): Promise<string> {
  * normalizer checks each file against its digest as it writes it.
  */
 export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<void> {
-  const materialize = opts.materialize ?? true;
+  const materialize = opts.materialize ?? !root.indexOnly;
   // Validate every input (existence, dest, pins) before writing anything.
   const plan: { input: FileInput; label: string; dest: string; isDir: boolean }[] = [];
   // Content digests computed for the pin check, reused for the index (one read per file).
@@ -190,14 +190,14 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
 async function clear(root: StagingRoot, path: string): Promise<void> {
   // The index knows every path mkimg put in the root; nothing else writes there.
   if (!root.entries.has(path)) return;
-  const k = await hostKind(root.dir + path);
+  const k = root.indexOnly ? (root.entries.get(path)!.type === 'dir' ? 'dir' : 'file') : await hostKind(root.dir + path);
   if (k === null) return;
   if (k === 'dir') {
     throw new MkimgError('input', `files: cannot put a file or link at ${path}: a directory is there (${root.entries.get(path)?.origin ?? 'unindexed'})`, {
       hint: 'choose a dest that is not an existing directory',
     });
   }
-  await rm(root.dir + path, { force: true });
+  if (!root.indexOnly) await rm(root.dir + path, { force: true });
   const old = root.entries.get(path);
   root.entries.delete(path);
   if (old?.type === 'file') promoteHardlinks(root, old);
@@ -214,7 +214,12 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   if (!leader) return;
   const { linkTarget: _drop, ...base } = leader;
   void _drop;
-  root.entries.set(leader.path, { ...base, type: 'file', size: old.size, hostPath: root.dir + leader.path, ...(old.sha256 ? { sha256: old.sha256 } : {}) });
+  // On disk the leader's own name still holds the content; in an index-only
+  // root the content stays where the replaced entry pointed.
+  const content = root.indexOnly
+    ? { hostPath: old.hostPath, ...(old.contentOffset !== undefined ? { contentOffset: old.contentOffset } : {}) }
+    : { hostPath: root.dir + leader.path };
+  root.entries.set(leader.path, { ...base, type: 'file', size: old.size, ...content, ...(old.sha256 ? { sha256: old.sha256 } : {}), ...(old.sha1 ? { sha1: old.sha1 } : {}) });
   for (const r of rest) root.entries.set(r.path, { ...r, linkTarget: leader.path });
 }
 
@@ -283,6 +288,6 @@ function copyFileHashingSync(src: string, dest: string, mode: number): { sha256:
 
 async function placeSymlink(root: StagingRoot, path: string, target: string, uid: number, gid: number, origin: string): Promise<void> {
   await clear(root, path);
-  await symlink(target, root.dir + path);
+  if (!root.indexOnly) await symlink(target, root.dir + path);
   root.entries.set(path, { path, type: 'symlink', mode: 0o777, uid, gid, size: 0, linkTarget: target, origin });
 }

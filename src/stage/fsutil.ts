@@ -1,6 +1,6 @@
 /** Small file-system helpers shared by extraction and files: inputs. */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
@@ -116,15 +116,42 @@ export async function ensureDir(
   const parts = splitPath(r.path);
   for (let i = 1; i <= parts.length; i++) {
     const p = joinImage(parts.slice(0, i));
-    const k = hostKindSync(root.dir + p);
+    const ex = root.indexOnly ? root.entries.get(p) : undefined;
+    const k = root.indexOnly ? (ex === undefined ? null : ex.type === 'hardlink' ? 'file' : ex.type) : hostKindSync(root.dir + p);
     if (k === 'dir') continue;
     if (k !== null) throw new MkimgError('input', `cannot create directory ${p} in the image: a ${k} is in the way`);
-    mkdirSync(root.dir + p, { mode: 0o755 });
-    chmodSync(root.dir + p, 0o755);
+    // An index-only root holds its directories in the index alone.
+    if (!root.indexOnly) {
+      mkdirSync(root.dir + p, { mode: 0o755 });
+      chmodSync(root.dir + p, 0o755);
+    }
     const e: StageEntry = { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin };
     root.entries.set(p, e);
     created(p);
   }
   cache?.set(imageDir, r.path);
   return r.path;
+}
+
+/**
+ * The content of a file entry: its hostPath (default: the root's copy), or,
+ * for a package indexed without unpacking, `size` bytes at contentOffset
+ * inside the package's data tar.
+ */
+export function readEntryContent(rootDir: string, e: StageEntry): Buffer {
+  const host = e.hostPath ?? rootDir + e.path;
+  if (e.contentOffset === undefined) return readFileSync(host);
+  const out = Buffer.allocUnsafe(e.size);
+  const fd = openSync(host, 'r');
+  try {
+    let got = 0;
+    while (got < e.size) {
+      const n = readSync(fd, out, got, e.size - got, e.contentOffset + got);
+      if (n === 0) throw new MkimgError('internal', `${e.path}: ${host} ends before the ${e.size} bytes at offset ${e.contentOffset}`);
+      got += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
 }

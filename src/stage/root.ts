@@ -23,7 +23,7 @@ export const MERGED_USR_LINKS: ReadonlyArray<readonly [string, string]> = [
 /** Symlink hops allowed while resolving one path (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40;
 
-export async function createStagingRoot(dir: string): Promise<StagingRoot> {
+export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean } = {}): Promise<StagingRoot> {
   await mkdir(dir, { recursive: true });
   const existing = await readdir(dir);
   if (existing.length > 0) {
@@ -32,7 +32,7 @@ export async function createStagingRoot(dir: string): Promise<StagingRoot> {
     });
   }
   await chmod(dir, 0o755);
-  const root: StagingRoot = { dir, entries: new Map(), packages: [] };
+  const root: StagingRoot = { dir, entries: new Map(), packages: [], ...(opts.indexOnly ? { indexOnly: true } : {}) };
   for (const d of MERGED_USR_DIRS) {
     await mkdir(dir + d, { mode: 0o755 });
     await chmod(dir + d, 0o755);
@@ -80,6 +80,7 @@ export async function resolveInRoot(
   imagePath: string,
   opts: { followLast?: boolean } = {},
 ): Promise<Resolved> {
+  if (typeof root !== 'string' && root.indexOnly) return resolveInIndex(root, imagePath, opts);
   const dir = typeof root === 'string' ? root : root.dir;
   const followLast = opts.followLast ?? true;
   const hops: string[] = [];
@@ -149,4 +150,66 @@ export async function resolveInRoot(
 /** Sorted index entries (UTF-16 code unit order of paths, byte order for ASCII): the order every consumer should walk. */
 export function sortedEntries(root: StagingRoot): StageEntry[] {
   return [...root.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function indexKind(e: StageEntry): HostKind {
+  return e.type === 'hardlink' ? 'file' : e.type;
+}
+
+/**
+ * resolveInRoot for an index-only root: the same walk, with the index standing
+ * in for lstat/readlink (it holds every path mkimg put in the root, and
+ * nothing else writes there). Same answers, same errors.
+ */
+export function resolveInIndex(root: StagingRoot, imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
+  const followLast = opts.followLast ?? true;
+  const hops: string[] = [];
+  let clamped = false;
+  const cur: string[] = [];
+  let todo = splitPath(imagePath);
+  let kind: HostKind | undefined = 'dir';
+  let missing = false;
+  let notDir: string | undefined;
+  while (todo.length > 0) {
+    const c = todo.shift()!;
+    if (c === '..') {
+      if (cur.length === 0) clamped = true;
+      else cur.pop();
+      kind = missing || notDir ? undefined : 'dir';
+      continue;
+    }
+    cur.push(c);
+    if (missing || notDir) {
+      kind = undefined;
+      continue;
+    }
+    if (kind !== 'dir') {
+      notDir = joinImage(cur.slice(0, -1));
+      kind = undefined;
+      continue;
+    }
+    const here = joinImage(cur);
+    const e = root.entries.get(here);
+    if (e === undefined) {
+      missing = true;
+      kind = undefined;
+      continue;
+    }
+    kind = indexKind(e);
+    if (kind === 'symlink' && (todo.length > 0 || followLast)) {
+      hops.push(here);
+      if (hops.length > MAX_SYMLINK_HOPS) {
+        throw new MkimgError('input', `too many levels of symbolic links resolving ${imagePath} in the image (more than ${MAX_SYMLINK_HOPS} hops)`, {
+          hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
+        });
+      }
+      const target = e.linkTarget ?? '';
+      cur.pop();
+      if (target.startsWith('/')) cur.length = 0;
+      todo = [...splitPath(target), ...todo];
+      kind = 'dir';
+    }
+  }
+  const exists = !missing && !notDir && kind !== undefined;
+  return { path: joinImage(cur), hops, exists, kind: exists ? kind : undefined, clamped, ...(notDir ? { notDir } : {}) };
 }

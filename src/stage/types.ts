@@ -44,6 +44,13 @@ export interface StagingRoot {
   entries: Map<string, StageEntry>;
   /** Packages unpacked into this root, with the control stanza and file list (for status.d, SBOM). */
   packages: StagedPackage[];
+  /**
+   * Index-only root: packages and files: inputs are indexed, not laid down on
+   * disk (their content stays in the packages' data tars and the input files),
+   * for builds that run nothing in the root (`minimize: false`). Only
+   * generated files (accounts, CA bundle, status.d, SBOM) are written under dir.
+   */
+  indexOnly?: boolean;
 }
 
 export interface StagedPackage {

@@ -5,6 +5,7 @@
  * StageEntry whose metadata (mode, owner) comes from the caller, not from the
  * host file system.
  */
+import { readEntryContent } from '../stage/fsutil.js';
 import { lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
@@ -65,7 +66,7 @@ export function readRootFile(root: StagingRoot, imagePath: string): Buffer | und
   let e = lookupResolved(root, imagePath);
   if (e && e.type === 'hardlink' && e.linkTarget) e = root.entries.get(normImagePath(e.linkTarget));
   if (!e || e.type !== 'file') return undefined;
-  return readFileSync(e.hostPath ?? hostPathOf(root, e.path));
+  return readEntryContent(root.dir, e);
 }
 
 export interface Owner {
@@ -132,6 +133,8 @@ export function writeRootFile(root: StagingRoot, imagePath: string, content: Buf
   }
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
   const hp = hostPathOf(root, final);
+  // An index-only root has its directories in the index alone: lay the (resolved) parent down first.
+  if (root.indexOnly) mkdirSync(hostPathOf(root, parent), { recursive: true });
   clearHostPath(hp);
   writeFileSync(hp, bytes, { mode: 0o644 });
   root.entries.set(final, {
@@ -157,6 +160,8 @@ export function writeRootSymlink(root: StagingRoot, imagePath: string, target: s
     throw new MkimgError('input', `cannot create symlink ${final}: it is a directory (from ${existing.origin})`);
   }
   const hp = hostPathOf(root, final);
+  // An index-only root has its directories in the index alone: lay the (resolved) parent down first.
+  if (root.indexOnly) mkdirSync(hostPathOf(root, parent), { recursive: true });
   clearHostPath(hp);
   symlinkSync(target, hp);
   root.entries.set(final, { path: final, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: target, origin });

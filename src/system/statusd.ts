@@ -4,6 +4,7 @@
  * with "Status: install ok installed", /var/lib/dpkg/status.d/<package>.md5sums
  * its md5sums restricted to the files the minimized image keeps.
  */
+import { readEntryContent } from '../stage/fsutil.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
@@ -76,7 +77,7 @@ export function statusStanza(control: string): string {
 function entryContent(root: StagingRoot, e: StageEntry): Buffer {
   let f = e;
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
-  return readFileSync(f.hostPath ?? hostPathOf(root, f.path));
+  return readEntryContent(root.dir, f);
 }
 
 /**
