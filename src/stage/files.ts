@@ -15,6 +15,7 @@ import type { FileInput } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
 import { joinImage, splitPath } from './root.js';
+import { readInputs, type InputDigests } from './read-inputs.js';
 
 export type TreeEntryType = 'file' | 'dir' | 'symlink';
 
@@ -37,16 +38,27 @@ function missing(src: string, label: string, e: unknown): MkimgError {
  * listed. Synchronous on purpose: trees of thousands of small files walk several
  * times faster without a thread-pool round trip per call.
  */
-function* walk(dir: string, rel: string, label: string): Generator<{ rel: string; host: string; type: TreeEntryType; exec: boolean }> {
+interface WalkItem {
+  rel: string;
+  host: string;
+  type: TreeEntryType;
+  exec: boolean;
+  /** lstat size of a file (a hint: the bytes read decide). */
+  size: number;
+  /** A symlink's target, read once. */
+  target?: string;
+}
+
+function* walk(dir: string, rel: string, label: string): Generator<WalkItem> {
   const names = readdirSync(dir).sort(byCodeUnit);
   for (const n of names) {
     const host = dir + '/' + n;
     const r = rel === '' ? n : rel + '/' + n;
     const st = lstatSync(host);
-    if (st.isSymbolicLink()) yield { rel: r, host, type: 'symlink', exec: false };
-    else if (st.isFile()) yield { rel: r, host, type: 'file', exec: (st.mode & 0o111) !== 0 };
+    if (st.isSymbolicLink()) yield { rel: r, host, type: 'symlink', exec: false, size: 0, target: readlinkSync(host) };
+    else if (st.isFile()) yield { rel: r, host, type: 'file', exec: (st.mode & 0o111) !== 0, size: st.size };
     else if (st.isDirectory()) {
-      yield { rel: r, host, type: 'dir', exec: false };
+      yield { rel: r, host, type: 'dir', exec: false, size: 0 };
       yield* walk(host, r, label);
     } else {
       throw new MkimgError('manifest', `${label}: ${host} is neither a file, a directory nor a symlink`, {
@@ -67,17 +79,15 @@ interface ContentDigests {
   sha1: string;
 }
 
-function treeRowsSync(dir: string, label: string, seen?: Map<string, ContentDigests>): TreeRow[] {
-  const rows: TreeRow[] = [];
-  for (const e of walk(dir, '', label)) {
-    let v = '';
-    if (e.type === 'file') {
-      const h = sha256FileSync(e.host);
-      seen?.set(e.host, { sha256: h.hex, sha1: h.sha1 });
-      v = h.hex;
-    } else if (e.type === 'symlink') v = readlinkSync(e.host);
-    rows.push([e.rel, e.type, e.exec, v]);
-  }
+function treeRowsSync(dir: string, label: string): TreeRow[] {
+  const items = [...walk(dir, '', label)];
+  const known = new Map(items.filter((e) => e.type === 'file').map((e) => [e.host, { sha256: sha256FileSync(e.host).hex }]));
+  return rowsOf(items, known);
+}
+
+/** Tree-digest rows of walked items, with file digests from `known`. */
+function rowsOf(items: WalkItem[], known: Map<string, { sha256: string }>): TreeRow[] {
+  const rows: TreeRow[] = items.map((e) => [e.rel, e.type, e.exec, e.type === 'file' ? known.get(e.host)!.sha256 : e.type === 'symlink' ? e.target! : '']);
   return rows.sort((a, b) => byCodeUnit(a[0], b[0]));
 }
 
@@ -110,10 +120,8 @@ export async function inputDigest(src: string, label = src): Promise<string> {
  */
 export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<void> {
   const materialize = opts.materialize ?? !root.indexOnly;
-  // Validate every input (existence, dest, pins) before writing anything.
-  const plan: { input: FileInput; label: string; dest: string; isDir: boolean }[] = [];
-  // Content digests computed for the pin check, reused for the index (one read per file).
-  const known = new Map<string, ContentDigests>();
+  // 1. Validate every input (existence, dest) and walk each tree once, before anything is written.
+  const plan: { input: FileInput; label: string; dest: string; isDir: boolean; items: WalkItem[] }[] = [];
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     const label = `files[${i}].src`;
@@ -130,24 +138,33 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
     const parts = splitPath(input.dest);
     if (parts.includes('..')) throw new MkimgError('manifest', `files[${i}].dest: "${input.dest}" must not contain ".."`);
     if (parts.length === 0 && !st.isDirectory()) throw new MkimgError('manifest', `files[${i}].dest: a file cannot be copied onto "/"`);
-    if (input.sha256 !== undefined) {
-      let actual: string;
-      if (st.isDirectory()) {
-        actual = rowsDigest(treeRowsSync(input.src, label, known));
-      } else {
-        const h = sha256FileSync(input.src);
-        actual = h.hex;
-        known.set(input.src, { sha256: h.hex, sha1: h.sha1 });
-      }
-      if (actual !== input.sha256.toLowerCase()) {
-        throw new MkimgError('input', `${label}: ${input.src} changed: expected sha256 ${input.sha256}, got ${actual}`, {
-          hint: 'if the change was intended, run `mkimg lock` to pin the new content',
-          details: { src: input.src, expected: input.sha256, actual },
-        });
-      }
-    }
-    plan.push({ input, label, dest: joinImage(parts), isDir: st.isDirectory() });
+    const items = st.isDirectory() ? [...walk(input.src, '', label)] : [{ rel: '', host: input.src, type: 'file' as const, exec: (st.mode & 0o111) !== 0, size: st.size }];
+    plan.push({ input, label, dest: joinImage(parts), isDir: st.isDirectory(), items });
   }
+
+  // 2. Hash every file (on two threads when there are many). Its bytes are
+  // hashed once more as they are copied into the root, or, indexed in place,
+  // into the layer, so a file that changes after this check is caught. (Keeping
+  // the bytes in memory instead costs more than reading them again from the
+  // page cache: fresh memory is dear, a reused buffer is not.)
+  const hosts = [...new Set(plan.flatMap((p) => p.items.filter((e) => e.type === 'file').map((e) => e.host)))];
+  const totalBytes = plan.reduce((n, p) => n + p.items.reduce((m, e) => m + e.size, 0), 0);
+  const read = await readInputs(hosts, { totalBytes });
+  const known = new Map(hosts.map((h, i) => [h, read[i]]));
+
+  // 3. Pins, in manifest order.
+  for (const p of plan) {
+    if (p.input.sha256 === undefined) continue;
+    const actual = p.isDir ? rowsDigest(rowsOf(p.items, known)) : known.get(p.input.src)!.sha256;
+    if (actual !== p.input.sha256.toLowerCase()) {
+      throw new MkimgError('input', `${p.label}: ${p.input.src} changed: expected sha256 ${p.input.sha256}, got ${actual}`, {
+        hint: 'if the change was intended, run `mkimg lock` to pin the new content',
+        details: { src: p.input.src, expected: p.input.sha256, actual },
+      });
+    }
+  }
+
+  // 4. Into the root.
   // Resolved directories, so each parent is resolved once per tree, not once per file.
   const dirs = new Map<string, string>();
   for (const p of plan) {
@@ -157,12 +174,11 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
     const fileMode = (exec: boolean) => (p.input.mode !== undefined ? p.input.mode & 0o7777 : exec ? 0o755 : 0o644);
     const escape = (why: string) => new MkimgError('input', `files: dest ${p.dest}: ${why}`);
     if (!p.isDir) {
-      const st = await stat(p.input.src);
       const parent = await ensureDir(root, imageDirname(p.dest), origin, () => {}, escape);
       const dest = imageJoin(parent, imageBasename(p.dest));
-      const mode = fileMode((st.mode & 0o111) !== 0);
+      const mode = fileMode(p.items[0].exec);
       if (materialize) await placeFile(root, dest, p.input.src, mode, uid, gid, origin, known.get(p.input.src));
-      else indexFile(root, dest, p.input.src, mode, uid, gid, origin, known.get(p.input.src));
+      else indexFile(root, dest, p.input.src, mode, uid, gid, origin, known.get(p.input.src)!);
       continue;
     }
     // A directory tree: the top lands at dest (kept if it exists), then every entry below it.
@@ -170,7 +186,7 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
     if (root.entries.get(top)?.origin === origin) {
       root.entries.set(top, { path: top, type: 'dir', mode: 0o755, uid, gid, size: 0, origin });
     }
-    for (const e of walk(p.input.src, '', p.label)) {
+    for (const e of p.items) {
       const want = joinImage([...splitPath(top), ...e.rel.split('/')]);
       if (e.type === 'dir') {
         const d = await ensureDir(root, want, origin, () => {}, escape, dirs);
@@ -180,8 +196,8 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
       const parent = await ensureDir(root, imageDirname(want), origin, () => {}, escape, dirs);
       const final = imageJoin(parent, imageBasename(want));
       if (e.type === 'file' && materialize) await placeFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known.get(e.host));
-      else if (e.type === 'file') indexFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known.get(e.host));
-      else await placeSymlink(root, final, readlinkSync(e.host), uid, gid, origin);
+      else if (e.type === 'file') indexFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known.get(e.host)!);
+      else await placeSymlink(root, final, e.target!, uid, gid, origin);
     }
   }
 }
@@ -245,16 +261,16 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
   root.entries.set(path, { path, type: 'file', mode, uid, gid, size: copied.size, hostPath: host, origin, sha256: copied.sha256, sha1: copied.sha1 });
 }
 
-/** Index an input file in place (no copy): see addFileInputs' `materialize`. */
-function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: ContentDigests): void {
+/**
+ * Index an input file without copying it (see addFileInputs' `materialize`):
+ * the layer reads the input file itself and checks it against read.sha256.
+ */
+function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, read: InputDigests): void {
   const prev = root.entries.get(path);
   if (prev?.type === 'dir') {
     throw new MkimgError('input', `files: cannot put a file at ${path}: a directory is there (${prev.origin})`, { hint: 'choose a dest that is not an existing directory' });
   }
-  const h = pinned === undefined ? sha256FileSync(src) : undefined;
-  const size = h ? h.size : lstatSync(src).size;
-  const digests = pinned ?? { sha256: h!.hex, sha1: h!.sha1 };
-  root.entries.set(path, { path, type: 'file', mode, uid, gid, size, hostPath: src, origin, ...digests });
+  root.entries.set(path, { path, type: 'file', mode, uid, gid, size: read.size, hostPath: src, origin, sha256: read.sha256, sha1: read.sha1 });
   if (prev?.type === 'file') promoteHardlinks(root, prev);
 }
 

@@ -1,0 +1,110 @@
+/**
+ * Hash the files of `files:` inputs: sha256 (the pin) and sha1 (what SPDX
+ * requires), in one read each.
+ *
+ * Big input sets are shared with one worker thread: both threads take the next
+ * file from one atomic counter, so the split follows the work actually left.
+ * Hashing is CPU work that Node runs on the calling thread; a second thread is
+ * the only way to put the second core to it. Results do not depend on the
+ * split: each file's digests are a function of its bytes.
+ */
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { MkimgError } from '../util/errors.js';
+
+export interface InputDigests {
+  sha256: string;
+  sha1: string;
+  size: number;
+}
+
+/** Below this, a worker thread costs more to start than it saves. */
+const PARALLEL_MIN_FILES = 256;
+const PARALLEL_MIN_BYTES = 16 << 20;
+
+// One reused buffer per thread: fresh memory costs more than the reads.
+const scratch = Buffer.allocUnsafe(1 << 20);
+
+/** Read one file, hashing it. Errors name the file. */
+export function readInput(path: string): InputDigests {
+  const h = createHash('sha256');
+  const h1 = createHash('sha1');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw unreadable(path, e);
+  }
+  try {
+    let size = 0;
+    for (;;) {
+      const n = readSync(fd, scratch, 0, scratch.length, null);
+      if (n === 0) break;
+      h.update(scratch.subarray(0, n));
+      h1.update(scratch.subarray(0, n));
+      size += n;
+    }
+    return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
+  } catch (e) {
+    throw unreadable(path, e);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function unreadable(path: string, e: unknown): MkimgError {
+  return new MkimgError('input', `files: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
+    hint: 'make the file readable by the user running mkimg',
+  });
+}
+
+/** The work loop both threads run: take the next index, read and hash that file. */
+export function drain(paths: readonly string[], counter: Int32Array, out: (i: number, d: InputDigests) => void): void {
+  for (;;) {
+    const i = Atomics.add(counter, 0, 1);
+    if (i >= paths.length) return;
+    out(i, readInput(paths[i]));
+  }
+}
+
+/** Digests of each path, in order. `totalBytes` (from the walk's lstat) decides whether a worker thread is worth starting. */
+export async function readInputs(paths: readonly string[], opts: { totalBytes: number }): Promise<InputDigests[]> {
+  const out: InputDigests[] = new Array(paths.length);
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const workerUrl = new URL('./read-inputs-worker.js', import.meta.url);
+  // Under vitest (TypeScript sources, no compiled worker next to this file) everything runs here.
+  const parallel = paths.length >= PARALLEL_MIN_FILES && opts.totalBytes >= PARALLEL_MIN_BYTES && existsSync(fileURLToPath(workerUrl));
+  if (!parallel) {
+    drain(paths, counter, (i, d) => (out[i] = d));
+    return out;
+  }
+  const { Worker } = await import('node:worker_threads');
+  const worker = new Worker(workerUrl, { workerData: { paths, counter } });
+  const fromWorker = new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { results?: Array<[number, InputDigests]>; error?: { message: string; hint?: string } }) => {
+      if (m.error) reject(new MkimgError('input', m.error.message, { hint: m.error.hint }));
+      else {
+        for (const [i, d] of m.results!) out[i] = d;
+        resolve();
+      }
+    });
+    worker.once('error', reject);
+  });
+  let mine: unknown;
+  try {
+    drain(paths, counter, (i, d) => (out[i] = d));
+  } catch (e) {
+    mine = e;
+    Atomics.store(counter, 0, paths.length); // the worker stops after its current file
+  }
+  try {
+    await fromWorker;
+  } catch (e) {
+    mine ??= e;
+  } finally {
+    void worker.terminate();
+  }
+  if (mine !== undefined) throw mine;
+  return out;
+}
