@@ -8,7 +8,9 @@ import { writeAccounts } from '../../src/system/accounts.js';
 import { writeSystemFiles } from '../../src/system/files.js';
 import { writeRootFile } from '../../src/system/rootfs.js';
 import { statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
-import { debPurl, makeSbom, SBOM_PATH, sbomBytes, supplierOf, writeSbom } from '../../src/sbom/spdx.js';
+import { debPurl, makeSbom, pathOrder, SBOM_PATH, sbomBytes, supplierOf, writeSbom } from '../../src/sbom/spdx.js';
+import { byteOrder } from '../../src/system/rootfs.js';
+import { canonicalJsonBytes } from '../../src/util/canonical-json.js';
 import { debianLicenseOf, spdxLicenseOf } from '../../src/sbom/license.js';
 import { aptDownload, run, stagedRoot, testManifest, type TestRoot, skipUnless } from '../helpers/system.js';
 
@@ -38,6 +40,18 @@ describe('licenses from DEP-5 copyright files (pure)', () => {
     expect(debPurl('libstdc++6', '1:12.2.0-14', 'amd64', 'debian-12')).toBe('pkg:deb/debian/libstdc%2B%2B6@1%3A12.2.0-14?arch=amd64&distro=debian-12');
     expect(supplierOf('Julien Cristau <jcristau@debian.org>')).toBe('Person: Julien Cristau (jcristau@debian.org)');
     expect(supplierOf('GNU Libc Maintainers <debian-glibc@lists.example.org>')).toBe('Organization: GNU Libc Maintainers (debian-glibc@lists.example.org)');
+  });
+  it('orders paths as byteOrder (UTF-8 bytes) does, surrogates and lone surrogates included', () => {
+    const parts = ['/', 'a', 'b', 'B', '.', '-', '~', 'é', 'ÿ', '\u07ff', '\u0800', '日', '\ud7ff', '\ue000', '\uffff', '😀', '𝄞', '\ud83d', '\ude00', '\ufffd', '\u0000'];
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const paths = Array.from({ length: 2000 }, () => Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => parts[Math.floor(rnd() * parts.length)]).join(''));
+    for (let i = 0; i < paths.length; i++) {
+      const a = paths[i]!;
+      const b = i % 3 === 0 ? a.slice(0, Math.floor(rnd() * a.length)) : paths[Math.floor(rnd() * paths.length)]!;
+      expect([a, b, Math.sign(pathOrder(a, b))]).toEqual([a, b, Math.sign(byteOrder(a, b))]);
+    }
+    expect([...paths].sort(pathOrder)).toEqual([...paths].sort(byteOrder));
   });
 });
 
@@ -164,6 +178,8 @@ describe('status.d and SBOM on a real minimized root', () => {
     const a = sbomBytes(root, keep, m);
     const b = sbomBytes(root, keep, m);
     expect(a.equals(b)).toBe(true);
+    // serialized once, the bytes are those of the JSON round-tripped document
+    expect(a.equals(canonicalJsonBytes(makeSbom(root, keep, m)))).toBe(true);
     const w = writeSbom(root, keep, m);
     expect(w.bytes.equals(a)).toBe(true);
     expect(w.paths).toEqual(expect.arrayContaining(['/usr/share/mkimg', SBOM_PATH]));
