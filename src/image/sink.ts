@@ -2,25 +2,43 @@
  * A buffered, hashing file sink: everything written is hashed on the way out,
  * so a layer's digest is known the moment its last byte is written (one walk,
  * no second read). Content is read straight into the sink's buffer.
+ *
+ * The sink writes at explicit file positions (pwrite), starting at
+ * `position`: the image writer puts the layer's bytes straight at their final
+ * offset inside the image tar, then writes the rest of the tar around them.
  */
 import { createHash, type Hash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
 
 const BUF_SIZE = 4 << 20;
+const ZEROS = Buffer.alloc(64 << 10);
 
 export class HashingSink {
-  private readonly buf = Buffer.allocUnsafe(BUF_SIZE);
+  // One spare byte past BUF_SIZE: copyFile reads one byte beyond a file's
+  // last chunk to see whether the file grew, without another read call.
+  private readonly buf = Buffer.allocUnsafe(BUF_SIZE + 1);
   private used = 0;
   private hash: Hash | undefined;
-  bytes = 0;
+  /** File position at which the buffer's first byte goes. */
+  private pos: number;
+  private start: number;
 
-  /** `hash: false` for a sink whose digest nobody needs (the outer image tar). */
+  /**
+   * `hash: false` for a sink whose digest nobody needs (the outer image tar).
+   * `position`: the file offset of the sink's first byte (default 0).
+   */
   constructor(
     private readonly fd: number,
-    private readonly opts: { hash: boolean } = { hash: true },
+    private readonly opts: { hash?: boolean; position?: number } = {},
   ) {
-    this.hash = opts.hash ? createHash('sha256') : undefined;
+    this.hash = opts.hash === false ? undefined : createHash('sha256');
+    this.start = this.pos = opts.position ?? 0;
+  }
+
+  /** Bytes written (or skipped) so far. */
+  get bytes(): number {
+    return this.pos + this.used - this.start;
   }
 
   write(data: Buffer): void {
@@ -34,36 +52,71 @@ export class HashingSink {
   }
 
   zeros(n: number): void {
-    if (n > 0) this.write(Buffer.alloc(n));
+    while (n > 0) {
+      const k = Math.min(n, ZEROS.length);
+      this.write(ZEROS.subarray(0, k));
+      n -= k;
+    }
   }
 
   /**
-   * Copy exactly `size` bytes of a host file into the sink; a size change is an
-   * error. With `expectSha256`, the bytes copied must have that digest: for
+   * Pass over `n` bytes of the file without writing them: they were written
+   * by another sink (the layer, inside the image tar). Only for a sink that
+   * does not hash.
+   */
+  skip(n: number): void {
+    if (this.hash) throw new MkimgError('internal', 'a hashing sink cannot skip bytes');
+    this.flush();
+    this.pos += n;
+  }
+
+  /**
+   * Copy exactly `size` bytes of a host file into the sink. With `offset`,
+   * the content is the slice [offset, offset + size) of a larger file (a
+   * package's data tar): only that slice is read, and fewer bytes than
+   * `size` there is an error. Without it, the content is the whole file: a
+   * file shorter or longer than `size` is an error (it changed while being
+   * written). With `expectSha256`, the bytes copied must have that digest: for
    * content read straight from an input pinned earlier, so a file changed
    * since its pin was checked cannot slip into the image.
    */
   copyFile(hostPath: string, size: number, what: string, expectSha256?: string, offset?: number): void {
     const fd = openSync(hostPath, 'r');
     const check = expectSha256 ? createHash('sha256') : undefined;
-    // With an offset the content is a slice of a larger file (a package's data tar): read exactly that slice.
-    let pos = offset ?? null;
+    const whole = offset === undefined;
+    let at = offset ?? 0;
     try {
       let left = size;
+      let probed = false;
+      let grew = false;
       while (left > 0) {
         if (this.used === BUF_SIZE) this.flush();
         const want = Math.min(left, BUF_SIZE - this.used);
-        const n = readSync(fd, this.buf, this.used, want, pos);
-        if (pos !== null) pos += n;
-        if (n === 0) throw new MkimgError('internal', `${what}: file shrank while being written (${hostPath})`);
+        // The whole file's last chunk: ask for one byte more (the buffer has room for it).
+        probed = whole && want === left;
+        let n = readSync(fd, this.buf, this.used, probed ? want + 1 : want, at);
+        if (n === 0) {
+          throw new MkimgError(
+            'internal',
+            whole ? `${what}: file shrank while being written (${hostPath})` : `${what}: ${hostPath} ends before the ${size} bytes at offset ${offset}`,
+          );
+        }
+        if (n > left) {
+          grew = true; // reported after the digest check, which names the more likely cause
+          n = left;
+        }
         check?.update(this.buf.subarray(this.used, this.used + n));
         this.used += n;
         left -= n;
+        at += n;
       }
       if (check && check.digest('hex') !== expectSha256) {
         throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, { hint: 'build again once the file is no longer being written' });
       }
-      if (offset === undefined && readSync(fd, Buffer.alloc(1), 0, 1, null) !== 0) {
+      // The last read asked for one byte past `size`; a regular file reads in full
+      // up to its end, so getting none means the file ends there. (No read was made
+      // for an empty file: look for a first byte.)
+      if (whole && (grew || (!probed && readSync(fd, Buffer.alloc(1), 0, 1, at) !== 0))) {
         throw new MkimgError('internal', `${what}: file grew while being written (${hostPath})`);
       }
     } finally {
@@ -75,21 +128,22 @@ export class HashingSink {
   finish(): { sha256: string; size: number } {
     this.flush();
     const out = { sha256: this.hash ? this.hash.digest('hex') : '', size: this.bytes };
-    this.hash = this.opts.hash ? createHash('sha256') : undefined;
-    this.bytes = 0;
+    this.hash = this.opts.hash === false ? undefined : createHash('sha256');
+    this.start = this.pos;
     return out;
   }
 
   private flush(): void {
     if (this.used === 0) return;
-    this.emit(this.buf.subarray(0, this.used));
+    const n = this.used;
     this.used = 0;
+    this.emit(this.buf.subarray(0, n));
   }
 
   private emit(data: Buffer): void {
     this.hash?.update(data);
     let off = 0;
-    while (off < data.length) off += writeSync(this.fd, data, off, data.length - off);
-    this.bytes += data.length;
+    while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.pos + off);
+    this.pos += data.length;
   }
 }
