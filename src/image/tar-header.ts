@@ -1,9 +1,12 @@
 /**
  * Tar headers decided by value alone. USTAR where the fields fit, a PAX
- * extended header (records sorted by key, fixed name) where they do not, and
- * for security.capability. Every header field mkimg does not decide is zero:
+ * extended header (records sorted by key, fixed name) where they do not, for
+ * security.capability, and where the caller asks for a header of a given
+ * length (a `comment` record as padding). Every header field mkimg does not decide is zero:
  * uname/gname empty, devmajor/devminor zero, no atime/ctime.
  */
+
+import { MkimgError } from '../util/errors.js';
 
 export type TarType = 'file' | 'dir' | 'symlink' | 'hardlink';
 
@@ -31,8 +34,20 @@ export function padding(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
-/** The header block(s) for one entry: an optional PAX header + its data, then the USTAR block. */
-export function encodeHeader(h: TarHeader): Buffer {
+/**
+ * The header block(s) for one entry: an optional PAX header + its data, then
+ * the USTAR block.
+ *
+ * With `length` (a multiple of 512, at least the natural length), the blocks
+ * take exactly `length` bytes: a PAX header is added if there is none, and a
+ * PAX `comment` record (which readers ignore) takes the extra room. The image
+ * tar uses this to put a layer's data at an offset fixed before the layer's
+ * digest is known (layout.ts, SPEC §5). The PAX data then fills its blocks
+ * exactly, with no zero padding: the records the entry needs anyway plus
+ * `comment`, whose value is '0's. (Exactly one extra block on an entry with
+ * no PAX header of its own gives a PAX header with no records.)
+ */
+export function encodeHeader(h: TarHeader, length?: number): Buffer {
   const name = h.type === 'dir' ? h.name + '/' : h.name;
   const pax: Array<[string, Buffer]> = [];
   const split = splitName(name);
@@ -56,7 +71,20 @@ export function encodeHeader(h: TarHeader): Buffer {
     typeflag: TYPEFLAG[h.type],
     linkname: Buffer.byteLength(linkname) > 100 ? asciiFallback(linkname, 100) : linkname,
   });
-  if (pax.length === 0) return ustar;
+  let padded = false;
+  if (length !== undefined) {
+    const natural = pax.length === 0 ? BLOCK : 2 * BLOCK + paddedPaxLength(pax);
+    if (length < natural || length % BLOCK !== 0) {
+      throw new MkimgError('internal', `tar header for ${name}: cannot take ${length} bytes (it needs ${natural}, in 512-byte blocks)`);
+    }
+    if (length > natural) {
+      padded = true;
+      // The PAX data fills every block between the PAX header and the USTAR block.
+      const fill = length - 2 * BLOCK - recordsLength(pax);
+      if (fill > 0) pax.push(['comment', Buffer.alloc(commentValueLength(fill), '0')]);
+    }
+  }
+  if (pax.length === 0 && !padded) return ustar;
 
   pax.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   const data = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
@@ -72,6 +100,32 @@ export function encodeHeader(h: TarHeader): Buffer {
     linkname: '',
   });
   return Buffer.concat([paxHeader, data, Buffer.alloc(padding(data.length)), ustar]);
+}
+
+function recordsLength(pax: Array<[string, Buffer]>): number {
+  let n = 0;
+  for (const [k, v] of pax) n += recordLength(k, v.length);
+  return n;
+}
+
+function paddedPaxLength(pax: Array<[string, Buffer]>): number {
+  const n = recordsLength(pax);
+  return n + padding(n);
+}
+
+function recordLength(key: string, valueLength: number): number {
+  const body = Buffer.byteLength(key) + valueLength + 3; // space, '=', '\n'
+  let len = body + String(body).length;
+  if (String(len).length !== String(body).length) len = body + String(len).length;
+  return len;
+}
+
+/** The value length that makes a `comment` record exactly `total` bytes long ("LEN comment=VALUE\n"). */
+function commentValueLength(total: number): number {
+  // LEN's digits are those of `total` itself; "comment=" and the space and newline take 10 more.
+  const v = total - String(total).length - 10;
+  if (v < 0 || recordLength('comment', v) !== total) throw new MkimgError('internal', `no PAX comment record is ${total} bytes long`);
+  return v;
 }
 
 /** "LEN key=value\n" where LEN counts the whole record, its own digits included. */
