@@ -2,14 +2,22 @@
  * The one effectful step of the normalizer: plan → layer bytes → JSON
  * documents → one image tar, written to a temporary name beside the output
  * and renamed into place, so a failed or interrupted build leaves no image.
+ *
+ * The layer's bytes are written once, straight at their final offset in the
+ * image tar: the layer rule of layout.ts makes that offset a function of the
+ * blobs' sizes alone, which are known before the layer's digest is.
  */
 import { closeSync, openSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ImageConfig } from '../manifest/types.js';
-import { BLOCK, encodeHeader, padding } from './tar-header.js';
+import { MkimgError } from '../util/errors.js';
+import { BLOCK, padding } from './tar-header.js';
 import { HashingSink } from './sink.js';
-import { comparePaths, planLayer, writeLayer, type LayerEntry } from './layer.js';
+import { layerSize, planLayer, writeLayer, type LayerEntry } from './layer.js';
+import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
 import { dockerManifestJson, imageConfig, imageIndex, imageManifest, MEDIA, OCI_LAYOUT, type Descriptor } from './oci.js';
+
+export type { LayoutMember } from './layout.js';
 
 export interface ImageSpec {
   name: string;
@@ -30,49 +38,52 @@ export interface WrittenImage {
   layers: Descriptor[];
 }
 
-/** A member of the outer tar: in-memory bytes or a host file's content. */
-export type LayoutMember = { name: string; type: 'dir' } | { name: string; type: 'file'; bytes: Buffer } | { name: string; type: 'file'; hostPath: string; size: number };
+/** A digest of the right length, for planning before the layer's digest is known. */
+const PLACEHOLDER_DIGEST = `sha256:${'0'.repeat(64)}`;
 
 export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, output: string): WrittenImage {
-  const dir = dirname(output);
-  const stem = `.${basename(output)}.${process.pid}.${Date.now().toString(36)}`;
-  const layerTmp = join(dir, `${stem}.layer`);
-  try {
-    const plan = planLayer(entries);
-    const layerFd = openSync(layerTmp, 'wx', 0o600);
-    let layer: { sha256: string; size: number };
-    try {
-      const sink = new HashingSink(layerFd);
-      writeLayer(plan, spec.sourceDateEpoch, sink);
-      layer = sink.finish();
-    } finally {
-      closeSync(layerFd);
-    }
+  const plan = planLayer(entries);
+  const size = layerSize(plan, spec.sourceDateEpoch);
+  // The layer rule makes the layer's data offset independent of the digests:
+  // plan the image with a stand-in digest to learn it.
+  const dataOffset = imageLayout(spec, { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }).plan.firstLayer!.dataOffset;
+  return writeAtomically(output, (fd) => {
+    const sink = new HashingSink(fd, { position: dataOffset });
+    writeLayer(plan, spec.sourceDateEpoch, sink);
+    const layer = sink.finish();
+    if (layer.size !== size) throw new MkimgError('internal', `layer is ${layer.size} bytes, planned ${size}`);
     const layerDesc: Descriptor = { mediaType: MEDIA.layer, digest: `sha256:${layer.sha256}`, size: layer.size };
-    const config = imageConfig({
-      architecture: spec.architecture,
-      sourceDateEpoch: spec.sourceDateEpoch,
-      config: spec.config,
-      manifestSha256: spec.manifestSha256,
-      layerDigests: [layerDesc.digest],
-    });
-    const manifest = imageManifest(config.descriptor, [layerDesc]);
-    const index = imageIndex(manifest.descriptor, spec.name, spec.tag, spec.architecture);
-    const members: LayoutMember[] = [
-      { name: 'blobs', type: 'dir' },
-      { name: 'blobs/sha256', type: 'dir' },
-      { name: blobName(config.descriptor), type: 'file', bytes: config.bytes },
-      { name: blobName(manifest.descriptor), type: 'file', bytes: manifest.bytes },
-      { name: blobName(layerDesc), type: 'file', hostPath: layerTmp, size: layer.size },
-      { name: 'index.json', type: 'file', bytes: index.bytes },
-      { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, [layerDesc.digest], spec.name, spec.tag) },
-      { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
-    ];
-    const size = writeLayoutTar(members, spec.sourceDateEpoch, output);
-    return { output, sizeBytes: size, imageId: config.descriptor.digest, manifestDigest: manifest.descriptor.digest, layers: [layerDesc] };
-  } finally {
-    rmSync(layerTmp, { force: true });
-  }
+    const image = imageLayout(spec, layerDesc);
+    if (image.plan.firstLayer?.dataOffset !== dataOffset) {
+      throw new MkimgError('internal', `image tar: the layer's data is planned at byte ${image.plan.firstLayer?.dataOffset}, but was written at ${dataOffset}`);
+    }
+    writePlan(fd, image.plan);
+    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc] };
+  });
+}
+
+/** The JSON documents and the tar plan of an image whose layer is already written (`written: true`). */
+function imageLayout(spec: ImageSpec, layerDesc: Descriptor): { plan: LayoutPlan; imageId: string; manifestDigest: string } {
+  const config = imageConfig({
+    architecture: spec.architecture,
+    sourceDateEpoch: spec.sourceDateEpoch,
+    config: spec.config,
+    manifestSha256: spec.manifestSha256,
+    layerDigests: [layerDesc.digest],
+  });
+  const manifest = imageManifest(config.descriptor, [layerDesc]);
+  const index = imageIndex(manifest.descriptor, spec.name, spec.tag, spec.architecture);
+  const members: LayoutMember[] = [
+    { name: 'blobs', type: 'dir' },
+    { name: 'blobs/sha256', type: 'dir' },
+    { name: blobName(config.descriptor), type: 'file', bytes: config.bytes },
+    { name: blobName(manifest.descriptor), type: 'file', bytes: manifest.bytes },
+    { name: blobName(layerDesc), type: 'file', written: true, size: layerDesc.size, layer: true },
+    { name: 'index.json', type: 'file', bytes: index.bytes },
+    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, [layerDesc.digest], spec.name, spec.tag) },
+    { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
+  ];
+  return { plan: planLayout(members, spec.sourceDateEpoch), imageId: config.descriptor.digest, manifestDigest: manifest.descriptor.digest };
 }
 
 function blobName(d: Descriptor): string {
@@ -80,43 +91,54 @@ function blobName(d: Descriptor): string {
 }
 
 /**
- * Write an OCI image layout as one tar: members deduplicated by name (two
- * blobs share a digest only if their bytes are equal), sorted with
- * comparePaths, fixed headers (root-owned, 0755 dirs / 0644 files, `mtime`),
- * then the end-of-archive blocks. Written to a temporary name beside `output`
- * and renamed into place. Returns the tar's size in bytes. Used by
- * writeImageTar and by pull, so a pulled image is byte-identical to the built one.
+ * Write an OCI image layout as one tar, laid out by planLayout (layout.ts:
+ * sorted, fixed headers, the layer rule), to a temporary name beside `output`
+ * renamed into place. Returns the tar's size in bytes. Used by pull (layer
+ * blobs marked `layer: true`), so a pulled image is byte-identical to the
+ * built one.
  */
 export function writeLayoutTar(members: LayoutMember[], mtime: number, output: string): number {
+  if (members.some((m) => 'written' in m)) throw new MkimgError('internal', 'writeLayoutTar: a member marked as already written');
+  const plan = planLayout(members, mtime);
+  return writeAtomically(output, (fd) => {
+    writePlan(fd, plan);
+    return plan.size;
+  });
+}
+
+/** Write everything the plan holds except the content of `written` members, which is already in place. */
+function writePlan(fd: number, plan: LayoutPlan): void {
+  // Nobody needs the digest of the outer tar: don't hash it.
+  const sink = new HashingSink(fd, { hash: false });
+  for (const p of plan.members) {
+    if (sink.bytes !== p.offset) throw new MkimgError('internal', `image tar: ${p.member.name} planned at byte ${p.offset}, reached at ${sink.bytes}`);
+    sink.write(p.header);
+    const m = p.member;
+    if (m.type === 'dir') continue;
+    if ('bytes' in m) sink.write(m.bytes);
+    else if ('hostPath' in m) sink.copyFile(m.hostPath, m.size, m.name);
+    else sink.skip(m.size);
+    sink.zeros(padding(p.size));
+  }
+  sink.zeros(2 * BLOCK);
+  const { size } = sink.finish();
+  if (size !== plan.size) throw new MkimgError('internal', `image tar is ${size} bytes, planned ${plan.size}`);
+}
+
+/** Run `write` on a new temporary file beside `output`, then rename it into place; on any failure the temporary file is removed. */
+function writeAtomically<T>(output: string, write: (fd: number) => T): T {
   const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  const unique = [...new Map(members.map((m) => [m.name, m])).values()].sort((a, b) => comparePaths(a.name, b.name));
   try {
     const fd = openSync(tmp, 'wx', 0o644);
-    let size: number;
+    let result: T;
     try {
-      // Nobody needs the digest of the outer tar: don't hash it.
-      const sink = new HashingSink(fd, { hash: false });
-      for (const m of unique) writeLayoutMember(sink, m, mtime);
-      sink.zeros(2 * BLOCK);
-      size = sink.finish().size;
+      result = write(fd);
     } finally {
       closeSync(fd);
     }
     renameSync(tmp, output);
-    return size;
+    return result;
   } finally {
     rmSync(tmp, { force: true });
   }
-}
-
-function writeLayoutMember(sink: HashingSink, m: LayoutMember, mtime: number): void {
-  if (m.type === 'dir') {
-    sink.write(encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }));
-    return;
-  }
-  const size = 'bytes' in m ? m.bytes.length : m.size;
-  sink.write(encodeHeader({ name: m.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size, mtime }));
-  if ('bytes' in m) sink.write(m.bytes);
-  else sink.copyFile(m.hostPath, m.size, m.name);
-  sink.zeros(padding(size));
 }

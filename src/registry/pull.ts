@@ -238,11 +238,13 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
     const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');
     const manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length };
     const index = imageIndex(manifestDesc, name, tag, debArchOf(config.architecture ?? 'amd64', config.variant));
+    const layerDigests = new Set(m.doc.layers.map((l) => l.digest));
     const members: LayoutMember[] = [
       { name: 'blobs', type: 'dir' },
       { name: 'blobs/sha256', type: 'dir' },
       { name: `blobs/sha256/${m.digest.slice(7)}`, type: 'file', bytes: m.bytes },
-      ...blobs.map((d) => ({ name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file' as const, hostPath: pathOf(d), size: d.size })),
+      // Layers marked: the image tar's layer rule (SPEC §5) pads the first one, as mkimg build does.
+      ...blobs.map((d) => ({ name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file' as const, hostPath: pathOf(d), size: d.size, layer: layerDigests.has(d.digest) })),
       { name: 'index.json', type: 'file', bytes: index.bytes },
       { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(m.doc.config.digest, m.doc.layers.map((l) => l.digest), name, tag) },
       { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },

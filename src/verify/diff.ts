@@ -116,6 +116,12 @@ function diffHeaders(where: string, a: TarHeader, b: TarHeader, out: Difference[
   }
 }
 
+function withoutPadding(pax: Record<string, string>): Record<string, string> {
+  if (pax.comment === undefined || !/^0*$/.test(pax.comment)) return pax;
+  const { comment: _padding, ...rest } = pax;
+  return rest;
+}
+
 interface LayerEntry {
   header: TarHeader;
   sha256: string;
@@ -252,8 +258,11 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
       out.push({ where: n, a: x ? 'present' : 'absent', b: y ? 'present' : 'absent', message: `${n}: only in the ${x ? 'first' : 'second'} image` });
       continue;
     }
-    const hdrA = { ...x.header, name: '' };
-    const hdrB = { ...y.header, name: '' };
+    // A layer's PAX `comment` of '0's is the image tar's padding (SPEC §5, the
+    // layer rule): it follows from the blobs' names, whose differences show anyway.
+    const layer = n.startsWith('layer ');
+    const hdrA = { ...x.header, name: '', pax: layer ? withoutPadding(x.header.pax) : x.header.pax };
+    const hdrB = { ...y.header, name: '', pax: layer ? withoutPadding(y.header.pax) : y.header.pax };
     diffHeaders(`${n} (image tar entry)`, hdrA, hdrB, out, x.sha256 !== y.sha256);
     if (x.sha256 === y.sha256) continue;
     if (n.startsWith('layer ')) continue; // compared file by file below
