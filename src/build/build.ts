@@ -177,11 +177,11 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     // inputs in place instead of laying every file down on disk.
     const indexOnly = manifest.minimize === false;
     const root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
-    // The decompressed-data cache is opt-in: nothing outside the cache vouches
-    // for a cached tar (only its own digest), so whoever can write the cache
-    // could change what a build puts in the image. The .debs themselves are
-    // always checked against the pins in the (signed) manifest.
-    await unpackDebs(root, debs, opts.dataCache ? { cacheDir: opts.cacheDir ?? defaultCacheDir() } : {});
+    // Decompressed data archives come from the cache when the lock pins their
+    // digest (the pin vouches for them, as for the .debs). Without a pin
+    // nothing outside the cache vouches for a cached tar, so whoever can write
+    // the cache could change the image: those are used only with --data-cache.
+    await unpackDebs(root, debs, { cacheDir: opts.cacheDir ?? defaultCacheDir(), unpinnedData: opts.dataCache ?? false });
     await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
@@ -240,6 +240,7 @@ interface DebInput {
   name: string;
   path: string;
   sha256: string;
+  dataSha256?: string;
 }
 
 function checkLock(manifest: Manifest): void {
@@ -267,7 +268,7 @@ async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m:
       progress: !opts.quiet,
     });
     for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      out.push({ name: p.name, path: paths.get(p.name)!, sha256: p.sha256 });
+      out.push({ name: p.name, path: paths.get(p.name)!, sha256: p.sha256, ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}) });
     }
   }
   // Local .debs: the pin is checked before anything is unpacked.

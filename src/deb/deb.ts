@@ -36,9 +36,13 @@ export interface Deb {
    * The data archive's tar entries, streamed. Call at most once; closes the
    * file when done. `tee` sees every byte of the decompressed data archive, in
    * order, before the entries made of it are yielded (TarEntry.dataOffset
-   * counts from its first byte).
+   * counts from its first byte), and, once the entries are done, the rest of
+   * the archive too (the blocks after the end marker), so it can hash the
+   * whole member.
    */
   entries(opts?: { tee?: (chunk: Buffer) => void }): AsyncGenerator<TarEntry>;
+  /** True when the decompressed data archive came from a data cache (readDebBuffer's dataCache). */
+  dataFromCache: boolean;
   /** Release the file (needed only when entries() is not run to the end). */
   close(): Promise<void>;
 }
@@ -127,6 +131,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
     // memory) decompressed now and replayed, errors included, where they arise.
     let data: () => AsyncIterable<Buffer>;
     let after: () => Promise<void>;
+    let cached: Buffer | undefined;
     const checkAfter = async (): Promise<void> => {
       // Nothing but "_" members may follow the data archive.
       const extra = await next();
@@ -142,7 +147,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       // (the ar layout, the control archive, nothing after data.tar) is still
       // read from the verified .deb bytes. An entry is only ever stored after
       // the same .deb decompressed cleanly, so a hit cannot hide a corrupt member.
-      const cached = cache ? await cache.get().catch(() => undefined) : undefined;
+      cached = cache ? await cache.get().catch(() => undefined) : undefined;
       if (cached) {
         out = [cached];
       } else {
@@ -178,16 +183,28 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       if (started) throw new Error('Deb.entries() called twice');
       started = true;
       const tee = opts.tee;
-      const source = tee
-        ? (async function* () {
+      if (tee) {
+        const r = new ByteReader(
+          (async function* () {
             for await (const c of data()) {
               tee(c);
               yield c;
             }
-          })()
-        : data();
+          })(),
+          dataLabel,
+        );
+        try {
+          yield* readTar(r, dataLabel);
+          while ((await r.read(1 << 20)).length > 0); // the rest, through the tee
+          await after();
+        } finally {
+          await r.close();
+          await bytes.close();
+        }
+        return;
+      }
       try {
-        yield* readTar(source, dataLabel);
+        yield* readTar(data(), dataLabel);
         await after();
       } finally {
         await bytes.close();
@@ -200,6 +217,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       dataMember: dm.name,
       dataCompression: dComp,
       entries,
+      dataFromCache: cached !== undefined,
       close: () => bytes.close(),
     };
   } catch (e) {

@@ -125,6 +125,26 @@ export class DataCache {
     return undefined;
   }
 
+  /**
+   * The tar stored for this .deb whose sha256 is `dataSha256`, the digest the
+   * (signed) lock pins for the package's data archive: with a pin to check
+   * against, a cache entry is as trustworthy as the .deb itself. A damaged
+   * entry is deleted and reported as a miss.
+   */
+  async getPinned(debSha256: string, dataSha256: string): Promise<Buffer | undefined> {
+    if (!SHA256_HEX.test(debSha256) || !SHA256_HEX.test(dataSha256)) throw new MkimgError('internal', 'not a sha256 hex digest');
+    const p = join(this.dir, `${debSha256}.${dataSha256}.tar`);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(p);
+    } catch {
+      return undefined;
+    }
+    if (sha256Hex(bytes) === dataSha256) return bytes;
+    await rm(p, { force: true }).catch(() => {});
+    return undefined;
+  }
+
   /** Store the tar decompressed from the .deb with this (verified) sha256. */
   async put(debSha256: string, data: Buffer | readonly Buffer[]): Promise<void> {
     if (!SHA256_HEX.test(debSha256)) throw new MkimgError('internal', `not a sha256 hex digest: ${debSha256}`);

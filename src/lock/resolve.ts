@@ -11,6 +11,10 @@ import { inputDigest } from '../stage/files.js';
 import { readDebControl, parseControlStanza } from '../deb/deb.js';
 import { packageRecordFromControl, type PackageRecord } from '../debian/packages.js';
 import { sha256File } from '../util/digest.js';
+import { fetchPinnedDebs } from '../fetch/debs.js';
+import { defaultCacheDir } from '../fetch/cache.js';
+import { dataArchiveSha256 } from '../stage/extract.js';
+import { pool } from '../util/pool.js';
 import { MkimgError } from '../util/errors.js';
 
 export interface ResolveLockOptions {
@@ -21,6 +25,8 @@ export interface ResolveLockOptions {
   now?: Date;
   /** Told which mirror served each suite and who signed it (for a note on the terminal). */
   onSuite?: (info: SuiteInfo) => void;
+  /** Download progress on stderr (shown only on a terminal). */
+  progress?: boolean;
 }
 
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
@@ -54,8 +60,32 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
       sha256: r.sha256,
       size: r.size,
     }));
+    packages = await pinDataArchives(packages, manifest, opts);
   }
   return { version: 1, packages, files: await pinFiles(manifest) };
+}
+
+/**
+ * Fetch every pinned .deb (verified against the Packages sha256, into the
+ * cache) and pin the sha256 of its decompressed data archive, so builds can
+ * trust cached unpacked archives as much as the .debs.
+ */
+async function pinDataArchives(packages: LockedPackage[], manifest: Manifest, opts: ResolveLockOptions): Promise<LockedPackage[]> {
+  const paths = await fetchPinnedDebs(packages, {
+    sources: manifest.sources,
+    mirrors: opts.mirrors,
+    cacheDir: opts.cacheDir,
+    aptRoot: opts.aptRoot,
+    env: opts.env,
+    progress: opts.progress,
+  });
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const out = packages.map((p) => ({ ...p }));
+  // Two at a time: decompression is CPU work on the thread pool.
+  await pool(out, 2, async (p) => {
+    p.dataSha256 = await dataArchiveSha256(paths.get(p.name)!, p.sha256, cacheDir);
+  });
+  return out;
 }
 
 async function localRecord(path: string, sha256: string): Promise<PackageRecord> {

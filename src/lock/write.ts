@@ -15,7 +15,16 @@ const byStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 export function normalizeLock(lock: Lock): Record<string, unknown> {
   const packages = [...lock.packages]
     .sort((a, b) => byStr(a.name, b.name) || byStr(a.architecture, b.architecture))
-    .map((p) => ({ name: p.name, version: p.version, architecture: p.architecture, suite: p.suite, filename: p.filename, size: p.size, sha256: p.sha256 }));
+    .map((p) => ({
+      name: p.name,
+      version: p.version,
+      architecture: p.architecture,
+      suite: p.suite,
+      filename: p.filename,
+      size: p.size,
+      sha256: p.sha256,
+      ...(p.dataSha256 !== undefined ? { dataSha256: p.dataSha256 } : {}),
+    }));
   const files = [...lock.files].sort((a, b) => byStr(a.src, b.src)).map((f) => ({ src: f.src, sha256: f.sha256 }));
   return { version: 1, packages, files };
 }

@@ -121,6 +121,13 @@ export interface LockedPackage {
   filename: string;
   sha256: string;
   size: number;
+  /**
+   * sha256 of the package's decompressed data archive (data.tar, as
+   * `dpkg-deb --fsys-tarfile` prints it). Lets a build take the unpacked
+   * archive from the cache with the same trust as the .deb. Optional: older
+   * locks lack it.
+   */
+  dataSha256?: string;
 }
 
 export interface LockedFile {

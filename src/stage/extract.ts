@@ -45,6 +45,8 @@ const PREPARE_AHEAD = 4;
 export interface PreparedDeb {
   debPath: string;
   sha256: string;
+  /** The pinned sha256 of the decompressed data archive, when the lock has one. */
+  dataSha256?: string;
   deb: Deb;
 }
 
@@ -52,9 +54,20 @@ export interface UnpackOptions {
   /**
    * A cache directory (as for BlobCache) whose data/sha256/ keeps the
    * decompressed data archives of xz and zstd packages, so a warm build does
-   * not decompress them again. Absent: nothing is cached.
+   * not decompress them again. Absent: nothing is cached. Used for packages
+   * whose data archive digest is pinned (`dataSha256`); for the others only
+   * with `unpinnedData` (see prepareDeb).
    */
   cacheDir?: string;
+  /** Also use cached data archives of packages with no pinned data digest (`--data-cache`). */
+  unpinnedData?: boolean;
+}
+
+/** A .deb to unpack: its path, its pinned sha256 and, when the lock pins it, its data archive's. */
+export interface DebToUnpack {
+  path: string;
+  sha256: string;
+  dataSha256?: string;
 }
 
 /**
@@ -67,18 +80,28 @@ export interface UnpackOptions {
  * control archive and ar layout are still parsed from those verified bytes.
  * Only the decompression of the data member is replaced, by an entry keyed by
  * that verified sha256, written only after the same .deb decompressed cleanly,
- * and checked on every read against the tar digest recorded in its name (a bad
- * entry is deleted and the member decompressed again). That digest guards
- * against corruption and truncation, not against someone who can write the
- * cache directory on purpose (nothing outside the cache records it). Whatever
- * the tar holds, every entry still goes through the Unpacker's checks below,
- * at extraction time, cached or not.
+ * and checked on every read against a tar digest (a bad entry is deleted and
+ * the member decompressed again). When the lock pins the data archive's digest
+ * (`dataSha256`, inside the signed manifest like the .deb's), that pin is the
+ * digest checked: a cached tar is then exactly as trustworthy as the .deb, and
+ * a freshly decompressed one is checked against it too (unpackPrepared). For a
+ * package without that pin, only the digest in the entry's own name is there
+ * to check, which guards against corruption and truncation, not against
+ * someone who can write the cache directory on purpose: such entries are used
+ * only when asked (`unpinnedData`, `--data-cache`). Whatever the tar holds,
+ * every entry still goes through the Unpacker's checks below.
  */
-export async function prepareDeb(debPath: string, expectedSha256: string, opts: UnpackOptions = {}): Promise<PreparedDeb> {
-  return prepareWith(debPath, expectedSha256, opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined);
+export async function prepareDeb(debPath: string, expectedSha256: string, opts: UnpackOptions & { dataSha256?: string } = {}): Promise<PreparedDeb> {
+  return prepareWith({ path: debPath, sha256: expectedSha256, dataSha256: opts.dataSha256 }, opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined, opts.unpinnedData ?? false);
 }
 
-async function prepareWith(debPath: string, expectedSha256: string, cache: DataCache | undefined): Promise<PreparedDeb> {
+async function prepareWith(d: DebToUnpack, cache: DataCache | undefined, unpinnedData: boolean): Promise<PreparedDeb> {
+  const debPath = d.path;
+  const expectedSha256 = d.sha256;
+  const dataSha256 = d.dataSha256?.toLowerCase();
+  if (dataSha256 !== undefined && !SHA256_HEX.test(dataSha256)) {
+    throw new MkimgError('input', `${debPath}: pinned data archive sha256 "${d.dataSha256}" is not 64 hex digits`);
+  }
   const expected = expectedSha256.toLowerCase();
   if (!SHA256_HEX.test(expected)) {
     throw new MkimgError('input', `${debPath}: expected sha256 "${expectedSha256}" is not 64 hex digits`);
@@ -97,11 +120,15 @@ async function prepareWith(debPath: string, expectedSha256: string, cache: DataC
     });
   }
   // Parsed only from the bytes just verified: the file is not read again.
-  const dataCache: DataArchiveCache | undefined = cache && {
-    get: () => cache.get(actual),
-    put: (data) => cache.put(actual, data),
-  };
-  return { debPath, sha256: actual, deb: await readDebBuffer(debPath, bytes, dataCache ? { dataCache } : {}) };
+  const useCache = cache !== undefined && (dataSha256 !== undefined || unpinnedData);
+  const dataCache: DataArchiveCache | undefined = useCache
+    ? {
+        get: () => (dataSha256 !== undefined ? cache.getPinned(actual, dataSha256) : cache.get(actual)),
+        put: (data) => cache.put(actual, data),
+      }
+    : undefined;
+  const deb = await readDebBuffer(debPath, bytes, dataCache ? { dataCache } : {});
+  return { debPath, sha256: actual, ...(dataSha256 !== undefined ? { dataSha256 } : {}), deb };
 }
 
 /** Put a prepared .deb's data archive into the staging root (see the rules above). */
@@ -124,9 +151,12 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
       ...(deb.control.md5sums !== undefined ? { md5sums: deb.control.md5sums } : {}),
       paths: [],
     };
+    // A pinned data digest is checked over the whole decompressed member (a
+    // cached one was checked as it was read from the cache).
+    const check = prepared.dataSha256 !== undefined && !deb.dataFromCache ? createHash('sha256') : undefined;
     if (!root.indexOnly) {
       const u = new Unpacker(root, debPath, pkg);
-      for await (const e of deb.entries()) await u.entry(e);
+      for await (const e of deb.entries(check ? { tee: (c) => check.update(c) } : {})) await u.entry(e);
     } else {
       // The data tar goes beside the root (removed with the staging directory).
       const dataDir = `${root.dir}.debdata`;
@@ -136,11 +166,21 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
       try {
         const u = new Unpacker(root, debPath, pkg, dataPath);
         const tee = (c: Buffer) => {
+          check?.update(c);
           for (let off = 0; off < c.length; ) off += writeSync(fd, c, off, c.length - off);
         };
         for await (const e of deb.entries({ tee })) await u.entry(e);
       } finally {
         closeSync(fd);
+      }
+    }
+    if (check) {
+      const got = check.digest('hex');
+      if (got !== prepared.dataSha256) {
+        throw new MkimgError('input', `${name} ${version}: the data archive of ${debPath} decompresses to sha256 ${got}, but the lock pins ${prepared.dataSha256}`, {
+          hint: 'the .deb matches its pin, so the lock\'s data digest is wrong (edited by hand?) or the decompressor misread the member; run `mkimg lock` again',
+          details: { package: name, file: debPath, expected: prepared.dataSha256, actual: got },
+        });
       }
     }
     root.packages.push(pkg);
@@ -150,8 +190,8 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
   }
 }
 
-export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string): Promise<StagedPackage> {
-  return unpackPrepared(root, await prepareDeb(debPath, expectedSha256));
+export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string, opts: UnpackOptions & { dataSha256?: string } = {}): Promise<StagedPackage> {
+  return unpackPrepared(root, await prepareDeb(debPath, expectedSha256, opts));
 }
 
 /**
@@ -161,11 +201,7 @@ export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha2
  * the first failure in that order is the one reported, after everything before
  * it was unpacked, as with a loop of unpackDeb.
  */
-export async function unpackDebs(
-  root: StagingRoot,
-  debs: ReadonlyArray<{ path: string; sha256: string }>,
-  opts: UnpackOptions = {},
-): Promise<StagedPackage[]> {
+export async function unpackDebs(root: StagingRoot, debs: ReadonlyArray<DebToUnpack>, opts: UnpackOptions = {}): Promise<StagedPackage[]> {
   const cache = opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined;
   const pending: Array<Promise<PreparedDeb> | undefined> = [];
   let started = 0;
@@ -173,7 +209,7 @@ export async function unpackDebs(
   try {
     for (let i = 0; i < debs.length; i++) {
       while (started < debs.length && started <= i + PREPARE_AHEAD) {
-        const p = prepareWith(debs[started].path, debs[started].sha256, cache);
+        const p = prepareWith(debs[started], cache, opts.unpinnedData ?? false);
         p.catch(() => {}); // reported in order, when its turn comes
         pending[started++] = p;
       }
@@ -437,4 +473,32 @@ async function hashBody(body: AsyncIterable<Buffer>): Promise<{ sha256: string; 
     size += c.length;
   }
   return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
+}
+
+/**
+ * sha256 of a verified .deb's decompressed data archive, the whole member (what
+ * `dpkg-deb --fsys-tarfile` prints), for `mkimg lock` to pin as dataSha256.
+ * Decompressed here from the .deb itself, never taken from the cache (which
+ * this digest is meant to vouch for); stored into the cache at `cacheDir`
+ * when given, so the first build after a lock starts warm.
+ */
+export async function dataArchiveSha256(debPath: string, sha256: string, cacheDir?: string): Promise<string> {
+  const cache = cacheDir !== undefined ? new DataCache(cacheDir) : undefined;
+  const expected = sha256.toLowerCase();
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(debPath);
+  } catch (e) {
+    throw new MkimgError('input', `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+  }
+  const actual = createHash('sha256').update(bytes).digest('hex');
+  if (actual !== expected) throw new MkimgError('input', `${debPath}: sha256 mismatch: expected ${expected}, got ${actual}`);
+  const deb = await readDebBuffer(debPath, bytes, cache ? { dataCache: { get: async () => undefined, put: (data) => cache.put(actual, data) } } : {});
+  const h = createHash('sha256');
+  try {
+    for await (const e of deb.entries({ tee: (c) => h.update(c) })) for await (const _ of e.body) void _;
+  } finally {
+    await deb.close();
+  }
+  return h.digest('hex');
 }

@@ -67,6 +67,8 @@ export interface FixturePackage {
   symlinks?: Record<string, string>;
   /** Fields that differ in the Packages index only (not in the .deb), e.g. { Depends: 'x [i386]' }, which dpkg-deb would refuse. */
   indexFields?: Record<string, string>;
+  /** Compression of the .deb's members (dpkg-deb -Z). Default gzip. */
+  compression?: 'gzip' | 'xz' | 'zstd';
 }
 
 export type SignMode = 'good' | 'other' | 'none' | 'expired' | 'revoked';
@@ -276,7 +278,7 @@ async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
       const filename = `pool/${component}/${p.name[0]}/${p.name}/${p.name}_${upstreamVersion}_${arch}.deb`;
       const out = join(www, filename);
       mkdirSync(dirname(out), { recursive: true });
-      execFileSync('dpkg-deb', ['--root-owner-group', '-Zgzip', '--build', tree, out], {
+      execFileSync('dpkg-deb', ['--root-owner-group', `-Z${p.compression ?? 'gzip'}`, '--build', tree, out], {
         env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -1,5 +1,6 @@
+import { execFileSync } from 'node:child_process';
 import { describe, it, expect, beforeAll, afterAll, afterEach } from 'vitest';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -11,6 +12,7 @@ import { writeLockIntoManifest } from '../../src/lock/write.js';
 import { lockIsCurrent } from '../../src/lock/check.js';
 import { registerLock } from '../../src/cli/commands/lock.js';
 import { MkimgError } from '../../src/util/errors.js';
+import { mkimg } from '../helpers/cli.js';
 
 let repo: AptRepo;
 let work: string;
@@ -22,8 +24,8 @@ beforeAll(async () => {
       {
         name: 'local',
         packages: [
-          { name: 'hello', version: '2.10-3', depends: 'libc6 (>= 2.34)' },
-          { name: 'libc6', version: '2.36-9+deb12u4', depends: 'libgcc-s1' },
+          { name: 'hello', version: '2.10-3', depends: 'libc6 (>= 2.34)', compression: 'xz' },
+          { name: 'libc6', version: '2.36-9+deb12u4', depends: 'libgcc-s1', compression: 'zstd' },
           { name: 'libgcc-s1', version: '12.2.0-14' },
           { name: 'curl', version: '7.88.1-10', depends: 'libc6, libcurl4 (= 7.88.1-10)' },
           { name: 'libcurl4', version: '7.88.1-10', depends: 'libc6' },
@@ -93,13 +95,45 @@ describe('mkimg lock', () => {
     const m = loadManifest(path);
     expect(m.lock!.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['hello=2.10-3', 'libc6=2.36-9+deb12u4', 'libgcc-s1=12.2.0-14']);
     const hello = m.lock!.packages[0]!;
-    expect(hello).toEqual({ name: 'hello', version: '2.10-3', architecture: 'amd64', suite: 'local', filename: repo.deb('hello').filename, size: repo.deb('hello').size, sha256: repo.deb('hello').sha256 });
+    // dataSha256: the decompressed data member, exactly what dpkg-deb --fsys-tarfile prints
+    const fsys = execFileSync('dpkg-deb', ['--fsys-tarfile', repo.deb('hello').path], { maxBuffer: 1 << 26 });
+    expect(hello).toEqual({
+      name: 'hello',
+      version: '2.10-3',
+      architecture: 'amd64',
+      suite: 'local',
+      filename: repo.deb('hello').filename,
+      size: repo.deb('hello').size,
+      sha256: repo.deb('hello').sha256,
+      dataSha256: createHash('sha256').update(fsys).digest('hex'),
+    });
+    for (const p of m.lock!.packages) expect(p.dataSha256, p.name).toMatch(/^[0-9a-f]{64}$/);
     expect(m.lock!.files).toEqual([{ src: './data/hello.txt', sha256: createHash('sha256').update('hello\n').digest('hex') }]);
     expect(m.files[0]!.sha256).toBe(m.lock!.files[0]!.sha256);
     expect(first).not.toContain(repo.url.replace('http://', '') + '/pool'); // the lock records suites, not mirrors
     expect(lockIsCurrent(m)).toEqual({ ok: true, problems: [] });
     const second = await lockFile(path);
     expect(second).toBe(first);
+  });
+
+  it('fills the data cache under the pinned names; a build uses it; a hand-edited data pin fails the build (exit 4, nothing written)', async () => {
+    const path = setup(['hello']);
+    await lockFile(path);
+    const m = loadManifest(path);
+    // xz and zstd archives are kept decompressed (gzip is cheap to decompress again)
+    const kept = m.lock!.packages.filter((p) => p.name !== 'libgcc-s1');
+    expect(readdirSync(join(cacheDir, 'data', 'sha256')).sort()).toEqual(kept.map((p) => `${p.sha256}.${p.dataSha256}.tar`).sort());
+    const out = join(work, 'out');
+    mkdirSync(out);
+    const ok = mkimg(['build', path, '-o', join(out, 'good.tar'), '--cache-dir', cacheDir, '--json']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    const hello = m.lock!.packages.find((p) => p.name === 'hello')!;
+    writeFileSync(path, readFileSync(path, 'utf8').replace(`dataSha256: ${hello.dataSha256}`, `dataSha256: "${'0'.repeat(64)}"`));
+    const bad = mkimg(['build', path, '-o', join(out, 'bad.tar'), '--cache-dir', cacheDir]);
+    expect(bad.code).toBe(4);
+    expect(bad.stderr).toMatch(new RegExp(`hello 2\\.10-3: the data archive of \\S+ decompresses to sha256 ${hello.dataSha256}, but the lock pins 0{64}`));
+    expect(readdirSync(out)).toEqual(['good.tar']);
   });
 
   it('replaces an existing lock in the middle of the file and leaves the rest alone', async () => {

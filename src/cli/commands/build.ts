@@ -2,7 +2,6 @@ import { Command, Option } from 'commander';
 import { action, progressEnabled } from '../output.js';
 import { MkimgError } from '../../util/errors.js';
 import { collect } from '../options.js';
-import { parseMirrorFlags } from '../../fetch/mirrors.js';
 
 interface BuildFlags {
   output: string;
@@ -46,7 +45,7 @@ export function registerBuild(program: Command): void {
     .addOption(new Option('--cache-registry <repo>', 'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building').env('MKIMG_CACHE_REGISTRY'))
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
     .addOption(
-      new Option('--data-cache', 'reuse decompressed .deb data from the cache (faster warm builds; trusts the cache folder, see SPEC.md)').env('MKIMG_DATA_CACHE'),
+      new Option('--data-cache', 'also reuse cached decompressed .deb data for packages whose lock has no dataSha256 (older locks; trusts the cache folder, see SPEC.md). Pinned ones are always reused').env('MKIMG_DATA_CACHE'),
     )
     .addHelpText(
       'after',
@@ -68,6 +67,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
           const showProgress = progressEnabled(Boolean(flags.json));
           // Loaded on use: `mkimg --help` should not pay for the whole pipeline.
           const { buildImage } = await import('../../build/build.js');
+          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
           const r = await buildImage({
             manifestPath: manifest,
             output: flags.output,

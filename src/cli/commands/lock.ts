@@ -4,10 +4,6 @@ import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { action, note } from '../output.js';
 import { collect } from '../options.js';
-import { loadManifest } from '../../manifest/load.js';
-import { parseMirrorFlags } from '../../fetch/mirrors.js';
-import { writeLockIntoManifest, normalizeLock } from '../../lock/write.js';
-import { lockIsCurrent } from '../../lock/check.js';
 import { EXIT_CODES } from '../../util/errors.js';
 
 interface LockFlags {
@@ -35,7 +31,9 @@ export function registerLock(program: Command): void {
       'Fetch each suite\'s InRelease, verify its OpenPGP signature against the source\'s keyring, check\n' +
         'the Packages indexes against its SHA256 table, resolve Depends and Pre-Depends of the requested\n' +
         'packages, and write the closure (name, version, architecture, suite, pool filename, size,\n' +
-        'sha256) and a sha256 for every files: input into the manifest\'s lock: section. Only that\n' +
+        'sha256) and a sha256 for every files: input into the manifest\'s lock: section. Each pinned\n' +
+        '.deb is downloaded (into the cache) and the sha256 of its decompressed data archive pinned too\n' +
+        '(dataSha256), so builds can reuse unpacked archives from the cache. Only that\n' +
         'section changes; relocking an unchanged world changes no byte. With --check, nothing is\n' +
         'fetched or written: exit 11 when the lock is missing or does not match the requests.',
     )
@@ -61,8 +59,11 @@ Exit codes: 0 ok, 3 manifest, 5 repository (network, signature, index hash), 11 
     .action(
       action(
         async (manifestPath: string, flags: LockFlags) => {
+          // Loaded on use: `mkimg --help` should not pay for YAML and the schema.
+          const { loadManifest } = await import('../../manifest/load.js');
           const manifest = loadManifest(manifestPath);
           if (flags.check) {
+            const { lockIsCurrent } = await import('../../lock/check.js');
             const st = lockIsCurrent(manifest);
             return {
               json: { manifest: manifest.origin.path, current: st.ok, problems: st.problems },
@@ -72,9 +73,12 @@ Exit codes: 0 ok, 3 manifest, 5 repository (network, signature, index hash), 11 
           }
           const json = Boolean(flags.json);
           const { resolveLock } = await import('../../lock/resolve.js');
+          const { writeLockIntoManifest, normalizeLock } = await import('../../lock/write.js');
+          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
           const lock = await resolveLock(manifest, {
             mirrors: parseMirrorFlags(flags.mirror),
             cacheDir: flags.cacheDir,
+            progress: !json,
             onSuite: (s) =>
               note(json, `${s.suite}: ${s.url} (${s.mirrorFrom})${s.release.signedBy.length ? `, signed by ${s.release.signedBy.join(', ')}` : ', UNSIGNED (allowUnsigned)'}`),
           });
