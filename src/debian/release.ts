@@ -4,9 +4,10 @@
  * Suite, Codename, Date, Valid-Until and the SHA256 table that pins every index.
  */
 import { readFile } from 'node:fs/promises';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { parseDeb822 } from './control.js';
 import { MkimgError } from '../util/errors.js';
+import { openpgp as loadOpenpgp } from '../util/openpgp.js';
 
 export interface ReleaseFileEntry {
   sha256: string;
@@ -70,15 +71,16 @@ export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
   } catch (e) {
     throw new MkimgError('manifest', `cannot read keyring ${path}: ${(e as Error).message}`, { hint: 'check the keyring: path of the source' });
   }
+  const pgp = await loadOpenpgp();
   try {
     const text = data.toString('latin1');
     if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
       const blocks = text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
       const keys: openpgp.PublicKey[] = [];
-      for (const b of blocks) keys.push(...(await openpgp.readKeys({ armoredKeys: b })));
+      for (const b of blocks) keys.push(...(await pgp.readKeys({ armoredKeys: b })));
       return keys;
     }
-    return await openpgp.readKeys({ binaryKeys: new Uint8Array(data) });
+    return await pgp.readKeys({ binaryKeys: new Uint8Array(data) });
   } catch (e) {
     throw new MkimgError('manifest', `keyring ${path} holds no readable OpenPGP public keys: ${(e as Error).message}`, {
       hint: 'use an armored (.asc) or binary (.gpg) export of the repository signing keys',
@@ -101,16 +103,17 @@ export interface VerifyContext {
 export async function verifyInRelease(inRelease: string, keys: openpgp.PublicKey[], ctx: VerifyContext): Promise<Release> {
   const where = `InRelease of suite "${ctx.suite}" (${ctx.url})`;
   const now = ctx.now ?? new Date();
+  const pgp = await loadOpenpgp();
   let message: openpgp.CleartextMessage;
   try {
-    message = await openpgp.readCleartextMessage({ cleartextMessage: inRelease });
+    message = await pgp.readCleartextMessage({ cleartextMessage: inRelease });
   } catch (e) {
     throw new MkimgError('repository', `${where} is not signed: ${(e as Error).message}`, {
       hint: 'the mirror must serve a clearsigned InRelease; only a source with allowUnsigned: true may use an unsigned Release',
       details: { suite: ctx.suite, url: ctx.url },
     });
   }
-  const result = await openpgp.verify({ message, verificationKeys: keys, date: now, expectSigned: false });
+  const result = await pgp.verify({ message, verificationKeys: keys, date: now, expectSigned: false });
   const good: string[] = [];
   const problems: string[] = [];
   for (const sig of result.signatures) {

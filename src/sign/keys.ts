@@ -4,8 +4,9 @@
  * 3072 bits.
  */
 import { readFileSync } from 'node:fs';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
+import { openpgp as loadOpenpgp } from '../util/openpgp.js';
 
 export const MIN_RSA_BITS = 3072;
 
@@ -40,16 +41,17 @@ export function isArmored(bytes: Uint8Array): boolean {
 export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
   const bytes = readFileOr(path, 'usage', 'keyring', 'give --keyring a file of trusted public keys (armored or binary), e.g. from gpg --export --armor KEYID');
   const keys: openpgp.PublicKey[] = [];
+  const pgp = await loadOpenpgp();
   try {
     if (isArmored(bytes)) {
       const text = bytes.toString('utf8');
       const blocks = text.match(ARMOR_BLOCK) ?? [];
       for (const block of blocks) {
         if (!/^-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----/.test(block)) continue;
-        for (const k of await openpgp.readKeys({ armoredKeys: block, config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
+        for (const k of await pgp.readKeys({ armoredKeys: block, config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
       }
     } else {
-      for (const k of await openpgp.readKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
+      for (const k of await pgp.readKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
     }
   } catch (e) {
     throw new MkimgError('signature', `cannot read the keyring ${path}: ${(e as Error).message}`, {
@@ -67,10 +69,11 @@ export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
 export async function readSecretKey(path: string, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
   const bytes = readFileOr(path, 'usage', 'secret key', 'give --key the ASCII-armored secret key (mkimg key generate, gpg --export-secret-keys --armor KEYID)');
   let keys: openpgp.PrivateKey[];
+  const pgp = await loadOpenpgp();
   try {
     keys = isArmored(bytes)
-      ? await openpgp.readPrivateKeys({ armoredKeys: bytes.toString('utf8'), config: PGP_CONFIG })
-      : await openpgp.readPrivateKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG });
+      ? await pgp.readPrivateKeys({ armoredKeys: bytes.toString('utf8'), config: PGP_CONFIG })
+      : await pgp.readPrivateKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG });
   } catch (e) {
     throw new MkimgError('signature', `cannot read the secret key ${path}: ${(e as Error).message}`, {
       hint: 'give --key an OpenPGP v4 secret key (armored or binary)',
@@ -90,7 +93,7 @@ export async function readSecretKey(path: string, passphrase: string | undefined
       throw new MkimgError('usage', `the secret key in ${path} is protected by a passphrase`, { hint: 'give --passphrase-file FILE (the first line is the passphrase)' });
     }
     try {
-      key = await openpgp.decryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
+      key = await pgp.decryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
     } catch (e) {
       throw new MkimgError('signature', `cannot unlock the secret key in ${path}: ${(e as Error).message}`, { hint: 'check the passphrase file' });
     }

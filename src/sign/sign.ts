@@ -5,8 +5,9 @@
  */
 import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
+import { openpgp as loadOpenpgp } from '../util/openpgp.js';
 import { sha256Hex } from '../util/digest.js';
 import { PGP_CONFIG, fpr, keyPolicyProblem, readFileOr, readSecretKey } from './keys.js';
 import { ACCEPTED_HASHES, signatureInfo, splitPackets } from './packets.js';
@@ -28,9 +29,10 @@ export function readPassphraseFile(path: string | undefined): string | undefined
 export async function signManifest(opts: { manifestPath: string; keyPath: string; passphrase?: string; output?: string; now?: Date }): Promise<SignResult> {
   const bytes = readFileOr(opts.manifestPath, 'manifest', 'manifest', 'give the path of the manifest.yaml to sign');
   const key = await readSecretKey(opts.keyPath, opts.passphrase);
+  const pgp = await loadOpenpgp();
   let signing: openpgp.PrivateKey | openpgp.Subkey;
   try {
-    signing = await key.getSigningKey(undefined, opts.now ?? new Date(), undefined, { ...openpgp.config, ...PGP_CONFIG });
+    signing = await key.getSigningKey(undefined, opts.now ?? new Date(), undefined, { ...pgp.config, ...PGP_CONFIG });
   } catch (e) {
     throw new MkimgError('signature', `the key in ${opts.keyPath} cannot sign now: ${(e as Error).message}`, {
       hint: 'the key (or its signing subkey) is expired, revoked, or has no signing capability; use another key',
@@ -42,17 +44,17 @@ export async function signManifest(opts: { manifestPath: string; keyPath: string
       hint: 'make an Ed25519 key with mkimg key generate, or use RSA of 3072 bits or more',
     });
   }
-  const armored = await openpgp.sign({
-    message: await openpgp.createMessage({ binary: new Uint8Array(bytes) }),
+  const armored = await pgp.sign({
+    message: await pgp.createMessage({ binary: new Uint8Array(bytes) }),
     signingKeys: key,
     signingKeyIDs: signing.getKeyID(),
     detached: true,
     format: 'armored',
     date: opts.now,
-    config: { ...PGP_CONFIG, preferredHashAlgorithm: openpgp.enums.hash.sha512 },
+    config: { ...PGP_CONFIG, preferredHashAlgorithm: pgp.enums.hash.sha512 },
   });
   // Self-check: what we wrote is what the policy requires.
-  const sig = await openpgp.readSignature({ armoredSignature: armored as string, config: PGP_CONFIG });
+  const sig = await pgp.readSignature({ armoredSignature: armored as string, config: PGP_CONFIG });
   for (const p of splitPackets(sig.write() as Uint8Array, 'signature')) {
     const info = signatureInfo(p);
     if (info.sigType !== 0 || !ACCEPTED_HASHES.has(info.hashAlgo) || info.version !== 4) {
@@ -99,7 +101,8 @@ export async function generateKeyFiles(opts: { name: string; email: string; pref
   if (!existsSync(dirname(secretPath))) {
     throw new MkimgError('usage', `the folder ${dirname(secretPath)} does not exist`, { hint: 'create it first, or choose another -o prefix' });
   }
-  const { privateKey, publicKey } = await openpgp.generateKey({
+  const pgp = await loadOpenpgp();
+  const { privateKey, publicKey } = await pgp.generateKey({
     type: 'ecc',
     curve: 'ed25519Legacy',
     userIDs: [{ name: opts.name, email: opts.email }],
@@ -108,7 +111,7 @@ export async function generateKeyFiles(opts: { name: string; email: string; pref
     format: 'armored',
     config: PGP_CONFIG,
   });
-  const key = await openpgp.readKey({ armoredKey: publicKey });
+  const key = await pgp.readKey({ armoredKey: publicKey });
   try {
     writeFileSync(secretPath, privateKey, { mode: 0o600, flag: 'wx' });
     writeFileSync(publicPath, publicKey, { mode: 0o644, flag: 'wx' });

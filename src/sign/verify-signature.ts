@@ -13,8 +13,9 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { existsSync } from 'node:fs';
-import * as openpgp from 'openpgp';
+import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
+import { openpgp as loadOpenpgp } from '../util/openpgp.js';
 import { ACCEPTED_HASHES, HASH_NAMES, SIG_TYPE_NAMES, signatureInfo, splitPackets } from './packets.js';
 import { PGP_CONFIG, fpr, isArmored, keyPolicyProblem, readFileOr, readKeyring } from './keys.js';
 
@@ -125,17 +126,18 @@ export async function verifyDetachedSignature(
   now: Date = new Date(),
 ): Promise<SignatureCheck> {
   const { binary } = parseDetachedSignature(sigBytes, sigFile);
+  const pgp = await loadOpenpgp();
   let signature: openpgp.Signature;
   try {
-    signature = await openpgp.readSignature({ binarySignature: binary, config: PGP_CONFIG });
+    signature = await pgp.readSignature({ binarySignature: binary, config: PGP_CONFIG });
   } catch (e) {
     sigError(`${sigFile} cannot be parsed: ${(e as Error).message}`);
   }
   const packets = [...signature.packets] as openpgp.SignaturePacket[];
-  let results: Awaited<ReturnType<typeof openpgp.verify>>['signatures'];
+  let results: Awaited<ReturnType<typeof pgp.verify>>['signatures'];
   try {
-    const res = await openpgp.verify({
-      message: await openpgp.createMessage({ binary: data }),
+    const res = await pgp.verify({
+      message: await pgp.createMessage({ binary: data }),
       signature,
       verificationKeys: keys,
       date: now,
@@ -202,7 +204,7 @@ async function diagnose(
   if (created.getTime() > now.getTime() + 60_000) return `the signature claims to be made in the future (${created.toISOString()})`;
   // Revocation: openpgp.js honours hard revocations at any date, soft ones from their date.
   try {
-    if (await key.isRevoked(undefined, undefined, created, openpgp.config)) {
+    if (await key.isRevoked(undefined, undefined, created, (await loadOpenpgp()).config)) {
       const rev = key.revocationSignatures[0];
       const reason = rev?.reasonForRevocationString ? `: "${rev.reasonForRevocationString}"` : '';
       return `${who} has been revoked${reason}`;
