@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { action, progressEnabled } from '../output.js';
 import { collect } from '../options.js';
-import { parseMirrorFlags } from '../../fetch/mirrors.js';
 
 interface VerifyFlags {
   manifest?: string;
@@ -49,6 +48,7 @@ Exit codes: 0 verified, 2 usage, 3 manifest missing, 6 signature, 7 integrity, 8
       action(
         async (image: string, signature: string, flags: VerifyFlags) => {
           const { verifyImage } = await import('../../verify/verify.js');
+          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
           const r = await verifyImage({
             image,
             signature,
