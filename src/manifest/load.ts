@@ -4,10 +4,11 @@
  * path resolution against the manifest's folder. Every error names the file,
  * line and column, and the field.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Ajv, type ErrorObject } from 'ajv';
+import type { ErrorObject, Options as AjvOptions, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
@@ -15,13 +16,29 @@ import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SCHEMA_PATH = resolve(here, '../../manifests/mkimg-v1.schema.json');
+/** ajv options of the manifest validator (also read by scripts/gen-schema-validator.mjs). */
+export const AJV_OPTIONS: AjvOptions = { allErrors: true, strict: false };
+/**
+ * The validator compiled at build time (scripts/gen-schema-validator.mjs,
+ * part of npm run build): ajv's standalone code for the schema, so that no
+ * command loads ajv's compiler or compiles the schema at run time.
+ */
+export const SCHEMA_VALIDATOR_URL = new URL('./schema-validator.cjs', import.meta.url).href;
 
-let validator: ReturnType<Ajv['compile']> | undefined;
-function schemaValidator() {
+const require = createRequire(import.meta.url);
+let validator: ValidateFunction | undefined;
+function schemaValidator(): ValidateFunction {
   if (!validator) {
-    const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8'));
-    const ajv = new Ajv({ allErrors: true, strict: false });
-    validator = ajv.compile(schema);
+    const text = readFileSync(SCHEMA_PATH);
+    const built = fileURLToPath(SCHEMA_VALIDATOR_URL);
+    const pre = existsSync(built) ? (require(built) as ValidateFunction & { schemaSha256?: string }) : undefined;
+    if (pre && pre.schemaSha256 === sha256Hex(text)) {
+      validator = pre;
+    } else {
+      // Running from src/ (tests), or the schema changed since the build: compile it now.
+      const { Ajv } = require('ajv') as typeof import('ajv');
+      validator = new Ajv(AJV_OPTIONS).compile(JSON.parse(text.toString('utf8')));
+    }
   }
   return validator;
 }
