@@ -2,10 +2,10 @@
  * Decompression of .deb members by their name's suffix: none, .gz (node:zlib),
  * .xz (@napi-rs/lzma, whole member in memory: its API takes buffers), .zst
  * (fzstd, streamed). Corrupt input is an 'input' error naming the member.
+ * The xz and zstd libraries are loaded on first use (a build of files: inputs
+ * alone, or of gzip-only packages, does not load them).
  */
 import { createGunzip } from 'node:zlib';
-import { xz } from '@napi-rs/lzma';
-import { Decompress as ZstdDecompress } from 'fzstd';
 import { MkimgError } from '../util/errors.js';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd';
@@ -75,6 +75,7 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
     case 'xz': {
       const parts: Buffer[] = [];
       for await (const c of input) parts.push(c);
+      const { xz } = await import('@napi-rs/lzma');
       let out: Buffer;
       try {
         out = await xz.decompress(Buffer.concat(parts));
@@ -85,6 +86,7 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
       return;
     }
     case 'zstd': {
+      const { Decompress: ZstdDecompress } = await import('fzstd');
       const queue: Buffer[] = [];
       let finished = false;
       const d = new ZstdDecompress((data, final) => {
