@@ -6,7 +6,7 @@
  */
 import type { StageEntry } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
-import { BLOCK, encodeHeader, padding } from './tar-header.js';
+import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './tar-header.js';
 import type { HashingSink } from './sink.js';
 
 export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'> & {
@@ -115,19 +115,23 @@ function parentOf(p: string): string {
 export function layerSize(plan: PlannedEntry[], mtime: number): number {
   let n = 0;
   for (const p of plan) {
-    n += headerFor(p, mtime).length;
+    n += headerLength(tarHeader(p, mtime));
     if (!p.hardlinkTo && p.entry.type === 'file') n += p.entry.size + padding(p.entry.size);
   }
   return n + 2 * BLOCK;
 }
 
-function headerFor(p: PlannedEntry, mtime: number): Buffer {
+function tarHeader(p: PlannedEntry, mtime: number): TarHeader {
   const e = p.entry;
   const xattrs = e.capability ? { 'security.capability': e.capability } : undefined;
   if (p.hardlinkTo) {
-    return encodeHeader({ name: p.name, type: 'hardlink', mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime, linkname: p.hardlinkTo, xattrs });
+    return { name: p.name, type: 'hardlink', mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime, linkname: p.hardlinkTo, xattrs };
   }
-  return encodeHeader({ name: p.name, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : 0, mtime, linkname: e.type === 'symlink' ? e.linkTarget : undefined, xattrs });
+  return { name: p.name, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : 0, mtime, linkname: e.type === 'symlink' ? e.linkTarget : undefined, xattrs };
+}
+
+function headerFor(p: PlannedEntry, mtime: number): Buffer {
+  return encodeHeader(tarHeader(p, mtime));
 }
 
 /** Write the planned entries as one tar stream (ending with two zero blocks) into the sink. */

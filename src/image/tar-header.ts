@@ -34,6 +34,28 @@ export function padding(size: number): number {
   return (BLOCK - (size % BLOCK)) % BLOCK;
 }
 
+/** What encodeHeader decides before writing: the name as stored, its USTAR split, and the PAX records needed. */
+function prepare(h: TarHeader) {
+  const name = h.type === 'dir' ? h.name + '/' : h.name;
+  const pax: Array<[string, Buffer]> = [];
+  const split = splitName(name);
+  if (!split) pax.push(['path', Buffer.from(name, 'utf8')]);
+  const linkname = h.linkname ?? '';
+  if (Buffer.byteLength(linkname) > 100) pax.push(['linkpath', Buffer.from(linkname, 'utf8')]);
+  const size = h.type === 'file' ? h.size : 0;
+  if (size > MAX_OCTAL_11) pax.push(['size', Buffer.from(String(size))]);
+  if (h.uid > MAX_OCTAL_7) pax.push(['uid', Buffer.from(String(h.uid))]);
+  if (h.gid > MAX_OCTAL_7) pax.push(['gid', Buffer.from(String(h.gid))]);
+  if (h.xattrs) for (const [k, v] of Object.entries(h.xattrs)) pax.push([`SCHILY.xattr.${k}`, v]);
+  return { name, split, linkname, size, pax };
+}
+
+/** The length of encodeHeader(h) (without `length`), without encoding it. */
+export function headerLength(h: TarHeader): number {
+  const { pax } = prepare(h);
+  return pax.length === 0 ? BLOCK : 2 * BLOCK + paddedPaxLength(pax);
+}
+
 /**
  * The header block(s) for one entry: an optional PAX header + its data, then
  * the USTAR block.
@@ -48,18 +70,7 @@ export function padding(size: number): number {
  * no PAX header of its own gives a PAX header with no records.)
  */
 export function encodeHeader(h: TarHeader, length?: number): Buffer {
-  const name = h.type === 'dir' ? h.name + '/' : h.name;
-  const pax: Array<[string, Buffer]> = [];
-  const split = splitName(name);
-  if (!split) pax.push(['path', Buffer.from(name, 'utf8')]);
-  const linkname = h.linkname ?? '';
-  if (Buffer.byteLength(linkname) > 100) pax.push(['linkpath', Buffer.from(linkname, 'utf8')]);
-  const size = h.type === 'file' ? h.size : 0;
-  if (size > MAX_OCTAL_11) pax.push(['size', Buffer.from(String(size))]);
-  if (h.uid > MAX_OCTAL_7) pax.push(['uid', Buffer.from(String(h.uid))]);
-  if (h.gid > MAX_OCTAL_7) pax.push(['gid', Buffer.from(String(h.gid))]);
-  for (const [k, v] of Object.entries(h.xattrs ?? {})) pax.push([`SCHILY.xattr.${k}`, v]);
-
+  const { name, split, linkname, size, pax } = prepare(h);
   const ustar = ustarBlock({
     name: split ? split.name : asciiFallback(name, 100),
     prefix: split ? split.prefix : '',
@@ -167,33 +178,66 @@ interface UstarFields {
   linkname: string | Buffer;
 }
 
-function ustarBlock(f: UstarFields): Buffer {
+// The bytes every USTAR block shares: checksum field as spaces (it is summed
+// that way), magic and version, zero-filled devmajor/devminor like GNU tar
+// writes for non-devices. uname, gname: empty.
+const TEMPLATE = (() => {
   const b = Buffer.alloc(BLOCK);
-  writeString(b, 0, 100, f.name);
+  b.fill(0x20, 148, 156);
+  b.write('ustar\x0000', 257, 8, 'latin1');
+  b.write('0000000\x00', 329, 8, 'latin1');
+  b.write('0000000\x00', 337, 8, 'latin1');
+  return b;
+})();
+const TEMPLATE_SUM = TEMPLATE.reduce((a, x) => a + x, 0);
+
+function ustarBlock(f: UstarFields): Buffer {
+  const b = Buffer.allocUnsafe(BLOCK); // from the pool: many small headers
+  TEMPLATE.copy(b);
+  const name = writeString(b, 0, 100, f.name);
   writeOctal(b, 100, 8, f.mode);
   writeOctal(b, 108, 8, f.uid);
   writeOctal(b, 116, 8, f.gid);
   writeOctal(b, 124, 12, f.size);
   writeOctal(b, 136, 12, f.mtime);
-  b.fill(0x20, 148, 156); // checksum is computed with its own field as spaces
-  b.write(f.typeflag, 156, 1, 'latin1');
-  writeString(b, 157, 100, f.linkname);
-  b.write('ustar\x0000', 257, 8, 'latin1');
-  // uname, gname: empty. devmajor, devminor: zero-filled octal like GNU tar writes for non-devices.
-  writeOctal(b, 329, 8, 0);
-  writeOctal(b, 337, 8, 0);
-  writeString(b, 345, 155, f.prefix);
-  let sum = 0;
-  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  b.write(sum.toString(8).padStart(6, '0') + '\x00 ', 148, 8, 'latin1');
+  b[156] = f.typeflag.charCodeAt(0);
+  const link = writeString(b, 157, 100, f.linkname);
+  const prefix = writeString(b, 345, 155, f.prefix);
+  // The checksum: the template's bytes plus those written over its zeros.
+  const sum = TEMPLATE_SUM + byteSum(b, 0, name) + byteSum(b, 100, 148) + b[156]! + byteSum(b, 157, 157 + link) + byteSum(b, 345, 345 + prefix);
+  writeOctal(b, 148, 7, sum); // six digits and NUL; the eighth byte stays a space
   return b;
 }
 
-function writeString(b: Buffer, off: number, len: number, s: string | Buffer) {
-  const src = typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
-  src.copy(b, off, 0, Math.min(len, src.length));
+function byteSum(b: Buffer, from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += b[i]!;
+  return sum;
 }
 
+/** Copy up to `len` bytes of `s` (UTF-8) into the zero-filled field (the rest stays zero); returns the bytes written. */
+function writeString(b: Buffer, off: number, len: number, s: string | Buffer): number {
+  if (typeof s === 'string') {
+    if (s.length === 0) return 0;
+    // Buffer#write stops before a character that does not fit whole; the field takes its first bytes anyway.
+    const n = b.write(s, off, len, 'utf8');
+    if (n > len - 4 && Buffer.byteLength(s) > n) return Buffer.from(s, 'utf8').copy(b, off, 0, len);
+    return n;
+  }
+  return s.copy(b, off, 0, Math.min(len, s.length));
+}
+
+/** `v` in octal, zero-padded to len - 1 digits, then NUL. */
 function writeOctal(b: Buffer, off: number, len: number, v: number) {
-  b.write(Math.floor(v).toString(8).padStart(len - 1, '0') + '\x00', off, len, 'latin1');
+  v = Math.floor(v);
+  if (v < 0 || v >= 8 ** (len - 1)) {
+    // Does not fit (mkimg clamps what it can): the digits cut to the field, as before.
+    b.write(v.toString(8).padStart(len - 1, '0') + '\x00', off, len, 'latin1');
+    return;
+  }
+  b[off + len - 1] = 0;
+  for (let i = off + len - 2; i >= off; i--) {
+    b[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
 }

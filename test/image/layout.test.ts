@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { planLayout, type LayoutMember, type LayoutPlan } from '../../src/image/layout.js';
-import { encodeHeader, padding } from '../../src/image/tar-header.js';
+import { encodeHeader, headerLength, padding, type TarHeader as Header } from '../../src/image/tar-header.js';
 import { TarParser, type TarHeader } from '../../src/image/tar-reader.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-layout-'));
@@ -209,6 +209,21 @@ describe('encodeHeader with a length', () => {
       }
     }
     expect(encodeHeader(h, 512).equals(encodeHeader(h))).toBe(true);
+  });
+
+  it('headerLength is the length encodeHeader gives, without encoding', () => {
+    const base: Header = { name: 'usr/bin/x', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 1, mtime: 0 };
+    const variants: Header[] = [
+      base,
+      { ...base, name: 'd/'.repeat(60) + 'f' }, // prefix split
+      { ...base, name: 'é'.repeat(140) }, // no split: PAX path
+      { ...base, type: 'symlink', linkname: 'l'.repeat(101) },
+      { ...base, size: 2 ** 33 + 1 },
+      { ...base, uid: 2 ** 21 + 1, gid: 2 ** 22 },
+      { ...base, xattrs: { 'security.capability': Buffer.alloc(20, 1) } },
+      { ...base, type: 'dir', name: 'x'.repeat(100) }, // the added "/" makes it 101 bytes
+    ];
+    for (const v of variants) expect(headerLength(v)).toBe(encodeHeader(v).length);
   });
 
   it('refuses a length shorter than the header or off the block grid', () => {
