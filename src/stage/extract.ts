@@ -106,6 +106,21 @@ async function prepareWith(d: DebToUnpack, cache: DataCache | undefined, unpinne
   if (!SHA256_HEX.test(expected)) {
     throw new MkimgError('input', `${debPath}: expected sha256 "${expectedSha256}" is not 64 hex digits`);
   }
+  const { bytes, actual } = await readVerified(debPath, expected);
+  // Parsed only from the bytes just verified: the file is not read again.
+  const useCache = cache !== undefined && (dataSha256 !== undefined || unpinnedData);
+  const dataCache: DataArchiveCache | undefined = useCache
+    ? {
+        get: () => (dataSha256 !== undefined ? cache.getPinned(actual, dataSha256) : cache.get(actual)),
+        put: (data) => cache.put(actual, data),
+      }
+    : undefined;
+  const deb = await readDebBuffer(debPath, bytes, dataCache ? { dataCache } : {});
+  return { debPath, sha256: actual, ...(dataSha256 !== undefined ? { dataSha256 } : {}), deb };
+}
+
+/** A .deb read whole and checked against its pin (lower-case hex) before anything else. */
+async function readVerified(debPath: string, expected: string): Promise<{ bytes: Buffer; actual: string }> {
   let bytes: Buffer;
   try {
     bytes = await readFile(debPath);
@@ -119,16 +134,7 @@ async function prepareWith(d: DebToUnpack, cache: DataCache | undefined, unpinne
       details: { file: debPath, expected, actual },
     });
   }
-  // Parsed only from the bytes just verified: the file is not read again.
-  const useCache = cache !== undefined && (dataSha256 !== undefined || unpinnedData);
-  const dataCache: DataArchiveCache | undefined = useCache
-    ? {
-        get: () => (dataSha256 !== undefined ? cache.getPinned(actual, dataSha256) : cache.get(actual)),
-        put: (data) => cache.put(actual, data),
-      }
-    : undefined;
-  const deb = await readDebBuffer(debPath, bytes, dataCache ? { dataCache } : {});
-  return { debPath, sha256: actual, ...(dataSha256 !== undefined ? { dataSha256 } : {}), deb };
+  return { bytes, actual };
 }
 
 /** Put a prepared .deb's data archive into the staging root (see the rules above). */
@@ -484,15 +490,7 @@ async function hashBody(body: AsyncIterable<Buffer>): Promise<{ sha256: string; 
  */
 export async function dataArchiveSha256(debPath: string, sha256: string, cacheDir?: string): Promise<string> {
   const cache = cacheDir !== undefined ? new DataCache(cacheDir) : undefined;
-  const expected = sha256.toLowerCase();
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(debPath);
-  } catch (e) {
-    throw new MkimgError('input', `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
-  }
-  const actual = createHash('sha256').update(bytes).digest('hex');
-  if (actual !== expected) throw new MkimgError('input', `${debPath}: sha256 mismatch: expected ${expected}, got ${actual}`);
+  const { bytes, actual } = await readVerified(debPath, sha256.toLowerCase());
   const deb = await readDebBuffer(debPath, bytes, cache ? { dataCache: { get: async () => undefined, put: (data) => cache.put(actual, data) } } : {});
   const h = createHash('sha256');
   try {

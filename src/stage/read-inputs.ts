@@ -8,10 +8,10 @@
  * the only way to put the second core to it. Results do not depend on the
  * split: each file's digests are a function of its bytes.
  */
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MkimgError } from '../util/errors.js';
+import { sha256FileSync } from '../util/digest.js';
 
 export interface InputDigests {
   sha256: string;
@@ -23,33 +23,13 @@ export interface InputDigests {
 const PARALLEL_MIN_FILES = 256;
 const PARALLEL_MIN_BYTES = 16 << 20;
 
-// One reused buffer per thread: fresh memory costs more than the reads.
-const scratch = Buffer.allocUnsafe(1 << 20);
-
 /** Read one file, hashing it. Errors name the file. */
 export function readInput(path: string): InputDigests {
-  const h = createHash('sha256');
-  const h1 = createHash('sha1');
-  let fd: number;
   try {
-    fd = openSync(path, 'r');
+    const h = sha256FileSync(path);
+    return { sha256: h.hex, sha1: h.sha1, size: h.size };
   } catch (e) {
     throw unreadable(path, e);
-  }
-  try {
-    let size = 0;
-    for (;;) {
-      const n = readSync(fd, scratch, 0, scratch.length, null);
-      if (n === 0) break;
-      h.update(scratch.subarray(0, n));
-      h1.update(scratch.subarray(0, n));
-      size += n;
-    }
-    return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
-  } catch (e) {
-    throw unreadable(path, e);
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -8,7 +8,8 @@
  * symlinks (absolute or relative) are followed within the root, ".." at the
  * root stays at the root, and the host outside the root is never looked at.
  */
-import { lstat, mkdir, readdir, readlink, symlink, chmod } from 'node:fs/promises';
+import { lstatSync, readlinkSync } from 'node:fs';
+import { mkdir, readdir, symlink, chmod } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
 
@@ -82,7 +83,40 @@ export async function resolveInRoot(
 ): Promise<Resolved> {
   if (typeof root !== 'string' && root.indexOnly) return resolveInIndex(root, imagePath, opts);
   const dir = typeof root === 'string' ? root : root.dir;
-  const followLast = opts.followLast ?? true;
+  // Synchronous calls: a thread-pool round trip per component costs more than the lstat.
+  return resolveWalk(imagePath, opts.followLast ?? true, (here) => {
+    let st;
+    try {
+      st = lstatSync(dir + here);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return 'missing';
+      if (code === 'ENOTDIR') return 'notdir';
+      throw e;
+    }
+    const kind = kindOf(st);
+    return kind === 'symlink' ? { kind, target: readlinkSync(dir + here) } : { kind };
+  });
+}
+
+/**
+ * resolveInRoot for an index-only root: the same walk, with the index standing
+ * in for lstat/readlink (it holds every path mkimg put in the root, and
+ * nothing else writes there). Same answers, same errors.
+ */
+export function resolveInIndex(root: StagingRoot, imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
+  return resolveWalk(imagePath, opts.followLast ?? true, (here) => {
+    const e = root.entries.get(here);
+    if (e === undefined) return 'missing';
+    return e.type === 'symlink' ? { kind: 'symlink', target: e.linkTarget ?? '' } : { kind: e.type === 'hardlink' ? 'file' : e.type };
+  });
+}
+
+/** What is at an existing image path (a symlink with its target), or why nothing is. */
+type Look = { kind: HostKind; target?: string } | 'missing' | 'notdir';
+
+/** The resolution walk of resolveInRoot, over any way of looking a path up. */
+function resolveWalk(imagePath: string, followLast: boolean, look: (here: string) => Look): Resolved {
   const hops: string[] = [];
   let clamped = false;
   const cur: string[] = [];
@@ -111,24 +145,18 @@ export async function resolveInRoot(
       continue;
     }
     const here = joinImage(cur);
-    let st;
-    try {
-      st = await lstat(dir + here);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') {
-        missing = true;
-        kind = undefined;
-        continue;
-      }
-      if (code === 'ENOTDIR') {
-        notDir = joinImage(cur.slice(0, -1));
-        kind = undefined;
-        continue;
-      }
-      throw e;
+    const found = look(here);
+    if (found === 'missing') {
+      missing = true;
+      kind = undefined;
+      continue;
     }
-    kind = kindOf(st);
+    if (found === 'notdir') {
+      notDir = joinImage(cur.slice(0, -1));
+      kind = undefined;
+      continue;
+    }
+    kind = found.kind;
     if (kind === 'symlink' && (todo.length > 0 || followLast)) {
       hops.push(here);
       if (hops.length > MAX_SYMLINK_HOPS) {
@@ -136,7 +164,7 @@ export async function resolveInRoot(
           hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
         });
       }
-      const target = await readlink(dir + here);
+      const target = found.target ?? '';
       cur.pop();
       if (target.startsWith('/')) cur.length = 0;
       todo = [...splitPath(target), ...todo];
@@ -150,66 +178,4 @@ export async function resolveInRoot(
 /** Sorted index entries (UTF-16 code unit order of paths, byte order for ASCII): the order every consumer should walk. */
 export function sortedEntries(root: StagingRoot): StageEntry[] {
   return [...root.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-}
-
-function indexKind(e: StageEntry): HostKind {
-  return e.type === 'hardlink' ? 'file' : e.type;
-}
-
-/**
- * resolveInRoot for an index-only root: the same walk, with the index standing
- * in for lstat/readlink (it holds every path mkimg put in the root, and
- * nothing else writes there). Same answers, same errors.
- */
-export function resolveInIndex(root: StagingRoot, imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
-  const followLast = opts.followLast ?? true;
-  const hops: string[] = [];
-  let clamped = false;
-  const cur: string[] = [];
-  let todo = splitPath(imagePath);
-  let kind: HostKind | undefined = 'dir';
-  let missing = false;
-  let notDir: string | undefined;
-  while (todo.length > 0) {
-    const c = todo.shift()!;
-    if (c === '..') {
-      if (cur.length === 0) clamped = true;
-      else cur.pop();
-      kind = missing || notDir ? undefined : 'dir';
-      continue;
-    }
-    cur.push(c);
-    if (missing || notDir) {
-      kind = undefined;
-      continue;
-    }
-    if (kind !== 'dir') {
-      notDir = joinImage(cur.slice(0, -1));
-      kind = undefined;
-      continue;
-    }
-    const here = joinImage(cur);
-    const e = root.entries.get(here);
-    if (e === undefined) {
-      missing = true;
-      kind = undefined;
-      continue;
-    }
-    kind = indexKind(e);
-    if (kind === 'symlink' && (todo.length > 0 || followLast)) {
-      hops.push(here);
-      if (hops.length > MAX_SYMLINK_HOPS) {
-        throw new MkimgError('input', `too many levels of symbolic links resolving ${imagePath} in the image (more than ${MAX_SYMLINK_HOPS} hops)`, {
-          hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
-        });
-      }
-      const target = e.linkTarget ?? '';
-      cur.pop();
-      if (target.startsWith('/')) cur.length = 0;
-      todo = [...splitPath(target), ...todo];
-      kind = 'dir';
-    }
-  }
-  const exists = !missing && !notDir && kind !== undefined;
-  return { path: joinImage(cur), hops, exists, kind: exists ? kind : undefined, clamped, ...(notDir ? { notDir } : {}) };
 }
