@@ -13,6 +13,8 @@ import { MkimgError } from '../util/errors.js';
 
 const BUF_SIZE = 4 << 20;
 const ZEROS = Buffer.alloc(64 << 10);
+/** Host files kept open for content read from inside them (package data tars hold many files each). */
+const MAX_OPEN_SLICED = 16;
 
 export class HashingSink {
   // One spare byte past BUF_SIZE: copyFile reads one byte beyond a file's
@@ -23,6 +25,8 @@ export class HashingSink {
   /** File position at which the buffer's first byte goes. */
   private pos: number;
   private start: number;
+  /** hostPath → fd, least recently used first: files content is sliced from (copyFile with an offset). */
+  private readonly sliced = new Map<string, number>();
 
   /**
    * `hash: false` for a sink whose digest nobody needs (the outer image tar).
@@ -81,9 +85,9 @@ export class HashingSink {
    * since its pin was checked cannot slip into the image.
    */
   copyFile(hostPath: string, size: number, what: string, expectSha256?: string, offset?: number): void {
-    const fd = openSync(hostPath, 'r');
-    const check = expectSha256 ? createHash('sha256') : undefined;
     const whole = offset === undefined;
+    const fd = whole ? openSync(hostPath, 'r') : this.slicedFd(hostPath);
+    const check = expectSha256 ? createHash('sha256') : undefined;
     let at = offset ?? 0;
     try {
       let left = size;
@@ -120,12 +124,35 @@ export class HashingSink {
         throw new MkimgError('internal', `${what}: file grew while being written (${hostPath})`);
       }
     } finally {
-      closeSync(fd);
+      if (whole) closeSync(fd);
     }
+  }
+
+  private slicedFd(hostPath: string): number {
+    let fd = this.sliced.get(hostPath);
+    if (fd !== undefined) {
+      this.sliced.delete(hostPath); // most recently used goes last
+    } else {
+      if (this.sliced.size >= MAX_OPEN_SLICED) {
+        const [oldest, oldFd] = this.sliced.entries().next().value as [string, number];
+        this.sliced.delete(oldest);
+        closeSync(oldFd);
+      }
+      fd = openSync(hostPath, 'r');
+    }
+    this.sliced.set(hostPath, fd);
+    return fd;
+  }
+
+  /** Close the host files kept open for sliced content. finish() does it too; call it when giving up early. */
+  close(): void {
+    for (const fd of this.sliced.values()) closeSync(fd);
+    this.sliced.clear();
   }
 
   /** Flush and return the sha256 (hex) and byte count of everything written. */
   finish(): { sha256: string; size: number } {
+    this.close();
     this.flush();
     const out = { sha256: this.hash ? this.hash.digest('hex') : '', size: this.bytes };
     this.hash = this.opts.hash === false ? undefined : createHash('sha256');

@@ -49,8 +49,13 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
   const dataOffset = imageLayout(spec, { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }).plan.firstLayer!.dataOffset;
   return writeAtomically(output, (fd) => {
     const sink = new HashingSink(fd, { position: dataOffset });
-    writeLayer(plan, spec.sourceDateEpoch, sink);
-    const layer = sink.finish();
+    let layer: { sha256: string; size: number };
+    try {
+      writeLayer(plan, spec.sourceDateEpoch, sink);
+      layer = sink.finish();
+    } finally {
+      sink.close();
+    }
     if (layer.size !== size) throw new MkimgError('internal', `layer is ${layer.size} bytes, planned ${size}`);
     const layerDesc: Descriptor = { mediaType: MEDIA.layer, digest: `sha256:${layer.sha256}`, size: layer.size };
     const image = imageLayout(spec, layerDesc);

@@ -1,6 +1,6 @@
 /** HashingSink: positional output, content read from inside a host file (contentOffset), size checks. */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,35 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
   it('fewer bytes than `size` at the offset is an error', () => {
     expect(() => withSink((s) => s.copyFile(host, 1000, '/etc/x', undefined, data.length - 999))).toThrow(/ends before the 1000 bytes at offset/);
     expect(() => withSink((s) => s.copyFile(host, 10, '/etc/x', undefined, data.length))).toThrow(/ends before/);
+  });
+
+  it('keeps a few sliced host files open between copies, and closes them all at finish() or close()', () => {
+    const hosts = Array.from({ length: 40 }, (_, i) => {
+      const f = join(work, `pkg${i}.tar`);
+      writeFileSync(f, Buffer.alloc(1000, 65 + (i % 26)));
+      return f;
+    });
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const want: Buffer[] = [];
+    const r = withSink((s) => {
+      // Interleaved, as files of several packages are in path order; more hosts than stay open.
+      for (let k = 0; k < 200; k++) {
+        const i = (k * 7) % 40;
+        s.copyFile(hosts[i]!, 10, `f${k}`, undefined, k % 900);
+        want.push(Buffer.alloc(10, 65 + (i % 26)));
+      }
+      expect(fds()).toBeLessThanOrEqual(before + 1 + 16);
+    });
+    expect(r.bytes.equals(Buffer.concat(want))).toBe(true);
+    expect(fds()).toBe(before);
+    const out = join(work, 'closed');
+    const fd = openSync(out, 'w');
+    const s = new HashingSink(fd);
+    s.copyFile(hosts[0]!, 10, 'x', undefined, 0);
+    s.close();
+    closeSync(fd);
+    expect(fds()).toBe(before);
   });
 
   it('the layer writer reads entries with contentOffset from inside their host file', () => {
