@@ -19,15 +19,12 @@ import { writeSbom } from '../sbom/spdx.js';
 import { fetchPinnedDebs } from '../fetch/debs.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
-import { minimizeAndProve } from '../minimize/minimize.js';
 import type { MinimizeReport } from '../minimize/report.js';
-import { checkManifestSignature } from '../sign/verify-signature.js';
 import { writeImageTar, type WrittenImage } from '../image/write-image.js';
 import type { LayerEntry } from '../image/layer.js';
 import { MANIFEST_SHA_LABEL } from '../image/oci.js';
-import { cachedBuild } from '../registry/build-cache.js';
-import { pushImage, type PushResult } from '../registry/push.js';
-import { checkImageIntegrity } from '../verify/integrity.js';
+import type { PushResult } from '../registry/push.js';
+// Loaded where used (signature, minimization, registry): a plain build does not pay for them.
 import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
 
@@ -91,6 +88,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   const bytes = readManifestBytes(manifestPath);
   let signer: string | undefined;
   if (opts.requireSignature) {
+    const { checkManifestSignature } = await import('../sign/verify-signature.js');
     const r = await checkManifestSignature(manifestPath, opts.requireSignature.signature, opts.requireSignature.keyring, bytes);
     signer = r.fingerprint;
   }
@@ -104,6 +102,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     result.signer = signer;
     if (opts.push) {
       progress(`push: ${opts.push}`);
+      const { pushImage } = await import('../registry/push.js');
       result.pushed = await pushImage(output, opts.push, registryOpts);
     }
     return result;
@@ -115,6 +114,8 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   // is down or refuses costs a build, never the result: it becomes a warning.
   let built: BuildResult | undefined;
   const warnings: string[] = [];
+  const { cachedBuild } = await import('../registry/build-cache.js');
+  const { checkImageIntegrity } = await import('../verify/integrity.js');
   const cached = await cachedBuild({
     cacheRepo: opts.cacheRegistry,
     manifestSha256: manifest.origin.sha256,
@@ -150,6 +151,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
 /** What a build result says about an image tar taken from the cache (checked already). */
 async function describeImage(manifest: Manifest, output: string): Promise<BuildResult> {
+  const { checkImageIntegrity } = await import('../verify/integrity.js');
   const checked = await checkImageIntegrity(output);
   return {
     imageId: checked.configDigest,
@@ -192,6 +194,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       keep = new Set(root.entries.keys());
     } else {
       progress('minimize: tracing checks');
+      const { minimizeAndProve } = await import('../minimize/minimize.js');
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, { workDir: stagingDir });
       keep = r.keep;
       report = r.report;
