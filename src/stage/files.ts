@@ -15,7 +15,7 @@ import type { FileInput } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
 import { joinImage, splitPath } from './root.js';
-import { readInputs, type InputDigests } from './read-inputs.js';
+import { InputHasher, type InputDigests } from './read-inputs.js';
 
 export type TreeEntryType = 'file' | 'dir' | 'symlink';
 
@@ -120,6 +120,16 @@ export async function inputDigest(src: string, label = src): Promise<string> {
  */
 export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<void> {
   const materialize = opts.materialize ?? !root.indexOnly;
+  // Trees may hold thousands of files: boot the second hashing thread while they are walked.
+  const hasher = inputs.length > 0 ? await InputHasher.start() : undefined;
+  try {
+    await addWithHasher(root, inputs, materialize, hasher);
+  } finally {
+    hasher?.close();
+  }
+}
+
+async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize: boolean, hasher: InputHasher | undefined): Promise<void> {
   // 1. Validate every input (existence, dest) and walk each tree once, before anything is written.
   const plan: { input: FileInput; label: string; dest: string; isDir: boolean; items: WalkItem[] }[] = [];
   for (let i = 0; i < inputs.length; i++) {
@@ -149,7 +159,7 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
   // page cache: fresh memory is dear, a reused buffer is not.)
   const hosts = [...new Set(plan.flatMap((p) => p.items.filter((e) => e.type === 'file').map((e) => e.host)))];
   const totalBytes = plan.reduce((n, p) => n + p.items.reduce((m, e) => m + e.size, 0), 0);
-  const read = await readInputs(hosts, { totalBytes });
+  const read = hasher ? await hasher.hash(hosts, { totalBytes }) : [];
   const known = new Map(hosts.map((h, i) => [h, read[i]]));
 
   // 3. Pins, in manifest order.

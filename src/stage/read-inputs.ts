@@ -48,43 +48,72 @@ export function drain(paths: readonly string[], counter: Int32Array, out: (i: nu
   }
 }
 
-/** Digests of each path, in order. `totalBytes` (from the walk's lstat) decides whether a worker thread is worth starting. */
-export async function readInputs(paths: readonly string[], opts: { totalBytes: number }): Promise<InputDigests[]> {
-  const out: InputDigests[] = new Array(paths.length);
-  const counter = new Int32Array(new SharedArrayBuffer(4));
-  const workerUrl = new URL('./read-inputs-worker.js', import.meta.url);
-  // Under vitest (TypeScript sources, no compiled worker next to this file) everything runs here.
-  const parallel = paths.length >= PARALLEL_MIN_FILES && opts.totalBytes >= PARALLEL_MIN_BYTES && existsSync(fileURLToPath(workerUrl));
-  if (!parallel) {
-    drain(paths, counter, (i, d) => (out[i] = d));
+/**
+ * Hashes input files, on this thread and, for big sets, on one worker thread.
+ * `start()` spawns the worker at once (when the compiled worker exists): a
+ * worker takes ~75 ms to boot, so the caller starts it before walking the
+ * trees and it is ready when the hashing begins. `close()` always.
+ */
+export class InputHasher {
+  private constructor(private readonly worker: import('node:worker_threads').Worker | undefined) {}
+
+  static async start(): Promise<InputHasher> {
+    const url = new URL('./read-inputs-worker.js', import.meta.url);
+    // Under vitest (TypeScript sources, no compiled worker next to this file) everything runs here.
+    if (!existsSync(fileURLToPath(url))) return new InputHasher(undefined);
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(url);
+    worker.on('error', () => {}); // reported by hash(), or moot once closed
+    return new InputHasher(worker);
+  }
+
+  /** Digests of each path, in order. `totalBytes` (from the walk's lstat) decides whether the worker takes part. */
+  async hash(paths: readonly string[], opts: { totalBytes: number }): Promise<InputDigests[]> {
+    const out: InputDigests[] = new Array(paths.length);
+    const counter = new Int32Array(new SharedArrayBuffer(4));
+    const worker = this.worker;
+    if (worker === undefined || paths.length < PARALLEL_MIN_FILES || opts.totalBytes < PARALLEL_MIN_BYTES) {
+      drain(paths, counter, (i, d) => (out[i] = d));
+      return out;
+    }
+    const fromWorker = new Promise<void>((resolve, reject) => {
+      worker.once('message', (m: { results?: Array<[number, InputDigests]>; error?: { message: string; hint?: string } }) => {
+        if (m.error) reject(new MkimgError('input', m.error.message, { hint: m.error.hint }));
+        else {
+          for (const [i, d] of m.results!) out[i] = d;
+          resolve();
+        }
+      });
+      worker.once('error', reject);
+    });
+    worker.postMessage({ paths, counter });
+    let mine: unknown;
+    try {
+      drain(paths, counter, (i, d) => (out[i] = d));
+    } catch (e) {
+      mine = e;
+      Atomics.store(counter, 0, paths.length); // the worker stops after its current file
+    }
+    try {
+      await fromWorker;
+    } catch (e) {
+      mine ??= e;
+    }
+    if (mine !== undefined) throw mine;
     return out;
   }
-  const { Worker } = await import('node:worker_threads');
-  const worker = new Worker(workerUrl, { workerData: { paths, counter } });
-  const fromWorker = new Promise<void>((resolve, reject) => {
-    worker.once('message', (m: { results?: Array<[number, InputDigests]>; error?: { message: string; hint?: string } }) => {
-      if (m.error) reject(new MkimgError('input', m.error.message, { hint: m.error.hint }));
-      else {
-        for (const [i, d] of m.results!) out[i] = d;
-        resolve();
-      }
-    });
-    worker.once('error', reject);
-  });
-  let mine: unknown;
-  try {
-    drain(paths, counter, (i, d) => (out[i] = d));
-  } catch (e) {
-    mine = e;
-    Atomics.store(counter, 0, paths.length); // the worker stops after its current file
+
+  close(): void {
+    void this.worker?.terminate();
   }
+}
+
+/** Digests of each path, in order (a hasher started and closed around one call). */
+export async function readInputs(paths: readonly string[], opts: { totalBytes: number }): Promise<InputDigests[]> {
+  const hasher = await InputHasher.start();
   try {
-    await fromWorker;
-  } catch (e) {
-    mine ??= e;
+    return await hasher.hash(paths, opts);
   } finally {
-    void worker.terminate();
+    hasher.close();
   }
-  if (mine !== undefined) throw mine;
-  return out;
 }
