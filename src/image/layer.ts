@@ -34,6 +34,22 @@ export function comparePaths(a: string, b: string): number {
   return Buffer.compare(sortKey(a), sortKey(b));
 }
 
+/**
+ * `items` sorted as comparePaths orders their paths, each key computed once.
+ * Without surrogate pairs, UTF-16 code units order like UTF-8 bytes, so the
+ * keys are compared as strings; otherwise as the UTF-8 bytes themselves.
+ */
+export function sortByPath<T>(items: Iterable<T>, pathOf: (x: T) => string): T[] {
+  const keyed = Array.from(items, (x) => ({ x, k: pathOf(x).replace(/\//g, '\u0000') }));
+  if (keyed.some((e) => /[\ud800-\udfff]/.test(e.k))) {
+    const bytes = new Map(keyed.map((e) => [e, Buffer.from(e.k, 'utf8')]));
+    keyed.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!));
+  } else {
+    keyed.sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  }
+  return keyed.map((e) => e.x);
+}
+
 export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
   const byPath = new Map<string, LayerEntry>();
   for (const e of input) {
@@ -68,7 +84,7 @@ export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
     return cur.path;
   };
 
-  const sorted = [...byPath.values()].sort((a, b) => comparePaths(a.path, b.path));
+  const sorted = sortByPath(byPath.values(), (e) => e.path);
   const leaderOf = new Map<string, LayerEntry>();
   const plan: PlannedEntry[] = [];
   for (const e of sorted) {

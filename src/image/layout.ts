@@ -18,7 +18,7 @@
  *   final place before its digest (and so its name and rank) is known;
  * - then the two end-of-archive zero blocks, nothing else.
  */
-import { comparePaths } from './layer.js';
+import { sortByPath } from './layer.js';
 import { BLOCK, encodeHeader, padding } from './tar-header.js';
 
 /**
@@ -74,7 +74,7 @@ export function planLayout(members: LayoutMember[], mtime: number): LayoutPlan {
     if (m.type === 'file' && m.layer) layers.add(m.name);
     if (!byName.has(m.name)) byName.set(m.name, m);
   }
-  const sorted = [...byName.values()].sort((a, b) => comparePaths(a.name, b.name));
+  const sorted = sortByPath(byName.values(), (m) => m.name);
   const isLayer = (m: LayoutMember) => layers.has(m.name);
 
   // The layer rule: room before the first layer's data for the non-layer

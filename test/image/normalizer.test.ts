@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeHeader, padding } from '../../src/image/tar-header.js';
-import { planLayer, comparePaths, type LayerEntry } from '../../src/image/layer.js';
+import { planLayer, comparePaths, sortByPath, type LayerEntry } from '../../src/image/layer.js';
 import { writeImageTar, type ImageSpec } from '../../src/image/write-image.js';
 import { canonicalJson } from '../../src/util/canonical-json.js';
 import { sha256Hex } from '../../src/util/digest.js';
@@ -97,6 +97,19 @@ describe('layer plan', () => {
 
   it('compares bytewise with / lowest', () => {
     expect(['b', 'a/z', 'a.b', 'a'].sort(comparePaths)).toEqual(['a', 'a/z', 'a.b', 'b']);
+  });
+
+  it('sortByPath orders as comparePaths, with and without characters outside the BMP', () => {
+    let seed = 7;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const alphabet = ['a', 'b', '/', '-', '.', 'é', '\ue000', '\ufffd', '字'];
+    const astral = [...alphabet, '😀', '𝄞'];
+    for (const chars of [alphabet, astral]) {
+      const paths = new Set<string>();
+      while (paths.size < 2000) paths.add(Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => chars[Math.floor(rnd() * chars.length)]).join(''));
+      const input = [...paths];
+      expect(sortByPath(input, (p) => p)).toEqual([...input].sort(comparePaths));
+    }
   });
 });
 
