@@ -140,8 +140,10 @@ describe('image tar layout: the layer rule', () => {
     expect(plan.firstLayer!.member.name).toBe(`blobs/sha256/${hex('2')}`);
     expect(plan.firstLayer!.dataOffset).toBe(EXPECTED);
     expect(byName.get(`blobs/sha256/${hex('7')}`)!.header.length).toBe(512);
-    const { headers, bodies } = parse(assemble(plan));
+    const tar = assemble(plan);
+    const { headers, bodies } = parse(tar);
     expect(headers.filter((h) => Object.keys(h.pax).length > 0).map((h) => h.name)).toEqual([`blobs/sha256/${hex('2')}`]);
+    expect(gnuList(tar, 'layers.tar')).toEqual(headers.map((h) => h.name));
     expect(bodies.get(`blobs/sha256/${hex('7')}`)!.equals(Buffer.alloc(3000, '7'))).toBe(true);
 
     // Second layer first in name order: it takes the padding.
