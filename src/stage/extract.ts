@@ -6,7 +6,9 @@
  * - the .deb's sha256 is checked before anything is written;
  * - maintainer scripts are never run (they are not even extracted);
  * - names with ".." components or absolute names are refused;
- * - parent directories are resolved inside the root (resolveInRoot), so
+ * - parent directories are resolved inside the root, through the index (the
+ *   index holds every path mkimg put in the root, nothing else writes there,
+ *   and it costs no lstat per component), so
  *   /bin/x lands in /usr/bin/x through the merged-/usr link, and a path that
  *   would climb out of the root through a symlink is refused;
  * - hardlinks must point at a file this package already extracted;
@@ -15,8 +17,7 @@
  *   least 0755; the index keeps the archive's true mode, owner and capability.
  *
  * An index-only root (StagingRoot.indexOnly: nothing will run in it) gets the
- * same checks and the same index, resolved through the index instead of the
- * disk, but no files: the package's decompressed data tar is written once,
+ * same checks and the same index, but no files: the package's decompressed data tar is written once,
  * beside the root, and each file entry points at its bytes in it
  * (hostPath + contentOffset). One sequential write per package instead of a
  * create, write, chmod and close per file.
@@ -30,7 +31,7 @@ import { readDebBuffer, parseControlStanza, type DataArchiveCache, type Deb } fr
 import { DataCache } from '../fetch/cache.js';
 import type { TarEntry } from '../deb/tar.js';
 import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
-import { resolveInRoot, splitPath, joinImage } from './root.js';
+import { resolveInIndex, splitPath, joinImage } from './root.js';
 import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, tempName, writeNewFile } from './fsutil.js';
 
 const CAP_KEY = 'SCHILY.xattr.security.capability';
@@ -320,7 +321,7 @@ class Unpacker {
 
   private async dir(e: TarEntry, path: string): Promise<void> {
     if (path === '/') return; // "./": the root itself, laid down by createStagingRoot
-    const r = await resolveInRoot(this.root, path, { followLast: true });
+    const r = resolveInIndex(this.root, path, { followLast: true });
     if (r.clamped) throw this.hostile(e.name, `resolving it through ${r.hops.join(', ')} climbs above the image root`);
     if (r.exists) {
       if (r.kind === 'dir') return; // kept as it is (another package or the layout made it)
@@ -418,7 +419,7 @@ class Unpacker {
   private async hardlink(e: TarEntry, path: string): Promise<void> {
     if (e.linkname === '') throw this.hostile(e.name, 'hardlink with an empty target');
     const targetName = this.normalize(e.name, e.linkname, 'hardlink target');
-    const t = await resolveInRoot(this.root, targetName, { followLast: false });
+    const t = resolveInIndex(this.root, targetName, { followLast: false });
     if (t.clamped) throw this.hostile(e.name, `hardlink target "${e.linkname}" resolves above the image root`);
     const te = this.root.entries.get(t.path);
     if (!t.exists || t.kind !== 'file' || !this.files.has(t.path) || !te || (te.type !== 'file' && te.type !== 'hardlink')) {

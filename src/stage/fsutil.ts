@@ -4,7 +4,7 @@ import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, open
 import { lstat } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
-import { joinImage, resolveInRoot, splitPath } from './root.js';
+import { joinImage, resolveInIndex, splitPath } from './root.js';
 
 /**
  * Write a stream to a new file (never through a symlink, never over an existing
@@ -94,7 +94,7 @@ export async function ensureDir(
   // existing components, and nothing in a stage run removes those.
   const hit = cache?.get(imageDir);
   if (hit !== undefined) return hit;
-  const r = await resolveInRoot(root, imageDir, { followLast: true });
+  const r = resolveInIndex(root, imageDir, { followLast: true });
   if (r.clamped) {
     throw escape(`resolving ${imageDir}${r.hops.length ? ` through the symlink${r.hops.length > 1 ? 's' : ''} ${r.hops.join(', ')}` : ''} climbs above the image root`);
   }
