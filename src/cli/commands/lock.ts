@@ -53,7 +53,8 @@ Examples:
 
 Mirror order per suite: --mirror SUITE=URL, MKIMG_MIRROR_<SUITE>, MKIMG_MIRROR, the source's url:,
 then the host's /etc/apt/sources.list(.d) entry serving that suite.
-Exit codes: 0 ok, 3 manifest, 5 repository (network, signature, index hash), 11 lock stale
+Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its index pins),
+5 repository (network, signature, index hash, a .deb the mirror does not serve), 11 lock stale
 (--check), 13 resolve (unsatisfiable, conflict, unknown package).`,
     )
     .action(
