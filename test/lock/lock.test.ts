@@ -11,7 +11,8 @@ import { resolveLock } from '../../src/lock/resolve.js';
 import { writeLockIntoManifest } from '../../src/lock/write.js';
 import { lockIsCurrent } from '../../src/lock/check.js';
 import { registerLock } from '../../src/cli/commands/lock.js';
-import { MkimgError } from '../../src/util/errors.js';
+import { EXIT_CODES, MkimgError } from '../../src/util/errors.js';
+import { rejection } from '../helpers/errors.js';
 import { mkimg } from '../helpers/cli.js';
 
 let repo: AptRepo;
@@ -134,6 +135,27 @@ describe('mkimg lock', () => {
     expect(bad.code).toBe(4);
     expect(bad.stderr).toMatch(new RegExp(`hello 2\\.10-3: the data archive of \\S+ decompresses to sha256 ${hello.dataSha256}, but the lock pins 0{64}`));
     expect(readdirSync(out)).toEqual(['good.tar']);
+  });
+
+  it('a .deb the mirror serves with other bytes than its index pins stops the lock (input, exit 4), a missing one too (repository, exit 5); nothing is written', async () => {
+    const path = setup(['hello']);
+    const before = readFileSync(path, 'utf8');
+    const pool = '/' + repo.deb('libgcc-s1').filename;
+    try {
+      repo.serve(pool, Buffer.from('not the package'));
+      const changed = await rejection(lockFile(path));
+      expect(changed.kind).toBe('input');
+      expect(EXIT_CODES[changed.kind]).toBe(4);
+      expect(changed.message).toMatch(/libgcc-s1 12\.2\.0-14: .* served 15 bytes with sha256 [0-9a-f]{64}, but the lock pins/);
+      repo.serve(pool, null);
+      const gone = await rejection(lockFile(path));
+      expect(gone.kind).toBe('repository');
+      expect(EXIT_CODES[gone.kind]).toBe(5);
+      expect(gone.message).toMatch(/libgcc-s1 .*HTTP 404/);
+    } finally {
+      repo.serve(pool, readFileSync(repo.deb('libgcc-s1').path));
+    }
+    expect(readFileSync(path, 'utf8')).toBe(before);
   });
 
   it('replaces an existing lock in the middle of the file and leaves the rest alone', async () => {
