@@ -16,6 +16,7 @@ import { AJV_OPTIONS, SCHEMA_PATH, SCHEMA_VALIDATOR_URL } from '../../src/manife
 import { PROJECT_ROOT } from '../helpers/cli.js';
 // @ts-expect-error: a plain .mjs build script, no types
 import { validatorSource } from '../../scripts/gen-schema-validator.mjs';
+import { prng } from '../helpers/prng.js';
 
 const schemaText = readFileSync(SCHEMA_PATH, 'utf8');
 
@@ -24,17 +25,6 @@ function loadGenerated(source: string): ValidateFunction & { schemaSha256: strin
   const req = createRequire(join(PROJECT_ROOT, 'dist', 'manifest', 'schema-validator.cjs'));
   new Function('module', 'exports', 'require', source)(mod, mod.exports, req);
   return mod.exports as ValidateFunction & { schemaSha256: string };
-}
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const VALUES: unknown[] = [

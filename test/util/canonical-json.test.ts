@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { canonicalJson, canonicalJsonBytes } from '../../src/util/canonical-json.js';
+import { prng } from '../helpers/prng.js';
 
 /** The format, written the obvious way (the implementation mkimg had before). */
 function reference(v: unknown): string {
@@ -28,18 +29,6 @@ function reference(v: unknown): string {
     default:
       throw new TypeError(`canonical JSON: cannot encode ${typeof v}`);
   }
-}
-
-/** mulberry32: a small seeded PRNG, so a failure names a reproducible seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const KEYS = [
