@@ -22,7 +22,7 @@
  * (hostPath + contentOffset). One sequential write per package instead of a
  * create, write, chmod and close per file.
  */
-import { chmodSync, closeSync, constants as fsConstants, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, rmSync, symlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsConstants, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, symlinkSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
@@ -32,7 +32,7 @@ import { DataCache } from '../fetch/cache.js';
 import type { TarEntry } from '../deb/tar.js';
 import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
 import { resolveInIndex, splitPath, joinImage } from './root.js';
-import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, tempName, writeNewFile } from './fsutil.js';
+import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, writeNewFile } from './fsutil.js';
 
 const CAP_KEY = 'SCHILY.xattr.security.capability';
 
@@ -334,8 +334,13 @@ class Unpacker {
       mkdirSync(host);
       chmodSync(host, (e.mode & 0o777) | 0o755);
     }
-    this.root.entries.set(final, { path: final, type: 'dir', mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, size: 0, origin: this.origin });
+    this.root.entries.set(final, { ...this.meta(e, final), type: 'dir', size: 0 });
     this.list(final);
+  }
+
+  /** What every entry of this package takes from its tar header: the archive's true mode and owner. */
+  private meta(e: TarEntry, final: string): Pick<StageEntry, 'path' | 'mode' | 'uid' | 'gid' | 'origin'> {
+    return { path: final, mode: e.mode & 0o7777, uid: e.uid, gid: e.gid, origin: this.origin };
   }
 
   private capability(e: TarEntry): { capability?: Buffer } {
@@ -349,15 +354,8 @@ class Unpacker {
     const host = this.root.dir + final;
     const existingKind = this.kindAt(final);
     if (existingKind !== null) {
-      // Something is there already: hash the new content aside to compare, never write through it.
-      let written: { sha256: string };
-      if (this.dataPath === undefined) {
-        const tmp = tempName(this.root.dir + parent);
-        written = await writeNewFile(tmp, e.body, 0o600);
-        rmSync(tmp, { force: true });
-      } else {
-        written = await hashBody(e.body);
-      }
+      // Something is there already: hash the new content to compare, never write through it.
+      const written = await hashBody(e.body);
       const ex = this.root.entries.get(final);
       const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
       if (existingKind === 'file' && exSha === written.sha256) {
@@ -371,14 +369,10 @@ class Unpacker {
     // Index-only: the bytes stay where the data tar copy has them.
     const written = this.dataPath === undefined ? await writeNewFile(host, e.body, e.mode) : await hashBody(e.body);
     this.root.entries.set(final, {
-      path: final,
+      ...this.meta(e, final),
       type: 'file',
-      mode: e.mode & 0o7777,
-      uid: e.uid,
-      gid: e.gid,
       size: written.size,
       ...(this.dataPath === undefined ? { hostPath: host } : { hostPath: this.dataPath, contentOffset: e.dataOffset }),
-      origin: this.origin,
       sha256: written.sha256,
       sha1: written.sha1,
       ...this.capability(e),
@@ -403,16 +397,7 @@ class Unpacker {
       throw this.conflict(final, ex, existingKind === 'symlink' ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})` : `a symlink here and a ${existingKind} there`);
     }
     if (this.dataPath === undefined) symlinkSync(e.linkname, host);
-    this.root.entries.set(final, {
-      path: final,
-      type: 'symlink',
-      mode: e.mode & 0o7777 || 0o777,
-      uid: e.uid,
-      gid: e.gid,
-      size: 0,
-      linkTarget: e.linkname,
-      origin: this.origin,
-    });
+    this.root.entries.set(final, { ...this.meta(e, final), type: 'symlink', mode: e.mode & 0o7777 || 0o777, size: 0, linkTarget: e.linkname });
     this.list(final);
   }
 
@@ -453,14 +438,10 @@ class Unpacker {
       throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
     }
     this.root.entries.set(final, {
-      path: final,
+      ...this.meta(e, final),
       type: 'hardlink',
-      mode: e.mode & 0o7777,
-      uid: e.uid,
-      gid: e.gid,
       size: 0,
       linkTarget: first,
-      origin: this.origin,
       ...(firstEntry?.sha256 ? { sha256: firstEntry.sha256 } : {}),
       ...this.capability(e),
     });

@@ -15,7 +15,7 @@ import type { FileInput } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
 import { joinImage, splitPath } from './root.js';
-import { InputHasher, type InputDigests } from './read-inputs.js';
+import { InputHasher, readInputs, type InputDigests } from './read-inputs.js';
 
 export type TreeEntryType = 'file' | 'dir' | 'symlink';
 
@@ -68,21 +68,15 @@ function* walk(dir: string, rel: string, label: string): Generator<WalkItem> {
   }
 }
 
-/** The rows of a directory's tree digest, sorted by relative path. */
+/** The rows of a directory's tree digest, sorted by relative path (files hashed as a build hashes them). */
 export async function treeRows(dir: string, label = dir): Promise<TreeRow[]> {
-  return treeRowsSync(dir, label);
-}
-
-/** Digests of a file's content, as staged: sha256 (the pin) and sha1 (what SPDX requires). */
-interface ContentDigests {
-  sha256: string;
-  sha1: string;
-}
-
-function treeRowsSync(dir: string, label: string): TreeRow[] {
   const items = [...walk(dir, '', label)];
-  const known = new Map(items.filter((e) => e.type === 'file').map((e) => [e.host, { sha256: sha256FileSync(e.host).hex }]));
-  return rowsOf(items, known);
+  const files = items.filter((e) => e.type === 'file');
+  const read = await readInputs(
+    files.map((e) => e.host),
+    { totalBytes: files.reduce((n, e) => n + e.size, 0) },
+  );
+  return rowsOf(items, new Map(files.map((e, i) => [e.host, read[i]])));
 }
 
 /** Tree-digest rows of walked items, with file digests from `known`. */
@@ -108,7 +102,7 @@ export async function inputDigest(src: string, label = src): Promise<string> {
     throw missing(src, label, e);
   }
   if (st.isFile()) return sha256FileSync(src).hex;
-  if (st.isDirectory()) return rowsDigest(treeRowsSync(src, label));
+  if (st.isDirectory()) return rowsDigest(await treeRows(src, label));
   throw new MkimgError('manifest', `${label}: ${src} is neither a file nor a directory`);
 }
 
@@ -249,7 +243,7 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   for (const r of rest) root.entries.set(r.path, { ...r, linkTarget: leader.path });
 }
 
-async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: ContentDigests): Promise<void> {
+async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: InputDigests): Promise<void> {
   const host = root.dir + path;
   // A new temp name in a directory resolved inside the root: the copy never
   // goes through a symlink. Hashing while copying means the index's sha256 is
