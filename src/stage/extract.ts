@@ -311,6 +311,13 @@ class Unpacker {
     return ensureDir(this.root, imageDirname(path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
   }
 
+  /** Where a non-directory entry lands (its parent resolved and made), and what is there already. */
+  private async place(e: TarEntry, path: string): Promise<{ final: string; host: string; existingKind: ReturnType<Unpacker['kindAt']>; ex: StageEntry | undefined }> {
+    const final = imageJoin(await this.parentOf(e, path), imageBasename(path));
+    const existingKind = this.kindAt(final);
+    return { final, host: this.root.dir + final, existingKind, ex: existingKind === null ? undefined : this.root.entries.get(final) };
+  }
+
   private conflict(path: string, existing: StageEntry | undefined, what: string): MkimgError {
     const other = existing ? existing.origin.replace(/^pkg:/, 'package ') : 'an unindexed file';
     return new MkimgError('input', `${path}: ${other} and package ${this.pkg.name} both ship it, with ${what}`, {
@@ -349,14 +356,10 @@ class Unpacker {
   }
 
   private async file(e: TarEntry, path: string): Promise<void> {
-    const parent = await this.parentOf(e, path);
-    const final = imageJoin(parent, imageBasename(path));
-    const host = this.root.dir + final;
-    const existingKind = this.kindAt(final);
+    const { final, host, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
       // Something is there already: hash the new content to compare, never write through it.
       const written = await hashBody(e.body);
-      const ex = this.root.entries.get(final);
       const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
       if (existingKind === 'file' && exSha === written.sha256) {
         this.files.add(final);
@@ -383,12 +386,8 @@ class Unpacker {
 
   private async symlink(e: TarEntry, path: string): Promise<void> {
     if (e.linkname === '') throw this.hostile(e.name, 'symlink with an empty target');
-    const parent = await this.parentOf(e, path);
-    const final = imageJoin(parent, imageBasename(path));
-    const host = this.root.dir + final;
-    const existingKind = this.kindAt(final);
+    const { final, host, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
-      const ex = this.root.entries.get(final);
       const target = this.dataPath === undefined ? (existingKind === 'symlink' ? readlinkSync(host) : undefined) : ex?.linkTarget;
       if (existingKind === 'symlink' && target === e.linkname) {
         this.list(final);
@@ -412,12 +411,8 @@ class Unpacker {
     }
     const first = te.type === 'hardlink' ? te.linkTarget! : t.path;
     const firstEntry = this.root.entries.get(first);
-    const parent = await this.parentOf(e, path);
-    const final = imageJoin(parent, imageBasename(path));
-    const host = this.root.dir + final;
-    const existingKind = this.kindAt(final);
+    const { final, host, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
-      const ex = this.root.entries.get(final);
       const same =
         existingKind === 'file' &&
         ex !== undefined &&
