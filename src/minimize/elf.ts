@@ -3,7 +3,12 @@
  * the traced program asking for it by name: PT_INTERP, DT_NEEDED, DT_RPATH and
  * DT_RUNPATH. Little-endian ELF32/ELF64; anything else is "not ELF" here.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** A file to sniff, or null when it cannot be opened (then it is neither ELF nor a script). */
+async function openOrNull(hostPath: string): Promise<FileHandle | null> {
+  return open(hostPath, 'r').catch(() => null);
+}
 
 export interface ElfInfo {
   class: 32 | 64;
@@ -24,18 +29,14 @@ const DT_RUNPATH = 29;
 
 /** Parse a file; null when it is not a little-endian ELF file or is malformed. */
 export async function readElf(hostPath: string): Promise<ElfInfo | null> {
-  let fh;
-  try {
-    fh = await open(hostPath, 'r');
-  } catch {
-    return null;
-  }
+  const fh = await openOrNull(hostPath);
+  if (fh === null) return null;
   try {
     const size = (await fh.stat()).size;
     const read = async (off: number, len: number): Promise<Buffer | null> => {
       if (off < 0 || len < 0 || off + len > size) return null;
       const b = Buffer.alloc(len);
-      const { bytesRead } = await fh!.read(b, 0, len, off);
+      const { bytesRead } = await fh.read(b, 0, len, off);
       return bytesRead === len ? b : null;
     };
     const h = await read(0, 64);
@@ -102,12 +103,8 @@ export async function readElf(hostPath: string): Promise<ElfInfo | null> {
 
 /** The interpreter named by a "#!" line, with its optional argument; null when the file does not start with "#!". */
 export async function readShebang(hostPath: string): Promise<{ interp: string; arg?: string } | null> {
-  let fh;
-  try {
-    fh = await open(hostPath, 'r');
-  } catch {
-    return null;
-  }
+  const fh = await openOrNull(hostPath);
+  if (fh === null) return null;
   try {
     const b = Buffer.alloc(256);
     const { bytesRead } = await fh.read(b, 0, 256, 0);
