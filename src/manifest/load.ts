@@ -21,9 +21,10 @@ export const AJV_OPTIONS: AjvOptions = { allErrors: true, strict: false };
 /**
  * The validator compiled at build time (scripts/gen-schema-validator.mjs,
  * part of npm run build): ajv's standalone code for the schema, so that no
- * command loads ajv's compiler or compiles the schema at run time.
+ * command loads ajv's compiler or compiles the schema at run time. Written
+ * as ../manifest/ so that it names dist/manifest/ from dist/bundle/ too.
  */
-export const SCHEMA_VALIDATOR_URL = new URL('./schema-validator.cjs', import.meta.url).href;
+export const SCHEMA_VALIDATOR_URL = new URL('../manifest/schema-validator.cjs', import.meta.url).href;
 
 const require = createRequire(import.meta.url);
 let validator: ValidateFunction | undefined;

@@ -58,7 +58,7 @@ export class InputHasher {
   private constructor(private readonly worker: import('node:worker_threads').Worker | undefined) {}
 
   static async start(): Promise<InputHasher> {
-    const url = new URL('./read-inputs-worker.js', import.meta.url);
+    const url = new URL('../stage/read-inputs-worker.js', import.meta.url);
     // Under vitest (TypeScript sources, no compiled worker next to this file) everything runs here.
     if (!existsSync(fileURLToPath(url))) return new InputHasher(undefined);
     const { Worker } = await import('node:worker_threads');

@@ -89,7 +89,7 @@ export type CheckedImageSummary = Omit<CheckedImage, 'scan'>;
  * otherwise, e.g. under vitest on the .ts sources). Same result, same errors.
  */
 export async function checkImageIntegrityInWorker(path: string): Promise<CheckedImageSummary> {
-  const url = new URL('./integrity-worker.js', import.meta.url);
+  const url = new URL('../verify/integrity-worker.js', import.meta.url);
   const { existsSync } = await import('node:fs');
   const { fileURLToPath } = await import('node:url');
   if (!existsSync(fileURLToPath(url))) {
