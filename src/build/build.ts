@@ -11,17 +11,18 @@ import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
 import { unpackDebs } from '../stage/extract.js';
-import { addFileInputs } from '../stage/files.js';
+import { addFileInputs, type InputPins } from '../stage/files.js';
 import { writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
 import { writeStatusD } from '../system/statusd.js';
-import { writeSbom } from '../sbom/spdx.js';
+import { reserveSbom, SBOM_IMAGE_PATH, writeSbom } from '../sbom/spdx.js';
 import { fetchPinnedDebs } from '../fetch/debs.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
 import { writeImageTar, type WrittenImage } from '../image/write-image.js';
-import type { LayerEntry } from '../image/layer.js';
+import { comparePaths, type ContentDigests, type LayerEntry } from '../image/layer.js';
+import { LayerHashThread } from '../image/layer-hash.js';
 import { MANIFEST_SHA_LABEL } from '../image/oci.js';
 import type { PushResult } from '../registry/push.js';
 // Loaded where used (signature, minimization, registry): a plain build does not pay for them.
@@ -171,20 +172,24 @@ async function describeImage(manifest: Manifest, output: string): Promise<BuildR
 async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {
   const debs = await collectDebs(manifest, opts, progress);
 
+  // Nothing runs in the staging root without minimization: index packages and
+  // inputs in place instead of laying every file down on disk.
+  const indexOnly = manifest.minimize === false;
+  // The layer's digests are taken on a second thread when the layer is big;
+  // it boots while the root is staged. (Minimized builds hash files as they
+  // stage them: their layer is hashed inline.)
+  const hashThread = indexOnly ? await LayerHashThread.start() : undefined;
   const stagingParent = opts.workDir ?? tmpdir();
   const stagingDir = mkdtempSync(join(stagingParent, 'mkimg-stage-'));
   try {
     progress('staging: unpacking packages');
-    // Nothing runs in the staging root without minimization: index packages and
-    // inputs in place instead of laying every file down on disk.
-    const indexOnly = manifest.minimize === false;
     const root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
     // Decompressed data archives come from the cache when the lock pins their
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
     await unpackDebs(root, debs, { cacheDir: opts.cacheDir ?? defaultCacheDir(), unpinnedData: opts.dataCache ?? false });
-    await addFileInputs(root, manifest.files, { materialize: !indexOnly });
+    const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
 
@@ -202,8 +207,24 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
 
     for (const p of systemPaths) keep.add(p);
     for (const p of writeStatusD(root, keep)) keep.add(p);
-    const sbom = writeSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])));
-    for (const p of sbom.paths) keep.add(p);
+    const debShas = new Map(debs.map((d) => [d.name, d.sha256]));
+    // files: inputs indexed in place are read once, as the layer is
+    // written, and their pins checked against exactly the bytes written,
+    // before the image is put in place. The SBOM lists their digests, so
+    // those that sort after it in the layer are read (and pinned) first.
+    const unhashed = (e: StageEntry) => readInPlace(root, e) && !(e.sha256 && e.sha1);
+    let sbomBytes: Buffer | undefined;
+    let sbomEntry: { paths: string[]; content?: () => Buffer };
+    if ([...keep].some((p) => { const e = root.entries.get(p); return e !== undefined && unhashed(e); })) {
+      await hashInputsAfter(root, keep, pins, SBOM_IMAGE_PATH);
+      const reserved = reserveSbom(root, keep, manifest, debShas, unhashed);
+      sbomEntry = { paths: reserved.paths, content: () => (sbomBytes = reserved.bytes()) };
+    } else {
+      const written = writeSbom(root, keep, manifest, debShas);
+      sbomBytes = written.bytes;
+      sbomEntry = { paths: written.paths };
+    }
+    for (const p of sbomEntry.paths) keep.add(p);
 
     progress('normalize: writing image');
     const written = writeImageTar(
@@ -215,10 +236,11 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
         config: manifest.config,
         manifestSha256: manifest.origin.sha256,
       },
-      layerEntries(root, keep),
+      layerEntries(root, keep, { pins, content: sbomEntry.content ? new Map([[SBOM_IMAGE_PATH, sbomEntry.content]]) : undefined }),
       output,
+      { hashThread, beforeCommit: () => pins.check() },
     );
-    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbom.bytes);
+    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbomBytes!);
     if (opts.reportPath && report) atomicWrite(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
     return {
       imageId: written.imageId,
@@ -235,6 +257,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       warnings: [],
     };
   } finally {
+    hashThread?.close();
     rmSync(stagingDir, { recursive: true, force: true });
   }
 }
@@ -293,18 +316,52 @@ function atomicWrite(path: string, bytes: Buffer): void {
   renameSync(tmp, path);
 }
 
-/** Kept index entries → normalizer entries; hardlinks carry their group's content source. */
-export function layerEntries(root: StagingRoot, keep: Set<string>): LayerEntry[] {
+/**
+ * A file whose content the layer reads from outside the staging root: a
+ * files: input indexed in place. (Package files of an index-only root are
+ * read from data tars in the staging directory: not outside.)
+ */
+function readInPlace(root: StagingRoot, e: StageEntry): boolean {
+  return e.type === 'file' && e.contentOffset === undefined && e.hostPath !== undefined && !e.hostPath.startsWith(root.dir + '/');
+}
+
+/**
+ * Read (and record for the pin check) the kept inputs indexed in place that
+ * sort after `path` in the layer: the layer writer reaches them only after
+ * `path`, whose content (the SBOM) needs their digests. They are then checked
+ * against those digests as they are written, like inputs staged on disk.
+ */
+async function hashInputsAfter(root: StagingRoot, keep: Set<string>, pins: InputPins, path: string): Promise<void> {
+  const late = [...keep].map((p) => root.entries.get(p)).filter((e): e is StageEntry => e !== undefined && readInPlace(root, e) && !e.sha256 && comparePaths(e.path, path) > 0);
+  if (late.length === 0) return;
+  await pins.hash([...new Set(late.map((e) => e.hostPath!))]);
+  for (const e of late) {
+    const d = pins.digests(e.hostPath!)!;
+    if (d.size !== e.size) throw new MkimgError('input', `files: ${e.hostPath} changed while it was being read`, { hint: 'build again once the file is no longer being written' });
+    e.sha256 = d.sha256;
+    e.sha1 = d.sha1;
+  }
+}
+
+/**
+ * Kept index entries → normalizer entries; hardlinks carry their group's
+ * content source. Inputs read in place are checked against their digest when
+ * it is known, and recorded (into `pins` and their index entry) when not.
+ * `content` gives content made when the writer reaches the path (the SBOM).
+ */
+export function layerEntries(root: StagingRoot, keep: Set<string>, opts: { pins?: InputPins; content?: Map<string, () => Buffer> } = {}): LayerEntry[] {
   const out: LayerEntry[] = [];
   for (const path of keep) {
     const e = root.entries.get(path);
     if (!e) continue; // created at run time or an implied directory: not content
-    out.push(toLayerEntry(root, e));
+    const entry = toLayerEntry(root, e, opts.pins);
+    const content = opts.content?.get(path);
+    out.push(content ? { ...entry, content } : entry);
   }
   return out;
 }
 
-function toLayerEntry(root: StagingRoot, e: StageEntry): LayerEntry {
+function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefined): LayerEntry {
   if (e.type === 'hardlink') {
     const target = e.linkTarget ? root.entries.get(e.linkTarget) : undefined;
     return {
@@ -319,10 +376,15 @@ function toLayerEntry(root: StagingRoot, e: StageEntry): LayerEntry {
   }
   if (e.type === 'file') {
     const hostPath = e.hostPath ?? join(root.dir, e.path);
-    // Content read from outside the staging root (files: inputs indexed in place) is checked against its pin as it is written.
-    // (Package files of an index-only root are read from data tars in the staging directory: not outside.)
-    const outside = e.contentOffset === undefined && !hostPath.startsWith(root.dir + '/');
-    return { ...e, hostPath, verifySha256: outside ? e.sha256 : undefined };
+    if (!readInPlace(root, { ...e, hostPath })) return { ...e, hostPath };
+    if (e.sha256 !== undefined) return { ...e, hostPath, verifySha256: e.sha256 };
+    if (!pins) throw new MkimgError('internal', `${e.path}: an unhashed input without pins to record it`);
+    const record = (d: ContentDigests) => {
+      pins.record(hostPath, d);
+      e.sha256 = d.sha256;
+      e.sha1 = d.sha1;
+    };
+    return { ...e, hostPath, record };
   }
   return e;
 }

@@ -7,12 +7,30 @@
 import type { StageEntry } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './tar-header.js';
-import type { HashingSink } from './sink.js';
+import type { CopiedContent, HashingSink } from './sink.js';
 
 export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'> & {
   /** Check the content against this digest while writing (content read from outside the staging root). */
   verifySha256?: string;
+  /**
+   * Hash the content as it is written and report its digests (content read
+   * from outside the staging root whose pin is checked afterwards, against
+   * exactly these bytes). Called before any later entry's `content()`, and at
+   * the latest when the layer is finished.
+   */
+  record?: (d: ContentDigests) => void;
+  /**
+   * Content produced when the writer reaches the entry (the SBOM, which lists
+   * the digests `record` reports for the files before it). Must be `size` bytes.
+   */
+  content?: () => Buffer;
 };
+
+export interface ContentDigests {
+  sha256: string;
+  sha1: string;
+  size: number;
+}
 
 export interface PlannedEntry {
   name: string; // tar name: image path without the leading "/"
@@ -150,14 +168,46 @@ function headerFor(p: PlannedEntry, mtime: number): Buffer {
   return encodeHeader(tarHeader(p, mtime));
 }
 
-/** Write the planned entries as one tar stream (ending with two zero blocks) into the sink. */
-export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSink): void {
+/** Content ranges `record` asks for: what a digester must make room for. */
+export function recordedEntries(plan: PlannedEntry[]): number {
+  let n = 0;
+  for (const p of plan) if (!p.hardlinkTo && p.entry.record) n++;
+  return n;
+}
+
+/**
+ * Write the planned entries as one tar stream (ending with two zero blocks)
+ * into the sink, finish it, and return the layer's sha256 and size.
+ */
+export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSink): { sha256: string; size: number } {
+  // Recorded content whose sha1 the digester may not have reached yet.
+  const pending: { entry: LayerEntry; copied: CopiedContent }[] = [];
+  const report = () => {
+    for (const { entry, copied } of pending) entry.record!({ sha256: copied.sha256, sha1: sink.sha1Of(copied), size: copied.size });
+    pending.length = 0;
+  };
   for (const p of plan) {
-    sink.write(headerFor(p, mtime));
-    if (!p.hardlinkTo && p.entry.type === 'file') {
-      if (p.entry.size > 0) sink.copyFile(p.entry.hostPath!, p.entry.size, p.entry.path, p.entry.verifySha256, p.entry.contentOffset);
-      sink.zeros(padding(p.entry.size));
+    const e = p.entry;
+    const isContent = !p.hardlinkTo && e.type === 'file';
+    if (isContent && e.content) {
+      sink.sync();
+      report();
     }
+    sink.write(headerFor(p, mtime));
+    if (!isContent) continue;
+    if (e.content) {
+      const bytes = e.content();
+      if (bytes.length !== e.size) throw new MkimgError('internal', `${e.path}: produced ${bytes.length} bytes, planned ${e.size}`);
+      sink.write(bytes);
+    } else if (e.record) {
+      pending.push({ entry: e, copied: sink.copyFile(e.hostPath!, e.size, e.path, { record: true })! });
+    } else if (e.size > 0) {
+      sink.copyFile(e.hostPath!, e.size, e.path, { expectSha256: e.verifySha256, offset: e.contentOffset });
+    }
+    sink.zeros(padding(e.size));
   }
   sink.zeros(2 * BLOCK);
+  const done = sink.finish();
+  report();
+  return done;
 }

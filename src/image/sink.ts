@@ -1,17 +1,27 @@
 /**
- * A buffered, hashing file sink: everything written is hashed on the way out,
- * so a layer's digest is known the moment its last byte is written (one walk,
- * no second read). Content is read straight into the sink's buffer.
+ * A buffered, hashing file sink: everything written is hashed on the way out
+ * (by a LayerDigester: on this thread, or on a worker right behind the
+ * writer), so a layer's digest is known the moment its last byte is written
+ * (one walk, no second read). Content is read straight into the sink's buffer.
  *
  * The sink writes at explicit file positions (pwrite), starting at
  * `position`: the image writer puts the layer's bytes straight at their final
  * offset inside the image tar, then writes the rest of the tar around them.
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
+import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
 
 const BUF_SIZE = 4 << 20;
+const EMPTY_SHA1 = createHash('sha1').digest('hex');
+
+/** What copyFile returns for recorded content: its sha256, size, and the digester's range for its sha1 (none when empty). */
+export interface CopiedContent {
+  sha256: string;
+  size: number;
+  range?: number;
+}
 const ZEROS = Buffer.alloc(64 << 10);
 /** Host files kept open for content read from inside them (package data tars hold many files each). */
 const MAX_OPEN_SLICED = 16;
@@ -21,7 +31,9 @@ export class HashingSink {
   // last chunk to see whether the file grew, without another read call.
   private readonly buf = Buffer.allocUnsafe(BUF_SIZE + 1);
   private used = 0;
-  private hash: Hash | undefined;
+  private finished: { sha256: string; size: number } | undefined;
+  private ended = false;
+  private readonly digester: LayerDigester | undefined;
   /** File position at which the buffer's first byte goes. */
   private pos: number;
   private start: number;
@@ -31,12 +43,13 @@ export class HashingSink {
   /**
    * `hash: false` for a sink whose digest nobody needs (the outer image tar).
    * `position`: the file offset of the sink's first byte (default 0).
+   * `digester`: who hashes (default: inline, on this thread). A sink hashes one stream: finish() ends it.
    */
   constructor(
     private readonly fd: number,
-    private readonly opts: { hash?: boolean; position?: number } = {},
+    opts: { hash?: boolean; position?: number; digester?: LayerDigester } = {},
   ) {
-    this.hash = opts.hash === false ? undefined : createHash('sha256');
+    this.digester = opts.hash === false ? undefined : (opts.digester ?? new InlineLayerDigester());
     this.start = this.pos = opts.position ?? 0;
   }
 
@@ -69,7 +82,7 @@ export class HashingSink {
    * does not hash.
    */
   skip(n: number): void {
-    if (this.hash) throw new MkimgError('internal', 'a hashing sink cannot skip bytes');
+    if (this.digester) throw new MkimgError('internal', 'a hashing sink cannot skip bytes');
     this.flush();
     this.pos += n;
   }
@@ -80,14 +93,27 @@ export class HashingSink {
    * package's data tar): only that slice is read, and fewer bytes than
    * `size` there is an error. Without it, the content is the whole file: a
    * file shorter or longer than `size` is an error (it changed while being
-   * written). With `expectSha256`, the bytes copied must have that digest: for
-   * content read straight from an input pinned earlier, so a file changed
-   * since its pin was checked cannot slip into the image.
+   * written).
+   *
+   * For content read straight from an input outside the staging root:
+   * - `expectSha256`: the bytes copied must have that digest (the input's pin
+   *   was checked before), so a file changed since cannot slip into the image;
+   * - `record`: the bytes copied are hashed (sha256 here, sha1 by the
+   *   digester) and returned, for the caller to check against the pin: what
+   *   is checked is exactly what the image holds. The sha1 is known once the
+   *   digester has passed the content's end: `sha1Of(range)` after sync() or
+   *   finish().
    */
-  copyFile(hostPath: string, size: number, what: string, expectSha256?: string, offset?: number): void {
+  copyFile(hostPath: string, size: number, what: string, opts: { offset?: number; expectSha256?: string; record?: boolean } = {}): CopiedContent | undefined {
+    const { offset, expectSha256, record } = opts;
     const whole = offset === undefined;
     const fd = whole ? openSync(hostPath, 'r') : this.slicedFd(hostPath);
-    const check = expectSha256 ? createHash('sha256') : undefined;
+    const check = expectSha256 !== undefined || record ? createHash('sha256') : undefined;
+    let range: number | undefined;
+    if (record && size > 0) {
+      if (!this.digester) throw new MkimgError('internal', 'record: a sink that does not hash');
+      range = this.digester.addRange(this.bytes, this.bytes + size);
+    }
     let at = offset ?? 0;
     try {
       let left = size;
@@ -101,8 +127,9 @@ export class HashingSink {
         let n = readSync(fd, this.buf, this.used, probed ? want + 1 : want, at);
         if (n === 0) {
           throw new MkimgError(
-            'internal',
+            check ? 'input' : 'internal',
             whole ? `${what}: file shrank while being written (${hostPath})` : `${what}: ${hostPath} ends before the ${size} bytes at offset ${offset}`,
+            check ? { hint: 'build again once the file is no longer being written' } : {},
           );
         }
         if (n > left) {
@@ -114,18 +141,32 @@ export class HashingSink {
         left -= n;
         at += n;
       }
-      if (check && check.digest('hex') !== expectSha256) {
+      const sha256 = check?.digest('hex');
+      if (expectSha256 !== undefined && sha256 !== expectSha256) {
         throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, { hint: 'build again once the file is no longer being written' });
       }
       // The last read asked for one byte past `size`; a regular file reads in full
       // up to its end, so getting none means the file ends there. (No read was made
       // for an empty file: look for a first byte.)
       if (whole && (grew || (!probed && readSync(fd, Buffer.alloc(1), 0, 1, at) !== 0))) {
-        throw new MkimgError('internal', `${what}: file grew while being written (${hostPath})`);
+        throw new MkimgError(check ? 'input' : 'internal', `${what}: file grew while being written (${hostPath})`, check ? { hint: 'build again once the file is no longer being written' } : {});
       }
+      return record ? { sha256: sha256!, size, range } : undefined;
     } finally {
       if (whole) closeSync(fd);
     }
+  }
+
+  /** Wait until the digester has hashed everything written so far (the buffer is flushed first). */
+  sync(): void {
+    this.flush();
+    this.digester?.sync(this.bytes);
+  }
+
+  /** sha1 (hex) of recorded content: its range, or none for empty content. After sync() or finish(). */
+  sha1Of(c: CopiedContent): string {
+    if (c.range === undefined) return EMPTY_SHA1;
+    return this.digester!.sha1Of(c.range);
   }
 
   private slicedFd(hostPath: string): number {
@@ -144,20 +185,22 @@ export class HashingSink {
     return fd;
   }
 
-  /** Close the host files kept open for sliced content. finish() does it too; call it when giving up early. */
+  /** Close the host files kept open for sliced content. finish() does it too; call it when giving up early (it stops the digester). */
   close(): void {
     for (const fd of this.sliced.values()) closeSync(fd);
     this.sliced.clear();
+    if (!this.ended) this.digester?.abort();
   }
 
-  /** Flush and return the sha256 (hex) and byte count of everything written. */
+  /** Flush and return the sha256 (hex) and byte count of everything written. The sink is done (a second call returns the same). */
   finish(): { sha256: string; size: number } {
-    this.close();
+    if (this.finished) return this.finished;
+    for (const fd of this.sliced.values()) closeSync(fd);
+    this.sliced.clear();
     this.flush();
-    const out = { sha256: this.hash ? this.hash.digest('hex') : '', size: this.bytes };
-    this.hash = this.opts.hash === false ? undefined : createHash('sha256');
-    this.start = this.pos;
-    return out;
+    this.ended = true; // a digester that fails to finish has stopped: close() need not stop it
+    this.finished = { sha256: this.digester ? this.digester.finish(this.bytes) : '', size: this.bytes };
+    return this.finished;
   }
 
   private flush(): void {
@@ -168,9 +211,10 @@ export class HashingSink {
   }
 
   private emit(data: Buffer): void {
-    this.hash?.update(data);
     let off = 0;
     while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.pos + off);
+    // After the write: a digester on another thread reads these bytes back.
+    this.digester?.written(data, this.pos - this.start);
     this.pos += data.length;
   }
 }

@@ -13,7 +13,8 @@ import type { ImageConfig } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, padding } from './tar-header.js';
 import { HashingSink } from './sink.js';
-import { layerSize, planLayer, writeLayer, type LayerEntry } from './layer.js';
+import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry } from './layer.js';
+import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
 import { dockerManifestJson, imageConfig, imageIndex, imageManifest, MEDIA, OCI_LAYOUT, type Descriptor } from './oci.js';
 
@@ -41,22 +42,37 @@ export interface WrittenImage {
 /** A digest of the right length, for planning before the layer's digest is known. */
 const PLACEHOLDER_DIGEST = `sha256:${'0'.repeat(64)}`;
 
-export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, output: string): WrittenImage {
+/** From this size on, a layer is hashed on a LayerHashThread when the caller started one. */
+const THREADED_MIN_BYTES = 16 << 20;
+
+export interface WriteImageOptions {
+  /** A started worker for the layer's digests (used for big layers; see layer-hash.ts). */
+  hashThread?: LayerHashThread;
+  /**
+   * Runs once the layer is written, before the image is put in place: a
+   * throw removes the temporary output. (Pins of inputs whose digests the
+   * layer recorded are checked here.)
+   */
+  beforeCommit?: () => void;
+}
+
+export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, output: string, opts: WriteImageOptions = {}): WrittenImage {
   const plan = planLayer(entries);
   const size = layerSize(plan, spec.sourceDateEpoch);
   // The layer rule makes the layer's data offset independent of the digests:
   // plan the image with a stand-in digest to learn it.
   const dataOffset = imageLayout(spec, { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }).plan.firstLayer!.dataOffset;
   return writeAtomically(output, (fd) => {
-    const sink = new HashingSink(fd, { position: dataOffset });
+    const digester = opts.hashThread && size >= THREADED_MIN_BYTES ? opts.hashThread.digester(fd, dataOffset, recordedEntries(plan)) : undefined;
+    const sink = new HashingSink(fd, { position: dataOffset, digester });
     let layer: { sha256: string; size: number };
     try {
-      writeLayer(plan, spec.sourceDateEpoch, sink);
-      layer = sink.finish();
+      layer = writeLayer(plan, spec.sourceDateEpoch, sink);
     } finally {
       sink.close();
     }
     if (layer.size !== size) throw new MkimgError('internal', `layer is ${layer.size} bytes, planned ${size}`);
+    opts.beforeCommit?.();
     const layerDesc: Descriptor = { mediaType: MEDIA.layer, digest: `sha256:${layer.sha256}`, size: layer.size };
     const image = imageLayout(spec, layerDesc);
     if (image.plan.firstLayer?.dataOffset !== dataOffset) {
@@ -134,7 +150,8 @@ function writePlan(fd: number, plan: LayoutPlan): void {
 function writeAtomically<T>(output: string, write: (fd: number) => T): T {
   const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
   try {
-    const fd = openSync(tmp, 'wx', 0o644);
+    // Read and write: a layer digest thread reads the layer back (layer-hash.ts).
+    const fd = openSync(tmp, 'wx+', 0o644);
     let result: T;
     try {
       result = write(fd);

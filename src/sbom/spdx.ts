@@ -5,7 +5,7 @@
  * (created = sourceDateEpoch), sorted lists, canonical JSON bytes.
  */
 import { readEntryContent } from '../stage/fsutil.js';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
@@ -15,6 +15,8 @@ import { debianBase, purlDistro } from '../system/files.js';
 import { byteOrder, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
 import { contributingPackages } from '../system/statusd.js';
 import { spdxLicenseOf } from './license.js';
+import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
 
 /** Where the SBOM lives inside the image. */
 export const SBOM_PATH = '/usr/share/mkimg/sbom.spdx.json';
@@ -34,7 +36,7 @@ function mkimgVersion(): string {
 }
 
 function shortHash(s: string): string {
-  return createHash('sha256').update(s).digest('hex').slice(0, 16);
+  return sha256Hex(s).slice(0, 16);
 }
 
 /** SPDXRef for a Debian package: readable and collision-free ("libstdc++6" -> "SPDXRef-Package-deb-libstdc--6-<hash>"). */
@@ -97,16 +99,81 @@ export function pathOrder(a: string, b: string): number {
   return a.length - b.length;
 }
 
-function hashFile(root: StagingRoot, e: StageEntry): { sha1: string; sha256: string } {
+/**
+ * Digests not known when the document is made (see reserveSbom) are written as
+ * placeholders: tokens of the digest's length, unique to this document (a
+ * random nonce; the document never leaves the builder with them), each with
+ * a function giving the real value. fill() swaps them for their values in
+ * the serialized document, which keeps its size.
+ */
+class Placeholders {
+  private readonly head = `Z${randomBytes(8).toString('hex')}`;
+  private readonly values: (() => string)[] = [];
+
+  token(length: number, value: () => string): string {
+    const i = this.values.push(value) - 1;
+    return this.head + String(i).padStart(length - this.head.length, '0');
+  }
+
+  has(s: string): boolean {
+    return s.startsWith(this.head);
+  }
+
+  /** A placeholder's value; any other string as it is. */
+  resolve(s: string): string {
+    return this.has(s) ? this.values[Number(s.slice(this.head.length))]!() : s;
+  }
+
+  /** A copy of `doc` (serialized, ASCII where the tokens are) with every placeholder replaced by its value. */
+  fill(doc: Buffer): Buffer {
+    const out = Buffer.from(doc);
+    const head = Buffer.from(this.head, 'latin1');
+    let n = 0;
+    for (let at = out.indexOf(head); at >= 0; at = out.indexOf(head, at)) {
+      let end = at + head.length;
+      while (end < out.length && out[end]! >= 0x30 && out[end]! <= 0x39) end++;
+      const token = out.toString('latin1', at, end);
+      const v = this.resolve(token);
+      if (v.length !== token.length || !/^[0-9a-f]+$/.test(v)) throw new MkimgError('internal', `SBOM: placeholder ${token} got the value "${v}"`);
+      out.write(v, at, 'latin1');
+      at = end;
+      n++;
+    }
+    if (n !== this.values.length) throw new MkimgError('internal', `SBOM: ${this.values.length} placeholders made, ${n} found`);
+    return out;
+  }
+}
+
+/** Entries whose digests are not known yet (see reserveSbom), and who stands in for them. */
+interface Unhashed {
+  is: (e: StageEntry) => boolean;
+  placeholders: Placeholders;
+}
+
+function hashFile(root: StagingRoot, e: StageEntry, unhashed?: Unhashed): { sha1: string; sha256: string } {
   let f = e;
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
   // Digests computed when the file was staged: no second read of every file.
   if (f.sha1 && f.sha256) return { sha1: f.sha1, sha256: f.sha256 };
+  if (unhashed?.is(f)) {
+    const known = (d: string | undefined) => {
+      if (d === undefined) throw new MkimgError('internal', `SBOM: ${f.path} was not hashed before the SBOM was written`);
+      return d;
+    };
+    return { sha1: unhashed.placeholders.token(40, () => known(f.sha1)), sha256: unhashed.placeholders.token(64, () => known(f.sha256)) };
+  }
   const data = readEntryContent(root.dir, f);
   return {
     sha1: createHash('sha1').update(data).digest('hex'),
     sha256: createHash('sha256').update(data).digest('hex'),
   };
+}
+
+/** verificationCode, or a placeholder for it when some file's sha1 is one. */
+function verificationCodeOf(files: FileRecord[], unhashed?: Unhashed): string {
+  const ph = unhashed?.placeholders;
+  if (!ph || !files.some((f) => ph.has(f.sha1))) return verificationCode(files);
+  return ph.token(40, () => verificationCode(files.map((f) => ({ ...f, sha1: ph.resolve(f.sha1) }))));
 }
 
 function verificationCode(files: FileRecord[]): string {
@@ -126,7 +193,7 @@ export function makeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifes
 }
 
 /** makeSbom's document before the JSON round trip: members may be undefined (canonical JSON leaves them out). */
-function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): Record<string, unknown> {
+function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>, unhashed?: Unhashed): Record<string, unknown> {
   const debSha = (p: StagedPackage): string => {
     if (debSha256ByName instanceof Map) return debSha256ByName.get(p.name) ?? p.sha256;
     return debSha256ByName?.[p.name] ?? p.sha256;
@@ -147,7 +214,7 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
     const e = root.entries.get(p);
     if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
     const owner = ownerOfPath.get(p) ?? (e.origin.startsWith('file:') ? SPDX_INPUTS_ID : SPDX_GENERATED_ID);
-    const { sha1, sha256 } = hashFile(root, e);
+    const { sha1, sha256 } = hashFile(root, e, unhashed);
     files.push({ entry: e, sha1, sha256, owner, id: fileSpdxId(e.path) });
   }
   const filesByOwner = new Map<string, FileRecord[]>();
@@ -202,7 +269,7 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
       sourceInfo: source ? `built package from: ${source}` : undefined,
       summary: description,
       filesAnalyzed: own.length > 0,
-      packageVerificationCode: own.length > 0 ? { packageVerificationCodeValue: verificationCode(own) } : undefined,
+      packageVerificationCode: own.length > 0 ? { packageVerificationCodeValue: verificationCodeOf(own, unhashed) } : undefined,
       checksums: [{ algorithm: 'SHA256', checksumValue: debSha(pkg) }],
       externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(pkg.name, pkg.version, pkg.architecture, distro) }],
       licenseDeclared: lic.expression,
@@ -228,7 +295,7 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
       supplier: 'NOASSERTION',
       downloadLocation: 'NOASSERTION',
       filesAnalyzed: true,
-      packageVerificationCode: { packageVerificationCodeValue: verificationCode(own) },
+      packageVerificationCode: { packageVerificationCodeValue: verificationCodeOf(own, unhashed) },
       licenseDeclared: 'NOASSERTION',
       licenseConcluded: 'NOASSERTION',
       copyrightText: 'NOASSERTION',
@@ -288,8 +355,37 @@ export function sbomBytes(root: StagingRoot, keep: Set<string>, manifest: Manife
  */
 export function writeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): { bytes: Buffer; paths: string[] } {
   const bytes = sbomBytes(root, keep, manifest, debSha256ByName);
+  return { bytes, paths: placeSbom(root, bytes) };
+}
+
+/**
+ * writeSbom for a root some of whose files are not hashed yet (`unhashed`:
+ * files: inputs indexed in place, whose digests the layer writer records as
+ * it writes them). The document is made once, with placeholders of the
+ * digests' lengths where they are missing, so the SBOM's entry gets its final
+ * size; `bytes()` fills them in once those entries have their digests (it
+ * throws if one still lacks them). Nothing in the document is ordered by a
+ * digest, so the placeholders change nothing else.
+ */
+export function reserveSbom(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debSha256ByName: Map<string, string> | Record<string, string> | undefined,
+  unhashed: (e: StageEntry) => boolean,
+): { paths: string[]; bytes: () => Buffer } {
+  const placeholders = new Placeholders();
+  const doc = canonicalJsonBytes(sbomDocument(root, keep, manifest, debSha256ByName, { is: unhashed, placeholders }));
+  const paths = placeSbom(root, doc);
+  // What the root holds there is the document with placeholders: the entry's digest is not the SBOM's.
+  delete root.entries.get(SBOM_PATH)!.sha256;
+  return { paths, bytes: () => placeholders.fill(doc) };
+}
+
+/** Write the SBOM's bytes at SBOM_PATH; the image paths it takes (the file and its parents). */
+function placeSbom(root: StagingRoot, bytes: Buffer): string[] {
   const r = writeRootFile(root, SBOM_PATH, bytes, 'generated:sbom');
   const paths = [...r.created, r.path];
   for (let p = posix.dirname(SBOM_PATH); p !== '/'; p = posix.dirname(p)) paths.push(p);
-  return { bytes, paths: [...new Set(paths)].sort(byteOrder) };
+  return [...new Set(paths)].sort(byteOrder);
 }

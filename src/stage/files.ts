@@ -15,7 +15,7 @@ import type { FileInput } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from './types.js';
 import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
 import { joinImage, splitPath } from './root.js';
-import { InputHasher, readInputs, type InputDigests } from './read-inputs.js';
+import { InputHasher, readInput, readInputs, type InputDigests } from './read-inputs.js';
 
 export type TreeEntryType = 'file' | 'dir' | 'symlink';
 
@@ -107,25 +107,95 @@ export async function inputDigest(src: string, label = src): Promise<string> {
 }
 
 /**
- * `materialize: false` indexes files without copying them: their entries'
- * hostPath is the input file itself. For builds that run nothing in the
- * staging root (`minimize: false`), that saves a copy of every input; the
- * normalizer checks each file against its digest as it writes it.
+ * The pins of `files:` inputs and the digests of the bytes read from them.
+ * Staged on disk, every file is hashed (and its pin checked) before anything
+ * is copied. Indexed in place (`materialize: false`), nothing is read while
+ * staging: the layer writer records the digests of exactly the bytes it puts
+ * in the image, and `check()` compares the pins with them before the image
+ * is put in place.
  */
-export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<void> {
+export class InputPins {
+  private readonly known = new Map<string, InputDigests>();
+  /** Every input file, each once, in walk order, with its lstat size. */
+  private readonly sizes = new Map<string, number>();
+
+  constructor(private readonly plan: readonly PlannedInput[]) {
+    for (const p of plan) for (const e of p.items) if (e.type === 'file') this.sizes.set(e.host, e.size);
+  }
+
+  /** The digests of a host file's bytes as read. Two reads of one file (two dests) must agree. */
+  record(host: string, d: InputDigests): void {
+    const prev = this.known.get(host);
+    if (prev !== undefined && (prev.sha256 !== d.sha256 || prev.size !== d.size)) {
+      throw new MkimgError('input', `files: ${host} changed while it was being read`, { hint: 'build again once the file is no longer being written' });
+    }
+    this.known.set(host, d);
+  }
+
+  /** Read and record these host files now (on two threads when there are many). */
+  async hash(hosts: readonly string[], hasher?: InputHasher): Promise<InputDigests[]> {
+    const total = hosts.reduce((n, h) => n + (this.sizes.get(h) ?? 0), 0);
+    const read = hasher ? await hasher.hash(hosts, { totalBytes: total }) : await readInputs(hosts, { totalBytes: total });
+    hosts.forEach((h, i) => this.record(h, read[i]));
+    return read;
+  }
+
+  /**
+   * Compare every pin, in manifest order, with the recorded digests; a file
+   * never recorded (replaced by a later input, so not in the image) is read now.
+   */
+  check(): void {
+    for (const p of this.plan) {
+      if (p.input.sha256 === undefined) continue;
+      for (const e of p.items) if (e.type === 'file' && !this.known.has(e.host)) this.record(e.host, readInput(e.host));
+      const actual = p.isDir ? rowsDigest(rowsOf(p.items, this.known)) : this.known.get(p.input.src)!.sha256;
+      if (actual !== p.input.sha256.toLowerCase()) {
+        throw new MkimgError('input', `${p.label}: ${p.input.src} changed: expected sha256 ${p.input.sha256}, got ${actual}`, {
+          hint: 'if the change was intended, run `mkimg lock` to pin the new content',
+          details: { src: p.input.src, expected: p.input.sha256, actual },
+        });
+      }
+    }
+  }
+
+  /** Every input file, each once, in walk order. */
+  get hosts(): string[] {
+    return [...this.sizes.keys()];
+  }
+
+  digests(host: string): InputDigests | undefined {
+    return this.known.get(host);
+  }
+}
+
+interface PlannedInput {
+  input: FileInput;
+  label: string;
+  dest: string;
+  isDir: boolean;
+  items: WalkItem[];
+}
+
+/**
+ * `materialize: false` indexes files without copying or reading them: their
+ * entries' hostPath is the input file itself, with no digests yet (see
+ * InputPins). For builds that run nothing in the staging root (`minimize:
+ * false`), that saves a copy and a read of every input.
+ */
+export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<InputPins> {
   const materialize = opts.materialize ?? !root.indexOnly;
   // Trees may hold thousands of files: boot the second hashing thread while they are walked.
-  const hasher = inputs.length > 0 ? await InputHasher.start() : undefined;
+  const hasher = inputs.length > 0 && materialize ? await InputHasher.start() : undefined;
   try {
-    await addWithHasher(root, inputs, materialize, hasher);
+    return await addWithHasher(root, inputs, materialize, hasher);
   } finally {
     hasher?.close();
   }
 }
 
-async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize: boolean, hasher: InputHasher | undefined): Promise<void> {
+async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize: boolean, hasher: InputHasher | undefined): Promise<InputPins> {
   // 1. Validate every input (existence, dest) and walk each tree once, before anything is written.
-  const plan: { input: FileInput; label: string; dest: string; isDir: boolean; items: WalkItem[] }[] = [];
+  const plan: PlannedInput[] = [];
   for (let i = 0; i < inputs.length; i++) {
     const input = inputs[i];
     const label = `files[${i}].src`;
@@ -145,30 +215,21 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
     const items = st.isDirectory() ? [...walk(input.src, '', label)] : [{ rel: '', host: input.src, type: 'file' as const, exec: (st.mode & 0o111) !== 0, size: st.size }];
     plan.push({ input, label, dest: joinImage(parts), isDir: st.isDirectory(), items });
   }
+  const pins = new InputPins(plan);
 
-  // 2. Hash every file (on two threads when there are many). Its bytes are
-  // hashed once more as they are copied into the root, or, indexed in place,
-  // into the layer, so a file that changes after this check is caught. (Keeping
-  // the bytes in memory instead costs more than reading them again from the
-  // page cache: fresh memory is dear, a reused buffer is not.)
-  const hosts = [...new Set(plan.flatMap((p) => p.items.filter((e) => e.type === 'file').map((e) => e.host)))];
-  const totalBytes = plan.reduce((n, p) => n + p.items.reduce((m, e) => m + e.size, 0), 0);
-  const read = hasher ? await hasher.hash(hosts, { totalBytes }) : [];
-  const known = new Map(hosts.map((h, i) => [h, read[i]]));
-
-  // 3. Pins, in manifest order.
-  for (const p of plan) {
-    if (p.input.sha256 === undefined) continue;
-    const actual = p.isDir ? rowsDigest(rowsOf(p.items, known)) : known.get(p.input.src)!.sha256;
-    if (actual !== p.input.sha256.toLowerCase()) {
-      throw new MkimgError('input', `${p.label}: ${p.input.src} changed: expected sha256 ${p.input.sha256}, got ${actual}`, {
-        hint: 'if the change was intended, run `mkimg lock` to pin the new content',
-        details: { src: p.input.src, expected: p.input.sha256, actual },
-      });
-    }
+  // 2. Staged on disk: hash every file (on two threads when there are many)
+  // and check the pins, in manifest order, before anything is copied. The
+  // bytes are hashed once more as they are copied into the root, so a file
+  // that changes after this check is caught. (Keeping the bytes in memory
+  // instead costs more than reading them again from the page cache: fresh
+  // memory is dear, a reused buffer is not.)
+  if (materialize) {
+    await pins.hash(pins.hosts, hasher);
+    pins.check();
   }
+  const known = (host: string) => pins.digests(host);
 
-  // 4. Into the root.
+  // 3. Into the root.
   // Resolved directories, so each parent is resolved once per tree, not once per file.
   const dirs = new Map<string, string>();
   for (const p of plan) {
@@ -181,8 +242,8 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
       const parent = await ensureDir(root, imageDirname(p.dest), origin, () => {}, escape);
       const dest = imageJoin(parent, imageBasename(p.dest));
       const mode = fileMode(p.items[0].exec);
-      if (materialize) await placeFile(root, dest, p.input.src, mode, uid, gid, origin, known.get(p.input.src));
-      else indexFile(root, dest, p.input.src, mode, uid, gid, origin, known.get(p.input.src)!);
+      if (materialize) await placeFile(root, dest, p.input.src, mode, uid, gid, origin, known(p.input.src));
+      else indexFile(root, dest, p.input.src, mode, uid, gid, origin, p.items[0].size);
       continue;
     }
     // A directory tree: the top lands at dest (kept if it exists), then every entry below it.
@@ -199,11 +260,12 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
       }
       const parent = await ensureDir(root, imageDirname(want), origin, () => {}, escape, dirs);
       const final = imageJoin(parent, imageBasename(want));
-      if (e.type === 'file' && materialize) await placeFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known.get(e.host));
-      else if (e.type === 'file') indexFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known.get(e.host)!);
+      if (e.type === 'file' && materialize) await placeFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known(e.host));
+      else if (e.type === 'file') indexFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, e.size);
       else await placeSymlink(root, final, e.target!, uid, gid, origin);
     }
   }
+  return pins;
 }
 
 /** Remove what sits at an image path (a file or a link) so a files: input can replace it. Directories are not replaced. */
@@ -266,15 +328,16 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
 }
 
 /**
- * Index an input file without copying it (see addFileInputs' `materialize`):
- * the layer reads the input file itself and checks it against read.sha256.
+ * Index an input file without copying or reading it (see addFileInputs'
+ * `materialize`): the layer reads the input file itself, `size` bytes (the
+ * walk's lstat; a file of another size when written is an error).
  */
-function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, read: InputDigests): void {
+function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, size: number): void {
   const prev = root.entries.get(path);
   if (prev?.type === 'dir') {
     throw new MkimgError('input', `files: cannot put a file at ${path}: a directory is there (${prev.origin})`, { hint: 'choose a dest that is not an existing directory' });
   }
-  root.entries.set(path, { path, type: 'file', mode, uid, gid, size: read.size, hostPath: src, origin, sha256: read.sha256, sha1: read.sha1 });
+  root.entries.set(path, { path, type: 'file', mode, uid, gid, size, hostPath: src, origin });
   if (prev?.type === 'file') promoteHardlinks(root, prev);
 }
 

@@ -37,7 +37,7 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
     const size = data.length - offset - 20000; // bytes follow the slice: not an error
     const r = withSink((s) => {
       s.write(Buffer.from('head'));
-      s.copyFile(host, size, '/usr/bin/x', undefined, offset);
+      s.copyFile(host, size, '/usr/bin/x', { offset });
     });
     const want = Buffer.concat([Buffer.from('head'), data.subarray(offset, offset + size)]);
     expect(r.bytes.equals(want)).toBe(true);
@@ -46,21 +46,21 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
 
   it('a slice that ends exactly at the end of the file, and small slices, are fine', () => {
     const r = withSink((s) => {
-      s.copyFile(host, 100, 'a', undefined, data.length - 100);
-      s.copyFile(host, 1, 'b', undefined, 0);
+      s.copyFile(host, 100, 'a', { offset: data.length - 100 });
+      s.copyFile(host, 1, 'b', { offset: 0 });
     });
     expect(r.bytes.equals(Buffer.concat([data.subarray(data.length - 100), data.subarray(0, 1)]))).toBe(true);
   });
 
   it('checks the slice against expectSha256', () => {
     const slice = data.subarray(500, 1500);
-    expect(withSink((s) => s.copyFile(host, 1000, 'a', sha(slice), 500)).bytes.equals(slice)).toBe(true);
-    expect(() => withSink((s) => s.copyFile(host, 1000, 'a', sha(data.subarray(501, 1501)), 500))).toThrow(/changed after its pin was checked/);
+    expect(withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(slice), offset: 500 })).bytes.equals(slice)).toBe(true);
+    expect(() => withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(data.subarray(501, 1501)), offset: 500 }))).toThrow(/changed after its pin was checked/);
   });
 
   it('fewer bytes than `size` at the offset is an error', () => {
-    expect(() => withSink((s) => s.copyFile(host, 1000, '/etc/x', undefined, data.length - 999))).toThrow(/ends before the 1000 bytes at offset/);
-    expect(() => withSink((s) => s.copyFile(host, 10, '/etc/x', undefined, data.length))).toThrow(/ends before/);
+    expect(() => withSink((s) => s.copyFile(host, 1000, '/etc/x', { offset: data.length - 999 }))).toThrow(/ends before the 1000 bytes at offset/);
+    expect(() => withSink((s) => s.copyFile(host, 10, '/etc/x', { offset: data.length }))).toThrow(/ends before/);
   });
 
   it('keeps a few sliced host files open between copies, and closes them all at finish() or close()', () => {
@@ -76,7 +76,7 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
       // Interleaved, as files of several packages are in path order; more hosts than stay open.
       for (let k = 0; k < 200; k++) {
         const i = (k * 7) % 40;
-        s.copyFile(hosts[i]!, 10, `f${k}`, undefined, k % 900);
+        s.copyFile(hosts[i]!, 10, `f${k}`, { offset: k % 900 });
         want.push(Buffer.alloc(10, 65 + (i % 26)));
       }
       expect(fds()).toBeLessThanOrEqual(before + 1 + 16);
@@ -86,7 +86,7 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
     const out = join(work, 'closed');
     const fd = openSync(out, 'w');
     const s = new HashingSink(fd);
-    s.copyFile(hosts[0]!, 10, 'x', undefined, 0);
+    s.copyFile(hosts[0]!, 10, 'x', { offset: 0 });
     s.close();
     closeSync(fd);
     expect(fds()).toBe(before);
@@ -127,7 +127,7 @@ describe('HashingSink.copyFile without an offset (the whole file)', () => {
   });
 
   it('a changed pinned file names the pin first', () => {
-    expect(() => withSink((s) => s.copyFile(host, 4999, 'w', sha(Buffer.alloc(4999, 'x'))))).toThrow(/changed after its pin was checked/);
+    expect(() => withSink((s) => s.copyFile(host, 4999, 'w', { expectSha256: sha(Buffer.alloc(4999, 'x')) }))).toThrow(/changed after its pin was checked/);
   });
 });
 

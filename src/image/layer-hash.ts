@@ -1,0 +1,341 @@
+/**
+ * The layer's digests, taken from the bytes as they are written: the sha256 of
+ * the whole layer, and the sha1 of chosen content ranges (files: inputs that
+ * were not hashed before the layer was written; SPDX needs their sha1).
+ *
+ * Two implementations of one interface:
+ * - inline: hashes each chunk on the calling thread as it is written;
+ * - threaded: a worker thread reads the bytes back from the output file (same
+ *   file descriptor: threads share them) right behind the writer and hashes
+ *   them there, so the writer's thread only reads inputs and writes. Reading
+ *   back from the page cache costs less than the hashing it moves off the
+ *   writer's thread. The output file is the builder's own (created O_EXCL,
+ *   mode 0644): what is read back is what was written.
+ *
+ * Both feed the same RangeDigester, so the digests cannot depend on which ran.
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MkimgError } from '../util/errors.js';
+
+/** Ranges of layer bytes whose sha1 is wanted, in increasing, non-overlapping order. */
+export interface RangeTable {
+  count(): number;
+  start(i: number): number;
+  end(i: number): number;
+}
+
+/**
+ * Hashes a stream of layer bytes given in order as (chunk, offset): the whole
+ * stream (sha256) and each range of `ranges` (sha1, reported through `done`).
+ * Ranges may be added while the stream runs, as long as a range is added
+ * before any byte of it is given.
+ */
+export class RangeDigester {
+  private readonly layer: Hash = createHash('sha256');
+  private cur: { i: number; start: number; end: number; h: Hash } | undefined;
+  private next = 0;
+
+  constructor(
+    private readonly ranges: RangeTable,
+    private readonly done: (i: number, sha1: Buffer) => void,
+  ) {}
+
+  update(chunk: Buffer, offset: number): void {
+    this.layer.update(chunk);
+    const end = offset + chunk.length;
+    let at = offset;
+    while (at < end) {
+      if (this.cur === undefined) {
+        if (this.next >= this.ranges.count()) return;
+        const i = this.next++;
+        this.cur = { i, start: this.ranges.start(i), end: this.ranges.end(i), h: createHash('sha1') };
+      }
+      const c = this.cur;
+      if (c.start >= end) return; // the next range starts in a later chunk
+      const from = Math.max(at, c.start);
+      const to = Math.min(end, c.end);
+      if (from < to) c.h.update(chunk.subarray(from - offset, to - offset));
+      at = to;
+      if (to === c.end) {
+        this.done(c.i, c.h.digest());
+        this.cur = undefined;
+      }
+    }
+  }
+
+  /** The layer's sha256 (hex). Every range must have ended. */
+  finish(): string {
+    if (this.cur !== undefined || this.next < this.ranges.count()) throw new MkimgError('internal', 'layer digest: a content range did not end inside the layer');
+    return this.layer.digest('hex');
+  }
+}
+
+/** What HashingSink needs from a layer digester. */
+export interface LayerDigester {
+  /** Ask for the sha1 of layer bytes [start, end) (end > start); returns its range number. Before any of those bytes is written. */
+  addRange(start: number, end: number): number;
+  /** `data` was just written at layer offset `offset` (the layer's bytes arrive in order). */
+  written(data: Buffer, offset: number): void;
+  /** Wait until every byte written so far (`upTo` of them) is hashed: the sha1s of ranges ending there are then known. */
+  sync(upTo: number): void;
+  /** sha1 (hex) of range i, once the bytes up to its end are hashed. */
+  sha1Of(i: number): string;
+  /** The layer's sha256 (hex), after the last byte (`total` bytes in all) was written. */
+  finish(total: number): string;
+  /** Stop hashing (the write failed): returns once nothing reads the output any more. */
+  abort(): void;
+}
+
+/** Grow-as-needed range table and sha1 results on this thread. */
+export class InlineLayerDigester implements LayerDigester {
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
+  private readonly sha1s: string[] = [];
+  private readonly digester = new RangeDigester(
+    { count: () => this.starts.length, start: (i) => this.starts[i]!, end: (i) => this.ends[i]! },
+    (i, sha1) => (this.sha1s[i] = sha1.toString('hex')),
+  );
+
+  addRange(start: number, end: number): number {
+    this.starts.push(start);
+    this.ends.push(end);
+    return this.starts.length - 1;
+  }
+
+  written(data: Buffer, offset: number): void {
+    this.digester.update(data, offset);
+  }
+
+  sync(): void {}
+
+  sha1Of(i: number): string {
+    const s = this.sha1s[i];
+    if (s === undefined) throw new MkimgError('internal', `layer digest: range ${i} asked before its end was written`);
+    return s;
+  }
+
+  finish(): string {
+    return this.digester.finish();
+  }
+
+  abort(): void {}
+}
+
+// Shared state of the threaded digester (one SharedArrayBuffer):
+// Int32 slots, then BigInt64 slots, then the ranges (2 BigInt64 each), then
+// the sha1 results (20 bytes each), the layer sha256 (32 bytes), an error text.
+const I_WAKE = 0; // bumped by the writer after each write (the worker waits on it)
+const I_ACK = 1; // bumped by the worker after each chunk hashed (the writer waits on it)
+const I_RANGES = 2; // ranges added so far
+const I_DONE = 3; // 1: the writer has written everything
+const I_STATE = 4; // worker: 0 running, 1 finished, 2 failed, 3 cancelled
+const I_CANCEL = 5; // 1: the writer gave up (the worker stops before its next read)
+const I_STARTED = 6; // 1: the worker has taken the job
+const INTS = 8;
+const B_WRITTEN = 0; // layer bytes written
+const B_HASHED = 1; // layer bytes hashed
+const BIGS = 2;
+const ERROR_BYTES = 512;
+
+export interface SharedLayout {
+  ints: Int32Array;
+  bigs: BigInt64Array;
+  ranges: BigInt64Array;
+  sha1s: Uint8Array;
+  layer: Uint8Array;
+  error: Uint8Array;
+}
+
+export function sharedLayout(sab: SharedArrayBuffer, maxRanges: number): SharedLayout {
+  let off = 0;
+  const ints = new Int32Array(sab, off, INTS);
+  off += INTS * 4;
+  const bigs = new BigInt64Array(sab, off, BIGS);
+  off += BIGS * 8;
+  const ranges = new BigInt64Array(sab, off, 2 * maxRanges);
+  off += 16 * maxRanges;
+  const sha1s = new Uint8Array(sab, off, 20 * maxRanges);
+  off += 20 * maxRanges;
+  const layer = new Uint8Array(sab, off, 32);
+  off += 32;
+  const error = new Uint8Array(sab, off, ERROR_BYTES);
+  return { ints, bigs, ranges, sha1s, layer, error };
+}
+
+function sharedBytes(maxRanges: number): number {
+  return INTS * 4 + BIGS * 8 + 36 * maxRanges + 32 + ERROR_BYTES;
+}
+
+/** The job a worker runs: hash layer bytes from `fd`, starting at file position `position`. */
+export interface LayerHashJob {
+  fd: number;
+  position: number;
+  maxRanges: number;
+  sab: SharedArrayBuffer;
+}
+
+/**
+ * The worker's loop (layer-hash-worker.ts): read back what the writer has
+ * written, hash it, publish progress; until the writer is done. Synchronous:
+ * the worker does nothing else.
+ */
+export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffer, position: number, length: number) => number): void {
+  const s = sharedLayout(job.sab, job.maxRanges);
+  // Taken, unless the writer already gave up (checked once more in the loop, before any read).
+  if (Atomics.compareExchange(s.ints, I_STARTED, 0, 1) !== 0) return;
+  try {
+    const digester = new RangeDigester(
+      {
+        count: () => Atomics.load(s.ints, I_RANGES),
+        start: (i) => Number(s.ranges[2 * i]),
+        end: (i) => Number(s.ranges[2 * i + 1]),
+      },
+      (i, sha1) => s.sha1s.set(sha1, 20 * i),
+    );
+    const buf = Buffer.allocUnsafe(4 << 20);
+    let hashed = 0;
+    for (;;) {
+      const wake = Atomics.load(s.ints, I_WAKE);
+      if (Atomics.load(s.ints, I_CANCEL) === 1) {
+        Atomics.store(s.ints, I_STATE, 3);
+        break;
+      }
+      const done = Atomics.load(s.ints, I_DONE) === 1; // read before `written`: nothing is written after done
+      const written = Number(Atomics.load(s.bigs, B_WRITTEN));
+      if (hashed < written) {
+        const n = read(job.fd, buf, job.position + hashed, Math.min(buf.length, written - hashed));
+        if (n <= 0) throw new Error(`read back ${n} bytes at layer offset ${hashed} of ${written} written`);
+        digester.update(buf.subarray(0, n), hashed);
+        hashed += n;
+        Atomics.store(s.bigs, B_HASHED, BigInt(hashed));
+        Atomics.add(s.ints, I_ACK, 1);
+        Atomics.notify(s.ints, I_ACK);
+        continue;
+      }
+      if (done) break;
+      Atomics.wait(s.ints, I_WAKE, wake);
+    }
+    if (Atomics.load(s.ints, I_STATE) !== 3) {
+      s.layer.set(Buffer.from(digester.finish(), 'hex'));
+      Atomics.store(s.ints, I_STATE, 1);
+    }
+  } catch (e) {
+    const text = Buffer.from(String((e as Error)?.message ?? e)).subarray(0, ERROR_BYTES);
+    s.error.set(text);
+    Atomics.store(s.ints, I_STATE, 2);
+  }
+  Atomics.add(s.ints, I_ACK, 1);
+  Atomics.notify(s.ints, I_ACK);
+}
+
+/** The writer's side of a job run by a LayerHashThread. */
+class ThreadedLayerDigester implements LayerDigester {
+  private nRanges = 0;
+
+  constructor(
+    private readonly s: SharedLayout,
+    private readonly maxRanges: number,
+  ) {}
+
+  addRange(start: number, end: number): number {
+    const i = this.nRanges++;
+    if (i >= this.maxRanges) throw new MkimgError('internal', `layer digest: more than the ${this.maxRanges} ranges planned`);
+    this.s.ranges[2 * i] = BigInt(start);
+    this.s.ranges[2 * i + 1] = BigInt(end);
+    Atomics.store(this.s.ints, I_RANGES, i + 1);
+    return i;
+  }
+
+  written(data: Buffer, offset: number): void {
+    Atomics.store(this.s.bigs, B_WRITTEN, BigInt(offset + data.length));
+    Atomics.add(this.s.ints, I_WAKE, 1);
+    Atomics.notify(this.s.ints, I_WAKE);
+  }
+
+  sync(upTo: number): void {
+    for (;;) {
+      const ack = Atomics.load(this.s.ints, I_ACK);
+      this.checkFailed();
+      if (Number(Atomics.load(this.s.bigs, B_HASHED)) >= upTo) return;
+      Atomics.wait(this.s.ints, I_ACK, ack);
+    }
+  }
+
+  sha1Of(i: number): string {
+    return Buffer.from(this.s.sha1s.subarray(20 * i, 20 * i + 20)).toString('hex');
+  }
+
+  finish(total: number): string {
+    Atomics.store(this.s.ints, I_DONE, 1);
+    Atomics.add(this.s.ints, I_WAKE, 1);
+    Atomics.notify(this.s.ints, I_WAKE);
+    for (;;) {
+      const ack = Atomics.load(this.s.ints, I_ACK);
+      this.checkFailed();
+      if (Atomics.load(this.s.ints, I_STATE) === 1) break;
+      Atomics.wait(this.s.ints, I_ACK, ack);
+    }
+    const hashed = Number(Atomics.load(this.s.bigs, B_HASHED));
+    if (hashed !== total) throw new MkimgError('internal', `layer digest: ${hashed} bytes hashed, ${total} written`);
+    return Buffer.from(this.s.layer).toString('hex');
+  }
+
+  abort(): void {
+    Atomics.store(this.s.ints, I_CANCEL, 1);
+    // A worker that has not taken the job yet never will.
+    if (Atomics.compareExchange(this.s.ints, I_STARTED, 0, 2) === 0) return;
+    Atomics.add(this.s.ints, I_WAKE, 1);
+    Atomics.notify(this.s.ints, I_WAKE);
+    // Otherwise wait until it has stopped (it checks the flag before each read).
+    for (;;) {
+      const ack = Atomics.load(this.s.ints, I_ACK);
+      if (Atomics.load(this.s.ints, I_STATE) !== 0) return;
+      Atomics.wait(this.s.ints, I_ACK, ack, 1000);
+    }
+  }
+
+  private checkFailed(): void {
+    if (Atomics.load(this.s.ints, I_STATE) !== 2) return;
+    const raw = Buffer.from(this.s.error);
+    const end = raw.indexOf(0);
+    throw new MkimgError('internal', `layer digest thread: ${raw.subarray(0, end < 0 ? raw.length : end).toString()}`);
+  }
+}
+
+/**
+ * A worker thread for layer digests, started early (it takes tens of
+ * milliseconds to boot, which then overlap staging) and used by at most one
+ * layer. `start()` returns undefined when there is no compiled worker next to
+ * this module (under vitest, on the .ts sources): layers are then hashed inline.
+ */
+export class LayerHashThread {
+  private used = false;
+
+  private constructor(private readonly worker: import('node:worker_threads').Worker) {}
+
+  static async start(): Promise<LayerHashThread | undefined> {
+    const url = new URL('../image/layer-hash-worker.js', import.meta.url);
+    if (!existsSync(fileURLToPath(url))) return undefined;
+    const { Worker } = await import('node:worker_threads');
+    const worker = new Worker(url);
+    worker.on('error', () => {}); // a failed job is reported through the shared state
+    worker.unref();
+    return new LayerHashThread(worker);
+  }
+
+  /** A digester whose hashing runs on this thread's worker, reading the layer back from `fd` at `position`. */
+  digester(fd: number, position: number, maxRanges: number): LayerDigester {
+    if (this.used) throw new MkimgError('internal', 'a layer hash thread hashes one layer');
+    this.used = true;
+    const sab = new SharedArrayBuffer(sharedBytes(maxRanges));
+    const job: LayerHashJob = { fd, position, maxRanges, sab };
+    this.worker.postMessage(job);
+    return new ThreadedLayerDigester(sharedLayout(sab, maxRanges), maxRanges);
+  }
+
+  close(): void {
+    void this.worker.terminate();
+  }
+}
