@@ -14,7 +14,7 @@
  *   its workers from files that exist.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -69,31 +69,34 @@ describe('files found through import.meta.url, from the bundle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mkimg-bundle-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const log = join(dir, 'load.log');
-    // Records every module the ESM loader resolves, every CommonJS module
-    // loaded (at exit), and the script of every Worker started.
+    // Records, on the main thread, every module the ESM loader resolves,
+    // every CommonJS module loaded (at exit), and the script of every Worker.
     const preload = join(dir, 'preload.mjs');
     writeFileSync(
       preload,
       `import { appendFileSync } from 'node:fs';
 import { createRequire, register, syncBuiltinESMExports } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 const log = ${JSON.stringify(log)};
-register('data:text/javascript,' + encodeURIComponent(\`import { appendFileSync } from 'node:fs';
+if (isMainThread) {
+  register('data:text/javascript,' + encodeURIComponent(\`import { appendFileSync } from 'node:fs';
 export async function resolve(specifier, context, next) {
   const r = await next(specifier, context);
   appendFileSync(\${JSON.stringify(log)}, 'import ' + r.url + '\\\\n');
   return r;
 }\`));
-const require = createRequire(import.meta.url);
-process.on('exit', () => appendFileSync(log, Object.keys(require.cache).map((f) => 'require ' + f + '\\n').join('')));
-const wt = require('node:worker_threads');
-const Worker = wt.Worker;
-wt.Worker = class extends Worker {
-  constructor(url, opts) {
-    appendFileSync(log, 'worker ' + String(url) + '\\n');
-    super(url, opts);
-  }
-};
-syncBuiltinESMExports();
+  const require = createRequire(import.meta.url);
+  process.on('exit', () => appendFileSync(log, Object.keys(require.cache).map((f) => 'require ' + f + '\\n').join('')));
+  const wt = require('node:worker_threads');
+  const Worker = wt.Worker;
+  wt.Worker = class extends Worker {
+    constructor(url, opts) {
+      appendFileSync(log, 'worker ' + String(url) + '\\n');
+      super(url, opts);
+    }
+  };
+  syncBuiltinESMExports();
+}
 `,
     );
     const env = { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') };
@@ -117,32 +120,37 @@ syncBuiltinESMExports();
       };
     }
 
-    function expectWorkersFound(workers: string[], name: string) {
-      expect(workers.map((w) => relative(PROJECT_ROOT, w))).toContain(join('dist', name));
-      for (const w of workers) expect(existsSync(w), `worker script ${w}`).toBe(true);
-    }
-
-    it('a build loads the bundle, the standalone schema validator and the input hasher\'s worker', () => {
+    it('lock, build and verify run the bundle and find the schema validator and the workers in dist/<stage>/', () => {
       writeFileSync(join(dir, 'a.txt'), 'a\n');
+      mkdirSync(join(dir, 'd'));
+      writeFileSync(join(dir, 'd', 'b.txt'), 'b\n');
+      // A tree: lock hashes it through the input hasher, which starts its worker.
       writeFileSync(
         join(dir, 'm.yaml'),
-        'apiVersion: mkimg/v1\nname: e\nsourceDateEpoch: 1700000000\nminimize: false\nfiles: [{src: a.txt, dest: /a.txt}]\n',
+        'apiVersion: mkimg/v1\nname: e\nsourceDateEpoch: 1700000000\nminimize: false\nfiles: [{src: a.txt, dest: /a.txt}, {src: d/, dest: /d}]\n',
       );
-      run(['lock', 'm.yaml']);
-      const { imports, requires, workers } = run(['build', 'm.yaml', '-o', 'o.tar'], true);
-      const ours = imports.filter((f) => f.startsWith(DIST + sep)).map((f) => relative(DIST, f));
-      expect(ours).toContain(join('bundle', 'main.js'));
-      expect(ours.filter((f) => !f.startsWith('bundle' + sep) && !f.endsWith('-worker.js'))).toEqual([]);
-      expect(requires).toContain(join(DIST, 'manifest', 'schema-validator.cjs'));
-      expect(requires.filter((f) => f.includes(`${sep}ajv${sep}dist${sep}core.js`))).toEqual([]);
-      expectWorkersFound(workers, join('stage', 'read-inputs-worker.js'));
-    });
-
-    it('verify checks the image on the integrity worker', () => {
       run(['key', 'generate', '--name', 'Bundle', '--email', 'bundle@example.org', '-o', 'k']);
+      const lock = run(['lock', 'm.yaml'], true);
+      const build = run(['build', 'm.yaml', '-o', 'o.tar'], true);
       run(['sign', 'm.yaml', '--key', 'k.secret.asc']);
-      const { workers } = run(['verify', 'o.tar', 'm.yaml.sig', '--keyring', 'k.public.asc', '--no-rebuild'], true);
-      expectWorkersFound(workers, join('verify', 'integrity-worker.js'));
+      const verify = run(['verify', 'o.tar', 'm.yaml.sig', '--keyring', 'k.public.asc', '--no-rebuild'], true);
+      const runs = [lock, build, verify];
+      for (const [i, { imports, requires }] of runs.entries()) {
+        const ours = imports.filter((f) => f.startsWith(DIST + sep)).map((f) => relative(DIST, f));
+        expect(ours).toContain(join('bundle', 'main.js'));
+        expect(ours.filter((f) => !f.startsWith('bundle' + sep))).toEqual([]);
+        // lock and build read the manifest (verify --no-rebuild only hashes it)
+        if (i < 2) expect(requires).toContain(join(DIST, 'manifest', 'schema-validator.cjs'));
+        expect(requires.filter((f) => f.includes(`${sep}ajv${sep}dist${sep}core.js`))).toEqual([]);
+      }
+      const workers = runs.flatMap((r) => r.workers);
+      const names = workers.map((w) => relative(DIST, w));
+      expect(names).toContain(join('stage', 'read-inputs-worker.js'));
+      expect(names).toContain(join('verify', 'integrity-worker.js'));
+      for (const [i, w] of workers.entries()) {
+        expect(existsSync(w), `worker script ${w}`).toBe(true);
+        expect(names[i]!.split(sep), `worker script ${w}: not in dist/<stage>/`).toHaveLength(2);
+      }
     });
   });
 });
