@@ -1,7 +1,8 @@
 /**
  * The layer's digests, taken from the bytes as they are written: the sha256 of
- * the whole layer, and the sha1 of chosen content ranges (files: inputs that
- * were not hashed before the layer was written; SPDX needs their sha1).
+ * the whole layer, and the sha256 and sha1 of chosen content ranges (files:
+ * inputs that were not hashed before the layer was written: their pins are
+ * checked against the sha256, SPDX needs the sha1).
  *
  * Two implementations of one interface:
  * - inline: hashes each chunk on the calling thread as it is written;
@@ -19,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MkimgError } from '../util/errors.js';
 
-/** Ranges of layer bytes whose sha1 is wanted, in increasing, non-overlapping order. */
+/** Ranges of layer bytes whose digests are wanted, in increasing, non-overlapping order. */
 export interface RangeTable {
   count(): number;
   start(i: number): number;
@@ -28,18 +29,19 @@ export interface RangeTable {
 
 /**
  * Hashes a stream of layer bytes given in order as (chunk, offset): the whole
- * stream (sha256) and each range of `ranges` (sha1, reported through `done`).
+ * stream (sha256) and each range of `ranges` (sha256 and sha1, reported
+ * through `done`).
  * Ranges may be added while the stream runs, as long as a range is added
  * before any byte of it is given.
  */
 export class RangeDigester {
   private readonly layer: Hash = createHash('sha256');
-  private cur: { i: number; start: number; end: number; h: Hash } | undefined;
+  private cur: { i: number; start: number; end: number; h256: Hash; h1: Hash } | undefined;
   private next = 0;
 
   constructor(
     private readonly ranges: RangeTable,
-    private readonly done: (i: number, sha1: Buffer) => void,
+    private readonly done: (i: number, sha256: Buffer, sha1: Buffer) => void,
   ) {}
 
   update(chunk: Buffer, offset: number): void {
@@ -50,16 +52,20 @@ export class RangeDigester {
       if (this.cur === undefined) {
         if (this.next >= this.ranges.count()) return;
         const i = this.next++;
-        this.cur = { i, start: this.ranges.start(i), end: this.ranges.end(i), h: createHash('sha1') };
+        this.cur = { i, start: this.ranges.start(i), end: this.ranges.end(i), h256: createHash('sha256'), h1: createHash('sha1') };
       }
       const c = this.cur;
       if (c.start >= end) return; // the next range starts in a later chunk
       const from = Math.max(at, c.start);
       const to = Math.min(end, c.end);
-      if (from < to) c.h.update(chunk.subarray(from - offset, to - offset));
+      if (from < to) {
+        const part = chunk.subarray(from - offset, to - offset);
+        c.h256.update(part);
+        c.h1.update(part);
+      }
       at = to;
       if (to === c.end) {
-        this.done(c.i, c.h.digest());
+        this.done(c.i, c.h256.digest(), c.h1.digest());
         this.cur = undefined;
       }
     }
@@ -74,28 +80,28 @@ export class RangeDigester {
 
 /** What HashingSink needs from a layer digester. */
 export interface LayerDigester {
-  /** Ask for the sha1 of layer bytes [start, end) (end > start); returns its range number. Before any of those bytes is written. */
+  /** Ask for the digests of layer bytes [start, end) (end > start); returns its range number. Before any of those bytes is written. */
   addRange(start: number, end: number): number;
   /** `data` was just written at layer offset `offset` (the layer's bytes arrive in order). */
   written(data: Buffer, offset: number): void;
-  /** Wait until every byte written so far (`upTo` of them) is hashed: the sha1s of ranges ending there are then known. */
+  /** Wait until every byte written so far (`upTo` of them) is hashed: the digests of ranges ending there are then known. */
   sync(upTo: number): void;
-  /** sha1 (hex) of range i, once the bytes up to its end are hashed. */
-  sha1Of(i: number): string;
+  /** sha256 and sha1 (hex) of range i, once the bytes up to its end are hashed. */
+  digestsOf(i: number): { sha256: string; sha1: string };
   /** The layer's sha256 (hex), after the last byte (`total` bytes in all) was written. */
   finish(total: number): string;
   /** Stop hashing (the write failed): returns once nothing reads the output any more. */
   abort(): void;
 }
 
-/** Grow-as-needed range table and sha1 results on this thread. */
+/** Grow-as-needed range table and results on this thread. */
 export class InlineLayerDigester implements LayerDigester {
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
-  private readonly sha1s: string[] = [];
+  private readonly results: { sha256: string; sha1: string }[] = [];
   private readonly digester = new RangeDigester(
     { count: () => this.starts.length, start: (i) => this.starts[i]!, end: (i) => this.ends[i]! },
-    (i, sha1) => (this.sha1s[i] = sha1.toString('hex')),
+    (i, sha256, sha1) => (this.results[i] = { sha256: sha256.toString('hex'), sha1: sha1.toString('hex') }),
   );
 
   addRange(start: number, end: number): number {
@@ -110,10 +116,10 @@ export class InlineLayerDigester implements LayerDigester {
 
   sync(): void {}
 
-  sha1Of(i: number): string {
-    const s = this.sha1s[i];
-    if (s === undefined) throw new MkimgError('internal', `layer digest: range ${i} asked before its end was written`);
-    return s;
+  digestsOf(i: number): { sha256: string; sha1: string } {
+    const r = this.results[i];
+    if (r === undefined) throw new MkimgError('internal', `layer digest: range ${i} asked before its end was written`);
+    return r;
   }
 
   finish(): string {
@@ -125,7 +131,7 @@ export class InlineLayerDigester implements LayerDigester {
 
 // Shared state of the threaded digester (one SharedArrayBuffer):
 // Int32 slots, then BigInt64 slots, then the ranges (2 BigInt64 each), then
-// the sha1 results (20 bytes each), the layer sha256 (32 bytes), an error text.
+// the results (sha256 and sha1: 52 bytes each), the layer sha256 (32 bytes), an error text.
 const I_WAKE = 0; // bumped by the writer after each write (the worker waits on it)
 const I_ACK = 1; // bumped by the worker after each chunk hashed (the writer waits on it)
 const I_RANGES = 2; // ranges added so far
@@ -138,12 +144,13 @@ const B_WRITTEN = 0; // layer bytes written
 const B_HASHED = 1; // layer bytes hashed
 const BIGS = 2;
 const ERROR_BYTES = 512;
+const RESULT = 32 + 20;
 
 export interface SharedLayout {
   ints: Int32Array;
   bigs: BigInt64Array;
   ranges: BigInt64Array;
-  sha1s: Uint8Array;
+  results: Uint8Array;
   layer: Uint8Array;
   error: Uint8Array;
 }
@@ -156,16 +163,16 @@ export function sharedLayout(sab: SharedArrayBuffer, maxRanges: number): SharedL
   off += BIGS * 8;
   const ranges = new BigInt64Array(sab, off, 2 * maxRanges);
   off += 16 * maxRanges;
-  const sha1s = new Uint8Array(sab, off, 20 * maxRanges);
-  off += 20 * maxRanges;
+  const results = new Uint8Array(sab, off, RESULT * maxRanges);
+  off += RESULT * maxRanges;
   const layer = new Uint8Array(sab, off, 32);
   off += 32;
   const error = new Uint8Array(sab, off, ERROR_BYTES);
-  return { ints, bigs, ranges, sha1s, layer, error };
+  return { ints, bigs, ranges, results, layer, error };
 }
 
 function sharedBytes(maxRanges: number): number {
-  return INTS * 4 + BIGS * 8 + 36 * maxRanges + 32 + ERROR_BYTES;
+  return INTS * 4 + BIGS * 8 + (16 + RESULT) * maxRanges + 32 + ERROR_BYTES;
 }
 
 /** The job a worker runs: hash layer bytes from `fd`, starting at file position `position`. */
@@ -192,7 +199,10 @@ export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffe
         start: (i) => Number(s.ranges[2 * i]),
         end: (i) => Number(s.ranges[2 * i + 1]),
       },
-      (i, sha1) => s.sha1s.set(sha1, 20 * i),
+      (i, sha256, sha1) => {
+        s.results.set(sha256, RESULT * i);
+        s.results.set(sha1, RESULT * i + 32);
+      },
     );
     const buf = Buffer.allocUnsafe(4 << 20);
     let hashed = 0;
@@ -263,8 +273,9 @@ class ThreadedLayerDigester implements LayerDigester {
     }
   }
 
-  sha1Of(i: number): string {
-    return Buffer.from(this.s.sha1s.subarray(20 * i, 20 * i + 20)).toString('hex');
+  digestsOf(i: number): { sha256: string; sha1: string } {
+    const r = Buffer.from(this.s.results.buffer, this.s.results.byteOffset + RESULT * i, RESULT);
+    return { sha256: r.toString('hex', 0, 32), sha1: r.toString('hex', 32, RESULT) };
   }
 
   finish(total: number): string {

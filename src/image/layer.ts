@@ -183,7 +183,7 @@ export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSin
   // Recorded content whose sha1 the digester may not have reached yet.
   const pending: { entry: LayerEntry; copied: CopiedContent }[] = [];
   const report = () => {
-    for (const { entry, copied } of pending) entry.record!({ sha256: copied.sha256, sha1: sink.sha1Of(copied), size: copied.size });
+    for (const { entry, copied } of pending) entry.record!(sink.digestsOf(copied));
     pending.length = 0;
   };
   for (const p of plan) {

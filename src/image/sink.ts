@@ -14,11 +14,10 @@ import { MkimgError } from '../util/errors.js';
 import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
 
 const BUF_SIZE = 4 << 20;
-const EMPTY_SHA1 = createHash('sha1').digest('hex');
+const EMPTY = { sha256: createHash('sha256').digest('hex'), sha1: createHash('sha1').digest('hex') };
 
-/** What copyFile returns for recorded content: its sha256, size, and the digester's range for its sha1 (none when empty). */
+/** What copyFile returns for recorded content: its size and the digester's range for its digests (none when empty). */
 export interface CopiedContent {
-  sha256: string;
   size: number;
   range?: number;
 }
@@ -98,17 +97,19 @@ export class HashingSink {
    * For content read straight from an input outside the staging root:
    * - `expectSha256`: the bytes copied must have that digest (the input's pin
    *   was checked before), so a file changed since cannot slip into the image;
-   * - `record`: the bytes copied are hashed (sha256 here, sha1 by the
-   *   digester) and returned, for the caller to check against the pin: what
-   *   is checked is exactly what the image holds. The sha1 is known once the
-   *   digester has passed the content's end: `sha1Of(range)` after sync() or
-   *   finish().
+   * - `record`: the digester hashes the bytes copied (sha256 and sha1), for
+   *   the caller to check against the pin: what is checked is exactly what
+   *   the image holds. They are known once the digester has passed the
+   *   content's end: `digestsOf()` after sync() or finish(). (On a digester
+   *   thread, which reads the bytes back from the output, this thread only
+   *   reads and writes.)
    */
   copyFile(hostPath: string, size: number, what: string, opts: { offset?: number; expectSha256?: string; record?: boolean } = {}): CopiedContent | undefined {
     const { offset, expectSha256, record } = opts;
     const whole = offset === undefined;
     const fd = whole ? openSync(hostPath, 'r') : this.slicedFd(hostPath);
-    const check = expectSha256 !== undefined || record ? createHash('sha256') : undefined;
+    const check = expectSha256 !== undefined ? createHash('sha256') : undefined;
+    const input = check !== undefined || record; // content from outside the staging root: a change is the user's
     let range: number | undefined;
     if (record && size > 0) {
       if (!this.digester) throw new MkimgError('internal', 'record: a sink that does not hash');
@@ -127,9 +128,9 @@ export class HashingSink {
         let n = readSync(fd, this.buf, this.used, probed ? want + 1 : want, at);
         if (n === 0) {
           throw new MkimgError(
-            check ? 'input' : 'internal',
+            input ? 'input' : 'internal',
             whole ? `${what}: file shrank while being written (${hostPath})` : `${what}: ${hostPath} ends before the ${size} bytes at offset ${offset}`,
-            check ? { hint: 'build again once the file is no longer being written' } : {},
+            input ? { hint: 'build again once the file is no longer being written' } : {},
           );
         }
         if (n > left) {
@@ -149,9 +150,9 @@ export class HashingSink {
       // up to its end, so getting none means the file ends there. (No read was made
       // for an empty file: look for a first byte.)
       if (whole && (grew || (!probed && readSync(fd, Buffer.alloc(1), 0, 1, at) !== 0))) {
-        throw new MkimgError(check ? 'input' : 'internal', `${what}: file grew while being written (${hostPath})`, check ? { hint: 'build again once the file is no longer being written' } : {});
+        throw new MkimgError(input ? 'input' : 'internal', `${what}: file grew while being written (${hostPath})`, input ? { hint: 'build again once the file is no longer being written' } : {});
       }
-      return record ? { sha256: sha256!, size, range } : undefined;
+      return record ? { size, range } : undefined;
     } finally {
       if (whole) closeSync(fd);
     }
@@ -163,10 +164,10 @@ export class HashingSink {
     this.digester?.sync(this.bytes);
   }
 
-  /** sha1 (hex) of recorded content: its range, or none for empty content. After sync() or finish(). */
-  sha1Of(c: CopiedContent): string {
-    if (c.range === undefined) return EMPTY_SHA1;
-    return this.digester!.sha1Of(c.range);
+  /** Digests of recorded content (none is asked for empty content). After sync() or finish(). */
+  digestsOf(c: CopiedContent): { sha256: string; sha1: string; size: number } {
+    if (c.range === undefined) return { ...EMPTY, size: 0 };
+    return { ...this.digester!.digestsOf(c.range), size: c.size };
   }
 
   private slicedFd(hostPath: string): number {

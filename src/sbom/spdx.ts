@@ -108,11 +108,23 @@ export function pathOrder(a: string, b: string): number {
  */
 class Placeholders {
   private readonly head = `Z${randomBytes(8).toString('hex')}`;
-  private readonly values: (() => string)[] = [];
+  /** What each token stands for: a digest field of an index entry (filled in by then), or a function of others. */
+  private readonly values: (StageEntry | (() => string))[] = [];
+  private readonly fields: ('sha1' | 'sha256' | undefined)[] = [];
 
-  token(length: number, value: () => string): string {
-    const i = this.values.push(value) - 1;
+  /** A token for a digest field of an entry, or for what `value` gives. */
+  token(length: number, of: StageEntry | (() => string), field?: 'sha1' | 'sha256'): string {
+    const i = this.values.push(of) - 1;
+    this.fields.push(field);
     return this.head + String(i).padStart(length - this.head.length, '0');
+  }
+
+  private value(i: number): string {
+    const of = this.values[i]!;
+    if (typeof of === 'function') return of();
+    const v = of[this.fields[i]!];
+    if (v === undefined) throw new MkimgError('internal', `SBOM: ${of.path} was not hashed before the SBOM was written`);
+    return v;
   }
 
   has(s: string): boolean {
@@ -121,7 +133,7 @@ class Placeholders {
 
   /** A placeholder's value; any other string as it is. */
   resolve(s: string): string {
-    return this.has(s) ? this.values[Number(s.slice(this.head.length))]!() : s;
+    return this.has(s) ? this.value(Number(s.slice(this.head.length))) : s;
   }
 
   /** A copy of `doc` (serialized, ASCII where the tokens are) with every placeholder replaced by its value. */
@@ -155,13 +167,7 @@ function hashFile(root: StagingRoot, e: StageEntry, unhashed?: Unhashed): { sha1
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
   // Digests computed when the file was staged: no second read of every file.
   if (f.sha1 && f.sha256) return { sha1: f.sha1, sha256: f.sha256 };
-  if (unhashed?.is(f)) {
-    const known = (d: string | undefined) => {
-      if (d === undefined) throw new MkimgError('internal', `SBOM: ${f.path} was not hashed before the SBOM was written`);
-      return d;
-    };
-    return { sha1: unhashed.placeholders.token(40, () => known(f.sha1)), sha256: unhashed.placeholders.token(64, () => known(f.sha256)) };
-  }
+  if (unhashed?.is(f)) return { sha1: unhashed.placeholders.token(40, f, 'sha1'), sha256: unhashed.placeholders.token(64, f, 'sha256') };
   const data = readEntryContent(root.dir, f);
   return {
     sha1: createHash('sha1').update(data).digest('hex'),
