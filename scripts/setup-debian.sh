@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what mkimg and its test suite need on Debian 12 / Ubuntu, then
-# installs the npm dependencies and builds (TypeScript + the C tracer).
+# installs the npm dependencies and builds (TypeScript, bundled for start-up, + the C tracer).
 # Run as root (or with sudo). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,3 +6,4 @@ import { runLayerHashJob, type LayerHashJob } from './layer-hash.js';
 parentPort!.once('message', (job: LayerHashJob) => {
   runLayerHashJob(job, (fd, buf, position, length) => readSync(fd, buf, 0, length, position));
 });
+parentPort!.postMessage('ready');

@@ -15,10 +15,17 @@
  *
  * Both feed the same RangeDigester, so the digests cannot depend on which ran.
  */
+import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { MkimgError } from '../util/errors.js';
+
+// crypto.hash (Node >= 20.12): one call, no Hash object, for content in one piece.
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
+function digestOnce(algorithm: 'sha256' | 'sha1', data: Buffer): Buffer {
+  return oneShot ? oneShot(algorithm, data, 'buffer') : createHash(algorithm).update(data).digest();
+}
 
 /** Ranges of layer bytes whose digests are wanted, in increasing, non-overlapping order. */
 export interface RangeTable {
@@ -51,11 +58,22 @@ export class RangeDigester {
     while (at < end) {
       if (this.cur === undefined) {
         if (this.next >= this.ranges.count()) return;
-        const i = this.next++;
-        this.cur = { i, start: this.ranges.start(i), end: this.ranges.end(i), h256: createHash('sha256'), h1: createHash('sha1') };
+        const i = this.next;
+        const start = this.ranges.start(i);
+        if (start >= end) return; // the next range starts in a later chunk
+        const stop = this.ranges.end(i);
+        this.next++;
+        if (start >= at && stop <= end) {
+          // Wholly inside this chunk (most files are): one-shot digests, no Hash objects.
+          const part = chunk.subarray(start - offset, stop - offset);
+          this.done(i, digestOnce('sha256', part), digestOnce('sha1', part));
+          at = stop;
+          continue;
+        }
+        this.cur = { i, start, end: stop, h256: createHash('sha256'), h1: createHash('sha1') };
       }
       const c = this.cur;
-      if (c.start >= end) return; // the next range starts in a later chunk
+      if (c.start >= end) return;
       const from = Math.max(at, c.start);
       const to = Math.min(end, c.end);
       if (from < to) {
@@ -175,6 +193,21 @@ function sharedBytes(maxRanges: number): number {
   return INTS * 4 + BIGS * 8 + (16 + RESULT) * maxRanges + 32 + ERROR_BYTES;
 }
 
+/** A RangeDigester over the shared range table, writing its results into the shared state. */
+function sharedRangeDigester(s: SharedLayout): RangeDigester {
+  return new RangeDigester(
+    {
+      count: () => Atomics.load(s.ints, I_RANGES),
+      start: (i) => Number(s.ranges[2 * i]),
+      end: (i) => Number(s.ranges[2 * i + 1]),
+    },
+    (i, sha256, sha1) => {
+      s.results.set(sha256, RESULT * i);
+      s.results.set(sha1, RESULT * i + 32);
+    },
+  );
+}
+
 /** The job a worker runs: hash layer bytes from `fd`, starting at file position `position`. */
 export interface LayerHashJob {
   fd: number;
@@ -190,20 +223,10 @@ export interface LayerHashJob {
  */
 export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffer, position: number, length: number) => number): void {
   const s = sharedLayout(job.sab, job.maxRanges);
-  // Taken, unless the writer already gave up (checked once more in the loop, before any read).
+  // Taken, unless the writer gave up or took the job over itself (see ThreadedLayerDigester).
   if (Atomics.compareExchange(s.ints, I_STARTED, 0, 1) !== 0) return;
   try {
-    const digester = new RangeDigester(
-      {
-        count: () => Atomics.load(s.ints, I_RANGES),
-        start: (i) => Number(s.ranges[2 * i]),
-        end: (i) => Number(s.ranges[2 * i + 1]),
-      },
-      (i, sha256, sha1) => {
-        s.results.set(sha256, RESULT * i);
-        s.results.set(sha1, RESULT * i + 32);
-      },
-    );
+    const digester = sharedRangeDigester(s);
     const buf = Buffer.allocUnsafe(4 << 20);
     let hashed = 0;
     for (;;) {
@@ -240,13 +263,21 @@ export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffe
   Atomics.notify(s.ints, I_ACK);
 }
 
-/** The writer's side of a job run by a LayerHashThread. */
+/**
+ * The writer's side of a job run by a LayerHashThread. The writer never waits
+ * for a worker that has not taken the job (still booting, or gone): at the
+ * first wait it takes the job over (the worker then leaves it alone), reads
+ * back what it has written so far, and hashes the rest inline.
+ */
 class ThreadedLayerDigester implements LayerDigester {
   private nRanges = 0;
+  private inline: RangeDigester | undefined;
 
   constructor(
     private readonly s: SharedLayout,
     private readonly maxRanges: number,
+    private readonly fd: number,
+    private readonly position: number,
   ) {}
 
   addRange(start: number, end: number): number {
@@ -259,12 +290,14 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   written(data: Buffer, offset: number): void {
+    if (this.inline) return this.inline.update(data, offset);
     Atomics.store(this.s.bigs, B_WRITTEN, BigInt(offset + data.length));
     Atomics.add(this.s.ints, I_WAKE, 1);
     Atomics.notify(this.s.ints, I_WAKE);
   }
 
   sync(upTo: number): void {
+    if (this.tookOver()) return;
     for (;;) {
       const ack = Atomics.load(this.s.ints, I_ACK);
       this.checkFailed();
@@ -273,12 +306,35 @@ class ThreadedLayerDigester implements LayerDigester {
     }
   }
 
+  /** True when this thread hashes (it took the job over now, or before). */
+  private tookOver(): boolean {
+    if (this.inline) return true;
+    if (Atomics.compareExchange(this.s.ints, I_STARTED, 0, 2) !== 0) return false;
+    const inline = sharedRangeDigester(this.s);
+    const written = Number(Atomics.load(this.s.bigs, B_WRITTEN));
+    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(4 << 20, written)));
+    for (let at = 0; at < written; ) {
+      let n: number;
+      try {
+        n = readSync(this.fd, buf, 0, Math.min(buf.length, written - at), this.position + at);
+      } catch (e) {
+        throw new MkimgError('internal', `layer digest: cannot read the layer back: ${(e as Error).message}`);
+      }
+      if (n <= 0) throw new MkimgError('internal', `layer digest: read back ${n} bytes at layer offset ${at} of ${written} written`);
+      inline.update(buf.subarray(0, n), at);
+      at += n;
+    }
+    this.inline = inline;
+    return true;
+  }
+
   digestsOf(i: number): { sha256: string; sha1: string } {
     const r = Buffer.from(this.s.results.buffer, this.s.results.byteOffset + RESULT * i, RESULT);
     return { sha256: r.toString('hex', 0, 32), sha1: r.toString('hex', 32, RESULT) };
   }
 
   finish(total: number): string {
+    if (this.tookOver()) return this.inline!.finish();
     Atomics.store(this.s.ints, I_DONE, 1);
     Atomics.add(this.s.ints, I_WAKE, 1);
     Atomics.notify(this.s.ints, I_WAKE);
@@ -294,6 +350,7 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   abort(): void {
+    if (this.inline) return;
     Atomics.store(this.s.ints, I_CANCEL, 1);
     // A worker that has not taken the job yet never will.
     if (Atomics.compareExchange(this.s.ints, I_STARTED, 0, 2) === 0) return;
@@ -323,8 +380,15 @@ class ThreadedLayerDigester implements LayerDigester {
  */
 export class LayerHashThread {
   private used = false;
+  /** Settles once the worker listens for its job (nobody needs to wait for it: a job posted earlier waits in its queue). */
+  readonly ready: Promise<void>;
 
-  private constructor(private readonly worker: import('node:worker_threads').Worker) {}
+  private constructor(private readonly worker: import('node:worker_threads').Worker) {
+    this.ready = new Promise((resolve) => {
+      worker.once('message', () => resolve());
+      worker.once('exit', () => resolve());
+    });
+  }
 
   static async start(): Promise<LayerHashThread | undefined> {
     const url = new URL('../image/layer-hash-worker.js', import.meta.url);
@@ -343,7 +407,7 @@ export class LayerHashThread {
     const sab = new SharedArrayBuffer(sharedBytes(maxRanges));
     const job: LayerHashJob = { fd, position, maxRanges, sab };
     this.worker.postMessage(job);
-    return new ThreadedLayerDigester(sharedLayout(sab, maxRanges), maxRanges);
+    return new ThreadedLayerDigester(sharedLayout(sab, maxRanges), maxRanges, fd, position);
   }
 
   close(): void {

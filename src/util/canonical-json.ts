@@ -30,8 +30,12 @@ export function canonicalJson(value: unknown): string {
 }
 
 export function canonicalJsonBytes(value: unknown): Buffer {
-  return Buffer.from(canonicalJson(value), 'utf8');
+  const s = canonicalJson(value);
+  // ASCII text (most documents) is the same in latin1, which Node copies about twice as fast as it encodes UTF-8.
+  return NON_ASCII.test(s) ? Buffer.from(s, 'utf8') : Buffer.from(s, 'latin1');
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Thrown by normalize() for a value JSON.stringify cannot print in canonical order. */
 const FALLBACK = Symbol('canonical-json fallback');

@@ -149,6 +149,7 @@ describe('LayerHashThread (compiled worker)', () => {
     const { entries } = inputs(11);
     const thread = (await LayerHashThread.start())!;
     expect(thread).toBeDefined();
+    await thread.ready; // booted (in a build it boots while the root is staged): it takes the job as soon as it is posted
     try {
       const inline = writeRecorded(entries, (fd) => new HashingSink(fd, { position: 4096 }), join(work, 'a.tar'));
       const threaded = writeRecorded(entries, (fd) => new Sink(fd, { position: 4096, digester: thread.digester(fd, 4096, entries.length) }) as unknown as HashingSink, join(work, 'b.tar'));
@@ -160,6 +161,18 @@ describe('LayerHashThread (compiled worker)', () => {
     } finally {
       thread.close();
     }
+  });
+
+  it('a thread that never takes the job (gone): the writer takes it over at its first wait, same digests, no hang', async () => {
+    const { LayerHashThread } = await load();
+    const { HashingSink: Sink } = await compiledSink();
+    const { entries } = inputs(13);
+    const thread = (await LayerHashThread.start())!;
+    thread.close(); // terminated: the job posted below is never taken
+    const inline = writeRecorded(entries, (fd) => new HashingSink(fd), join(work, 'c.tar'));
+    const takenOver = writeRecorded(entries, (fd) => new Sink(fd, { digester: thread.digester(fd, 0, entries.length) }) as unknown as HashingSink, join(work, 'd.tar'));
+    expect(takenOver.layer).toEqual(inline.layer);
+    expect(takenOver.reported).toEqual(inline.reported);
   });
 
   it('a write that fails part way stops the thread before the output is closed (no hang)', async () => {
@@ -181,10 +194,12 @@ describe('LayerHashThread (compiled worker)', () => {
   it('a thread that cannot read the layer back fails the build with its reason', async () => {
     const { LayerHashThread } = await load();
     const thread = (await LayerHashThread.start())!;
+    await thread.ready; // so that the thread takes the job (a writer that waits for a thread not started yet takes it over)
     try {
       const fd = openSync(join(work, 'write-only.tar'), 'w'); // not readable: the thread's reads fail
       const digester = thread.digester(fd, 0, 0);
       digester.written(Buffer.alloc(100), 0);
+      await new Promise((r) => setTimeout(r, 300)); // the thread takes the job and fails its first read
       expect(() => digester.finish(100)).toThrow(/layer digest thread: EBADF/);
       closeSync(fd);
     } finally {
