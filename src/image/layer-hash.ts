@@ -6,14 +6,17 @@
  *
  * Two implementations of one interface:
  * - inline: hashes each chunk on the calling thread as it is written;
- * - threaded: a worker thread reads the bytes back from the output file (same
- *   file descriptor: threads share them) right behind the writer and hashes
- *   them there, so the writer's thread only reads inputs and writes. Reading
- *   back from the page cache costs less than the hashing it moves off the
- *   writer's thread. The output file is the builder's own (created O_EXCL,
- *   mode 0644): what is read back is what was written.
+ * - threaded: the writer's thread hashes the layer as it writes it; a worker
+ *   thread reads the recorded ranges back from the output file (same file
+ *   descriptor: threads share them) right behind the writer and takes their
+ *   digests there. That splits the hashing about evenly between the two
+ *   threads (the writer also does all the reading and writing); reading
+ *   back from the page cache costs less than the hashing it moves. The
+ *   output file is the builder's own (created O_EXCL, mode 0644): what is
+ *   read back is what was written.
  *
- * Both feed the same RangeDigester, so the digests cannot depend on which ran.
+ * Both take range digests with the same RangeDigester, so they cannot depend
+ * on which ran.
  */
 import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
@@ -42,17 +45,21 @@ export interface RangeTable {
  * before any byte of it is given.
  */
 export class RangeDigester {
-  private readonly layer: Hash = createHash('sha256');
+  /** The stream's sha256, unless the caller takes it elsewhere. */
+  private readonly layer: Hash | undefined;
   private cur: { i: number; start: number; end: number; h256: Hash; h1: Hash } | undefined;
   private next = 0;
 
   constructor(
     private readonly ranges: RangeTable,
     private readonly done: (i: number, sha256: Buffer, sha1: Buffer) => void,
-  ) {}
+    opts: { layer?: boolean } = {},
+  ) {
+    this.layer = opts.layer === false ? undefined : createHash('sha256');
+  }
 
   update(chunk: Buffer, offset: number): void {
-    this.layer.update(chunk);
+    this.layer?.update(chunk);
     const end = offset + chunk.length;
     let at = offset;
     while (at < end) {
@@ -89,10 +96,10 @@ export class RangeDigester {
     }
   }
 
-  /** The layer's sha256 (hex). Every range must have ended. */
+  /** The layer's sha256 (hex; '' when not taken here). Every range must have ended. */
   finish(): string {
     if (this.cur !== undefined || this.next < this.ranges.count()) throw new MkimgError('internal', 'layer digest: a content range did not end inside the layer');
-    return this.layer.digest('hex');
+    return this.layer ? this.layer.digest('hex') : '';
   }
 }
 
@@ -149,7 +156,7 @@ export class InlineLayerDigester implements LayerDigester {
 
 // Shared state of the threaded digester (one SharedArrayBuffer):
 // Int32 slots, then BigInt64 slots, then the ranges (2 BigInt64 each), then
-// the results (sha256 and sha1: 52 bytes each), the layer sha256 (32 bytes), an error text.
+// the results (sha256 and sha1: 52 bytes each), an error text.
 const I_WAKE = 0; // bumped by the writer after each write (the worker waits on it)
 const I_ACK = 1; // bumped by the worker after each chunk hashed (the writer waits on it)
 const I_RANGES = 2; // ranges added so far
@@ -169,7 +176,6 @@ export interface SharedLayout {
   bigs: BigInt64Array;
   ranges: BigInt64Array;
   results: Uint8Array;
-  layer: Uint8Array;
   error: Uint8Array;
 }
 
@@ -183,17 +189,15 @@ export function sharedLayout(sab: SharedArrayBuffer, maxRanges: number): SharedL
   off += 16 * maxRanges;
   const results = new Uint8Array(sab, off, RESULT * maxRanges);
   off += RESULT * maxRanges;
-  const layer = new Uint8Array(sab, off, 32);
-  off += 32;
   const error = new Uint8Array(sab, off, ERROR_BYTES);
-  return { ints, bigs, ranges, results, layer, error };
+  return { ints, bigs, ranges, results, error };
 }
 
 function sharedBytes(maxRanges: number): number {
-  return INTS * 4 + BIGS * 8 + (16 + RESULT) * maxRanges + 32 + ERROR_BYTES;
+  return INTS * 4 + BIGS * 8 + (16 + RESULT) * maxRanges + ERROR_BYTES;
 }
 
-/** A RangeDigester over the shared range table, writing its results into the shared state. */
+/** A RangeDigester over the shared range table, writing its results into the shared state (ranges only: the writer hashes the layer). */
 function sharedRangeDigester(s: SharedLayout): RangeDigester {
   return new RangeDigester(
     {
@@ -205,6 +209,7 @@ function sharedRangeDigester(s: SharedLayout): RangeDigester {
       s.results.set(sha256, RESULT * i);
       s.results.set(sha1, RESULT * i + 32);
     },
+    { layer: false },
   );
 }
 
@@ -251,7 +256,7 @@ export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffe
       Atomics.wait(s.ints, I_WAKE, wake);
     }
     if (Atomics.load(s.ints, I_STATE) !== 3) {
-      s.layer.set(Buffer.from(digester.finish(), 'hex'));
+      digester.finish();
       Atomics.store(s.ints, I_STATE, 1);
     }
   } catch (e) {
@@ -272,6 +277,8 @@ export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffe
 class ThreadedLayerDigester implements LayerDigester {
   private nRanges = 0;
   private inline: RangeDigester | undefined;
+  /** The layer's sha256 is taken here, on the writer's thread: that balances the two threads' work. */
+  private readonly layer = createHash('sha256');
 
   constructor(
     private readonly s: SharedLayout,
@@ -290,6 +297,7 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   written(data: Buffer, offset: number): void {
+    this.layer.update(data);
     if (this.inline) return this.inline.update(data, offset);
     Atomics.store(this.s.bigs, B_WRITTEN, BigInt(offset + data.length));
     Atomics.add(this.s.ints, I_WAKE, 1);
@@ -334,7 +342,10 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   finish(total: number): string {
-    if (this.tookOver()) return this.inline!.finish();
+    if (this.tookOver()) {
+      this.inline!.finish();
+      return this.layer.digest('hex');
+    }
     Atomics.store(this.s.ints, I_DONE, 1);
     Atomics.add(this.s.ints, I_WAKE, 1);
     Atomics.notify(this.s.ints, I_WAKE);
@@ -346,7 +357,7 @@ class ThreadedLayerDigester implements LayerDigester {
     }
     const hashed = Number(Atomics.load(this.s.bigs, B_HASHED));
     if (hashed !== total) throw new MkimgError('internal', `layer digest: ${hashed} bytes hashed, ${total} written`);
-    return Buffer.from(this.s.layer).toString('hex');
+    return this.layer.digest('hex');
   }
 
   abort(): void {
