@@ -106,6 +106,8 @@ export function pathOrder(a: string, b: string): number {
  * a function giving the real value. fill() swaps them for their values in
  * the serialized document, which keeps its size.
  */
+const HEX = /^[0-9a-f]+$/;
+
 class Placeholders {
   private readonly head = `Z${randomBytes(8).toString('hex')}`;
   /** What each token stands for: a digest field of an index entry (filled in by then), or a function of others. */
@@ -142,11 +144,12 @@ class Placeholders {
     const head = Buffer.from(this.head, 'latin1');
     let n = 0;
     for (let at = out.indexOf(head); at >= 0; at = out.indexOf(head, at)) {
+      // The token's number, read off its digits (thousands of tokens: no string per token).
       let end = at + head.length;
-      while (end < out.length && out[end]! >= 0x30 && out[end]! <= 0x39) end++;
-      const token = out.toString('latin1', at, end);
-      const v = this.resolve(token);
-      if (v.length !== token.length || !/^[0-9a-f]+$/.test(v)) throw new MkimgError('internal', `SBOM: placeholder ${token} got the value "${v}"`);
+      let i = 0;
+      for (let c = out[end]!; end < out.length && c >= 0x30 && c <= 0x39; c = out[++end]!) i = i * 10 + (c - 0x30);
+      const v = this.value(i);
+      if (v.length !== end - at || !HEX.test(v)) throw new MkimgError('internal', `SBOM: placeholder ${out.toString('latin1', at, end)} got the value "${v}"`);
       out.write(v, at, 'latin1');
       at = end;
       n++;
