@@ -3,11 +3,17 @@ import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** Run a shell command `runs` times (after one warm-up), return the median wall time in seconds. */
+/**
+ * Run a shell command `runs` times (after one warm-up), return the median wall
+ * time in seconds. Each run starts after `before` and a `sync`: the kernel's
+ * write-back of an earlier run's output (a 100 MB image) competes for the
+ * CPU, and would otherwise land on whichever command runs next.
+ */
 export function timeShell(cmd, { runs = 5, env = process.env, cwd, before } = {}) {
   const times = [];
   for (let i = 0; i <= runs; i++) {
     if (before) before();
+    spawnSync('sync');
     const t0 = process.hrtime.bigint();
     const r = spawnSync('bash', ['-c', cmd], { env, cwd, stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
     const dt = Number(process.hrtime.bigint() - t0) / 1e9;
