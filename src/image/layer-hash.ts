@@ -47,6 +47,8 @@ export interface RangeTable {
 export class RangeDigester {
   /** The stream's sha256, unless the caller takes it elsewhere. */
   private readonly layer: Hash | undefined;
+  /** With the layer's digest: the offset the next chunk must start at. */
+  private end = 0;
   private cur: { i: number; start: number; end: number; h256: Hash; h1: Hash } | undefined;
   private next = 0;
 
@@ -58,8 +60,17 @@ export class RangeDigester {
     this.layer = opts.layer === false ? undefined : createHash('sha256');
   }
 
+  /**
+   * The next chunk, at layer offset `offset`. With the layer's own digest, the
+   * chunks must follow each other; without, bytes no range needs may be
+   * skipped (see wantFrom).
+   */
   update(chunk: Buffer, offset: number): void {
-    this.layer?.update(chunk);
+    if (this.layer) {
+      if (offset !== this.end) throw new MkimgError('internal', `layer digest: a chunk at ${offset}, the stream is at ${this.end}`);
+      this.layer.update(chunk);
+      this.end += chunk.length;
+    }
     const end = offset + chunk.length;
     let at = offset;
     while (at < end) {
@@ -94,6 +105,13 @@ export class RangeDigester {
         this.cur = undefined;
       }
     }
+  }
+
+  /** The first layer offset at or after `at` whose byte a range needs (Infinity: none registered so far). */
+  wantFrom(at: number): number {
+    if (this.cur !== undefined) return Math.max(at, this.cur.start);
+    if (this.next < this.ranges.count()) return Math.max(at, this.ranges.start(this.next));
+    return Infinity;
   }
 
   /** The layer's sha256 (hex; '' when not taken here). Every range must have ended. */
@@ -213,6 +231,23 @@ function sharedRangeDigester(s: SharedLayout): RangeDigester {
   );
 }
 
+/**
+ * Give `digester` (ranges only) the bytes of layer [from, to) that its ranges
+ * need, read back with `read(buf, layerOffset, length)`. Bytes outside every
+ * range are skipped, not read: ranges are registered before their bytes are
+ * written, so every range starting before `to` is known by then.
+ */
+function readBack(digester: RangeDigester, from: number, to: number, buf: Buffer, read: (buf: Buffer, layerOffset: number, length: number) => number): void {
+  for (let at = from; at < to; ) {
+    const want = digester.wantFrom(at);
+    if (want >= to) return;
+    const n = read(buf, want, Math.min(buf.length, to - want));
+    if (n <= 0) throw new Error(`read back ${n} bytes at layer offset ${want} of ${to} written`);
+    digester.update(buf.subarray(0, n), want);
+    at = want + n;
+  }
+}
+
 /** The job a worker runs: hash layer bytes from `fd`, starting at file position `position`. */
 export interface LayerHashJob {
   fd: number;
@@ -243,10 +278,10 @@ export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffe
       const done = Atomics.load(s.ints, I_DONE) === 1; // read before `written`: nothing is written after done
       const written = Number(Atomics.load(s.bigs, B_WRITTEN));
       if (hashed < written) {
-        const n = read(job.fd, buf, job.position + hashed, Math.min(buf.length, written - hashed));
-        if (n <= 0) throw new Error(`read back ${n} bytes at layer offset ${hashed} of ${written} written`);
-        digester.update(buf.subarray(0, n), hashed);
-        hashed += n;
+        // A bounded step, so that progress is published and a cancel seen often.
+        const to = Math.min(written, hashed + 4 * buf.length);
+        readBack(digester, hashed, to, buf, (b, off, len) => read(job.fd, b, job.position + off, len));
+        hashed = to;
         Atomics.store(s.bigs, B_HASHED, BigInt(hashed));
         Atomics.add(s.ints, I_ACK, 1);
         Atomics.notify(s.ints, I_ACK);
@@ -320,17 +355,10 @@ class ThreadedLayerDigester implements LayerDigester {
     if (Atomics.compareExchange(this.s.ints, I_STARTED, 0, 2) !== 0) return false;
     const inline = sharedRangeDigester(this.s);
     const written = Number(Atomics.load(this.s.bigs, B_WRITTEN));
-    const buf = Buffer.allocUnsafe(Math.max(1, Math.min(4 << 20, written)));
-    for (let at = 0; at < written; ) {
-      let n: number;
-      try {
-        n = readSync(this.fd, buf, 0, Math.min(buf.length, written - at), this.position + at);
-      } catch (e) {
-        throw new MkimgError('internal', `layer digest: cannot read the layer back: ${(e as Error).message}`);
-      }
-      if (n <= 0) throw new MkimgError('internal', `layer digest: read back ${n} bytes at layer offset ${at} of ${written} written`);
-      inline.update(buf.subarray(0, n), at);
-      at += n;
+    try {
+      readBack(inline, 0, written, Buffer.allocUnsafe(Math.max(1, Math.min(4 << 20, written))), (b, off, len) => readSync(this.fd, b, 0, len, this.position + off));
+    } catch (e) {
+      throw new MkimgError('internal', `layer digest: cannot read the layer back: ${(e as Error).message}`);
     }
     this.inline = inline;
     return true;
