@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HashingSink } from '../../src/image/sink.js';
+import type { MkimgError } from '../../src/util/errors.js';
 import { planLayer, writeLayer, type LayerEntry } from '../../src/image/layer.js';
 import { TarParser } from '../../src/image/tar-reader.js';
 
@@ -128,6 +129,31 @@ describe('HashingSink.copyFile without an offset (the whole file)', () => {
 
   it('a changed pinned file names the pin first', () => {
     expect(() => withSink((s) => s.copyFile(host, 4999, 'w', { expectSha256: sha(Buffer.alloc(4999, 'x')) }))).toThrow(/changed after its pin was checked/);
+  });
+
+  it('an input (pinned or recorded) of another size than its walk saw is the user’s input error, not an internal one', () => {
+    const kindOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return [(e as MkimgError).kind, (e as MkimgError).message];
+      }
+      return undefined;
+    };
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 5001, '/app/w', { record: true })))).toEqual(['input', expect.stringMatching(/file shrank while being written/)]);
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w', { record: true })))).toEqual(['input', expect.stringMatching(/file grew while being written/)]);
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w')))).toEqual(['internal', expect.stringMatching(/file grew/)]);
+  });
+
+  it('recorded content: its sha256 and sha1, known once the sink is synced', () => {
+    let got;
+    withSink((s) => {
+      const c = s.copyFile(host, 5000, '/app/w', { record: true })!;
+      s.sync();
+      got = s.digestsOf(c);
+    });
+    const b = Buffer.alloc(5000, 'w');
+    expect(got).toEqual({ sha256: sha(b), sha1: createHash('sha1').update(b).digest('hex'), size: 5000 });
   });
 });
 
