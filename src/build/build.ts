@@ -207,24 +207,8 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
 
     for (const p of systemPaths) keep.add(p);
     for (const p of writeStatusD(root, keep)) keep.add(p);
-    const debShas = new Map(debs.map((d) => [d.name, d.sha256]));
-    // files: inputs indexed in place are read once, as the layer is
-    // written, and their pins checked against exactly the bytes written,
-    // before the image is put in place. The SBOM lists their digests, so
-    // those that sort after it in the layer are read (and pinned) first.
-    const unhashed = (e: StageEntry) => readInPlace(root, e) && !(e.sha256 && e.sha1);
-    let sbomBytes: Buffer | undefined;
-    let sbomEntry: { paths: string[]; content?: () => Buffer };
-    if ([...keep].some((p) => { const e = root.entries.get(p); return e !== undefined && unhashed(e); })) {
-      await hashInputsAfter(root, keep, pins, SBOM_IMAGE_PATH);
-      const reserved = reserveSbom(root, keep, manifest, debShas, unhashed);
-      sbomEntry = { paths: reserved.paths, content: () => (sbomBytes = reserved.bytes()) };
-    } else {
-      const written = writeSbom(root, keep, manifest, debShas);
-      sbomBytes = written.bytes;
-      sbomEntry = { paths: written.paths };
-    }
-    for (const p of sbomEntry.paths) keep.add(p);
+    const sbom = await stageSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])), pins);
+    for (const p of sbom.paths) keep.add(p);
 
     progress('normalize: writing image');
     const written = writeImageTar(
@@ -236,11 +220,11 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
         config: manifest.config,
         manifestSha256: manifest.origin.sha256,
       },
-      layerEntries(root, keep, { pins, content: sbomEntry.content ? new Map([[SBOM_IMAGE_PATH, sbomEntry.content]]) : undefined }),
+      layerEntries(root, keep, { pins, content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined }),
       output,
       { hashThread, beforeCommit: () => pins.check() },
     );
-    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbomBytes!);
+    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbom.bytes());
     if (opts.reportPath && report) atomicWrite(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
     return {
       imageId: written.imageId,
@@ -323,6 +307,37 @@ function atomicWrite(path: string, bytes: Buffer): void {
  */
 function readInPlace(root: StagingRoot, e: StageEntry): boolean {
   return e.type === 'file' && e.contentOffset === undefined && e.hostPath !== undefined && !e.hostPath.startsWith(root.dir + '/');
+}
+
+/**
+ * The SBOM, placed in the root; `bytes()` once the layer is written. files:
+ * inputs indexed in place are read once, as the layer is written, and their
+ * pins checked against exactly the bytes written, before the image is put in
+ * place. The SBOM lists their digests: while some kept ones are not hashed,
+ * it is reserved (its final size, placeholders for those digests) and made
+ * when the layer writer reaches it (`content`); the inputs that sort after
+ * it in the layer are read (and pinned) first.
+ */
+async function stageSbom(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debShas: Map<string, string>,
+  pins: InputPins,
+): Promise<{ paths: string[]; content?: () => Buffer; bytes: () => Buffer }> {
+  const unhashed = (e: StageEntry) => readInPlace(root, e) && !(e.sha256 && e.sha1);
+  if (![...keep].some((p) => root.entries.has(p) && unhashed(root.entries.get(p)!))) {
+    const written = writeSbom(root, keep, manifest, debShas);
+    return { paths: written.paths, bytes: () => written.bytes };
+  }
+  await hashInputsAfter(root, keep, pins, SBOM_IMAGE_PATH);
+  const reserved = reserveSbom(root, keep, manifest, debShas, unhashed);
+  let made: Buffer | undefined;
+  return {
+    paths: reserved.paths,
+    content: () => (made = reserved.bytes()),
+    bytes: () => made ?? reserved.bytes(),
+  };
 }
 
 /**
