@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { createStagingRoot } from '../../src/stage/root.js';
 import { addFileInputs, inputDigest, treeRows } from '../../src/stage/files.js';
 import type { StagingRoot } from '../../src/stage/types.js';
@@ -173,6 +174,17 @@ describe('addFileInputs', () => {
     expect(e.hint).toMatch(/mkimg lock/);
     expect(root.entries.size).toBe(9);
     expect(() => statSync(root.dir + '/etc')).toThrow();
+  });
+
+  test('a fifo (or socket, device) in a tree is a manifest error naming it, whether staged, indexed or locked', async () => {
+    const tree = join(work, 'tree-fifo');
+    mkdirSync(join(tree, 'sub'), { recursive: true });
+    writeFileSync(join(tree, 'a.txt'), 'a');
+    execFileSync('mkfifo', [join(tree, 'sub', 'pipe')]);
+    const re = new RegExp(`files\\[0\\]\\.src: ${tree}/sub/pipe is neither a file, a directory nor a symlink`);
+    await expectError(addFileInputs(await freshRoot(), [{ src: tree, dest: '/opt/t' }]), 'manifest', re);
+    await expectError(addFileInputs(await freshRoot(), [{ src: tree, dest: '/opt/t' }], { materialize: false }), 'manifest', re);
+    await expectError(inputDigest(tree, 'files[0].src'), 'manifest', re);
   });
 
   test('missing src is a manifest error naming the path; bad dest too', async () => {
