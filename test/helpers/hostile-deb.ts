@@ -4,6 +4,7 @@
  * writer that writes members in any order. Used by test/deb and test/stage.
  */
 import { gzipSync } from 'node:zlib';
+import { xz } from '@napi-rs/lzma';
 import { writeFileSync } from 'node:fs';
 
 export interface TarSpec {
@@ -132,4 +133,16 @@ export function writeDeb(path: string, opts: Parameters<typeof debBytes>[0]): Bu
   const b = debBytes(opts);
   writeFileSync(path, b);
   return b;
+}
+
+/** A .deb named `name` whose data.tar.xz is cut in half: the xz stream ends early (one file, ./c, inside). */
+export function truncatedXzDebBytes(name: string): Buffer {
+  return debBytes({
+    name,
+    data: [{ name: './c', content: 'c'.repeat(5000) }],
+    members: (s) => {
+      const z = xz.compressSync(s.data.data);
+      return [s.binary, s.control, { name: 'data.tar.xz', data: z.subarray(0, z.length >> 1) }];
+    },
+  });
 }

@@ -12,8 +12,8 @@ import { createStagingRoot } from '../../src/stage/root.js';
 import { execFileSync } from 'node:child_process';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { sha256Hex } from '../../src/util/digest.js';
-import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
-import { debBytes, tarBytes, type TarSpec } from '../helpers/hostile-deb.js';
+import { mixedPackageSet, sha256Of, tempDir } from '../helpers/debbuild.js';
+import { debBytes, tarBytes, truncatedXzDebBytes, type TarSpec } from '../helpers/hostile-deb.js';
 import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
 import { rejection } from '../helpers/errors.js';
 
@@ -42,43 +42,7 @@ function snapshot(root: StagingRoot) {
 }
 
 function packageSet(): { path: string; sha256: string }[] {
-  const sets: { name: string; items: TreeItem[]; compression: 'xz' | 'gzip' | 'zstd' | 'none' }[] = [
-    {
-      name: 'base',
-      compression: 'xz',
-      items: [
-        { path: 'bin/sh', type: 'file', content: 'shell', mode: 0o755 },
-        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
-        { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
-      ],
-    },
-    {
-      name: 'libs',
-      compression: 'gzip',
-      items: [
-        { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: 'z'.repeat(100_000), mode: 0o644 },
-        { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
-      ],
-    },
-    {
-      name: 'tools',
-      compression: 'zstd',
-      items: [
-        { path: 'usr/bin/tool', type: 'file', content: 'tool', mode: 0o4755 },
-        { path: 'usr/bin/tool2', type: 'hardlink', target: 'usr/bin/tool' },
-      ],
-    },
-    { name: 'plain', compression: 'none', items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }] },
-    {
-      name: 'last',
-      compression: 'xz',
-      items: [
-        { path: 'etc/alternatives/sh', type: 'symlink', target: '/bin/sh' },
-        { path: 'usr/lib/last/data', type: 'file', content: 'x'.repeat(70_000), mode: 0o644 },
-      ],
-    },
-  ];
-  return sets.map((s) => buildDeb(debs, { name: s.name, items: s.items, compression: s.compression })).map((b) => ({ path: b.path, sha256: b.sha256 }));
+  return mixedPackageSet(debs, { docs: false, sharedConf: false, libz: 'z'.repeat(100_000) });
 }
 
 /** Cache entries as { deb sha256 -> file name }. */
@@ -228,17 +192,7 @@ describe('data cache', () => {
 
   test('a corrupt xz member is never cached and is reported the same way each time', async () => {
     const corrupt = join(debs, 'corrupt.deb');
-    writeFileSync(
-      corrupt,
-      debBytes({
-        name: 'corrupt',
-        data: [{ name: './c', content: 'c'.repeat(5000) }],
-        members: (s) => {
-          const z = xz.compressSync(s.data.data);
-          return [s.binary, s.control, { name: 'data.tar.xz', data: z.subarray(0, z.length >> 1) }];
-        },
-      }),
-    );
+    writeFileSync(corrupt, truncatedXzDebBytes('corrupt'));
     const bad = { path: corrupt, sha256: sha256Of(corrupt) };
     const cache = freshCache();
     const messages: string[] = [];

@@ -6,7 +6,7 @@ import { createStagingRoot } from '../../src/stage/root.js';
 import { unpackDeb } from '../../src/stage/extract.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';
-import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
+import { buildDeb, mergedUsrItems, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { writeDeb, type TarSpec } from '../helpers/hostile-deb.js';
 import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
 
@@ -35,17 +35,7 @@ async function expectHostile(p: Promise<unknown>, re: RegExp, kind = 'input'): P
 describe('unpackDeb with dpkg-deb packages', () => {
   test('merged-/usr landing, modes, owners, symlinks, hardlinks, control data', async () => {
     const { root } = await freshRoot();
-    const items: TreeItem[] = [
-      { path: 'bin/foo', type: 'file', content: 'foo-binary', mode: 0o755 },
-      { path: 'sbin/bar', type: 'file', content: 'bar', mode: 0o700 },
-      { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: 'ELF...', mode: 0o644 },
-      { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
-      { path: 'usr/bin/passwd', type: 'file', content: 'suid', mode: 0o4755 },
-      { path: 'etc/shadowish', type: 'file', content: 'secret', mode: 0o640, uid: 0, gid: 42 },
-      { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
-      { path: 'etc/alternatives/editor', type: 'symlink', target: '/usr/bin/foo' },
-      { path: 'usr/bin/foo2', type: 'hardlink', target: 'bin/foo' },
-    ];
+    const items = mergedUsrItems();
     const b = buildDeb(debs, { name: 'merged', items, compression: 'xz', extraControl: { postinst: `#!/bin/sh\ntouch ${work}/POSTINST-RAN\n`, md5sums: 'abc  usr/bin/foo\n' } });
     const pkg = await unpackDeb(root, b.path, b.sha256);
 

@@ -14,7 +14,7 @@ import { readEntryContent } from '../../src/stage/fsutil.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { layerEntries } from '../../src/build/build.js';
 import { writeImageTar } from '../../src/image/write-image.js';
-import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
+import { buildDeb, mergedUsrItems, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { writeDeb, type TarSpec } from '../helpers/hostile-deb.js';
 
 let work: string;
@@ -44,18 +44,7 @@ async function outcome(p: Promise<unknown>): Promise<string> {
   );
 }
 
-const items: TreeItem[] = [
-  { path: 'bin/foo', type: 'file', content: 'foo-binary', mode: 0o755 },
-  { path: 'sbin/bar', type: 'file', content: 'bar', mode: 0o700 },
-  { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: 'E'.repeat(70000), mode: 0o644 },
-  { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
-  { path: 'usr/bin/passwd', type: 'file', content: 'suid', mode: 0o4755 },
-  { path: 'etc/shadowish', type: 'file', content: 'secret', mode: 0o640, uid: 0, gid: 42 },
-  { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
-  { path: 'etc/alternatives/editor', type: 'symlink', target: '/usr/bin/foo' },
-  { path: 'usr/bin/foo2', type: 'hardlink', target: 'bin/foo' },
-  { path: 'usr/share/empty', type: 'file', content: '' },
-];
+const items: TreeItem[] = [...mergedUsrItems('E'.repeat(70000)), { path: 'usr/share/empty', type: 'file', content: '' }];
 
 describe('index-only staging agrees with unpacking on disk', () => {
   for (const compression of ['xz', 'gzip', 'zstd', 'none'] as const) {

@@ -6,8 +6,8 @@ import { createStagingRoot } from '../../src/stage/root.js';
 import { prepareDeb, unpackDeb, unpackDebs, unpackPrepared } from '../../src/stage/extract.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';
-import { buildDeb, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
-import { debBytes, type TarSpec } from '../helpers/hostile-deb.js';
+import { mixedPackageSet, sha256Of, tempDir } from '../helpers/debbuild.js';
+import { debBytes, truncatedXzDebBytes, type TarSpec } from '../helpers/hostile-deb.js';
 import { sentinelIntact, sentinelRoots } from '../helpers/sentinel-root.js';
 import { rejection } from '../helpers/errors.js';
 
@@ -44,44 +44,7 @@ function writeXzDeb(path: string, name: string, data: TarSpec[]): string {
 }
 
 function packageSet(): { path: string; sha256: string }[] {
-  const sets: { name: string; items: TreeItem[]; compression?: 'xz' | 'gzip' | 'zstd' | 'none' }[] = [
-    {
-      name: 'base',
-      items: [
-        { path: 'bin/sh', type: 'file', content: 'shell', mode: 0o755 },
-        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
-        { path: 'usr/share/doc/base/copyright', type: 'file', content: 'c', mode: 0o644 },
-        { path: 'var/spool/app', type: 'dir', mode: 0o1730, uid: 5, gid: 6 },
-      ],
-    },
-    {
-      name: 'libs',
-      compression: 'gzip',
-      items: [
-        { path: 'lib/x86_64-linux-gnu/libz.so.1.2', type: 'file', content: Buffer.alloc(300_000, 7).toString(), mode: 0o644 },
-        { path: 'lib/x86_64-linux-gnu/libz.so.1', type: 'symlink', target: 'libz.so.1.2' },
-        { path: 'etc/conf', type: 'file', content: 'same', mode: 0o644 },
-      ],
-    },
-    {
-      name: 'tools',
-      compression: 'zstd',
-      items: [
-        { path: 'usr/bin/tool', type: 'file', content: 'tool', mode: 0o4755 },
-        { path: 'usr/bin/tool2', type: 'hardlink', target: 'usr/bin/tool' },
-        { path: 'usr/share/doc/tools/copyright', type: 'file', content: 'c', mode: 0o644 },
-      ],
-    },
-    { name: 'plain', compression: 'none', items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }] },
-    {
-      name: 'last',
-      items: [
-        { path: 'etc/alternatives/sh', type: 'symlink', target: '/bin/sh' },
-        { path: 'usr/lib/last/data', type: 'file', content: 'x'.repeat(70_000), mode: 0o644 },
-      ],
-    },
-  ];
-  return sets.map((s) => buildDeb(debs, { name: s.name, items: s.items, compression: s.compression ?? 'xz' })).map((b) => ({ path: b.path, sha256: b.sha256 }));
+  return mixedPackageSet(debs, { docs: true, sharedConf: true, libz: Buffer.alloc(300_000, 7).toString() });
 }
 
 describe('unpackDebs', () => {
@@ -158,17 +121,7 @@ describe('unpackDebs', () => {
     const list = packageSet();
     const env = await freshRoot();
     const corrupt = join(env.caseDir, 'corrupt.deb');
-    writeFileSync(
-      corrupt,
-      debBytes({
-        name: 'corrupt',
-        data: [{ name: './c', content: 'c'.repeat(5000) }],
-        members: (s) => {
-          const z = xz.compressSync(s.data.data);
-          return [s.binary, s.control, { name: 'data.tar.xz', data: z.subarray(0, z.length >> 1) }]; // the xz stream cut short
-        },
-      }),
-    );
+    writeFileSync(corrupt, truncatedXzDebBytes('corrupt'));
     const cases: [{ path: string; sha256: string }, RegExp][] = [
       [{ path: list[1].path, sha256: list[0].sha256 }, new RegExp(`sha256 mismatch: expected ${list[0].sha256}, got ${list[1].sha256}`)],
       [{ path: join(env.caseDir, 'missing.deb'), sha256: list[0].sha256 }, /missing\.deb: cannot read the package file \(ENOENT\)/],
