@@ -391,7 +391,7 @@ function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefi
   }
   if (e.type === 'file') {
     const hostPath = e.hostPath ?? join(root.dir, e.path);
-    if (!readInPlace(root, { ...e, hostPath })) return { ...e, hostPath };
+    if (!readInPlace(root, e)) return { ...e, hostPath };
     if (e.sha256 !== undefined) return { ...e, hostPath, verifySha256: e.sha256 };
     if (!pins) throw new MkimgError('internal', `${e.path}: an unhashed input without pins to record it`);
     const record = (d: ContentDigests) => {

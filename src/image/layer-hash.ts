@@ -18,17 +18,11 @@
  * Both take range digests with the same RangeDigester, so they cannot depend
  * on which ran.
  */
-import * as crypto from 'node:crypto';
 import { createHash, type Hash } from 'node:crypto';
 import { existsSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { digestOnce } from '../util/digest.js';
 import { MkimgError } from '../util/errors.js';
-
-// crypto.hash (Node >= 20.12): one call, no Hash object, for content in one piece.
-const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
-function digestOnce(algorithm: 'sha256' | 'sha1', data: Buffer): Buffer {
-  return oneShot ? oneShot(algorithm, data, 'buffer') : createHash(algorithm).update(data).digest();
-}
 
 /** Ranges of layer bytes whose digests are wanted, in increasing, non-overlapping order. */
 export interface RangeTable {
@@ -38,39 +32,22 @@ export interface RangeTable {
 }
 
 /**
- * Hashes a stream of layer bytes given in order as (chunk, offset): the whole
- * stream (sha256) and each range of `ranges` (sha256 and sha1, reported
- * through `done`).
- * Ranges may be added while the stream runs, as long as a range is added
- * before any byte of it is given.
+ * Takes the digests (sha256 and sha1, reported through `done`) of each range
+ * of `ranges` from layer bytes given in order as (chunk, offset). Bytes no
+ * range needs may be left out (see wantFrom). Ranges may be added while the
+ * stream runs, as long as a range is added before any byte of it is given.
  */
 export class RangeDigester {
-  /** The stream's sha256, unless the caller takes it elsewhere. */
-  private readonly layer: Hash | undefined;
-  /** With the layer's digest: the offset the next chunk must start at. */
-  private end = 0;
   private cur: { i: number; start: number; end: number; h256: Hash; h1: Hash } | undefined;
   private next = 0;
 
   constructor(
     private readonly ranges: RangeTable,
     private readonly done: (i: number, sha256: Buffer, sha1: Buffer) => void,
-    opts: { layer?: boolean } = {},
-  ) {
-    this.layer = opts.layer === false ? undefined : createHash('sha256');
-  }
+  ) {}
 
-  /**
-   * The next chunk, at layer offset `offset`. With the layer's own digest, the
-   * chunks must follow each other; without, bytes no range needs may be
-   * skipped (see wantFrom).
-   */
+  /** The next chunk, at layer offset `offset`. */
   update(chunk: Buffer, offset: number): void {
-    if (this.layer) {
-      if (offset !== this.end) throw new MkimgError('internal', `layer digest: a chunk at ${offset}, the stream is at ${this.end}`);
-      this.layer.update(chunk);
-      this.end += chunk.length;
-    }
     const end = offset + chunk.length;
     let at = offset;
     while (at < end) {
@@ -114,10 +91,9 @@ export class RangeDigester {
     return Infinity;
   }
 
-  /** The layer's sha256 (hex; '' when not taken here). Every range must have ended. */
-  finish(): string {
+  /** Every range must have ended. */
+  finish(): void {
     if (this.cur !== undefined || this.next < this.ranges.count()) throw new MkimgError('internal', 'layer digest: a content range did not end inside the layer');
-    return this.layer ? this.layer.digest('hex') : '';
   }
 }
 
@@ -137,8 +113,9 @@ export interface LayerDigester {
   abort(): void;
 }
 
-/** Grow-as-needed range table and results on this thread. */
+/** Everything on this thread: the layer's sha256, a grow-as-needed range table and results. */
 export class InlineLayerDigester implements LayerDigester {
+  private readonly layer = createHash('sha256');
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
   private readonly results: { sha256: string; sha1: string }[] = [];
@@ -154,6 +131,7 @@ export class InlineLayerDigester implements LayerDigester {
   }
 
   written(data: Buffer, offset: number): void {
+    this.layer.update(data);
     this.digester.update(data, offset);
   }
 
@@ -166,7 +144,8 @@ export class InlineLayerDigester implements LayerDigester {
   }
 
   finish(): string {
-    return this.digester.finish();
+    this.digester.finish();
+    return this.layer.digest('hex');
   }
 
   abort(): void {}
@@ -189,7 +168,7 @@ const BIGS = 2;
 const ERROR_BYTES = 512;
 const RESULT = 32 + 20;
 
-export interface SharedLayout {
+interface SharedLayout {
   ints: Int32Array;
   bigs: BigInt64Array;
   ranges: BigInt64Array;
@@ -197,7 +176,7 @@ export interface SharedLayout {
   error: Uint8Array;
 }
 
-export function sharedLayout(sab: SharedArrayBuffer, maxRanges: number): SharedLayout {
+function sharedLayout(sab: SharedArrayBuffer, maxRanges: number): SharedLayout {
   let off = 0;
   const ints = new Int32Array(sab, off, INTS);
   off += INTS * 4;
@@ -215,7 +194,7 @@ function sharedBytes(maxRanges: number): number {
   return INTS * 4 + BIGS * 8 + (16 + RESULT) * maxRanges + ERROR_BYTES;
 }
 
-/** A RangeDigester over the shared range table, writing its results into the shared state (ranges only: the writer hashes the layer). */
+/** A RangeDigester over the shared range table, writing its results into the shared state. */
 function sharedRangeDigester(s: SharedLayout): RangeDigester {
   return new RangeDigester(
     {
@@ -227,12 +206,11 @@ function sharedRangeDigester(s: SharedLayout): RangeDigester {
       s.results.set(sha256, RESULT * i);
       s.results.set(sha1, RESULT * i + 32);
     },
-    { layer: false },
   );
 }
 
 /**
- * Give `digester` (ranges only) the bytes of layer [from, to) that its ranges
+ * Give `digester` the bytes of layer [from, to) that its ranges
  * need, read back with `read(buf, layerOffset, length)`. Bytes outside every
  * range are skipped, not read: ranges are registered before their bytes are
  * written, so every range starting before `to` is known by then.

@@ -14,6 +14,10 @@ import { MkimgError } from '../util/errors.js';
 import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
 
 const BUF_SIZE = 4 << 20;
+const ZEROS = Buffer.alloc(64 << 10);
+/** Host files kept open for content read from inside them (package data tars hold many files each). */
+const MAX_OPEN_SLICED = 16;
+/** The digests of empty content (recorded without a range). */
 const EMPTY = { sha256: createHash('sha256').digest('hex'), sha1: createHash('sha1').digest('hex') };
 
 /** What copyFile returns for recorded content: its size and the digester's range for its digests (none when empty). */
@@ -21,9 +25,6 @@ export interface CopiedContent {
   size: number;
   range?: number;
 }
-const ZEROS = Buffer.alloc(64 << 10);
-/** Host files kept open for content read from inside them (package data tars hold many files each). */
-const MAX_OPEN_SLICED = 16;
 
 export class HashingSink {
   // One spare byte past BUF_SIZE: copyFile reads one byte beyond a file's

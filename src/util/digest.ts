@@ -3,10 +3,15 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 
 // crypto.hash (Node >= 20.12): one call, no Hash object; several times faster for small inputs.
-const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer | string, encoding: 'hex') => string }).hash;
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer | string, encoding: 'hex' | 'buffer') => string | Buffer }).hash;
 
 export function sha256Hex(data: Buffer | string): string {
-  return oneShot ? oneShot('sha256', data, 'hex') : createHash('sha256').update(data).digest('hex');
+  return oneShot ? (oneShot('sha256', data, 'hex') as string) : createHash('sha256').update(data).digest('hex');
+}
+
+/** The digest of data in one piece (crypto.hash where Node has it). */
+export function digestOnce(algorithm: 'sha256' | 'sha1', data: Buffer): Buffer {
+  return oneShot ? (oneShot(algorithm, data, 'buffer') as Buffer) : createHash(algorithm).update(data).digest();
 }
 
 export async function sha256File(path: string): Promise<{ hex: string; size: number }> {
