@@ -9,7 +9,9 @@
  * Process layout:
  *   tracer (host namespaces) ── clone(NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC[|NEWUSER])
  *     └─ init (pid 1 in the sandbox): builds the mount tree, pivots, forks
- *          └─ worker: stdio, uid/gid, NO_NEW_PRIVS, seccomp filter, execve
+ *          └─ worker: a user namespace of its own (init writes its maps: the
+ *             program's root is never the host's), uid/gid, stdio,
+ *             NO_NEW_PRIVS, the seccomp filter (refusals; stops), execve
  * In trace mode init does PTRACE_TRACEME, so the worker and everything it
  * starts are auto-attached (TRACEFORK/VFORK/CLONE); the worker installs a
  * seccomp filter that returns SECCOMP_RET_TRACE for path syscalls only, so
@@ -67,6 +69,12 @@
 
 #define EXIT_TRACER 125
 #define EXIT_TIMEOUT 124
+
+/* When the caller is root, the program runs in a user namespace of its own
+ * whose ids 0..2^31-2 are host ids 2^31..2^32-2: root inside is nobody the
+ * host knows, so no capability it holds reaches a host resource. */
+#define HOST_ID_BASE 2147483648UL
+#define HOST_ID_COUNT 2147483647UL
 
 /* ------------------------------------------------------------------ */
 /* The syscall table                                                   */
@@ -228,8 +236,13 @@ static void bind_ro(const char *src, const char *dst) {
   }
 }
 
-static void mount_tmpfs(const char *dst, const char *data) {
-  char step[4200];
+static int caller_is_root; /* no user namespace around init: ids are host ids */
+
+static void mount_tmpfs(const char *dst, const char *mode) {
+  char step[4200], data[128];
+  /* Owned by the program's root (a host id of its own when the caller is root). */
+  if (caller_is_root) snprintf(data, sizeof data, "%s,uid=%lu,gid=%lu", mode, HOST_ID_BASE, HOST_ID_BASE);
+  else snprintf(data, sizeof data, "%s", mode);
   if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, data) != 0) {
     snprintf(step, sizeof step, "mount(tmpfs %s)", dst);
     die(step);
@@ -240,6 +253,40 @@ static void path_in(char *buf, size_t n, const char *a, const char *b) {
   if ((size_t)snprintf(buf, n, "%s/%s", a, b) >= n) {
     errno = ENAMETOOLONG;
     die(b);
+  }
+}
+
+/*
+ * /proc of the sandbox, as runc leaves it: the kernel's knobs read-only, the
+ * files that reach host state masked. The sandbox's network namespace lets
+ * its root bind ports below 1024 (the namespace's own sysctl, set first).
+ */
+static const char *const PROC_MASKED[] = {"sysrq-trigger", "kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kallsyms", "kmsg", "config.gz"};
+static const char *const PROC_MASKED_DIRS[] = {"acpi", "scsi", "driver"};
+static const char *const PROC_READONLY[] = {"sys", "bus", "fs", "irq"};
+
+static void harden_proc(const char *proc) {
+  char p[4300];
+  snprintf(p, sizeof p, "%s/sys/net/ipv4/ip_unprivileged_port_start", proc);
+  int fd = open(p, O_WRONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (write(fd, "0", 1) != 1) die("write(ip_unprivileged_port_start)");
+    close(fd);
+  }
+  for (size_t i = 0; i < sizeof PROC_READONLY / sizeof PROC_READONLY[0]; i++) {
+    path_in(p, sizeof p, proc, PROC_READONLY[i]);
+    if (access(p, F_OK) != 0) continue;
+    bind_ro(p, p);
+  }
+  for (size_t i = 0; i < sizeof PROC_MASKED / sizeof PROC_MASKED[0]; i++) {
+    path_in(p, sizeof p, proc, PROC_MASKED[i]);
+    if (access(p, F_OK) != 0) continue;
+    if (mount("/dev/null", p, NULL, MS_BIND, NULL) != 0) die("mount(mask /proc file)");
+  }
+  for (size_t i = 0; i < sizeof PROC_MASKED_DIRS / sizeof PROC_MASKED_DIRS[0]; i++) {
+    path_in(p, sizeof p, proc, PROC_MASKED_DIRS[i]);
+    if (access(p, F_OK) != 0) continue;
+    if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,mode=0555") != 0) die("mount(mask /proc directory)");
   }
 }
 
@@ -290,6 +337,7 @@ static void setup_mounts(void) {
   path_in(a, sizeof a, scratch, "proc");
   if (mkdir(a, 0555) != 0) die(a);
   if (mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount(proc)");
+  harden_proc(a);
 
   path_in(a, sizeof a, scratch, "dev");
   if (mkdir(a, 0755) != 0) die(a);
@@ -334,37 +382,130 @@ static void setup_mounts(void) {
 /* seccomp                                                             */
 /* ------------------------------------------------------------------ */
 
-static void install_filter(void) {
-  struct sock_filter f[256];
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+#ifndef SYS_fspick
+#define SYS_fspick 433
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#ifndef SYS_quotactl_fd
+#define SYS_quotactl_fd 443
+#endif
+#ifndef SYS_io_uring_setup
+#define SYS_io_uring_setup 425
+#define SYS_io_uring_enter 426
+#define SYS_io_uring_register 427
+#endif
+#ifndef CLONE_NEWCGROUP
+#define CLONE_NEWCGROUP 0x02000000
+#endif
+
+/*
+ * Refused in every run, traced or not (EPERM, as if the program lacked the
+ * privilege): what changes mounts, namespaces, the kernel, the clock, keys,
+ * or reaches another process's memory. The user namespace already keeps these
+ * from touching the host; the filter is the second wall, and the one that
+ * holds for a caller that is not root (whose namespace owns the mounts).
+ */
+static const long DENIED[] = {
+    SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_open_tree, SYS_move_mount, SYS_fsopen, SYS_fsconfig,
+    SYS_fsmount, SYS_fspick, SYS_mount_setattr, SYS_unshare, SYS_setns, SYS_init_module, SYS_finit_module,
+    SYS_delete_module, SYS_kexec_load, SYS_kexec_file_load, SYS_bpf, SYS_perf_event_open, SYS_ptrace,
+    SYS_process_vm_writev, SYS_pidfd_getfd, SYS_keyctl, SYS_add_key, SYS_request_key, SYS_swapon, SYS_swapoff,
+    SYS_reboot, SYS_settimeofday, SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex, SYS_open_by_handle_at,
+    SYS_userfaultfd, SYS_iopl, SYS_ioperm, SYS_acct, SYS_quotactl, SYS_quotactl_fd, SYS_syslog, SYS_lookup_dcookie,
+    SYS_uselib, SYS__sysctl, SYS_vhangup, SYS_nfsservctl, SYS_create_module, SYS_get_kernel_syms, SYS_query_module,
+};
+/* io_uring performs opens and other path calls without a syscall that
+ * seccomp or ptrace sees; clone3 passes its flags in memory a filter cannot
+ * read. ENOSYS: programs fall back to the plain calls (glibc does for clone3). */
+static const long UNAVAILABLE[] = {SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register, SYS_clone3};
+#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWCGROUP)
+
+/* The worker's seccomp filter: the refusals always, then, when tracing, a
+ * SECCOMP_RET_TRACE stop at the entry of each path syscall of the table. */
+static void install_filter(int trace) {
+  struct sock_filter f[512];
   int n = 0;
 #define ST(code, k) (f[n++] = (struct sock_filter)BPF_STMT(code, k))
 #define JP(code, k, jt, jf) (f[n++] = (struct sock_filter)BPF_JUMP(code, k, jt, jf))
+#define LOAD_NR() ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))
+#define RET_ERRNO(e) ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((e) & SECCOMP_RET_DATA))
   ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
   JP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-  /* x32 syscalls (bit 30) are refused: the table is for the x86_64 ABI. */
+  RET_ERRNO(ENOSYS);
+  LOAD_NR();
+  /* x32 syscalls (bit 30) are refused: the tables are for the x86_64 ABI. */
   JP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000, 0, 1);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
-  /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in glibc: the fd's file was
-   * already recorded when it was opened, so these do not stop. */
-  JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 0, 4);
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]));
-  JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-  JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 0, 4);
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]));
-  JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
-  ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-  for (int i = 0; i < NSC; i++) {
-    JP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)SC[i].nr, 0, 1);
-    ST(BPF_RET | BPF_K, SECCOMP_RET_TRACE | (unsigned)i);
+  RET_ERRNO(ENOSYS);
+  for (size_t i = 0; i < sizeof DENIED / sizeof DENIED[0]; i++) {
+    JP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)DENIED[i], 0, 1);
+    RET_ERRNO(EPERM);
+  }
+  for (size_t i = 0; i < sizeof UNAVAILABLE / sizeof UNAVAILABLE[0]; i++) {
+    JP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)UNAVAILABLE[i], 0, 1);
+    RET_ERRNO(ENOSYS);
+  }
+  /* clone() with a namespace flag (a fork or a thread has none). */
+  JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4);
+  ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+  JP(BPF_JMP | BPF_JSET | BPF_K, NS_FLAGS, 0, 1);
+  RET_ERRNO(EPERM);
+  LOAD_NR();
+  /* mknod of a character or block device; fifos and sockets are fine. */
+  for (int at = 0; at < 2; at++) {
+    JP(BPF_JMP | BPF_JEQ | BPF_K, at ? SYS_mknodat : SYS_mknod, 0, 6);
+    ST(BPF_LD | BPF_W | BPF_ABS, at ? offsetof(struct seccomp_data, args[2]) : offsetof(struct seccomp_data, args[1]));
+    ST(BPF_ALU | BPF_AND | BPF_K, S_IFMT);
+    JP(BPF_JMP | BPF_JEQ | BPF_K, S_IFCHR, 1, 0);
+    JP(BPF_JMP | BPF_JEQ | BPF_K, S_IFBLK, 0, 1);
+    RET_ERRNO(EPERM);
+    LOAD_NR();
+  }
+  if (trace) {
+    /* fstat() is newfstatat(fd, "", AT_EMPTY_PATH) in glibc: the fd's file was
+     * already recorded when it was opened, so these do not stop. */
+    JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_newfstatat, 0, 4);
+    ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[3]));
+    JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
+    ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    LOAD_NR();
+    JP(BPF_JMP | BPF_JEQ | BPF_K, SYS_statx, 0, 4);
+    ST(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2]));
+    JP(BPF_JMP | BPF_JSET | BPF_K, AT_EMPTY_PATH, 0, 1);
+    ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    LOAD_NR();
+    for (int i = 0; i < NSC; i++) {
+      JP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)SC[i].nr, 0, 1);
+      ST(BPF_RET | BPF_K, SECCOMP_RET_TRACE | (unsigned)i);
+    }
   }
   ST(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
 #undef ST
 #undef JP
+#undef LOAD_NR
+#undef RET_ERRNO
   struct sock_fprog p = {.len = (unsigned short)n, .filter = f};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)");
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &p) != 0) die("seccomp(SECCOMP_SET_MODE_FILTER)");
@@ -426,6 +567,35 @@ static void loopback_up(void) {
   close(s);
 }
 
+static void write_proc(pid_t pid, const char *file, const char *text) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/%s", pid, file);
+  write_file(p, text);
+}
+
+/*
+ * The program's ids. Caller root: ids 0..2^31-2 inside are HOST_ID_BASE.. on
+ * the host, so the program's root is an unprivileged host id and files of
+ * the host's root are "other" to it. Caller not root: init's namespace has
+ * one id (the caller), and the program's namespace maps that id to itself.
+ */
+static void map_worker_ids(pid_t w, int nested) {
+  char m[96];
+  if (!nested) {
+    snprintf(m, sizeof m, "0 %lu %lu\n", HOST_ID_BASE, HOST_ID_COUNT);
+    write_proc(w, "uid_map", m);
+    write_proc(w, "gid_map", m);
+    return;
+  }
+  long uid = O.uid >= 0 ? O.uid : 0;
+  long gid = O.gid >= 0 ? O.gid : uid;
+  write_proc(w, "setgroups", "deny");
+  snprintf(m, sizeof m, "%ld %ld 1\n", uid, uid);
+  write_proc(w, "uid_map", m);
+  snprintf(m, sizeof m, "%ld %ld 1\n", gid, gid);
+  write_proc(w, "gid_map", m);
+}
+
 static int init_main(void *arg) {
   struct child_args *ca = arg;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
@@ -441,22 +611,42 @@ static int init_main(void *arg) {
     if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) die("ptrace(PTRACE_TRACEME)");
     raise(SIGSTOP);
   }
+  /* The worker enters a user namespace of its own, whose ids init maps
+   * (init, in the parent namespace, may write the maps; the worker may not). */
+  int to_init[2], to_worker[2];
+  if (pipe2(to_init, O_CLOEXEC) != 0 || pipe2(to_worker, O_CLOEXEC) != 0) die("pipe2(worker)");
   pid_t w = fork();
   if (w < 0) die("fork(worker)");
   if (w == 0) {
+    close(to_init[0]);
+    close(to_worker[1]);
     if (O.cwd && chdir(O.cwd) != 0) dief("chdir(--cwd %s) inside the root failed", O.cwd);
-    if (O.gid >= 0) {
-      if (setgroups(0, NULL) != 0 && !ca->userns) die("setgroups");
-      if (setresgid(O.gid, O.gid, O.gid) != 0) die("setresgid(--gid)");
-    }
-    if (O.uid >= 0 && setresuid(O.uid, O.uid, O.uid) != 0) die("setresuid(--uid)");
+    if (unshare(CLONE_NEWUSER) != 0) die("unshare(CLONE_NEWUSER) for the program");
+    if (write(to_init[1], "u", 1) != 1) die("write(sync)");
+    if (read(to_worker[0], &c, 1) != 1) _exit(EXIT_TRACER); /* init reported why */
+    close(to_init[1]);
+    close(to_worker[0]);
+    long uid = O.uid >= 0 ? O.uid : 0;
+    long gid = O.gid >= 0 ? O.gid : (ca->userns ? uid : 0);
+    /* Drop the host's supplementary groups (a caller that is not root cannot,
+     * and has no others than its own). */
+    if (setgroups(0, NULL) != 0 && !ca->userns) die("setgroups");
+    if (setresgid(gid, gid, gid) != 0) die("setresgid(--gid)");
+    if (setresuid(uid, uid, uid) != 0) die("setresuid(--uid)");
     if (dup2(ca->in_fd, 0) < 0) die("dup2(stdin)");
     if (ca->out_fd >= 0 && dup2(ca->out_fd, 1) < 0) die("dup2(stdout)");
     if (ca->err_fd >= 0 && dup2(ca->err_fd, 2) < 0) die("dup2(stderr)");
-    if (O.trace) install_filter();
-    else if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("prctl(PR_SET_NO_NEW_PRIVS)");
+    install_filter(O.trace);
     exec_program();
   }
+  close(to_init[1]);
+  close(to_worker[0]);
+  if (read(to_init[0], &c, 1) == 1) {
+    map_worker_ids(w, ca->userns);
+    if (write(to_worker[1], "m", 1) != 1) die("write(sync worker)");
+  }
+  close(to_init[0]);
+  close(to_worker[1]);
   /* pid 1: reap everything, report the worker's status. */
   for (;;) {
     int st;
@@ -732,6 +922,7 @@ int main(int argc, char **argv) {
   if (pipe2(sp, O_CLOEXEC) != 0) die("pipe2");
   ca.sync_r = sp[0];
   ca.userns = geteuid() != 0;
+  caller_is_root = !ca.userns;
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (ca.userns) flags |= CLONE_NEWUSER;
 

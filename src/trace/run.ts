@@ -101,7 +101,9 @@ export async function runTraced(opts: RunTracedOptions): Promise<RunTracedResult
         });
       }
       throw new MkimgError('sandbox', `the sandbox could not run ${JSON.stringify(opts.args[0])}: ${first.replace(/^mkimg-trace: /, '')}`, {
-        hint: 'the tracer needs user namespaces (or root), ptrace and seccomp; inside a container, allow them (e.g. --privileged or a seccomp profile that permits unshare/ptrace)',
+        hint: /CLONE_NEWUSER/.test(first)
+          ? 'every check runs in a user namespace of its own: enable user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 where those exist)'
+          : 'the tracer needs user namespaces, ptrace and seccomp; inside a container, allow them (e.g. --privileged or a seccomp profile that permits unshare/ptrace)',
         details: { tracerMessages: messages },
       });
     }
