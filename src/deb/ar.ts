@@ -7,7 +7,7 @@
  * long-name tables are reported as members named "/" and "//" (a .deb has none).
  */
 import { MkimgError } from '../util/errors.js';
-import { ByteReader } from './bytes.js';
+import type { ByteReader } from './bytes.js';
 
 export const AR_MAGIC = '!<arch>\n';
 

@@ -12,8 +12,8 @@ import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
 import { ByteReader } from './bytes.js';
 import { ArReader } from './ar.js';
-import { Compression, compressionOf, decompress } from './decompress.js';
-import { readTar, TarEntry } from './tar.js';
+import { type Compression, compressionOf, decompress } from './decompress.js';
+import { readTar, type TarEntry } from './tar.js';
 
 export interface DebControlArchive {
   /** The `control` file text, verbatim. */

@@ -40,7 +40,7 @@ function clean(url: string): string {
 export function parseMirrorFlags(values: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const v of values ?? []) {
-    const m = /^([A-Za-z0-9][A-Za-z0-9._\-]*)=(.+)$/.exec(v);
+    const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$/.exec(v);
     if (m && !m[1]!.includes(':')) out[m[1]!] = m[2]!;
     else if (/^[a-z+]+:\/\//.test(v)) out['*'] = v;
     else throw new MkimgError('usage', `--mirror ${JSON.stringify(v)}: expected SUITE=URL (or a bare URL for every suite)`);

@@ -311,7 +311,10 @@ class ThreadedLayerDigester implements LayerDigester {
 
   written(data: Buffer, offset: number): void {
     this.layer.update(data);
-    if (this.inline) return this.inline.update(data, offset);
+    if (this.inline) {
+      this.inline.update(data, offset);
+      return;
+    }
     Atomics.store(this.s.bigs, B_WRITTEN, BigInt(offset + data.length));
     Atomics.add(this.s.ints, I_WAKE, 1);
     Atomics.notify(this.s.ints, I_WAKE);

@@ -60,7 +60,7 @@ export function writeLockIntoManifest(yamlText: string, lock: Lock): string {
   const nl = yamlText.indexOf('\n', end);
   end = nl < 0 ? yamlText.length : nl + 1;
   // Keep the end of the value where the yaml parser ended it, minus trailing blank lines it swallowed.
-  let before = yamlText.slice(0, lineStart);
+  const before = yamlText.slice(0, lineStart);
   let after = yamlText.slice(end);
   const swallowed = yamlText.slice(lineStart, end).match(/\n(\s*\n)+$/);
   if (swallowed) after = swallowed[0].slice(1) + after;

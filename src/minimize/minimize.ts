@@ -206,7 +206,7 @@ export async function minimizeAndProve(
       const needed = [...unexcluded.keep].filter((p) => !next.keep.has(p)).sort();
       if (needed.length) notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
     }
-    const listed = next.listedDirs.filter((d) => !spec.keepListed);
+    const listed = spec.keepListed ? [] : next.listedDirs;
     if (notes.length === 0 && listed.length === 0) {
       notes.push(
         'no missing path found in the full root: if the check prints something that changes from run to run (a time, a PID, an address), ' +

@@ -12,7 +12,7 @@ import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
 import { debianBase, purlDistro } from '../system/files.js';
-import { byteOrder, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
+import { byteOrder, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
 import { contributingPackages } from '../system/statusd.js';
 import { spdxLicenseOf } from './license.js';
 import { MkimgError } from '../util/errors.js';
@@ -90,7 +90,7 @@ interface FileRecord {
  * at its end, EF BF BD, sorts before any 4-byte sequence F0..F4).
  */
 export function pathOrder(a: string, b: string): number {
-  const n = a.length < b.length ? a.length : b.length;
+  const n = Math.min(a.length, b.length);
   for (let i = 0; i < n; i++) {
     const x = a.charCodeAt(i);
     const y = b.charCodeAt(i);

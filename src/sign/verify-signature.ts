@@ -179,7 +179,7 @@ export async function verifyDetachedSignature(
         hash: HASH_NAMES[sp.hashAlgorithm ?? 0] ?? String(sp.hashAlgorithm),
       };
     }
-    problems.push(await diagnose(err, sp, key, signer, created, now));
+    problems.push(await diagnose(err, key, signer, created, now));
   }
   const onlyUnknown = problems.every((p) => p.includes('is not in the keyring'));
   sigError(
@@ -190,7 +190,6 @@ export async function verifyDetachedSignature(
 
 async function diagnose(
   err: Error,
-  sp: openpgp.SignaturePacket,
   key: openpgp.PublicKey,
   signer: openpgp.PublicKey | openpgp.Subkey,
   created: Date,

@@ -6,7 +6,7 @@
  * host file system.
  */
 import { readEntryContent } from '../stage/fsutil.js';
-import { lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { sha256Hex } from '../util/digest.js';

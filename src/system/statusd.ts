@@ -6,10 +6,9 @@
  */
 import { readEntryContent } from '../stage/fsutil.js';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { posix } from 'node:path';
-import { byteOrder, ensureDir, hostPathOf, normImagePath, writeRootFile } from './rootfs.js';
+import { byteOrder, ensureDir, normImagePath, writeRootFile } from './rootfs.js';
 
 export const STATUSD_DIR = '/var/lib/dpkg/status.d';
 

@@ -35,6 +35,7 @@ export function canonicalJsonBytes(value: unknown): Buffer {
   return NON_ASCII.test(s) ? Buffer.from(s, 'utf8') : Buffer.from(s, 'latin1');
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is every byte outside ASCII, on purpose.
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Thrown by normalize() for a value JSON.stringify cannot print in canonical order. */

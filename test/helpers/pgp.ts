@@ -37,7 +37,7 @@ export class TempDir {
 /** A throwaway GnuPG home. gpg-agent is started on demand; cleanup() kills it. */
 export class Gpg {
   readonly home: string;
-  constructor(private readonly dir: TempDir, name = 'gnupg') {
+  constructor(dir: TempDir, name = 'gnupg') {
     this.home = join(dir.path, name);
     execFileSync('mkdir', ['-m', '700', '-p', this.home]);
   }

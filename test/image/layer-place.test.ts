@@ -34,7 +34,7 @@ const spec: ImageSpec = {
   tag: '1.0',
   architecture: 'amd64',
   sourceDateEpoch: 1700000000,
-  config: { env: {}, labels: {}, entrypoint: ['/bin/app'] },
+  config: { env: {}, labels: {}, entrypoint: ['/bin/app'], exposedPorts: [] },
   manifestSha256: 'cd'.repeat(32),
 };
 

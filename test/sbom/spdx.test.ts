@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { writeAccounts } from '../../src/system/accounts.js';
 import { writeSystemFiles } from '../../src/system/files.js';
 import { writeRootFile } from '../../src/system/rootfs.js';

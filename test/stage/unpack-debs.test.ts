@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xz } from '@napi-rs/lzma';
-import { createStagingRoot } from '../../src/stage/root.js';
 import { prepareDeb, unpackDeb, unpackDebs, unpackPrepared } from '../../src/stage/extract.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';

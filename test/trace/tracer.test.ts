@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, chmodSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraced } from '../../src/trace/run.js';

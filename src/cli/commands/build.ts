@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { action, progressEnabled } from '../output.js';
 import { MkimgError } from '../../util/errors.js';
 import { collect } from '../options.js';

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { existsSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { action } from '../output.js';
