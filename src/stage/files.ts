@@ -1,6 +1,6 @@
 /**
  * The manifest's `files:` section: host files and directory trees copied into
- * the staging root under the rules in spec/deb-and-staging.md. Nothing of the
+ * the staging root under the rules in SPEC.md §7 (`files:` inputs). Nothing of the
  * host's mtime, owner or directory order reaches the index: modes come from
  * one rule (0644, or 0755 when any execute bit is set; directories 0755;
  * symlinks 0777), owners are 0:0 unless given, trees are walked sorted.

@@ -43,7 +43,7 @@ export const NOLOGIN = '/usr/sbin/nologin';
 export const BASE_PASSWD_USERS = ['root', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'www-data', 'backup', 'list', 'irc', '_apt', 'nobody'];
 export const BASE_PASSWD_GROUPS = ['root', 'daemon', 'bin', 'sys', 'adm', 'tty', 'disk', 'lp', 'mail', 'news', 'uucp', 'man', 'proxy', 'kmem', 'dialout', 'fax', 'voice', 'cdrom', 'floppy', 'tape', 'sudo', 'audio', 'dip', 'www-data', 'backup', 'operator', 'list', 'irc', 'src', 'shadow', 'utmp', 'video', 'sasl', 'plugdev', 'staff', 'games', 'users', 'nogroup'];
 
-/** The distroless convention, documented in spec/system-files-and-sbom.md. */
+/** The distroless convention, documented in SPEC.md §10 ("The `nonroot` convention"). */
 export const NONROOT = { name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot' } as const;
 
 /** Parse a passwd(5) file; malformed lines are an input error naming the line. */

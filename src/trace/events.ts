@@ -1,6 +1,6 @@
 /**
  * The tracer's event format: one JSON object per line in the --events file
- * (see spec/tracer-and-minimizer.md). Paths are image paths: they are what the
+ * (see SPEC.md §9, "Events"). Paths are image paths: they are what the
  * process saw inside the sandbox, whose "/" is the staging root.
  */
 export interface TraceEvent {

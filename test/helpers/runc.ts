@@ -1,7 +1,9 @@
 /**
  * Run an image tar for real: extract the OCI layout, `umoci unpack` it into a
  * bundle, adapt config.json for this machine (no rlimits, cgroups or
- * resources: see the README's notes on runc), and `runc run` it.
+ * resources: umoci's defaults ask for limits and a cgroup that a CI container
+ * or a nested runtime may refuse, and no test here measures them), and
+ * `runc run` it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
