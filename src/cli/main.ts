@@ -16,6 +16,8 @@ import { registerSign } from './commands/sign.js';
 import { registerVerify } from './commands/verify.js';
 import { registerTrace } from './commands/trace.js';
 import { reportError } from './output.js';
+import { flowHelpTexts, HELP_CONFIG, usageHint } from './help.js';
+import { registerCompletion } from './completion.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -23,8 +25,9 @@ export function makeProgram(): Command {
   const program = new Command('mkimg')
     .version(pkg.version)
     .description('Deterministic, minimal, verifiable OCI images from pinned Debian packages.')
-    .showHelpAfterError('(run `mkimg --help` for usage)')
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureHelp(HELP_CONFIG)
+    // commander's own messages ("error: unknown option …") get the prefix every mkimg error has.
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`mkimg: ${s}`) })
     .exitOverride();
   registerBuild(program);
   registerLock(program);
@@ -36,6 +39,7 @@ export function makeProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerTrace(program);
+  registerCompletion(program);
   program.addHelpText(
     'after',
     `
@@ -47,6 +51,7 @@ A typical session:
 
 See SPEC.md for the manifest format, the image format, and exit codes.`,
   );
+  flowHelpTexts(program);
   return program;
 }
 
@@ -62,6 +67,7 @@ export async function main(argv: string[]): Promise<void> {
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
       // help and version exit 0; usage errors were already printed by commander
       process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+      if (process.exitCode === 2) process.stderr.write(`${usageHint(program, argv.slice(2))}\n`);
       return;
     }
     process.exitCode = reportError(e, argv.includes('--json'));

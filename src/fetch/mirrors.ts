@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { Source } from '../manifest/types.js';
 import { parseDeb822 } from '../debian/control.js';
 import { MkimgError } from '../util/errors.js';
+import { closeMatches } from '../util/suggest.js';
 
 export interface MirrorOptions {
   mirrors?: Record<string, string>;
@@ -131,6 +132,15 @@ export function chooseMirror(source: Source, suite: string, opts: MirrorOptions 
   const apt = readAptSources(opts.aptRoot ?? '/');
   const hit = apt.find((e) => e.suites.includes(suite));
   if (hit) return { url: hit.uri, from: `apt ${hit.origin}` };
+  // A typo in the manifest's suites (bookwrom) is more likely than a missing mirror: name the suites configured here.
+  const known = [...apt.flatMap((e) => e.suites), ...Object.keys(flags).filter((k) => k !== '*')];
+  const close = closeMatches(suite, known);
+  if (close.length) {
+    throw new MkimgError('manifest', `unknown suite "${suite}": did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`, {
+      hint: `the suites this machine's apt sources and --mirror flags know: ${[...new Set(known)].sort().join(', ')}; fix sources[].suites in the manifest`,
+      details: { suite, suggestions: close },
+    });
+  }
   throw new MkimgError('repository', `no mirror serves suite "${suite}": no --mirror, no ${en} or MKIMG_MIRROR, no url: on its source, and no entry in ${join(opts.aptRoot ?? '/', 'etc/apt')} sources lists`, {
     hint: `pass --mirror ${suite}=URL, set ${en}=URL, add url: to the source in the manifest, or add a deb entry for ${suite} to the host's apt sources`,
     details: { suite },

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { ErrorObject, Options as AjvOptions, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { MkimgError } from '../util/errors.js';
+import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
 import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source } from './types.js';
 
@@ -50,13 +51,7 @@ export function loadManifest(path: string): Manifest {
 }
 
 export function readManifestBytes(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new MkimgError('manifest', `cannot read manifest ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, {
-      hint: 'give the path of a manifest.yaml (see examples/ and SPEC.md)',
-    });
-  }
+  return readInputFile(path, 'manifest', 'give the path of a manifest.yaml (see examples/ and SPEC.md)');
 }
 
 export function parseManifest(bytes: Buffer, absPath: string): Manifest {

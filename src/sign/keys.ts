@@ -1,11 +1,7 @@
-/**
- * Reading keyrings and secret keys, and mkimg's key policy: OpenPGP keys whose
- * signing (sub)key is Ed25519, Ed448, ECDSA on a NIST curve, or RSA of at least
- * 3072 bits.
- */
-import { readFileSync } from 'node:fs';
+
 import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
+import { readInputFile } from '../util/input-file.js';
 import { openpgp as loadOpenpgp } from '../util/openpgp.js';
 
 export const MIN_RSA_BITS = 3072;
@@ -18,12 +14,8 @@ export const PGP_CONFIG: openpgp.PartialConfig = {
   enableParsingV5Entities: false,
 };
 
-export function readFileOr(path: string, kind: 'usage' | 'signature' | 'manifest', what: string, hint: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new MkimgError(kind, `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint });
-  }
+export function readFileOr(path: string, kind: 'usage' | 'signature', what: string, hint: string): Buffer {
+  return readInputFile(path, what, hint, kind);
 }
 
 const ARMOR_BLOCK = /-----BEGIN PGP ([A-Z ,/0-9]+)-----[\s\S]*?-----END PGP \1-----/g;

@@ -27,7 +27,7 @@ export function readPassphraseFile(path: string | undefined): string | undefined
 }
 
 export async function signManifest(opts: { manifestPath: string; keyPath: string; passphrase?: string; output?: string; now?: Date }): Promise<SignResult> {
-  const bytes = readFileOr(opts.manifestPath, 'manifest', 'manifest', 'give the path of the manifest.yaml to sign');
+  const bytes = readFileOr(opts.manifestPath, 'usage', 'manifest', 'give the path of the manifest.yaml to sign');
   const key = await readSecretKey(opts.keyPath, opts.passphrase);
   const pgp = await loadOpenpgp();
   let signing: openpgp.PrivateKey | openpgp.Subkey;

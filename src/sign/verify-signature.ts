@@ -253,7 +253,7 @@ export async function checkManifestSignature(
   manifestBytes?: Buffer,
 ): Promise<{ fingerprint: string }> {
   // With manifestBytes, the signature is checked over exactly the bytes the caller will parse.
-  const manifest = manifestBytes ?? readFileOr(manifestPath, 'manifest', 'manifest', 'give the path of a manifest.yaml');
+  const manifest = manifestBytes ?? readFileOr(manifestPath, 'usage', 'manifest', 'give the path of a manifest.yaml');
   let sig = sigPath;
   if (sig === undefined) {
     const tried = defaultSignaturePaths(manifestPath);

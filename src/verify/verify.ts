@@ -7,21 +7,18 @@
  * Steps 1 and 2 run concurrently (the image is hashed while the signature is
  * checked) but are reported in this order.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { MkimgError } from '../util/errors.js';
+import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
 import type { SignatureCheck } from '../sign/verify-signature.js';
 import { checkImageIntegrityInWorker, MANIFEST_LABEL, type CheckedImageSummary } from './integrity.js';
 import { diffImages, type Difference } from './diff.js';
 
-function readFileOr(path: string, kind: 'usage' | 'manifest', what: string, hint: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new MkimgError(kind, `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint });
-  }
+function readFileOr(path: string, kind: 'usage', what: string, hint: string): Buffer {
+  return readInputFile(path, what, hint, kind);
 }
 
 /** The signature's name without .sig, else manifest.yaml beside it (kept here so verify loads openpgp.js only after the image scan started). */
@@ -93,7 +90,7 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   const image = resolve(opts.image);
   const sigPath = resolve(opts.signature);
   const manifestPath = resolve(opts.manifest ?? defaultManifestPath(sigPath));
-  const manifestBytes = readFileOr(manifestPath, 'manifest', 'manifest', opts.manifest ? 'check --manifest' : `no manifest beside the signature: give it with --manifest (looked for ${manifestPath})`);
+  const manifestBytes = readFileOr(manifestPath, 'usage', 'manifest', opts.manifest ? 'check --manifest' : `no manifest beside the signature: give it with --manifest (looked for ${manifestPath})`);
   const sigBytes = readFileOr(sigPath, 'usage', 'signature', 'give the path of the manifest\'s detached signature (mkimg sign writes <manifest>.sig)');
   try {
     if (!statSync(image).isFile()) throw Object.assign(new Error(), { code: 'not a file' });

@@ -73,3 +73,32 @@ describe('mirror choice', () => {
     expect(() => parseMirrorFlags(['nonsense'])).toThrow(/expected SUITE=URL/);
   });
 });
+
+describe('a misspelled suite', () => {
+  it('is named with the close suites the apt sources know, as a manifest error', () => {
+    const r = aptRoot({ 'etc/apt/sources.list': 'deb http://127.0.0.1:2/d bookworm main\ndeb http://127.0.0.1:2/d bookworm-updates main\n', 'etc/apt/sources.list.d/s.sources': 'Types: deb\nURIs: http://127.0.0.1:3/s\nSuites: bookworm-security\n' });
+    const err = (() => {
+      try {
+        chooseMirror(src({ suites: ['bookwrom'] }), 'bookwrom', { aptRoot: r, env: {} });
+      } catch (e) {
+        return e as MkimgError;
+      }
+      throw new Error('expected an error');
+    })();
+    expect(err).toBeInstanceOf(MkimgError);
+    expect(err.kind).toBe('manifest');
+    expect(err.message).toBe('unknown suite "bookwrom": did you mean "bookworm"?');
+    expect(err.hint).toContain('bookworm, bookworm-security, bookworm-updates');
+    // --mirror keys count as known suites too; a name far from all of them still gets the mirror advice
+    expect(() => chooseMirror(src(), 'trixe', { aptRoot: r, env: {}, mirrors: { trixie: 'http://127.0.0.1:4/t' } })).toThrow('did you mean "trixie"?');
+    expect(() => chooseMirror(src(), 'sid', { aptRoot: r, env: {} })).toThrow('no mirror serves suite "sid"');
+  });
+
+  it('edit distance counts a swap of neighbours as one edit', async () => {
+    const { closeMatches, editDistance } = await import('../../src/util/suggest.js');
+    expect(editDistance('bookwrom', 'bookworm')).toBe(1);
+    expect(editDistance('', 'abc')).toBe(3);
+    expect(closeMatches('bookwrom', ['bookworm', 'bookworm-security', 'trixie'])).toEqual(['bookworm']);
+    expect(closeMatches('sid', ['bookworm', 'trixie'])).toEqual([]);
+  });
+});

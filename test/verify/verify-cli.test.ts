@@ -180,8 +180,8 @@ describe('mkimg verify: rejections, each with its exit code and no stack trace',
     expect(r.stderr).toMatch(/config: config\.config\.Env\[\d\]: absent ≠ "EVIL=1"|config: config\.config\.Env\[\d\]: "EVIL=1" ≠ absent/);
   });
 
-  it('3: a missing manifest; 2: a missing signature file or keyring', () => {
-    expectCleanFailure(cli(['verify', image, sig, '--manifest', join(dir.path, 'nope.yaml'), '--keyring', pub]), 3, /cannot read manifest/, expect);
+  it('2: a missing manifest, signature file or keyring', () => {
+    expectCleanFailure(cli(['verify', image, sig, '--manifest', join(dir.path, 'nope.yaml'), '--keyring', pub]), 2, /cannot read manifest .*nope\.yaml: no such file/, expect);
     expectCleanFailure(cli(['verify', image, join(dir.path, 'nope.sig'), '--manifest', manifest, '--keyring', pub]), 2, /cannot read signature/, expect);
     expectCleanFailure(cli(['verify', image, sig, '--keyring', join(dir.path, 'nope.asc')]), 2, /cannot read keyring/, expect);
   });

@@ -18,12 +18,12 @@ export function registerVerify(program: Command): void {
     .description(
       'In order, stopping at the first failure (each with its own exit code):\n' +
         '  1. signature: the manifest\'s detached OpenPGP signature is good, by a key in --keyring\n' +
-        '     that was valid (not expired, not revoked) when it signed                    (exit 6)\n' +
+        '     that was valid (not expired, not revoked) when it signed (exit 6)\n' +
         '  2. integrity: every blob matches its digest and size, diff_ids match the layers,\n' +
-        '     index.json and manifest.json agree, nothing missing, extra or truncated    (exit 7)\n' +
+        '     index.json and manifest.json agree, nothing missing, extra or truncated (exit 7)\n' +
         '  3. binding: the image\'s org.mkimg.manifest.sha256 label is the manifest\'s sha256 (exit 8)\n' +
         '  4. rebuild (unless --no-rebuild): building the manifest again gives the same bytes;\n' +
-        '     otherwise it says where they differ (as mkimg diff does)                   (exit 9)\n' +
+        '     otherwise it says where they differ (as mkimg diff does) (exit 9)\n\n' +
         'The manifest defaults to the signature\'s name without .sig, else manifest.yaml beside it.',
     )
     .argument('<image>', 'image tar (from mkimg build)')
