@@ -10,6 +10,7 @@ import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import { scanImageTar, type ImageTarEntry, type ImageTarScan } from './read-image.js';
 import { TarParser, type TarHeader } from '../image/tar-reader.js';
+import { asTextLines, unifiedDiff } from '../util/text-diff.js';
 
 export interface Difference {
   /** What differs: "index.json", "config", "manifest", "layer 0", "layer 0: usr/bin/env", "tar", ... */
@@ -20,7 +21,14 @@ export interface Difference {
   b?: unknown;
   /** One line for humans. */
   message: string;
+  /** A digest or size that only follows from another difference (a layer's or the config's bytes changed). */
+  derived?: boolean;
+  /** For a small changed text file: its unified diff (--- a/, +++ b/, @@ hunks). */
+  textDiff?: string[];
 }
+
+/** Files up to this size keep their bytes while a layer is read, for a text diff. */
+const TEXT_DIFF_MAX = 64 * 1024;
 
 export interface ImageDiff {
   identical: boolean;
@@ -125,6 +133,8 @@ function withoutPadding(pax: Record<string, string>): Record<string, string> {
 interface LayerEntry {
   header: TarHeader;
   sha256: string;
+  /** The content of a regular file of at most TEXT_DIFF_MAX bytes. */
+  small?: Buffer;
 }
 
 /** Second pass: parse the layer tars named by `hexes` inside the image tar. */
@@ -144,10 +154,15 @@ async function readLayers(path: string, hexes: Set<string>): Promise<Map<string,
         entries.push(e);
         const hash = createHash('sha256');
         cur = { hash, e };
+        const keep = ih.type === '0' && ih.size <= TEXT_DIFF_MAX ? ([] as Buffer[]) : undefined;
         return {
-          write: (c) => void hash.update(c),
+          write: (c) => {
+            hash.update(c);
+            keep?.push(Buffer.from(c));
+          },
           end: () => {
             e.sha256 = hash.digest('hex');
+            if (keep) e.small = Buffer.concat(keep);
             cur = undefined;
           },
         };
@@ -197,7 +212,12 @@ function diffLayer(where: string, a: LayerEntry[] | string | undefined, b: Layer
     else {
       diffHeaders(w, x.header, y.header, out);
       if (x.header.type === '0' && y.header.type === '0' && x.sha256 !== y.sha256) {
-        out.push({ where: w, field: 'content', a: `sha256:${x.sha256}`, b: `sha256:${y.sha256}`, message: `${w}: content differs (sha256:${x.sha256.slice(0, 12)}… ≠ sha256:${y.sha256.slice(0, 12)}…)` });
+        const d: Difference = { where: w, field: 'content', a: `sha256:${x.sha256}`, b: `sha256:${y.sha256}`, message: `${w}: content differs (sha256:${x.sha256.slice(0, 12)}… ≠ sha256:${y.sha256.slice(0, 12)}…)` };
+        const ta = x.small && asTextLines(x.small);
+        const tb = y.small && asTextLines(y.small);
+        const text = ta && tb ? unifiedDiff(n, ta, tb) : undefined;
+        if (text?.length) d.textDiff = text;
+        out.push(d);
       }
     }
   }
@@ -296,5 +316,23 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     }
   }
   if (out.length === 0) out.push({ where: 'tar', field: 'offset', a: first, b: first, message: `the tars differ first at byte ${first}, in framing mkimg does not model (padding, end marker)` });
-  return { identical: false, differences: out.slice(0, limit) };
+  return { identical: false, differences: realFirst(out).slice(0, limit) };
+}
+
+/** Digest and size references between the image's documents (and Docker's manifest.json paths to blobs). */
+const REFERENCE_FIELD = /(?:\.digest|\.size|^config\.rootfs\.diff_ids\[\d+\]|^manifest\[\d+\]\.(?:Config|Layers\[\d+\]))$/;
+
+/**
+ * Mark the differences that only follow from others (a changed layer changes
+ * its digest in the config's diff_ids, the manifest, and so the index and
+ * manifest.json) and put the real ones first. When nothing but references
+ * differ, nothing is marked: then they are the news.
+ */
+function realFirst(ds: Difference[]): Difference[] {
+  const isReference = (d: Difference) =>
+    (d.field !== undefined && REFERENCE_FIELD.test(d.field) && !d.where.startsWith('layer')) ||
+    (d.where.endsWith('(image tar entry)') && d.field === 'size');
+  if (ds.every(isReference)) return ds;
+  for (const d of ds) if (isReference(d)) d.derived = true;
+  return [...ds.filter((d) => !d.derived), ...ds.filter((d) => d.derived)];
 }

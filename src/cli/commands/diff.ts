@@ -1,10 +1,29 @@
 import type { Command } from 'commander';
 import { action } from '../output.js';
 import { EXIT_CODES } from '../../util/errors.js';
+import type { Difference } from '../../verify/diff.js';
 
 interface DiffFlags {
   json?: boolean;
   limit: string;
+}
+
+/**
+ * The real differences, each with its text diff indented under it, then one
+ * line for the digests and sizes that follow from them (--json lists those).
+ */
+function humanDifferences(ds: Difference[]): string[] {
+  const lines: string[] = [];
+  for (const d of ds.filter((x) => !x.derived)) {
+    lines.push(`  ${d.message}`);
+    for (const t of d.textDiff ?? []) lines.push(`    ${t}`);
+  }
+  const derived = ds.filter((x) => x.derived);
+  if (derived.length) {
+    const where = [...new Set(derived.map((x) => x.where.replace(/ \(image tar entry\)$/, '')))].sort().join(', ');
+    lines.push(`  + ${derived.length} digest${derived.length === 1 ? '' : 's'} and sizes that follow from the above (${where}); --json lists them`);
+  }
+  return lines;
 }
 
 export function registerDiff(program: Command): void {
@@ -20,7 +39,7 @@ export function registerDiff(program: Command): void {
     .argument('<a>', 'first image tar')
     .argument('<b>', 'second image tar')
     .option('--limit <n>', 'report at most this many differences', '200')
-    .option('--json', 'print one JSON object: identical, differences[{where, field, a, b, message}]')
+    .option('--json', 'print one JSON object: identical, differences[{where, field, a, b, message, derived, textDiff}]')
     .addHelpText(
       'after',
       `
@@ -38,7 +57,7 @@ Exit codes: 0 identical, 9 different, 2 usage (unreadable file), 7 a tar is malf
           const d = await diffImages(a, b, limit);
           return {
             json: { identical: d.identical, differences: d.differences },
-            human: d.identical ? [`identical: ${a} and ${b} have the same bytes`] : [`${a} and ${b} differ:`, ...d.differences.map((x) => '  ' + x.message)],
+            human: d.identical ? [`identical: ${a} and ${b} have the same bytes`] : [`${a} and ${b} differ:`, ...humanDifferences(d.differences)],
             exitCode: d.identical ? 0 : EXIT_CODES.rebuild,
           };
         },
