@@ -236,7 +236,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       manifestSha256: manifest.origin.sha256,
       layers: written.layers,
       packages: debs.length,
-      files: keep.size,
+      files: written.layerEntries,
       minimize: report,
       warnings: [],
     };

@@ -37,6 +37,8 @@ export interface WrittenImage {
   /** sha256:… of the OCI image manifest (what a registry reports). */
   manifestDigest: string;
   layers: Descriptor[];
+  /** How many tar entries the layer holds (files, directories, links, implied parents): what mkimg inspect counts. */
+  layerEntries: number;
 }
 
 /** A digest of the right length, for planning before the layer's digest is known. */
@@ -79,7 +81,7 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
       throw new MkimgError('internal', `image tar: the layer's data is planned at byte ${image.plan.firstLayer?.dataOffset}, but was written at ${dataOffset}`);
     }
     writePlan(fd, image.plan);
-    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc] };
+    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc], layerEntries: plan.length };
   });
 }
 

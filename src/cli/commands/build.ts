@@ -103,7 +103,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               warnings: r.warnings,
             },
             human: [
-              `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} entries)`,
+              `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} layer entries)`,
               `image id:        ${r.imageId}`,
               `manifest digest: ${r.manifestDigest}`,
               ...(summary?.before && summary.after ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
