@@ -34,7 +34,8 @@ export function registerDiff(program: Command): void {
       'Compare two image tars and say where they differ: which blob (matched by role: image\n' +
         'manifest, config, layer N), which file in a layer, which tar header field (type, mode,\n' +
         'uid, gid, size, mtime, linkname, uname, gname, devmajor, devminor, magic, pax records),\n' +
-        'content, or which JSON key (paths like config.config.Env[2]).',
+        'content, or which JSON key (paths like config.config.Env[2]). Real differences come first, with a\n' +
+        'unified diff of a small changed text file; the digests that follow from them are summed up in one line.',
     )
     .argument('<a>', 'first image tar')
     .argument('<b>', 'second image tar')
