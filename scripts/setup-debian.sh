@@ -95,7 +95,11 @@ ensure_node() {
   echo "setup-debian.sh: Debian's Node.js is $(node --version 2>/dev/null || echo missing); fetching node-linux-$arch@$NODE_PIN into .node/"
   local tmp
   tmp=$(mktemp -d)
-  (cd "$tmp" && npm pack --silent "node-linux-$arch@$NODE_PIN" >/dev/null)
+  if ! (cd "$tmp" && npm pack --loglevel=error "node-linux-$arch@$NODE_PIN" >/dev/null); then
+    echo "setup-debian.sh: npm could not fetch node-linux-$arch@$NODE_PIN (above); install Node.js ${NODE_MIN_MAJOR} or newer and run this again" >&2
+    rm -rf "$tmp"
+    exit 1
+  fi
   local tgz="$tmp/node-linux-$arch-$NODE_PIN.tgz"
   local got # npm's integrity format, computed by Debian's node (minbase has no openssl)
   got=$(node -e 'process.stdout.write("sha512-" + require("crypto").createHash("sha512").update(require("fs").readFileSync(process.argv[1])).digest("base64"))' "$tgz")

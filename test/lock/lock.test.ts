@@ -267,6 +267,6 @@ describe('mkimg lock', () => {
     const ok = await run(['lock', '--check', path]);
     expect(ok.code).toBe(0);
     const err = await run(['lock', join(work, 'missing.yaml')]);
-    expect(err.code).toBe(new MkimgError('manifest', '').exitCode);
+    expect(err.code).toBe(new MkimgError('usage', '').exitCode);
   });
 });
