@@ -5,6 +5,8 @@
  *   mkimg-trace --root DIR --events FILE [--timeout SECS] [--hostname H]
  *               [--cwd DIR] [--uid N --gid N] [--env K=V]... [--stdin FILE]
  *               [--stdout FILE] [--stderr FILE] [--no-trace] -- PROGRAM ARGS...
+ *   run options (mkimg run): [--bind HOST:IMG[:ro]]... [--network host|none]
+ *               [--writable] [--stdin -] [--messages-fd N]
  *
  * Process layout:
  *   tracer (host namespaces) ── clone(NEWNS|NEWPID|NEWNET|NEWUTS|NEWIPC[|NEWUSER])
@@ -176,7 +178,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: %s --root DIR --events FILE [--timeout SECS] [--hostname H] [--cwd DIR]\n"
           "       [--uid N --gid N] [--env K=V]... [--stdin FILE] [--stdout FILE] [--stderr FILE]\n"
-          "       [--no-trace] -- PROGRAM ARGS...\n",
+          "       [--no-trace] [--bind HOST:IMG[:ro]]... [--network host|none] [--writable]\n"
+          "       [--stdin -] [--messages-fd N] -- PROGRAM ARGS...\n",
           prog);
   exit(EXIT_TRACER);
 }
@@ -290,13 +293,184 @@ static void harden_proc(const char *proc) {
   }
 }
 
+/* ------------------------------------------------------------------ */
+/* mkimg run: bind mounts, host network, a writable root, stdio and     */
+/* signal passthrough. Kept in one block; setup_mounts/init_main/main   */
+/* call into it at marked points.                                      */
+/* ------------------------------------------------------------------ */
+
+#define MAX_BINDS 64
+struct bind {
+  const char *host, *img;
+  int ro, isdir;
+};
+struct run_opts {
+  struct bind binds[MAX_BINDS];
+  int nbinds;
+  int net_host;   /* --network host: stay in the caller's network namespace */
+  int writable;   /* --writable: an overlay with a tmpfs upper over --root */
+  int stdin_tty;  /* --stdin -: the caller's stdin, whatever it is */
+};
+static struct run_opts R;
+static char newroot[4200]; /* what init pivots into: scratch, or scratch/root with --writable */
+static volatile pid_t fwd_to = 0; /* tracer: init; init: the worker */
+
+static void parse_bind(char *spec) {
+  if (R.nbinds >= MAX_BINDS) dief("more than %s --bind options", "64");
+  struct bind *b = &R.binds[R.nbinds++];
+  char *c = strchr(spec, ':');
+  if (!c || c == spec) dief("--bind wants HOST:IMG[:ro], got '%s'", spec);
+  *c = 0;
+  b->host = spec;
+  b->img = c + 1;
+  char *m = strchr(c + 1, ':');
+  if (m) {
+    *m = 0;
+    if (strcmp(m + 1, "ro") && strcmp(m + 1, "rw")) dief("--bind mode must be ro or rw, got '%s'", m + 1);
+    b->ro = !strcmp(m + 1, "ro");
+  }
+  if (b->img[0] != '/') dief("--bind target must be an absolute path, got '%s'", b->img);
+  struct stat st;
+  if (stat(b->host, &st) != 0) die(b->host);
+  b->isdir = S_ISDIR(st.st_mode);
+}
+
+/* --writable: tmpfs at scratch, holding the overlay's upper and work dirs,
+ * the overlay itself mounted at scratch/root. All of it lives in the
+ * sandbox's mount namespace: nothing is written to --root or the host disk. */
+static void setup_writable_root(void) {
+  char u[4200], w[4200], opts[13000];
+  path_in(u, sizeof u, scratch, "upper");
+  path_in(w, sizeof w, scratch, "work");
+  path_in(newroot, sizeof newroot, scratch, "root");
+  if (mkdir(u, 0755) != 0 || mkdir(w, 0755) != 0 || mkdir(newroot, 0755) != 0) die("mkdir(overlay dirs)");
+  if (strpbrk(O.root, ",:\\")) dief("--writable: --root %s holds ',', ':' or '\\', which overlayfs options cannot carry", O.root);
+  snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", O.root, u, w);
+  if (mount("overlay", newroot, "overlay", MS_NOSUID | MS_NODEV, opts) != 0) die("mount(overlay for --writable)");
+  /* The image's own /tmp, /run, /proc, /dev are covered below, as without --writable. */
+  static const char *const TOP[][2] = {{"tmp", "1777"}, {"run", "0755"}, {"proc", "0555"}, {"dev", "0755"}};
+  for (size_t i = 0; i < 4; i++) {
+    char a[4300];
+    path_in(a, sizeof a, newroot, TOP[i][0]);
+    struct stat st;
+    if (lstat(a, &st) == 0 && !S_ISDIR(st.st_mode) && unlink(a) != 0) die(a);
+    if (mkdir(a, (mode_t)strtol(TOP[i][1], NULL, 8)) != 0 && errno != EEXIST) die(a);
+  }
+}
+
+#ifndef RESOLVE_IN_ROOT
+#define RESOLVE_IN_ROOT 0x10
+#endif
+struct mkimg_open_how {
+  uint64_t flags, mode, resolve;
+};
+
+/* Open PATH (relative, image side) as if newroot were "/": symlinks and ".."
+ * cannot leave it (openat2 RESOLVE_IN_ROOT). */
+static int open_in_root(int rootfd, const char *rel, int flags) {
+  struct mkimg_open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0, .resolve = RESOLVE_IN_ROOT};
+  return (int)syscall(SYS_openat2, rootfd, *rel ? rel : ".", &how, sizeof how);
+}
+
+/* Before the scratch root turns read-only and before pivot_root: mount each
+ * --bind. The target is resolved inside newroot only, and the mount is made
+ * on /proc/self/fd/N of that resolved target, so an image symlink cannot send
+ * a mount onto the host. A missing target is created where that can be done
+ * without touching --root: a top-level name (the scratch root's tmpfs), under
+ * /tmp or /run, or anywhere with --writable (the overlay's upper layer);
+ * elsewhere it is an error. */
+static void prepare_bind_points(void) {
+  if (R.nbinds == 0) return;
+  int rootfd = open(newroot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) die("open(new root)");
+  for (int i = 0; i < R.nbinds; i++) {
+    const struct bind *b = &R.binds[i];
+    const char *rel = b->img;
+    while (*rel == '/') rel++;
+    int t = open_in_root(rootfd, rel, O_PATH);
+    if (t < 0 && errno == ENOENT) {
+      /* create each missing component, resolving the prefix in root every time */
+      char pre[4200];
+      snprintf(pre, sizeof pre, "%s", rel);
+      size_t n = strlen(pre);
+      for (size_t k = 0; k <= n; k++) {
+        if (pre[k] != '/' && pre[k] != 0) continue;
+        char save = pre[k];
+        pre[k] = 0;
+        int last = save == 0;
+        int e = open_in_root(rootfd, pre, O_PATH);
+        if (e >= 0) close(e);
+        else if (errno == ENOENT) {
+          char *slash = strrchr(pre, '/');
+          const char *name = slash ? slash + 1 : pre;
+          int pfd = slash ? (*slash = 0, open_in_root(rootfd, pre, O_PATH | O_DIRECTORY)) : dup(rootfd);
+          if (slash) *slash = '/';
+          if (pfd < 0) die(b->img);
+          int r;
+          if (!last || b->isdir) r = mkdirat(pfd, name, 0755);
+          else {
+            r = openat(pfd, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+            if (r >= 0) r = close(r);
+          }
+          if (r != 0 && errno == EROFS)
+            dief("--bind target %s does not exist in the image and cannot be made there (read-only; use --writable)", b->img);
+          if (r != 0) die(b->img);
+          close(pfd);
+        } else die(b->img);
+        pre[k] = save;
+      }
+      t = open_in_root(rootfd, rel, O_PATH);
+    }
+    if (t < 0) die(b->img);
+    char fdp[64], step[4300];
+    snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", t);
+    if (mount(b->host, fdp, NULL, MS_BIND | MS_REC, NULL) != 0) {
+      snprintf(step, sizeof step, "mount(bind %s -> %s)", b->host, b->img);
+      die(step);
+    }
+    close(t);
+    if (b->ro) {
+      t = open_in_root(rootfd, rel, O_PATH); /* now the top of the new mount */
+      if (t < 0) die(b->img);
+      snprintf(fdp, sizeof fdp, "/proc/self/fd/%d", t);
+      unsigned long f = locked_flags(fdp);
+      if (mount(NULL, fdp, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | f, NULL) != 0) {
+        snprintf(step, sizeof step, "mount(remount read-only %s)", b->img);
+        die(step);
+      }
+      close(t);
+    }
+  }
+  close(rootfd);
+}
+
+/* Signals sent to the tracer (by mkimg run, which forwards its own) go to
+ * init, and init's to the worker: the program sees what its caller was sent. */
+static const int FORWARDED[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+static void on_forward(int sig) {
+  int e = errno;
+  if (fwd_to > 0) kill(fwd_to, sig);
+  errno = e;
+}
+static void forward_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_forward; /* no SA_RESTART: waitpid returns EINTR */
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) sigaction(FORWARDED[i], &sa, NULL);
+}
+static void default_signals(void) {
+  for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
+}
+
 static const char *const DEVS[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
 static void setup_mounts(void) {
   char a[4200], b[4200];
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("mount(make / rprivate)");
   mount_tmpfs(scratch, "mode=0755");
-
+  snprintf(newroot, sizeof newroot, "%s", scratch);
+  if (R.writable) setup_writable_root(); /* mkimg run --writable */
+  else {
   /* The scratch root mirrors DIR's top level: directories and files are
    * bind-mounted read-only, symlinks recreated with the same target. */
   DIR *d = opendir(O.root);
@@ -327,20 +501,21 @@ static void setup_mounts(void) {
     }
   }
   closedir(d);
+  }
 
-  path_in(a, sizeof a, scratch, "tmp");
-  if (mkdir(a, 01777) != 0) die(a);
+  path_in(a, sizeof a, newroot, "tmp");
+  if (mkdir(a, 01777) != 0 && !(R.writable && errno == EEXIST)) die(a);
   mount_tmpfs(a, "mode=1777");
-  path_in(a, sizeof a, scratch, "run");
-  if (mkdir(a, 0755) != 0) die(a);
+  path_in(a, sizeof a, newroot, "run");
+  if (mkdir(a, 0755) != 0 && !(R.writable && errno == EEXIST)) die(a);
   mount_tmpfs(a, "mode=0755");
-  path_in(a, sizeof a, scratch, "proc");
-  if (mkdir(a, 0555) != 0) die(a);
+  path_in(a, sizeof a, newroot, "proc");
+  if (mkdir(a, 0555) != 0 && !(R.writable && errno == EEXIST)) die(a);
   if (mount("proc", a, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die("mount(proc)");
   harden_proc(a);
 
-  path_in(a, sizeof a, scratch, "dev");
-  if (mkdir(a, 0755) != 0) die(a);
+  path_in(a, sizeof a, newroot, "dev");
+  if (mkdir(a, 0755) != 0 && !(R.writable && errno == EEXIST)) die(a);
   if (mount("tmpfs", a, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755") != 0) die("mount(tmpfs /dev)");
   for (size_t i = 0; i < sizeof DEVS / sizeof DEVS[0]; i++) {
     char host[64];
@@ -370,9 +545,10 @@ static void setup_mounts(void) {
   if (mkdir(b, 0755) != 0) die(b);
   if (mount(NULL, a, NULL, MS_REMOUNT | MS_NOSUID | MS_NOEXEC | MS_RDONLY, "mode=0755") != 0) die("mount(remount /dev read-only)");
 
-  if (mount(NULL, scratch, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755") != 0)
+  prepare_bind_points(); /* mkimg run --bind */
+  if (!R.writable && mount(NULL, scratch, NULL, MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_RDONLY, "mode=0755") != 0)
     die("mount(remount scratch root read-only)");
-  if (chdir(scratch) != 0) die("chdir(scratch root)");
+  if (chdir(newroot) != 0) die("chdir(scratch root)");
   if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root");
   if (umount2(".", MNT_DETACH) != 0) die("umount2(old root)");
   if (chdir("/") != 0) die("chdir(/)");
@@ -605,7 +781,7 @@ static int init_main(void *arg) {
 
   setup_mounts();
   if (sethostname(O.hostname, strlen(O.hostname)) != 0) die("sethostname");
-  loopback_up();
+  if (!R.net_host) loopback_up();
 
   if (O.trace) {
     if (ptrace(PTRACE_TRACEME, 0, 0, 0) != 0) die("ptrace(PTRACE_TRACEME)");
@@ -620,6 +796,7 @@ static int init_main(void *arg) {
   if (w == 0) {
     close(to_init[0]);
     close(to_worker[1]);
+    default_signals();
     if (O.cwd && chdir(O.cwd) != 0) dief("chdir(--cwd %s) inside the root failed", O.cwd);
     if (unshare(CLONE_NEWUSER) != 0) die("unshare(CLONE_NEWUSER) for the program");
     if (write(to_init[1], "u", 1) != 1) die("write(sync)");
@@ -647,7 +824,11 @@ static int init_main(void *arg) {
   }
   close(to_init[0]);
   close(to_worker[1]);
-  /* pid 1: reap everything, report the worker's status. */
+  /* pid 1: reap everything, report the worker's status; forward signals
+   * sent to it (by the tracer) to the worker (from here on: a signal must not
+   * interrupt the id-map handshake above). */
+  fwd_to = w;
+  forward_signals();
   for (;;) {
     int st;
     pid_t r = waitpid(-1, &st, 0);
@@ -883,6 +1064,20 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--stdout")) O.out = NEXT();
     else if (!strcmp(a, "--stderr")) O.err = NEXT();
     else if (!strcmp(a, "--no-trace")) O.trace = 0;
+    /* mkimg run options */
+    else if (!strcmp(a, "--bind")) parse_bind(NEXT());
+    else if (!strcmp(a, "--writable")) R.writable = 1;
+    else if (!strcmp(a, "--network")) {
+      const char *n = NEXT();
+      if (!strcmp(n, "host")) R.net_host = 1;
+      else if (!strcmp(n, "none")) R.net_host = 0;
+      else dief("--network wants host or none, got '%s'", n);
+    } else if (!strcmp(a, "--messages-fd")) {
+      long fd = num(NEXT(), a);
+      if (fcntl((int)fd, F_GETFD) < 0) die("--messages-fd");
+      err_fd = (int)fd;
+      fcntl(err_fd, F_SETFD, FD_CLOEXEC);
+    }
     else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
       usage();
     } else {
@@ -900,11 +1095,19 @@ int main(int argc, char **argv) {
   struct stat st;
   if (stat(O.root, &st) != 0 || !S_ISDIR(st.st_mode)) dief("--root %s is not a directory", O.root);
 
-  err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
-  if (err_fd < 0) err_fd = 2;
+  if (err_fd == 2) {
+    err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+    if (err_fd < 0) err_fd = 2;
+  }
+  /* Whoever started the tracer owns the sandbox: if it dies, so does the
+   * tracer, and with it (PDEATHSIG of init) everything inside. */
+  pid_t starter = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
+  if (getppid() != starter) _exit(EXIT_TRACER);
 
   struct child_args ca = {.in_fd = -1, .out_fd = -1, .err_fd = -1};
-  ca.in_fd = open(O.in ? O.in : "/dev/null", O_RDONLY | O_CLOEXEC);
+  if (O.in && !strcmp(O.in, "-")) ca.in_fd = fcntl(0, F_DUPFD_CLOEXEC, 3); /* mkimg run: the caller's stdin */
+  else ca.in_fd = open(O.in ? O.in : "/dev/null", O_RDONLY | O_CLOEXEC);
   if (ca.in_fd < 0) die(O.in ? O.in : "/dev/null");
   if (O.out && (ca.out_fd = open(O.out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) die(O.out);
   if (O.err && (ca.err_fd = open(O.err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) die(O.err);
@@ -924,6 +1127,7 @@ int main(int argc, char **argv) {
   ca.userns = geteuid() != 0;
   caller_is_root = !ca.userns;
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  if (R.net_host) flags &= ~CLONE_NEWNET; /* mkimg run --network host */
   if (ca.userns) flags |= CLONE_NEWUSER;
 
   size_t stack_sz = 1 << 20;
@@ -954,6 +1158,8 @@ int main(int argc, char **argv) {
     snprintf(m, sizeof m, "%ld %u 1\n", O.gid >= 0 ? O.gid : (O.uid >= 0 ? O.uid : 0), egid);
     write_file(p, m);
   }
+  fwd_to = init;
+  forward_signals();
   if (write(sp[1], "x", 1) != 1) die("write(sync)");
   close(sp[1]);
 
