@@ -32,7 +32,7 @@ const outdir = join(root, 'dist/bundle');
 rmSync(outdir, { recursive: true, force: true });
 const result = await build({
   absWorkingDir: root,
-  entryPoints: { main: 'dist/cli/main.js' },
+  entryPoints: { main: 'dist/cli/main.js', run: 'dist/run/main.js' },
   outdir,
   bundle: true,
   splitting: true,

@@ -15,6 +15,7 @@ import { registerPush } from './commands/push.js';
 import { registerSign } from './commands/sign.js';
 import { registerVerify } from './commands/verify.js';
 import { registerTrace } from './commands/trace.js';
+import { registerRun } from './commands/run.js';
 import { reportError } from './output.js';
 import { flowHelpTexts, HELP_CONFIG, usageHint } from './help.js';
 import { registerCompletion } from './completion.js';
@@ -39,6 +40,7 @@ export function makeProgram(): Command {
   registerPush(program);
   registerPull(program);
   registerTrace(program);
+  registerRun(program);
   registerCompletion(program);
   program.addHelpText(
     'after',

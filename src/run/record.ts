@@ -1,0 +1,57 @@
+/**
+ * The launch record: per image file (or layout directory), what a warm run
+ * needs to start the sandbox without reading the image again: the root
+ * folder in the cache and the image config. Keyed by the absolute path and
+ * checked against the file's size, mtime, inode and device, so a rebuilt or
+ * replaced image is read again. Stored at <cache>/run/images/<sha256(path)>.json.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { RunConfig } from './image.js';
+
+export interface LaunchRecord {
+  v: 1;
+  path: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  dev: number;
+  platform: string;
+  manifestDigest: string;
+  root: string;
+  config: RunConfig;
+}
+
+function recordFile(cacheDir: string, absPath: string): string {
+  return join(cacheDir, 'run', 'images', createHash('sha256').update(absPath).digest('hex') + '.json');
+}
+
+/** The stat that decides whether a record is current: the file itself, or a layout's index.json. */
+export function imageStat(absPath: string): { size: number; mtimeMs: number; ino: number; dev: number } | undefined {
+  const st = statSync(absPath, { throwIfNoEntry: false });
+  if (!st) return undefined;
+  const s = st.isDirectory() ? statSync(join(absPath, 'index.json'), { throwIfNoEntry: false }) : st;
+  return s ? { size: s.size, mtimeMs: s.mtimeMs, ino: s.ino, dev: s.dev } : undefined;
+}
+
+export function readRecord(cacheDir: string, absPath: string, platform: string): LaunchRecord | undefined {
+  const st = imageStat(absPath);
+  if (!st) return undefined;
+  let r: LaunchRecord;
+  try {
+    r = JSON.parse(readFileSync(recordFile(cacheDir, absPath), 'utf8')) as LaunchRecord;
+  } catch {
+    return undefined;
+  }
+  if (r.v !== 1 || r.path !== absPath || r.size !== st.size || r.mtimeMs !== st.mtimeMs || r.ino !== st.ino || r.dev !== st.dev || r.platform !== platform) return undefined;
+  return existsSync(r.root) ? r : undefined;
+}
+
+export function writeRecord(cacheDir: string, r: LaunchRecord): void {
+  const f = recordFile(cacheDir, r.path);
+  mkdirSync(join(cacheDir, 'run', 'images'), { recursive: true });
+  const tmp = `${f}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, JSON.stringify(r));
+  renameSync(tmp, f);
+}

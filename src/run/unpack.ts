@@ -1,0 +1,229 @@
+/**
+ * Unpack once, by content: each layer goes to <cache>/rootfs/sha256/<diff_id>/
+ * (`root/` holds its files, `whiteouts` lists its OCI whiteouts), written in a
+ * temporary folder beside it and renamed into place only after the layer's
+ * blob digest and diff_id both checked out. A second run of the same image,
+ * or of another image sharing the layer, unpacks nothing.
+ *
+ * The same safety rules as the staging root (a layer is untrusted input):
+ * - names with ".." components or absolute names are refused;
+ * - every parent of an entry must be a directory this layer made (or that
+ *   is implied by a deeper name); an entry under a symlink or a file is
+ *   refused, so nothing is written outside root/;
+ * - hardlinks must point at a regular file this layer already wrote;
+ * - device nodes, fifos and unknown entry types are refused;
+ * - files get `mode & 0777` on disk (never setuid/setgid), directories at
+ *   least 0755; owners are not set (the cache belongs to the caller).
+ */
+import { closeSync, constants as C, existsSync, fchmodSync, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { join } from 'node:path';
+import { Transform, type Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
+import { MkimgError } from '../util/errors.js';
+import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
+import type { RunLayer } from './image.js';
+
+export const WHITEOUT_PREFIX = '.wh.';
+export const OPAQUE = '.wh..wh..opq';
+
+type Kind = 'dir' | 'file' | 'symlink';
+
+function escape(label: string, msg: string): MkimgError {
+  return new MkimgError('integrity', `${label}: ${msg}`, { hint: 'this layer would write outside its unpack folder or holds what an image must not; nothing was unpacked' });
+}
+
+/** Normalize a tar member name to a relative path ("" for the root); throws on escape. */
+export function memberPath(name: string, label: string): string {
+  if (name.startsWith('/')) throw escape(label, `entry "${name}" has an absolute name`);
+  const parts = name.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw escape(label, `entry "${name}" has a ".." component`);
+  return parts.join('/');
+}
+
+/** Writes one layer's entries under `root`, checking each against what it wrote before. */
+class LayerWriter {
+  private readonly kinds = new Map<string, Kind>([['', 'dir']]);
+  readonly whiteouts: string[] = [];
+
+  constructor(
+    private readonly root: string,
+    private readonly label: string,
+  ) {}
+
+  private parents(rel: string): void {
+    let i = rel.indexOf('/');
+    while (i !== -1) {
+      const p = rel.slice(0, i);
+      const k = this.kinds.get(p);
+      if (k === undefined) {
+        mkdirSync(join(this.root, p), 0o755);
+        this.kinds.set(p, 'dir');
+      } else if (k !== 'dir') {
+        throw escape(this.label, `entry "${rel}" would be written through the ${k} "${p}"`);
+      }
+      i = rel.indexOf('/', i + 1);
+    }
+  }
+
+  entry(h: TarHeader): TarBodySink | undefined {
+    const rel = memberPath(h.name, this.label);
+    if (rel === '') return undefined; // the layer's own "./"
+    this.parents(rel);
+    const base = rel.slice(rel.lastIndexOf('/') + 1);
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      // recorded for the merge of later layers; not a file of the image
+      this.whiteouts.push(rel);
+      return undefined;
+    }
+    const p = join(this.root, rel);
+    const before = this.kinds.get(rel);
+    const type = h.type;
+    if (before !== undefined) {
+      if (before === 'dir' && type === '5') {
+        mkdirSync(p, { recursive: true });
+        return undefined;
+      }
+      if (before === 'dir') throw escape(this.label, `entry "${rel}" replaces a directory of the same layer`);
+      unlinkSync(p);
+      this.kinds.delete(rel);
+    }
+    const mode = h.mode & 0o777;
+    switch (type) {
+      case '5':
+        mkdirSync(p, mode | 0o755);
+        this.kinds.set(rel, 'dir');
+        return undefined;
+      case '2':
+        symlinkSync(h.linkname, p);
+        this.kinds.set(rel, 'symlink');
+        return undefined;
+      case '1': {
+        const target = memberPath(h.linkname, this.label);
+        if (this.kinds.get(target) !== 'file') throw escape(this.label, `hardlink "${rel}" points at "${h.linkname}", which is not a file this layer wrote before it`);
+        linkSync(join(this.root, target), p);
+        this.kinds.set(rel, 'file');
+        return undefined;
+      }
+      case '0':
+      case '7': {
+        const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
+        this.kinds.set(rel, 'file');
+        const fix = (mode & ~process.umask()) !== mode;
+        if (h.size === 0) {
+          if (fix) fchmodSync(fd, mode);
+          closeSync(fd);
+          return undefined;
+        }
+        return {
+          write: (c) => {
+            let off = 0;
+            while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+          },
+          end: () => {
+            if (fix) fchmodSync(fd, mode);
+            closeSync(fd);
+          },
+        };
+      }
+      case '3':
+      case '4':
+        throw escape(this.label, `entry "${rel}" is a device node`);
+      case '6':
+        throw escape(this.label, `entry "${rel}" is a fifo`);
+      default:
+        throw escape(this.label, `entry "${rel}" has tar type "${type}", which mkimg does not unpack`);
+    }
+  }
+}
+
+function hashing(hash: Hash): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
+async function zstdStream(): Promise<Transform> {
+  const { Decompress } = await import('fzstd');
+  let out: Transform;
+  const d = new Decompress((data) => out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
+  out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      try {
+        d.push(chunk);
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+    flush(cb) {
+      try {
+        d.push(new Uint8Array(0), true);
+        cb();
+      } catch (e) {
+        cb(e as Error);
+      }
+    },
+  });
+  return out;
+}
+
+/** The folder of a layer in the cache: root/ and whiteouts. */
+export function layerDir(cacheDir: string, diffId: string): string {
+  return join(cacheDir, 'rootfs', 'sha256', diffId.slice('sha256:'.length));
+}
+
+/**
+ * Unpack `layer` into the cache unless it is there already. Returns its folder
+ * and whether it was unpacked now.
+ */
+export async function unpackLayer(cacheDir: string, layer: RunLayer, label: string): Promise<{ dir: string; unpacked: boolean }> {
+  const final = layerDir(cacheDir, layer.diffId);
+  if (existsSync(final)) return { dir: final, unpacked: false };
+  const parent = join(cacheDir, 'rootfs', 'sha256');
+  mkdirSync(parent, { recursive: true });
+  const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  mkdirSync(join(tmp, 'root'), { recursive: true, mode: 0o755 });
+  try {
+    const writer = new LayerWriter(join(tmp, 'root'), label);
+    const parser = new TarParser((h) => writer.entry(h));
+    const mt = layer.desc.mediaType ?? '';
+    const compressed = mt.endsWith('+gzip') || mt.endsWith('.gzip') ? 'gzip' : mt.endsWith('+zstd') || mt.endsWith('.zstd') ? 'zstd' : mt.includes('+') ? mt : '';
+    if (compressed && compressed !== 'gzip' && compressed !== 'zstd') throw new MkimgError('integrity', `${label}: media type ${mt} is not one mkimg can unpack`, { hint: 'layers may be uncompressed, gzip or zstd tars' });
+    const blobHash = createHash('sha256');
+    const diffHash = compressed ? createHash('sha256') : blobHash;
+    let stream: Readable = layer.open().pipe(hashing(blobHash));
+    if (compressed === 'gzip') stream = stream.pipe(createGunzip()).pipe(hashing(diffHash));
+    else if (compressed === 'zstd') stream = stream.pipe(await zstdStream()).pipe(hashing(diffHash));
+    try {
+      for await (const chunk of stream) parser.push(chunk as Buffer);
+      parser.end();
+    } catch (e) {
+      if (e instanceof TarFormatError) throw new MkimgError('integrity', `${label}: ${e.message}`, { hint: 'the layer is not a whole tar; rebuild or pull the image again' });
+      if (e instanceof MkimgError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || /zstd|invalid|unexpected end/i.test((e as Error).message)) {
+        throw new MkimgError('integrity', `${label}: cannot decompress the ${compressed} layer: ${(e as Error).message}`, { hint: 'rebuild or pull the image again' });
+      }
+      throw e;
+    }
+    const blob = `sha256:${blobHash.digest('hex')}`;
+    if (blob !== layer.desc.digest) throw new MkimgError('integrity', `${label}: blob has digest ${blob}, the manifest says ${layer.desc.digest}`, { hint: 'the image is damaged: rebuild or pull it again' });
+    const diff = compressed ? `sha256:${diffHash.digest('hex')}` : blob;
+    if (diff !== layer.diffId) throw new MkimgError('integrity', `${label}: uncompressed layer has digest ${diff}, the config's diff_id says ${layer.diffId}`, { hint: 'the image is damaged: rebuild or pull it again' });
+    writeFileSync(join(tmp, 'whiteouts'), writer.whiteouts.map((w) => w + '\n').join(''));
+    try {
+      renameSync(tmp, final);
+    } catch (e) {
+      if (!existsSync(final)) throw e; // else: another run unpacked the same layer first
+      rmSync(tmp, { recursive: true, force: true });
+    }
+    return { dir: final, unpacked: true };
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
