@@ -1,0 +1,184 @@
+/**
+ * mkimg run end to end, on a real image built by mkimg from the local sample
+ * project (the host's static busybox in a .deb) and on hand-made OCI layouts
+ * (several layers, gzip, hostile layers). Real namespaces, real tracer.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MKIMG, mkimg } from '../helpers/cli.js';
+import { layerTar, type FixtureFile } from '../helpers/oci-fixture.js';
+import { writeSampleProject } from '../helpers/sample-project.js';
+
+const work = mkdtempSync(join(tmpdir(), 'mkimg-run-test-'));
+const cache = join(work, 'cache');
+let image = '';
+
+const run = (args: string[], opts: { input?: string } = {}) => mkimg(['run', '--cache-dir', cache, ...args], { timeout: 60_000, ...opts });
+
+beforeAll(() => {
+  const proj = join(work, 'proj');
+  mkdirSync(proj);
+  const manifest = writeSampleProject(proj);
+  image = join(work, 'sample.tar');
+  const b = mkimg(['build', manifest, '-o', image, '--cache-dir', cache]);
+  if (b.code !== 0) throw new Error(`build failed: ${b.stderr}`);
+}, 300_000);
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function sha(b: Buffer): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** An OCI layout directory with these layer tars (bottom first), gzip-compressed when asked. */
+function writeLayout(dir: string, layers: Buffer[], opts: { gzip?: boolean; cmd?: string[]; architecture?: string } = {}): void {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const put = (b: Buffer) => {
+    const h = sha(b);
+    writeFileSync(join(dir, 'blobs', 'sha256', h), b);
+    return { digest: `sha256:${h}`, size: b.length };
+  };
+  const descs = layers.map((l) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${opts.gzip ? '+gzip' : ''}`, ...put(opts.gzip ? gzipSync(l) : l) }));
+  const config = Buffer.from(JSON.stringify({ architecture: opts.architecture ?? 'amd64', os: 'linux', config: { Cmd: opts.cmd ?? ['/bin/busybox', 'true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) } }));
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(config) }, layers: descs }));
+  const m = put(manifest);
+  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m }] }));
+  writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+}
+
+const busybox = readFileSync('/bin/busybox');
+const bb = (): FixtureFile[] => [
+  { name: 'bin/', type: 'directory' },
+  { name: 'bin/busybox', content: busybox, mode: 0o755 },
+];
+
+function leftovers(): string[] {
+  const d = join(cache, 'rootfs', 'sha256');
+  return existsSync(d) ? readdirSync(d).filter((n) => n.startsWith('.tmp-')) : [];
+}
+
+describe('mkimg run', () => {
+  it('runs the image config: entrypoint, env, exit codes and signals', () => {
+    expect(run([image])).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'echo $LANG $HOME; exit 3'])).toMatchObject({ code: 3, stdout: 'C.UTF-8 /root\n' });
+    expect(run(['-e', 'LANG=x', '-e', 'FOO=bar', '--entrypoint', '/usr/bin/sh', image, '-c', 'echo $LANG $FOO'])).toMatchObject({ code: 0, stdout: 'x bar\n' });
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'kill -TERM $$']).code).toBe(143);
+    expect(run(['-u', '1234:55', '--entrypoint=', image, 'sh', '-c', 'busybox id -u; busybox id -g'])).toMatchObject({ code: 0, stdout: '1234\n55\n' });
+    expect(run(['-w', '/app', '--entrypoint=', image, 'sh', '-c', 'busybox pwd'])).toMatchObject({ stdout: '/app\n' });
+    // stdin passes through
+    expect(run(['--entrypoint=', image, 'busybox', 'cat'], { input: 'piped\n' })).toMatchObject({ code: 0, stdout: 'piped\n' });
+    // read-only root unless --writable, whose writes vanish
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'echo x > /app/new']).code).not.toBe(0);
+    expect(run(['--writable', '--entrypoint=', image, 'sh', '-c', 'echo x > /app/new && busybox cat /app/new'])).toMatchObject({ code: 0, stdout: 'x\n' });
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'busybox test -e /app/new || echo gone'])).toMatchObject({ stdout: 'gone\n' });
+  });
+
+  it('unpacks once: a second run reuses the layer and the launch record', () => {
+    run(['--entrypoint=', image, 'true']);
+    const layers = readdirSync(join(cache, 'rootfs', 'sha256'));
+    const ino = statSync(join(cache, 'rootfs', 'sha256', layers[0]!)).ino;
+    expect(readdirSync(join(cache, 'run', 'images'))).toHaveLength(1);
+    // another copy of the same image: a new record, the same unpacked layer
+    const copy = join(work, 'copy.tar');
+    writeFileSync(copy, readFileSync(image));
+    expect(run([copy])).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
+    expect(readdirSync(join(cache, 'rootfs', 'sha256'))).toEqual(layers);
+    expect(statSync(join(cache, 'rootfs', 'sha256', layers[0]!)).ino).toBe(ino);
+    expect(readdirSync(join(cache, 'run', 'images'))).toHaveLength(2);
+  });
+
+  it('forwards SIGTERM to the program: exit 128+15, nothing left running', async () => {
+    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--entrypoint=', image, 'sh', '-c', 'echo up; exec busybox sleep 60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((res) => child.stdout.once('data', () => res()));
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(code).toBe(143);
+    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "[b]usybox sleep 60" || true'], { encoding: 'utf8' }).trim()).toBe('0');
+  });
+
+  it('bind mounts: read, :ro not written, rw written; a missing host path is a usage error', () => {
+    const data = join(work, 'data');
+    mkdirSync(data);
+    writeFileSync(join(data, 'in.txt'), 'from the host\n');
+    expect(run(['-v', `${data}:/data:ro`, '--entrypoint=', image, 'sh', '-c', 'busybox cat /data/in.txt; echo x > /data/out.txt'])).toMatchObject({ code: 1, stdout: 'from the host\n' });
+    expect(existsSync(join(data, 'out.txt'))).toBe(false);
+    expect(run(['-v', `${data}:/app/static`, '--entrypoint=', image, 'sh', '-c', 'echo written > /app/static/out.txt']).code).toBe(0);
+    expect(readFileSync(join(data, 'out.txt'), 'utf8')).toBe('written\n');
+    const missing = run(['-v', `${join(work, 'nope')}:/data`, image, 'true']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^mkimg: error: -v .*nope does not exist on this host/m);
+  });
+
+  it('--network host reaches a host listener; the default network does not', async () => {
+    const server = createServer((s) => s.end('hi from the host\n'));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', () => res()));
+    const port = (server.address() as { port: number }).port;
+    const nc = (net: string) =>
+      new Promise<{ code: number | null; stdout: string }>((res) => {
+        const c = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--network', net, '--entrypoint=', image, 'busybox', 'nc', '127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.on('close', (code) => res({ code, stdout: out }));
+      });
+    try {
+      expect(await nc('host')).toMatchObject({ code: 0, stdout: 'hi from the host\n' });
+      expect((await nc('none')).code).not.toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a terminal on stdin reaches the program as a terminal', () => {
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${MKIMG} run --cache-dir ${cache} --entrypoint= ${image} sh -c 'busybox test -t 0 && echo tty'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout).toMatch(/tty/);
+  });
+
+  it('several gzip layers, applied in order with whiteouts, from an OCI layout directory', async () => {
+    const l1 = await layerTar([...bb(), { name: 'etc/', type: 'directory' }, { name: 'etc/a', content: 'one\n' }, { name: 'etc/gone', content: 'x' }, { name: 'opq/', type: 'directory' }, { name: 'opq/old', content: 'x' }], 0);
+    const l2 = await layerTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/a', content: 'two\n' }, { name: 'etc/.wh.gone', content: '' }, { name: 'opq/', type: 'directory' }, { name: 'opq/.wh..wh..opq', content: '' }, { name: 'opq/new', content: 'n' }, { name: 'etc/b', type: 'link', linkname: 'etc/a' }], 0);
+    const dir = join(work, 'layout');
+    writeLayout(dir, [l1, l2], { gzip: true });
+    const r = run([dir, '/bin/busybox', 'sh', '-c', 'busybox cat /etc/a /etc/b; busybox ls /etc; busybox ls /opq']);
+    expect(r).toMatchObject({ code: 0, stdout: 'two\ntwo\na\nb\nnew\n' });
+    expect(existsSync(join(cache, 'rootfs', 'chain'))).toBe(true);
+  });
+
+  it('bad input: not an image, an escaping layer, unknown user, another platform; nothing left behind', async () => {
+    const junk = join(work, 'junk.tar');
+    writeFileSync(junk, 'not a tar at all'.repeat(100));
+    const j = run([junk]);
+    expect(j.code).toBe(7);
+    expect(j.stderr).toMatch(/^mkimg: error: .*junk\.tar/m);
+    expect(j.stderr).not.toMatch(/\n\s+at /);
+
+    const target = join(work, 'escape-target');
+    mkdirSync(target);
+    const evil = join(work, 'evil');
+    writeLayout(evil, [await layerTar([...bb(), { name: 'out', type: 'symlink', linkname: target }, { name: 'out/pwned', content: 'x' }], 0)]);
+    const e = run([evil]);
+    expect(e.code).toBe(7);
+    expect(e.stderr).toMatch(/entry "out\/pwned" would be written through the symlink "out"/);
+    expect(readdirSync(target)).toEqual([]);
+    const dots = join(work, 'dots');
+    writeLayout(dots, [await layerTar([...bb(), { name: '../x', content: 'x' }], 0)]);
+    expect(run([dots]).stderr).toMatch(/has a "\.\." component/);
+    expect(leftovers()).toEqual([]);
+
+    const u = run(['-u', 'nosuchuser', '--entrypoint=', image, 'true']);
+    expect(u.code).toBe(2);
+    expect(u.stderr).toMatch(/the image has no user "nosuchuser"/);
+    const arm = join(work, 'arm');
+    writeLayout(arm, [await layerTar(bb(), 0)], { architecture: 'arm64' });
+    const a = run([arm]);
+    expect(a.code).toBe(14);
+    expect(a.stderr).toMatch(/linux\/arm64 image; this host runs linux\/amd64/);
+    expect(run(['--platform', 'linux/arm64', image]).code).toBe(14);
+    expect(run(['-w', '/nonexistent', '--entrypoint=', image, 'true']).code).toBe(2);
+    expect(run(['--bogus', image]).code).toBe(2);
+  });
+});
