@@ -5,13 +5,20 @@
  * mirror does not answer.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MKIMG, PROJECT_ROOT } from '../helpers/cli.js';
 import { hostMirror } from '../helpers/debian-mirror.js';
 import { runImage } from '../helpers/runc.js';
+import { spawn } from 'node:child_process';
+
+/** `mkimg run` of an example image, with the examples' cache (so --explain finds the .debs). */
+function mkimgRun(args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [MKIMG, 'run', '--cache-dir', cache, ...args], { encoding: 'utf8', timeout: 120_000 });
+  return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+}
 import { sha256Hex } from '../../src/util/digest.js';
 
 const mirror = await hostMirror();
@@ -78,6 +85,16 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(r).toMatchObject({ code: 0, stdout: 'hello from a minimal, reproducible image\n' });
       const id = runImage(image, '1.0', { args: ['/bin/busybox', 'id', '-u'] });
       expect(id.stdout).toBe('65532\n');
+      // the same through mkimg run: output, a non-zero exit, death by a signal
+      expect(mkimgRun([image])).toMatchObject({ code: 0, stdout: 'hello from a minimal, reproducible image\n' });
+      expect(mkimgRun([image, 'id', '-u'])).toMatchObject({ code: 0, stdout: '65532\n' });
+      expect(mkimgRun([image, 'sh', '-c', 'exit 9']).code).toBe(9);
+      expect(mkimgRun([image, 'sh', '-c', 'kill -KILL $$']).code).toBe(137);
+      // minimization dropped the copyright file; --explain names it and its package
+      const x = mkimgRun(['--explain', image, 'cat', '/usr/share/doc/busybox-static/copyright']);
+      expect(x.code).toBe(1);
+      expect(x.stderr).toMatch(/^ {2}\/usr\/share\/doc\/busybox-static\/copyright {2}\(package busybox-static 1:1\.35\.0/m);
+      expect(x.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/busybox-static\/copyright"\]$/m);
     });
   });
 
@@ -87,6 +104,8 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '--self-test'] })).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
       const r = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'] });
       expect(r).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
+      expect(mkimgRun([image, '--self-test'])).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
+      expect(mkimgRun([image, '2024-01-01T12:00:00', 'Europe/Paris'])).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
     });
   });
 
@@ -97,6 +116,9 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       const r = runImage(image, '1.0', { args: ['/usr/local/bin/hello', '--check'] });
       expect(r.stderr).toBe('');
       expect(r.stdout).toMatch(/^hello from nonroot \(uid 65532, group nonroot, home \/home\/nonroot\); [0-9]{3} CA certificates trusted\n$/);
+      const m = mkimgRun([image, '--check']);
+      expect(m).toMatchObject({ code: 0, stderr: '' });
+      expect(m.stdout).toBe(r.stdout);
     });
   });
 
@@ -108,6 +130,21 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(r.stdout).toMatch(/Served by Debian's nginx/);
       expect(r.code).toBe(0);
     });
+  });
+
+  it('nginx under mkimg run --network host serves the host a request, and stops on SIGQUIT', async (ctx) => {
+    const image = join(work, 'nginx-a.tar');
+    if (!existsSync(image)) ctx.skip('the nginx example was not built');
+    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--network', 'host', image], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let body = '';
+    for (let i = 0; i < 100 && !body; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      body = await fetch('http://127.0.0.1:8080/').then((x) => x.text(), () => '');
+    }
+    child.kill('SIGQUIT');
+    const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
+    expect(body).toMatch(/Served by Debian's nginx/);
+    expect(code).toBe(0);
   });
 
   it('python3.11-minimal from bookworm: python3.11 -c "print(6*7)" prints 42 under runc', () => {
