@@ -309,7 +309,8 @@ struct run_opts {
   int nbinds;
   int net_host;   /* --network host: stay in the caller's network namespace */
   int writable;   /* --writable: an overlay with a tmpfs upper over --root */
-  int stdin_tty;  /* --stdin -: the caller's stdin, whatever it is */
+  int own_terminal; /* --own-terminal: the tracer is what the caller's shell waits on (mkimg-run) */
+  int tty_fg;       /* with --own-terminal: stdin is a terminal and we are its foreground */
 };
 static struct run_opts R;
 static char newroot[4200]; /* what init pivots into: scratch, or scratch/root with --writable */
@@ -460,6 +461,33 @@ static void forward_signals(void) {
 }
 static void default_signals(void) {
   for (size_t i = 0; i < sizeof FORWARDED / sizeof FORWARDED[0]; i++) signal(FORWARDED[i], SIG_DFL);
+}
+
+/* --own-terminal (mkimg-run execs the tracer, so it sits in the shell's
+ * foreground process group): init and the worker leave that group, so a
+ * terminal's ^C reaches the tracer only, which forwards it once. When stdin
+ * is that terminal, the worker's group becomes its foreground instead (the
+ * program reads it and gets ^C itself, as in a shell) and the tracer takes
+ * the foreground back at the end. */
+static void init_terminal(void) {
+  if (R.own_terminal) setpgid(0, 0);
+}
+static void worker_terminal(void) {
+  if (!R.own_terminal) return;
+  setpgid(0, 0);
+  if (R.tty_fg) {
+    sigset_t m, old;
+    sigemptyset(&m);
+    sigaddset(&m, SIGTTOU);
+    sigprocmask(SIG_BLOCK, &m, &old);
+    tcsetpgrp(0, getpgrp());
+    sigprocmask(SIG_SETMASK, &old, NULL);
+  }
+}
+static void tracer_terminal_back(void) {
+  if (!R.tty_fg) return;
+  signal(SIGTTOU, SIG_IGN);
+  tcsetpgrp(0, getpgrp());
 }
 
 static const char *const DEVS[] = {"null", "zero", "full", "random", "urandom", "tty"};
@@ -775,6 +803,7 @@ static void map_worker_ids(pid_t w, int nested) {
 static int init_main(void *arg) {
   struct child_args *ca = arg;
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die("prctl(PR_SET_PDEATHSIG)");
+  init_terminal(); /* mkimg-run */
   char c;
   if (read(ca->sync_r, &c, 1) != 1) _exit(EXIT_TRACER); /* the tracer reported why */
   close(ca->sync_r);
@@ -797,6 +826,7 @@ static int init_main(void *arg) {
     close(to_init[0]);
     close(to_worker[1]);
     default_signals();
+    worker_terminal(); /* mkimg-run */
     if (O.cwd && chdir(O.cwd) != 0) dief("chdir(--cwd %s) inside the root failed", O.cwd);
     if (unshare(CLONE_NEWUSER) != 0) die("unshare(CLONE_NEWUSER) for the program");
     if (write(to_init[1], "u", 1) != 1) die("write(sync)");
@@ -1067,6 +1097,7 @@ int main(int argc, char **argv) {
     /* mkimg run options */
     else if (!strcmp(a, "--bind")) parse_bind(NEXT());
     else if (!strcmp(a, "--writable")) R.writable = 1;
+    else if (!strcmp(a, "--own-terminal")) R.own_terminal = 1;
     else if (!strcmp(a, "--network")) {
       const char *n = NEXT();
       if (!strcmp(n, "host")) R.net_host = 1;
@@ -1121,6 +1152,7 @@ int main(int argc, char **argv) {
   snprintf(scratch, sizeof scratch, "%s/mkimg-trace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(scratch)) die("mkdtemp(scratch root)");
 
+  if (R.own_terminal && isatty(0) && tcgetpgrp(0) == getpgrp()) R.tty_fg = 1; /* mkimg-run */
   int sp[2];
   if (pipe2(sp, O_CLOEXEC) != 0) die("pipe2");
   ca.sync_r = sp[0];
@@ -1244,6 +1276,7 @@ int main(int argc, char **argv) {
     ptrace(PTRACE_CONT, p, 0, sig);
   }
   alarm(0);
+  tracer_terminal_back(); /* mkimg-run */
   if (ev && fclose(ev) != 0) {
     rmdir(scratch);
     die("writing --events");

@@ -10,8 +10,8 @@ import { join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { MkimgError } from '../util/errors.js';
 import { parseRunArgs, RUN_HELP, type RunFlags } from './args.js';
-import { readRecord, type LaunchRecord } from './record.js';
-import { launch, type LaunchSpec } from './launch.js';
+import { readRecord, writeFastRecord, type LaunchRecord } from './record.js';
+import { launch, launchArgs, type LaunchSpec } from './launch.js';
 import { resolveUser } from './user.js';
 import type { RunConfig } from './image.js';
 
@@ -59,11 +59,28 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
     const { root } = assembleRoot(cacheDir, dirs, img.layers.map((l) => l.diffId));
     const st = imageStat(source)!;
     const rec: LaunchRecord = { v: 1, path: source, ...st, platform, manifestDigest: img.manifestDigest, root, config: img.config };
-    if (!pulledDir) writeRecord(cacheDir, rec);
+    if (!pulledDir) {
+      writeRecord(cacheDir, rec);
+      writeFast(cacheDir, rec, flags.image, platform);
+    }
     return rec;
   } finally {
     if (pulledDir) rmSync(pulledDir, { recursive: true, force: true });
   }
+}
+
+/** The record for tracer/mkimg-run: the sandbox of a run with no flags (when the image has something to run and its user resolves). */
+function writeFast(cacheDir: string, rec: LaunchRecord, image: string, platform: string): void {
+  if (platform !== hostPlatformOf()) return;
+  let spec: LaunchSpec;
+  try {
+    spec = launchSpec(rec, { image, args: [], env: [], volumes: [], network: 'none', writable: false, explain: false, insecure: false, help: false });
+  } catch {
+    return;
+  }
+  const all = launchArgs(spec);
+  const options = all.slice(2, all.indexOf('--')); // without --messages-fd 3: mkimg-run has no fd 3
+  writeFastRecord(cacheDir, rec.path, options, rec.config.entrypoint, rec.config.cmd);
 }
 
 /** The program, environment, directory and user, from the image config and the flags (docker run's rules). */

@@ -55,3 +55,29 @@ export function writeRecord(cacheDir: string, r: LaunchRecord): void {
   writeFileSync(tmp, JSON.stringify(r));
   renameSync(tmp, f);
 }
+
+/** FNV-1a 64 of the path, as tracer/mkimg-run.c computes it (the fast record's file name). */
+function fnv1a64(s: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of Buffer.from(s, 'utf8')) h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h.toString(16).padStart(16, '0');
+}
+
+/**
+ * The record tracer/mkimg-run reads (a warm run with no Node.js): the same
+ * key, with the stat in the units C sees (mtime in ns), the tracer's options
+ * for a run with no flags, and the image's entrypoint and cmd.
+ */
+export function writeFastRecord(cacheDir: string, absPath: string, tracerOptions: string[], entrypoint: string[], cmd: string[]): void {
+  const p = statSync(absPath, { bigint: true });
+  const s = p.isDirectory() ? statSync(join(absPath, 'index.json'), { bigint: true }) : p;
+  const fields = ['mkimg-run-record-1', absPath, String(s.size), String(s.mtimeNs), String(s.ino), String(s.dev)];
+  for (const list of [tracerOptions, entrypoint, cmd]) fields.push(String(list.length), ...list);
+  if (fields.some((f) => f.includes('\0'))) return;
+  const dir = join(cacheDir, 'run', 'fast');
+  mkdirSync(dir, { recursive: true });
+  const f = join(dir, fnv1a64(absPath));
+  const tmp = `${f}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, fields.map((x) => x + '\0').join(''));
+  renameSync(tmp, f);
+}

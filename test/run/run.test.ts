@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MKIMG, mkimg } from '../helpers/cli.js';
+import { MKIMG, PROJECT_ROOT, mkimg } from '../helpers/cli.js';
 import { layerTar, type FixtureFile } from '../helpers/oci-fixture.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
@@ -90,6 +90,42 @@ describe('mkimg run', () => {
     expect(readdirSync(join(cache, 'rootfs', 'sha256'))).toEqual(layers);
     expect(statSync(join(cache, 'rootfs', 'sha256', layers[0]!)).ino).toBe(ino);
     expect(readdirSync(join(cache, 'run', 'images'))).toHaveLength(2);
+  });
+
+  it('tracer/mkimg-run: a warm run with no Node.js, the same result; anything else goes to mkimg run', async () => {
+    const fast = join(PROJECT_ROOT, 'tracer', 'mkimg-run');
+    const env = { ...process.env, MKIMG_NODE: process.execPath };
+    const f = (args: string[], input?: string) => {
+      const r = spawnSync(fast, ['--cache-dir', cache, ...args], { encoding: 'utf8', env, input, timeout: 60_000 });
+      return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+    };
+    const img = join(work, 'fast.tar');
+    writeFileSync(img, readFileSync(image));
+    // no record yet: mkimg run does the work (and writes the record)
+    expect(f([img])).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
+    expect(readdirSync(join(cache, 'run', 'fast')).length).toBeGreaterThan(0);
+    // with the record: the tracer straight away (proof: Node.js is not reachable, and it still runs)
+    const noNode = { ...env, MKIMG_NODE: '/nonexistent/node' };
+    expect(spawnSync(fast, ['--cache-dir', cache, img, 'ignored-by-run.sh'], { encoding: 'utf8', env: noNode })).toMatchObject({ status: 0, stdout: 'hello from /app/run.sh\n' });
+    const layout = join(work, 'fast-layout');
+    writeLayout(layout, [await layerTar(bb(), 0)], { cmd: ['/bin/busybox', 'sh', '-c', 'echo $PATH; exit 5'] });
+    expect(f([layout])).toMatchObject({ code: 5, stdout: '/bin\n' });
+    expect(spawnSync(fast, ['--cache-dir', cache, layout], { encoding: 'utf8', env: noNode })).toMatchObject({ status: 5, stdout: '/bin\n' });
+    expect(spawnSync(fast, ['--cache-dir', cache, layout, '/bin/busybox', 'cat'], { encoding: 'utf8', env: noNode, input: 'in\n' })).toMatchObject({ status: 0, stdout: 'in\n' });
+    // a flag the fast path does not know: the full implementation
+    expect(f(['-e', 'X=de', layout, '/bin/busybox', 'sh', '-c', 'echo $X'])).toMatchObject({ code: 0, stdout: 'de\n' });
+    // a changed image is not run from a stale record
+    const r2 = spawnSync(fast, ['--cache-dir', cache, img], { encoding: 'utf8', env: noNode });
+    expect(r2.status).toBe(0);
+    writeFileSync(img, readFileSync(image));
+    const stale = spawnSync(fast, ['--cache-dir', cache, img], { encoding: 'utf8', env: noNode });
+    expect(stale.status).not.toBe(0);
+    expect(stale.stderr).toMatch(/mkimg-run: cannot start \/nonexistent\/node/);
+    // signals: SIGTERM reaches the program
+    const child = spawn(fast, ['--cache-dir', cache, layout, '/bin/busybox', 'sh', '-c', 'echo up; exec /bin/busybox sleep 60'], { stdio: ['ignore', 'pipe', 'pipe'], env: noNode });
+    await new Promise<void>((res) => child.stdout.once('data', () => res()));
+    child.kill('SIGTERM');
+    expect(await new Promise<number | null>((res) => child.on('close', (c) => res(c)))).toBe(143);
   });
 
   it('forwards SIGTERM to the program: exit 128+15, nothing left running', async () => {
