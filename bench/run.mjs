@@ -5,7 +5,8 @@
 //   node bench/run.mjs [--runs N]
 //
 // warm: the static example (busybox echo), start to exit, layers already in
-//   mkimg's cache; against `node -e 0` (Node.js's own start-up, which mkimg
+//   mkimg's cache, through the CLI (`mkimg run`) and its native fast path
+//   (`tracer/mkimg-run`); against `node -e 0` (Node.js's own start-up, which mkimg
 //   pays), `runc run` of the same image unpacked by umoci (process.terminal
 //   false, no rlimits/cgroups), and `podman run --rm` of it.
 // cold: the python example (`--self-test`), the cache emptied before each run
@@ -65,6 +66,7 @@ try {
 
   const node0 = timeShell(`${q(process.execPath)} -e 0`, { runs: RUNS });
   const mk = timeShell(`${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`, { runs: RUNS });
+  const fast = timeShell(`${q(join(PROJECT, 'tracer', 'mkimg-run'))} --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`, { runs: RUNS });
   const runc = timeShell(`runc run --bundle ${q(st.bundle)} bench-run-$$ >/dev/null; runc delete -f bench-run-$$ 2>/dev/null || true`, { runs: RUNS });
   let podman;
   try {
@@ -77,9 +79,12 @@ try {
   rows.push(['warm: node -e 0', ms(node0)]);
   rows.push(['warm: runc run (static)', ms(runc)]);
   rows.push(['warm: mkimg run (static)', ms(mk)]);
+  rows.push(['warm: tracer/mkimg-run (static)', ms(fast)]);
   if (podman !== undefined) rows.push(['warm: podman run (static)', ms(podman)]);
   rows.push(['warm: aim node + 1.5x runc', `${ms(node0 + 1.5 * runc)} → ${mk <= node0 + 1.5 * runc ? 'met' : 'missed'}`]);
-  if (podman !== undefined) rows.push(['warm: mkimg / podman', `${(mk / podman).toFixed(2)}x (aim <= 0.20) → ${mk <= podman / 5 ? 'met' : 'missed'}`]);
+  if (podman !== undefined) rows.push(['warm: mkimg run / podman', `${(mk / podman).toFixed(2)}x (aim <= 0.20) → ${mk <= podman / 5 ? 'met' : 'missed'}`]);
+  if (podman !== undefined) rows.push(['warm: mkimg-run / podman', `${(fast / podman).toFixed(3)}x (aim <= 0.20) → ${fast <= podman / 5 ? 'met' : 'missed'}`]);
+  rows.push(['warm: mkimg-run / runc run', `${(fast / runc).toFixed(2)}x`]);
 
   // cold: python
   const py = bundle(pythonTar, 'python', ['/usr/bin/python3.11', '/app/main.py', '--self-test']);

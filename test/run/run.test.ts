@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MKIMG, PROJECT_ROOT, mkimg } from '../helpers/cli.js';
+import { MKIMG, PROJECT_ROOT, mkimg, mkimgAsync } from '../helpers/cli.js';
+import { startRegistry } from '../helpers/registry.js';
 import { layerTar, type FixtureFile } from '../helpers/oci-fixture.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
@@ -182,6 +183,21 @@ describe('mkimg run', () => {
     const r = run([dir, '/bin/busybox', 'sh', '-c', 'busybox cat /etc/a /etc/b; busybox ls /etc; busybox ls /opq']);
     expect(r).toMatchObject({ code: 0, stdout: 'two\ntwo\na\nb\nnew\n' });
     expect(existsSync(join(cache, 'rootfs', 'chain'))).toBe(true);
+  });
+
+  it('a registry reference is pulled, run, and the pulled tar removed', async () => {
+    const reg = await startRegistry();
+    try {
+      const pushed = await mkimgAsync(['push', image, `${reg.host}/sample:1`]);
+      expect(pushed.code).toBe(0);
+      const r = await mkimgAsync(['run', '--cache-dir', cache, `${reg.host}/sample:1`]);
+      expect(r).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
+      expect(readdirSync(join(cache, 'run')).filter((n) => n.startsWith('.pull-'))).toEqual([]);
+      const missing = await mkimgAsync(['run', '--cache-dir', cache, `${reg.host}/nothere:1`]);
+      expect(missing.code).toBe(12);
+    } finally {
+      await reg.stop();
+    }
   });
 
   it('bad input: not an image, an escaping layer, unknown user, another platform; nothing left behind', async () => {
