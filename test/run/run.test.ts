@@ -185,6 +185,31 @@ describe('mkimg run', () => {
     expect(existsSync(join(cache, 'rootfs', 'chain'))).toBe(true);
   });
 
+  it('--explain names a file minimization removed and the package that ships it', () => {
+    const proj = join(work, 'minproj');
+    mkdirSync(proj);
+    const manifest = writeSampleProject(proj, { minimize: true });
+    const img = join(work, 'min.tar');
+    const xcache = join(work, 'xcache');
+    expect(mkimg(['build', manifest, '-o', img, '--cache-dir', xcache]).code).toBe(0);
+    // the .deb where a build from a repository leaves it: the cache, by its sha256
+    const deb = readdirSync(join(proj, 'vendor')).find((n) => n.endsWith('.deb'))!;
+    const bytes = readFileSync(join(proj, 'vendor', deb));
+    mkdirSync(join(xcache, 'blobs', 'sha256'), { recursive: true });
+    writeFileSync(join(xcache, 'blobs', 'sha256', sha(bytes)), bytes);
+    const r = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/usr/share/doc/hello-busybox/copyright']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^ {2}\/usr\/share\/doc\/hello-busybox\/copyright {2}\(package hello-busybox /m);
+    expect(r.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/hello-busybox\/copyright"\]$/m);
+    // a path no package ships is not blamed on minimization
+    const other = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/etc/nothere']);
+    expect(other.stderr).toMatch(/none of them is shipped by a package/);
+    // without the .deb in the cache, it says what it could not check
+    rmSync(join(xcache, 'blobs', 'sha256', sha(bytes)));
+    const unc = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/usr/share/doc/hello-busybox/copyright']);
+    expect(unc.stderr).toMatch(/not checked .*: hello-busybox/);
+  });
+
   it('a registry reference is pulled, run, and the pulled tar removed', async () => {
     const reg = await startRegistry();
     try {
