@@ -59,12 +59,6 @@ function bad(source: string, msg: string): MkimgError {
   return new MkimgError('integrity', `${source}: ${msg}`, { hint: 'give an image tar written by mkimg build or mkimg pull, or an OCI layout directory' });
 }
 
-/** The host's OCI platform (linux/amd64 on x86_64). */
-export function hostPlatform(): string {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
-  return `linux/${arch}`;
-}
-
 function platformOf(p: { os?: string; architecture?: string; variant?: string } | undefined): string {
   if (!p) return '';
   return [p.os ?? '', p.architecture ?? '', ...(p.variant ? [p.variant] : [])].join('/');
