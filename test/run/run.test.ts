@@ -225,6 +225,25 @@ describe('mkimg run', () => {
     }
   });
 
+  it('a multi-platform index: the host\'s platform is picked', async () => {
+    const amd = join(work, 'mp-amd');
+    const arm = join(work, 'mp-arm');
+    writeLayout(amd, [await layerTar(bb(), 0)], { cmd: ['/bin/busybox', 'echo', 'amd64'] });
+    writeLayout(arm, [await layerTar([{ name: 'x', content: 'arm' }], 0)], { architecture: 'arm64', cmd: ['/x'] });
+    const dir = join(work, 'multi');
+    mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+    const entries = [];
+    for (const [d, a] of [[arm, 'arm64'], [amd, 'amd64']] as const) {
+      for (const b of readdirSync(join(d, 'blobs', 'sha256'))) writeFileSync(join(dir, 'blobs', 'sha256', b), readFileSync(join(d, 'blobs', 'sha256', b)));
+      const m = JSON.parse(readFileSync(join(d, 'index.json'), 'utf8')).manifests[0];
+      entries.push({ ...m, platform: { os: 'linux', architecture: a } });
+    }
+    writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: entries }));
+    expect(run([dir])).toMatchObject({ code: 0, stdout: 'amd64\n' });
+    const other = run(['--platform', 'linux/arm64', dir]);
+    expect(other.code).toBe(14);
+  });
+
   it('bad input: not an image, an escaping layer, unknown user, another platform; nothing left behind', async () => {
     const junk = join(work, 'junk.tar');
     writeFileSync(junk, 'not a tar at all'.repeat(100));
