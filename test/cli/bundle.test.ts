@@ -101,7 +101,7 @@ export async function resolve(specifier, context, next) {
     );
     const env = { ...process.env, XDG_CACHE_HOME: join(dir, 'cache') };
 
-    function run(args: string[], traced = false) {
+    function run(args: string[], traced = false, code = 0) {
       rmSync(log, { force: true });
       const r = spawnSync(process.execPath, [...(traced ? ['--import', pathToFileURL(preload).href] : []), MKIMG, ...args], {
         cwd: dir,
@@ -109,7 +109,7 @@ export async function resolve(specifier, context, next) {
         encoding: 'utf8',
         timeout: 120_000,
       });
-      expect({ code: r.status, stderr: r.stderr }, `mkimg ${args.join(' ')}`).toMatchObject({ code: 0 });
+      expect({ code: r.status, stderr: r.stderr }, `mkimg ${args.join(' ')}`).toMatchObject({ code });
       if (!traced) return { imports: [], requires: [], workers: [] };
       const lines = readFileSync(log, 'utf8').split('\n');
       const pick = (kind: string) => [...new Set(lines.filter((l) => l.startsWith(kind + ' ')).map((l) => l.slice(kind.length + 1)))];
@@ -151,6 +151,17 @@ export async function resolve(specifier, context, next) {
         expect(existsSync(w), `worker script ${w}`).toBe(true);
         expect(names[i]!.split(sep), `worker script ${w}: not in dist/<stage>/`).toHaveLength(2);
       }
+    });
+
+    it('a warm mkimg run loads the run entry of the bundle only: no other command, no commander, nothing from node_modules', () => {
+      // o.tar (from the test above) has no program: /a.txt is not executable (126), which is enough to start the sandbox
+      run(['run', 'o.tar', '/a.txt'], false, 126);
+      const warm = run(['run', 'o.tar', '/a.txt'], true, 126);
+      const ours = warm.imports.filter((f) => f.startsWith(DIST + sep)).map((f) => relative(DIST, f));
+      expect(ours).toContain(join('bundle', 'run.js'));
+      expect(ours).not.toContain(join('bundle', 'main.js'));
+      expect(ours.filter((f) => !f.startsWith('bundle' + sep))).toEqual([]);
+      expect([...warm.imports, ...warm.requires].filter((f) => f.includes(`${sep}node_modules${sep}`))).toEqual([]);
     });
   });
 });
