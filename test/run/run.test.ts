@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -222,6 +222,23 @@ describe('mkimg run', () => {
       expect(missing.code).toBe(12);
     } finally {
       await reg.stop();
+    }
+  });
+
+  it.skipIf(process.getuid?.() !== 0)('rootless: as an unprivileged user (a user namespace), with --writable and a bind mount', () => {
+    const d = mkdtempSync(join(tmpdir(), 'mkimg-run-rootless-'));
+    try {
+      chmodSync(d, 0o777);
+      writeFileSync(join(d, 'img.tar'), readFileSync(image), { mode: 0o644 });
+      writeFileSync(join(d, 'in.txt'), 'host\n', { mode: 0o644 });
+      const r = spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `HOME=${d}`, process.execPath, MKIMG, 'run', '--cache-dir', join(d, 'cache'), '--writable', '-v', `${d}/in.txt:/in.txt:ro`, '--entrypoint=', join(d, 'img.tar'), 'sh', '-c', 'busybox id -u; busybox cat /in.txt; echo w > /app/w && busybox cat /app/w'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      expect(r).toMatchObject({ status: 0, stdout: '0\nhost\nw\n' });
+    } finally {
+      rmSync(d, { recursive: true, force: true });
     }
   });
 
