@@ -5,7 +5,7 @@
  * layers into the cache (once, by diff_id), assembles the root and writes
  * the record.
  */
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { MkimgError } from '../util/errors.js';
@@ -37,22 +37,29 @@ function looksLikeReference(s: string): boolean {
 /** Open, unpack (what the cache lacks) and assemble: the slow path. */
 async function prepare(flags: RunFlags, cacheDir: string, platform: string): Promise<LaunchRecord> {
   const { openRunImage } = await import('./image.js');
-  const { unpackLayer } = await import('./unpack.js');
+  const { unpackLayer, removeTemporaries } = await import('./unpack.js');
   const { assembleRoot } = await import('./rootfs.js');
   const { writeRecord, imageStat } = await import('./record.js');
   let source = resolve(flags.image);
   let pulledDir: string | undefined;
-  if (!existsSync(source)) {
-    if (!looksLikeReference(flags.image)) throw new MkimgError('usage', `${flags.image} does not exist`, { hint: 'give an image tar, an OCI layout directory or a registry reference' });
-    const { pullImage } = await import('../registry/pull.js');
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(join(cacheDir, 'run'), { recursive: true });
-    pulledDir = mkdtempSync(join(cacheDir, 'run', '.pull-'));
-    source = join(pulledDir, 'image.tar');
-    const [os, architecture, variant] = platform.split('/') as [string, string, string | undefined];
-    await pullImage(flags.image, source, { insecure: flags.insecure, platform: { os, architecture, ...(variant ? { variant } : {}) } });
-  }
+  // Interrupted while pulling or unpacking: remove what was half written, then die of the signal.
+  const onSignal = (sig: NodeJS.Signals) => {
+    removeTemporaries();
+    if (pulledDir) rmSync(pulledDir, { recursive: true, force: true });
+    process.kill(process.pid, sig);
+  };
+  const sigs: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of sigs) process.once(s, onSignal);
   try {
+    if (!existsSync(source)) {
+      if (!looksLikeReference(flags.image)) throw new MkimgError('usage', `${flags.image} does not exist`, { hint: 'give an image tar, an OCI layout directory or a registry reference' });
+      const { pullImage } = await import('../registry/pull.js');
+      mkdirSync(join(cacheDir, 'run'), { recursive: true });
+      pulledDir = mkdtempSync(join(cacheDir, 'run', '.pull-'));
+      source = join(pulledDir, 'image.tar');
+      const [os, architecture, variant] = platform.split('/') as [string, string, string | undefined];
+      await pullImage(flags.image, source, { insecure: flags.insecure, platform: { os, architecture, ...(variant ? { variant } : {}) } });
+    }
     const img = await openRunImage(source, { platform });
     const dirs: string[] = [];
     for (const [i, l] of img.layers.entries()) dirs.push((await unpackLayer(cacheDir, l, `${flags.image}: layer ${i} (${l.desc.digest})`)).dir);
@@ -65,6 +72,7 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
     }
     return rec;
   } finally {
+    for (const s of sigs) process.off(s, onSignal);
     if (pulledDir) rmSync(pulledDir, { recursive: true, force: true });
   }
 }

@@ -10,7 +10,7 @@
 import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { OPAQUE, WHITEOUT_PREFIX } from './unpack.js';
+import { OPAQUE, WHITEOUT_PREFIX, temporaries } from './unpack.js';
 
 /** lstat-walk `rel` in `root`: true when every parent is a real directory (never through a symlink). */
 function parentsAreDirs(root: string, rel: string): boolean {
@@ -70,6 +70,7 @@ export function assembleRoot(cacheDir: string, layerDirs: string[], diffIds: str
   mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   const root = join(tmp, 'root');
+  temporaries.add(tmp);
   mkdirSync(root, { recursive: true, mode: 0o755 });
   try {
     for (const dir of layerDirs) {
@@ -95,5 +96,7 @@ export function assembleRoot(cacheDir: string, layerDirs: string[], diffIds: str
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
+  } finally {
+    temporaries.delete(tmp);
   }
 }

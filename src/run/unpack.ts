@@ -171,6 +171,14 @@ async function zstdStream(): Promise<Transform> {
   return out;
 }
 
+/** Temporary folders being written now, removed by removeTemporaries() when mkimg is interrupted. */
+export const temporaries = new Set<string>();
+
+export function removeTemporaries(): void {
+  for (const t of temporaries) rmSync(t, { recursive: true, force: true });
+  temporaries.clear();
+}
+
 /** The folder of a layer in the cache: root/ and whiteouts. */
 export function layerDir(cacheDir: string, diffId: string): string {
   return join(cacheDir, 'rootfs', 'sha256', diffId.slice('sha256:'.length));
@@ -186,6 +194,7 @@ export async function unpackLayer(cacheDir: string, layer: RunLayer, label: stri
   const parent = join(cacheDir, 'rootfs', 'sha256');
   mkdirSync(parent, { recursive: true });
   const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+  temporaries.add(tmp);
   mkdirSync(join(tmp, 'root'), { recursive: true, mode: 0o755 });
   try {
     const writer = new LayerWriter(join(tmp, 'root'), label);
@@ -225,5 +234,7 @@ export async function unpackLayer(cacheDir: string, layer: RunLayer, label: stri
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
+  } finally {
+    temporaries.delete(tmp);
   }
 }

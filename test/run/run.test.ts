@@ -242,6 +242,29 @@ describe('mkimg run', () => {
     }
   });
 
+  it('interrupted while unpacking: the half-written layer is removed, exit 128+15', async () => {
+    const files: FixtureFile[] = [...bb(), { name: 'many/', type: 'directory' }];
+    for (let i = 0; i < 30000; i++) files.push({ name: `many/f${i}`, content: `${i}\n` });
+    const dir = join(work, 'big');
+    writeLayout(dir, [await layerTar(files, 0)]);
+    const icache = join(work, 'icache');
+    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', icache, dir], { stdio: 'ignore' });
+    const tmps = () => {
+      try {
+        return readdirSync(join(icache, 'rootfs', 'sha256')).filter((n) => n.startsWith('.tmp-'));
+      } catch {
+        return [];
+      }
+    };
+    const closed = new Promise<number | null>((res) => child.on('close', (c, sig) => res(c ?? (sig === 'SIGTERM' ? 143 : -1))));
+    for (let i = 0; i < 3000 && tmps().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(tmps()).toHaveLength(1);
+    child.kill('SIGTERM');
+    expect(await closed).toBe(143);
+    expect(tmps()).toEqual([]);
+    expect(readdirSync(join(icache, 'rootfs', 'sha256'))).toEqual([]);
+  });
+
   it('a multi-platform index: the host\'s platform is picked', async () => {
     const amd = join(work, 'mp-amd');
     const arm = join(work, 'mp-arm');
