@@ -39,7 +39,7 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
   const { openRunImage } = await import('./image.js');
   const { unpackLayer, removeTemporaries } = await import('./unpack.js');
   const { assembleRoot } = await import('./rootfs.js');
-  const { writeRecord, imageStat } = await import('./record.js');
+  const { writeRecord, imageStat, readManifestRecord, writeManifestRecord } = await import('./record.js');
   let source = resolve(flags.image);
   let pulledDir: string | undefined;
   // Interrupted while pulling or unpacking: remove what was half written, then die of the signal.
@@ -53,12 +53,22 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
   try {
     if (!existsSync(source)) {
       if (!looksLikeReference(flags.image)) throw new MkimgError('usage', `${flags.image} does not exist`, { hint: 'give an image tar, an OCI layout directory or a registry reference' });
-      const { pullImage } = await import('../registry/pull.js');
+      const { pullImage, fetchImageManifest } = await import('../registry/pull.js');
+      const { parseReference } = await import('../registry/reference.js');
+      const { RegistryClient } = await import('../registry/client.js');
+      const [os, architecture, variant] = platform.split('/') as [string, string, string | undefined];
+      const plat = { os, architecture, ...(variant ? { variant } : {}) };
+      // The manifest first (a tag may have moved): one already run needs no blob.
+      const ref = parseReference(flags.image);
+      const client = new RegistryClient(ref.registry, ref.hostname, { insecure: flags.insecure });
+      await client.ping(ref.repository);
+      const m = await fetchImageManifest(client, ref, plat);
+      const known = m ? readManifestRecord(cacheDir, m.digest, platform) : undefined;
+      if (known) return known;
       mkdirSync(join(cacheDir, 'run'), { recursive: true });
       pulledDir = mkdtempSync(join(cacheDir, 'run', '.pull-'));
       source = join(pulledDir, 'image.tar');
-      const [os, architecture, variant] = platform.split('/') as [string, string, string | undefined];
-      await pullImage(flags.image, source, { insecure: flags.insecure, platform: { os, architecture, ...(variant ? { variant } : {}) } });
+      await pullImage(flags.image, source, { insecure: flags.insecure, platform: plat });
     }
     const img = await openRunImage(source, { platform });
     const dirs: string[] = [];
@@ -69,7 +79,7 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
     if (!pulledDir) {
       writeRecord(cacheDir, rec);
       writeFast(cacheDir, rec, flags.image, platform);
-    }
+    } else writeManifestRecord(cacheDir, rec);
     return rec;
   } finally {
     for (const s of sigs) process.off(s, onSignal);

@@ -81,3 +81,27 @@ export function writeFastRecord(cacheDir: string, absPath: string, tracerOptions
   writeFileSync(tmp, fields.map((x) => x + '\0').join(''));
   renameSync(tmp, f);
 }
+
+/**
+ * Images run from a registry reference: the record by manifest digest
+ * (<cache>/run/manifests/<hex>.json), so a second run of the same manifest
+ * asks the registry for the manifest only and downloads no blob.
+ */
+export function readManifestRecord(cacheDir: string, digest: string, platform: string): LaunchRecord | undefined {
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
+  try {
+    const r = JSON.parse(readFileSync(join(cacheDir, 'run', 'manifests', digest.slice(7) + '.json'), 'utf8')) as LaunchRecord;
+    return r.v === 1 && r.manifestDigest === digest && r.platform === platform && existsSync(r.root) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeManifestRecord(cacheDir: string, r: LaunchRecord): void {
+  const dir = join(cacheDir, 'run', 'manifests');
+  mkdirSync(dir, { recursive: true });
+  const f = join(dir, r.manifestDigest.slice(7) + '.json');
+  const tmp = `${f}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, JSON.stringify(r));
+  renameSync(tmp, f);
+}

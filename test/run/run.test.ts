@@ -218,6 +218,14 @@ describe('mkimg run', () => {
       const r = await mkimgAsync(['run', '--cache-dir', cache, `${reg.host}/sample:1`]);
       expect(r).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
       expect(readdirSync(join(cache, 'run')).filter((n) => n.startsWith('.pull-'))).toEqual([]);
+      // run again with the layer gone from the registry (the largest blob): only the manifest is asked for
+      const blobs = join(reg.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256');
+      const datas = readdirSync(blobs).flatMap((p) => readdirSync(join(blobs, p)).map((h) => join(blobs, p, h, 'data')));
+      const layer = datas.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+      expect(statSync(layer).size).toBeGreaterThan(500_000);
+      rmSync(layer);
+      const again = await mkimgAsync(['run', '--cache-dir', cache, `${reg.host}/sample:1`]);
+      expect(again).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
       const missing = await mkimgAsync(['run', '--cache-dir', cache, `${reg.host}/nothere:1`]);
       expect(missing.code).toBe(12);
     } finally {
