@@ -7,10 +7,10 @@
  * directory). The sandbox mounts it read-only, so shared inodes are never
  * written through.
  */
-import { existsSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { OPAQUE, WHITEOUT_PREFIX, temporaries } from './unpack.js';
+import { OPAQUE, SANDBOX_ID_BASE, SHIFT_OWNERS, WHITEOUT_PREFIX, temporaries } from './unpack.js';
 
 /** lstat-walk `rel` in `root`: true when every parent is a real directory (never through a symlink). */
 function parentsAreDirs(root: string, rel: string): boolean {
@@ -47,13 +47,20 @@ function overlay(src: string, dst: string): void {
     const at = kindAt(d);
     if (e.isDirectory()) {
       if (at === 'other') rmSync(d, { force: true });
-      if (at !== 'dir') mkdirSync(d, lstatSync(s).mode & 0o7777);
+      const st = lstatSync(s);
+      if (at !== 'dir') mkdirSync(d, st.mode & 0o7777);
+      if (SHIFT_OWNERS) lchownSync(d, st.uid, st.gid); // the upper layer's owner, as a later tar entry would set it
       overlay(s, d);
       continue;
     }
     if (at !== 'none') rmSync(d, { recursive: true, force: true });
-    if (e.isSymbolicLink()) symlinkSync(readlinkSync(s), d);
-    else linkSync(s, d);
+    if (e.isSymbolicLink()) {
+      symlinkSync(readlinkSync(s), d);
+      if (SHIFT_OWNERS) {
+        const st = lstatSync(s);
+        lchownSync(d, st.uid, st.gid);
+      }
+    } else linkSync(s, d);
   }
 }
 
@@ -72,6 +79,7 @@ export function assembleRoot(cacheDir: string, layerDirs: string[], diffIds: str
   const root = join(tmp, 'root');
   temporaries.add(tmp);
   mkdirSync(root, { recursive: true, mode: 0o755 });
+  if (SHIFT_OWNERS) lchownSync(root, SANDBOX_ID_BASE, SANDBOX_ID_BASE);
   try {
     for (const dir of layerDirs) {
       const whiteouts = readFileSync(join(dir, 'whiteouts'), 'utf8').split('\n').filter(Boolean);

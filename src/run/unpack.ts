@@ -13,9 +13,16 @@
  * - hardlinks must point at a regular file this layer already wrote;
  * - device nodes, fifos and unknown entry types are refused;
  * - files get `mode & 0777` on disk (never setuid/setgid), directories at
- *   least 0755; owners are not set (the cache belongs to the caller).
+ *   least 0755.
+ *
+ * Owners: run as root, the tracer maps the sandbox's ids 0..2^31-2 to host
+ * ids 2^31.. (its sandbox policy: root inside is an unused id outside), so
+ * entries are owned by SANDBOX_ID_BASE + their uid/gid on disk, and the
+ * program sees the image's own owners (its root can write a --writable root,
+ * a nonroot user its own 0600 files). Unprivileged, the cache is the
+ * caller's, owners are not set, and the caller is the program's one id.
  */
-import { closeSync, constants as C, existsSync, fchmodSync, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as C, existsSync, fchmodSync, fchownSync, lchownSync, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -28,6 +35,12 @@ export const WHITEOUT_PREFIX = '.wh.';
 export const OPAQUE = '.wh..wh..opq';
 
 type Kind = 'dir' | 'file' | 'symlink';
+
+/** Host id of sandbox id 0 when the tracer runs as root (tracer/mkimg-trace.c SANDBOX_ID_BASE). */
+export const SANDBOX_ID_BASE = 2 ** 31;
+const SANDBOX_ID_MAX = 2 ** 31 - 2;
+/** Whether unpacked files get shifted owners (see above). */
+export const SHIFT_OWNERS = typeof process.geteuid === 'function' && process.geteuid() === 0;
 
 function escape(label: string, msg: string): MkimgError {
   return new MkimgError('integrity', `${label}: ${msg}`, { hint: 'this layer would write outside its unpack folder or holds what an image must not; nothing was unpacked' });
@@ -51,6 +64,13 @@ class LayerWriter {
     private readonly label: string,
   ) {}
 
+  /** Give `p` the shifted owner of tar ids uid:gid (root only). */
+  private own(p: string, uid: number, gid: number, rel: string): void {
+    if (!SHIFT_OWNERS) return;
+    if (uid > SANDBOX_ID_MAX || gid > SANDBOX_ID_MAX) throw escape(this.label, `entry "${rel}" has owner ${uid}:${gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`);
+    lchownSync(p, SANDBOX_ID_BASE + uid, SANDBOX_ID_BASE + gid);
+  }
+
   private parents(rel: string): void {
     let i = rel.indexOf('/');
     while (i !== -1) {
@@ -58,6 +78,7 @@ class LayerWriter {
       const k = this.kinds.get(p);
       if (k === undefined) {
         mkdirSync(join(this.root, p), 0o755);
+        this.own(join(this.root, p), 0, 0, p);
         this.kinds.set(p, 'dir');
       } else if (k !== 'dir') {
         throw escape(this.label, `entry "${rel}" would be written through the ${k} "${p}"`);
@@ -81,7 +102,7 @@ class LayerWriter {
     const type = h.type;
     if (before !== undefined) {
       if (before === 'dir' && type === '5') {
-        mkdirSync(p, { recursive: true });
+        this.own(p, h.uid, h.gid, rel);
         return undefined;
       }
       if (before === 'dir') throw escape(this.label, `entry "${rel}" replaces a directory of the same layer`);
@@ -92,10 +113,12 @@ class LayerWriter {
     switch (type) {
       case '5':
         mkdirSync(p, mode | 0o755);
+        this.own(p, h.uid, h.gid, rel);
         this.kinds.set(rel, 'dir');
         return undefined;
       case '2':
         symlinkSync(h.linkname, p);
+        this.own(p, h.uid, h.gid, rel);
         this.kinds.set(rel, 'symlink');
         return undefined;
       case '1': {
@@ -109,6 +132,13 @@ class LayerWriter {
       case '7': {
         const fd = openSync(p, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, mode);
         this.kinds.set(rel, 'file');
+        if (SHIFT_OWNERS) {
+          if (h.uid > SANDBOX_ID_MAX || h.gid > SANDBOX_ID_MAX) {
+            closeSync(fd);
+            throw escape(this.label, `entry "${rel}" has owner ${h.uid}:${h.gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`);
+          }
+          fchownSync(fd, SANDBOX_ID_BASE + h.uid, SANDBOX_ID_BASE + h.gid);
+        }
         const fix = (mode & ~process.umask()) !== mode;
         if (h.size === 0) {
           if (fix) fchmodSync(fd, mode);
@@ -196,6 +226,7 @@ export async function unpackLayer(cacheDir: string, layer: RunLayer, label: stri
   const tmp = join(parent, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
   temporaries.add(tmp);
   mkdirSync(join(tmp, 'root'), { recursive: true, mode: 0o755 });
+  if (SHIFT_OWNERS) lchownSync(join(tmp, 'root'), SANDBOX_ID_BASE, SANDBOX_ID_BASE);
   try {
     const writer = new LayerWriter(join(tmp, 'root'), label);
     const parser = new TarParser((h) => writer.entry(h));
