@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,6 +142,8 @@ describe('mkimg run', () => {
     const data = join(work, 'data');
     mkdirSync(data);
     writeFileSync(join(data, 'in.txt'), 'from the host\n');
+    // as root, the sandbox's root is host id 2^31 (the tracer's id shift): a writable volume is one it owns
+    if (process.getuid?.() === 0) chownSync(data, 2 ** 31, 2 ** 31);
     expect(run(['-v', `${data}:/data:ro`, '--entrypoint=', image, 'sh', '-c', 'busybox cat /data/in.txt; echo x > /data/out.txt'])).toMatchObject({ code: 1, stdout: 'from the host\n' });
     expect(existsSync(join(data, 'out.txt'))).toBe(false);
     expect(run(['-v', `${data}:/app/static`, '--entrypoint=', image, 'sh', '-c', 'echo written > /app/static/out.txt']).code).toBe(0);
