@@ -30,7 +30,11 @@ const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 
 function build(name) {
   const out = join(work, `${name}.tar`);
-  execFileSync(process.execPath, [MKIMG, 'build', join(PROJECT, 'examples', name, 'manifest.yaml'), '-o', out, '--cache-dir', cache], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(
+    process.execPath,
+    [MKIMG, 'build', join(PROJECT, 'examples', name, 'manifest.yaml'), '-o', out, '--cache-dir', cache],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  );
   return out;
 }
 
@@ -65,13 +69,24 @@ try {
   execFileSync(process.execPath, [MKIMG, 'run', '--cache-dir', cache, staticTar], { stdio: 'ignore' });
 
   const node0 = timeShell(`${q(process.execPath)} -e 0`, { runs: RUNS });
-  const mk = timeShell(`${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`, { runs: RUNS });
-  const fast = timeShell(`${q(join(PROJECT, 'tracer', 'mkimg-run'))} --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`, { runs: RUNS });
-  const runc = timeShell(`runc run --bundle ${q(st.bundle)} bench-run-$$ >/dev/null; runc delete -f bench-run-$$ 2>/dev/null || true`, { runs: RUNS });
+  const mk = timeShell(`${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`, {
+    runs: RUNS,
+  });
+  const fast = timeShell(
+    `${q(join(PROJECT, 'tracer', 'mkimg-run'))} --cache-dir ${q(cache)} ${q(staticTar)} >/dev/null`,
+    { runs: RUNS },
+  );
+  const runc = timeShell(
+    `runc run --bundle ${q(st.bundle)} bench-run-$$ >/dev/null; runc delete -f bench-run-$$ 2>/dev/null || true`,
+    { runs: RUNS },
+  );
   let podman;
   try {
     execFileSync('podman', ['load', '-i', staticTar], { stdio: 'ignore' });
-    podman = timeShell(`podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 mkimg-examples/static:1.0 >/dev/null`, { runs: Math.min(RUNS, 5) });
+    podman = timeShell(
+      `podman run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 mkimg-examples/static:1.0 >/dev/null`,
+      { runs: Math.min(RUNS, 5) },
+    );
   } catch (e) {
     podman = undefined;
     console.error(`podman run: not measured here (${String(e.message).split('\n')[0]})`);
@@ -81,26 +96,50 @@ try {
   rows.push(['warm: mkimg run (static)', ms(mk)]);
   rows.push(['warm: tracer/mkimg-run (static)', ms(fast)]);
   if (podman !== undefined) rows.push(['warm: podman run (static)', ms(podman)]);
-  rows.push(['warm: aim node + 1.5x runc', `${ms(node0 + 1.5 * runc)} → ${mk <= node0 + 1.5 * runc ? 'met' : 'missed'}`]);
-  if (podman !== undefined) rows.push(['warm: mkimg run / podman', `${(mk / podman).toFixed(2)}x (aim <= 0.20) → ${mk <= podman / 5 ? 'met' : 'missed'}`]);
-  if (podman !== undefined) rows.push(['warm: mkimg-run / podman', `${(fast / podman).toFixed(3)}x (aim <= 0.20) → ${fast <= podman / 5 ? 'met' : 'missed'}`]);
+  rows.push([
+    'warm: aim node + 1.5x runc',
+    `${ms(node0 + 1.5 * runc)} → ${mk <= node0 + 1.5 * runc ? 'met' : 'missed'}`,
+  ]);
+  if (podman !== undefined)
+    rows.push([
+      'warm: mkimg run / podman',
+      `${(mk / podman).toFixed(2)}x (aim <= 0.20) → ${mk <= podman / 5 ? 'met' : 'missed'}`,
+    ]);
+  if (podman !== undefined)
+    rows.push([
+      'warm: mkimg-run / podman',
+      `${(fast / podman).toFixed(3)}x (aim <= 0.20) → ${fast <= podman / 5 ? 'met' : 'missed'}`,
+    ]);
   rows.push(['warm: mkimg-run / runc run', `${(fast / runc).toFixed(2)}x`]);
 
   // cold: python
   const py = bundle(pythonTar, 'python', ['/usr/bin/python3.11', '/app/main.py', '--self-test']);
   const index = JSON.parse(readFileSync(join(py.layout, 'index.json'), 'utf8'));
-  const manifest = JSON.parse(readFileSync(join(py.layout, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+  const manifest = JSON.parse(
+    readFileSync(join(py.layout, 'blobs', 'sha256', index.manifests[0].digest.slice(7)), 'utf8'),
+  );
   const layers = manifest.layers.map((l) => join(py.layout, 'blobs', 'sha256', l.digest.slice(7)));
   const rootfs = join(py.bundle, 'rootfs');
-  const clean = () => rmSync(join(cache, 'rootfs'), { recursive: true, force: true }) || rmSync(join(cache, 'run'), { recursive: true, force: true });
-  const mkCold = timeShell(`${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(pythonTar)} --self-test >/dev/null`, { runs: Math.min(RUNS, 5), before: clean });
+  const clean = () =>
+    rmSync(join(cache, 'rootfs'), { recursive: true, force: true }) ||
+    rmSync(join(cache, 'run'), { recursive: true, force: true });
+  const mkCold = timeShell(
+    `${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(pythonTar)} --self-test >/dev/null`,
+    { runs: Math.min(RUNS, 5), before: clean },
+  );
   const tarRunc = timeShell(
     `rm -rf ${q(rootfs)} && mkdir ${q(rootfs)} && ${layers.map((l) => `tar -xf ${q(l)} -C ${q(rootfs)}`).join(' && ')} && runc run --bundle ${q(py.bundle)} bench-py-$$ >/dev/null; runc delete -f bench-py-$$ 2>/dev/null || true`,
     { runs: Math.min(RUNS, 5) },
   );
-  const mkWarmPy = timeShell(`${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(pythonTar)} --self-test >/dev/null`, { runs: Math.min(RUNS, 5) });
+  const mkWarmPy = timeShell(
+    `${q(process.execPath)} ${q(MKIMG)} run --cache-dir ${q(cache)} ${q(pythonTar)} --self-test >/dev/null`,
+    { runs: Math.min(RUNS, 5) },
+  );
   rows.push(['cold: tar -x + runc run (python)', ms(tarRunc)]);
-  rows.push(['cold: mkimg run, empty cache (python)', `${ms(mkCold)} → ${(mkCold / tarRunc).toFixed(2)}x (aim <= 1.2x) ${mkCold <= 1.2 * tarRunc ? 'met' : 'missed'}`]);
+  rows.push([
+    'cold: mkimg run, empty cache (python)',
+    `${ms(mkCold)} → ${(mkCold / tarRunc).toFixed(2)}x (aim <= 1.2x) ${mkCold <= 1.2 * tarRunc ? 'met' : 'missed'}`,
+  ]);
   rows.push(['warm: mkimg run (python)', ms(mkWarmPy)]);
   console.log(table(rows));
 } finally {

@@ -5,7 +5,13 @@
 // mostly Node.js's own start-up.
 const run = process.argv[2] === 'run';
 import(run ? '../dist/bundle/run.js' : '../dist/bundle/main.js')
-  .then((m) => (run ? m.runMain(process.argv.slice(3)).then((code) => { process.exitCode = code; }) : m.main(process.argv)))
+  .then((m) =>
+    run
+      ? m.runMain(process.argv.slice(3)).then((code) => {
+          process.exitCode = code;
+        })
+      : m.main(process.argv),
+  )
   .catch((e) => {
     if (e && e.code === 'ERR_MODULE_NOT_FOUND' && /dist\/bundle\/(main|run)\.js/.test(String(e.message))) {
       process.stderr.write('mkimg: not built yet: run `npm run build` in the mkimg checkout\n');

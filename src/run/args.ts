@@ -73,7 +73,17 @@ that would escape), 12 registry, 14 sandbox (cannot set up the sandbox, other pl
 `;
 
 export function parseRunArgs(argv: string[]): RunFlags {
-  const f: RunFlags = { image: '', args: [], env: [], volumes: [], network: 'none', writable: false, explain: false, insecure: false, help: false };
+  const f: RunFlags = {
+    image: '',
+    args: [],
+    env: [],
+    volumes: [],
+    network: 'none',
+    writable: false,
+    explain: false,
+    insecure: false,
+    help: false,
+  };
   let i = 0;
   for (; i < argv.length; i++) {
     let a = argv[i]!;
@@ -104,10 +114,14 @@ export function parseRunArgs(argv: string[]): RunFlags {
     else if (a === '--explain') f.explain = true;
     else if (a === '--insecure') f.insecure = true;
     else if (a === '-h' || a === '--help') f.help = true;
-    else throw new MkimgError('usage', `unknown option ${a}`, { hint: 'mkimg run --help (options go before IMAGE; the program\'s arguments after it)' });
+    else
+      throw new MkimgError('usage', `unknown option ${a}`, {
+        hint: "mkimg run --help (options go before IMAGE; the program's arguments after it)",
+      });
   }
   if (f.help) return f;
-  if (i >= argv.length) throw new MkimgError('usage', 'no image given', { hint: 'mkimg run [options] IMAGE [--] [ARGS...]' });
+  if (i >= argv.length)
+    throw new MkimgError('usage', 'no image given', { hint: 'mkimg run [options] IMAGE [--] [ARGS...]' });
   f.image = argv[i]!;
   let rest = argv.slice(i + 1);
   if (rest[0] === '--') rest = rest.slice(1);

@@ -74,12 +74,20 @@ function readSbom(root: string): SbomPackage[] | undefined {
   const p = join(root, 'usr/share/mkimg/sbom.spdx.json');
   if (!existsSync(p) || !lstatSync(p).isFile()) return undefined;
   try {
-    const doc = JSON.parse(readFileSync(p, 'utf8')) as { packages?: Array<{ name?: string; versionInfo?: string; checksums?: Array<{ algorithm: string; checksumValue: string }>; externalRefs?: Array<{ referenceType?: string }> }> };
+    const doc = JSON.parse(readFileSync(p, 'utf8')) as {
+      packages?: Array<{
+        name?: string;
+        versionInfo?: string;
+        checksums?: Array<{ algorithm: string; checksumValue: string }>;
+        externalRefs?: Array<{ referenceType?: string }>;
+      }>;
+    };
     const out: SbomPackage[] = [];
     for (const pk of doc.packages ?? []) {
       if (!pk.externalRefs?.some((r) => r.referenceType === 'purl')) continue;
       const sha = pk.checksums?.find((c) => c.algorithm === 'SHA256')?.checksumValue;
-      if (pk.name && sha && /^[0-9a-f]{64}$/.test(sha)) out.push({ name: pk.name, version: pk.versionInfo ?? '', sha256: sha });
+      if (pk.name && sha && /^[0-9a-f]{64}$/.test(sha))
+        out.push({ name: pk.name, version: pk.versionInfo ?? '', sha256: sha });
     }
     return out;
   } catch {
@@ -92,7 +100,15 @@ export async function explainEvents(root: string, eventsText: string, cacheDir: 
   const missing = new Set<string>();
   for (const ev of parseEvents(eventsText)) {
     if (!ev.abs || !ev.abs.startsWith('/')) continue;
-    if (ev.abs === '/proc' || ev.abs.startsWith('/proc/') || ev.abs.startsWith('/dev/') || ev.abs.startsWith('/sys/') || ev.abs.startsWith('/tmp/') || ev.abs.startsWith('/run/')) continue;
+    if (
+      ev.abs === '/proc' ||
+      ev.abs.startsWith('/proc/') ||
+      ev.abs.startsWith('/dev/') ||
+      ev.abs.startsWith('/sys/') ||
+      ev.abs.startsWith('/tmp/') ||
+      ev.abs.startsWith('/run/')
+    )
+      continue;
     const c = canonicalInRoot(root, ev.abs);
     if (!c.exists) missing.add(c.path);
   }
@@ -121,8 +137,11 @@ export async function explainEvents(root: string, eventsText: string, cacheDir: 
 
 export function formatExplanation(x: Explanation, exitCode: number): string[] {
   const out: string[] = [];
-  out.push(`mkimg: explain: the program exited ${exitCode}; it looked for ${x.missing.length} path(s) this image does not have.`);
-  if (!x.sbom) out.push('mkimg: explain: the image has no /usr/share/mkimg/sbom.spdx.json, so its package closure is unknown.');
+  out.push(
+    `mkimg: explain: the program exited ${exitCode}; it looked for ${x.missing.length} path(s) this image does not have.`,
+  );
+  if (!x.sbom)
+    out.push('mkimg: explain: the image has no /usr/share/mkimg/sbom.spdx.json, so its package closure is unknown.');
   if (x.shipped.length > 0) {
     out.push('mkimg: explain: minimization removed these, which the closure had:');
     for (const s of x.shipped) out.push(`  ${s.path}  (package ${s.package} ${s.version})`);
@@ -131,9 +150,14 @@ export function formatExplanation(x: Explanation, exitCode: number): string[] {
     out.push(`    keep: [${[...new Set(x.shipped.map((s) => JSON.stringify(s.path)))].join(', ')}]`);
     out.push(`  # the packages: ${[...new Set(x.shipped.map((s) => s.package))].join(', ')}`);
   } else if (x.missing.length > 0 && x.sbom) {
-    out.push('mkimg: explain: none of them is shipped by a package of the closure (so minimization did not remove them).');
+    out.push(
+      'mkimg: explain: none of them is shipped by a package of the closure (so minimization did not remove them).',
+    );
   }
-  if (x.uncached.length > 0) out.push(`mkimg: explain: not checked (their .debs are not in the cache; build the image once with this --cache-dir): ${x.uncached.join(', ')}`);
+  if (x.uncached.length > 0)
+    out.push(
+      `mkimg: explain: not checked (their .debs are not in the cache; build the image once with this --cache-dir): ${x.uncached.join(', ')}`,
+    );
   return out;
 }
 

@@ -53,10 +53,15 @@ interface BlobStore {
 }
 
 const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
+const INDEX_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
 
 function bad(source: string, msg: string): MkimgError {
-  return new MkimgError('integrity', `${source}: ${msg}`, { hint: 'give an image tar written by mkimg build or mkimg pull, or an OCI layout directory' });
+  return new MkimgError('integrity', `${source}: ${msg}`, {
+    hint: 'give an image tar written by mkimg build or mkimg pull, or an OCI layout directory',
+  });
 }
 
 function platformOf(p: { os?: string; architecture?: string; variant?: string } | undefined): string {
@@ -77,7 +82,8 @@ async function tarStore(path: string): Promise<BlobStore> {
     read: async (d) => readMember(path, member(d)),
     stream: (desc) => {
       const m = member(desc.digest);
-      if (m.size !== desc.size) throw bad(path, `blob ${desc.digest} has ${m.size} bytes, its descriptor says ${desc.size}`);
+      if (m.size !== desc.size)
+        throw bad(path, `blob ${desc.digest} has ${m.size} bytes, its descriptor says ${desc.size}`);
       return memberStream(path, m);
     },
     index: async () => {
@@ -94,9 +100,10 @@ function layoutStore(dir: string): BlobStore {
     return join(dir, 'blobs', 'sha256', digest.slice(7));
   };
   return {
-    read: async (d) => readFile(file(d)).catch(() => {
-      throw bad(dir, `blob ${d} is missing`);
-    }),
+    read: async (d) =>
+      readFile(file(d)).catch(() => {
+        throw bad(dir, `blob ${d} is missing`);
+      }),
     stream: (desc) => {
       const f = file(desc.digest);
       let size: number;
@@ -108,15 +115,17 @@ function layoutStore(dir: string): BlobStore {
       if (size !== desc.size) throw bad(dir, `blob ${desc.digest} has ${size} bytes, its descriptor says ${desc.size}`);
       return createReadStream(f, { highWaterMark: 1 << 20 });
     },
-    index: async () => readFile(join(dir, 'index.json')).catch(() => {
-      throw bad(dir, 'has no index.json (not an OCI image layout)');
-    }),
+    index: async () =>
+      readFile(join(dir, 'index.json')).catch(() => {
+        throw bad(dir, 'has no index.json (not an OCI image layout)');
+      }),
   };
 }
 
 async function readJson(store: BlobStore, source: string, d: Descriptor, what: string): Promise<any> {
   const bytes = await store.read(d.digest);
-  if (`sha256:${sha256Hex(bytes)}` !== d.digest || bytes.length !== d.size) throw bad(source, `${what} ${d.digest} does not match its digest or size`);
+  if (`sha256:${sha256Hex(bytes)}` !== d.digest || bytes.length !== d.size)
+    throw bad(source, `${what} ${d.digest} does not match its digest or size`);
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
@@ -139,13 +148,18 @@ async function chooseManifest(store: BlobStore, source: string, platform: string
     let pick: Descriptor | undefined;
     if (all.length === 1) pick = all[0];
     else {
-      pick = all.find((m) => platformOf(m.platform) === platform) ?? all.find((m) => platformOf(m.platform) === platform.split('/').slice(0, 2).join('/'));
+      pick =
+        all.find((m) => platformOf(m.platform) === platform) ??
+        all.find((m) => platformOf(m.platform) === platform.split('/').slice(0, 2).join('/'));
       if (!pick) {
         const have = all.map((m) => platformOf(m.platform) || '?').join(', ');
-        throw new MkimgError('usage', `${source} has no image for ${platform} (it has: ${have})`, { hint: 'pick one of its platforms with --platform, on a host that can run it' });
+        throw new MkimgError('usage', `${source} has no image for ${platform} (it has: ${have})`, {
+          hint: 'pick one of its platforms with --platform, on a host that can run it',
+        });
       }
     }
-    if (!pick || !DIGEST_RE.test(pick.digest)) throw bad(source, `index.json: manifest digest "${pick?.digest}" is not sha256:<hex>`);
+    if (!pick || !DIGEST_RE.test(pick.digest))
+      throw bad(source, `index.json: manifest digest "${pick?.digest}" is not sha256:<hex>`);
     if (!INDEX_TYPES.has(pick.mediaType ?? '')) return pick;
     index = await readJson(store, source, pick, 'index');
   }
@@ -162,25 +176,34 @@ export async function openRunImage(source: string, opts: OpenOptions): Promise<R
   try {
     st = statSync(source);
   } catch {
-    throw new MkimgError('usage', `${source} does not exist`, { hint: 'give an image tar, an OCI layout directory or a registry reference' });
+    throw new MkimgError('usage', `${source} does not exist`, {
+      hint: 'give an image tar, an OCI layout directory or a registry reference',
+    });
   }
   const store = st.isDirectory() ? layoutStore(source) : await tarStore(source);
   const mdesc = await chooseManifest(store, source, opts.platform);
   const manifest = await readJson(store, source, mdesc, 'manifest');
-  if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers)) throw bad(source, `manifest ${mdesc.digest} is not an image manifest (no config/layers)`);
+  if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers))
+    throw bad(source, `manifest ${mdesc.digest} is not an image manifest (no config/layers)`);
   const config = await readJson(store, source, manifest.config, 'config');
   const plat = platformOf({ os: config.os, architecture: config.architecture, variant: config.variant });
   const [wantOs, wantArch] = opts.platform.split('/');
   if (config.os !== wantOs || config.architecture !== wantArch) {
-    throw new MkimgError('sandbox', `${source} is a ${plat || 'unknown-platform'} image; this host runs ${opts.platform} images only`, {
-      hint: 'build or pull the image for this host\'s platform (--platform); mkimg run does not emulate other architectures',
-    });
+    throw new MkimgError(
+      'sandbox',
+      `${source} is a ${plat || 'unknown-platform'} image; this host runs ${opts.platform} images only`,
+      {
+        hint: "build or pull the image for this host's platform (--platform); mkimg run does not emulate other architectures",
+      },
+    );
   }
   const diffIds: unknown = config.rootfs?.diff_ids;
-  if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length) throw bad(source, `config ${manifest.config.digest}: rootfs.diff_ids does not list one digest per layer`);
+  if (!Array.isArray(diffIds) || diffIds.length !== manifest.layers.length)
+    throw bad(source, `config ${manifest.config.digest}: rootfs.diff_ids does not list one digest per layer`);
   const layers: RunLayer[] = manifest.layers.map((d: Descriptor, i: number) => {
     const diffId = String(diffIds[i]);
-    if (!DIGEST_RE.test(d.digest) || !DIGEST_RE.test(diffId)) throw bad(source, `layer ${i}: digest "${d.digest}" / diff_id "${diffId}" is not sha256:<hex>`);
+    if (!DIGEST_RE.test(d.digest) || !DIGEST_RE.test(diffId))
+      throw bad(source, `layer ${i}: digest "${d.digest}" / diff_id "${diffId}" is not sha256:<hex>`);
     return { desc: d, diffId, open: () => store.stream(d) };
   });
   const c = config.config ?? {};
@@ -189,7 +212,13 @@ export async function openRunImage(source: string, opts: OpenOptions): Promise<R
     source,
     manifestDigest: mdesc.digest,
     platform: plat,
-    config: { entrypoint: strings(c.Entrypoint), cmd: strings(c.Cmd), env: strings(c.Env), workdir: typeof c.WorkingDir === 'string' ? c.WorkingDir : '', user: typeof c.User === 'string' ? c.User : '' },
+    config: {
+      entrypoint: strings(c.Entrypoint),
+      cmd: strings(c.Cmd),
+      env: strings(c.Env),
+      workdir: typeof c.WorkingDir === 'string' ? c.WorkingDir : '',
+      user: typeof c.User === 'string' ? c.User : '',
+    },
     layers,
   };
 }

@@ -24,14 +24,23 @@ function cacheDirOf(flags: RunFlags): string {
 }
 
 function hostPlatformOf(): string {
-  const arch = ({ x64: 'amd64', arm64: 'arm64', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<string, string>)[process.arch] ?? process.arch;
+  const arch =
+    (
+      { x64: 'amd64', arm64: 'arm64', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' } as Record<
+        string,
+        string
+      >
+    )[process.arch] ?? process.arch;
   return `linux/${arch}`;
 }
 
 /** A registry reference rather than a path: not on disk, and shaped like HOST/REPO[:TAG|@DIGEST] or REPO:TAG. */
 function looksLikeReference(s: string): boolean {
   if (s.startsWith('/') || s.startsWith('.') || s.endsWith('.tar')) return false;
-  return /^[a-z0-9][a-z0-9._:-]*(\/[a-z0-9._-]+)*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/i.test(s) && (s.includes('/') || s.includes(':') || s.includes('@'));
+  return (
+    /^[a-z0-9][a-z0-9._:-]*(\/[a-z0-9._-]+)*(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$/i.test(s) &&
+    (s.includes('/') || s.includes(':') || s.includes('@'))
+  );
 }
 
 /** Open, unpack (what the cache lacks) and assemble: the slow path. */
@@ -52,7 +61,10 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
   for (const s of sigs) process.once(s, onSignal);
   try {
     if (!existsSync(source)) {
-      if (!looksLikeReference(flags.image)) throw new MkimgError('usage', `${flags.image} does not exist`, { hint: 'give an image tar, an OCI layout directory or a registry reference' });
+      if (!looksLikeReference(flags.image))
+        throw new MkimgError('usage', `${flags.image} does not exist`, {
+          hint: 'give an image tar, an OCI layout directory or a registry reference',
+        });
       const { pullImage, fetchImageManifest } = await import('../registry/pull.js');
       const { parseReference } = await import('../registry/reference.js');
       const { RegistryClient } = await import('../registry/client.js');
@@ -72,10 +84,23 @@ async function prepare(flags: RunFlags, cacheDir: string, platform: string): Pro
     }
     const img = await openRunImage(source, { platform });
     const dirs: string[] = [];
-    for (const [i, l] of img.layers.entries()) dirs.push((await unpackLayer(cacheDir, l, `${flags.image}: layer ${i} (${l.desc.digest})`)).dir);
-    const { root } = assembleRoot(cacheDir, dirs, img.layers.map((l) => l.diffId));
+    for (const [i, l] of img.layers.entries())
+      dirs.push((await unpackLayer(cacheDir, l, `${flags.image}: layer ${i} (${l.desc.digest})`)).dir);
+    const { root } = assembleRoot(
+      cacheDir,
+      dirs,
+      img.layers.map((l) => l.diffId),
+    );
     const st = imageStat(source)!;
-    const rec: LaunchRecord = { v: 1, path: source, ...st, platform, manifestDigest: img.manifestDigest, root, config: img.config };
+    const rec: LaunchRecord = {
+      v: 1,
+      path: source,
+      ...st,
+      platform,
+      manifestDigest: img.manifestDigest,
+      root,
+      config: img.config,
+    };
     if (!pulledDir) {
       writeRecord(cacheDir, rec);
       writeFast(cacheDir, rec, flags.image, platform);
@@ -92,7 +117,17 @@ function writeFast(cacheDir: string, rec: LaunchRecord, image: string, platform:
   if (platform !== hostPlatformOf()) return;
   let spec: LaunchSpec;
   try {
-    spec = launchSpec(rec, { image, args: [], env: [], volumes: [], network: 'none', writable: false, explain: false, insecure: false, help: false });
+    spec = launchSpec(rec, {
+      image,
+      args: [],
+      env: [],
+      volumes: [],
+      network: 'none',
+      writable: false,
+      explain: false,
+      insecure: false,
+      help: false,
+    });
   } catch {
     return;
   }
@@ -107,9 +142,14 @@ export function launchSpec(rec: LaunchRecord, flags: RunFlags): LaunchSpec {
   const entry = flags.entrypoint !== undefined ? (flags.entrypoint === '' ? [] : [flags.entrypoint]) : c.entrypoint;
   const cmd = flags.args.length > 0 ? flags.args : flags.entrypoint !== undefined ? [] : c.cmd;
   const argv = [...entry, ...cmd];
-  if (argv.length === 0) throw new MkimgError('usage', `${flags.image} has no entrypoint or cmd, and no command was given`, { hint: 'mkimg run IMAGE -- PROGRAM ARGS...' });
+  if (argv.length === 0)
+    throw new MkimgError('usage', `${flags.image} has no entrypoint or cmd, and no command was given`, {
+      hint: 'mkimg run IMAGE -- PROGRAM ARGS...',
+    });
   const user = flags.user ?? c.user;
-  const u = user ? resolveUser(rec.root, user, flags.user !== undefined ? '--user' : 'the image\'s config.User') : { uid: 0, gid: 0, home: '/root' };
+  const u = user
+    ? resolveUser(rec.root, user, flags.user !== undefined ? '--user' : "the image's config.User")
+    : { uid: 0, gid: 0, home: '/root' };
   const env = new Map<string, string>();
   for (const kv of [DEFAULT_PATH, ...c.env]) {
     const i = kv.indexOf('=');
@@ -126,17 +166,38 @@ export function launchSpec(rec: LaunchRecord, flags: RunFlags): LaunchSpec {
   if (!env.has('HOME')) env.set('HOME', u.home || '/');
   const binds = flags.volumes.map((v) => {
     const parts = v.split(':');
-    if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1] || (parts[2] !== undefined && parts[2] !== 'ro' && parts[2] !== 'rw')) {
-      throw new MkimgError('usage', `-v ${JSON.stringify(v)}: expected HOST:IMG[:ro]`, { hint: 'e.g. -v "$PWD/data:/data:ro"' });
+    if (
+      parts.length < 2 ||
+      parts.length > 3 ||
+      !parts[0] ||
+      !parts[1] ||
+      (parts[2] !== undefined && parts[2] !== 'ro' && parts[2] !== 'rw')
+    ) {
+      throw new MkimgError('usage', `-v ${JSON.stringify(v)}: expected HOST:IMG[:ro]`, {
+        hint: 'e.g. -v "$PWD/data:/data:ro"',
+      });
     }
     const host = resolve(parts[0]);
-    if (!existsSync(host)) throw new MkimgError('usage', `-v ${v}: ${host} does not exist on this host`, { hint: 'create it first, or fix the path' });
+    if (!existsSync(host))
+      throw new MkimgError('usage', `-v ${v}: ${host} does not exist on this host`, {
+        hint: 'create it first, or fix the path',
+      });
     if (!parts[1].startsWith('/')) throw new MkimgError('usage', `-v ${v}: the image path ${parts[1]} is not absolute`);
     return `${host}:${parts[1]}${parts[2] === 'ro' ? ':ro' : ''}`;
   });
   const cwd = flags.workdir ?? (c.workdir || '/');
   if (!cwd.startsWith('/')) throw new MkimgError('usage', `-w ${cwd}: expected an absolute path inside the image`);
-  return { root: rec.root, argv, env: [...env].map(([k, v]) => `${k}=${v}`), cwd, uid: u.uid, gid: u.gid, binds, network: flags.network, writable: flags.writable };
+  return {
+    root: rec.root,
+    argv,
+    env: [...env].map(([k, v]) => `${k}=${v}`),
+    cwd,
+    uid: u.uid,
+    gid: u.gid,
+    binds,
+    network: flags.network,
+    writable: flags.writable,
+  };
 }
 
 /** Run; returns the exit code (the program's, or mkimg's own for its errors). */
@@ -150,12 +211,17 @@ export async function runMain(argv: string[]): Promise<number> {
     }
     const cacheDir = cacheDirOf(flags);
     const platform = flags.platform ?? hostPlatformOf();
-    if (!/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/.test(platform)) throw new MkimgError('usage', `--platform ${platform}: expected OS/ARCH[/VARIANT], e.g. linux/amd64`);
+    if (!/^[a-z0-9]+\/[a-z0-9]+(\/[a-z0-9]+)?$/.test(platform))
+      throw new MkimgError('usage', `--platform ${platform}: expected OS/ARCH[/VARIANT], e.g. linux/amd64`);
     if (platform.split('/').slice(0, 2).join('/') !== hostPlatformOf()) {
-      throw new MkimgError('sandbox', `--platform ${platform}: this host runs ${hostPlatformOf()} images only`, { hint: 'mkimg run does not emulate other architectures' });
+      throw new MkimgError('sandbox', `--platform ${platform}: this host runs ${hostPlatformOf()} images only`, {
+        hint: 'mkimg run does not emulate other architectures',
+      });
     }
     const abs = resolve(flags.image);
-    const rec = (!flags.explain && statSync(abs, { throwIfNoEntry: false }) && readRecord(cacheDir, abs, platform)) || (await prepare(flags, cacheDir, platform));
+    const rec =
+      (!flags.explain && statSync(abs, { throwIfNoEntry: false }) && readRecord(cacheDir, abs, platform)) ||
+      (await prepare(flags, cacheDir, platform));
     const spec = launchSpec(rec, flags);
     if (flags.explain) {
       const { explain } = await import('./explain.js');

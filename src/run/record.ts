@@ -44,7 +44,16 @@ export function readRecord(cacheDir: string, absPath: string, platform: string):
   } catch {
     return undefined;
   }
-  if (r.v !== 1 || r.path !== absPath || r.size !== st.size || r.mtimeMs !== st.mtimeMs || r.ino !== st.ino || r.dev !== st.dev || r.platform !== platform) return undefined;
+  if (
+    r.v !== 1 ||
+    r.path !== absPath ||
+    r.size !== st.size ||
+    r.mtimeMs !== st.mtimeMs ||
+    r.ino !== st.ino ||
+    r.dev !== st.dev ||
+    r.platform !== platform
+  )
+    return undefined;
   return existsSync(r.root) ? r : undefined;
 }
 
@@ -68,7 +77,13 @@ function fnv1a64(s: string): string {
  * key, with the stat in the units C sees (mtime in ns), the tracer's options
  * for a run with no flags, and the image's entrypoint and cmd.
  */
-export function writeFastRecord(cacheDir: string, absPath: string, tracerOptions: string[], entrypoint: string[], cmd: string[]): void {
+export function writeFastRecord(
+  cacheDir: string,
+  absPath: string,
+  tracerOptions: string[],
+  entrypoint: string[],
+  cmd: string[],
+): void {
   const p = statSync(absPath, { bigint: true });
   const s = p.isDirectory() ? statSync(join(absPath, 'index.json'), { bigint: true }) : p;
   const fields = ['mkimg-run-record-1', absPath, String(s.size), String(s.mtimeNs), String(s.ino), String(s.dev)];
@@ -90,7 +105,9 @@ export function writeFastRecord(cacheDir: string, absPath: string, tracerOptions
 export function readManifestRecord(cacheDir: string, digest: string, platform: string): LaunchRecord | undefined {
   if (!/^sha256:[0-9a-f]{64}$/.test(digest)) return undefined;
   try {
-    const r = JSON.parse(readFileSync(join(cacheDir, 'run', 'manifests', digest.slice(7) + '.json'), 'utf8')) as LaunchRecord;
+    const r = JSON.parse(
+      readFileSync(join(cacheDir, 'run', 'manifests', digest.slice(7) + '.json'), 'utf8'),
+    ) as LaunchRecord;
     return r.v === 1 && r.manifestDigest === digest && r.platform === platform && existsSync(r.root) ? r : undefined;
   } catch {
     return undefined;

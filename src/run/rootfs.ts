@@ -7,7 +7,19 @@
  * directory). The sandbox mounts it read-only, so shared inodes are never
  * written through.
  */
-import { existsSync, lchownSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  existsSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+} from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { OPAQUE, SANDBOX_ID_BASE, SHIFT_OWNERS, WHITEOUT_PREFIX, temporaries } from './unpack.js';
@@ -69,7 +81,11 @@ export function chainKey(diffIds: string[]): string {
 }
 
 /** The root folder for these layers (folders from unpackLayer, bottom first); made once. */
-export function assembleRoot(cacheDir: string, layerDirs: string[], diffIds: string[]): { root: string; made: boolean } {
+export function assembleRoot(
+  cacheDir: string,
+  layerDirs: string[],
+  diffIds: string[],
+): { root: string; made: boolean } {
   if (layerDirs.length === 1) return { root: join(layerDirs[0]!, 'root'), made: false };
   const final = join(cacheDir, 'rootfs', 'chain', chainKey(diffIds));
   if (existsSync(final)) return { root: join(final, 'root'), made: false };
@@ -89,7 +105,8 @@ export function assembleRoot(cacheDir: string, layerDirs: string[], diffIds: str
         const base = w.slice(slash + 1);
         if (base === OPAQUE) {
           const pd = join(root, parentRel);
-          if ((parentRel === '' || parentsAreDirs(root, parentRel + '/x')) && kindAt(pd) === 'dir') for (const n of readdirSync(pd)) rmSync(join(pd, n), { recursive: true, force: true });
+          if ((parentRel === '' || parentsAreDirs(root, parentRel + '/x')) && kindAt(pd) === 'dir')
+            for (const n of readdirSync(pd)) rmSync(join(pd, n), { recursive: true, force: true });
         } else removeIn(root, (parentRel ? parentRel + '/' : '') + base.slice(WHITEOUT_PREFIX.length));
       }
       overlay(join(dir, 'root'), root);

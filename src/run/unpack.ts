@@ -22,7 +22,23 @@
  * a nonroot user its own 0600 files). Unprivileged, the cache is the
  * caller's, owners are not set, and the caller is the program's one id.
  */
-import { closeSync, constants as C, existsSync, fchmodSync, fchownSync, lchownSync, linkSync, mkdirSync, openSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as C,
+  existsSync,
+  fchmodSync,
+  fchownSync,
+  lchownSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -43,7 +59,9 @@ const SANDBOX_ID_MAX = 2 ** 31 - 2;
 export const SHIFT_OWNERS = typeof process.geteuid === 'function' && process.geteuid() === 0;
 
 function escape(label: string, msg: string): MkimgError {
-  return new MkimgError('integrity', `${label}: ${msg}`, { hint: 'this layer would write outside its unpack folder or holds what an image must not; nothing was unpacked' });
+  return new MkimgError('integrity', `${label}: ${msg}`, {
+    hint: 'this layer would write outside its unpack folder or holds what an image must not; nothing was unpacked',
+  });
 }
 
 /** Normalize a tar member name to a relative path ("" for the root); throws on escape. */
@@ -67,7 +85,11 @@ class LayerWriter {
   /** Give `p` the shifted owner of tar ids uid:gid (root only). */
   private own(p: string, uid: number, gid: number, rel: string): void {
     if (!SHIFT_OWNERS) return;
-    if (uid > SANDBOX_ID_MAX || gid > SANDBOX_ID_MAX) throw escape(this.label, `entry "${rel}" has owner ${uid}:${gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`);
+    if (uid > SANDBOX_ID_MAX || gid > SANDBOX_ID_MAX)
+      throw escape(
+        this.label,
+        `entry "${rel}" has owner ${uid}:${gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`,
+      );
     lchownSync(p, SANDBOX_ID_BASE + uid, SANDBOX_ID_BASE + gid);
   }
 
@@ -123,7 +145,11 @@ class LayerWriter {
         return undefined;
       case '1': {
         const target = memberPath(h.linkname, this.label);
-        if (this.kinds.get(target) !== 'file') throw escape(this.label, `hardlink "${rel}" points at "${h.linkname}", which is not a file this layer wrote before it`);
+        if (this.kinds.get(target) !== 'file')
+          throw escape(
+            this.label,
+            `hardlink "${rel}" points at "${h.linkname}", which is not a file this layer wrote before it`,
+          );
         linkSync(join(this.root, target), p);
         this.kinds.set(rel, 'file');
         return undefined;
@@ -135,7 +161,10 @@ class LayerWriter {
         if (SHIFT_OWNERS) {
           if (h.uid > SANDBOX_ID_MAX || h.gid > SANDBOX_ID_MAX) {
             closeSync(fd);
-            throw escape(this.label, `entry "${rel}" has owner ${h.uid}:${h.gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`);
+            throw escape(
+              this.label,
+              `entry "${rel}" has owner ${h.uid}:${h.gid}, beyond the sandbox's ids (0..${SANDBOX_ID_MAX})`,
+            );
           }
           fchownSync(fd, SANDBOX_ID_BASE + h.uid, SANDBOX_ID_BASE + h.gid);
         }
@@ -218,7 +247,11 @@ export function layerDir(cacheDir: string, diffId: string): string {
  * Unpack `layer` into the cache unless it is there already. Returns its folder
  * and whether it was unpacked now.
  */
-export async function unpackLayer(cacheDir: string, layer: RunLayer, label: string): Promise<{ dir: string; unpacked: boolean }> {
+export async function unpackLayer(
+  cacheDir: string,
+  layer: RunLayer,
+  label: string,
+): Promise<{ dir: string; unpacked: boolean }> {
   const final = layerDir(cacheDir, layer.diffId);
   if (existsSync(final)) return { dir: final, unpacked: false };
   const parent = join(cacheDir, 'rootfs', 'sha256');
@@ -231,8 +264,18 @@ export async function unpackLayer(cacheDir: string, layer: RunLayer, label: stri
     const writer = new LayerWriter(join(tmp, 'root'), label);
     const parser = new TarParser((h) => writer.entry(h));
     const mt = layer.desc.mediaType ?? '';
-    const compressed = mt.endsWith('+gzip') || mt.endsWith('.gzip') ? 'gzip' : mt.endsWith('+zstd') || mt.endsWith('.zstd') ? 'zstd' : mt.includes('+') ? mt : '';
-    if (compressed && compressed !== 'gzip' && compressed !== 'zstd') throw new MkimgError('integrity', `${label}: media type ${mt} is not one mkimg can unpack`, { hint: 'layers may be uncompressed, gzip or zstd tars' });
+    const compressed =
+      mt.endsWith('+gzip') || mt.endsWith('.gzip')
+        ? 'gzip'
+        : mt.endsWith('+zstd') || mt.endsWith('.zstd')
+          ? 'zstd'
+          : mt.includes('+')
+            ? mt
+            : '';
+    if (compressed && compressed !== 'gzip' && compressed !== 'zstd')
+      throw new MkimgError('integrity', `${label}: media type ${mt} is not one mkimg can unpack`, {
+        hint: 'layers may be uncompressed, gzip or zstd tars',
+      });
     const blobHash = createHash('sha256');
     const diffHash = compressed ? createHash('sha256') : blobHash;
     let stream: Readable = layer.open().pipe(hashing(blobHash));
@@ -242,18 +285,37 @@ export async function unpackLayer(cacheDir: string, layer: RunLayer, label: stri
       for await (const chunk of stream) parser.push(chunk as Buffer);
       parser.end();
     } catch (e) {
-      if (e instanceof TarFormatError) throw new MkimgError('integrity', `${label}: ${e.message}`, { hint: 'the layer is not a whole tar; rebuild or pull the image again' });
+      if (e instanceof TarFormatError)
+        throw new MkimgError('integrity', `${label}: ${e.message}`, {
+          hint: 'the layer is not a whole tar; rebuild or pull the image again',
+        });
       if (e instanceof MkimgError) throw e;
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'Z_DATA_ERROR' || code === 'Z_BUF_ERROR' || /zstd|invalid|unexpected end/i.test((e as Error).message)) {
-        throw new MkimgError('integrity', `${label}: cannot decompress the ${compressed} layer: ${(e as Error).message}`, { hint: 'rebuild or pull the image again' });
+      if (
+        code === 'Z_DATA_ERROR' ||
+        code === 'Z_BUF_ERROR' ||
+        /zstd|invalid|unexpected end/i.test((e as Error).message)
+      ) {
+        throw new MkimgError(
+          'integrity',
+          `${label}: cannot decompress the ${compressed} layer: ${(e as Error).message}`,
+          { hint: 'rebuild or pull the image again' },
+        );
       }
       throw e;
     }
     const blob = `sha256:${blobHash.digest('hex')}`;
-    if (blob !== layer.desc.digest) throw new MkimgError('integrity', `${label}: blob has digest ${blob}, the manifest says ${layer.desc.digest}`, { hint: 'the image is damaged: rebuild or pull it again' });
+    if (blob !== layer.desc.digest)
+      throw new MkimgError('integrity', `${label}: blob has digest ${blob}, the manifest says ${layer.desc.digest}`, {
+        hint: 'the image is damaged: rebuild or pull it again',
+      });
     const diff = compressed ? `sha256:${diffHash.digest('hex')}` : blob;
-    if (diff !== layer.diffId) throw new MkimgError('integrity', `${label}: uncompressed layer has digest ${diff}, the config's diff_id says ${layer.diffId}`, { hint: 'the image is damaged: rebuild or pull it again' });
+    if (diff !== layer.diffId)
+      throw new MkimgError(
+        'integrity',
+        `${label}: uncompressed layer has digest ${diff}, the config's diff_id says ${layer.diffId}`,
+        { hint: 'the image is damaged: rebuild or pull it again' },
+      );
     writeFileSync(join(tmp, 'whiteouts'), writer.whiteouts.map((w) => w + '\n').join(''));
     try {
       renameSync(tmp, final);

@@ -12,7 +12,10 @@ function readEtc(root: string, name: string): string[][] {
     if (!lstatSync(join(root, 'etc')).isDirectory()) return [];
     const p = join(root, 'etc', name);
     if (!lstatSync(p).isFile()) return [];
-    return readFileSync(p, 'utf8').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.split(':'));
+    return readFileSync(p, 'utf8')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.split(':'));
   } catch {
     return [];
   }
@@ -41,7 +44,10 @@ export function resolveUser(root: string, spec: string, origin: string): RunUser
     }
   } else {
     const e = passwd.find((f) => f[0] === u);
-    if (!e) throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: the image has no user "${u}" in /etc/passwd`, { hint: 'give a numeric UID[:GID], or a user the image defines' });
+    if (!e)
+      throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: the image has no user "${u}" in /etc/passwd`, {
+        hint: 'give a numeric UID[:GID], or a user the image defines',
+      });
     uid = Number(e[2]);
     gid = Number(e[3]);
     home = e[5];
@@ -50,10 +56,18 @@ export function resolveUser(root: string, spec: string, origin: string): RunUser
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
       const e = readEtc(root, 'group').find((f) => f[0] === g);
-      if (!e) throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: the image has no group "${g}" in /etc/group`, { hint: 'give a numeric GID, or a group the image defines' });
+      if (!e)
+        throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: the image has no group "${g}" in /etc/group`, {
+          hint: 'give a numeric GID, or a group the image defines',
+        });
       gid = Number(e[2]);
     }
   }
-  if (!Number.isSafeInteger(uid) || uid > 0xfffffffe || (gid !== undefined && (!Number.isSafeInteger(gid) || gid > 0xfffffffe))) throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: not a valid user`);
+  if (
+    !Number.isSafeInteger(uid) ||
+    uid > 0xfffffffe ||
+    (gid !== undefined && (!Number.isSafeInteger(gid) || gid > 0xfffffffe))
+  )
+    throw new MkimgError(kind, `${origin} ${JSON.stringify(spec)}: not a valid user`);
   return { uid, gid: gid ?? 0, ...(home ? { home } : {}) };
 }

@@ -5,7 +5,18 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +31,8 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-run-test-'));
 const cache = join(work, 'cache');
 let image = '';
 
-const run = (args: string[], opts: { input?: string } = {}) => mkimg(['run', '--cache-dir', cache, ...args], { timeout: 60_000, ...opts });
+const run = (args: string[], opts: { input?: string } = {}) =>
+  mkimg(['run', '--cache-dir', cache, ...args], { timeout: 60_000, ...opts });
 
 beforeAll(() => {
   const proj = join(work, 'proj');
@@ -37,18 +49,45 @@ function sha(b: Buffer): string {
 }
 
 /** An OCI layout directory with these layer tars (bottom first), gzip-compressed when asked. */
-function writeLayout(dir: string, layers: Buffer[], opts: { gzip?: boolean; cmd?: string[]; architecture?: string } = {}): void {
+function writeLayout(
+  dir: string,
+  layers: Buffer[],
+  opts: { gzip?: boolean; cmd?: string[]; architecture?: string } = {},
+): void {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
   const put = (b: Buffer) => {
     const h = sha(b);
     writeFileSync(join(dir, 'blobs', 'sha256', h), b);
     return { digest: `sha256:${h}`, size: b.length };
   };
-  const descs = layers.map((l) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${opts.gzip ? '+gzip' : ''}`, ...put(opts.gzip ? gzipSync(l) : l) }));
-  const config = Buffer.from(JSON.stringify({ architecture: opts.architecture ?? 'amd64', os: 'linux', config: { Cmd: opts.cmd ?? ['/bin/busybox', 'true'], Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) } }));
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(config) }, layers: descs }));
+  const descs = layers.map((l) => ({
+    mediaType: `application/vnd.oci.image.layer.v1.tar${opts.gzip ? '+gzip' : ''}`,
+    ...put(opts.gzip ? gzipSync(l) : l),
+  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: opts.architecture ?? 'amd64',
+      os: 'linux',
+      config: { Cmd: opts.cmd ?? ['/bin/busybox', 'true'], Env: ['PATH=/bin'] },
+      rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) },
+    }),
+  );
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...put(config) },
+      layers: descs,
+    }),
+  );
   const m = put(manifest);
-  writeFileSync(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m }] }));
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...m }],
+    }),
+  );
   writeFileSync(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
 }
 
@@ -66,17 +105,32 @@ function leftovers(): string[] {
 describe('mkimg run', () => {
   it('runs the image config: entrypoint, env, exit codes and signals', () => {
     expect(run([image])).toMatchObject({ code: 0, stdout: 'hello from /app/run.sh\n' });
-    expect(run(['--entrypoint=', image, 'sh', '-c', 'echo $LANG $HOME; exit 3'])).toMatchObject({ code: 3, stdout: 'C.UTF-8 /root\n' });
-    expect(run(['-e', 'LANG=x', '-e', 'FOO=bar', '--entrypoint', '/usr/bin/sh', image, '-c', 'echo $LANG $FOO'])).toMatchObject({ code: 0, stdout: 'x bar\n' });
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'echo $LANG $HOME; exit 3'])).toMatchObject({
+      code: 3,
+      stdout: 'C.UTF-8 /root\n',
+    });
+    expect(
+      run(['-e', 'LANG=x', '-e', 'FOO=bar', '--entrypoint', '/usr/bin/sh', image, '-c', 'echo $LANG $FOO']),
+    ).toMatchObject({ code: 0, stdout: 'x bar\n' });
     expect(run(['--entrypoint=', image, 'sh', '-c', 'kill -TERM $$']).code).toBe(143);
-    expect(run(['-u', '1234:55', '--entrypoint=', image, 'sh', '-c', 'busybox id -u; busybox id -g'])).toMatchObject({ code: 0, stdout: '1234\n55\n' });
+    expect(run(['-u', '1234:55', '--entrypoint=', image, 'sh', '-c', 'busybox id -u; busybox id -g'])).toMatchObject({
+      code: 0,
+      stdout: '1234\n55\n',
+    });
     expect(run(['-w', '/app', '--entrypoint=', image, 'sh', '-c', 'busybox pwd'])).toMatchObject({ stdout: '/app\n' });
     // stdin passes through
-    expect(run(['--entrypoint=', image, 'busybox', 'cat'], { input: 'piped\n' })).toMatchObject({ code: 0, stdout: 'piped\n' });
+    expect(run(['--entrypoint=', image, 'busybox', 'cat'], { input: 'piped\n' })).toMatchObject({
+      code: 0,
+      stdout: 'piped\n',
+    });
     // read-only root unless --writable, whose writes vanish
     expect(run(['--entrypoint=', image, 'sh', '-c', 'echo x > /app/new']).code).not.toBe(0);
-    expect(run(['--writable', '--entrypoint=', image, 'sh', '-c', 'echo x > /app/new && busybox cat /app/new'])).toMatchObject({ code: 0, stdout: 'x\n' });
-    expect(run(['--entrypoint=', image, 'sh', '-c', 'busybox test -e /app/new || echo gone'])).toMatchObject({ stdout: 'gone\n' });
+    expect(
+      run(['--writable', '--entrypoint=', image, 'sh', '-c', 'echo x > /app/new && busybox cat /app/new']),
+    ).toMatchObject({ code: 0, stdout: 'x\n' });
+    expect(run(['--entrypoint=', image, 'sh', '-c', 'busybox test -e /app/new || echo gone'])).toMatchObject({
+      stdout: 'gone\n',
+    });
   });
 
   it('unpacks once: a second run reuses the layer and the launch record', () => {
@@ -107,12 +161,23 @@ describe('mkimg run', () => {
     expect(readdirSync(join(cache, 'run', 'fast')).length).toBeGreaterThan(0);
     // with the record: the tracer straight away (proof: Node.js is not reachable, and it still runs)
     const noNode = { ...env, MKIMG_NODE: '/nonexistent/node' };
-    expect(spawnSync(fast, ['--cache-dir', cache, img, 'ignored-by-run.sh'], { encoding: 'utf8', env: noNode })).toMatchObject({ status: 0, stdout: 'hello from /app/run.sh\n' });
+    expect(
+      spawnSync(fast, ['--cache-dir', cache, img, 'ignored-by-run.sh'], { encoding: 'utf8', env: noNode }),
+    ).toMatchObject({ status: 0, stdout: 'hello from /app/run.sh\n' });
     const layout = join(work, 'fast-layout');
     writeLayout(layout, [await layerTar(bb(), 0)], { cmd: ['/bin/busybox', 'sh', '-c', 'echo $PATH; exit 5'] });
     expect(f([layout])).toMatchObject({ code: 5, stdout: '/bin\n' });
-    expect(spawnSync(fast, ['--cache-dir', cache, layout], { encoding: 'utf8', env: noNode })).toMatchObject({ status: 5, stdout: '/bin\n' });
-    expect(spawnSync(fast, ['--cache-dir', cache, layout, '/bin/busybox', 'cat'], { encoding: 'utf8', env: noNode, input: 'in\n' })).toMatchObject({ status: 0, stdout: 'in\n' });
+    expect(spawnSync(fast, ['--cache-dir', cache, layout], { encoding: 'utf8', env: noNode })).toMatchObject({
+      status: 5,
+      stdout: '/bin\n',
+    });
+    expect(
+      spawnSync(fast, ['--cache-dir', cache, layout, '/bin/busybox', 'cat'], {
+        encoding: 'utf8',
+        env: noNode,
+        input: 'in\n',
+      }),
+    ).toMatchObject({ status: 0, stdout: 'in\n' });
     // a flag the fast path does not know: the full implementation
     expect(f(['-e', 'X=de', layout, '/bin/busybox', 'sh', '-c', 'echo $X'])).toMatchObject({ code: 0, stdout: 'de\n' });
     // a changed image is not run from a stale record
@@ -123,19 +188,29 @@ describe('mkimg run', () => {
     expect(stale.status).not.toBe(0);
     expect(stale.stderr).toMatch(/mkimg-run: cannot start \/nonexistent\/node/);
     // signals: SIGTERM reaches the program
-    const child = spawn(fast, ['--cache-dir', cache, layout, '/bin/busybox', 'sh', '-c', 'echo up; exec /bin/busybox sleep 60'], { stdio: ['ignore', 'pipe', 'pipe'], env: noNode });
+    const child = spawn(
+      fast,
+      ['--cache-dir', cache, layout, '/bin/busybox', 'sh', '-c', 'echo up; exec /bin/busybox sleep 60'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: noNode },
+    );
     await new Promise<void>((res) => child.stdout.once('data', () => res()));
     child.kill('SIGTERM');
     expect(await new Promise<number | null>((res) => child.on('close', (c) => res(c)))).toBe(143);
   });
 
   it('forwards SIGTERM to the program: exit 128+15, nothing left running', async () => {
-    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--entrypoint=', image, 'sh', '-c', 'echo up; exec busybox sleep 60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [MKIMG, 'run', '--cache-dir', cache, '--entrypoint=', image, 'sh', '-c', 'echo up; exec busybox sleep 60'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     await new Promise<void>((res) => child.stdout.once('data', () => res()));
     child.kill('SIGTERM');
     const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
     expect(code).toBe(143);
-    expect(execFileSync('sh', ['-c', 'ps -eo args | grep -c "[b]usybox sleep 60" || true'], { encoding: 'utf8' }).trim()).toBe('0');
+    expect(
+      execFileSync('sh', ['-c', 'ps -eo args | grep -c "[b]usybox sleep 60" || true'], { encoding: 'utf8' }).trim(),
+    ).toBe('0');
   });
 
   it('bind mounts: read, :ro not written, rw written; a missing host path is a usage error', () => {
@@ -144,9 +219,21 @@ describe('mkimg run', () => {
     writeFileSync(join(data, 'in.txt'), 'from the host\n');
     // as root, the sandbox's root is host id 2^31 (the tracer's id shift): a writable volume is one it owns
     if (process.getuid?.() === 0) chownSync(data, 2 ** 31, 2 ** 31);
-    expect(run(['-v', `${data}:/data:ro`, '--entrypoint=', image, 'sh', '-c', 'busybox cat /data/in.txt; echo x > /data/out.txt'])).toMatchObject({ code: 1, stdout: 'from the host\n' });
+    expect(
+      run([
+        '-v',
+        `${data}:/data:ro`,
+        '--entrypoint=',
+        image,
+        'sh',
+        '-c',
+        'busybox cat /data/in.txt; echo x > /data/out.txt',
+      ]),
+    ).toMatchObject({ code: 1, stdout: 'from the host\n' });
     expect(existsSync(join(data, 'out.txt'))).toBe(false);
-    expect(run(['-v', `${data}:/app/static`, '--entrypoint=', image, 'sh', '-c', 'echo written > /app/static/out.txt']).code).toBe(0);
+    expect(
+      run(['-v', `${data}:/app/static`, '--entrypoint=', image, 'sh', '-c', 'echo written > /app/static/out.txt']).code,
+    ).toBe(0);
     expect(readFileSync(join(data, 'out.txt'), 'utf8')).toBe('written\n');
     const missing = run(['-v', `${join(work, 'nope')}:/data`, image, 'true']);
     expect(missing.code).toBe(2);
@@ -159,7 +246,24 @@ describe('mkimg run', () => {
     const port = (server.address() as { port: number }).port;
     const nc = (net: string) =>
       new Promise<{ code: number | null; stdout: string }>((res) => {
-        const c = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--network', net, '--entrypoint=', image, 'busybox', 'nc', '127.0.0.1', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const c = spawn(
+          process.execPath,
+          [
+            MKIMG,
+            'run',
+            '--cache-dir',
+            cache,
+            '--network',
+            net,
+            '--entrypoint=',
+            image,
+            'busybox',
+            'nc',
+            '127.0.0.1',
+            String(port),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let out = '';
         c.stdout.on('data', (d) => (out += d));
         c.on('close', (code) => res({ code, stdout: out }));
@@ -173,13 +277,42 @@ describe('mkimg run', () => {
   });
 
   it('a terminal on stdin reaches the program as a terminal', () => {
-    const r = spawnSync('script', ['-qec', `${process.execPath} ${MKIMG} run --cache-dir ${cache} --entrypoint= ${image} sh -c 'busybox test -t 0 && echo tty'`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(
+      'script',
+      [
+        '-qec',
+        `${process.execPath} ${MKIMG} run --cache-dir ${cache} --entrypoint= ${image} sh -c 'busybox test -t 0 && echo tty'`,
+        '/dev/null',
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
     expect(r.stdout).toMatch(/tty/);
   });
 
   it('several gzip layers, applied in order with whiteouts, from an OCI layout directory', async () => {
-    const l1 = await layerTar([...bb(), { name: 'etc/', type: 'directory' }, { name: 'etc/a', content: 'one\n' }, { name: 'etc/gone', content: 'x' }, { name: 'opq/', type: 'directory' }, { name: 'opq/old', content: 'x' }], 0);
-    const l2 = await layerTar([{ name: 'etc/', type: 'directory' }, { name: 'etc/a', content: 'two\n' }, { name: 'etc/.wh.gone', content: '' }, { name: 'opq/', type: 'directory' }, { name: 'opq/.wh..wh..opq', content: '' }, { name: 'opq/new', content: 'n' }, { name: 'etc/b', type: 'link', linkname: 'etc/a' }], 0);
+    const l1 = await layerTar(
+      [
+        ...bb(),
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/a', content: 'one\n' },
+        { name: 'etc/gone', content: 'x' },
+        { name: 'opq/', type: 'directory' },
+        { name: 'opq/old', content: 'x' },
+      ],
+      0,
+    );
+    const l2 = await layerTar(
+      [
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/a', content: 'two\n' },
+        { name: 'etc/.wh.gone', content: '' },
+        { name: 'opq/', type: 'directory' },
+        { name: 'opq/.wh..wh..opq', content: '' },
+        { name: 'opq/new', content: 'n' },
+        { name: 'etc/b', type: 'link', linkname: 'etc/a' },
+      ],
+      0,
+    );
     const dir = join(work, 'layout');
     writeLayout(dir, [l1, l2], { gzip: true });
     const r = run([dir, '/bin/busybox', 'sh', '-c', 'busybox cat /etc/a /etc/b; busybox ls /etc; busybox ls /opq']);
@@ -199,16 +332,46 @@ describe('mkimg run', () => {
     const bytes = readFileSync(join(proj, 'vendor', deb));
     mkdirSync(join(xcache, 'blobs', 'sha256'), { recursive: true });
     writeFileSync(join(xcache, 'blobs', 'sha256', sha(bytes)), bytes);
-    const r = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/usr/share/doc/hello-busybox/copyright']);
+    const r = mkimg([
+      'run',
+      '--cache-dir',
+      xcache,
+      '--explain',
+      '--entrypoint=',
+      img,
+      '/usr/bin/busybox',
+      'cat',
+      '/usr/share/doc/hello-busybox/copyright',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^ {2}\/usr\/share\/doc\/hello-busybox\/copyright {2}\(package hello-busybox /m);
     expect(r.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/hello-busybox\/copyright"\]$/m);
     // a path no package ships is not blamed on minimization
-    const other = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/etc/nothere']);
+    const other = mkimg([
+      'run',
+      '--cache-dir',
+      xcache,
+      '--explain',
+      '--entrypoint=',
+      img,
+      '/usr/bin/busybox',
+      'cat',
+      '/etc/nothere',
+    ]);
     expect(other.stderr).toMatch(/none of them is shipped by a package/);
     // without the .deb in the cache, it says what it could not check
     rmSync(join(xcache, 'blobs', 'sha256', sha(bytes)));
-    const unc = mkimg(['run', '--cache-dir', xcache, '--explain', '--entrypoint=', img, '/usr/bin/busybox', 'cat', '/usr/share/doc/hello-busybox/copyright']);
+    const unc = mkimg([
+      'run',
+      '--cache-dir',
+      xcache,
+      '--explain',
+      '--entrypoint=',
+      img,
+      '/usr/bin/busybox',
+      'cat',
+      '/usr/share/doc/hello-busybox/copyright',
+    ]);
     expect(unc.stderr).toMatch(/not checked .*: hello-busybox/);
   });
 
@@ -222,7 +385,9 @@ describe('mkimg run', () => {
       expect(readdirSync(join(cache, 'run')).filter((n) => n.startsWith('.pull-'))).toEqual([]);
       // run again with the layer gone from the registry (the largest blob): only the manifest is asked for
       const blobs = join(reg.storage, 'docker', 'registry', 'v2', 'blobs', 'sha256');
-      const datas = readdirSync(blobs).flatMap((p) => readdirSync(join(blobs, p)).map((h) => join(blobs, p, h, 'data')));
+      const datas = readdirSync(blobs).flatMap((p) =>
+        readdirSync(join(blobs, p)).map((h) => join(blobs, p, h, 'data')),
+      );
       const layer = datas.sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
       expect(statSync(layer).size).toBeGreaterThan(500_000);
       rmSync(layer);
@@ -235,22 +400,44 @@ describe('mkimg run', () => {
     }
   });
 
-  it.skipIf(process.getuid?.() !== 0)('rootless: as an unprivileged user (a user namespace), with --writable and a bind mount', () => {
-    const d = mkdtempSync(join(tmpdir(), 'mkimg-run-rootless-'));
-    try {
-      chmodSync(d, 0o777);
-      writeFileSync(join(d, 'img.tar'), readFileSync(image), { mode: 0o644 });
-      writeFileSync(join(d, 'in.txt'), 'host\n', { mode: 0o644 });
-      const r = spawnSync(
-        'setpriv',
-        ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', `HOME=${d}`, process.execPath, MKIMG, 'run', '--cache-dir', join(d, 'cache'), '--writable', '-v', `${d}/in.txt:/in.txt:ro`, '--entrypoint=', join(d, 'img.tar'), 'sh', '-c', 'busybox id -u; busybox cat /in.txt; echo w > /app/w && busybox cat /app/w'],
-        { encoding: 'utf8', timeout: 60_000 },
-      );
-      expect(r).toMatchObject({ status: 0, stdout: '0\nhost\nw\n' });
-    } finally {
-      rmSync(d, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'rootless: as an unprivileged user (a user namespace), with --writable and a bind mount',
+    () => {
+      const d = mkdtempSync(join(tmpdir(), 'mkimg-run-rootless-'));
+      try {
+        chmodSync(d, 0o777);
+        writeFileSync(join(d, 'img.tar'), readFileSync(image), { mode: 0o644 });
+        writeFileSync(join(d, 'in.txt'), 'host\n', { mode: 0o644 });
+        const r = spawnSync(
+          'setpriv',
+          [
+            '--reuid=65534',
+            '--regid=65534',
+            '--clear-groups',
+            'env',
+            `HOME=${d}`,
+            process.execPath,
+            MKIMG,
+            'run',
+            '--cache-dir',
+            join(d, 'cache'),
+            '--writable',
+            '-v',
+            `${d}/in.txt:/in.txt:ro`,
+            '--entrypoint=',
+            join(d, 'img.tar'),
+            'sh',
+            '-c',
+            'busybox id -u; busybox cat /in.txt; echo w > /app/w && busybox cat /app/w',
+          ],
+          { encoding: 'utf8', timeout: 60_000 },
+        );
+        expect(r).toMatchObject({ status: 0, stdout: '0\nhost\nw\n' });
+      } finally {
+        rmSync(d, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('interrupted while unpacking: the half-written layer is removed, exit 128+15', async () => {
     const files: FixtureFile[] = [...bb(), { name: 'many/', type: 'directory' }];
@@ -266,7 +453,9 @@ describe('mkimg run', () => {
         return [];
       }
     };
-    const closed = new Promise<number | null>((res) => child.on('close', (c, sig) => res(c ?? (sig === 'SIGTERM' ? 143 : -1))));
+    const closed = new Promise<number | null>((res) =>
+      child.on('close', (c, sig) => res(c ?? (sig === 'SIGTERM' ? 143 : -1))),
+    );
     for (let i = 0; i < 3000 && tmps().length === 0; i++) await new Promise((r) => setTimeout(r, 5));
     expect(tmps()).toHaveLength(1);
     child.kill('SIGTERM');
@@ -275,7 +464,7 @@ describe('mkimg run', () => {
     expect(readdirSync(join(icache, 'rootfs', 'sha256'))).toEqual([]);
   });
 
-  it('a multi-platform index: the host\'s platform is picked', async () => {
+  it("a multi-platform index: the host's platform is picked", async () => {
     const amd = join(work, 'mp-amd');
     const arm = join(work, 'mp-arm');
     writeLayout(amd, [await layerTar(bb(), 0)], { cmd: ['/bin/busybox', 'echo', 'amd64'] });
@@ -283,8 +472,12 @@ describe('mkimg run', () => {
     const dir = join(work, 'multi');
     mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
     const entries = [];
-    for (const [d, a] of [[arm, 'arm64'], [amd, 'amd64']] as const) {
-      for (const b of readdirSync(join(d, 'blobs', 'sha256'))) writeFileSync(join(dir, 'blobs', 'sha256', b), readFileSync(join(d, 'blobs', 'sha256', b)));
+    for (const [d, a] of [
+      [arm, 'arm64'],
+      [amd, 'amd64'],
+    ] as const) {
+      for (const b of readdirSync(join(d, 'blobs', 'sha256')))
+        writeFileSync(join(dir, 'blobs', 'sha256', b), readFileSync(join(d, 'blobs', 'sha256', b)));
       const m = JSON.parse(readFileSync(join(d, 'index.json'), 'utf8')).manifests[0];
       entries.push({ ...m, platform: { os: 'linux', architecture: a } });
     }
@@ -305,7 +498,12 @@ describe('mkimg run', () => {
     const target = join(work, 'escape-target');
     mkdirSync(target);
     const evil = join(work, 'evil');
-    writeLayout(evil, [await layerTar([...bb(), { name: 'out', type: 'symlink', linkname: target }, { name: 'out/pwned', content: 'x' }], 0)]);
+    writeLayout(evil, [
+      await layerTar(
+        [...bb(), { name: 'out', type: 'symlink', linkname: target }, { name: 'out/pwned', content: 'x' }],
+        0,
+      ),
+    ]);
     const e = run([evil]);
     expect(e.code).toBe(7);
     expect(e.stderr).toMatch(/entry "out\/pwned" would be written through the symlink "out"/);

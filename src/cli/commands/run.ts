@@ -8,7 +8,9 @@ import type { Command } from 'commander';
 export function registerRun(program: Command): void {
   program
     .command('run')
-    .summary('run an image (tar, OCI layout or registry reference) in a sandbox; --explain says what minimization removed')
+    .summary(
+      'run an image (tar, OCI layout or registry reference) in a sandbox; --explain says what minimization removed',
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
