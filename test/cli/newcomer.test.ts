@@ -97,7 +97,8 @@ describe('mkimg completion', () => {
       expect(r.status, r.stderr).toBe(0);
       return r.stdout.split('\n').filter(Boolean).sort();
     };
-    expect(complete('')).toEqual(['build', 'completion', 'diff', 'inspect', 'key', 'lock', 'pull', 'push', 'sign', 'trace', 'verify']);
+    expect(complete('')).toEqual(['build', 'completion', 'diff', 'inspect', 'key', 'lock', 'pull', 'push', 'run', 'sign', 'trace', 'verify']);
+    expect(complete('run', '--net')).toEqual(['--network']);
     expect(complete('bu')).toEqual(['build']);
     expect(complete('key', '')).toEqual(['generate']);
     expect(complete('key', 'generate', '--na')).toEqual(['--name']);
