@@ -3,7 +3,8 @@
  * as arguments; this file only sequences them and owns the temporary staging
  * directory (always removed, also on failure).
  */
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
@@ -224,8 +225,8 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       output,
       { hashThread, beforeCommit: () => pins.check() },
     );
-    if (opts.sbomPath) atomicWrite(resolve(opts.sbomPath), sbom.bytes());
-    if (opts.reportPath && report) atomicWrite(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+    if (opts.sbomPath) writeFileAtomic(resolve(opts.sbomPath), sbom.bytes());
+    if (opts.reportPath && report) writeFileAtomic(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
     return {
       imageId: written.imageId,
       manifestDigest: written.manifestDigest,
@@ -294,11 +295,6 @@ async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m:
   return out;
 }
 
-function atomicWrite(path: string, bytes: Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, bytes);
-  renameSync(tmp, path);
-}
 
 /**
  * A file whose content the layer reads from outside the staging root: a

@@ -7,8 +7,7 @@
  * image tar: the layer rule of layout.ts makes that offset a function of the
  * blobs' sizes alone, which are known before the layer's digest is.
  */
-import { closeSync, openSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { writeAtomicallyWith as writeAtomically } from '../util/atomic-write.js';
 import type { ImageConfig } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, padding } from './tar-header.js';
@@ -148,21 +147,3 @@ function writePlan(fd: number, plan: LayoutPlan): void {
   if (size !== plan.size) throw new MkimgError('internal', `image tar is ${size} bytes, planned ${plan.size}`);
 }
 
-/** Run `write` on a new temporary file beside `output`, then rename it into place; on any failure the temporary file is removed. */
-function writeAtomically<T>(output: string, write: (fd: number) => T): T {
-  const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  try {
-    // Read and write: a layer digest thread reads the layer back (layer-hash.ts).
-    const fd = openSync(tmp, 'wx+', 0o644);
-    let result: T;
-    try {
-      result = write(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, output);
-    return result;
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-}

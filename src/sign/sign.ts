@@ -3,8 +3,9 @@
  * signature over the exact bytes of a manifest, hash SHA-512; and mkimg key
  * generate: a fresh OpenPGP v4 Ed25519 key pair for users without GnuPG.
  */
-import { existsSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic-write.js';
+import { dirname, join, resolve } from 'node:path';
 import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
 import { openpgp as loadOpenpgp } from '../util/openpgp.js';
@@ -62,10 +63,8 @@ export async function signManifest(opts: { manifestPath: string; keyPath: string
     }
   }
   const output = resolve(opts.output ?? resolve(opts.manifestPath) + '.sig');
-  const tmp = join(dirname(output), `.${basename(output)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, armored as string, { mode: 0o644 });
-    renameSync(tmp, output);
+    writeFileAtomic(output, armored as string, 0o644);
   } catch (e) {
     throw new MkimgError('usage', `cannot write the signature ${output}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint: 'choose a writable path with -o' });
   }

@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import { rename, writeFile, rm } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { action, note } from '../output.js';
 import { collect } from '../options.js';
 import { EXIT_CODES } from '../../util/errors.js';
+import { writeFileAtomicAsync as writeAtomic } from '../../util/atomic-write.js';
 
 interface LockFlags {
   check?: boolean;
@@ -13,15 +11,6 @@ interface LockFlags {
   json?: boolean;
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, text);
-    await rename(tmp, path);
-  } finally {
-    await rm(tmp, { force: true });
-  }
-}
 
 export function registerLock(program: Command): void {
   program
