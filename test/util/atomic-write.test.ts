@@ -20,7 +20,11 @@ describe('atomic write', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mkimg-atomic-'));
     const p = join(dir, 'out');
     writeFileSync(p, 'old');
-    expect(() => writeAtomicallyWith(p, () => { throw new Error('boom'); })).toThrow('boom');
+    expect(() =>
+      writeAtomicallyWith(p, () => {
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(readFileSync(p, 'utf8')).toBe('old');
     expect(readdirSync(dir)).toEqual(['out']);
   });
