@@ -24,7 +24,7 @@ import type { MinimizeReport } from '../minimize/report.js';
 import { writeImageTar, type WrittenImage } from '../image/write-image.js';
 import { comparePaths, type ContentDigests, type LayerEntry } from '../image/layer.js';
 import { LayerHashThread } from '../image/layer-hash.js';
-import { MANIFEST_SHA_LABEL } from '../image/oci.js';
+import { MANIFEST_SHA_LABEL } from '../oci/model.js';
 import type { PushResult } from '../registry/push.js';
 // Loaded where used (signature, minimization, registry): a plain build does not pay for them.
 import { MkimgError } from '../util/errors.js';

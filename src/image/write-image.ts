@@ -15,7 +15,7 @@ import { HashingSink } from './sink.js';
 import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry } from './layer.js';
 import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
-import { dockerManifestJson, imageConfig, imageIndex, imageManifest, MEDIA, OCI_LAYOUT, type Descriptor } from './oci.js';
+import { dockerManifestJson, imageConfig, imageIndex, imageManifest, MEDIA, OCI_LAYOUT, type Descriptor } from '../oci/model.js';
 
 export type { LayoutMember } from './layout.js';
 

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MkimgError } from '../util/errors.js';
-import { MANIFEST_SHA_LABEL } from '../image/oci.js';
+import { MANIFEST_SHA_LABEL } from '../oci/model.js';
 import { openImageTar, readMember, blobName } from './image-tar.js';
 import { pullImage, type PullOptions } from './pull.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';

@@ -15,7 +15,7 @@ import { MkimgError } from '../util/errors.js';
 import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
-import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../image/oci.js';
+import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../oci/model.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions } from './client.js';
 import type { Descriptor, ImageManifestDoc } from './image-tar.js';
 import { Progress } from './progress.js';

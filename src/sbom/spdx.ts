@@ -4,6 +4,7 @@
  * package, files: inputs, and what mkimg generated. Deterministic: no clock
  * (created = sourceDateEpoch), sorted lists, canonical JSON bytes.
  */
+import { SBOM_IMAGE_PATH as SBOM_IMAGE_PATH_ } from '../oci/model.js';
 import { readEntryContent } from '../stage/fsutil.js';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -19,9 +20,9 @@ import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
 
 /** Where the SBOM lives inside the image. */
-export const SBOM_PATH = '/usr/share/mkimg/sbom.spdx.json';
+export const SBOM_PATH = SBOM_IMAGE_PATH_;
 /** Alias used by src/build/build.ts. */
-export const SBOM_IMAGE_PATH = SBOM_PATH;
+export { SBOM_IMAGE_PATH_ as SBOM_IMAGE_PATH };
 export const SPDX_IMAGE_ID = 'SPDXRef-Image';
 export const SPDX_INPUTS_ID = 'SPDXRef-Package-mkimg-inputs';
 export const SPDX_GENERATED_ID = 'SPDXRef-Package-mkimg-generated';

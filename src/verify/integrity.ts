@@ -4,33 +4,20 @@
  * index.json and Docker's manifest.json agree, no blob is missing or extra.
  * One streaming pass over the tar (read-image.ts), then checks on what it saw.
  */
-import { createGunzip } from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { MkimgError, type ErrorKind } from '../util/errors.js';
 import { canonicalJson } from '../util/canonical-json.js';
+import { isConfigType, isImageManifestType, layerCompression, MANIFEST_SHA_LABEL, MEDIA, type Descriptor } from '../oci/model.js';
+import { LayerDecoder } from '../oci/compress.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
-export const MANIFEST_LABEL = 'org.mkimg.manifest.sha256';
-
-const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
-const LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar';
-const LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
-const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
-const DOCKER_CONFIG = 'application/vnd.docker.container.image.v1+json';
-const DOCKER_LAYER = 'application/vnd.docker.image.rootfs.diff.tar';
-const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+export const MANIFEST_LABEL = MANIFEST_SHA_LABEL;
+const OCI_INDEX = MEDIA.index;
 
 const BLOB_RE = /^blobs\/sha256\/([0-9a-f]{64})$/;
 const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-}
+export type { Descriptor };
 
 export interface CheckedImage {
   /** Digest of the image manifest (the one index.json points at). */
@@ -175,7 +162,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   };
 
   const mdesc = checkDescriptor(path, 'index.json manifests[0]', index.manifests[0]);
-  if (mdesc.mediaType !== OCI_MANIFEST && mdesc.mediaType !== DOCKER_MANIFEST) {
+  if (!isImageManifestType(mdesc.mediaType)) {
     fail(path, `index.json manifests[0].mediaType ${JSON.stringify(mdesc.mediaType)} is not an image manifest`);
   }
   const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor('index.json manifests[0]', mdesc).bytes);
@@ -184,7 +171,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     fail(path, `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from index.json's ${JSON.stringify(mdesc.mediaType)}`);
   }
   const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
-  if (cdesc.mediaType !== OCI_CONFIG && cdesc.mediaType !== DOCKER_CONFIG) fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
+  if (!isConfigType(cdesc.mediaType)) fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
   const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
   if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
   const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) => checkDescriptor(path, `image manifest layers[${i}]`, l));
@@ -192,18 +179,19 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   const diffIds = config?.rootfs?.diff_ids;
   if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds)) fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
   if (diffIds.length !== layers.length) fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
-  const gzipped: { i: number; hex: string }[] = [];
+  const compressed: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[] = [];
   layers.forEach((l, i) => {
     blobFor(`image manifest layers[${i}]`, l);
-    if (l.mediaType === LAYER_TAR || l.mediaType === DOCKER_LAYER) {
+    const compression = layerCompression(l.mediaType);
+    if (compression === 'none') {
       if (diffIds[i] !== l.digest) fail(path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`, undefined, { layer: i });
-    } else if (l.mediaType === LAYER_GZIP || l.mediaType === DOCKER_LAYER_GZIP) {
-      gzipped.push({ i, hex: l.digest.slice(7) });
+    } else if (compression) {
+      compressed.push({ i, hex: l.digest.slice(7), compression, size: l.size });
     } else {
-      fail(path, `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`);
+      fail(path, `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`, 'mkimg reads layers of media type application/vnd.oci.image.layer.v1.tar, +gzip and +zstd (and Docker\'s tar and tar.gzip)');
     }
   });
-  if (gzipped.length) await checkGzipDiffIds(scan, gzipped, diffIds);
+  if (compressed.length) await checkCompressedDiffIds(scan, compressed, diffIds);
 
   for (const hex of blobs.keys()) {
     if (!referenced.has(hex)) fail(path, `blob sha256:${hex} is not referenced by index.json, the manifest or the config (extra blob)`, undefined, { blob: `sha256:${hex}` });
@@ -246,36 +234,27 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   return { manifestDigest: mdesc.digest, configDigest: cdesc.digest, config, manifest, layers, labels, repoTags, scan };
 }
 
-/** Second pass, only for gzip layers (mkimg writes none): decompress and hash. */
-async function checkGzipDiffIds(scan: ImageTarScan, layers: { i: number; hex: string }[], diffIds: string[]): Promise<void> {
-  const want = new Map(layers.map((l) => [l.hex, l.i]));
-  const results = new Map<number, Promise<string>>();
+/**
+ * Second pass, for compressed layers: decompress each (bounded: see
+ * LayerDecoder) and compare the sha256 of its bytes with its diff_id.
+ */
+async function checkCompressedDiffIds(scan: ImageTarScan, layers: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[], diffIds: string[]): Promise<void> {
+  const want = new Map(layers.map((l) => [l.hex, l]));
+  const results = new Map<number, () => string>();
   await scanImageTar(scan.path, {
     keepLimit: 0,
     tap(h) {
       const m = BLOB_RE.exec(h.name.replace(/^\.\//, ''));
-      const i = m ? want.get(m[1]) : undefined;
-      if (i === undefined) return undefined;
-      const gunzip = createGunzip();
+      const l = m ? want.get(m[1]!) : undefined;
+      if (!l) return undefined;
       const hash = createHash('sha256');
-      results.set(
-        i,
-        new Promise((res, rej) => {
-          gunzip.on('data', (c: Buffer) => hash.update(c));
-          gunzip.on('end', () => res('sha256:' + hash.digest('hex')));
-          gunzip.on('error', rej);
-        }),
-      );
-      return { write: (c) => void gunzip.write(Buffer.from(c)), end: () => void gunzip.end() };
+      const decoder = new LayerDecoder(l.compression, l.size, `image ${scan.path}: layer ${l.i} (${l.compression})`, (c) => hash.update(c));
+      results.set(l.i, () => 'sha256:' + hash.digest('hex'));
+      return { write: (c) => decoder.write(c), end: () => void decoder.end() };
     },
   });
-  for (const [i, p] of results) {
-    let got: string;
-    try {
-      got = await p;
-    } catch (e) {
-      fail(scan.path, `layer ${i} is not valid gzip (${(e as Error).message})`);
-    }
+  for (const [i, digest] of [...results].sort((a, b) => a[0] - b[0])) {
+    const got = digest();
     if (got !== diffIds[i]) fail(scan.path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} decompresses to ${got}`, undefined, { layer: i });
   }
 }

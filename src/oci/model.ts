@@ -1,6 +1,12 @@
 /**
- * The JSON documents of an OCI image, as pure functions of their inputs.
- * Serialized with canonicalJson, so their digests depend on values only.
+ * The OCI model: media types, descriptors, labels and the JSON documents of
+ * an image, as pure functions of their inputs (serialized with
+ * canonicalJson, so their digests depend on values only). Every part of
+ * mkimg that reads or writes an image (build, pull, push, verify, inspect,
+ * diff) takes these from here.
+ *
+ * The shape is general: an index lists N manifests (one per platform), each
+ * with a config and N layers. mkimg writes one manifest per image today.
  */
 import type { ImageConfig } from '../manifest/types.js';
 import { canonicalJsonBytes } from '../util/canonical-json.js';
@@ -11,15 +17,79 @@ export const MEDIA = {
   manifest: 'application/vnd.oci.image.manifest.v1+json',
   config: 'application/vnd.oci.image.config.v1+json',
   layer: 'application/vnd.oci.image.layer.v1.tar',
+  layerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  layerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
+  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  dockerConfig: 'application/vnd.docker.container.image.v1+json',
+  dockerLayer: 'application/vnd.docker.image.rootfs.diff.tar',
+  dockerLayerGzip: 'application/vnd.docker.image.rootfs.diff.tar.gzip',
 } as const;
 
+/** How a layer blob is compressed. */
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+/** The layer media type mkimg writes for a compression. */
+export function layerMediaType(c: Compression): string {
+  return c === 'gzip' ? MEDIA.layerGzip : c === 'zstd' ? MEDIA.layerZstd : MEDIA.layer;
+}
+
+/** The compression of a layer media type mkimg reads; undefined for anything else (not a layer it knows). */
+export function layerCompression(mediaType: string): Compression | undefined {
+  switch (mediaType) {
+    case MEDIA.layer:
+    case MEDIA.dockerLayer:
+      return 'none';
+    case MEDIA.layerGzip:
+    case MEDIA.dockerLayerGzip:
+      return 'gzip';
+    case MEDIA.layerZstd:
+      return 'zstd';
+    default:
+      return undefined;
+  }
+}
+
+export function isImageManifestType(t: string): boolean {
+  return t === MEDIA.manifest || t === MEDIA.dockerManifest;
+}
+export function isIndexType(t: string): boolean {
+  return t === MEDIA.index || t === MEDIA.dockerList;
+}
+export function isConfigType(t: string): boolean {
+  return t === MEDIA.config || t === MEDIA.dockerConfig;
+}
+
 export const MANIFEST_SHA_LABEL = 'org.mkimg.manifest.sha256';
+/** Where the SPDX SBOM sits in every image mkimg builds. */
+export const SBOM_IMAGE_PATH = '/usr/share/mkimg/sbom.spdx.json';
+/** The blob member of an OCI layout for a digest ("sha256:<hex>"). */
+export function blobPath(digest: string): string {
+  return `blobs/sha256/${digest.slice('sha256:'.length)}`;
+}
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
+}
 
 export interface Descriptor {
   mediaType: string;
   digest: string; // "sha256:<hex>"
   size: number;
+  annotations?: Record<string, string>;
+  /** In an index: the platform of the manifest it points at. */
+  platform?: Platform;
+}
+
+/** An image manifest document (OCI or Docker v2 schema 2). */
+export interface ImageManifestDoc {
+  schemaVersion: number;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
   annotations?: Record<string, string>;
 }
 

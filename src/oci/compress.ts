@@ -1,0 +1,178 @@
+/**
+ * Layer compression, deterministic by construction: the compressed bytes are
+ * a function of the layer bytes and the pinned versions of two compressors
+ * that do not come from Node.js (whose bundled zlib changes between releases
+ * and CPUs):
+ * - gzip: fflate (pure JavaScript, version pinned in package-lock), level 6,
+ *   header mtime 0, no file name, OS byte 3;
+ * - zstd: @bokuweb/zstd-wasm (zstd compiled to WebAssembly, pinned), level
+ *   ZSTD_LEVEL, one frame per FRAME_BYTES of input (frames concatenate into
+ *   one stream), so memory stays bounded for a layer of any size.
+ * Input is read in fixed FRAME_BYTES pieces at fixed offsets, so the chunking
+ * (which the gzip stream's block boundaries follow) is a function of the
+ * layer alone.
+ *
+ * Reading (decompressLayer): gzip through fflate, zstd through fzstd, both
+ * synchronous push decoders with bounded memory; a stream that decompresses
+ * past MAX_RATIO × its compressed size + MAX_SLACK bytes is refused as a bomb.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import { Gunzip, Gzip } from 'fflate';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { MkimgError } from '../util/errors.js';
+import type { Compression } from './model.js';
+
+/** Input piece size: the unit of reading, of gzip pushes, and of zstd frames. */
+export const FRAME_BYTES = 8 << 20;
+export const GZIP_LEVEL = 6;
+export const ZSTD_LEVEL = 9;
+
+/** Decompressed bytes allowed per compressed byte (deflate cannot exceed 1032:1; zstd can, a layer does not need to). */
+export const MAX_RATIO = 1100;
+/** Plus this many bytes, whatever the compressed size. */
+export const MAX_SLACK = 64 << 20;
+
+export interface CompressedFile {
+  /** sha256 hex of the compressed bytes (the blob digest). */
+  sha256: string;
+  size: number;
+}
+
+type ZstdModule = { init: () => Promise<void>; compress: (buf: Uint8Array, level?: number) => Uint8Array };
+let zstd: Promise<ZstdModule> | undefined;
+/** The zstd encoder, loaded once per thread (WebAssembly instantiation is asynchronous). */
+export function loadZstd(): Promise<ZstdModule> {
+  zstd ??= (async () => {
+    const m = (await import('@bokuweb/zstd-wasm')) as unknown as ZstdModule & { default?: ZstdModule };
+    const mod = typeof m.init === 'function' ? m : m.default!;
+    await mod.init();
+    return mod;
+  })();
+  return zstd;
+}
+
+/**
+ * Compress the file `input` (`size` bytes) into the new file `output`,
+ * hashing the compressed bytes on the way. Memory: one input piece and its
+ * compressed output.
+ */
+export async function compressFile(input: string, size: number, output: string, compression: Exclude<Compression, 'none'>): Promise<CompressedFile> {
+  const zs = compression === 'zstd' ? await loadZstd() : undefined;
+  const inFd = openSync(input, 'r');
+  const outFd = openSync(output, 'wx', 0o644);
+  const hash = createHash('sha256');
+  let written = 0;
+  const emit = (data: Uint8Array) => {
+    hash.update(data);
+    let off = 0;
+    while (off < data.length) off += writeSync(outFd, data, off, data.length - off, written + off);
+    written += data.length;
+  };
+  try {
+    const buf = Buffer.allocUnsafe(FRAME_BYTES);
+    const gz = compression === 'gzip' ? new Gzip({ level: GZIP_LEVEL, mtime: 0 }, (chunk) => emit(chunk)) : undefined;
+    let at = 0;
+    do {
+      const want = Math.min(FRAME_BYTES, size - at);
+      let got = 0;
+      while (got < want) {
+        const n = readSync(inFd, buf, got, want - got, at + got);
+        if (n === 0) throw new MkimgError('internal', `${input}: layer ends at byte ${at + got}, expected ${size}`);
+        got += n;
+      }
+      at += want;
+      const piece = buf.subarray(0, want);
+      if (gz) gz.push(piece, at === size);
+      else if (want > 0 || size === 0) emit(zs!.compress(piece, ZSTD_LEVEL));
+    } while (at < size);
+    return { sha256: hash.digest('hex'), size: written };
+  } finally {
+    closeSync(inFd);
+    closeSync(outFd);
+  }
+}
+
+/**
+ * A push decoder for a compressed layer blob: decompressed bytes go to
+ * `onData`; throws MkimgError(kind) for corrupt or truncated data or a bomb
+ * (more than MAX_RATIO × compressedSize + MAX_SLACK bytes). `what` names the
+ * layer in messages.
+ */
+export class LayerDecoder {
+  private out = 0;
+  private readonly limit: number;
+  private readonly push: (chunk: Uint8Array, final: boolean) => void;
+  private done = false;
+  private crc = 0;
+  private tail = Buffer.alloc(0);
+
+  constructor(
+    compression: Exclude<Compression, 'none'>,
+    compressedSize: number,
+    private readonly what: string,
+    private readonly onData: (chunk: Uint8Array) => void,
+    private readonly kind: 'integrity' | 'registry' = 'integrity',
+  ) {
+    this.limit = compressedSize * MAX_RATIO + MAX_SLACK;
+    const ondata = (chunk: Uint8Array, final?: boolean) => {
+      this.out += chunk.length;
+      if (this.out > this.limit) {
+        throw new MkimgError(this.kind, `${what}: decompresses to more than ${this.limit} bytes (${MAX_RATIO}× its ${compressedSize} compressed bytes + ${MAX_SLACK >> 20} MiB): a compression bomb, refused`, {
+          hint: 'this is not a layer mkimg reads; fetch the image from a trusted source',
+        });
+      }
+      if (chunk.length) this.onData(chunk);
+      if (final) this.done = true;
+    };
+    if (compression === 'gzip') {
+      // fflate does not check the gzip trailer: the last 8 bytes are the
+      // CRC-32 and the size (mod 2^32) of the decompressed bytes.
+      const d = new Gunzip((chunk, final) => {
+        if (chunk.length) this.crc = crc32(chunk, this.crc);
+        ondata(chunk, final);
+      });
+      this.push = (c, f) => {
+        this.keepTail(c);
+        d.push(c, f);
+        if (f && this.done) {
+          const t = this.tail;
+          if (t.length < 8 || t.readUInt32LE(0) !== this.crc >>> 0 || t.readUInt32LE(4) !== this.out % 2 ** 32) this.fail('the gzip trailer (CRC-32, size) does not match the data: truncated or corrupt');
+        }
+      };
+    } else {
+      const d = new ZstdDecompress(ondata);
+      this.push = (c, f) => d.push(c, f);
+    }
+  }
+
+  private keepTail(c: Uint8Array): void {
+    if (c.length >= 8) this.tail = Buffer.from(c.subarray(c.length - 8));
+    else if (c.length > 0) this.tail = Buffer.concat([this.tail, c]).subarray(-8);
+  }
+
+  write(chunk: Uint8Array): void {
+    this.guard(() => this.push(chunk, false));
+  }
+
+  /** The end of the compressed bytes: a stream that has not ended there is truncated. Returns the decompressed size. */
+  end(): number {
+    this.guard(() => this.push(new Uint8Array(0), true));
+    if (!this.done) this.fail('the compressed stream is truncated');
+    return this.out;
+  }
+
+  private guard(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (e instanceof MkimgError) throw e;
+      this.fail(`not valid compressed data (${(e as Error).message})`);
+    }
+  }
+
+  private fail(msg: string): never {
+    throw new MkimgError(this.kind, `${this.what}: ${msg}`, { hint: 'the image was modified or damaged; fetch or build it again' });
+  }
+}
