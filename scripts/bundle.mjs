@@ -39,7 +39,7 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@napi-rs/lzma', 'openpgp', '*.node'],
+  external: ['@napi-rs/lzma', 'openpgp', '@bokuweb/zstd-wasm', '*.node'],
   entryNames: '[name]',
   chunkNames: 'chunk-[hash]',
   banner: {

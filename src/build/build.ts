@@ -21,7 +21,8 @@ import { fetchPinnedDebs } from '../fetch/debs.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
-import { writeImageTar, type WrittenImage } from '../image/write-image.js';
+import { writeLayeredImage, type WrittenImage } from '../image/write-image.js';
+import { splitLayers } from '../image/layering.js';
 import { comparePaths, type ContentDigests, type LayerEntry } from '../image/layer.js';
 import { LayerHashThread } from '../image/layer-hash.js';
 import { MANIFEST_SHA_LABEL } from '../oci/model.js';
@@ -212,7 +213,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     for (const p of sbom.paths) keep.add(p);
 
     progress('normalize: writing image');
-    const written = writeImageTar(
+    const written = await writeLayeredImage(
       {
         name: manifest.name,
         tag: manifest.tag,
@@ -221,9 +222,9 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
         config: manifest.config,
         manifestSha256: manifest.origin.sha256,
       },
-      layerEntries(root, keep, { pins, content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined }),
+      splitLayers(layerEntries(root, keep, { pins, content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined }), manifest.layering),
       output,
-      { hashThread, beforeCommit: () => pins.check() },
+      { hashThread, beforeCommit: () => pins.check(), compression: manifest.compression, workDir: stagingDir },
     );
     if (opts.sbomPath) writeFileAtomic(resolve(opts.sbomPath), sbom.bytes());
     if (opts.reportPath && report) writeFileAtomic(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));

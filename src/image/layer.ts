@@ -10,6 +10,8 @@ import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './ta
 import type { CopiedContent, HashingSink } from './sink.js';
 
 export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'> & {
+  /** Who put it there (StageEntry.origin): what the layering strategy splits by. */
+  origin?: string;
   /** Check the content against this digest while writing (content read from outside the staging root). */
   verifySha256?: string;
   /**

@@ -15,7 +15,9 @@ import { HashingSink } from './sink.js';
 import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry } from './layer.js';
 import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
-import { dockerManifestJson, imageConfig, imageIndex, imageManifest, MEDIA, OCI_LAYOUT, type Descriptor } from '../oci/model.js';
+import { blobPath, dockerManifestJson, imageConfig, imageIndex, imageManifest, layerMediaType, MEDIA, OCI_LAYOUT, type Compression, type Descriptor } from '../oci/model.js';
+import { compressLayers } from '../oci/compress-pool.js';
+import type { LayerGroup } from './layering.js';
 
 export type { LayoutMember } from './layout.js';
 
@@ -28,6 +30,15 @@ export interface ImageSpec {
   manifestSha256: string;
 }
 
+/** A layer blob already written to a file: its descriptor, its diff_id, and where its bytes are. */
+interface LayerBlob {
+  descriptor: Descriptor;
+  diffId: string;
+  hostPath: string;
+  /** What the layer holds (the history entry's comment). */
+  name: string;
+}
+
 export interface WrittenImage {
   output: string;
   sizeBytes: number;
@@ -38,6 +49,8 @@ export interface WrittenImage {
   layers: Descriptor[];
   /** How many tar entries the layer holds (files, directories, links, implied parents): what mkimg inspect counts. */
   layerEntries: number;
+  /** The uncompressed layers' digests (config rootfs.diff_ids). */
+  diffIds: string[];
 }
 
 /** A digest of the right length, for planning before the layer's digest is known. */
@@ -62,7 +75,7 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
   const size = layerSize(plan, spec.sourceDateEpoch);
   // The layer rule makes the layer's data offset independent of the digests:
   // plan the image with a stand-in digest to learn it.
-  const dataOffset = imageLayout(spec, { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }).plan.firstLayer!.dataOffset;
+  const dataOffset = imageLayout(spec, [{ descriptor: { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }, diffId: PLACEHOLDER_DIGEST, hostPath: '', name: 'all' }]).plan.firstLayer!.dataOffset;
   return writeAtomically(output, (fd) => {
     const digester = opts.hashThread && size >= THREADED_MIN_BYTES ? opts.hashThread.digester(fd, dataOffset, recordedEntries(plan)) : undefined;
     const sink = new HashingSink(fd, { position: dataOffset, digester });
@@ -75,42 +88,112 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
     if (layer.size !== size) throw new MkimgError('internal', `layer is ${layer.size} bytes, planned ${size}`);
     opts.beforeCommit?.();
     const layerDesc: Descriptor = { mediaType: MEDIA.layer, digest: `sha256:${layer.sha256}`, size: layer.size };
-    const image = imageLayout(spec, layerDesc);
+    const image = imageLayout(spec, [{ descriptor: layerDesc, diffId: layerDesc.digest, hostPath: '', name: 'all' }], { written: true });
     if (image.plan.firstLayer?.dataOffset !== dataOffset) {
       throw new MkimgError('internal', `image tar: the layer's data is planned at byte ${image.plan.firstLayer?.dataOffset}, but was written at ${dataOffset}`);
     }
     writePlan(fd, image.plan);
-    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc], layerEntries: plan.length };
+    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc], diffIds: [layerDesc.digest], layerEntries: plan.length };
   });
 }
 
-/** The JSON documents and the tar plan of an image whose layer is already written (`written: true`). */
-function imageLayout(spec: ImageSpec, layerDesc: Descriptor): { plan: LayoutPlan; imageId: string; manifestDigest: string } {
+/**
+ * The JSON documents and the tar plan of an image whose layer blobs are in
+ * files (`hostPath`), or, with `written`, already in the output file (the
+ * single uncompressed layer written in place).
+ */
+function imageLayout(spec: ImageSpec, layers: LayerBlob[], opts: { written?: boolean } = {}): { plan: LayoutPlan; imageId: string; manifestDigest: string } {
   const config = imageConfig({
     architecture: spec.architecture,
     sourceDateEpoch: spec.sourceDateEpoch,
     config: spec.config,
     manifestSha256: spec.manifestSha256,
-    layerDigests: [layerDesc.digest],
+    layerDigests: layers.map((l) => l.diffId),
+    layerComments: layers.map((l) => l.name),
   });
-  const manifest = imageManifest(config.descriptor, [layerDesc]);
+  const descriptors = layers.map((l) => l.descriptor);
+  const manifest = imageManifest(config.descriptor, descriptors);
   const index = imageIndex(manifest.descriptor, spec.name, spec.tag, spec.architecture);
   const members: LayoutMember[] = [
     { name: 'blobs', type: 'dir' },
     { name: 'blobs/sha256', type: 'dir' },
-    { name: blobName(config.descriptor), type: 'file', bytes: config.bytes },
-    { name: blobName(manifest.descriptor), type: 'file', bytes: manifest.bytes },
-    { name: blobName(layerDesc), type: 'file', written: true, size: layerDesc.size, layer: true },
+    { name: blobPath(config.descriptor.digest), type: 'file', bytes: config.bytes },
+    { name: blobPath(manifest.descriptor.digest), type: 'file', bytes: manifest.bytes },
+    ...layers.map((l): LayoutMember =>
+      opts.written
+        ? { name: blobPath(l.descriptor.digest), type: 'file', written: true, size: l.descriptor.size, layer: true }
+        : { name: blobPath(l.descriptor.digest), type: 'file', hostPath: l.hostPath, size: l.descriptor.size, layer: true },
+    ),
     { name: 'index.json', type: 'file', bytes: index.bytes },
-    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, [layerDesc.digest], spec.name, spec.tag) },
+    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, descriptors.map((d) => d.digest), spec.name, spec.tag) },
     { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
   ];
   return { plan: planLayout(members, spec.sourceDateEpoch), imageId: config.descriptor.digest, manifestDigest: manifest.descriptor.digest };
 }
 
-function blobName(d: Descriptor): string {
-  return `blobs/sha256/${d.digest.slice('sha256:'.length)}`;
+export interface LayeredImageOptions extends WriteImageOptions {
+  compression: Compression;
+  /** A folder for the layer files (removed by the caller). */
+  workDir: string;
 }
+
+/**
+ * Write an image of several layers (layering.ts decides the groups), each
+ * compressed as asked. A single uncompressed layer is written in place
+ * (writeImageTar). Otherwise each layer is written to its own file in
+ * `workDir` (hashed on the way: its diff_id), the layers are compressed in
+ * parallel (compress-pool.ts: worker threads, one piece of each layer in
+ * memory at a time), and the image tar is assembled from those files. The
+ * layers are written in order: a later layer's content (the SBOM) may need
+ * the digests an earlier one recorded.
+ */
+export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], output: string, opts: LayeredImageOptions): Promise<WrittenImage> {
+  if (groups.length === 1 && opts.compression === 'none') return writeImageTar(spec, groups[0]!.entries, output, opts);
+  const raw: { path: string; sha256: string; size: number; name: string }[] = [];
+  // The digest thread (when there is one) takes the biggest layer.
+  const plans = groups.map((g) => planLayer(g.entries));
+  const sizes = plans.map((p) => layerSize(p, spec.sourceDateEpoch));
+  const biggest = sizes.indexOf(Math.max(...sizes));
+  plans.forEach((plan, i) => {
+    const path = join(opts.workDir, `layer-${i}.tar`);
+    const fd = openSync(path, 'wx+', 0o644);
+    try {
+      const digester = opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES ? opts.hashThread.digester(fd, 0, recordedEntries(plan)) : undefined;
+      const sink = new HashingSink(fd, { digester });
+      let layer: { sha256: string; size: number };
+      try {
+        layer = writeLayer(plan, spec.sourceDateEpoch, sink);
+      } finally {
+        sink.close();
+      }
+      if (layer.size !== sizes[i]) throw new MkimgError('internal', `layer ${i} is ${layer.size} bytes, planned ${sizes[i]}`);
+      raw.push({ path, ...layer, name: groups[i]!.name });
+    } finally {
+      closeSync(fd);
+    }
+  });
+  opts.beforeCommit?.();
+  const mediaType = layerMediaType(opts.compression);
+  let blobs: { path: string; sha256: string; size: number }[] = raw;
+  if (opts.compression !== 'none') {
+    const c = opts.compression;
+    blobs = await compressLayers(raw.map((r) => ({ input: r.path, size: r.size, output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })));
+  }
+  const layers: LayerBlob[] = raw.map((r, i) => ({
+    descriptor: { mediaType, digest: `sha256:${blobs[i]!.sha256}`, size: blobs[i]!.size },
+    diffId: `sha256:${r.sha256}`,
+    hostPath: blobs[i]!.path,
+    name: r.name,
+  }));
+  const image = imageLayout(spec, layers);
+  return writeAtomically(output, (fd) => {
+    writePlan(fd, image.plan);
+    // What mkimg inspect counts: a directory repeated in several layers once.
+    const layerEntries = new Set(plans.flatMap((p) => p.map((e) => e.name))).size;
+    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: layers.map((l) => l.descriptor), diffIds: layers.map((l) => l.diffId), layerEntries };
+  });
+}
+
 
 /**
  * Write an OCI image layout as one tar, laid out by planLayout (layout.ts:

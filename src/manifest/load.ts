@@ -204,6 +204,8 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     accounts,
     config,
     minimize,
+    layering: { strategy: m.layering?.strategy ?? 'origin', budget: m.layering?.budget ?? 16 },
+    compression: m.compression ?? 'gzip',
     lock,
     origin: { path: absPath, dir, bytes, sha256: sha256Hex(bytes) },
   };

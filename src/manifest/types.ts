@@ -16,9 +16,24 @@ export interface Manifest {
   accounts: Accounts;
   config: ImageConfig;
   minimize: MinimizeSpec | false;
+  /** How the kept files are split into layers (default: origin). */
+  layering: LayeringSpec;
+  /** How layer blobs are compressed (default: gzip). */
+  compression: 'gzip' | 'zstd' | 'none';
   lock?: Lock;
   /** Where the manifest came from and its exact bytes (what a signature covers). */
   origin: ManifestOrigin;
+}
+
+/**
+ * origin: packages | files: inputs | generated system files;
+ * per-package: one layer per package (the biggest budget-2 alone, the rest
+ * together), then files: inputs, then generated files; single: one layer.
+ */
+export interface LayeringSpec {
+  strategy: 'origin' | 'per-package' | 'single';
+  /** per-package: at most this many layers in all (default 16). */
+  budget: number;
 }
 
 export interface ManifestOrigin {

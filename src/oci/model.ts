@@ -113,6 +113,8 @@ export interface ConfigInput {
   config: ImageConfig;
   manifestSha256: string;
   layerDigests: string[]; // "sha256:<hex>" of the uncompressed layers
+  /** What each layer holds, for its history entry (default: one generic comment). */
+  layerComments?: string[];
 }
 
 const GOARCH: Record<string, { architecture: string; variant?: string }> = {
@@ -152,7 +154,11 @@ export function imageConfig(input: ConfigInput): Blob {
       Volumes: c.volumes && c.volumes.length ? Object.fromEntries(c.volumes.map((v) => [v, {}])) : undefined,
     },
     rootfs: { type: 'layers', diff_ids: input.layerDigests },
-    history: input.layerDigests.map(() => ({ created, created_by: 'mkimg build', comment: 'mkimg: minimized from pinned inputs' })),
+    history: input.layerDigests.map((_, i) => ({
+      created,
+      created_by: 'mkimg build',
+      comment: input.layerComments && input.layerComments.length > 1 ? `mkimg: ${input.layerComments[i]}` : 'mkimg: minimized from pinned inputs',
+    })),
   });
 }
 

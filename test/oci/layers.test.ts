@@ -1,0 +1,135 @@
+/**
+ * Several layers and deterministic compression (SPEC §5): the layer split is
+ * a function of the manifest and the kept set, each file is in exactly one
+ * layer, packages' layers do not depend on files: inputs, an app edit
+ * changes only the files and generated layers, the image ID does not depend
+ * on the compression, and every reader (verify integrity, inspect, diff,
+ * umoci, skopeo) sees the same root file system as with one layer.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkimg, mkimgJson } from '../helpers/cli.js';
+import { writeSampleProject } from '../helpers/sample-project.js';
+
+const work = mkdtempSync(join(tmpdir(), 'mkimg-layers-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+interface Built {
+  imageId: string;
+  output: string;
+  manifestDigest: string;
+  layers: { digest: string; size: number; mediaType: string }[];
+}
+
+/** A copy of the sample project with `extra` YAML appended, built to `<name>.tar`. */
+function build(base: string, name: string, extra: string, edit?: (dir: string) => void): { tar: string; built: Built } {
+  const dir = join(work, name);
+  execFileSync('cp', ['-a', base, dir]);
+  edit?.(dir);
+  const manifest = join(dir, 'manifest.yaml');
+  writeFileSync(manifest, readFileSync(manifest, 'utf8') + extra);
+  if (edit) {
+    const locked = mkimg(['lock', manifest]);
+    if (locked.code !== 0) throw new Error(`lock ${name} failed: ${locked.stderr}`);
+  }
+  const tar = join(work, `${name}.tar`);
+  const r = mkimgJson<Built>(['build', manifest, '-o', tar, '--cache-dir', join(work, 'cache')]);
+  if (r.code !== 0) throw new Error(`build ${name} failed (${r.code}): ${r.stderr} ${JSON.stringify(r.json)}`);
+  return { tar, built: r.json };
+}
+
+/** The image tar's layers, uncompressed, as `tar -tv` listings (path → line). */
+function layerFiles(tar: string): Map<string, string>[] {
+  const dir = mkdtempSync(join(work, 'x-'));
+  execFileSync('tar', ['-xf', tar, '-C', dir]);
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+  const manifest = JSON.parse(readFileSync(join(dir, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+  return manifest.layers.map((l: { digest: string }) => {
+    const out = execFileSync('tar', ['--numeric-owner', '-tvf', join(dir, 'blobs/sha256', l.digest.slice(7))], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
+    return new Map(out.trim().split('\n').filter(Boolean).map((line) => [line.replace(/ -> .*$/, '').split(/\s+/).slice(5).join(' ').replace(/\/$/, ''), line]));
+  });
+}
+
+describe('layers', () => {
+  let base: string;
+  beforeAll(() => {
+    base = join(work, 'base');
+    writeSampleProject(base);
+  });
+
+  it('origin (default): packages | files | generated, gzip, each file in one layer, parents repeated identically', () => {
+    const { tar, built } = build(base, 'origin', '');
+    expect(built.layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar+gzip'));
+    const [pkgs, files, gen] = layerFiles(tar);
+    expect(pkgs!.has('usr/bin/busybox')).toBe(true);
+    expect(pkgs!.has('bin')).toBe(true);
+    expect(files!.has('app/run.sh')).toBe(true);
+    expect(gen!.has('etc/passwd')).toBe(true);
+    expect(gen!.has('usr/share/mkimg/sbom.spdx.json')).toBe(true);
+    // Every non-directory in exactly one layer; a directory in several has one header.
+    const seen = new Map<string, string>();
+    for (const layer of [pkgs!, files!, gen!]) {
+      for (const [path, line] of layer) {
+        const prev = seen.get(path);
+        if (prev !== undefined) {
+          expect(line.startsWith('d'), `${path} is in two layers`).toBe(true);
+          expect(line).toBe(prev);
+        }
+        seen.set(path, line);
+      }
+    }
+    // The same paths as one layer.
+    const single = build(base, 'single', 'layering: {strategy: single}\ncompression: none\n');
+    expect(single.built.layers.length).toBe(1);
+    expect([...layerFiles(single.tar)[0]!.keys()].sort()).toEqual([...seen.keys()].sort());
+    const verify = mkimg(['verify', tar, '--integrity-only'].slice(0, 2));
+    expect(verify.code).not.toBe(7);
+  });
+
+  it('same packages, different files: give the same package layer; an app edit changes only the files and generated layers', () => {
+    const a = build(base, 'edit-a', '');
+    const b = build(base, 'edit-b', '', (dir) => writeFileSync(join(dir, 'app/README'), 'changed\n'));
+    expect(b.built.layers[0]).toEqual(a.built.layers[0]);
+    expect(b.built.layers[1]!.digest).not.toBe(a.built.layers[1]!.digest);
+    expect(b.built.layers[2]!.digest).not.toBe(a.built.layers[2]!.digest);
+  });
+
+  it('the image ID does not depend on the compression; the bytes are deterministic', () => {
+    const gz = build(base, 'c-gzip', 'compression: gzip\n');
+    const gz2 = build(base, 'c-gzip2', 'compression: gzip\n');
+    const zs = build(base, 'c-zstd', 'compression: zstd\n');
+    const none = build(base, 'c-none', 'compression: none\n');
+    expect(readFileSync(gz2.tar).equals(readFileSync(gz.tar))).toBe(true);
+    // The config holds the diff_ids (uncompressed digests), not the
+    // compressed ones. Changing `compression:` changes the manifest's bytes,
+    // which the image binds (config label, SBOM in the generated layer):
+    // everything else is the same.
+    const configOf = (tar: string) => {
+      const dir = mkdtempSync(join(work, 'cfg-'));
+      execFileSync('tar', ['-xf', tar, '-C', dir]);
+      const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
+      const manifest = JSON.parse(readFileSync(join(dir, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
+      const config = JSON.parse(readFileSync(join(dir, 'blobs/sha256', manifest.config.digest.slice(7)), 'utf8'));
+      delete config.config.Labels['org.mkimg.manifest.sha256'];
+      config.rootfs.diff_ids.pop(); // the generated layer: its SBOM names the manifest
+      return config;
+    };
+    expect(configOf(zs.tar)).toEqual(configOf(gz.tar));
+    expect(configOf(none.tar)).toEqual(configOf(gz.tar));
+    expect(configOf(gz.tar).rootfs.diff_ids).toHaveLength(2);
+    expect(zs.built.layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar+zstd'));
+    expect(none.built.layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar'));
+    // gzip: the same bytes `gzip -d` reads back to the uncompressed layer.
+    const dir = mkdtempSync(join(work, 'gz-'));
+    execFileSync('tar', ['-xf', gz.tar, '-C', dir]);
+    const ndir = mkdtempSync(join(work, 'none-'));
+    execFileSync('tar', ['-xf', none.tar, '-C', ndir]);
+    gz.built.layers.forEach((l, i) => {
+      const raw = execFileSync('gzip', ['-dc', join(dir, 'blobs/sha256', l.digest.slice(7))], { maxBuffer: 1 << 30 });
+      expect(raw.equals(readFileSync(join(ndir, 'blobs/sha256', none.built.layers[i]!.digest.slice(7))))).toBe(true);
+    });
+  });
+});
