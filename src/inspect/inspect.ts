@@ -10,6 +10,8 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
+import { LayerDecoder } from '../oci/compress.js';
+import { layerCompression, SBOM_IMAGE_PATH } from '../oci/model.js';
 import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 
 type ScanType = InspectFile['type'];
@@ -45,7 +47,7 @@ function tarError(label: string, e: TarFormatError): MkimgError {
   });
 }
 
-export const SBOM_IN_LAYER = 'usr/share/mkimg/sbom.spdx.json';
+export const SBOM_IN_LAYER = SBOM_IMAGE_PATH.slice(1);
 const JSON_KEEP_LIMIT = 8 << 20;
 const SBOM_LIMIT = 256 << 20;
 
@@ -59,6 +61,8 @@ export interface InspectFile {
   linkTarget?: string;
   /** Owning Debian package (from the embedded SBOM), "(files: input)", "(generated)", or undefined. */
   package?: string;
+  /** Index of the layer that holds it (a directory: the first layer that has it). */
+  layer?: number;
 }
 
 export interface InspectResult {
@@ -96,6 +100,8 @@ interface BlobInfo {
   files?: InspectFile[];
   sbom?: Buffer;
   isTar: boolean;
+  compression?: 'gzip' | 'zstd';
+  decodeError?: Error;
 }
 
 class BlobReader implements TarBodySink {
@@ -109,6 +115,8 @@ class BlobReader implements TarBodySink {
   private sbomChunks: Buffer[] | undefined;
   private sbom: Buffer | undefined;
   private first = true;
+  private decoder: LayerDecoder | undefined;
+  private decodeError: Error | undefined;
 
   constructor(readonly info: BlobInfo) {
     this.keepJson = info.size <= JSON_KEEP_LIMIT;
@@ -120,11 +128,33 @@ class BlobReader implements TarBodySink {
       this.first = false;
       if (chunk[0] !== 0x7b /* { */ && chunk[0] !== 0x5b /* [ */) this.keepJson = false;
       else this.innerFailed = true; // JSON, not a tar
+      // A compressed layer (gzip or zstd magic): its tar is read through the bounded decoder.
+      const compression = chunk.length >= 4 && chunk[0] === 0x1f && chunk[1] === 0x8b ? 'gzip' : chunk.length >= 4 && chunk.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : undefined;
+      if (compression) {
+        this.decoder = new LayerDecoder(compression, this.info.size, `blob sha256:${this.info.hex} (${compression})`, (c) => this.innerWrite(Buffer.from(c.buffer, c.byteOffset, c.length)));
+        this.info.compression = compression;
+      }
+    }
+    if (this.decoder) {
+      if (!this.innerFailed) {
+        try {
+          this.decoder.write(chunk);
+        } catch (e) {
+          this.decodeError = e as Error;
+          this.innerFailed = true;
+          this.inner = undefined;
+        }
+      }
+      return;
     }
     if (this.keepJson) {
       this.head.push(chunk);
       this.headLen += chunk.length;
     }
+    this.innerWrite(chunk);
+  }
+
+  private innerWrite(chunk: Buffer): void {
     if (!this.innerFailed) {
       try {
         this.inner ??= new TarParser((h) => this.layerEntry(scanHeader(h)));
@@ -162,6 +192,15 @@ class BlobReader implements TarBodySink {
 
   end(): void {
     this.info.computed = this.hash.digest('hex');
+    if (this.decoder && !this.innerFailed) {
+      try {
+        this.decoder.end();
+      } catch (e) {
+        this.decodeError = e as Error;
+        this.innerFailed = true;
+      }
+    }
+    this.info.decodeError = this.decodeError;
     if (this.keepJson) this.info.json = Buffer.concat(this.head, this.headLen);
     if (this.inner && !this.innerFailed) {
       try {
@@ -264,16 +303,28 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
   const layers: InspectResult['layers'] = [];
   const files: InspectFile[] = [];
   let sbomBuf: Buffer | undefined;
+  const seenDirs = new Set<string>();
   for (const l of manifest.layers ?? []) {
     const hex = String(l.digest).replace(/^sha256:/, '');
     const b = blobs.get(hex);
     if (!b) throw new MkimgError('integrity', `${file}: layer ${l.digest} is not in blobs/sha256/`);
-    if (!b.isTar || !b.files) {
-      throw new MkimgError('integrity', `${file}: layer ${l.digest} is not an uncompressed tar`, { hint: 'mkimg writes uncompressed layers; compressed layers are not inspected' });
+    const compression = layerCompression(String(l.mediaType));
+    if (compression === undefined) {
+      throw new MkimgError('integrity', `${file}: layer ${l.digest} has media type ${JSON.stringify(l.mediaType)}, which mkimg does not read`, { hint: 'mkimg reads uncompressed, gzip and zstd tar layers' });
+    }
+    if (b.decodeError) throw b.decodeError instanceof MkimgError ? b.decodeError : new MkimgError('integrity', `${file}: layer ${l.digest}: ${b.decodeError.message}`);
+    if ((b.compression ?? 'none') !== compression || !b.isTar || !b.files) {
+      throw new MkimgError('integrity', `${file}: layer ${l.digest} is not a ${compression === 'none' ? 'uncompressed' : compression} tar, as its media type ${l.mediaType} says`);
     }
     const regular = b.files.filter((f) => f.type === 'file');
+    const index = layers.length;
     layers.push({ digest: l.digest, size: b.size, mediaType: l.mediaType, files: b.files.length, bytes: regular.reduce((a, f) => a + f.size, 0) });
-    files.push(...b.files);
+    // A directory repeated in later layers (as the parent of their files) is listed once, at its first layer.
+    for (const f of b.files) {
+      if (f.type === 'dir' && seenDirs.has(f.path)) continue;
+      if (f.type === 'dir') seenDirs.add(f.path);
+      files.push({ ...f, layer: index });
+    }
     if (b.sbom) sbomBuf = b.sbom;
   }
 
@@ -374,7 +425,10 @@ export function formatInspect(r: InspectResult): string[] {
   if (r.config.stopSignal) out.push(`  stop signal:     ${r.config.stopSignal}`);
   if (r.config.volumes.length) out.push(`  volumes:         ${r.config.volumes.join(' ')}`);
   out.push(`  layers:          ${r.layers.length}`);
-  for (const l of r.layers) out.push(`    ${l.digest}  ${humanSize(l.size)} (${l.size} bytes), ${l.files} entries`);
+  for (const [i, l] of r.layers.entries()) {
+    const c = layerCompression(l.mediaType);
+    out.push(`    ${i}: ${l.digest}  ${humanSize(l.size)} (${l.size} bytes${c && c !== 'none' ? `, ${c}` : ''}), ${l.files} entries, ${humanSize(l.bytes)} in regular files`);
+  }
   out.push(`  files:           ${r.fileCount} entries, ${humanSize(r.fileBytes)} in regular files`);
   if (r.sbom) {
     out.push(`  sbom:            ${r.sbom.packageCount} Debian packages, ${r.sbom.fileCount} files (${r.sbom.path})`);
@@ -386,7 +440,7 @@ export function formatInspect(r: InspectResult): string[] {
     out.push('');
     for (const f of r.files) {
       const link = f.linkTarget !== undefined ? (f.type === 'hardlink' ? ` => ${f.linkTarget}` : ` -> ${f.linkTarget}`) : '';
-      out.push(`${modeString(f)} ${String(f.uid).padStart(5)}:${String(f.gid).padEnd(5)} ${String(f.size).padStart(10)}  ${f.path}${link}${f.package ? `  [${f.package}]` : ''}`);
+      out.push(`${modeString(f)} ${String(f.uid).padStart(5)}:${String(f.gid).padEnd(5)} ${String(f.size).padStart(10)}  ${f.path}${link}${f.package ? `  [${f.package}]` : ''}${r.layers.length > 1 && f.layer !== undefined ? `  (layer ${f.layer})` : ''}`);
     }
   }
   return out;

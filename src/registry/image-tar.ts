@@ -10,6 +10,7 @@ import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
 import { TarFormatError, TarParser } from '../image/tar-reader.js';
 import { BLOCK } from '../image/tar-header.js';
+import type { Descriptor, ImageManifestDoc } from '../oci/model.js';
 
 export interface TarMember {
   name: string;
@@ -18,21 +19,7 @@ export interface TarMember {
   type: string; // '0' file, '5' dir, ...
 }
 
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  platform?: { os?: string; architecture?: string; variant?: string };
-}
-
-export interface ImageManifestDoc {
-  schemaVersion: number;
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-  annotations?: Record<string, string>;
-}
+export type { Descriptor, ImageManifestDoc };
 
 export interface ImageTar {
   path: string;

@@ -7,7 +7,7 @@
  * byte-identical to the built one (given the same NAME:TAG).
  */
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -15,17 +15,18 @@ import { MkimgError } from '../util/errors.js';
 import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
-import { dockerManifestJson, imageIndex, ociPlatform, OCI_LAYOUT } from '../oci/model.js';
+import { LayerDecoder } from '../oci/compress.js';
+import { dockerManifestJson, imageIndex, layerCompression, MEDIA, ociPlatform, OCI_LAYOUT } from '../oci/model.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions } from './client.js';
-import type { Descriptor, ImageManifestDoc } from './image-tar.js';
+import type { Descriptor, ImageManifestDoc } from '../oci/model.js';
 import { Progress } from './progress.js';
 import { formatReference, parseReference, type ImageReference } from './reference.js';
 
 export const MEDIA_TYPES = {
-  ociManifest: 'application/vnd.oci.image.manifest.v1+json',
-  ociIndex: 'application/vnd.oci.image.index.v1+json',
-  dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  dockerList: 'application/vnd.docker.distribution.manifest.list.v2+json',
+  ociManifest: MEDIA.manifest,
+  ociIndex: MEDIA.index,
+  dockerManifest: MEDIA.dockerManifest,
+  dockerList: MEDIA.dockerList,
 } as const;
 
 const ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList].join(', ');
@@ -201,6 +202,40 @@ function splitName(name: string, defaultTag: string): { name: string; tag: strin
 }
 
 /**
+ * Every layer of a known media type, and its uncompressed bytes hashing to
+ * the config's diff_id (compressed layers are decompressed with the bounded
+ * decoder: a bomb, a truncated or corrupt stream is refused). The blobs'
+ * own digests were checked as they were downloaded.
+ */
+function checkLayers(layers: Descriptor[], diffIdsValue: unknown, pathOf: (d: Descriptor) => string, where: string): void {
+  const fail = (msg: string, hint = 'the registry serves an image mkimg cannot vouch for; push it again or pull another reference'): never => {
+    throw new MkimgError('registry', `${where}: ${msg}`, { hint });
+  };
+  if (!Array.isArray(diffIdsValue) || diffIdsValue.length !== layers.length) fail(`the config's rootfs.diff_ids do not list the ${layers.length} layers of the manifest`);
+  const diffIds = diffIdsValue as unknown[];
+  const buf = Buffer.allocUnsafe(4 << 20);
+  layers.forEach((l, i) => {
+    const compression = layerCompression(l.mediaType);
+    if (compression === undefined) return fail(`layer ${i} (${l.digest}) has media type "${l.mediaType}", which mkimg does not read`, 'mkimg reads uncompressed, gzip and zstd tar layers');
+    if (compression === 'none') {
+      if (diffIds[i] !== l.digest) fail(`config rootfs.diff_ids[${i}] is ${diffIds[i]}, but the uncompressed layer ${i} is ${l.digest}`);
+      return;
+    }
+    const hash = createHash('sha256');
+    const decoder = new LayerDecoder(compression, l.size, `${where}: layer ${i} (${l.digest}, ${compression})`, (c) => hash.update(c), 'registry');
+    const fd = openSync(pathOf(l), 'r');
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) decoder.write(buf.subarray(0, n));
+    } finally {
+      closeSync(fd);
+    }
+    decoder.end();
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== diffIds[i]) fail(`layer ${i} (${l.digest}) decompresses to ${got}, but the config's rootfs.diff_ids[${i}] is ${diffIds[i]}`);
+  });
+}
+
+/**
  * Pull `reference` into `output`. Returns null when the registry has no such
  * manifest (404) and `opts.allowMissing` is set; throws otherwise.
  */
@@ -233,6 +268,7 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
       `config ${m.doc.config.digest}`,
       ref.registry,
     );
+    checkLayers(m.doc.layers, (config as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids, pathOf, `registry ${client.registry}, repository "${ref.repository}"`);
     const created = config.created ? Date.parse(config.created) : NaN;
     const mtime = Number.isFinite(created) && created >= 0 ? Math.floor(created / 1000) : 0;
     const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');

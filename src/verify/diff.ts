@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import { scanImageTar, type ImageTarEntry, type ImageTarScan } from './read-image.js';
+import { LayerDecoder } from '../oci/compress.js';
 import { TarParser, type TarHeader } from '../image/tar-reader.js';
 import { asTextLines, unifiedDiff } from '../util/text-diff.js';
 
@@ -167,11 +168,20 @@ async function readLayers(path: string, hexes: Set<string>): Promise<Map<string,
           },
         };
       });
+      // A compressed layer (gzip or zstd magic) is compared by its decompressed tar.
+      let decoder: LayerDecoder | undefined;
+      let first = true;
       return {
         write(c) {
           if (broken) return;
           try {
-            inner.push(c);
+            if (first) {
+              first = false;
+              const compression = c.length >= 4 && c[0] === 0x1f && c[1] === 0x8b ? 'gzip' : c.length >= 4 && c.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : undefined;
+              if (compression) decoder = new LayerDecoder(compression, h.size, `layer sha256:${hex}`, (d) => inner.push(Buffer.from(d.buffer, d.byteOffset, d.length)));
+            }
+            if (decoder) decoder.write(c);
+            else inner.push(c);
           } catch (err) {
             broken = (err as Error).message;
           }
@@ -179,6 +189,7 @@ async function readLayers(path: string, hexes: Set<string>): Promise<Map<string,
         end() {
           if (!broken) {
             try {
+              decoder?.end();
               inner.end();
             } catch (err) {
               broken = (err as Error).message;

@@ -6,12 +6,15 @@
  * on the compression, and every reader (verify integrity, inspect, diff,
  * umoci, skopeo) sees the same root file system as with one layer.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkimg, mkimgJson } from '../helpers/cli.js';
+import { mkimg, mkimgJson, mkimgJsonAsync } from '../helpers/cli.js';
+import { startProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { unpackImage } from '../helpers/runc.js';
+import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-layers-'));
@@ -53,11 +56,103 @@ function layerFiles(tar: string): Map<string, string>[] {
   });
 }
 
+/** The root file system umoci unpacks, as a sorted listing of type, mode, owner, size, link, content digest. */
+function rootfsListing(tar: string, zstd = false): string {
+  // umoci (Debian 12) does not read zstd layers: skopeo (which does) copies the image to gzip first.
+  const { bundle, cleanup } = zstd ? unpackViaSkopeo(tar) : unpackImage(tar, '1.0');
+  try {
+    // The SBOM names the manifest's sha256, which differs with the manifest's layering/compression lines.
+    const sbom = /usr\/share\/mkimg\/sbom\.spdx\.json$/;
+    return execFileSync('sh', ['-c', 'cd rootfs && find . -mindepth 1 -printf "%y %m %U:%G %s %l %p\n" | sort && find . -type f -exec sha256sum {} + | sort -k2'], { cwd: bundle, encoding: 'utf8', maxBuffer: 64 << 20 })
+      .split('\n')
+      .filter((l) => !sbom.test(l))
+      .join('\n');
+  } finally {
+    cleanup();
+  }
+}
+
+function unpackViaSkopeo(tar: string): { bundle: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(work, 'skopeo-'));
+  execFileSync('skopeo', ['copy', '--dest-compress-format', 'gzip', `oci-archive:${tar}`, `oci:${dir}/layout:1.0`], { stdio: 'pipe' });
+  execFileSync('umoci', ['unpack', '--image', `${dir}/layout:1.0`, `${dir}/bundle`], { stdio: 'pipe' });
+  return { bundle: `${dir}/bundle`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
 describe('layers', () => {
   let base: string;
-  beforeAll(() => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
     base = join(work, 'base');
     writeSampleProject(base);
+    registry = await startRegistry();
+  });
+  afterAll(async () => registry?.stop());
+
+  it('every strategy and compression: integrity, inspect (which layer), umoci/skopeo see the single-layer rootfs, pull round trip is byte-identical', async () => {
+    const single = build(base, 's-single', 'layering: {strategy: single}\ncompression: none\n');
+    const want = rootfsListing(single.tar);
+    const cases: [string, string, number][] = [
+      ['s-origin-gzip', 'compression: gzip\n', 3],
+      ['s-origin-zstd', 'compression: zstd\n', 3],
+      ['s-origin-none', 'compression: none\n', 3],
+      ['s-perpkg', 'layering: {strategy: per-package, budget: 3}\ncompression: zstd\n', 3],
+      ['s-single-gzip', 'layering: {strategy: single}\n', 1],
+    ];
+    for (const [name, yaml, n] of cases) {
+      const { tar, built } = build(base, name, yaml);
+      expect(built.layers, name).toHaveLength(n);
+      const checked = await checkImageIntegrity(tar);
+      expect(checked.layers.length).toBe(n);
+      expect(rootfsListing(tar, yaml.includes('zstd')), name).toBe(want);
+      const sk = spawnSync('skopeo', ['inspect', `oci-archive:${tar}`], { encoding: 'utf8' });
+      expect(sk.status, sk.stderr).toBe(0);
+      expect(JSON.parse(sk.stdout).Layers).toEqual(built.layers.map((l) => l.digest));
+      const ins = mkimgJson<{ files: { path: string; layer?: number }[]; layers: unknown[] }>(['inspect', tar, '--files']);
+      expect(ins.code).toBe(0);
+      const layerOf = (p: string) => ins.json.files.find((f) => f.path === p)?.layer;
+      expect(layerOf('/usr/bin/busybox')).toBe(0);
+      expect(layerOf('/app/run.sh')).toBe(n === 3 ? 1 : 0);
+      expect(layerOf('/etc/passwd')).toBe(n === 3 ? 2 : 0);
+      expect(new Set(ins.json.files.map((f) => f.path)).size).toBe(ins.json.files.length);
+      // Push, pull: the same bytes.
+      const ref = `${registry.host}/layers/${name}:1.0`;
+      expect(mkimg(['push', tar, ref]).code).toBe(0);
+      const pulled = join(work, `${name}-pulled.tar`);
+      const p = mkimg(['pull', ref, '-o', pulled, '--name', 'test/sample:1.0']);
+      expect(p.code, p.stderr).toBe(0);
+      expect(readFileSync(pulled).equals(readFileSync(tar)), `${name}: pulled bytes`).toBe(true);
+    }
+  });
+
+  it('diff names the layer that differs; a second push after an app edit uploads only the changed layers and the config', async () => {
+    const a = build(base, 'p-a', '');
+    const b = build(base, 'p-b', '', (dir) => writeFileSync(join(dir, 'app/README'), 'changed again\n'));
+    const d = mkimgJson<{ identical: boolean; differences: { where: string }[] }>(['diff', a.tar, b.tar]);
+    expect(d.code).toBe(9);
+    const wheres = d.json.differences.map((x) => x.where);
+    expect(wheres).toContain('layer 1: app/README');
+    expect(wheres.some((w) => w.startsWith('layer 0'))).toBe(false);
+    const proxy = await startProxy(registry.host);
+    try {
+      const ref = `${proxy.host}/layers/app:1.0`;
+      const first = await mkimgJsonAsync<{ blobsUploaded: number; bytesUploaded: number }>(['push', a.tar, ref]);
+      expect(first.code).toBe(0);
+      expect(first.json.blobsUploaded).toBe(4);
+      proxy.log.length = 0;
+      const second = await mkimgJsonAsync<{ blobsUploaded: number; blobsSkipped: number; bytesUploaded: number }>(['push', b.tar, ref]);
+      expect(second.code).toBe(0);
+      // files and generated layers + config; the package layer is skipped.
+      expect(second.json.blobsUploaded).toBe(3);
+      expect(second.json.blobsSkipped).toBe(1);
+      const uploaded = proxy.log.filter((r) => r.method === 'PUT' || r.method === 'PATCH').reduce((n, r) => n + r.bytes, 0);
+      const changed = b.built.layers.slice(1).reduce((n, l) => n + l.size, 0);
+      expect(second.json.bytesUploaded).toBeLessThan(first.json.bytesUploaded / 2);
+      expect(uploaded).toBeGreaterThanOrEqual(changed);
+      expect(proxy.log.some((r) => r.path.includes(b.built.layers[0]!.digest) && r.method !== 'HEAD')).toBe(false);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('origin (default): packages | files | generated, gzip, each file in one layer, parents repeated identically', () => {
