@@ -78,6 +78,8 @@ const suites = [...new Set(manifest.sources.flatMap((s) => s.suites))];
 const components = [...new Set(manifest.sources.flatMap((s) => s.components ?? ['main']))];
 const doc = parseDocument(readFileSync(example, 'utf8'));
 doc.set('minimize', false);
+// mmdebstrap writes a plain tar: so does this mkimg row (the compression benchmark is bench/compress.mjs).
+doc.set('compression', 'none');
 for (const s of doc.get('sources').items) if (s.get('keyring')) s.set('keyring', resolve(dirname(example), s.get('keyring')));
 for (const f of doc.get('files')?.items ?? []) cpSync(resolve(dirname(example), f.get('src')), resolve(work, f.get('src')), { recursive: true });
 const nomin = join(work, 'manifest-nominimize.yaml');

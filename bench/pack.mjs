@@ -34,7 +34,7 @@ if (!existsSync(marker)) {
 
 writeFileSync(
   join(work, 'manifest.yaml'),
-  `apiVersion: mkimg/v1\nname: bench/pack\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\n`,
+  `apiVersion: mkimg/v1\nname: bench/pack\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\nlayering: {strategy: single}\ncompression: none\n`,
 );
 // Pin the tree (mkimg build refuses unpinned inputs); not timed.
 execFileSync(process.execPath, [join(root, 'bin/mkimg.js'), 'lock', join(work, 'manifest.yaml')], { stdio: 'ignore' });

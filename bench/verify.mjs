@@ -51,7 +51,7 @@ if (!existsSync(join(work, '.done'))) {
 
 // 2. Build it with mkimg, sign the manifest with a fresh key.
 const manifest = join(work, 'manifest.yaml');
-writeFileSync(manifest, `apiVersion: mkimg/v1\nname: bench/verify\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\n`);
+writeFileSync(manifest, `apiVersion: mkimg/v1\nname: bench/verify\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\nlayering: {strategy: single}\ncompression: none\n`);
 const { generateKeyFiles, signManifest } = await import(join(dist, 'sign/sign.js'));
 // mkimg lock (in process: no packages, it only pins the files: input)
 {

@@ -192,6 +192,15 @@ describe('layers', () => {
     expect(b.built.layers[2]!.digest).not.toBe(a.built.layers[2]!.digest);
   });
 
+  it('with minimization too: the same kept package files give the same package layer', () => {
+    const minBase = join(work, 'min-base');
+    writeSampleProject(minBase, { minimize: true });
+    const a = build(minBase, 'min-a', '');
+    const b = build(minBase, 'min-b', '', (dir) => writeFileSync(join(dir, 'app/static/index.html'), '<h1>other</h1>\n'));
+    expect(b.built.layers[0]).toEqual(a.built.layers[0]);
+    expect(b.built.layers[1]!.digest).not.toBe(a.built.layers[1]!.digest);
+  });
+
   it('the image ID does not depend on the compression; the bytes are deterministic', () => {
     const gz = build(base, 'c-gzip', 'compression: gzip\n');
     const gz2 = build(base, 'c-gzip2', 'compression: gzip\n');
