@@ -171,21 +171,23 @@ export function imageManifest(config: Descriptor, layers: Descriptor[]): Blob {
   });
 }
 
+/** An OCI index listing `manifests` (each descriptor with its platform and annotations), in the order given. */
+export function indexOf(manifests: Descriptor[]): Blob {
+  return jsonBlob(MEDIA.index, { schemaVersion: 2, mediaType: MEDIA.index, manifests });
+}
+
+/** The index of an image tar with one manifest: its platform and the name annotations. */
 export function imageIndex(manifest: Descriptor, name: string, tag: string, debArch: string): Blob {
-  return jsonBlob(MEDIA.index, {
-    schemaVersion: 2,
-    mediaType: MEDIA.index,
-    manifests: [
-      {
-        ...manifest,
-        platform: ociPlatform(debArch),
-        annotations: {
-          'io.containerd.image.name': `${name}:${tag}`,
-          'org.opencontainers.image.ref.name': tag,
-        },
+  return indexOf([
+    {
+      ...manifest,
+      platform: ociPlatform(debArch),
+      annotations: {
+        'io.containerd.image.name': `${name}:${tag}`,
+        'org.opencontainers.image.ref.name': tag,
       },
-    ],
-  });
+    },
+  ]);
 }
 
 /** Docker's `docker save` manifest.json, so `docker load` takes the same tar. */
