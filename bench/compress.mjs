@@ -11,7 +11,7 @@
 // Needs `npm run build`, the host's Debian mirror (cold cache fill),
 // docker-registry, gzip and zstd. Run: node bench/compress.mjs [--runs N] [--example python]
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +24,8 @@ const example = opt('--example', 'python');
 const work = '/tmp/mkimg-bench-compress';
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work, { recursive: true });
-const mkimg = (args, o = {}) => execFileSync(process.execPath, [join(root, 'bin/mkimg.js'), ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...o });
+const mkimg = (args, o = {}) =>
+  execFileSync(process.execPath, [join(root, 'bin/mkimg.js'), ...args], { encoding: 'utf8', maxBuffer: 1 << 26, ...o });
 const cache = join(work, 'cache');
 const tmp = join(work, 'tmp');
 mkdirSync(tmp);
@@ -40,19 +41,30 @@ for (const c of ['none', 'gzip', 'zstd']) {
   writeFileSync(m, readFileSync(m, 'utf8').replace(/\nlock:/, `\ncompression: ${c}\nlock:`));
   copies[c] = m;
 }
-const build = (c, out) => JSON.parse(mkimg(['build', copies[c], '-o', out, '--cache-dir', cache, '--work-dir', tmp, '--json']));
+const build = (c, out) =>
+  JSON.parse(mkimg(['build', copies[c], '-o', out, '--cache-dir', cache, '--work-dir', tmp, '--json']));
 const built = {};
 for (const c of ['none', 'gzip', 'zstd']) built[c] = build(c, join(work, `${c}.tar`)); // fills the cache, untimed
 
 const time = {};
 for (const c of ['none', 'gzip', 'zstd']) {
-  time[c] = timeShell(`${process.execPath} ${join(root, 'bin/mkimg.js')} build ${copies[c]} -o ${join(work, `t-${c}.tar`)} --cache-dir ${cache} --work-dir ${tmp}`, { runs });
+  time[c] = timeShell(
+    `${process.execPath} ${join(root, 'bin/mkimg.js')} build ${copies[c]} -o ${join(work, `t-${c}.tar`)} --cache-dir ${cache} --work-dir ${tmp}`,
+    { runs },
+  );
 }
 console.log(`build of examples/${example} (warm cache, median of ${runs}):`);
-console.log(table([
-  ['compression', 'seconds', 'ratio to none', 'image tar bytes'],
-  ...['none', 'gzip', 'zstd'].map((c) => [c, time[c].toFixed(2), (time[c] / time.none).toFixed(2), statSync(join(work, `${c}.tar`)).size]),
-]));
+console.log(
+  table([
+    ['compression', 'seconds', 'ratio to none', 'image tar bytes'],
+    ...['none', 'gzip', 'zstd'].map((c) => [
+      c,
+      time[c].toFixed(2),
+      (time[c] / time.none).toFixed(2),
+      statSync(join(work, `${c}.tar`)).size,
+    ]),
+  ]),
+);
 
 // Layer sizes against the reference tools on the same layer tars.
 const layout = join(work, 'layout-none');
@@ -83,7 +95,10 @@ const port = await new Promise((res) => {
 });
 const storage = join(work, 'registry');
 mkdirSync(storage);
-writeFileSync(join(work, 'registry.yml'), `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\nlog:\n  level: error\n`);
+writeFileSync(
+  join(work, 'registry.yml'),
+  `version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: 127.0.0.1:${port}\nlog:\n  level: error\n`,
+);
 const registry = spawn('docker-registry', ['serve', join(work, 'registry.yml')], { stdio: 'ignore' });
 try {
   for (let i = 0; i < 100; i++) {
@@ -104,20 +119,29 @@ try {
   const scratch = join(work, 'examples', `${example}-relock`);
   cpSync(dirname(copies.gzip), scratch, { recursive: true });
   mkimg(['lock', join(scratch, 'manifest.yaml'), '--cache-dir', cache]);
-  const pinOf = (m) => [...readFileSync(m, 'utf8').split('\n  files:\n')[1].matchAll(/sha256: "?([0-9a-f]{64})/g)].map((x) => x[1]);
+  const pinOf = (m) =>
+    [
+      ...readFileSync(m, 'utf8')
+        .split('\n  files:\n')[1]
+        .matchAll(/sha256: "?([0-9a-f]{64})/g),
+    ].map((x) => x[1]);
   const [oldPins, newPins] = [pinOf(copies.gzip), pinOf(join(scratch, 'manifest.yaml'))];
   let text = readFileSync(copies.gzip, 'utf8');
   oldPins.forEach((p, i) => (text = text.replace(p, newPins[i])));
   writeFileSync(copies.gzip, text);
   build('gzip', join(work, 'gzip-edited.tar'));
   const second = JSON.parse(mkimg(['push', join(work, 'gzip-edited.tar'), ref, '--json']));
-  console.log(`\npush (gzip) to a loopback docker-registry, then again after editing ${appFile.slice(appDir.length + 1)}:`);
-  console.log(table([
-    ['push', 'blobs uploaded', 'blobs skipped', 'bytes uploaded'],
-    ['first (full)', first.blobsUploaded, first.blobsSkipped, first.bytesUploaded],
-    ['after the edit', second.blobsUploaded, second.blobsSkipped, second.bytesUploaded],
-    ['ratio', '', '', (second.bytesUploaded / first.bytesUploaded).toFixed(3)],
-  ]));
+  console.log(
+    `\npush (gzip) to a loopback docker-registry, then again after editing ${appFile.slice(appDir.length + 1)}:`,
+  );
+  console.log(
+    table([
+      ['push', 'blobs uploaded', 'blobs skipped', 'bytes uploaded'],
+      ['first (full)', first.blobsUploaded, first.blobsSkipped, first.bytesUploaded],
+      ['after the edit', second.blobsUploaded, second.blobsSkipped, second.bytesUploaded],
+      ['ratio', '', '', (second.bytesUploaded / first.bytesUploaded).toFixed(3)],
+    ]),
+  );
 } finally {
   registry.kill();
 }

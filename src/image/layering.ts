@@ -37,7 +37,8 @@ function kindOf(origin: string | undefined, strategy: LayeringSpec['strategy']):
   if (strategy === 'single') return { rank: 0, key: 'all' };
   // The merged-/usr layout (/bin -> usr/bin, ...) belongs with the packages.
   if (origin === 'layout') return { rank: 0, key: strategy === 'per-package' ? 'layout' : 'packages' };
-  if (origin?.startsWith('pkg:')) return { rank: 0, key: strategy === 'per-package' ? `package ${origin.slice(4)}` : 'packages' };
+  if (origin?.startsWith('pkg:'))
+    return { rank: 0, key: strategy === 'per-package' ? `package ${origin.slice(4)}` : 'packages' };
   if (origin?.startsWith('file:')) return { rank: 1, key: 'files' };
   return { rank: 2, key: 'generated' };
 }
@@ -63,7 +64,12 @@ export function splitLayers(entries: LayerEntry[], spec: LayeringSpec): LayerGro
     if (e.type === 'file') g.bytes += e.size;
   }
 
-  let ordered = [...groups.values()].sort((a, b) => a.kind.rank - b.kind.rank || b.bytes - a.bytes || (a.kind.key < b.kind.key ? -1 : a.kind.key > b.kind.key ? 1 : 0));
+  let ordered = [...groups.values()].sort(
+    (a, b) =>
+      a.kind.rank - b.kind.rank ||
+      b.bytes - a.bytes ||
+      (a.kind.key < b.kind.key ? -1 : a.kind.key > b.kind.key ? 1 : 0),
+  );
   if (spec.strategy === 'per-package') {
     const packages = ordered.filter((g) => g.kind.rank === 0);
     const rest = ordered.filter((g) => g.kind.rank !== 0);
@@ -71,7 +77,11 @@ export function splitLayers(entries: LayerEntry[], spec: LayeringSpec): LayerGro
     if (packages.length > room) {
       const alone = packages.slice(0, room - 1);
       const shared = packages.slice(room - 1);
-      const merged = { kind: { rank: 0, key: `packages (${shared.length} smaller)` }, entries: shared.flatMap((g) => g.entries), bytes: shared.reduce((n, g) => n + g.bytes, 0) };
+      const merged = {
+        kind: { rank: 0, key: `packages (${shared.length} smaller)` },
+        entries: shared.flatMap((g) => g.entries),
+        bytes: shared.reduce((n, g) => n + g.bytes, 0),
+      };
       ordered = [...alone, merged, ...rest];
     }
   }

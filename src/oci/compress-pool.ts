@@ -28,7 +28,8 @@ export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLay
   const threads = Math.max(1, Math.min(jobs.length, availableParallelism()));
   const results: CompressedLayer[] = new Array(jobs.length);
   if (jobs.length <= 1 || !existsSync(fileURLToPath(url))) {
-    for (const [i, j] of jobs.entries()) results[i] = { path: j.output, ...(await compressFile(j.input, j.size, j.output, j.compression)) };
+    for (const [i, j] of jobs.entries())
+      results[i] = { path: j.output, ...(await compressFile(j.input, j.size, j.output, j.compression)) };
     return results;
   }
   const { Worker } = await import('node:worker_threads');
@@ -40,12 +41,16 @@ export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLay
       for (let next = queue.shift(); next; next = queue.shift()) {
         const { j, i } = next;
         const r = await new Promise<CompressedFile>((resolve, reject) => {
-          const onExit = (code: number) => reject(new MkimgError('internal', `the compression thread stopped (exit ${code})`));
-          worker.once('message', (m: { ok: true; result: CompressedFile } | { ok: false; message: string; kind: string }) => {
-            worker.off('exit', onExit);
-            if (m.ok) resolve(m.result);
-            else reject(new MkimgError('internal', `compressing ${j.input}: ${m.message}`));
-          });
+          const onExit = (code: number) =>
+            reject(new MkimgError('internal', `the compression thread stopped (exit ${code})`));
+          worker.once(
+            'message',
+            (m: { ok: true; result: CompressedFile } | { ok: false; message: string; kind: string }) => {
+              worker.off('exit', onExit);
+              if (m.ok) resolve(m.result);
+              else reject(new MkimgError('internal', `compressing ${j.input}: ${m.message}`));
+            },
+          );
           worker.once('exit', onExit);
           worker.postMessage(j);
         });

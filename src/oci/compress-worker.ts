@@ -6,6 +6,7 @@ import type { CompressJob } from './compress-pool.js';
 parentPort!.on('message', (job: CompressJob) => {
   compressFile(job.input, job.size, job.output, job.compression).then(
     (result) => parentPort!.postMessage({ ok: true, result }),
-    (e: Error & { kind?: string }) => parentPort!.postMessage({ ok: false, message: e.message, kind: e.kind ?? 'internal' }),
+    (e: Error & { kind?: string }) =>
+      parentPort!.postMessage({ ok: false, message: e.message, kind: e.kind ?? 'internal' }),
   );
 });

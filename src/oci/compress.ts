@@ -58,7 +58,12 @@ export function loadZstd(): Promise<ZstdModule> {
  * hashing the compressed bytes on the way. Memory: one input piece and its
  * compressed output.
  */
-export async function compressFile(input: string, size: number, output: string, compression: Exclude<Compression, 'none'>): Promise<CompressedFile> {
+export async function compressFile(
+  input: string,
+  size: number,
+  output: string,
+  compression: Exclude<Compression, 'none'>,
+): Promise<CompressedFile> {
   const zs = compression === 'zstd' ? await loadZstd() : undefined;
   const inFd = openSync(input, 'r');
   const outFd = openSync(output, 'wx', 0o644);
@@ -119,9 +124,13 @@ export class LayerDecoder {
     const ondata = (chunk: Uint8Array, final?: boolean) => {
       this.out += chunk.length;
       if (this.out > this.limit) {
-        throw new MkimgError(this.kind, `${what}: decompresses to more than ${this.limit} bytes (${MAX_RATIO}× its ${compressedSize} compressed bytes + ${MAX_SLACK >> 20} MiB): a compression bomb, refused`, {
-          hint: 'this is not a layer mkimg reads; fetch the image from a trusted source',
-        });
+        throw new MkimgError(
+          this.kind,
+          `${what}: decompresses to more than ${this.limit} bytes (${MAX_RATIO}× its ${compressedSize} compressed bytes + ${MAX_SLACK >> 20} MiB): a compression bomb, refused`,
+          {
+            hint: 'this is not a layer mkimg reads; fetch the image from a trusted source',
+          },
+        );
       }
       if (chunk.length) this.onData(chunk);
       if (final) this.done = true;
@@ -138,7 +147,8 @@ export class LayerDecoder {
         d.push(c, f);
         if (f && this.done) {
           const t = this.tail;
-          if (t.length < 8 || t.readUInt32LE(0) !== this.crc >>> 0 || t.readUInt32LE(4) !== this.out % 2 ** 32) this.fail('the gzip trailer (CRC-32, size) does not match the data: truncated or corrupt');
+          if (t.length < 8 || t.readUInt32LE(0) !== this.crc >>> 0 || t.readUInt32LE(4) !== this.out % 2 ** 32)
+            this.fail('the gzip trailer (CRC-32, size) does not match the data: truncated or corrupt');
         }
       };
     } else {
@@ -173,6 +183,8 @@ export class LayerDecoder {
   }
 
   private fail(msg: string): never {
-    throw new MkimgError(this.kind, `${this.what}: ${msg}`, { hint: 'the image was modified or damaged; fetch or build it again' });
+    throw new MkimgError(this.kind, `${this.what}: ${msg}`, {
+      hint: 'the image was modified or damaged; fetch or build it again',
+    });
   }
 }

@@ -137,7 +137,8 @@ export function imageConfig(input: ConfigInput): Blob {
   const env = Object.entries(c.env).map(([k, v]) => `${k}=${v}`);
   if (!('PATH' in c.env)) env.unshift(`PATH=${DEFAULT_PATH}`);
   const created = isoTime(input.sourceDateEpoch);
-  const toSet = (xs: string[] | undefined) => (xs && xs.length ? Object.fromEntries(xs.map((x) => [x.includes('/') ? x : `${x}/tcp`, {}])) : undefined);
+  const toSet = (xs: string[] | undefined) =>
+    xs && xs.length ? Object.fromEntries(xs.map((x) => [x.includes('/') ? x : `${x}/tcp`, {}])) : undefined;
   const platform = ociPlatform(input.architecture);
   return jsonBlob(MEDIA.config, {
     ...platform,
@@ -157,7 +158,10 @@ export function imageConfig(input: ConfigInput): Blob {
     history: input.layerDigests.map((_, i) => ({
       created,
       created_by: 'mkimg build',
-      comment: input.layerComments && input.layerComments.length > 1 ? `mkimg: ${input.layerComments[i]}` : 'mkimg: minimized from pinned inputs',
+      comment:
+        input.layerComments && input.layerComments.length > 1
+          ? `mkimg: ${input.layerComments[i]}`
+          : 'mkimg: minimized from pinned inputs',
     })),
   });
 }

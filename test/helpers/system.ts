@@ -77,6 +77,8 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     accounts: { groups: [], users: [] },
     config: { env: {}, labels: {}, exposedPorts: [] },
     minimize: false,
+    layering: { strategy: 'origin', budget: 16 },
+    compression: 'gzip',
     origin: { path: '/nonexistent/manifest.yaml', dir: '/nonexistent', bytes, sha256: createHash('sha256').update(bytes).digest('hex') },
     ...over,
   };

@@ -16,7 +16,15 @@ import { mkimg } from '../helpers/cli.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { rejection } from '../helpers/errors.js';
 import { sha256Hex } from '../../src/util/digest.js';
-import { dockerManifestJson, imageIndex, imageManifest, jsonBlob, MEDIA, OCI_LAYOUT, blobPath } from '../../src/oci/model.js';
+import {
+  dockerManifestJson,
+  imageIndex,
+  imageManifest,
+  jsonBlob,
+  MEDIA,
+  OCI_LAYOUT,
+  blobPath,
+} from '../../src/oci/model.js';
 import { writeLayoutTar, type LayoutMember } from '../../src/image/write-image.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import { LayerDecoder, MAX_RATIO, MAX_SLACK } from '../../src/oci/compress.js';
@@ -26,7 +34,13 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** An image tar with one layer blob `blob` of `mediaType` whose config says diff_id `diffId`. */
 function image(name: string, blob: Buffer, mediaType: string, diffId: string): string {
-  const config = jsonBlob(MEDIA.config, { architecture: 'amd64', os: 'linux', created: '2023-11-14T22:13:20Z', config: {}, rootfs: { type: 'layers', diff_ids: [diffId] } });
+  const config = jsonBlob(MEDIA.config, {
+    architecture: 'amd64',
+    os: 'linux',
+    created: '2023-11-14T22:13:20Z',
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+  });
   const layer = { mediaType, digest: `sha256:${sha256Hex(blob)}`, size: blob.length };
   const manifest = imageManifest(config.descriptor, [layer]);
   const index = imageIndex(manifest.descriptor, 'test/hostile', '1.0', 'amd64');
@@ -37,7 +51,11 @@ function image(name: string, blob: Buffer, mediaType: string, diffId: string): s
     { name: blobPath(manifest.descriptor.digest), type: 'file', bytes: manifest.bytes },
     { name: blobPath(layer.digest), type: 'file', bytes: blob, layer: true },
     { name: 'index.json', type: 'file', bytes: index.bytes },
-    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, [layer.digest], 'test/hostile', '1.0') },
+    {
+      name: 'manifest.json',
+      type: 'file',
+      bytes: dockerManifestJson(config.descriptor.digest, [layer.digest], 'test/hostile', '1.0'),
+    },
     { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
   ];
   const out = join(work, `${name}.tar`);
@@ -58,9 +76,21 @@ describe('hostile compressed layers', () => {
     expect(bomb.length * MAX_RATIO + MAX_SLACK).toBeLessThan(1 << 30);
     cases.push(
       { name: 'bomb', tar: image('bomb', bomb, MEDIA.layerZstd, diffId), message: /compression bomb/ },
-      { name: 'truncated', tar: image('truncated', gz.subarray(0, gz.length - 6), MEDIA.layerGzip, diffId), message: /truncated|not valid compressed data/ },
-      { name: 'wrong-diff-id', tar: image('wrong-diff-id', gz, MEDIA.layerGzip, `sha256:${'1'.repeat(64)}`), message: /decompresses to sha256:/ },
-      { name: 'unknown-type', tar: image('unknown-type', gz, 'application/vnd.example.layer.v1.tar+lz4', diffId), message: /media type/ },
+      {
+        name: 'truncated',
+        tar: image('truncated', gz.subarray(0, gz.length - 6), MEDIA.layerGzip, diffId),
+        message: /truncated|not valid compressed data/,
+      },
+      {
+        name: 'wrong-diff-id',
+        tar: image('wrong-diff-id', gz, MEDIA.layerGzip, `sha256:${'1'.repeat(64)}`),
+        message: /decompresses to sha256:/,
+      },
+      {
+        name: 'unknown-type',
+        tar: image('unknown-type', gz, 'application/vnd.example.layer.v1.tar+lz4', diffId),
+        message: /media type/,
+      },
     );
   }, 120_000);
   afterAll(async () => registry?.stop());

@@ -7,7 +7,7 @@
  * umoci, skopeo) sees the same root file system as with one layer.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,8 +51,25 @@ function layerFiles(tar: string): Map<string, string>[] {
   const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8'));
   const manifest = JSON.parse(readFileSync(join(dir, 'blobs/sha256', index.manifests[0].digest.slice(7)), 'utf8'));
   return manifest.layers.map((l: { digest: string }) => {
-    const out = execFileSync('tar', ['--numeric-owner', '-tvf', join(dir, 'blobs/sha256', l.digest.slice(7))], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } });
-    return new Map(out.trim().split('\n').filter(Boolean).map((line) => [line.replace(/ -> .*$/, '').split(/\s+/).slice(5).join(' ').replace(/\/$/, ''), line]));
+    const out = execFileSync('tar', ['--numeric-owner', '-tvf', join(dir, 'blobs/sha256', l.digest.slice(7))], {
+      encoding: 'utf8',
+      env: { ...process.env, TZ: 'UTC' },
+    });
+    return new Map(
+      out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => [
+          line
+            .replace(/ -> .*$/, '')
+            .split(/\s+/)
+            .slice(5)
+            .join(' ')
+            .replace(/\/$/, ''),
+          line,
+        ]),
+    );
   });
 }
 
@@ -63,7 +80,14 @@ function rootfsListing(tar: string, zstd = false): string {
   try {
     // The SBOM names the manifest's sha256, which differs with the manifest's layering/compression lines.
     const sbom = /usr\/share\/mkimg\/sbom\.spdx\.json$/;
-    return execFileSync('sh', ['-c', 'cd rootfs && find . -mindepth 1 -printf "%y %m %U:%G %s %l %p\n" | sort && find . -type f -exec sha256sum {} + | sort -k2'], { cwd: bundle, encoding: 'utf8', maxBuffer: 64 << 20 })
+    return execFileSync(
+      'sh',
+      [
+        '-c',
+        'cd rootfs && find . -mindepth 1 -printf "%y %m %U:%G %s %l %p\n" | sort && find . -type f -exec sha256sum {} + | sort -k2',
+      ],
+      { cwd: bundle, encoding: 'utf8', maxBuffer: 64 << 20 },
+    )
       .split('\n')
       .filter((l) => !sbom.test(l))
       .join('\n');
@@ -74,7 +98,9 @@ function rootfsListing(tar: string, zstd = false): string {
 
 function unpackViaSkopeo(tar: string): { bundle: string; cleanup: () => void } {
   const dir = mkdtempSync(join(work, 'skopeo-'));
-  execFileSync('skopeo', ['copy', '--dest-compress-format', 'gzip', `oci-archive:${tar}`, `oci:${dir}/layout:1.0`], { stdio: 'pipe' });
+  execFileSync('skopeo', ['copy', '--dest-compress-format', 'gzip', `oci-archive:${tar}`, `oci:${dir}/layout:1.0`], {
+    stdio: 'pipe',
+  });
   execFileSync('umoci', ['unpack', '--image', `${dir}/layout:1.0`, `${dir}/bundle`], { stdio: 'pipe' });
   return { bundle: `${dir}/bundle`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
@@ -108,7 +134,11 @@ describe('layers', () => {
       const sk = spawnSync('skopeo', ['inspect', `oci-archive:${tar}`], { encoding: 'utf8' });
       expect(sk.status, sk.stderr).toBe(0);
       expect(JSON.parse(sk.stdout).Layers).toEqual(built.layers.map((l) => l.digest));
-      const ins = mkimgJson<{ files: { path: string; layer?: number }[]; layers: unknown[] }>(['inspect', tar, '--files']);
+      const ins = mkimgJson<{ files: { path: string; layer?: number }[]; layers: unknown[] }>([
+        'inspect',
+        tar,
+        '--files',
+      ]);
       expect(ins.code).toBe(0);
       const layerOf = (p: string) => ins.json.files.find((f) => f.path === p)?.layer;
       expect(layerOf('/usr/bin/busybox')).toBe(0);
@@ -140,12 +170,18 @@ describe('layers', () => {
       expect(first.code).toBe(0);
       expect(first.json.blobsUploaded).toBe(4);
       proxy.log.length = 0;
-      const second = await mkimgJsonAsync<{ blobsUploaded: number; blobsSkipped: number; bytesUploaded: number }>(['push', b.tar, ref]);
+      const second = await mkimgJsonAsync<{ blobsUploaded: number; blobsSkipped: number; bytesUploaded: number }>([
+        'push',
+        b.tar,
+        ref,
+      ]);
       expect(second.code).toBe(0);
       // files and generated layers + config; the package layer is skipped.
       expect(second.json.blobsUploaded).toBe(3);
       expect(second.json.blobsSkipped).toBe(1);
-      const uploaded = proxy.log.filter((r) => r.method === 'PUT' || r.method === 'PATCH').reduce((n, r) => n + r.bytes, 0);
+      const uploaded = proxy.log
+        .filter((r) => r.method === 'PUT' || r.method === 'PATCH')
+        .reduce((n, r) => n + r.bytes, 0);
       const changed = b.built.layers.slice(1).reduce((n, l) => n + l.size, 0);
       expect(second.json.bytesUploaded).toBeLessThan(first.json.bytesUploaded / 2);
       expect(uploaded).toBeGreaterThanOrEqual(changed);
@@ -196,7 +232,9 @@ describe('layers', () => {
     const minBase = join(work, 'min-base');
     writeSampleProject(minBase, { minimize: true });
     const a = build(minBase, 'min-a', '');
-    const b = build(minBase, 'min-b', '', (dir) => writeFileSync(join(dir, 'app/static/index.html'), '<h1>other</h1>\n'));
+    const b = build(minBase, 'min-b', '', (dir) =>
+      writeFileSync(join(dir, 'app/static/index.html'), '<h1>other</h1>\n'),
+    );
     expect(b.built.layers[0]).toEqual(a.built.layers[0]);
     expect(b.built.layers[1]!.digest).not.toBe(a.built.layers[1]!.digest);
   });
@@ -224,7 +262,9 @@ describe('layers', () => {
     expect(configOf(zs.tar)).toEqual(configOf(gz.tar));
     expect(configOf(none.tar)).toEqual(configOf(gz.tar));
     expect(configOf(gz.tar).rootfs.diff_ids).toHaveLength(2);
-    expect(zs.built.layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar+zstd'));
+    expect(zs.built.layers.map((l) => l.mediaType)).toEqual(
+      Array(3).fill('application/vnd.oci.image.layer.v1.tar+zstd'),
+    );
     expect(none.built.layers.map((l) => l.mediaType)).toEqual(Array(3).fill('application/vnd.oci.image.layer.v1.tar'));
     // gzip: the same bytes `gzip -d` reads back to the uncompressed layer.
     const dir = mkdtempSync(join(work, 'gz-'));

