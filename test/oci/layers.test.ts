@@ -233,7 +233,7 @@ describe('layers', () => {
     writeSampleProject(minBase, { minimize: true });
     const a = build(minBase, 'min-a', '');
     const b = build(minBase, 'min-b', '', (dir) =>
-      writeFileSync(join(dir, 'app/static/index.html'), '<h1>other</h1>\n'),
+      writeFileSync(join(dir, 'app/run.sh'), '#!/bin/sh\n# edited\necho "hello from $0"\n'),
     );
     expect(b.built.layers[0]).toEqual(a.built.layers[0]);
     expect(b.built.layers[1]!.digest).not.toBe(a.built.layers[1]!.digest);
