@@ -7,6 +7,8 @@
  * image tar: the layer rule of layout.ts makes that offset a function of the
  * blobs' sizes alone, which are known before the layer's digest is.
  */
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeAtomicallyWith as writeAtomically } from '../util/atomic-write.js';
 import type { ImageConfig } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
