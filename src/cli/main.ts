@@ -16,7 +16,7 @@ import { registerSign } from './commands/sign.js';
 import { registerVerify } from './commands/verify.js';
 import { registerTrace } from './commands/trace.js';
 import { registerRun } from './commands/run.js';
-import { reportError } from './output.js';
+import { reportError, tolerateClosedPipes } from './output.js';
 import { flowHelpTexts, HELP_CONFIG, usageHint } from './help.js';
 import { registerCompletion } from './completion.js';
 
@@ -61,6 +61,7 @@ export async function main(argv: string[]): Promise<void> {
   // The staging root is a real directory that checks run in, as other users
   // too: its on-disk modes must not depend on the caller's umask.
   process.umask(0o022);
+  tolerateClosedPipes();
   const program = makeProgram();
   try {
     await program.parseAsync(argv);

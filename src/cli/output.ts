@@ -4,6 +4,7 @@
  * clear message and its documented exit code. No stack traces for MkimgError.
  */
 import { EXIT_CODES, isMkimgError } from '../util/errors.js';
+import { environmentError } from '../util/environment.js';
 
 export interface CommandOutput {
   /** The object printed with --json (one line, to stdout). */
@@ -12,6 +13,20 @@ export interface CommandOutput {
   human: string[];
   /** Exit code when the command completed but reports failure (e.g. lock --check stale). */
   exitCode?: number;
+}
+
+/**
+ * A reader that goes away (`mkimg lock --check | head -1`) must change nothing
+ * but what is printed: EPIPE on stdout or stderr is swallowed (later writes are
+ * dropped) and the exit code stays the command's own.
+ */
+export function tolerateClosedPipes(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED' || e.code === 'ERR_STREAM_WRITE_AFTER_END') return;
+      throw e;
+    });
+  }
 }
 
 /** Progress and notes go to stderr, and only when stderr is a terminal and --json is off. */
@@ -44,7 +59,10 @@ export function action<A extends unknown[]>(
   };
 }
 
-export function reportError(e: unknown, json: boolean): number {
+export function reportError(e0: unknown, json: boolean): number {
+  // A failure of the machine (disk full, read-only or wrong-typed folder) that
+  // no stage wrapped: still one line and the environment exit code.
+  const e = environmentError(e0) ?? e0;
   if (isMkimgError(e)) {
     if (json) {
       process.stdout.write(

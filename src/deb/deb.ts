@@ -12,7 +12,7 @@ import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
 import { ByteReader } from './bytes.js';
 import { ArReader } from './ar.js';
-import { type Compression, compressionOf, decompress } from './decompress.js';
+import { type Compression, compressionOf, decompress, formatBytes, type DecompressLimit } from './decompress.js';
 import { readTar, type TarEntry } from './tar.js';
 
 export interface DebControlArchive {
@@ -47,7 +47,26 @@ export interface Deb {
   close(): Promise<void>;
 }
 
-const CONTROL_LIMIT = 64 << 20;
+/** The most a control member may hold, compressed or decompressed (SPEC §4 "Limits"). */
+export const CONTROL_LIMIT = 64 << 20;
+/** The most any data archive may decompress to, whatever the package declares (SPEC §4 "Limits"). */
+export const DATA_CEILING = 16 * 2 ** 30;
+/** readDebBuffer decompresses an xz data archive ahead (in memory) only when its bound is at most this. */
+const EAGER_LIMIT = 2 * 2 ** 30;
+
+/**
+ * The data archive's bound from the Installed-Size (KiB) the package declares
+ * (the figure the signed Packages index carries for the same sha256): twice
+ * it, for tar's 512-byte headers and padding of small files, plus 64 MiB;
+ * never past DATA_CEILING. Without an Installed-Size: DATA_CEILING.
+ */
+export function dataLimit(pkg: string, installedSizeKiB: string | undefined): DecompressLimit {
+  const kib = installedSizeKiB !== undefined && /^[0-9]{1,12}$/.test(installedSizeKiB.trim()) ? Number(installedSizeKiB.trim()) : undefined;
+  if (kib === undefined) return { maxBytes: DATA_CEILING, why: `the ceiling for a data archive; ${pkg} declares no Installed-Size` };
+  const bound = kib * 1024 * 2 + (64 << 20);
+  if (bound >= DATA_CEILING) return { maxBytes: DATA_CEILING, why: 'the ceiling for a data archive' };
+  return { maxBytes: bound, why: `${pkg} declares Installed-Size ${kib} KiB; the bound is twice that plus 64 MiB` };
+}
 
 export async function readDeb(path: string): Promise<Deb> {
   const stream = createReadStream(path, { highWaterMark: 1 << 20 });
@@ -126,6 +145,8 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
     const dComp = dm ? compressionOf(dm.name, 'data.tar') : null;
     if (!dm || dComp === null) throw orderError(path, dm?.name ?? '(end of file)', 'data.tar[.gz|.xz|.zst]');
     const dataLabel = `${path}: ${dm.name}`;
+    const stanza = parseControlStanza(control.control);
+    const limit = dataLimit(`package ${stanza.Package ?? '(unnamed)'}`, stanza['Installed-Size']);
 
     // The data archive's bytes and what follows it: streamed, or (xz from
     // memory) decompressed now and replayed, errors included, where they arise.
@@ -137,8 +158,11 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       const extra = await next();
       if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
     };
-    const cache = eagerXz && (dComp === 'xz' || dComp === 'zstd') ? dataCache : undefined;
-    if (eagerXz && (dComp === 'xz' || cache)) {
+    // Decompressing ahead holds the whole archive in memory: only when the
+    // package's own bound keeps that modest; otherwise it is streamed.
+    const eager = eagerXz && limit.maxBytes <= EAGER_LIMIT;
+    const cache = eager && (dComp === 'xz' || dComp === 'zstd') ? dataCache : undefined;
+    if (eager && (dComp === 'xz' || cache)) {
       let out: Buffer[] = [];
       let dataErr: { e: unknown } | null = null;
       let afterErr: { e: unknown } | null = null;
@@ -152,7 +176,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
         out = [cached];
       } else {
         try {
-          for await (const c of decompress(ar.body(), dComp, dataLabel)) out.push(c);
+          for await (const c of decompress(ar.body(), dComp, dataLabel, limit)) out.push(c);
         } catch (e) {
           dataErr = { e };
         }
@@ -174,7 +198,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
         if (afterErr) throw afterErr.e;
       };
     } else {
-      data = () => decompress(ar.body(), dComp, dataLabel);
+      data = () => decompress(ar.body(), dComp, dataLabel, limit);
       after = checkAfter;
     }
 
@@ -228,7 +252,8 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
 
 async function readControlArchive(body: AsyncIterable<Buffer>, comp: Compression, label: string, path: string): Promise<DebControlArchive> {
   const files = new Map<string, Buffer>();
-  for await (const e of readTar(decompress(body, comp, label), label)) {
+  const limit = { maxBytes: CONTROL_LIMIT, why: `the limit for a control archive, ${formatBytes(CONTROL_LIMIT)}` };
+  for await (const e of readTar(decompress(body, comp, label, limit), label)) {
     if (e.type !== 'file') continue;
     const name = e.name.replace(/^(\.\/)+/, '');
     if (name.includes('/')) continue;

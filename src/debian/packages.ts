@@ -3,9 +3,8 @@
  * as listed in the verified Release table (by-hash when the Release offers it),
  * check size and sha256, decompress, and parse the stanzas the resolver needs.
  */
-import { gunzipSync } from 'node:zlib';
 import { readFile } from 'node:fs/promises';
-import { xz } from '@napi-rs/lzma';
+import { decompress, formatBytes } from '../deb/decompress.js';
 import type { Release } from './release.js';
 import { parseRelations, parseRelation, type Relation, type RelationList } from './relations.js';
 import { httpGet, httpStatusOf } from '../fetch/http.js';
@@ -214,6 +213,23 @@ export interface FetchIndexOptions {
 }
 
 /**
+ * The most a Packages index may decompress to (SPEC §4 "Limits") when the
+ * Release does not list the uncompressed file's size; when it does, that size
+ * is the bound. A Debian main index is under 100 MiB.
+ */
+export const PACKAGES_CEILING = 512 << 20;
+
+async function decompressIndex(data: Buffer, ext: string, label: string, maxBytes: number, why: string): Promise<Buffer> {
+  if (ext === '') return data;
+  const parts: Buffer[] = [];
+  const input = (async function* () {
+    yield data;
+  })();
+  for await (const c of decompress(input, ext === '.xz' ? 'xz' : 'gzip', label, { maxBytes, why })) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+/**
  * Fetch one Packages index and return its decompressed text, or undefined when
  * the Release table lists no Packages file for this component/arch.
  */
@@ -236,14 +252,14 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
     else {
       if (o.release.acquireByHash) {
         try {
-          data = await httpGet(`${o.baseUrl}/dists/${o.suite}/${dir}/by-hash/SHA256/${entry.sha256}`);
+          data = await httpGet(`${o.baseUrl}/dists/${o.suite}/${dir}/by-hash/SHA256/${entry.sha256}`, { maxBytes: entry.size });
         } catch (e) {
           if (httpStatusOf(e) !== 404) throw e;
         }
       }
       if (!data) {
         try {
-          data = await httpGet(url);
+          data = await httpGet(url, { maxBytes: entry.size });
         } catch (e) {
           if (httpStatusOf(e) === 404 && ext !== '') continue; // try the next compression the Release lists
           throw e;
@@ -260,9 +276,13 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
     }
     let text: Buffer;
     try {
-      text = ext === '.xz' ? await xz.decompress(data) : ext === '.gz' ? gunzipSync(data) : data;
+      const [max, why] = plain
+        ? [plain.size, `the size the signed Release lists for ${dir}/Packages`]
+        : [PACKAGES_CEILING, `the ceiling for a Packages index, ${formatBytes(PACKAGES_CEILING)}`];
+      text = await decompressIndex(data, ext, url, max, why);
     } catch (e) {
-      throw new MkimgError('repository', `cannot decompress ${url}: ${(e as Error).message}`, { details: { suite: o.suite, url } });
+      if (e instanceof MkimgError && e.kind === 'environment') throw e;
+      throw new MkimgError('repository', `cannot decompress ${url}: ${(e as Error).message.replace(`${url}: `, '')}`, { details: { suite: o.suite, url } });
     }
     if (ext !== '' && plain && o.cache && text.length === plain.size && sha256Hex(text) === plain.sha256) await o.cache.putBytes(text, plain.sha256);
     return { text: text.toString('utf8'), url };

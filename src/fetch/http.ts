@@ -11,12 +11,15 @@ import https from 'node:https';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { MkimgError } from '../util/errors.js';
+import { asEnvironmentError } from '../util/environment.js';
 
 export interface HttpOptions {
   /** Idle timeout per attempt (no bytes for this long aborts it). Default 30 s. */
   timeoutMs?: number;
   /** Attempts in total for network errors and 5xx. Default 3. */
   attempts?: number;
+  /** Refuse a body past this many bytes (httpGet; default HTTP_BODY_LIMIT). */
+  maxBytes?: number;
   /** Called with (bytesSoFar, totalOrUndefined) while a body streams in. */
   onProgress?: (bytes: number, total?: number) => void;
 }
@@ -32,7 +35,10 @@ const agentHttps = new https.Agent({ keepAlive: true, maxSockets: 8 });
 interface Sink {
   /** false: pause the source until `drain` is called back. */
   write(chunk: Buffer): boolean | void;
+  /** Called back once the sink takes more, or has failed (see failure()). */
   onDrain?(cb: () => void): void;
+  /** The sink's own failure (a full disk), which ends the transfer: not a network error, not retried. */
+  failure?(): unknown;
   end(): Promise<void>;
   abort(): void;
 }
@@ -50,7 +56,12 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
     const s = sink();
     let n = 0;
     for await (const chunk of createReadStream(p)) {
-      s.write(chunk as Buffer);
+      if (s.write(chunk as Buffer) === false && s.onDrain) await new Promise<void>((r) => s.onDrain!(r));
+      const f = s.failure?.();
+      if (f) {
+        s.abort();
+        throw f;
+      }
       n += (chunk as Buffer).length;
       opts.onProgress?.(n, st.size);
     }
@@ -62,8 +73,12 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
   }
   const mod = u.protocol === 'https:' ? https : http;
   await new Promise<void>((resolve, reject) => {
+    // Set once the response has decided the outcome, so a connection that
+    // closes before that (a timeout while paused) still settles this promise.
+    let decided = false;
     const req = mod.get(u, { agent: u.protocol === 'https:' ? agentHttps : agentHttp, headers: { 'user-agent': 'mkimg' } }, (res) => {
       const status = res.statusCode ?? 0;
+      if (status !== 200) decided = true;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
         if (redirects >= 5) return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
@@ -78,15 +93,32 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
       const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
       const s = sink();
       let n = 0;
+      let failed = false;
+      const failIfSinkFailed = (): boolean => {
+        const f = s.failure?.();
+        if (!f || failed) return failed;
+        failed = true;
+        decided = true;
+        s.abort();
+        res.destroy();
+        reject(f);
+        return true;
+      };
       res.on('data', (chunk: Buffer) => {
+        if (failed) return;
         if (s.write(chunk) === false && s.onDrain) {
           res.pause();
-          s.onDrain(() => res.resume());
+          s.onDrain(() => {
+            if (!failIfSinkFailed()) res.resume();
+          });
         }
+        if (failIfSinkFailed()) return;
         n += chunk.length;
         opts.onProgress?.(n, total);
       });
       res.on('end', () => {
+        decided = true;
+        if (failed) return;
         if (!res.complete || (total !== undefined && n !== total)) {
           s.abort();
           return reject(new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, { details: { url, retry: true } }));
@@ -94,9 +126,14 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
         s.end().then(resolve, reject);
       });
       res.on('error', (e) => {
+        decided = true;
+        if (failed) return;
         s.abort();
         reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
       });
+    });
+    req.on('close', () => {
+      if (!decided) reject(new MkimgError('repository', `GET ${url}: the connection closed before the body was complete`, { details: { url, retry: true } }));
     });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => {
       req.destroy(new Error(`no data for ${(opts.timeoutMs ?? 30_000) / 1000} s`));
@@ -132,14 +169,35 @@ async function withRetries(url: string, sink: () => Sink, opts: HttpOptions): Pr
   throw last;
 }
 
-/** GET a whole body into memory (indexes, InRelease). */
+/** The most httpGet holds in memory unless told otherwise (an InRelease is well under 1 MiB). SPEC §4 "Limits". */
+export const HTTP_BODY_LIMIT = 64 << 20;
+
+/** GET a whole body into memory (indexes, InRelease), at most opts.maxBytes (HTTP_BODY_LIMIT). */
 export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buffer> {
   let chunks: Buffer[] = [];
+  const max = opts.maxBytes ?? HTTP_BODY_LIMIT;
   await withRetries(
     url,
     () => {
       chunks = [];
-      return { write: (c) => void chunks.push(c), end: async () => {}, abort: () => (chunks = []) };
+      let n = 0;
+      let failed: MkimgError | null = null;
+      return {
+        write: (c) => {
+          n += c.length;
+          if (n > max) {
+            failed ??= new MkimgError('repository', `GET ${url}: the body passes ${max} bytes, more than it may be`, { details: { url } });
+            chunks = [];
+            return;
+          }
+          chunks.push(c);
+        },
+        failure: () => failed,
+        end: async () => {
+          if (failed) throw failed;
+        },
+        abort: () => (chunks = []),
+      };
     },
     opts,
   );
@@ -156,15 +214,27 @@ export async function httpGetToFile(url: string, dest: string, opts: HttpOptions
       hash = createHash('sha256');
       size = 0;
       const ws = createWriteStream(dest);
-      let failed: Error | null = null;
-      ws.on('error', (e) => (failed = e));
+      let failed: unknown = null;
+      const drains: Array<() => void> = [];
+      ws.on('error', (e) => {
+        failed = asEnvironmentError(e, `cannot write ${dest} (fetching ${url})`);
+        for (const cb of drains.splice(0)) cb();
+      });
       return {
         write: (c) => {
           hash.update(c);
           size += c.length;
           return ws.write(c);
         },
-        onDrain: (cb) => void ws.once('drain', cb),
+        onDrain: (cb) => {
+          if (failed) return cb();
+          drains.push(cb);
+          ws.once('drain', () => {
+            const i = drains.indexOf(cb);
+            if (i >= 0) drains.splice(i, 1)[0]!();
+          });
+        },
+        failure: () => failed,
         end: () =>
           new Promise<void>((resolve, reject) => {
             if (failed) return reject(failed);

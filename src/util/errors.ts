@@ -19,6 +19,7 @@ export const EXIT_CODES = {
   registry: 12, // a registry refused or failed a push/pull
   resolve: 13, // dependency resolution failed: unsatisfiable, conflict, unknown package
   sandbox: 14, // the tracer could not run: namespaces, ptrace, seccomp
+  environment: 15, // the machine failed mkimg: disk full, read-only or unusable cache/work/output folder, missing tool
 } as const;
 
 export type ErrorKind = keyof typeof EXIT_CODES;
