@@ -6,7 +6,7 @@
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
@@ -29,6 +29,7 @@ import { MANIFEST_SHA_LABEL } from '../oci/model.js';
 import type { PushResult } from '../registry/push.js';
 // Loaded where used (signature, minimization, registry): a plain build does not pay for them.
 import { MkimgError } from '../util/errors.js';
+import { collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { sha256File } from '../util/digest.js';
 
 export interface BuildOptions {
@@ -182,7 +183,11 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   // stage them: their layer is hashed inline.)
   const hashThread = indexOnly ? await LayerHashThread.start() : undefined;
   const stagingParent = opts.workDir ?? tmpdir();
-  const stagingDir = mkdtempSync(join(stagingParent, 'mkimg-stage-'));
+  // Staging roots of killed builds (their pid is in the name) go first.
+  collectStale(stagingParent, /^mkimg-stage-(\d+)-/);
+  collectStale(dirname(output), new RegExp(`^\\.${escapeName(basename(output))}\\.(\\d+)\\..*tmp$`));
+  const stagingDir = mkdtempSync(join(stagingParent, `mkimg-stage-${process.pid}-`));
+  const unregister = removeOnSignal(stagingDir);
   try {
     progress('staging: unpacking packages');
     const root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
@@ -245,6 +250,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   } finally {
     hashThread?.close();
     rmSync(stagingDir, { recursive: true, force: true });
+    unregister();
   }
 }
 

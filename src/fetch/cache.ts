@@ -5,12 +5,15 @@
  * last rename wins, and both wrote the same bytes). Entries are verified on
  * read: a corrupted one is deleted and fetched again.
  */
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { sha256File, sha256Hex, SHA256_HEX } from '../util/digest.js';
 import { MkimgError } from '../util/errors.js';
+import { asEnvironmentError } from '../util/environment.js';
+import { collectStale, removeOnSignal } from '../util/cleanup.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.XDG_CACHE_HOME) return join(env.XDG_CACHE_HOME, 'mkimg');
@@ -28,16 +31,32 @@ export class BlobCache {
     return join(this.dir, 'blobs', 'sha256', sha256);
   }
 
+  private collected = false;
+
   private async ensureDir(): Promise<string> {
     const d = join(this.dir, 'blobs', 'sha256');
-    await mkdir(d, { recursive: true });
+    await ensureCacheFolder(this.dir, d);
+    if (!this.collected) {
+      // Temporaries of fetches that were killed: their pid is in the name.
+      this.collected = true;
+      collectStale(d, STALE_TEMP);
+    }
     return d;
   }
 
-  /** A fresh temp path next to the blobs (same file system, so rename is atomic). */
+  /** A fresh temp path next to the blobs (same file system, so rename is atomic); removed if a signal ends the run first. */
   async tempPath(): Promise<string> {
     const d = await this.ensureDir();
-    return join(d, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const p = join(d, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+    this.unregister.set(p, removeOnSignal(p));
+    return p;
+  }
+
+  private readonly unregister = new Map<string, () => void>();
+
+  private done(tempPath: string): void {
+    this.unregister.get(tempPath)?.();
+    this.unregister.delete(tempPath);
   }
 
   /**
@@ -48,11 +67,13 @@ export class BlobCache {
     const p = this.pathOf(sha256);
     try {
       const st = await stat(p);
+      if (!st.isFile()) throw notAFile(p, this.dir);
       if (size !== undefined && st.size !== size) {
         await rm(p, { force: true });
         return undefined;
       }
-    } catch {
+    } catch (e) {
+      if (e instanceof MkimgError) throw e;
       return undefined;
     }
     const got = await sha256File(p);
@@ -66,7 +87,15 @@ export class BlobCache {
   /** Move a verified temp file into place. The caller checked its digest. */
   async commit(tempPath: string, sha256: string): Promise<string> {
     const p = this.pathOf(sha256);
-    await rename(tempPath, p);
+    try {
+      await rename(tempPath, p);
+    } catch (e) {
+      await rm(tempPath, { force: true }).catch(() => {});
+      if ((e as NodeJS.ErrnoException).code === 'EISDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw notAFile(p, this.dir);
+      throw asEnvironmentError(e, `cannot store ${p} in the cache`);
+    } finally {
+      this.done(tempPath);
+    }
     return p;
   }
 
@@ -75,12 +104,47 @@ export class BlobCache {
     const hex = sha256Hex(data);
     if (sha256 && hex !== sha256) throw new MkimgError('internal', `cache put: digest mismatch ${hex} != ${sha256}`);
     const tmp = await this.tempPath();
-    await writeFile(tmp, data);
+    try {
+      await writeFile(tmp, data);
+    } catch (e) {
+      await this.discard(tmp);
+      throw asEnvironmentError(e, `cannot write ${tmp} in the cache`);
+    }
     return this.commit(tmp, hex);
   }
 
   async discard(tempPath: string): Promise<void> {
     await rm(tempPath, { force: true });
+    this.done(tempPath);
+  }
+}
+
+/** Temporaries in the cache: `.tmp-<pid>-<random>`. */
+const STALE_TEMP = /^\.tmp-(\d+)-/;
+
+function notAFile(p: string, cacheDir: string): MkimgError {
+  return new MkimgError('environment', `${p}: the cache holds something other than a file where this entry belongs`, {
+    hint: `remove it (the cache folder ${cacheDir} is mkimg's own), or use another cache folder (--cache-dir or XDG_CACHE_HOME)`,
+  });
+}
+
+/** Create the cache's folder `d` (under `cacheDir`), or say in one line why the cache cannot be used. */
+async function ensureCacheFolder(cacheDir: string, d: string): Promise<void> {
+  try {
+    await mkdir(d, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new MkimgError('environment', `the cache folder ${cacheDir} cannot be used: ${(e as NodeJS.ErrnoException).path ?? d} or a folder above it is a file (${code})`, {
+        hint: 'remove that file, or use another cache folder (--cache-dir or XDG_CACHE_HOME)',
+      });
+    }
+    // mkdir -p reports ENOENT on a read-only file system: ask the deepest
+    // folder that exists why it cannot be written.
+    let at = d;
+    while (dirname(at) !== at && !(await stat(at).then(() => true, () => false))) at = dirname(at);
+    const why = await access(at, constants.W_OK).then(() => e, (x: unknown) => x);
+    throw asEnvironmentError(why, `the cache folder ${cacheDir} cannot be used (${at})`);
   }
 }
 
@@ -150,6 +214,7 @@ export class DataCache {
     if (!SHA256_HEX.test(debSha256)) throw new MkimgError('internal', `not a sha256 hex digest: ${debSha256}`);
     const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]);
     await mkdir(this.dir, { recursive: true });
+    collectStale(this.dir, STALE_TEMP);
     const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
     try {
       await writeFile(tmp, bytes);

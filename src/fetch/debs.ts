@@ -70,7 +70,7 @@ export async function fetchPinnedDebs(pkgs: LockedPackage[], opts: FetchDebsOpti
     try {
       let got;
       try {
-        got = await httpGetToFile(url, tmp, { onProgress: (n) => (live.set(p.name, n), draw()) });
+        got = await httpGetToFile(url, tmp, { maxBytes: p.size, onProgress: (n) => (live.set(p.name, n), draw()) });
       } catch (e) {
         if (httpStatusOf(e) === 404) {
           throw new MkimgError('repository', `${p.name} ${p.version}: the mirror no longer serves ${p.filename} (HTTP 404 at ${url})`, {

@@ -204,7 +204,7 @@ export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buff
   return Buffer.concat(chunks);
 }
 
-/** GET a body into a file (created/truncated), hashing while writing. */
+/** GET a body into a file (created/truncated), hashing while writing; at most opts.maxBytes when given. */
 export async function httpGetToFile(url: string, dest: string, opts: HttpOptions = {}): Promise<{ sha256: string; size: number }> {
   let hash = createHash('sha256');
   let size = 0;
@@ -222,8 +222,12 @@ export async function httpGetToFile(url: string, dest: string, opts: HttpOptions
       });
       return {
         write: (c) => {
-          hash.update(c);
           size += c.length;
+          if (opts.maxBytes !== undefined && size > opts.maxBytes) {
+            failed ??= new MkimgError('repository', `GET ${url}: the body passes ${opts.maxBytes} bytes, the size it should have`, { details: { url } });
+            return true;
+          }
+          hash.update(c);
           return ws.write(c);
         },
         onDrain: (cb) => {
