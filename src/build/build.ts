@@ -30,6 +30,7 @@ import type { PushResult } from '../registry/push.js';
 // Loaded where used (signature, minimization, registry): a plain build does not pay for them.
 import { MkimgError } from '../util/errors.js';
 import { collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
+import { asEnvironmentError } from '../util/environment.js';
 import { sha256File } from '../util/digest.js';
 
 export interface BuildOptions {
@@ -247,6 +248,9 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       minimize: report,
       warnings: [],
     };
+  } catch (e) {
+    // A machine failure not yet named (most likely the work folder filling up).
+    throw asEnvironmentError(e, `building in the work folder ${stagingDir}`);
   } finally {
     hashThread?.close();
     rmSync(stagingDir, { recursive: true, force: true });
