@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, typ
 import { MkimgError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
+import { documentToJS, YamlShapeError } from './yaml-js.js';
 import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -54,10 +55,25 @@ export function readManifestBytes(path: string): Buffer {
   return readInputFile(path, 'manifest', 'give the path of a manifest.yaml (see examples/ and SPEC.md)');
 }
 
+/** The largest manifest read (SPEC §4 "Limits"); a lock of thousands of packages is well under it. */
+export const MANIFEST_MAX_BYTES = 8 << 20;
+
 export function parseManifest(bytes: Buffer, absPath: string): Manifest {
+  if (bytes.length > MANIFEST_MAX_BYTES) {
+    throw new MkimgError('manifest', `${absPath}: the manifest is ${bytes.length} bytes, more than the ${MANIFEST_MAX_BYTES >> 20} MiB a manifest may be`, {
+      hint: 'a manifest lists packages and files; move large data into files: inputs',
+    });
+  }
   const text = bytes.toString('utf8');
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found by documentToJS (linear); the library's check is quadratic.
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
+  } catch (e) {
+    if (e instanceof RangeError) throw new MkimgError('manifest', `${absPath}: the manifest nests too deeply to parse`);
+    throw e;
+  }
   const where = (offset: number | undefined) => {
     if (offset === undefined) return absPath;
     const { line, col } = lineCounter.linePos(offset);
@@ -67,7 +83,13 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     const e = doc.errors[0]!;
     throw new MkimgError('manifest', `${where(e.pos[0])}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  let raw: unknown;
+  try {
+    raw = documentToJS(doc);
+  } catch (e) {
+    if (e instanceof YamlShapeError) throw new MkimgError('manifest', `${where(e.offset)}: invalid YAML: ${e.message}`);
+    throw e;
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new MkimgError('manifest', `${absPath}: a manifest is a YAML mapping with apiVersion: mkimg/v1 (see SPEC.md)`);
   }
@@ -118,6 +140,8 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     ? { version: 1, packages: m.lock.packages ?? [], files: m.lock.files ?? [] }
     : undefined;
 
+  const lockedFiles = new Map<string, { sha256: string }>();
+  for (const l of lock?.files ?? []) if (!lockedFiles.has(l.src)) lockedFiles.set(l.src, l);
   const files: FileInput[] = (m.files ?? []).map((f: any, i: number) => {
     const dest = posix.normalize(f.dest);
     if (dest !== f.dest.replace(/\/+$/, '') && dest !== f.dest) {
@@ -126,7 +150,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     if (dest.split('/').includes('..')) {
       throw new MkimgError('manifest', `${fieldPos(['files', i, 'dest'])}: files[${i}].dest must not contain ..`);
     }
-    const pin = lock?.files.find((l) => l.src === f.src);
+    const pin = lockedFiles.get(f.src);
     return {
       src: resolveInput(f.src, ['files', i, 'src'], `files[${i}].src`),
       dest: dest === '/' ? '/' : dest.replace(/\/+$/, ''),
