@@ -67,7 +67,8 @@ export interface RegistryResponse {
   url: URL;
 }
 
-const MAX_BODY = 32 << 20;
+/** The most a buffered registry answer (a manifest, an index, a token, an error) may hold (SPEC §4 "Limits"); past it the answer is cut off and refused. */
+export const MAX_BODY = 8 << 20;
 const TRANSIENT_CODES = new Set([
   'ECONNRESET',
   'EPIPE',
@@ -446,6 +447,16 @@ export class RegistryClient {
           res.on('data', (c: Buffer) => {
             size += c.length;
             if (size <= MAX_BODY) chunks.push(c);
+            else {
+              // An endless or oversized answer: refuse it (first, so the abort below is not taken for a network error), stop reading.
+              done(
+                new MkimgError('registry', `registry ${url.host}: ${method} ${url.pathname} answered with more than ${MAX_BODY >> 20} MiB, more than a manifest or index may be`, {
+                  hint: 'the registry misbehaves; check its URL',
+                }),
+              );
+              res.destroy();
+              creq.destroy();
+            }
           });
           res.on('end', () => {
             if (early) creq.destroy();

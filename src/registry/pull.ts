@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
+import { collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
@@ -38,6 +39,22 @@ export interface PullOptions extends RegistryOptions {
   platform?: { os: string; architecture: string; variant?: string };
   /** Blobs downloaded at once (default 3). */
   concurrency?: number;
+  /** The whole pull must finish within this (default PULL_DEADLINE_MS, or MKIMG_PULL_TIMEOUT seconds). */
+  deadlineMs?: number;
+  /** A blob download with no byte for this long is abandoned and retried (default PULL_STALL_MS, or MKIMG_PULL_STALL_TIMEOUT seconds). */
+  stallMs?: number;
+}
+
+/** SPEC §4 "Limits": a pull ends after 30 minutes; a blob with no data for 60 s is restarted. */
+export const PULL_DEADLINE_MS = 30 * 60_000;
+export const PULL_STALL_MS = 60_000;
+
+function msFromEnv(name: string, fallback: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new MkimgError('usage', `${name}=${v} is not a positive number of seconds`);
+  return n * 1000;
 }
 
 export interface PullResult {
@@ -137,10 +154,20 @@ export async function fetchImageManifest(
 }
 
 /** Download one blob into `path`, verifying digest and size; restarts after network errors (bounded). */
-async function downloadBlob(client: RegistryClient, repo: string, d: Descriptor, path: string, opts: RegistryOptions, progress: Progress): Promise<void> {
+async function downloadBlob(
+  client: RegistryClient,
+  repo: string,
+  d: Descriptor,
+  path: string,
+  opts: RegistryOptions,
+  progress: Progress,
+  limits: { stallMs: number; active: Set<{ destroy(e?: Error): void }> },
+): Promise<void> {
   const retries = opts.retries ?? 5;
   for (let attempt = 0; ; attempt++) {
     let got = 0;
+    let stallTimer: NodeJS.Timeout | undefined;
+    let stream: { destroy(e?: Error): void } | undefined;
     try {
       const what = `GET blob ${d.digest}`;
       const res = await client.request({
@@ -153,6 +180,17 @@ async function downloadBlob(client: RegistryClient, repo: string, d: Descriptor,
         repository: repo,
       });
       if (res.status !== 200 || !res.stream) throw client.fail(res, what, repo);
+      const body = res.stream;
+      stream = body;
+      limits.active.add(body);
+      const stalled = (): void => {
+        body.destroy(
+          new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} stalled: no data for ${limits.stallMs / 1000} s`, {
+            details: { transient: true },
+          }),
+        );
+      };
+      stallTimer = setTimeout(stalled, limits.stallMs);
       const hash = createHash('sha256');
       const check = new Transform({
         transform(chunk: Buffer, _enc, cb) {
@@ -163,10 +201,11 @@ async function downloadBlob(client: RegistryClient, repo: string, d: Descriptor,
           }
           hash.update(chunk);
           progress.add(chunk.length);
+          stallTimer?.refresh();
           cb(null, chunk);
         },
       });
-      await pipeline(res.stream, check, createWriteStream(path));
+      await pipeline(body, check, createWriteStream(path));
       const digest = `sha256:${hash.digest('hex')}`;
       if (got !== d.size || digest !== d.digest) {
         throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} arrived with ${got} bytes and digest ${digest}`, {
@@ -177,11 +216,15 @@ async function downloadBlob(client: RegistryClient, repo: string, d: Descriptor,
       return;
     } catch (e) {
       progress.add(-got);
+      if (e instanceof MkimgError && e.details?.deadline) throw e;
       if (!isTransient(e) || attempt >= retries) {
         if (e instanceof MkimgError) throw e;
         throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": download of blob ${d.digest} failed: ${(e as Error).message}`, { cause: e });
       }
       await sleep(Math.min(opts.retryMaxMs ?? 8000, (opts.retryBaseMs ?? 250) * 2 ** attempt));
+    } finally {
+      clearTimeout(stallTimer);
+      if (stream) limits.active.delete(stream);
     }
   }
 }
@@ -246,9 +289,49 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
   if (!existsSync(dirname(out))) {
     throw new MkimgError('usage', `cannot write ${out}: the folder ${dirname(out)} does not exist`, { hint: 'create it first, or choose another -o' });
   }
-  const work = mkdtempSync(join(dirname(out), `.${basename(out)}.pull-`));
+  const deadlineMs = opts.deadlineMs ?? msFromEnv('MKIMG_PULL_TIMEOUT', PULL_DEADLINE_MS);
+  const stallMs = opts.stallMs ?? msFromEnv('MKIMG_PULL_STALL_TIMEOUT', PULL_STALL_MS);
+  // Work folders of killed pulls (their pid is in the name) go first.
+  collectStale(dirname(out), new RegExp(`^\\.${escapeName(basename(out))}\\.pull-(\\d+)-`));
+  const work = mkdtempSync(join(dirname(out), `.${basename(out)}.pull-${process.pid}-`));
+  const unregister = removeOnSignal(work);
   let progress: Progress | undefined;
+  const active = new Set<{ destroy(e?: Error): void }>();
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    deadlineTimer = setTimeout(() => {
+      const e = new MkimgError('registry', `registry ${ref.registry}, repository "${ref.repository}": the pull did not finish within ${deadlineMs / 1000} s`, {
+        hint: 'the registry is too slow or trickles data; raise MKIMG_PULL_TIMEOUT (seconds) if it is only slow',
+        details: { deadline: true },
+      });
+      for (const s of active) s.destroy(e);
+      client.close();
+      reject(e);
+    }, deadlineMs);
+  });
+  expired.catch(() => {});
   try {
+    return await Promise.race([expired, pullInto(ref, client, out, work, opts, { stallMs, active }, (p) => (progress = p))]);
+  } finally {
+    clearTimeout(deadlineTimer);
+    progress?.finish();
+    client.close();
+    rmSync(work, { recursive: true, force: true });
+    unregister();
+  }
+}
+
+async function pullInto(
+  ref: ImageReference,
+  client: RegistryClient,
+  out: string,
+  work: string,
+  opts: PullOptions & { allowMissing?: boolean },
+  limits: { stallMs: number; active: Set<{ destroy(e?: Error): void }> },
+  setProgress: (p: Progress) => void,
+): Promise<PullResult | null> {
+  let progress: Progress | undefined;
+  {
     await client.ping(ref.repository);
     const m = await fetchImageManifest(client, ref, opts.platform);
     if (!m) {
@@ -260,8 +343,9 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
     }
     const blobs = [...new Map([m.doc.config, ...m.doc.layers].map((d) => [d.digest, d])).values()];
     progress = new Progress(opts.progress ?? false, `pulling ${formatReference(ref)}`, blobs.reduce((a, d) => a + d.size, 0));
+    setProgress(progress);
     const pathOf = (d: Descriptor) => join(work, d.digest.slice(7));
-    await pool(blobs, opts.concurrency ?? 3, (d) => downloadBlob(client, ref.repository, d, pathOf(d), opts, progress!));
+    await pool(blobs, opts.concurrency ?? 3, (d) => downloadBlob(client, ref.repository, d, pathOf(d), opts, progress!, limits));
 
     const config = parseJson<{ created?: string; os?: string; architecture?: string; variant?: string }>(
       readFileSync(pathOf(m.doc.config)),
@@ -295,9 +379,5 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
       sizeBytes,
       layers: m.doc.layers.length,
     };
-  } finally {
-    progress?.finish();
-    client.close();
-    rmSync(work, { recursive: true, force: true });
   }
 }
