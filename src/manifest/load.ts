@@ -101,6 +101,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   const dir = dirname(absPath);
   const m = raw as Record<string, any>;
   const fieldPos = (path: (string | number)[]) => where(nodeAt(doc, path)?.range?.[0]);
+  checkValues(m, fieldPos);
 
   const resolveInput = (p: string, path: (string | number)[], field: string) => {
     const full = isAbsolute(p) ? p : resolve(dir, p);
@@ -297,3 +298,54 @@ function describeSchemaError(err: ErrorObject, doc: Document, where: (off: numbe
   }
 }
 
+
+function fieldName(path: (string | number)[]): string {
+  return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
+}
+
+/**
+ * What the schema cannot say: no NUL byte in any string or key (the kernel
+ * would cut an argument or a variable there, so the image would not run what
+ * the manifest says); a workdir without ".."; ports 1-65535; a stop signal
+ * that is a signal name or number; a numeric user within 0..4294967294.
+ */
+function checkValues(m: Record<string, any>, fieldPos: (path: (string | number)[]) => string): void {
+  const fail = (path: (string | number)[], msg: string): never => {
+    throw new MkimgError('manifest', `${fieldPos(path)}: ${fieldName(path)} ${msg}`);
+  };
+  const stack: Array<{ v: unknown; path: (string | number)[] }> = [{ v: m, path: [] }];
+  while (stack.length) {
+    const { v, path } = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\0')) fail(path, 'contains a NUL byte');
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push({ v: x, path: [...path, i] }));
+    } else if (v && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        if (k.includes('\0')) fail(path, `has a key with a NUL byte (${JSON.stringify(k)})`);
+        stack.push({ v: x, path: [...path, k] });
+      }
+    }
+  }
+  const workdirs: Array<[string | undefined, (string | number)[]]> = [[m.config?.workdir, ['config', 'workdir']]];
+  (m.minimize?.checks ?? []).forEach((k: any, i: number) => workdirs.push([k.workdir, ['minimize', 'checks', i, 'workdir']]));
+  for (const [w, path] of workdirs) {
+    if (typeof w === 'string' && w.split('/').includes('..')) fail(path, `must not contain .. (${w})`);
+  }
+  (m.config?.exposedPorts ?? []).forEach((p: string, i: number) => {
+    const n = Number(p.split('/')[0]);
+    if (!(n >= 1 && n <= 65535)) fail(['config', 'exposedPorts', i], `port ${n} is not within 1-65535`);
+  });
+  const sig = m.config?.stopSignal;
+  if (sig !== undefined && !/^(SIG[A-Z][A-Z0-9]*([+-][0-9]{1,2})?|[0-9]{1,2})$/.test(sig)) {
+    fail(['config', 'stopSignal'], `${JSON.stringify(sig)} is not a signal name (SIGTERM, SIGRTMIN+3) or number`);
+  }
+  const users: Array<[unknown, (string | number)[]]> = [[m.config?.user, ['config', 'user']]];
+  (m.minimize?.checks ?? []).forEach((k: any, i: number) => users.push([k.user, ['minimize', 'checks', i, 'user']]));
+  for (const [u, path] of users) {
+    if (typeof u !== 'string') continue;
+    for (const part of u.split(':')) {
+      if (/^[0-9]+$/.test(part) && !(Number(part) <= 4294967294)) fail(path, `${part} is not a valid uid or gid (0-4294967294)`);
+    }
+  }
+}

@@ -83,4 +83,27 @@ describe('manifest limits', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
   });
+
+  it('NUL bytes, a workdir with .., a port past 65535, a bad stop signal and a uid past 2^32-2 are refused (exit 3)', () => {
+    const cases: Array<[string, RegExp]> = [
+      ['config:\n  entrypoint: ["/bin/sh", "a\\0b"]\n', /config\.entrypoint\[1\] contains a NUL byte/],
+      ['config:\n  env: {"A\\0B": "x"}\n', /config\.env has a key with a NUL byte/],
+      ['config:\n  env: {A: "x\\0y"}\n', /config\.env\.A contains a NUL byte/],
+      ['config:\n  workdir: /app/../etc\n', /config\.workdir must not contain \.\./],
+      ['config:\n  exposedPorts: ["70000/tcp"]\n', /config\.exposedPorts\[0\] port 70000 is not within 1-65535/],
+      ['config:\n  stopSignal: "\\0"\n', /config\.stopSignal (contains a NUL byte|.* is not a signal name)/],
+      ['config:\n  stopSignal: "TERM; rm"\n', /config\.stopSignal .* is not a signal name/],
+      ['config:\n  user: "4294967296"\n', /config\.user 4294967296 is not a valid uid/],
+    ];
+    for (const [yaml, re] of cases) {
+      const p = write(BASE + yaml);
+      const e = errorOf(p);
+      expect(e.kind).toBe('manifest');
+      expect(e.message).toMatch(re);
+      expect(e.message).toMatch(new RegExp(`^${p}:\\d+:\\d+: `));
+    }
+    // What stays valid.
+    const ok = loadManifest(write(BASE + 'config:\n  stopSignal: SIGRTMIN+3\n  user: "65534:65534"\n  exposedPorts: ["65535/udp"]\n  workdir: /srv/app\n'));
+    expect(ok.config.stopSignal).toBe('SIGRTMIN+3');
+  });
 });
