@@ -51,8 +51,8 @@ export interface Deb {
 export const CONTROL_LIMIT = 64 << 20;
 /** The most any data archive may decompress to, whatever the package declares (SPEC §4 "Limits"). */
 export const DATA_CEILING = 16 * 2 ** 30;
-/** readDebBuffer decompresses an xz data archive ahead (in memory) only when its bound is at most this. */
-const EAGER_LIMIT = 2 * 2 ** 30;
+/** The most readDebBuffer decompresses ahead, in memory (an xz data archive, or one for the data cache). SPEC §4 "Limits". */
+export const EAGER_LIMIT = 4 * 2 ** 30;
 
 /**
  * The data archive's bound from the Installed-Size (KiB) the package declares
@@ -158,9 +158,10 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       const extra = await next();
       if (extra) throw orderError(path, extra.name, 'nothing after data.tar');
     };
-    // Decompressing ahead holds the whole archive in memory: only when the
-    // package's own bound keeps that modest; otherwise it is streamed.
-    const eager = eagerXz && limit.maxBytes <= EAGER_LIMIT;
+    // Decompressing ahead holds the whole archive in memory, so there the
+    // bound is at most EAGER_LIMIT.
+    const eager = eagerXz;
+    const eagerLimit = limit.maxBytes <= EAGER_LIMIT ? limit : { maxBytes: EAGER_LIMIT, why: 'the ceiling for a data archive decompressed in memory' };
     const cache = eager && (dComp === 'xz' || dComp === 'zstd') ? dataCache : undefined;
     if (eager && (dComp === 'xz' || cache)) {
       let out: Buffer[] = [];
@@ -176,7 +177,7 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
         out = [cached];
       } else {
         try {
-          for await (const c of decompress(ar.body(), dComp, dataLabel, limit)) out.push(c);
+          for await (const c of decompress(ar.body(), dComp, dataLabel, eagerLimit)) out.push(c);
         } catch (e) {
           dataErr = { e };
         }
@@ -207,30 +208,24 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
       if (started) throw new Error('Deb.entries() called twice');
       started = true;
       const tee = opts.tee;
-      if (tee) {
-        const r = new ByteReader(
-          (async function* () {
-            for await (const c of data()) {
-              tee(c);
-              yield c;
-            }
-          })(),
-          dataLabel,
-        );
-        try {
-          yield* readTar(r, dataLabel);
-          while ((await r.read(1 << 20)).length > 0); // the rest, through the tee
-          await after();
-        } finally {
-          await r.close();
-          await bytes.close();
-        }
-        return;
-      }
+      // With or without a tee, the data archive is read to its end after the
+      // tar's end marker, so its compressed stream is checked whole (a gzip
+      // stream without its trailer fails both ways, as it does for dpkg).
+      const r = new ByteReader(
+        (async function* () {
+          for await (const c of data()) {
+            tee?.(c);
+            yield c;
+          }
+        })(),
+        dataLabel,
+      );
       try {
-        yield* readTar(data(), dataLabel);
+        yield* readTar(r, dataLabel);
+        while ((await r.read(1 << 20)).length > 0); // the rest, through the tee
         await after();
       } finally {
+        await r.close();
         await bytes.close();
       }
     };

@@ -7,6 +7,7 @@
  * Each entry's body must be consumed (or abandoned) before asking for the next
  * entry; whatever is left unread is skipped.
  */
+import { isUtf8 } from 'node:buffer';
 import { MkimgError } from '../util/errors.js';
 import { ByteReader } from './bytes.js';
 
@@ -35,6 +36,8 @@ export interface TarEntry {
   dataOffset: number;
   /** The file's content, streamed. */
   body: AsyncIterable<Buffer>;
+  /** True when the stored name or link target is not valid UTF-8 (then shown with U+FFFD; the unpacker refuses it). */
+  notUtf8?: boolean;
 }
 
 const BLOCK = 512;
@@ -43,8 +46,8 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, l
   const r = source instanceof ByteReader ? source : new ByteReader(source, label);
   let globalPax: Record<string, Buffer> = {};
   let pax: Record<string, Buffer> | null = null;
-  let longName: string | null = null;
-  let longLink: string | null = null;
+  let longName: Buffer | null = null;
+  let longLink: Buffer | null = null;
   try {
     for (;;) {
       const h = await r.read(BLOCK);
@@ -62,23 +65,26 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, l
         await r.readExact(padded - size, 'tar padding');
         if (typeflag === 'x') pax = { ...globalPax, ...parsePax(data, label) };
         else if (typeflag === 'g') globalPax = { ...globalPax, ...parsePax(data, label) };
-        else if (typeflag === 'L') longName = cstr(data);
-        else longLink = cstr(data);
+        else if (typeflag === 'L') longName = cbytes(data);
+        else longLink = cbytes(data);
         continue;
       }
 
       const ustar = h.subarray(257, 263).toString('latin1') === 'ustar\0';
-      let name = cstr(h.subarray(0, 100));
+      let nameBytes = cbytes(h.subarray(0, 100));
       if (ustar) {
-        const prefix = cstr(h.subarray(345, 500));
-        if (prefix) name = prefix + '/' + name;
+        const prefix = cbytes(h.subarray(345, 500));
+        if (prefix.length) nameBytes = Buffer.concat([prefix, Buffer.from('/'), nameBytes]);
       }
-      let linkname = cstr(h.subarray(157, 257));
+      let linkBytes = cbytes(h.subarray(157, 257));
       const rec = pax ?? globalPax;
-      if (longName !== null) name = longName;
-      if (longLink !== null) linkname = longLink;
-      if (rec.path?.length) name = rec.path.toString('utf8');
-      if (rec.linkpath?.length) linkname = rec.linkpath.toString('utf8');
+      if (longName !== null) nameBytes = longName;
+      if (longLink !== null) linkBytes = longLink;
+      if (rec.path?.length) nameBytes = rec.path;
+      if (rec.linkpath?.length) linkBytes = rec.linkpath;
+      const notUtf8 = !isUtf8(nameBytes) || !isUtf8(linkBytes);
+      const name = nameBytes.toString('utf8');
+      const linkname = linkBytes.toString('utf8');
       let realSize = size;
       if (rec.size?.length) realSize = paxInt(rec.size, 'size', label);
       const e: Omit<TarEntry, 'body' | 'dataOffset'> = {
@@ -96,6 +102,7 @@ export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, l
         devmajor: typeflag === '3' || typeflag === '4' ? num(h, 329, 8, 'devmajor', label) : 0,
         devminor: typeflag === '3' || typeflag === '4' ? num(h, 337, 8, 'devminor', label) : 0,
         pax: rec,
+        ...(notUtf8 ? { notUtf8: true } : {}),
       };
       pax = null;
       longName = null;
@@ -146,6 +153,11 @@ function typeOf(t: string): TarEntryType {
 function isZero(b: Buffer): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
   return true;
+}
+
+function cbytes(b: Buffer): Buffer {
+  const z = b.indexOf(0);
+  return b.subarray(0, z === -1 ? b.length : z);
 }
 
 function cstr(b: Buffer): string {

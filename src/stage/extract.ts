@@ -232,6 +232,10 @@ export async function unpackDebs(root: StagingRoot, debs: ReadonlyArray<DebToUnp
   return out;
 }
 
+/** Linux's limits on one file name and a whole path (with its NUL), as the kernel enforces them. */
+const NAME_MAX = 255;
+const PATH_MAX = 4096;
+
 class Unpacker {
   private readonly origin: string;
   /** Image paths of files this package wrote or shipped (hardlink targets must be among them). */
@@ -274,15 +278,27 @@ class Unpacker {
     }
   }
 
-  /** "./usr/bin/x" -> "/usr/bin/x"; refuses absolute names and "..". */
+  /**
+   * "./usr/bin/x" -> "/usr/bin/x"; refuses absolute names, "..", an empty
+   * name, a component past NAME_MAX (255 bytes) and a path past PATH_MAX
+   * (4096 bytes). The one check of names for both roots, on disk and
+   * index-only, so both refuse the same packages with the same words.
+   */
   private normalize(entryName: string, raw: string, what: string): string {
+    if (raw === '') throw this.hostile(entryName, `${what} is empty`);
     if (raw.startsWith('/')) throw this.hostile(entryName, `${what} "${raw}" is absolute; package archives use relative names ("./usr/...")`);
     const parts = splitPath(raw);
     if (parts.includes('..')) throw this.hostile(entryName, `${what} "${raw}" has a ".." component that could climb out of the root`);
-    return joinImage(parts);
+    for (const p of parts) {
+      if (Buffer.byteLength(p) > NAME_MAX) throw this.hostile(entryName, `${what} has a component of ${Buffer.byteLength(p)} bytes, more than the ${NAME_MAX} a file name may have`);
+    }
+    const joined = joinImage(parts);
+    if (Buffer.byteLength(joined) >= PATH_MAX) throw this.hostile(entryName, `${what} is ${Buffer.byteLength(joined)} bytes long, more than a path may be (${PATH_MAX - 1})`);
+    return joined;
   }
 
   async entry(e: TarEntry): Promise<void> {
+    if (e.notUtf8) throw this.hostile(e.name, 'its name or link target is not valid UTF-8 (mkimg keeps names exactly, and cannot keep this one)');
     const path = this.normalize(e.name, e.name, 'name');
     switch (e.type) {
       case 'dir':
@@ -319,6 +335,12 @@ class Unpacker {
   }
 
   private conflict(path: string, existing: StageEntry | undefined, what: string): MkimgError {
+    if (existing?.origin === this.origin) {
+      return new MkimgError('input', `${path}: package ${this.pkg.name} ships it twice, with ${what}`, {
+        hint: 'the package has a duplicate entry in its data archive; it is broken, so take another version',
+        details: { path, packages: [this.origin] },
+      });
+    }
     const other = existing ? existing.origin.replace(/^pkg:/, 'package ') : 'an unindexed file';
     return new MkimgError('input', `${path}: ${other} and package ${this.pkg.name} both ship it, with ${what}`, {
       hint: 'two packages disagree about one file; drop one of them from the manifest or pin versions that agree',

@@ -105,6 +105,12 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
     ['fifo', [{ name: './pipe', type: '6' }]],
     ['file where a directory is', [{ name: './d/', type: '5' }, { name: './d', content: 'x' }]],
     ['directory where a file is', [{ name: './f', content: 'x' }, { name: './f/', type: '5' }]],
+    ['a name component over 255 bytes', [{ name: './x', content: 'x', pax: { path: `./usr/${'n'.repeat(256)}` } }]],
+    ['a path over 4096 bytes', [{ name: './x', content: 'x', pax: { path: './' + Array(20).fill('d'.repeat(250)).join('/') } }]],
+    ['an empty entry name', [{ name: '', content: 'x' }]],
+    ['a name that is not UTF-8', [{ name: './x', content: 'x', pax: { path: Buffer.from([0x2e, 0x2f, 0x61, 0xff, 0xfe]) } }]],
+    ['a link target that is not UTF-8', [{ name: './l', type: '2', linkname: 'x', pax: { linkpath: Buffer.from([0x61, 0xc3]) } }]],
+    ['one file twice in one package, different content', [{ name: './etc/', type: '5' }, { name: './etc/f', content: 'a' }, { name: './etc/f', content: 'b' }]],
   ];
   for (const [what, data] of cases) {
     test(what, async () => {
@@ -114,6 +120,15 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
       const results = [await outcome(unpackDeb(disk, p, sha256Of(p))), await outcome(unpackDeb(index, p, sha256Of(p)))];
       expect(results[0]).toMatch(/^MkimgError: /);
       expect(results[1]).toBe(results[0]);
+      const words: Record<string, RegExp> = {
+        'a name component over 255 bytes': /name has a component of 256 bytes, more than the 255/,
+        'a path over 4096 bytes': /name is 50\d\d bytes long, more than a path may be \(4095\)/,
+        'an empty entry name': /name is empty/,
+        'a name that is not UTF-8': /not valid UTF-8/,
+        'a link target that is not UTF-8': /not valid UTF-8/,
+        'one file twice in one package, different content': /\/etc\/f: package evil ships it twice, with different content/,
+      };
+      if (words[what]) expect(results[0]).toMatch(words[what]!);
       expect(readdirSync(index.dir).sort()).toEqual(['bin', 'lib', 'lib64', 'sbin', 'usr']);
     });
   }
@@ -136,5 +151,20 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
     for (const root of [disk, index]) await unpackDeb(root, p, sha256Of(p));
     expect(comparable(index)).toEqual(comparable(disk));
     expect(index.entries.get('/usr/bin/ping')).toMatchObject({ mode: 0o6755 });
+  });
+});
+
+describe('corrupt compression: the same refusal in both modes', () => {
+  test('a gzip data archive without its trailer', async () => {
+    const [disk, index] = await roots();
+    const p = join(work, `case-${n}`, 'notrailer.deb');
+    writeDeb(p, {
+      data: [{ name: './a', content: 'a'.repeat(3000) }],
+      gzip: true,
+      members: (m) => [m.binary, m.control, { name: m.data.name, data: m.data.data.subarray(0, m.data.data.length - 8) }],
+    });
+    const results = [await outcome(unpackDeb(disk, p, sha256Of(p))), await outcome(unpackDeb(index, p, sha256Of(p)))];
+    expect(results[0]).toMatch(/^MkimgError: .*data\.tar\.gz: corrupt gzip data: .*(incomplete|unexpected end)/i);
+    expect(results[1]).toBe(results[0]);
   });
 });
