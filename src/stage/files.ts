@@ -63,6 +63,12 @@ function walk(top: string, label: string): WalkItem[] {
     for (const d of entries) {
       const host = dir + '/' + d.name;
       const r = rel === '' ? d.name : rel + '/' + d.name;
+      // A path the kernel would refuse (here, or in the image under its dest): one clear line, not ENAMETOOLONG.
+      if (Buffer.byteLength(host) >= 4096 || Buffer.byteLength(r) >= 4096) {
+        throw new MkimgError('manifest', `${label}: ${r.slice(0, 80)}... is nested too deeply: its path passes the 4095 bytes a path may have`, {
+          hint: 'flatten that part of the tree, or leave it out of the files: input',
+        });
+      }
       if (d.isDirectory()) {
         out.push({ rel: r, host, type: 'dir', exec: false, size: 0 });
         visit(host, r);

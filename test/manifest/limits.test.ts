@@ -4,7 +4,8 @@
  * huge file. Each is parsed quickly or refused with one manifest error
  * naming the place; none crashes or hangs.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,7 +14,8 @@ import { MkimgError } from '../../src/util/errors.js';
 import { mkimg } from '../helpers/cli.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-mlimits-'));
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+// rm -r handles trees deeper than PATH_MAX; fs.rmSync does not.
+afterAll(() => void spawnSync('rm', ['-rf', work]));
 let n = 0;
 function write(text: string): string {
   const path = join(work, `m${++n}.yaml`);
@@ -105,5 +107,21 @@ describe('manifest limits', () => {
     // What stays valid.
     const ok = loadManifest(write(BASE + 'config:\n  stopSignal: SIGRTMIN+3\n  user: "65534:65534"\n  exposedPorts: ["65535/udp"]\n  workdir: /srv/app\n'));
     expect(ok.config.stopSignal).toBe('SIGRTMIN+3');
+  });
+
+  it('a files: tree nested past PATH_MAX: lock exits 3 with one line, no stack trace', () => {
+    const top = join(work, 'deep');
+    let d = join(top, 'tree');
+    mkdirSync(d, { recursive: true });
+    // Built relative to the previous level: the absolute path passes PATH_MAX.
+    const spawned = spawnSync('python3', ['-c', `import os\nos.chdir(${JSON.stringify(d)})\nfor i in range(30):\n    os.mkdir('${'d'.repeat(200)}'); os.chdir('${'d'.repeat(200)}')\nopen('f', 'w').write('x')\n`]);
+    expect(spawned.status).toBe(0);
+    const m = join(top, 'manifest.yaml');
+    writeFileSync(m, `${BASE}files:\n  - src: tree/\n    dest: /\n`);
+    const r = mkimg(['lock', m]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/^mkimg: error: tree\/: d+\.\.\. is nested too deeply: its path passes the 4095 bytes/);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    d = '';
   });
 });
