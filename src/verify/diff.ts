@@ -296,6 +296,23 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     const hdrB = { ...y.header, name: '', pax: layer ? withoutPadding(y.header.pax) : y.header.pax };
     diffHeaders(`${n} (image tar entry)`, hdrA, hdrB, out, x.sha256 !== y.sha256);
     if (x.sha256 === y.sha256) continue;
+    // A blob whose bytes do not hash to its own name was altered after it was
+    // written: say so, as mkimg verify does, whatever else differs.
+    for (const [e, which] of [
+      [x, 'first'],
+      [y, 'second'],
+    ] as const) {
+      const m = BLOB_RE.exec(e.header.name);
+      if (m && m[1] !== e.sha256) {
+        out.push({
+          where: n,
+          field: 'digest',
+          a: `sha256:${m[1]}`,
+          b: `sha256:${e.sha256}`,
+          message: `${n}: in the ${which} image its content does not match its digest (named sha256:${m[1].slice(0, 12)}…, hashes to sha256:${e.sha256.slice(0, 12)}…): tampered or corrupt, as mkimg verify reports`,
+        });
+      }
+    }
     if (n.startsWith('layer ')) continue; // compared file by file below
     const ja = parse(x);
     const jb = parse(y);
@@ -313,7 +330,9 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
   for (let i = 0; i < Math.max(ra.layers.length, rb.layers.length); i++) {
     const ha = ra.layers[i];
     const hb = rb.layers[i];
-    if (ha && hb && ha !== hb) pairs.push([i, ha, hb]);
+    // Same name, different bytes (a tampered layer): compared file by file too, to show where.
+    const sameNameDiffers = ha !== undefined && ha === hb && na.get(`layer ${i}`)?.sha256 !== nb.get(`layer ${i}`)?.sha256;
+    if (ha && hb && (ha !== hb || sameNameDiffers)) pairs.push([i, ha, hb]);
     else if (!ha || !hb) out.push({ where: `layer ${i}`, message: `layer ${i}: only in the ${ha ? 'first' : 'second'} image` });
   }
   if (pairs.length && out.length < limit) {
