@@ -392,8 +392,27 @@ export function reserveSbom(
   return { paths, bytes: () => placeholders.fill(doc) };
 }
 
+/**
+ * The SBOM's folders must be folders: a package or a files: input that makes
+ * /usr/share/mkimg (or a folder above it) a symlink or a file would move the
+ * SBOM elsewhere, or have nowhere to put it. Refused, naming who did it.
+ */
+function checkSbomPlace(root: StagingRoot): void {
+  for (let p = posix.dirname(SBOM_PATH); p !== '/'; p = posix.dirname(p)) {
+    const e = root.entries.get(p);
+    if (!e || e.type === 'dir') continue;
+    const pkg = e.origin.startsWith('pkg:');
+    const who = pkg ? `package ${e.origin.slice(4)}` : `the files: input ${e.origin.replace(/^file:/, '')}`;
+    throw new MkimgError(pkg ? 'input' : 'manifest', `${p}: ${who} makes it a ${e.type}, but mkimg writes the image's SBOM at ${SBOM_PATH}, so ${p} must be a directory`, {
+      hint: pkg ? 'drop that package from the manifest' : `remove ${p} from that files: tree (mkimg owns ${posix.dirname(SBOM_PATH)})`,
+      details: { path: p, origin: e.origin },
+    });
+  }
+}
+
 /** Write the SBOM's bytes at SBOM_PATH; the image paths it takes (the file and its parents). */
 function placeSbom(root: StagingRoot, bytes: Buffer): string[] {
+  checkSbomPlace(root);
   const r = writeRootFile(root, SBOM_PATH, bytes, 'generated:sbom');
   const paths = [...r.created, r.path];
   for (let p = posix.dirname(SBOM_PATH); p !== '/'; p = posix.dirname(p)) paths.push(p);

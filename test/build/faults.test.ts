@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MKIMG, mkimg } from '../helpers/cli.js';
@@ -112,3 +112,25 @@ describe('signals and killed builds', () => {
     expect(readdirSync(out).sort()).toEqual(['.image.tar.1.lk2.tmp', `.other.tar.${dead}.lk2.tmp`, 'image.tar']);
   });
 });
+
+describe("the SBOM's folder", () => {
+  for (const [what, extra] of [
+    ['with an input read in place after it (the SBOM reserved)', true],
+    ['alone', false],
+  ] as const) {
+    it(`a files: tree that makes /usr/share/mkimg a symlink is refused, ${what}`, () => {
+      const proj = join(work, `sbomlink-${extra}`);
+      mkdirSync(join(proj, 'tree', 'usr', 'share', 'doc'), { recursive: true });
+      symlinkSync('doc', join(proj, 'tree', 'usr', 'share', 'mkimg'));
+      if (extra) writeFileSync(join(proj, 'tree', 'zz.txt'), 'z\n');
+      const m = join(proj, 'manifest.yaml');
+      writeFileSync(m, 'apiVersion: mkimg/v1\nname: test/sbomlink\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /\nminimize: false\n');
+      expect(mkimg(['lock', m]).code).toBe(0);
+      const r = mkimg(['build', m, '-o', join(proj, 'image.tar')]);
+      expect(r.code).toBe(3);
+      expect(r.stderr).toMatch(/^mkimg: error: \/usr\/share\/mkimg: the files: input .* makes it a symlink, but mkimg writes the image's SBOM at \/usr\/share\/mkimg\/sbom\.spdx\.json/);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    });
+  }
+});
+
