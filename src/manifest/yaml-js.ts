@@ -63,7 +63,8 @@ function expandedSize(root: Node, targets: Map<Alias, Node>, limit: number): num
   const onStack = new Set<Node>();
   const stack: Array<{ node: Node; kids: Node[]; i: number; sum: number }> = [];
   const push = (node: Node): void => {
-    if (stack.length >= MANIFEST_MAX_DEPTH * 2 + 8) throw new YamlShapeError(`the manifest nests deeper than ${MANIFEST_MAX_DEPTH} levels`, node.range?.[0]);
+    if (stack.length >= MANIFEST_MAX_DEPTH * 2 + 8)
+      throw new YamlShapeError(`the manifest nests deeper than ${MANIFEST_MAX_DEPTH} levels`, node.range?.[0]);
     onStack.add(node);
     stack.push({ node, kids: childrenOf(node, targets), i: 0, sum: 1 });
   };
@@ -74,14 +75,18 @@ function expandedSize(root: Node, targets: Map<Alias, Node>, limit: number): num
       const kid = top.kids[top.i++]!;
       const known = size.get(kid);
       if (known !== undefined) top.sum += known;
-      else if (onStack.has(kid)) throw new YamlShapeError('an alias refers to a node that contains it (a cycle)', kid.range?.[0]);
+      else if (onStack.has(kid))
+        throw new YamlShapeError('an alias refers to a node that contains it (a cycle)', kid.range?.[0]);
       else push(kid);
       continue;
     }
     stack.pop();
     onStack.delete(top.node);
     if (top.sum > limit) {
-      throw new YamlShapeError(`with its aliases expanded the manifest would have more than ${limit} nodes`, top.node.range?.[0]);
+      throw new YamlShapeError(
+        `with its aliases expanded the manifest would have more than ${limit} nodes`,
+        top.node.range?.[0],
+      );
     }
     size.set(top.node, top.sum);
     if (stack.length) stack[stack.length - 1]!.sum += top.sum;
@@ -97,7 +102,8 @@ export function documentToJS(doc: Document, limit = MANIFEST_EXPANDED_NODES): un
   const memo = new Map<Node, unknown>();
   const convert = (node: Node | null | undefined, depth: number): unknown => {
     if (node === null || node === undefined) return null;
-    if (depth > MANIFEST_MAX_DEPTH) throw new YamlShapeError(`the manifest nests deeper than ${MANIFEST_MAX_DEPTH} levels`, node.range?.[0]);
+    if (depth > MANIFEST_MAX_DEPTH)
+      throw new YamlShapeError(`the manifest nests deeper than ${MANIFEST_MAX_DEPTH} levels`, node.range?.[0]);
     if (isAlias(node)) return convert(targets.get(node), depth);
     if (memo.has(node)) return memo.get(node);
     let out: unknown;
@@ -110,11 +116,17 @@ export function documentToJS(doc: Document, limit = MANIFEST_EXPANDED_NODES): un
         if (!isPair(p)) continue;
         const k = p.key as Node | null;
         const kv = isAlias(k) ? targets.get(k) : k;
-        if (kv !== null && kv !== undefined && !isScalar(kv)) throw new YamlShapeError('a mapping key must be a plain value, not a mapping or a list', k?.range?.[0]);
+        if (kv !== null && kv !== undefined && !isScalar(kv))
+          throw new YamlShapeError('a mapping key must be a plain value, not a mapping or a list', k?.range?.[0]);
         const key = kv === null || kv === undefined ? '' : String(kv.value);
         if (seen.has(key)) throw new YamlShapeError(`Map keys must be unique ("${key}" appears twice)`, k?.range?.[0]);
         seen.add(key);
-        Object.defineProperty(obj, key, { value: convert(p.value as Node, depth + 1), enumerable: true, writable: true, configurable: true });
+        Object.defineProperty(obj, key, {
+          value: convert(p.value as Node, depth + 1),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       out = obj;
     } else out = null;

@@ -7,17 +7,32 @@
 import { MkimgError } from './errors.js';
 
 const WHAT: Record<string, { what: string; hint: string }> = {
-  ENOSPC: { what: 'no space left on the device', hint: 'free space on that file system (or point --work-dir / -o / the cache elsewhere) and run again' },
+  ENOSPC: {
+    what: 'no space left on the device',
+    hint: 'free space on that file system (or point --work-dir / -o / the cache elsewhere) and run again',
+  },
   EDQUOT: { what: 'disk quota exceeded', hint: 'free space within your quota and run again' },
   EFBIG: { what: 'file too large for the file system', hint: 'write to another file system' },
-  EROFS: { what: 'the file system is read-only', hint: 'point the output, --work-dir or the cache (MKIMG_CACHE_DIR) at a writable folder' },
-  EACCES: { what: 'permission denied', hint: 'fix the folder\'s permissions or point mkimg at a folder you can write' },
-  EPERM: { what: 'operation not permitted', hint: 'fix the folder\'s permissions or point mkimg at a folder you can write' },
-  ENOTDIR: { what: 'a file stands where a folder is needed', hint: 'remove or move that file, or point mkimg at another folder' },
-  EISDIR: { what: 'a folder stands where a file is needed', hint: 'remove that folder (it is not mkimg\'s), or point mkimg at another folder' },
+  EROFS: {
+    what: 'the file system is read-only',
+    hint: 'point the output, --work-dir or the cache (MKIMG_CACHE_DIR) at a writable folder',
+  },
+  EACCES: { what: 'permission denied', hint: "fix the folder's permissions or point mkimg at a folder you can write" },
+  EPERM: {
+    what: 'operation not permitted',
+    hint: "fix the folder's permissions or point mkimg at a folder you can write",
+  },
+  ENOTDIR: {
+    what: 'a file stands where a folder is needed',
+    hint: 'remove or move that file, or point mkimg at another folder',
+  },
+  EISDIR: {
+    what: 'a folder stands where a file is needed',
+    hint: "remove that folder (it is not mkimg's), or point mkimg at another folder",
+  },
   EIO: { what: 'input/output error from the device', hint: 'check the disk' },
   EMFILE: { what: 'too many open files', hint: 'raise the open-file limit (ulimit -n)' },
-  ENFILE: { what: 'too many open files on the system', hint: 'raise the system\'s open-file limit' },
+  ENFILE: { what: 'too many open files on the system', hint: "raise the system's open-file limit" },
 };
 
 /** The environment error for a Node errno error of the kinds above, or undefined. */
@@ -29,11 +44,15 @@ export function environmentError(e: unknown, context?: string): MkimgError | und
   const path = (e as NodeJS.ErrnoException).path;
   const where = context ?? (path ? path : undefined);
   const syscall = (e as NodeJS.ErrnoException).syscall;
-  return new MkimgError('environment', `${where ? `${where}: ` : ''}${w.what} (${code}${syscall ? ` in ${syscall}` : ''})`, {
-    hint: w.hint,
-    details: { code, ...(path ? { path } : {}) },
-    cause: e,
-  });
+  return new MkimgError(
+    'environment',
+    `${where ? `${where}: ` : ''}${w.what} (${code}${syscall ? ` in ${syscall}` : ''})`,
+    {
+      hint: w.hint,
+      details: { code, ...(path ? { path } : {}) },
+      cause: e,
+    },
+  );
 }
 
 /** Rethrow a machine failure as its environment error (others unchanged). */

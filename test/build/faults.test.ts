@@ -79,8 +79,14 @@ describe('signals and killed builds', () => {
       const out = join(work, `out-${sig}`);
       mkdirSync(staging);
       mkdirSync(out);
-      const child = spawn(process.execPath, [MKIMG, 'build', manifest, '-o', join(out, 'image.tar'), '--work-dir', staging], { stdio: 'ignore' });
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
+      const child = spawn(
+        process.execPath,
+        [MKIMG, 'build', manifest, '-o', join(out, 'image.tar'), '--work-dir', staging],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.on('close', (code, signal) => r({ code, signal })),
+      );
       // Kill it once its staging root exists (it is unpacking).
       const deadline = Date.now() + 60_000;
       while (readdirSync(staging).length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
@@ -124,13 +130,17 @@ describe("the SBOM's folder", () => {
       symlinkSync('doc', join(proj, 'tree', 'usr', 'share', 'mkimg'));
       if (extra) writeFileSync(join(proj, 'tree', 'zz.txt'), 'z\n');
       const m = join(proj, 'manifest.yaml');
-      writeFileSync(m, 'apiVersion: mkimg/v1\nname: test/sbomlink\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /\nminimize: false\n');
+      writeFileSync(
+        m,
+        'apiVersion: mkimg/v1\nname: test/sbomlink\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /\nminimize: false\n',
+      );
       expect(mkimg(['lock', m]).code).toBe(0);
       const r = mkimg(['build', m, '-o', join(proj, 'image.tar')]);
       expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/^mkimg: error: \/usr\/share\/mkimg: the files: input .* makes it a symlink, but mkimg writes the image's SBOM at \/usr\/share\/mkimg\/sbom\.spdx\.json/);
+      expect(r.stderr).toMatch(
+        /^mkimg: error: \/usr\/share\/mkimg: the files: input .* makes it a symlink, but mkimg writes the image's SBOM at \/usr\/share\/mkimg\/sbom\.spdx\.json/,
+      );
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
     });
   }
 });
-

@@ -17,7 +17,10 @@ beforeAll(() => {
   // A files: input and no lock: section: stale (exit 11), offline.
   writeFileSync(join(dir, 'a.txt'), 'a\n');
   stale = join(dir, 'stale.yaml');
-  writeFileSync(stale, 'apiVersion: mkimg/v1\nname: test/stale\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: a.txt\n    dest: /a.txt\nminimize: false\n');
+  writeFileSync(
+    stale,
+    'apiVersion: mkimg/v1\nname: test/stale\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: a.txt\n    dest: /a.txt\nminimize: false\n',
+  );
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -27,7 +30,11 @@ function piped(args: string[], reader: string, bothStreams = true): { code: numb
   const cmd = `${q(process.execPath)} ${q(MKIMG)} ${args.map(q).join(' ')} ${bothStreams ? '2>&1 ' : '2>"$ERRFILE" '}| ${reader} >/dev/null; echo "rc=\${PIPESTATUS[0]}"`;
   const errFile = join(dir, `err-${Math.random().toString(36).slice(2)}`);
   writeFileSync(errFile, '');
-  const r = spawnSync('bash', ['-c', cmd], { encoding: 'utf8', env: { ...process.env, ERRFILE: errFile }, timeout: 120_000 });
+  const r = spawnSync('bash', ['-c', cmd], {
+    encoding: 'utf8',
+    env: { ...process.env, ERRFILE: errFile },
+    timeout: 120_000,
+  });
   const m = /rc=(\d+)/.exec(r.stdout);
   return { code: m ? Number(m[1]) : -1, stderr: r.stderr + require_(errFile) };
 }

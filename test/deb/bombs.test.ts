@@ -69,7 +69,9 @@ describe('decompression bombs', () => {
         const e = await drain(path, bytes, inMemory);
         expect(e).toBeInstanceOf(MkimgError);
         expect((e as MkimgError).kind).toBe('input');
-        expect((e as MkimgError).message).toMatch(/data\.tar\.(xz|gz): decompresses to more than 64\.0 MiB \(package bomb declares Installed-Size 10 KiB/);
+        expect((e as MkimgError).message).toMatch(
+          /data\.tar\.(xz|gz): decompresses to more than 64\.0 MiB \(package bomb declares Installed-Size 10 KiB/,
+        );
       }
     });
   }
@@ -87,7 +89,9 @@ describe('decompression bombs', () => {
       (x: unknown) => x,
     );
     expect(e).toBeInstanceOf(MkimgError);
-    expect((e as MkimgError).message).toMatch(/control\.tar\.gz: decompresses to more than 64\.0 MiB \(the limit for a control archive/);
+    expect((e as MkimgError).message).toMatch(
+      /control\.tar\.gz: decompresses to more than 64\.0 MiB \(the limit for a control archive/,
+    );
   });
 
   test('a package within its bound still reads (the bound is not the exact size)', async () => {
@@ -120,7 +124,9 @@ describe('decompression bombs', () => {
     mkdirSync(out);
     const r = mkimg(['build', m, '-o', join(out, 'image.tar'), '--work-dir', work], { env });
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/^mkimg: error: .*bomb\.deb: data\.tar\.xz: decompresses to more than 64\.0 MiB \(package bomb declares/);
+    expect(r.stderr).toMatch(
+      /^mkimg: error: .*bomb\.deb: data\.tar\.xz: decompresses to more than 64\.0 MiB \(package bomb declares/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.stderr.split('\n').filter((l) => l.startsWith('mkimg: error')).length).toBe(1);
     expect(readdirSync(work)).toEqual([]);

@@ -30,7 +30,12 @@ function tmpfs(dir: string, opts: string): void {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'mkimg-faults-'));
   repo = await createAptRepo({
-    suites: [{ name: 'stable', packages: [{ name: 'big', version: '1.0', files: { '/usr/share/big/data': randomBytes(1 << 20) } }] }],
+    suites: [
+      {
+        name: 'stable',
+        packages: [{ name: 'big', version: '1.0', files: { '/usr/share/big/data': randomBytes(1 << 20) } }],
+      },
+    ],
   });
 }, 120_000);
 
@@ -42,9 +47,18 @@ afterAll(async () => {
 
 const pin = (name: string): LockedPackage => {
   const d = repo.deb(name);
-  return { name, version: d.version, architecture: d.architecture, suite: 'stable', filename: d.filename, sha256: d.sha256, size: d.size };
+  return {
+    name,
+    version: d.version,
+    architecture: d.architecture,
+    suite: 'stable',
+    filename: d.filename,
+    sha256: d.sha256,
+    size: d.size,
+  };
 };
-const fetchInto = (cacheDir: string) => fetchPinnedDebs([pin('big')], { sources: [repo.source('stable')], cacheDir, aptRoot: '/nonexistent', env: {} });
+const fetchInto = (cacheDir: string) =>
+  fetchPinnedDebs([pin('big')], { sources: [repo.source('stable')], cacheDir, aptRoot: '/nonexistent', env: {} });
 
 /** A pid that was a process a moment ago and is gone now. */
 function deadPid(): number {
@@ -53,15 +67,19 @@ function deadPid(): number {
 }
 
 describe('fetching into the cache when the machine fails', () => {
-  it.runIf(isRoot)('a full disk fails the fetch with an environment error and leaves no temporary', async () => {
-    const cache = join(work, 'full');
-    tmpfs(cache, 'size=256k');
-    const e = await rejection(fetchInto(cache));
-    expect(e.kind).toBe('environment');
-    expect(e.message).toMatch(/no space left on the device \(ENOSPC/);
-    expect(e.message).toMatch(/big_1\.0_amd64\.deb|pool/);
-    expect(readdirSync(join(cache, 'blobs', 'sha256'))).toEqual([]);
-  }, 60_000);
+  it.runIf(isRoot)(
+    'a full disk fails the fetch with an environment error and leaves no temporary',
+    async () => {
+      const cache = join(work, 'full');
+      tmpfs(cache, 'size=256k');
+      const e = await rejection(fetchInto(cache));
+      expect(e.kind).toBe('environment');
+      expect(e.message).toMatch(/no space left on the device \(ENOSPC/);
+      expect(e.message).toMatch(/big_1\.0_amd64\.deb|pool/);
+      expect(readdirSync(join(cache, 'blobs', 'sha256'))).toEqual([]);
+    },
+    60_000,
+  );
 
   it.runIf(isRoot)('a read-only cache folder is an environment error', async () => {
     const cache = join(work, 'ro');

@@ -45,7 +45,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const BOUNDARY = [0, 0xff, 0x7f, 0x80, 0x30, 0x37, 0x20, 0x0a, 0x2f, 0x2e, 0x3a];
 
 /** One mutation of `input`, chosen by `rnd`. */
-export function mutate(input: Buffer, rnd: () => number): Buffer {
+function mutate(input: Buffer, rnd: () => number): Buffer {
   const b = Buffer.from(input);
   const at = (): number => Math.floor(rnd() * Math.max(1, b.length));
   const rounds = 1 + Math.floor(rnd() * 4);
@@ -76,7 +76,11 @@ export function mutate(input: Buffer, rnd: () => number): Buffer {
       }
       case 5: {
         const i = at() % out.length;
-        out = Buffer.concat([out.subarray(0, i), Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 16) }, () => Math.floor(rnd() * 256))), out.subarray(i)]);
+        out = Buffer.concat([
+          out.subarray(0, i),
+          Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 16) }, () => Math.floor(rnd() * 256))),
+          out.subarray(i),
+        ]);
         break;
       }
       default: {
@@ -90,7 +94,11 @@ export function mutate(input: Buffer, rnd: () => number): Buffer {
 }
 
 /** Run `parse` on mutations of `valid` for SECONDS; only MkimgError may escape it. */
-async function fuzz(name: string, valid: Buffer, parse: (input: Buffer) => unknown | Promise<unknown>): Promise<number> {
+async function fuzz(
+  name: string,
+  valid: Buffer,
+  parse: (input: Buffer) => unknown | Promise<unknown>,
+): Promise<number> {
   const seedOf = (s: string): number => [...s].reduce((a, c) => (a * 31 + c.charCodeAt(0)) >>> 0, SEED);
   const rnd = prng(seedOf(name));
   // The valid input parses.
@@ -111,7 +119,9 @@ async function fuzz(name: string, valid: Buffer, parse: (input: Buffer) => unkno
       if (!(e instanceof MkimgError)) {
         const saved = join(dir, `${name}-seed${SEED}-iter${n}.bin`);
         writeFileSync(saved, input);
-        expect.fail(`${name}: seed ${SEED}, iteration ${n}: ${e instanceof Error ? e.stack : String(e)} (input kept in ${saved} until the run ends)`);
+        expect.fail(
+          `${name}: seed ${SEED}, iteration ${n}: ${e instanceof Error ? e.stack : String(e)} (input kept in ${saved} until the run ends)`,
+        );
       }
     } finally {
       clearTimeout(timer);
@@ -129,7 +139,13 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
   test(
     'ar + control + tar of a .deb',
     async () => {
-      const ctl = gzipSync(tarBytes([{ name: './', type: '5' }, { name: './control', content: controlText('fz') + 'Installed-Size: 4\n' }, { name: './md5sums', content: 'x  usr/a\n' }]));
+      const ctl = gzipSync(
+        tarBytes([
+          { name: './', type: '5' },
+          { name: './control', content: controlText('fz') + 'Installed-Size: 4\n' },
+          { name: './md5sums', content: 'x  usr/a\n' },
+        ]),
+      );
       const data = gzipSync(
         tarBytes([
           { name: './', type: '5' },
@@ -178,16 +194,34 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
   test(
     'control files and Packages indexes (deb822)',
     async () => {
-      const stanza = 'Package: a\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: b (>= 1), c | d [amd64], e:any\nProvides: f (= 1)\nPre-Depends: g\nConflicts: h (<< 2)\nBreaks: i\nMulti-Arch: same\nFilename: pool/a.deb\nSize: 10\nSHA256: ' + 'a'.repeat(64) + '\nDescription: x\n more\n .\n';
+      const stanza =
+        'Package: a\nVersion: 1:2.3-4\nArchitecture: amd64\nDepends: b (>= 1), c | d [amd64], e:any\nProvides: f (= 1)\nPre-Depends: g\nConflicts: h (<< 2)\nBreaks: i\nMulti-Arch: same\nFilename: pool/a.deb\nSize: 10\nSHA256: ' +
+        'a'.repeat(64) +
+        '\nDescription: x\n more\n .\n';
       const index = Buffer.from(`${stanza}\n${stanza.replace('Package: a', 'Package: b')}\n`);
-      const relations = (r: { depends: unknown; preDepends: unknown; provides: unknown; conflicts: unknown; breaks: unknown }) => [r.depends, r.preDepends, r.provides, r.conflicts, r.breaks];
+      const relations = (r: {
+        depends: unknown;
+        preDepends: unknown;
+        provides: unknown;
+        conflicts: unknown;
+        breaks: unknown;
+      }) => [r.depends, r.preDepends, r.provides, r.conflicts, r.breaks];
       // A local .deb's control file: parsed, then made a package record (as lock does).
       expect(
-        await fuzz('control', Buffer.from(stanza), (b) => relations(packageRecordFromControl(parseControlStanza(b.toString('utf8')), { filename: 'x.deb', sha256: 'a'.repeat(64), size: 1 }, { suite: 'local', rank: -1 }))),
+        await fuzz('control', Buffer.from(stanza), (b) =>
+          relations(
+            packageRecordFromControl(
+              parseControlStanza(b.toString('utf8')),
+              { filename: 'x.deb', sha256: 'a'.repeat(64), size: 1 },
+              { suite: 'local', rank: -1 },
+            ),
+          ),
+        ),
       ).toBeGreaterThan(0);
       expect(
         await fuzz('packages', index, (b) => {
-          for (const r of parsePackagesIndex(b.toString('utf8'), { suite: 's', rank: 0, url: 'file:///fuzz' })) relations(r);
+          for (const r of parsePackagesIndex(b.toString('utf8'), { suite: 's', rank: 0, url: 'file:///fuzz' }))
+            relations(r);
         }),
       ).toBeGreaterThan(0);
     },
@@ -204,7 +238,11 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
           'c'.repeat(64) +
           ' 90 main/binary-amd64/Packages.xz\n',
       );
-      expect(await fuzz('release', text, (b) => parseReleaseChecked(b.toString('utf8'), { suite: 'stable', url: 'file:///fuzz' }, new Date(1.7e12)))).toBeGreaterThan(0);
+      expect(
+        await fuzz('release', text, (b) =>
+          parseReleaseChecked(b.toString('utf8'), { suite: 'stable', url: 'file:///fuzz' }, new Date(1.7e12)),
+        ),
+      ).toBeGreaterThan(0);
     },
     TEST_TIMEOUT,
   );
@@ -228,7 +266,10 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
       mkdirSync(proj);
       writeFileSync(join(proj, 'a.txt'), 'a\n');
       const manifest = join(proj, 'manifest.yaml');
-      writeFileSync(manifest, 'apiVersion: mkimg/v1\nname: test/fz\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: a.txt\n    dest: /a.txt\nminimize: false\n');
+      writeFileSync(
+        manifest,
+        'apiVersion: mkimg/v1\nname: test/fz\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: a.txt\n    dest: /a.txt\nminimize: false\n',
+      );
       expect(mkimg(['lock', manifest]).code).toBe(0);
       const image = join(proj, 'image.tar');
       const built = mkimg(['build', manifest, '-o', image]);
@@ -250,7 +291,14 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
     'registry JSON (manifests, indexes) through mkimg pull',
     async () => {
       const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-      const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', created: '2023-11-14T22:13:20Z', rootfs: { type: 'layers', diff_ids: [] } }));
+      const config = Buffer.from(
+        JSON.stringify({
+          architecture: 'amd64',
+          os: 'linux',
+          created: '2023-11-14T22:13:20Z',
+          rootfs: { type: 'layers', diff_ids: [] },
+        }),
+      );
       const layer = Buffer.alloc(1024, 1);
       const manifest = Buffer.from(
         JSON.stringify({
@@ -264,7 +312,14 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
         JSON.stringify({
           schemaVersion: 2,
           mediaType: 'application/vnd.oci.image.index.v1+json',
-          manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: sha(manifest), size: manifest.length, platform: { os: 'linux', architecture: 'amd64' } }],
+          manifests: [
+            {
+              mediaType: 'application/vnd.oci.image.manifest.v1+json',
+              digest: sha(manifest),
+              size: manifest.length,
+              platform: { os: 'linux', architecture: 'amd64' },
+            },
+          ],
         }),
       );
       let current = { top: index, manifest, config };
@@ -273,7 +328,8 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
         if (url === '/v2/' || url === '/v2') return res.writeHead(200).end('{}');
         const m = /^\/v2\/fz\/(manifests|blobs)\/(.+)$/.exec(url);
         if (!m) return res.writeHead(404).end();
-        const send = (b: Buffer, type: string) => res.writeHead(200, { 'content-type': type, 'content-length': String(b.length) }).end(b);
+        const send = (b: Buffer, type: string) =>
+          res.writeHead(200, { 'content-type': type, 'content-length': String(b.length) }).end(b);
         if (m[1] === 'manifests' && m[2] === '1') return send(current.top, 'application/vnd.oci.image.index.v1+json');
         if (m[1] === 'manifests') return send(current.manifest, 'application/vnd.oci.image.manifest.v1+json');
         if (m[2] === sha(config)) return send(current.config, 'application/octet-stream');

@@ -4,7 +4,7 @@
  * huge file. Each is parsed quickly or refused with one manifest error
  * naming the place; none crashes or hangs.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,25 +62,37 @@ describe('manifest limits', () => {
 
   it('a "billion laughs" document is refused by its expanded size, quickly', () => {
     let text = `${BASE}x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-    for (let i = 1; i <= 9; i++) text += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(',')}]\n`;
+    for (let i = 1; i <= 9; i++)
+      text += `x${i}: &a${i} [${Array(10)
+        .fill(`*a${i - 1}`)
+        .join(',')}]\n`;
     const t0 = Date.now();
     const e = errorOf(write(text));
     expect(e.kind).toBe('manifest');
-    expect(e.message).toMatch(/invalid YAML: with its aliases expanded the manifest would have more than 1000000 nodes/);
+    expect(e.message).toMatch(
+      /invalid YAML: with its aliases expanded the manifest would have more than 1000000 nodes/,
+    );
     expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('an alias cycle, deep nesting and an oversized file are refused with one line each', () => {
     expect(errorOf(write(`${BASE}config: &c\n  labels: *c\n`)).message).toMatch(/a cycle|invalid YAML/);
-    expect(errorOf(write(`${BASE}config: ${'['.repeat(100)}${']'.repeat(100)}\n`)).message).toMatch(/nests (deeper than 64 levels|too deeply)/);
-    expect(errorOf(write(`${BASE}config: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`)).message).toMatch(/nests (deeper than 64 levels|too deeply)|invalid YAML/);
+    expect(errorOf(write(`${BASE}config: ${'['.repeat(100)}${']'.repeat(100)}\n`)).message).toMatch(
+      /nests (deeper than 64 levels|too deeply)/,
+    );
+    expect(errorOf(write(`${BASE}config: ${'['.repeat(200_000)}${']'.repeat(200_000)}\n`)).message).toMatch(
+      /nests (deeper than 64 levels|too deeply)|invalid YAML/,
+    );
     const big = write(BASE + '#'.repeat(MANIFEST_MAX_BYTES) + '\n');
     expect(errorOf(big).message).toMatch(/the manifest is \d+ bytes, more than the 8 MiB a manifest may be/);
   });
 
   it('from the command line: exit 3, no stack trace', () => {
     let text = `${BASE}x0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n`;
-    for (let i = 1; i <= 9; i++) text += `x${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(',')}]\n`;
+    for (let i = 1; i <= 9; i++)
+      text += `x${i}: &a${i} [${Array(10)
+        .fill(`*a${i - 1}`)
+        .join(',')}]\n`;
     const r = mkimg(['lock', '--check', write(text)]);
     expect(r.code).toBe(3);
     expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
@@ -105,7 +117,12 @@ describe('manifest limits', () => {
       expect(e.message).toMatch(new RegExp(`^${p}:\\d+:\\d+: `));
     }
     // What stays valid.
-    const ok = loadManifest(write(BASE + 'config:\n  stopSignal: SIGRTMIN+3\n  user: "65534:65534"\n  exposedPorts: ["65535/udp"]\n  workdir: /srv/app\n'));
+    const ok = loadManifest(
+      write(
+        BASE +
+          'config:\n  stopSignal: SIGRTMIN+3\n  user: "65534:65534"\n  exposedPorts: ["65535/udp"]\n  workdir: /srv/app\n',
+      ),
+    );
     expect(ok.config.stopSignal).toBe('SIGRTMIN+3');
   });
 
@@ -114,7 +131,10 @@ describe('manifest limits', () => {
     let d = join(top, 'tree');
     mkdirSync(d, { recursive: true });
     // Built relative to the previous level: the absolute path passes PATH_MAX.
-    const spawned = spawnSync('python3', ['-c', `import os\nos.chdir(${JSON.stringify(d)})\nfor i in range(30):\n    os.mkdir('${'d'.repeat(200)}'); os.chdir('${'d'.repeat(200)}')\nopen('f', 'w').write('x')\n`]);
+    const spawned = spawnSync('python3', [
+      '-c',
+      `import os\nos.chdir(${JSON.stringify(d)})\nfor i in range(30):\n    os.mkdir('${'d'.repeat(200)}'); os.chdir('${'d'.repeat(200)}')\nopen('f', 'w').write('x')\n`,
+    ]);
     expect(spawned.status).toBe(0);
     const m = join(top, 'manifest.yaml');
     writeFileSync(m, `${BASE}files:\n  - src: tree/\n    dest: /\n`);

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import { mkimgAsync } from '../helpers/cli.js';
 
 const sha = (b: Buffer | string) => 'sha256:' + createHash('sha256').update(b).digest('hex');
-const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+const config = Buffer.from(
+  JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }),
+);
 const layer = Buffer.alloc(4096, 7);
 const manifest = Buffer.from(
   JSON.stringify({
@@ -47,7 +49,13 @@ beforeAll(async () => {
     }
     const m = /^\/v2\/(trickle|stall)\/(manifests|blobs)\/(.+)$/.exec(url);
     if (!m) return res.writeHead(404).end();
-    if (m[2] === 'manifests') return res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) }).end(manifest);
+    if (m[2] === 'manifests')
+      return res
+        .writeHead(200, {
+          'content-type': 'application/vnd.oci.image.manifest.v1+json',
+          'docker-content-digest': sha(manifest),
+        })
+        .end(manifest);
     if (m[3] === sha(config)) return res.writeHead(200, { 'content-length': String(config.length) }).end(config);
     res.writeHead(200, { 'content-length': String(layer.length) });
     if (m[1] === 'stall') return res.write(layer.subarray(0, 10)); // then nothing, ever
@@ -69,11 +77,17 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function pull(repo: string, env: Record<string, string>): Promise<{ code: number; stderr: string; left: string[]; ms: number }> {
+async function pull(
+  repo: string,
+  env: Record<string, string>,
+): Promise<{ code: number; stderr: string; left: string[]; ms: number }> {
   const out = join(work, repo);
   mkdirSync(out);
   const t0 = Date.now();
-  const r = await mkimgAsync(['pull', `${host}/${repo}:1`, '-o', join(out, 'image.tar')], { env: { ...process.env, ...env }, timeout: 120_000 });
+  const r = await mkimgAsync(['pull', `${host}/${repo}:1`, '-o', join(out, 'image.tar')], {
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+  });
   return { code: r.code, stderr: r.stderr, left: readdirSync(out), ms: Date.now() - t0 };
 }
 
@@ -81,7 +95,9 @@ describe('mkimg pull against a registry that does not stop', () => {
   it('an endless manifest is cut off at the body limit', async () => {
     const r = await pull('endless', {});
     expect(r.code).toBe(12);
-    expect(r.stderr).toMatch(/^mkimg: error: registry 127\.0\.0\.1:\d+: GET \/v2\/endless\/manifests\/1 answered with more than 8 MiB/);
+    expect(r.stderr).toMatch(
+      /^mkimg: error: registry 127\.0\.0\.1:\d+: GET \/v2\/endless\/manifests\/1 answered with more than 8 MiB/,
+    );
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(r.left).toEqual([]);
   }, 120_000);

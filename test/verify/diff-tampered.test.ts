@@ -20,7 +20,10 @@ beforeAll(() => {
   mkdirSync(proj);
   writeFileSync(join(proj, 'msg.txt'), 'TAMPER-ME-PLEASE\n');
   const m = join(proj, 'manifest.yaml');
-  writeFileSync(m, 'apiVersion: mkimg/v1\nname: test/tamper\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: msg.txt\n    dest: /msg.txt\nminimize: false\n');
+  writeFileSync(
+    m,
+    'apiVersion: mkimg/v1\nname: test/tamper\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: msg.txt\n    dest: /msg.txt\nminimize: false\n',
+  );
   expect(mkimg(['lock', m]).code).toBe(0);
   a = join(work, 'a.tar');
   expect(mkimg(['build', m, '-o', a]).code).toBe(0);
@@ -42,7 +45,9 @@ describe('a flipped byte inside a layer', () => {
     expect(e?.kind).toBe('integrity');
     const d = mkimg(['diff', a, b]);
     expect(d.code).toBe(9);
-    expect(d.stdout + d.stderr).toMatch(/layer 0: in the second image its content does not match its digest .*tampered or corrupt/);
+    expect(d.stdout + d.stderr).toMatch(
+      /layer 0: in the second image its content does not match its digest .*tampered or corrupt/,
+    );
     expect(d.stdout + d.stderr).toMatch(/layer 0: msg\.txt: content differs|msg\.txt/);
     expect(d.stdout + d.stderr).not.toMatch(/framing/);
   });
