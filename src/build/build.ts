@@ -29,7 +29,7 @@ import { MANIFEST_SHA_LABEL } from '../oci/model.js';
 import type { PushResult } from '../registry/push.js';
 // Loaded where used (signature, minimization, registry): a plain build does not pay for them.
 import { MkimgError } from '../util/errors.js';
-import { collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
+import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { asEnvironmentError } from '../util/environment.js';
 import { sha256File } from '../util/digest.js';
 
@@ -187,6 +187,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
   // Staging roots of killed builds (their pid is in the name) go first.
   collectStale(stagingParent, /^mkimg-stage-(\d+)-/);
   collectStale(dirname(output), new RegExp(`^\\.${escapeName(basename(output))}\\.(\\d+)\\..*tmp$`));
+  armSignalCleanup();
   const stagingDir = mkdtempSync(join(stagingParent, `mkimg-stage-${process.pid}-`));
   const unregister = removeOnSignal(stagingDir);
   try {

@@ -12,7 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
-import { collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
+import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
@@ -293,6 +293,7 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
   const stallMs = opts.stallMs ?? msFromEnv('MKIMG_PULL_STALL_TIMEOUT', PULL_STALL_MS);
   // Work folders of killed pulls (their pid is in the name) go first.
   collectStale(dirname(out), new RegExp(`^\\.${escapeName(basename(out))}\\.pull-(\\d+)-`));
+  armSignalCleanup();
   const work = mkdtempSync(join(dirname(out), `.${basename(out)}.pull-${process.pid}-`));
   const unregister = removeOnSignal(work);
   let progress: Progress | undefined;

@@ -27,14 +27,24 @@ function onSignal(sig: NodeJS.Signals): void {
   }
   registered.clear();
   for (const s of SIGNALS) process.removeListener(s, onSignal);
+  installed = false;
   process.kill(process.pid, sig);
 }
 
+/**
+ * Take over SIGINT, SIGTERM and SIGHUP now (idempotent). Called before a
+ * temporary is created, so a signal that arrives between its creation and
+ * its registration finds the handler (which then removes it at the next
+ * turn of the event loop) rather than Node's default, immediate exit.
+ */
+export function armSignalCleanup(): void {
+  if (installed) return;
+  installed = true;
+  for (const s of SIGNALS) process.on(s, onSignal);
+}
+
 export function removeOnSignal(path: string): () => void {
-  if (!installed) {
-    installed = true;
-    for (const s of SIGNALS) process.on(s, onSignal);
-  }
+  armSignalCleanup();
   registered.add(path);
   return () => {
     registered.delete(path);
