@@ -291,15 +291,16 @@ describe(`fuzz (${SECONDS} s per parser, seed ${SEED})`, () => {
     'registry JSON (manifests, indexes) through mkimg pull',
     async () => {
       const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
+      const layer = Buffer.alloc(1024, 1);
+      // An uncompressed layer's diff_id is its own digest (pull checks the config lists it).
       const config = Buffer.from(
         JSON.stringify({
           architecture: 'amd64',
           os: 'linux',
           created: '2023-11-14T22:13:20Z',
-          rootfs: { type: 'layers', diff_ids: [] },
+          rootfs: { type: 'layers', diff_ids: [sha(layer)] },
         }),
       );
-      const layer = Buffer.alloc(1024, 1);
       const manifest = Buffer.from(
         JSON.stringify({
           schemaVersion: 2,

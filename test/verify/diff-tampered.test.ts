@@ -22,7 +22,7 @@ beforeAll(() => {
   const m = join(proj, 'manifest.yaml');
   writeFileSync(
     m,
-    'apiVersion: mkimg/v1\nname: test/tamper\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: msg.txt\n    dest: /msg.txt\nminimize: false\n',
+    'apiVersion: mkimg/v1\nname: test/tamper\ntag: "1"\nsourceDateEpoch: 1700000000\nfiles:\n  - src: msg.txt\n    dest: /msg.txt\nminimize: false\n# uncompressed, so the test finds the file\'s bytes in the tar\ncompression: none\nlayering: { strategy: single }\n',
   );
   expect(mkimg(['lock', m]).code).toBe(0);
   a = join(work, 'a.tar');
