@@ -31,6 +31,9 @@ import type { PushResult } from '../registry/push.js';
 import { MkimgError } from '../util/errors.js';
 import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { asEnvironmentError } from '../util/environment.js';
+import { emulationFor } from '../trace/emulation.js';
+import { defaultLibraryDirs } from '../debian/arch.js';
+import { forArchitecture, platformToArchitecture } from '../manifest/platform.js';
 import { sha256File } from '../util/digest.js';
 
 export interface BuildOptions {
@@ -58,6 +61,8 @@ export interface BuildOptions {
   insecure?: boolean;
   /** Reuse decompressed .deb data archives from the cache (faster warm builds; see SPEC §8 "Cache"). */
   dataCache?: boolean;
+  /** Build only this platform of the manifest's architectures (linux/arm64 or arm64). */
+  platform?: string;
 }
 
 export interface BuildResult {
@@ -97,8 +102,14 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     const r = await checkManifestSignature(manifestPath, opts.requireSignature.signature, opts.requireSignature.keyring, bytes);
     signer = r.fingerprint;
   }
-  const manifest = parseManifest(bytes, manifestPath);
-  checkLock(manifest);
+  const parsed = parseManifest(bytes, manifestPath);
+  checkLock(parsed);
+  if (!opts.platform && parsed.architectures.length > 1) {
+    throw new MkimgError('usage', `${manifestPath} builds ${parsed.architectures.join(', ')}: an image index of several platforms is not written yet`, {
+      hint: 'build one with --platform (e.g. --platform linux/' + parsed.architectures[0] + ')',
+    });
+  }
+  const manifest = opts.platform ? forArchitecture(parsed, platformToArchitecture(opts.platform)) : parsed;
   validateUser(manifest);
 
   const registryOpts = { insecure: opts.insecure, progress: !opts.quiet };
@@ -209,7 +220,9 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     } else {
       progress('minimize: tracing checks');
       const { minimizeAndProve } = await import('../minimize/minimize.js');
-      const r = await minimizeAndProve(root, manifest.minimize, manifest.config, { workDir: stagingDir });
+      // Checks of a foreign architecture run under qemu-user (binfmt_misc); say so plainly when they cannot.
+      emulationFor(manifest.architecture);
+      const r = await minimizeAndProve(root, manifest.minimize, manifest.config, { workDir: stagingDir, libDirs: defaultLibraryDirs(manifest.architecture) });
       keep = r.keep;
       report = r.report;
     }

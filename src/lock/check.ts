@@ -5,6 +5,7 @@
  * and every files: input has a pin. `mkimg build` refuses a stale lock.
  */
 import type { Manifest } from '../manifest/types.js';
+import { forArchitecture, isMultiArch } from '../manifest/platform.js';
 
 export interface LockStatus {
   ok: boolean;
@@ -12,6 +13,28 @@ export interface LockStatus {
 }
 
 export function lockIsCurrent(manifest: Manifest): LockStatus {
+  if (!isMultiArch(manifest)) {
+    if (manifest.lock?.architectures) return { ok: false, problems: ['the lock pins several architectures, the manifest builds one'] };
+    return lockIsCurrentForOne(manifest);
+  }
+  // Several architectures: each one's view must be current, and the lock must pin no other.
+  const problems: string[] = [];
+  const locked = Object.keys(manifest.lock?.architectures ?? {});
+  for (const a of locked) if (!manifest.architectures.includes(a)) problems.push(`the lock pins architecture ${a}, which the manifest does not build`);
+  if (manifest.lock && manifest.lock.packages.length > 0) problems.push('the lock pins packages for one architecture, the manifest builds several');
+  for (const arch of manifest.architectures) {
+    if (manifest.lock && !manifest.lock.architectures?.[arch] && manifest.packages.some((p) => p.kind === 'name')) {
+      problems.push(`${arch}: the lock has no pins for this architecture`);
+      continue;
+    }
+    for (const p of lockIsCurrentForOne(forArchitecture(manifest, arch)).problems) {
+      if (!problems.includes(p)) problems.push(p.startsWith('files: ') || p.startsWith('the manifest has no lock') ? p : `${arch}: ${p}`);
+    }
+  }
+  return { ok: problems.length === 0, problems };
+}
+
+function lockIsCurrentForOne(manifest: Manifest): LockStatus {
   const problems: string[] = [];
   const lock = manifest.lock;
   const requested = manifest.packages.filter((p) => p.kind === 'name');

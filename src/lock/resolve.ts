@@ -16,6 +16,7 @@ import { defaultCacheDir } from '../fetch/cache.js';
 import { dataArchiveSha256 } from '../stage/extract.js';
 import { pool } from '../util/pool.js';
 import { MkimgError } from '../util/errors.js';
+import { forArchitecture, isMultiArch } from '../manifest/platform.js';
 
 export interface ResolveLockOptions {
   mirrors?: Record<string, string>;
@@ -30,6 +31,25 @@ export interface ResolveLockOptions {
 }
 
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
+  if (!isMultiArch(manifest)) return { version: 1, packages: await resolvePackages(manifest, opts), files: await pinFiles(manifest) };
+  // One closure per architecture, resolved from the same verified indexes of each.
+  const architectures: Record<string, { packages: LockedPackage[] }> = {};
+  for (const arch of manifest.architectures) {
+    try {
+      architectures[arch] = { packages: await resolvePackages(forArchitecture(manifest, arch), opts) };
+    } catch (e) {
+      if (e instanceof MkimgError && e.kind === 'resolve') {
+        throw new MkimgError('resolve', `${arch}: ${e.message}`, {
+          hint: `${e.hint ? e.hint + '; ' : ''}a package that exists on some architectures only can be limited to them: packages: - {name: NAME, architectures: [amd64]}`,
+        });
+      }
+      throw e;
+    }
+  }
+  return { version: 1, packages: [], architectures, files: await pinFiles(manifest) };
+}
+
+async function resolvePackages(manifest: Manifest, opts: ResolveLockOptions): Promise<LockedPackage[]> {
   const requests: ResolveRequest[] = [];
   for (const p of manifest.packages) if (p.kind === 'name') requests.push({ name: p.name, version: p.version });
   // Local .debs: their pins are checked, and (when there are sources) their
@@ -62,7 +82,7 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
     }));
     packages = await pinDataArchives(packages, manifest, opts);
   }
-  return { version: 1, packages, files: await pinFiles(manifest) };
+  return packages;
 }
 
 /**

@@ -13,7 +13,17 @@ const byStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** The lock as a plain value with sorted lists and a fixed key order. */
 export function normalizeLock(lock: Lock): Record<string, unknown> {
-  const packages = [...lock.packages]
+  const files = [...lock.files].sort((a, b) => byStr(a.src, b.src)).map((f) => ({ src: f.src, sha256: f.sha256 }));
+  if (lock.architectures) {
+    const architectures: Record<string, unknown> = {};
+    for (const a of Object.keys(lock.architectures).sort(byStr)) architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
+    return { version: 1, architectures, files };
+  }
+  return { version: 1, packages: normalizePackages(lock.packages), files };
+}
+
+function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {
+  return [...list]
     .sort((a, b) => byStr(a.name, b.name) || byStr(a.architecture, b.architecture))
     .map((p) => ({
       name: p.name,
@@ -25,8 +35,6 @@ export function normalizeLock(lock: Lock): Record<string, unknown> {
       sha256: p.sha256,
       ...(p.dataSha256 !== undefined ? { dataSha256: p.dataSha256 } : {}),
     }));
-  const files = [...lock.files].sort((a, b) => byStr(a.src, b.src)).map((f) => ({ src: f.src, sha256: f.sha256 }));
-  return { version: 1, packages, files };
 }
 
 export function lockSectionText(lock: Lock): string {

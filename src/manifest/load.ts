@@ -115,6 +115,13 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     return full;
   };
 
+  if (m.architecture !== undefined && m.architectures !== undefined) {
+    throw new MkimgError('manifest', `${fieldPos(['architectures'])}: give architecture or architectures, not both`, {
+      hint: 'architecture: X is the same as architectures: [X]',
+    });
+  }
+  const architectures: string[] = m.architectures ?? [m.architecture ?? 'amd64'];
+
   const sources: Source[] = (m.sources ?? []).map((s: any, i: number) => ({
     url: s.url,
     suites: s.suites,
@@ -129,6 +136,17 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       const [name, version] = p.split('=', 2) as [string, string | undefined];
       return { kind: 'name', name, version, line };
     }
+    if (typeof p.name === 'string') {
+      const [name, version] = p.name.split('=', 2) as [string, string | undefined];
+      for (const a of p.architectures as string[]) {
+        if (!architectures.includes(a)) {
+          throw new MkimgError('manifest', `${fieldPos(['packages', i, 'architectures'])}: packages[${i}] names architecture ${a}, which the manifest does not build (${architectures.join(', ')})`, {
+            hint: 'list only architectures from architectures:',
+          });
+        }
+      }
+      return { kind: 'name', name, version, line, architectures: p.architectures };
+    }
     return { kind: 'deb', path: resolveInput(p.deb, ['packages', i, 'deb'], `packages[${i}].deb`), sha256: p.sha256, line };
   });
   if (packages.some((p) => p.kind === 'name') && sources.length === 0) {
@@ -138,7 +156,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   }
 
   const lock: Lock | undefined = m.lock
-    ? { version: 1, packages: m.lock.packages ?? [], files: m.lock.files ?? [] }
+    ? { version: 1, packages: m.lock.packages ?? [], ...(m.lock.architectures ? { architectures: m.lock.architectures } : {}), files: m.lock.files ?? [] }
     : undefined;
 
   const lockedFiles = new Map<string, { sha256: string }>();
@@ -221,7 +239,8 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     apiVersion: 'mkimg/v1',
     name: m.name,
     tag: m.tag ?? 'latest',
-    architecture: m.architecture ?? 'amd64',
+    architecture: architectures[0]!,
+    architectures,
     sourceDateEpoch: m.sourceDateEpoch,
     sources,
     packages,

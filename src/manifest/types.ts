@@ -8,7 +8,13 @@ export interface Manifest {
   apiVersion: 'mkimg/v1';
   name: string;
   tag: string; // default "latest"
-  architecture: string; // Debian architecture name: amd64, arm64, ...
+  /**
+   * The Debian architecture being built (amd64, arm64, ...): the first of
+   * `architectures`, or the one a per-platform view (forArchitecture) is for.
+   */
+  architecture: string;
+  /** Every architecture the manifest builds, in the manifest's order (one image per architecture). */
+  architectures: string[];
   sourceDateEpoch: number; // seconds; every timestamp in the image derives from it
   sources: Source[];
   packages: PackageRequest[];
@@ -54,7 +60,7 @@ export interface Source {
 }
 
 export type PackageRequest =
-  | { kind: 'name'; name: string; version?: string; line?: number }
+  | { kind: 'name'; name: string; version?: string; line?: number; /** only for these architectures */ architectures?: string[] }
   | { kind: 'deb'; path: string; sha256: string; line?: number };
 
 export interface FileInput {
@@ -122,7 +128,10 @@ export interface CheckSpec {
 /** The `lock:` section written by `mkimg lock`. Versioned so a later schema can read old locks. */
 export interface Lock {
   version: 1;
+  /** The pins of a one-architecture manifest (empty when `architectures` holds them). */
   packages: LockedPackage[];
+  /** The pins of each architecture of a manifest with several. */
+  architectures?: Record<string, { packages: LockedPackage[] }>;
   files: LockedFile[];
 }
 

@@ -24,6 +24,7 @@ export const KEEP_GROUPS: Record<string, string[]> = {
 /** Kept in every minimized image when the staging root has them. */
 export const ALWAYS_KEPT = ['/', ...MERGED_USR_LINKS.map(([l]) => l), '/etc/passwd', '/etc/group', '/tmp'];
 
+/** The loader's default folders when the caller names none (an amd64 root). */
 export const DEFAULT_LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib', '/usr/lib'];
 
 export interface KeepResult {
@@ -52,6 +53,8 @@ export interface KeepOptions {
   extra?: Iterable<string>;
   /** LD_LIBRARY_PATH values seen in the checks' environments. */
   ldLibraryPath?: string[];
+  /** The dynamic loader's default folders for the root's architecture (default: DEFAULT_LIB_DIRS). */
+  libDirs?: string[];
 }
 
 class Resolver {
@@ -188,7 +191,7 @@ export async function computeKeepSet(
         ...ldPath,
         ...info.runpath.map(expand),
         ...confDirs,
-        ...DEFAULT_LIB_DIRS,
+        ...(opts.libDirs ?? DEFAULT_LIB_DIRS),
       ];
       for (const name of info.needed) {
         if (name.includes('/')) {

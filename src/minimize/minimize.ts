@@ -146,6 +146,8 @@ export interface MinimizeOptions {
   workDir: string;
   /** Proof rounds before giving up (default 5). */
   maxRounds?: number;
+  /** The dynamic loader's default folders for the root's architecture (see KeepOptions). */
+  libDirs?: string[];
 }
 
 export async function minimizeAndProve(
@@ -170,7 +172,7 @@ export async function minimizeAndProve(
     checkReports.push({ name: c.name, args: c.args, exitCode: r.exitCode, tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size });
   }
 
-  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath });
+  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs });
   const firstKeep = new Set(k.keep);
   let rounds = 0;
   for (;;) {
@@ -192,7 +194,7 @@ export async function minimizeAndProve(
     }
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);
-    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath });
+    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs });
     const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
     if (missing.length > 0 && rounds < maxRounds) {
       k = next;
@@ -202,7 +204,7 @@ export async function minimizeAndProve(
     const notes: string[] = [];
     if (missing.length) notes.push(`paths still missing: ${missing.slice(0, 20).join(', ')}`);
     if (spec.exclude.length) {
-      const unexcluded = await computeKeepSet(root, events, { ...spec, exclude: [] }, config, { ldLibraryPath });
+      const unexcluded = await computeKeepSet(root, events, { ...spec, exclude: [] }, config, { ldLibraryPath, libDirs: opts.libDirs });
       const needed = [...unexcluded.keep].filter((p) => !next.keep.has(p)).sort();
       if (needed.length) notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
     }

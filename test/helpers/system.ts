@@ -70,6 +70,7 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     name: 'test',
     tag: 'latest',
     architecture: 'amd64',
+    architectures: [over.architecture ?? 'amd64'],
     sourceDateEpoch: 1700000000,
     sources: [{ suites: ['bookworm', 'bookworm-updates', 'bookworm-security'], components: ['main'], allowUnsigned: false }],
     packages: [],

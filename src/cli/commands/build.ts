@@ -18,6 +18,7 @@ interface BuildFlags {
   cacheRegistry?: string;
   insecure?: boolean;
   dataCache?: boolean;
+  platform?: string;
 }
 
 export function registerBuild(program: Command): void {
@@ -40,6 +41,7 @@ export function registerBuild(program: Command): void {
     .addOption(new Option('--require-signature', 'refuse a manifest without a good OpenPGP signature').env('MKIMG_REQUIRE_SIGNATURE'))
     .addOption(new Option('--keyring <file>', 'trusted public keys for --require-signature').env('MKIMG_KEYRING'))
     .option('--signature <file>', 'detached signature (default: <manifest>.sig, then manifest.sig beside it)')
+    .option('--platform <os/arch>', 'build one of the manifest\'s architectures (linux/amd64, linux/arm64, or the Debian name)')
     .option('--work-dir <dir>', 'parent folder for the temporary staging root (default: system temp dir)')
     .option('--push <reference>', 'after building, push the image to REGISTRY/REPO[:TAG]')
     .addOption(new Option('--cache-registry <repo>', 'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building').env('MKIMG_CACHE_REGISTRY'))
@@ -81,6 +83,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             cacheRegistry: flags.cacheRegistry,
             insecure: flags.insecure,
             dataCache: Boolean(flags.dataCache),
+            platform: flags.platform,
             requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
             onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
           });

@@ -76,11 +76,22 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
           const after = writeLockIntoManifest(before, lock);
           const changed = after !== before;
           if (changed) await writeAtomic(manifest.origin.path, after);
-          const norm = normalizeLock(lock) as { packages: { name: string; version: string }[] };
+          const norm = normalizeLock(lock) as { packages?: { name: string; version: string }[]; architectures?: Record<string, { packages: { name: string; version: string; architecture: string }[] }> };
+          if (norm.architectures) {
+            const perArch = Object.entries(norm.architectures);
+            return {
+              json: { manifest: manifest.origin.path, changed, architectures: norm.architectures, files: lock.files },
+              human: [
+                ...perArch.flatMap(([a, l]) => l.packages.map((p) => `  ${a}: ${p.name} ${p.version}`)),
+                `${manifestPath}: ${changed ? 'lock written' : 'lock unchanged'} (${perArch.map(([a, l]) => `${l.packages.length} packages for ${a}`).join(', ')}, ${lock.files.length} files)`,
+              ],
+            };
+          }
+          const packages = norm.packages ?? [];
           return {
-            json: { manifest: manifest.origin.path, changed, packages: norm.packages, files: lock.files },
+            json: { manifest: manifest.origin.path, changed, packages, files: lock.files },
             human: [
-              ...norm.packages.map((p) => `  ${p.name} ${p.version}`),
+              ...packages.map((p) => `  ${p.name} ${p.version}`),
               `${manifestPath}: ${changed ? 'lock written' : 'lock unchanged'} (${lock.packages.length} packages, ${lock.files.length} files)`,
             ],
           };
