@@ -32,8 +32,10 @@ import { MkimgError } from '../util/errors.js';
 import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { asEnvironmentError } from '../util/environment.js';
 import { emulationFor } from '../trace/emulation.js';
-import { defaultLibraryDirs } from '../debian/arch.js';
 import { forArchitecture, platformToArchitecture } from '../manifest/platform.js';
+import { writePlatformImages } from '../image/platforms.js';
+import { defaultLibraryDirs, hostArchitecture } from '../debian/arch.js';
+import { pool } from '../util/pool.js';
 import { sha256File } from '../util/digest.js';
 
 export interface BuildOptions {
@@ -82,6 +84,8 @@ export interface BuildResult {
   cache?: 'hit' | 'published' | 'unavailable';
   /** Things that did not stop the build but that the user should know. */
   warnings: string[];
+  /** With several architectures: each platform's image (manifestDigest is then the image index's digest, imageId the host platform's). */
+  platforms?: { architecture: string; manifestDigest: string; imageId: string; minimize?: MinimizeReport }[];
   pushed?: PushResult;
 }
 
@@ -104,17 +108,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   }
   const parsed = parseManifest(bytes, manifestPath);
   checkLock(parsed);
-  if (!opts.platform && parsed.architectures.length > 1) {
-    throw new MkimgError('usage', `${manifestPath} builds ${parsed.architectures.join(', ')}: an image index of several platforms is not written yet`, {
-      hint: 'build one with --platform (e.g. --platform linux/' + parsed.architectures[0] + ')',
-    });
-  }
   const manifest = opts.platform ? forArchitecture(parsed, platformToArchitecture(opts.platform)) : parsed;
   validateUser(manifest);
 
   const registryOpts = { insecure: opts.insecure, progress: !opts.quiet };
   if (!opts.cacheRegistry) {
-    const result = await buildFromInputs(manifest, opts, output, progress);
+    const result = manifest.architectures.length > 1 ? await buildPlatforms(manifest, opts, output, progress) : await buildFromInputs(manifest, opts, output, progress);
     result.signer = signer;
     if (opts.push) {
       progress(`push: ${opts.push}`);
@@ -139,7 +138,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     tag: manifest.tag,
     output,
     build: async () => {
-      built = await buildFromInputs(manifest, opts, output, progress);
+      built = manifest.architectures.length > 1 ? await buildPlatforms(manifest, opts, output, progress) : await buildFromInputs(manifest, opts, output, progress);
     },
     check: async (tar) => {
       const checked = await checkImageIntegrity(tar);
@@ -182,6 +181,46 @@ async function describeImage(manifest: Manifest, output: string): Promise<BuildR
     files: 0,
     warnings: [],
   };
+}
+
+/**
+ * Several architectures: each platform is built as its own image (from the
+ * same manifest bytes, its own pins) beside the output, two at a time (a
+ * foreign platform's checks run emulated, mostly on the other core), then the
+ * images are gathered into one tar with an image index. The bytes do not
+ * depend on the order the builds finish in.
+ */
+async function buildPlatforms(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {
+  const parts = mkdtempSync(join(dirname(output), `.${basename(output)}.platforms-`));
+  try {
+    const results = new Map<string, BuildResult>();
+    await pool(manifest.architectures, 2, async (arch) => {
+      const perArch = (p: string | undefined) => (p ? p.replace(/(\.[^./]*)?$/, (ext) => `.${arch}${ext}`) : undefined);
+      const r = await buildFromInputs(forArchitecture(manifest, arch), { ...opts, sbomPath: perArch(opts.sbomPath), reportPath: perArch(opts.reportPath) }, join(parts, `${arch}.tar`), (m) =>
+        progress(`${arch}: ${m}`),
+      );
+      results.set(arch, r);
+    });
+    progress('normalize: writing the image index');
+    const written = await writePlatformImages(
+      manifest.architectures.map((a) => ({ architecture: a, tar: join(parts, `${a}.tar`) })),
+      output,
+      manifest.sourceDateEpoch,
+      hostArchitecture(),
+    );
+    const host = results.get(hostArchitecture()) ?? results.get(manifest.architectures[0]!)!;
+    return {
+      ...host,
+      imageId: host.imageId,
+      manifestDigest: written.indexDigest,
+      output,
+      sizeBytes: written.sizeBytes,
+      platforms: written.platforms.map((p) => ({ ...p, minimize: results.get(p.architecture)!.minimize })),
+      warnings: [...results.values()].flatMap((r) => r.warnings),
+    };
+  } finally {
+    rmSync(parts, { recursive: true, force: true });
+  }
 }
 
 async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {

@@ -29,7 +29,7 @@ import { BLOCK, encodeHeader, padding } from './tar-header.js';
 export type LayoutMember =
   | { name: string; type: 'dir' }
   | { name: string; type: 'file'; bytes: Buffer; layer?: boolean }
-  | { name: string; type: 'file'; hostPath: string; size: number; layer?: boolean }
+  | { name: string; type: 'file'; hostPath: string; /** where the content starts in hostPath (default 0) */ offset?: number; size: number; layer?: boolean }
   | { name: string; type: 'file'; written: true; size: number; layer?: boolean };
 
 export interface PlannedMember {

@@ -223,7 +223,7 @@ function writePlan(fd: number, plan: LayoutPlan): void {
     const m = p.member;
     if (m.type === 'dir') continue;
     if ('bytes' in m) sink.write(m.bytes);
-    else if ('hostPath' in m) sink.copyFile(m.hostPath, m.size, m.name);
+    else if ('hostPath' in m) sink.copyFile(m.hostPath, m.size, m.name, m.offset ? { offset: m.offset } : {});
     else sink.skip(m.size);
     sink.zeros(padding(p.size));
   }

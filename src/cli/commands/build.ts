@@ -102,14 +102,19 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               signer: r.signer,
               minimize: summary ? { before: summary.before, after: summary.after } : undefined,
               cache: r.cache,
+              platforms: r.platforms?.map((p) => ({ architecture: p.architecture, manifestDigest: p.manifestDigest, imageId: p.imageId, minimize: p.minimize ? { before: p.minimize.before, after: p.minimize.after } : undefined })),
               pushed: r.pushed,
               warnings: r.warnings,
             },
             human: [
               `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} layer entries)`,
-              `image id:        ${r.imageId}`,
-              `manifest digest: ${r.manifestDigest}`,
-              ...(summary?.before && summary.after ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
+              ...(r.platforms
+                ? [
+                    `index digest:    ${r.manifestDigest}`,
+                    ...r.platforms.map((p) => `${`${p.architecture}:`.padEnd(17)}manifest ${p.manifestDigest}, image id ${p.imageId}${p.minimize ? `, minimized ${p.minimize.before.files} → ${p.minimize.after.files} files` : ''}`),
+                  ]
+                : [`image id:        ${r.imageId}`, `manifest digest: ${r.manifestDigest}`]),
+              ...(summary?.before && summary.after && !r.platforms ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
               ...(r.cache === 'hit' ? ['cache:           pulled from the cache registry (checked, not rebuilt)'] : []),
               ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),
