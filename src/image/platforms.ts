@@ -10,7 +10,7 @@
 import { MkimgError } from '../util/errors.js';
 import { blobName, openImageTar, type ImageTar } from '../registry/image-tar.js';
 import { canonicalJsonBytes } from '../util/canonical-json.js';
-import { dockerManifestJson, jsonBlob, MEDIA, OCI_LAYOUT, ociPlatform, type Blob } from './oci.js';
+import { dockerManifestJson, jsonBlob, MEDIA, OCI_LAYOUT, ociPlatform, type Blob } from '../oci/model.js';
 import { writeLayoutTar, type LayoutMember } from './write-image.js';
 
 export interface PlatformImage {
