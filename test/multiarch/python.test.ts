@@ -12,7 +12,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, mkimg, mkimgJson } from '../helpers/cli.js';
 import { hostMirror } from '../helpers/debian-mirror.js';
 import { runImage, unpackImage } from '../helpers/runc.js';
-import { sha256Hex } from '../../src/util/digest.js';
 
 const mirror = await hostMirror();
 const emulation = existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64');
