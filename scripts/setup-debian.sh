@@ -36,7 +36,8 @@ LOCAL_NODE="$PWD/.node"
 RUNTIME=(gcc libc6-dev make ca-certificates)
 # What the tests and benchmarks need: real OCI tools, a real registry, OpenPGP
 # tools for interoperability, dpkg-dev for test repositories, the peers the
-# benchmarks compare against, and the shells the completion tests run.
+# benchmarks compare against, the shells the completion tests run, and
+# chromium (headless) for the HTML report tests.
 DEV_PACKAGES=(
   dpkg-dev xz-utils zstd
   skopeo umoci runc podman docker-registry apache2-utils
@@ -44,6 +45,7 @@ DEV_PACKAGES=(
   busybox-static strace mmdebstrap
   python3.11
   curl zsh fish
+  chromium fonts-dejavu-core
 )
 
 SUDO=""

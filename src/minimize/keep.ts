@@ -46,6 +46,12 @@ export interface KeepResult {
   excluded: Record<string, string[]>;
   /** Hardlink names added to keep hardlink groups whole. */
   hardlinks: string[];
+  /**
+   * Why each kept path is kept: the first rule that added it, e.g. "traced by check 1",
+   * "ELF dependency of /usr/bin/python3.11", "keep-group nss", "keep glob /etc/**",
+   * "hardlink of /usr/bin/perl", "directory of a kept path", "always kept".
+   */
+  why: Map<string, string>;
 }
 
 export interface KeepOptions {
@@ -55,6 +61,8 @@ export interface KeepOptions {
   ldLibraryPath?: string[];
   /** The dynamic loader's default folders for the root's architecture (default: DEFAULT_LIB_DIRS). */
   libDirs?: string[];
+  /** For each event (same index), the check that produced it; only names the "traced by" reason. */
+  eventSources?: string[];
 }
 
 class Resolver {
@@ -137,29 +145,31 @@ export async function computeKeepSet(
   const R = new Resolver(root);
   const idx = root.entries;
   const keep = new Set<string>();
-  const add = (paths: Iterable<string>, log?: string[]): void => {
+  const why = new Map<string, string>();
+  const add = (paths: Iterable<string>, log: string[] | undefined, reason: string): void => {
     for (const p of paths) {
       if (!idx.has(p) || keep.has(p)) continue;
       keep.add(p);
       log?.push(p);
+      why.set(p, reason);
     }
   };
 
-  for (const p of ALWAYS_KEPT) if (idx.has(p)) add([p, ...ancestors(p)]);
+  for (const p of ALWAYS_KEPT) if (idx.has(p)) add([p, ...ancestors(p)], undefined, 'always kept');
 
   // 1. traced paths
   const traced: string[] = [];
   const execs = new Set<string>();
   const listed = new Set<string>();
-  for (const ev of events) {
+  for (const [i, ev] of events.entries()) {
     if (!ev.abs || !ev.abs.startsWith('/')) continue;
     const r = await R.resolve(ev.abs, followsLast(ev));
-    add(touched(r), traced);
+    add(touched(r), traced, `traced by ${opts.eventSources?.[i] ?? 'a check'}`);
     if (!r.exists) continue;
     if (isExec(ev)) execs.add(r.path);
     if (isListing(ev) && r.kind === 'dir' && idx.has(r.path)) listed.add(r.path);
   }
-  for (const p of opts.extra ?? []) add(touched(await R.resolve(p, false)), traced);
+  for (const p of opts.extra ?? []) add(touched(await R.resolve(p, false)), traced, 'traced by a check');
 
   // 2. static analysis: #! interpreters of executed files, ELF closure of every kept file
   const staticAnalysis: string[] = [];
@@ -181,7 +191,7 @@ export async function computeKeepSet(
       if (!info) continue;
       if (info.interp) {
         const r = await R.resolve(info.interp, true);
-        add(touched(r), log);
+        add(touched(r), log, `ELF interpreter of ${p}`);
         if (r.exists) queue.push(r.path);
       }
       const origin = dirname(p);
@@ -196,7 +206,7 @@ export async function computeKeepSet(
       for (const name of info.needed) {
         if (name.includes('/')) {
           const r = await R.resolve(name.startsWith('/') ? name : posix.join(origin, name), true);
-          add(touched(r), log);
+          add(touched(r), log, `ELF dependency of ${p}`);
           if (r.exists) queue.push(r.path);
           continue;
         }
@@ -205,7 +215,7 @@ export async function computeKeepSet(
           if (!r.exists || r.kind !== 'file') continue;
           const dep = await readElf(root.dir + r.path);
           if (!dep || dep.class !== info.class || dep.machine !== info.machine) continue;
-          add(touched(r), log);
+          add(touched(r), log, `ELF dependency of ${p}`);
           queue.push(r.path);
           break;
         }
@@ -222,13 +232,14 @@ export async function computeKeepSet(
       const sb = await readShebang(root.dir + p);
       if (!sb) continue;
       const r = await R.resolve(sb.interp, true);
-      add(touched(r), log);
+      add(touched(r), log, `#! interpreter of ${p}`);
       if (r.exists) queue.push(r.path);
       await elfClosure([r.path], log);
     }
   };
-  await shebangs(execs, staticAnalysis);
-  await elfClosure([...keep], staticAnalysis);
+  // Sorted starts make the BFS, and so each path's "why", independent of event order.
+  await shebangs([...execs].sort(), staticAnalysis);
+  await elfClosure([...keep].sort(), staticAnalysis);
 
   // 3. listed directories
   const listedAdded: string[] = [];
@@ -244,8 +255,8 @@ export async function computeKeepSet(
     }
     for (const d of [...listed].sort()) {
       for (const p of (children.get(d) ?? []).sort()) {
-        add([p], listedAdded);
-        add(touched(await R.resolve(p, true)), listedAdded);
+        add([p], listedAdded, `entry of listed directory ${d} (keepListed)`);
+        add(touched(await R.resolve(p, true)), listedAdded, `entry of listed directory ${d} (keepListed)`);
       }
     }
   }
@@ -260,15 +271,15 @@ export async function computeKeepSet(
       });
     }
     const log: string[] = [];
-    for (const pat of pats) for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log);
-    await elfClosure([...log], log);
+    for (const pat of pats) for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
+    await elfClosure([...log].sort(), log);
     groups[g] = log.sort();
   }
   const globs: Record<string, string[]> = {};
   for (const pat of spec.keep) {
     const log: string[] = [];
-    for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log);
-    await elfClosure([...log], log);
+    for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
+    await elfClosure([...log].sort(), log);
     globs[pat] = log.sort();
   }
 
@@ -281,6 +292,7 @@ export async function computeKeepSet(
       const e = idx.get(m);
       if (!e || always.has(m) || !keep.has(m)) continue;
       keep.delete(m);
+      why.delete(m);
       log.push(m);
     }
     excluded[pat] = log.sort();
@@ -297,11 +309,12 @@ export async function computeKeepSet(
   }
   for (const [primary, names] of members) {
     const group = [primary, ...names];
-    if (group.some((p) => keep.has(p))) add(group.flatMap((p) => [p, ...ancestors(p)]), hardlinks);
+    const kept = group.find((p) => keep.has(p));
+    if (kept) add(group.flatMap((p) => [p, ...ancestors(p)]), hardlinks, `hardlink of ${kept}`);
   }
 
   // 7. directories of everything kept
-  for (const p of [...keep]) add(ancestors(p));
+  for (const p of [...keep]) add(ancestors(p), undefined, 'directory of a kept path');
 
   return {
     keep,
@@ -313,6 +326,7 @@ export async function computeKeepSet(
     globs,
     excluded,
     hardlinks: hardlinks.sort(),
+    why,
   };
 }
 

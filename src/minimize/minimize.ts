@@ -163,16 +163,18 @@ export async function minimizeAndProve(
 
   const full: RunTracedResult[] = [];
   const events: TraceEvent[] = [];
+  const eventSources: string[] = []; // which check produced events[i], for the report's "why kept"
   const checkReports: CheckReport[] = [];
   for (const c of checks) {
     const r = await runCheck(root.dir, c, timeout);
     assertExpectation(c, r);
     full.push(r);
     events.push(...r.events);
+    for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
     checkReports.push({ name: c.name, args: c.args, exitCode: r.exitCode, tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size });
   }
 
-  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs });
+  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs, eventSources });
   const firstKeep = new Set(k.keep);
   let rounds = 0;
   for (;;) {
@@ -181,11 +183,13 @@ export async function minimizeAndProve(
     await rm(dir, { recursive: true, force: true });
     let diffs: { check: string; diffs: string[] }[] = [];
     const proofEvents: TraceEvent[] = [];
+    const proofSources: string[] = [];
     try {
       await materialize(root, k.keep, dir);
       for (let i = 0; i < checks.length; i++) {
         const r = await runCheck(dir, checks[i], timeout);
         proofEvents.push(...r.events);
+        for (let j = 0; j < r.events.length; j++) proofSources.push(`${checks[i].name} (proof round ${rounds})`);
         const d = differences(full[i], r);
         if (d.length) diffs.push({ check: checks[i].name, diffs: d });
       }
@@ -194,7 +198,8 @@ export async function minimizeAndProve(
     }
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);
-    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs });
+    eventSources.push(...proofSources);
+    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs, eventSources });
     const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
     if (missing.length > 0 && rounds < maxRounds) {
       k = next;

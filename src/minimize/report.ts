@@ -32,6 +32,17 @@ export interface AddedReport {
   sample: string[];
 }
 
+/** One entry of the staging root (the unminimized closure) and what minimization did with it. */
+export interface PathReport {
+  path: string;
+  origin: string; // StageEntry.origin: "pkg:<name>", "file:<src>", "generated:<what>", "layout"
+  type: 'file' | 'dir' | 'symlink' | 'hardlink';
+  size: number; // regular files only; 0 otherwise
+  kept: boolean;
+  /** Why it is kept (KeepResult.why), or for a removed path "excluded by <glob>" when an exclude removed it. */
+  why?: string;
+}
+
 export interface MinimizeReport {
   before: SizeCount;
   after: SizeCount;
@@ -49,6 +60,8 @@ export interface MinimizeReport {
   rounds: number;
   /** Paths the proof rounds found missing and added back. */
   addedByProof: string[];
+  /** Every entry of the staging root, sorted by path: the before/after view of `--report-html`. */
+  paths: PathReport[];
 }
 
 function count(entries: Iterable<StageEntry>): SizeCount {
@@ -65,6 +78,19 @@ function count(entries: Iterable<StageEntry>): SizeCount {
 export function added(root: StagingRoot, paths: string[]): AddedReport {
   const es = paths.map((p) => root.entries.get(p)).filter((e): e is StageEntry => e !== undefined);
   return { paths: paths.length, bytes: count(es).bytes, sample: [...paths].sort().slice(0, 50) };
+}
+
+function pathReports(root: StagingRoot, keep: Set<string>, k: KeepResult): PathReport[] {
+  const excludedBy = new Map<string, string>();
+  for (const pat of Object.keys(k.excluded).sort()) for (const p of k.excluded[pat]) if (!excludedBy.has(p)) excludedBy.set(p, `excluded by ${pat}`);
+  const out: PathReport[] = [];
+  for (const e of root.entries.values()) {
+    const kept = keep.has(e.path);
+    const why = kept ? k.why.get(e.path) : excludedBy.get(e.path);
+    out.push({ path: e.path, origin: e.origin, type: e.type, size: e.type === 'file' ? e.size : 0, kept, ...(why ? { why } : {}) });
+  }
+  // Code-unit order, as everywhere in mkimg, never the locale's.
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 export function buildReport(
@@ -102,5 +128,6 @@ export function buildReport(
     hardlinks: added(root, k.hardlinks),
     rounds: extra.rounds,
     addedByProof: [...extra.addedByProof].sort(),
+    paths: pathReports(root, keep, k),
   };
 }

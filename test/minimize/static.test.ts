@@ -68,6 +68,18 @@ describe('static analysis', () => {
     await expect(computeKeepSet(root, [], spec({ keepGroups: ['fonts'] }), config)).rejects.toThrow(/unknown group "fonts"/);
   });
 
+  it('says why each path is kept: the check that traced it, the ELF file that needs it, the glob, the parent', async () => {
+    const k = await computeKeepSet(root, [exec('/opt/app/bin/app')], spec({ keep: ['/usr/share/doc/**'] }), config, { eventSources: ['smoke'] });
+    expect(k.why.get('/opt/app/bin/app')).toBe('traced by smoke');
+    expect(k.why.get('/opt/app/lib/libfoo.so')).toBe('ELF dependency of /opt/app/bin/app');
+    expect(k.why.get('/usr/lib64/ld-linux-x86-64.so.2')).toBe('ELF interpreter of /opt/app/bin/app');
+    expect(k.why.get('/usr/share/doc/x/README')).toBe('keep glob /usr/share/doc/**');
+    expect(k.why.get('/etc/passwd')).toBe('always kept');
+    expect([...k.keep].filter((p) => !k.why.has(p))).toEqual([]);
+    const w = await computeKeepSet(root, [exec('/opt/app/bin/wrapper')], spec(), config);
+    expect(w.why.get('/opt/app/bin/inner')).toBe('#! interpreter of /opt/app/bin/wrapper');
+  });
+
   it('keeps files created at run time out, and their directories in', async () => {
     const created: TraceEvent = { pid: 1, sc: 'openat', path: '/opt/app/new.log', dirfd: null, abs: '/opt/app/new.log', flags: 0o101 };
     const k = await computeKeepSet(root, [created], spec(), config);
