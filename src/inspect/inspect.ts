@@ -63,7 +63,20 @@ export interface InspectFile {
   package?: string;
   /** Index of the layer that holds it (a directory: the first layer that has it). */
   layer?: number;
+  /** sha256 of a regular file's content, with `inspectImage(…, { digests: true })`. */
+  sha256?: string;
 }
+
+export interface InspectOptions {
+  /** Return every entry (InspectResult.files). */
+  files?: boolean;
+  /** Hash every regular file's content (InspectFile.sha256), e.g. to compare two images file by file. */
+  digests?: boolean;
+  /** Keep the content of these image paths (regular files up to CONTENT_LIMIT bytes each) in InspectResult.contents. */
+  contents?: Set<string>;
+}
+
+const CONTENT_LIMIT = 1 << 20;
 
 export interface InspectResult {
   file: string;
@@ -90,6 +103,8 @@ export interface InspectResult {
   sbom?: { path: string; packageCount: number; fileCount: number; packages: { name: string; version: string; purl?: string; license?: string }[] };
   /** The embedded SBOM's exact bytes (not printed; for `inspect --sbom FILE`). */
   sbomBytes?: Buffer;
+  /** Content of the paths asked for with InspectOptions.contents (not printed). */
+  contents?: Map<string, Buffer>;
 }
 
 interface BlobInfo {
@@ -117,8 +132,12 @@ class BlobReader implements TarBodySink {
   private first = true;
   private decoder: LayerDecoder | undefined;
   private decodeError: Error | undefined;
+  readonly contents = new Map<string, Buffer>();
 
-  constructor(readonly info: BlobInfo) {
+  constructor(
+    readonly info: BlobInfo,
+    private opts: InspectOptions = {},
+  ) {
     this.keepJson = info.size <= JSON_KEEP_LIMIT;
   }
 
@@ -168,7 +187,7 @@ class BlobReader implements TarBodySink {
 
   private layerEntry(h: ScanHeader): TarBodySink | undefined {
     const path = '/' + h.name.replace(/\/+$/, '');
-    this.files.push({
+    const f: InspectFile = {
       path: path === '/' ? '/' : path,
       type: h.type,
       mode: h.mode,
@@ -176,7 +195,23 @@ class BlobReader implements TarBodySink {
       gid: h.gid,
       size: h.size,
       ...(h.linkName !== undefined ? { linkTarget: h.type === 'hardlink' ? '/' + h.linkName.replace(/^\.\//, '') : h.linkName } : {}),
-    });
+    };
+    this.files.push(f);
+    const wantContent = h.type === 'file' && h.size <= CONTENT_LIMIT && this.opts.contents?.has(f.path);
+    if ((this.opts.digests || wantContent) && h.type === 'file' && h.name !== SBOM_IN_LAYER) {
+      const hash = this.opts.digests ? createHash('sha256') : undefined;
+      const chunks: Buffer[] | undefined = wantContent ? [] : undefined;
+      return {
+        write: (b) => {
+          hash?.update(b);
+          chunks?.push(b);
+        },
+        end: () => {
+          if (hash) f.sha256 = hash.digest('hex');
+          if (chunks) this.contents.set(f.path, Buffer.concat(chunks));
+        },
+      };
+    }
     if (h.name === SBOM_IN_LAYER && h.type === 'file' && h.size <= SBOM_LIMIT) {
       this.sbomChunks = [];
       return {
@@ -184,6 +219,8 @@ class BlobReader implements TarBodySink {
         end: () => {
           this.sbom = Buffer.concat(this.sbomChunks!);
           this.sbomChunks = undefined;
+          if (this.opts.digests) f.sha256 = createHash('sha256').update(this.sbom).digest('hex');
+          if (wantContent) this.contents.set(f.path, this.sbom);
         },
       };
     }
@@ -246,8 +283,9 @@ function ownersFromSbom(sbom: any): Map<string, string> {
 }
 
 /** Inspect an image tar written by `mkimg build` (or any OCI image layout tar with uncompressed layers). */
-export async function inspectImage(file: string, opts: { files?: boolean } = {}): Promise<InspectResult> {
+export async function inspectImage(file: string, opts: InspectOptions = {}): Promise<InspectResult> {
   const blobs = new Map<string, BlobInfo>();
+  const readers = new Map<string, BlobReader>();
   const top = new Map<string, Buffer>();
   const outer = new TarParser((th) => {
     const h = scanHeader(th);
@@ -255,7 +293,9 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
     if (m && h.type === 'file') {
       const info: BlobInfo = { hex: m[1], size: h.size, isTar: false };
       blobs.set(m[1], info);
-      return new BlobReader(info);
+      const reader = new BlobReader(info, opts);
+      readers.set(m[1], reader);
+      return reader;
     }
     if ((h.name === 'index.json' || h.name === 'manifest.json' || h.name === 'oci-layout') && h.type === 'file') {
       const chunks: Buffer[] = [];
@@ -302,6 +342,7 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
 
   const layers: InspectResult['layers'] = [];
   const files: InspectFile[] = [];
+  const contents = new Map<string, Buffer>();
   let sbomBuf: Buffer | undefined;
   const seenDirs = new Set<string>();
   for (const l of manifest.layers ?? []) {
@@ -325,6 +366,7 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
       if (f.type === 'dir') seenDirs.add(f.path);
       files.push({ ...f, layer: index });
     }
+    for (const [p, c] of readers.get(hex)?.contents ?? []) contents.set(p, c);
     if (b.sbom) sbomBuf = b.sbom;
   }
 
@@ -378,6 +420,7 @@ export async function inspectImage(file: string, opts: { files?: boolean } = {})
     ...(opts.files ? { files } : {}),
     sbom,
     ...(sbomBuf ? { sbomBytes: sbomBuf } : {}),
+    ...(opts.contents ? { contents } : {}),
   };
 }
 

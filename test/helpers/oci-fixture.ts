@@ -31,6 +31,8 @@ export interface FixtureOptions {
   name?: string;
   tag?: string;
   epoch?: number;
+  /** Rewrite the layer tar's bytes before they are hashed (e.g. to put raw, non-UTF-8 bytes in a name). */
+  patchLayer?: (layer: Buffer) => Buffer;
 }
 
 export interface Fixture {
@@ -96,7 +98,8 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
   const epoch = opts.epoch ?? 1700000000;
   const name = opts.name ?? 'example.org/hello';
   const tag = opts.tag ?? 'latest';
-  const layer = await layerTar(opts.files, epoch);
+  const unpatched = await layerTar(opts.files, epoch);
+  const layer = opts.patchLayer ? opts.patchLayer(unpatched) : unpatched;
   const layerHex = sha256(layer);
   const config = Buffer.from(
     canonical({
@@ -263,4 +266,22 @@ export function bodyOffset(tarBytes: Buffer, name: string): number {
     off += 512 + Math.ceil(size / 512) * 512;
   }
   throw new Error(`${name} not in tar`);
+}
+
+/** Replace `from` by the same number of raw bytes `to` in the name of the ustar header that holds it, and fix the checksum. */
+export function patchTarName(tarBytes: Buffer, from: string, to: Buffer): Buffer {
+  const out = Buffer.from(tarBytes);
+  const needle = Buffer.from(from, 'utf8');
+  if (needle.length !== to.length) throw new Error('patchTarName: same length only');
+  for (let off = 0; off + 512 <= out.length; off += 512) {
+    const at = out.subarray(off, off + 100).indexOf(needle);
+    if (at < 0) continue;
+    to.copy(out, off + at);
+    out.fill(0x20, off + 148, off + 156);
+    let sum = 0;
+    for (let i = off; i < off + 512; i++) sum += out[i];
+    out.write(sum.toString(8).padStart(6, '0') + '\0 ', off + 148, 'latin1');
+    return out;
+  }
+  throw new Error(`patchTarName: ${from} not found`);
 }

@@ -9,6 +9,7 @@ interface BuildFlags {
   cacheDir?: string;
   mirror?: string[];
   report?: string;
+  reportHtml?: string;
   sbom?: string;
   requireSignature?: boolean;
   keyring?: string;
@@ -37,6 +38,7 @@ export function registerBuild(program: Command): void {
     .option('--cache-dir <dir>', 'content-addressed .deb cache (default $XDG_CACHE_HOME/mkimg)')
     .option('--mirror <suite=url>', 'mirror for a suite, repeatable (overrides MKIMG_MIRROR_* and the host apt config)', collect, [])
     .option('--report <file>', 'write the minimization report (JSON)')
+    .option('--report-html <file>', 'write a self-contained HTML report of the image: treemaps, packages before/after minimization, why each file was kept, layers, config, SBOM')
     .option('--sbom <file>', 'also write the SPDX 2.3 SBOM here (it is always stored in the image)')
     .addOption(new Option('--require-signature', 'refuse a manifest without a good OpenPGP signature').env('MKIMG_REQUIRE_SIGNATURE'))
     .addOption(new Option('--keyring <file>', 'trusted public keys for --require-signature').env('MKIMG_KEYRING'))
@@ -55,6 +57,7 @@ export function registerBuild(program: Command): void {
 Examples:
   $ mkimg build examples/static/manifest.yaml -o static.tar
   $ mkimg build manifest.yaml -o app.tar --json | jq -r .imageId
+  $ mkimg build manifest.yaml -o app.tar --report-html app.html
   $ MKIMG_MIRROR_BOOKWORM=http://127.0.0.1:8080/debian mkimg build manifest.yaml
   $ mkimg build manifest.yaml --require-signature --keyring team.asc
   $ mkimg build manifest.yaml --push registry.example:5000/team/app:1.0
@@ -87,6 +90,10 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
             onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
           });
+          if (flags.reportHtml) {
+            const { imageReportHtml, writeReport } = await import('../../report/report.js');
+            writeReport(flags.reportHtml, await imageReportHtml(r.output, r.minimize));
+          }
           const summary = r.minimize as undefined | { before?: { files: number; bytes: number }; after?: { files: number; bytes: number } };
           return {
             json: {
@@ -105,6 +112,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               platforms: r.platforms?.map((p) => ({ architecture: p.architecture, manifestDigest: p.manifestDigest, imageId: p.imageId, minimize: p.minimize ? { before: p.minimize.before, after: p.minimize.after } : undefined })),
               pushed: r.pushed,
               warnings: r.warnings,
+              ...(flags.reportHtml ? { reportHtml: flags.reportHtml } : {}),
             },
             human: [
               `image ${r.name}:${r.tag} written to ${r.output} (${r.sizeBytes} bytes, ${r.files} layer entries)`,
@@ -120,6 +128,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),
               ...r.warnings.map((w) => `warning:         ${w}`),
               ...(r.pushed ? [`pushed:          ${r.pushed.reference}@${r.pushed.manifestDigest}`] : []),
+              ...(flags.reportHtml ? [`html report:     ${flags.reportHtml}`] : []),
             ],
           };
         },

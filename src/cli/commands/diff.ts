@@ -6,6 +6,7 @@ import type { Difference } from '../../verify/diff.js';
 interface DiffFlags {
   json?: boolean;
   limit: string;
+  html?: string;
 }
 
 /**
@@ -40,6 +41,7 @@ export function registerDiff(program: Command): void {
     .argument('<a>', 'first image tar')
     .argument('<b>', 'second image tar')
     .option('--limit <n>', 'report at most this many differences', '200')
+    .option('--html <file>', 'also write a self-contained HTML report: files and packages added, removed and changed, line diffs of changed text files')
     .option('--json', 'print one JSON object: identical, differences[{where, field, a, b, message, derived, textDiff}]')
     .addHelpText(
       'after',
@@ -47,6 +49,7 @@ export function registerDiff(program: Command): void {
 Examples:
   $ mkimg diff yesterday.tar today.tar
   $ mkimg diff a.tar b.tar --json | jq -r '.differences[].message'
+  $ mkimg diff yesterday.tar today.tar --html diff.html
 
 Exit codes: 0 identical, 9 different, 2 usage (unreadable file), 7 a tar is malformed or truncated.`,
     )
@@ -56,9 +59,14 @@ Exit codes: 0 identical, 9 different, 2 usage (unreadable file), 7 a tar is malf
           const { diffImages } = await import('../../verify/diff.js');
           const limit = Math.max(1, Number.parseInt(flags.limit, 10) || 200);
           const d = await diffImages(a, b, limit);
+          if (flags.html) {
+            const { diffReportHtml, writeReport } = await import('../../report/report.js');
+            writeReport(flags.html, await diffReportHtml(a, b, d));
+          }
+          const wrote = flags.html ? [`html report: ${flags.html}`] : [];
           return {
-            json: { identical: d.identical, differences: d.differences },
-            human: d.identical ? [`identical: ${a} and ${b} have the same bytes`] : [`${a} and ${b} differ:`, ...humanDifferences(d.differences)],
+            json: { identical: d.identical, differences: d.differences, ...(flags.html ? { htmlWritten: flags.html } : {}) },
+            human: d.identical ? [`identical: ${a} and ${b} have the same bytes`, ...wrote] : [`${a} and ${b} differ:`, ...humanDifferences(d.differences), ...wrote],
             exitCode: d.identical ? 0 : EXIT_CODES.rebuild,
           };
         },

@@ -7,6 +7,8 @@ interface InspectFlags {
   json?: boolean;
   files?: boolean;
   sbom?: string;
+  html?: string;
+  report?: string;
 }
 
 export function registerInspect(program: Command): void {
@@ -23,6 +25,8 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--files', 'list every file (path, type, mode, uid, gid, size, link target, package)')
     .option('--sbom <file>', 'also write the SBOM embedded in the image to this file (exact bytes)')
+    .option('--html <file>', 'also write a self-contained HTML report: treemaps by package and directory, packages, files (search), layers, config, SBOM')
+    .option('--report <file>', 'with --html: the minimization report `mkimg build --report` wrote, to show the unminimized closure and why each file was kept')
     .addHelpText(
       'after',
       `
@@ -32,6 +36,7 @@ Examples:
   $ mkimg inspect app.tar --json | jq '.sbom.packages[] | "\\(.name) \\(.version)"'
   $ mkimg inspect app.tar --json --files | jq '[.files[] | select(.package == null)]'
   $ mkimg inspect app.tar --sbom app.spdx.json     # extract the SBOM for a scanner
+  $ mkimg inspect app.tar --html app.html --report app-report.json
 
 Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integrity (not a whole image tar, digest mismatch).`,
     )
@@ -46,7 +51,16 @@ Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integ
             }
             writeFileSync(flags.sbom, sbomBytes);
           }
-          return { json: { ...r, ...(flags.sbom ? { sbomWritten: flags.sbom } : {}) }, human: formatInspect(r) };
+          if (flags.report && !flags.html) throw new MkimgError('usage', '--report FILE is read only with --html FILE', { hint: 'mkimg inspect app.tar --html app.html --report report.json' });
+          if (flags.html) {
+            const { imageReportHtml, readMinimizeReport, writeReport } = await import('../../report/report.js');
+            const minimize = flags.report ? readMinimizeReport(flags.report) : undefined;
+            writeReport(flags.html, await imageReportHtml(image, minimize));
+          }
+          return {
+            json: { ...r, ...(flags.sbom ? { sbomWritten: flags.sbom } : {}), ...(flags.html ? { htmlWritten: flags.html } : {}) },
+            human: [...formatInspect(r), ...(flags.html ? [`html report:     ${flags.html}`] : [])],
+          };
         },
         (_image: string, flags: InspectFlags) => Boolean(flags.json),
       ),
