@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { mkimg } from '../helpers/cli.js';
+import { writeSampleProject } from '../helpers/sample-project.js';
 import { haveChromium, launchChromium } from '../helpers/browser.js';
 import { patchTarName, writeOciFixture, type FixtureFile } from '../helpers/oci-fixture.js';
 import type { MinimizeReport, PathReport } from '../../src/minimize/report.js';
@@ -235,6 +236,39 @@ describe('mkimg inspect --html', () => {
     expect(b.stderr).toMatch(/bad\.json is not a minimization report/);
     expect(() => readFileSync(join(work, 'bad.html'))).toThrow();
   });
+});
+
+describe('mkimg build --report-html', () => {
+  it('writes the report of the built image with its minimization: why busybox is kept, what was removed', async () => {
+    const proj = join(work, 'sample');
+    const manifest = writeSampleProject(proj, { minimize: true });
+    const out = join(work, 'sample.tar');
+    const html = join(work, 'sample.html');
+    const json = join(work, 'sample-report.json');
+    const r = mkimg(['build', manifest, '-o', out, '--report', json, '--report-html', html, '--cache-dir', join(work, 'cache')]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const rep = JSON.parse(readFileSync(json, 'utf8')) as MinimizeReport;
+    const busybox = rep.paths.find((p) => p.path === '/usr/bin/busybox');
+    expect(busybox).toMatchObject({ origin: 'pkg:hello-busybox', kept: true, why: expect.stringMatching(/^traced by entrypoint$|^#! interpreter of /) });
+    expect(rep.paths.find((p) => p.path === '/usr/share/doc/hello-busybox/copyright')).toMatchObject({ kept: false });
+    expect(rep.paths.filter((p) => p.kept).length).toBe(rep.after.files + rep.paths.filter((p) => p.kept && p.type === 'dir').length);
+    // inspect --report on the same image and report draws the same page.
+    const again = join(work, 'sample-again.html');
+    expect(mkimg(['inspect', out, '--html', again, '--report', json]).code).toBe(0);
+    expect(readFileSync(again).equals(readFileSync(html))).toBe(true);
+
+    const { page, errors } = await open(html);
+    expect(await page.locator('#treemap-final text').allTextContents()).toContain('hello-busybox');
+    await page.locator('#treemap-final g.cell', { hasText: 'hello-busybox' }).first().click();
+    const panel = page.locator('#pkg-panel');
+    await expect.poll(() => panel.isVisible()).toBe(true);
+    expect(await panel.textContent()).toContain('/usr/bin/busybox');
+    await panel.locator('#pkg-removed summary').click();
+    expect(await panel.locator('#pkg-removed').textContent()).toContain('/usr/share/doc/hello-busybox/copyright');
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 300_000);
 });
 
 describe('mkimg diff --html', () => {
