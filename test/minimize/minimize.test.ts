@@ -153,6 +153,11 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     // the same keep set on a second run
     const again = await minimizeAndProve(root, s, config, { workDir: work });
     expect([...again.keep].sort()).toEqual([...r.keep].sort());
+    // and the same report, down to why each path is kept
+    expect(again.report).toEqual(r.report);
+    expect(r.report.paths.find((p) => p.path === '/usr/lib/plugins/libgreet.so')).toMatchObject({ kept: true, why: 'traced by check 1' });
+    expect(r.report.paths.find((p) => p.path === '/usr/lib/plugins/libunused.so')).toMatchObject({ kept: false });
+    expect(r.report.paths.filter((p) => p.kept && !p.why)).toEqual([]);
   });
 
   it('keeps NSS and the gconv module iconv loads, not the other gconv modules', async () => {
