@@ -92,7 +92,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
           });
           if (flags.reportHtml) {
             const { imageReportHtml, writeReport } = await import('../../report/report.js');
-            writeReport(flags.reportHtml, await imageReportHtml(r.output, r.minimize));
+            writeReport(flags.reportHtml, await imageReportHtml(flags.output, r.minimize)); // the name as given, like inspect
           }
           const summary = r.minimize as undefined | { before?: { files: number; bytes: number }; after?: { files: number; bytes: number } };
           return {
