@@ -351,7 +351,7 @@ export const CLIENT_JS = String.raw`
     var pk = new Map();
     function P(name) { var p = pk.get(name); if (!p) { p = { name: name, files: 0, bytes: 0, bf: 0, bb: 0 }; pk.set(name, p); } return p; }
     files.forEach(function (f) { if (f.t === 'd') return; var p = P(f.k || '(no package)'); p.files++; p.bytes += f.s; });
-    if (mz) mz.closure.forEach(function (c) { if (c.t === 'd') return; var p = P(c.k); p.bf++; p.bb += c.s; });
+    if (mz) mz.closure.forEach(function (c) { if (c.t === 'd') return; var p = P(c.k || '(no package)'); p.bf++; p.bb += c.s; });
     var pkgs = Array.from(pk.values()).sort(function (a, b) { return b.bytes - a.bytes || b.bb - a.bb || cmp(a.name, b.name); });
 
     var ov = section('overview');
@@ -394,7 +394,7 @@ export const CLIENT_JS = String.raw`
       })));
       if (mine.length > shown.length) panel.appendChild(el('p', 'muted', (mine.length - shown.length) + ' more: search the Files tab'));
       if (mz) {
-        var gone = mz.closure.filter(function (c) { return c.k === name && !c.kept && c.t !== 'd'; });
+        var gone = mz.closure.filter(function (c) { return (c.k || '(no package)') === name && !c.kept && c.t !== 'd'; });
         var det = el('details'); det.id = 'pkg-removed';
         add(det, el('summary', null, gone.length + ' files removed by minimization (' + size(gone.reduce(function (a, c) { return a + c.s; }, 0)) + ')'));
         det.appendChild(table(['path', 'size', 'note'], gone.slice(0, 1000).map(function (c) { return [c.p, size(c.s), c.why || 'not touched by any check']; })));
@@ -465,7 +465,7 @@ export const CLIENT_JS = String.raw`
 
     var ov = section('overview');
     var c = el('div', 'cards');
-    function card(k, a, b) { add(c, add(el('div', 'card'), el('div', 'k', k), el('div', 'v mono', a), el('div', 'v mono', b))); }
+    function card(k, a, b) { add(c, add(el('div', 'card'), el('div', 'k', k), el('div', 'v mono', 'first:  ' + a), el('div', 'v mono', 'second: ' + b))); }
     card('image id', A.imageId, B.imageId);
     card('entries', A.fileCount + ' (' + size(A.fileBytes) + ')', B.fileCount + ' (' + size(B.fileBytes) + ')');
     card('packages', A.sbom ? A.sbom.packageCount : 'no SBOM', B.sbom ? B.sbom.packageCount : 'no SBOM');

@@ -49,7 +49,7 @@ export interface ClosureFile {
   p: string;
   t: 'f' | 'd' | 'l' | 'h';
   s: number;
-  /** Package name, or the origin ("file:…", "generated:…", "layout") for non-package entries. */
+  /** Owner as in ReportFile.k: package name, "(files: input)", "(generated)", or "" (layout). */
   k: string;
   /** Kept in the image. */
   kept: boolean;
@@ -170,9 +170,12 @@ export function imageSummary(r: InspectResult): ImageSummary {
   };
 }
 
-/** "pkg:libc6" → "libc6"; other origins as they are. */
+/** A staging origin named as inspect names the owner of an image file (from the SBOM), so before and after line up. */
 function originLabel(origin: string): string {
-  return origin.startsWith('pkg:') ? origin.slice(4) : origin;
+  if (origin.startsWith('pkg:')) return origin.slice(4);
+  if (origin.startsWith('file:')) return '(files: input)';
+  if (origin.startsWith('generated:')) return '(generated)';
+  return '';
 }
 
 export function minimizeSummary(m: MinimizeReport): MinimizeSummary {

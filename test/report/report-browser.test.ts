@@ -266,6 +266,10 @@ describe('mkimg build --report-html', () => {
     expect(await panel.textContent()).toContain('/usr/bin/busybox');
     await panel.locator('#pkg-removed summary').click();
     expect(await panel.locator('#pkg-removed').textContent()).toContain('/usr/share/doc/hello-busybox/copyright');
+    // files: inputs line up before and after (staging origin file:… is the SBOM's "(files: input)")
+    const inputs = await page.locator('#packages tbody tr', { hasText: '(files: input)' }).first().locator('td').allTextContents();
+    expect(Number(inputs[3])).toBeGreaterThan(0);
+    expect(Number(inputs[5])).toBeGreaterThanOrEqual(Number(inputs[3]));
     expect(errors).toEqual([]);
     await page.close();
   }, 300_000);
