@@ -527,7 +527,8 @@ export const CLIENT_JS = String.raw`
       if (f.hunks) {
         var pre = el('div', 'udiff mono');
         f.hunks.forEach(function (h) {
-          pre.appendChild(el('div', 'hh', '@@ -' + h.a + ' +' + h.b + ' @@'));
+          var na = h.lines.filter(function (l) { return l[0] !== '+'; }).length, nb = h.lines.filter(function (l) { return l[0] !== '-'; }).length;
+          pre.appendChild(el('div', 'hh', '@@ -' + (na ? h.a : h.a - 1) + ',' + na + ' +' + (nb ? h.b : h.b - 1) + ',' + nb + ' @@'));
           h.lines.forEach(function (l) { pre.appendChild(el('div', l[0] === '+' ? 'ins' : l[0] === '-' ? 'del' : 'ctx', l)); });
         });
         panel.appendChild(pre);

@@ -296,7 +296,7 @@ describe('mkimg diff --html', () => {
     const panel = page.locator('#diff-panel');
     expect(await panel.locator('.del').allTextContents()).toEqual(['-port=80']);
     expect(await panel.locator('.ins').allTextContents()).toEqual(['+port=8080']);
-    expect(await panel.locator('.hh').allTextContents()).toEqual(['@@ -1 +1 @@']);
+    expect(await panel.locator('.hh').allTextContents()).toEqual(['@@ -1,4 +1,4 @@']);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     expect(errors).toEqual([]);
     await page.close();
