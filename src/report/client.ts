@@ -413,7 +413,7 @@ export const CLIENT_JS = String.raw`
     var list = new VList(fs, function (f) {
       var r = el('div', 'row');
       var c = closureByPath.get(f.p);
-      add(r, el('span', 'c-mode mono', modeString(f.t, f.m)), el('span', 'c-size', f.t === 'f' ? size(f.s) : ''),
+      add(r, el('span', 'c-mode mono', modeString(f.t, f.m)), img.layers.length > 1 ? el('span', 'c-layer muted', 'layer ' + f.l) : null, el('span', 'c-size', f.t === 'f' ? size(f.s) : ''),
         el('span', 'c-path mono', f.p + (f.ln !== undefined ? (f.t === 'h' ? ' => ' : ' -> ') + f.ln : '')),
         add(el('span', 'c-pkg'), pkgLink(f.k, openPkg)), mz ? el('span', 'c-why muted', c ? c.why || '' : '') : null);
       return r;

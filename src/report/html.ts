@@ -46,7 +46,7 @@ dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 12px; margi
 .vlist { height: 65vh; overflow-y: auto; background: #fff; border: 1px solid #d0d7de; position: relative; }
 .vpad { position: relative; } .vrows { position: absolute; left: 0; right: 0; top: 0; }
 .row { height: 22px; display: flex; gap: 10px; align-items: center; white-space: nowrap; border-bottom: 1px solid #f0f3f6; padding: 0 6px; overflow: hidden; }
-.c-mode { width: 78px; flex: none; } .c-size { width: 72px; flex: none; text-align: right; }
+.c-mode { width: 78px; flex: none; } .c-layer { width: 56px; flex: none; font-size: 12px; } .c-size { width: 72px; flex: none; text-align: right; }
 .c-path { flex: 1 1 auto; overflow: hidden; text-overflow: ellipsis; } .c-pkg { width: 160px; flex: none; overflow: hidden; text-overflow: ellipsis; }
 .c-why { width: 300px; flex: none; overflow: hidden; text-overflow: ellipsis; font-size: 12px; }
 .added, .st-added { color: #116329; } .removed, .st-removed { color: #a40e26; } .changed, .st-changed { color: #7d4e00; }
