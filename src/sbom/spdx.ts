@@ -14,7 +14,8 @@ import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
 import { debianBase, purlDistro } from '../system/files.js';
 import { byteOrder, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
-import { contributingPackages } from '../system/statusd.js';
+import { contributingPackages, copyrightPaths } from '../system/statusd.js';
+import { copyrightPathOf, sourcePackageOf, type SourcePackage } from '../debian/source-package.js';
 import { spdxLicenseOf } from './license.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
@@ -49,9 +50,18 @@ export function fileSpdxId(path: string): string {
   return `SPDXRef-File-${shortHash(path)}`;
 }
 
-/** purl for a Debian binary package (name and version percent-encoded as the purl spec asks). */
-export function debPurl(name: string, version: string, arch: string, distro: string): string {
-  return `pkg:deb/debian/${encodeURIComponent(name)}@${encodeURIComponent(version)}?arch=${encodeURIComponent(arch)}&distro=${encodeURIComponent(distro)}`;
+/**
+ * purl for a Debian binary package (name and version percent-encoded as the
+ * purl spec asks; qualifiers in key order). `upstream` names the source
+ * package when it differs from the binary (libc6 -> glibc): advisories are
+ * filed under the source package, and SBOM-based scanners (Grype) match on it.
+ */
+export function debPurl(name: string, version: string, arch: string, distro: string, upstream?: SourcePackage): string {
+  let purl = `pkg:deb/debian/${encodeURIComponent(name)}@${encodeURIComponent(version)}?arch=${encodeURIComponent(arch)}&distro=${encodeURIComponent(distro)}`;
+  if (upstream && (upstream.name !== name || upstream.version !== undefined)) {
+    purl += `&upstream=${encodeURIComponent(upstream.version ? `${upstream.name}@${upstream.version}` : upstream.name)}`;
+  }
+  return purl;
 }
 
 /** "Name <mail>" -> SPDX supplier ("Organization:" for teams and lists, else "Person:"). */
@@ -216,6 +226,12 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
     const id = packageSpdxId(pkg.name);
     for (const p of kept) ownerOfPath.set(p, id);
   }
+  // A copyright file reached through a package's doc link belongs to a
+  // sibling package; when that sibling is not listed, the linking package names it.
+  for (const { pkg } of contributing) {
+    const id = packageSpdxId(pkg.name);
+    for (const p of copyrightPaths(root, pkg)) if (keep.has(p) && !ownerOfPath.has(p)) ownerOfPath.set(p, id);
+  }
 
   // Files: every kept regular file (and hardlink), except the SBOM itself.
   const files: FileRecord[] = [];
@@ -257,7 +273,7 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
   for (const { pkg } of contributing) {
     const id = packageSpdxId(pkg.name);
     const own = filesByOwner.get(id) ?? [];
-    const copyright = readRootFile(root, `/usr/share/doc/${pkg.name}/copyright`)?.toString('utf8');
+    const copyright = readRootFile(root, copyrightPathOf(pkg.name))?.toString('utf8');
     const lic = spdxLicenseOf(copyright, pkg.name);
     for (const x of lic.extracted) {
       const prev = extracted.get(x.licenseId);
@@ -281,7 +297,7 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
       filesAnalyzed: own.length > 0,
       packageVerificationCode: own.length > 0 ? { packageVerificationCodeValue: verificationCodeOf(own, unhashed) } : undefined,
       checksums: [{ algorithm: 'SHA256', checksumValue: debSha(pkg) }],
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(pkg.name, pkg.version, pkg.architecture, distro) }],
+      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(pkg.name, pkg.version, pkg.architecture, distro, sourcePackageOf(pkg.control, pkg.name)) }],
       licenseDeclared: lic.expression,
       licenseConcluded: 'NOASSERTION',
       licenseComments: lic.debian ? `Debian copyright file (DEP-5) declares: ${lic.debian}` : undefined,

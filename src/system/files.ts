@@ -48,19 +48,50 @@ export function purlDistro(base: DebianBase | undefined): string {
   return `debian-${base.version ?? base.codename}`;
 }
 
-/** os-release text mkimg generates when base-files is not in the image. */
+/** An os-release value, double-quoted with the escapes os-release(5) asks for. */
+function osReleaseQuote(v: string): string {
+  return '"' + v.replace(/[\\"$`]/g, (c) => '\\' + c).replace(/\n/g, ' ') + '"';
+}
+
+/**
+ * os-release text mkimg generates when base-files is not in the image: the
+ * field set distroless writes (PRETTY_NAME, NAME, ID, VERSION_ID, VERSION,
+ * HOME_URL, SUPPORT_URL), plus VERSION_CODENAME as Debian's own file has it.
+ * ID and VERSION_ID are what scanners match Debian's security data on; the
+ * names do not claim the image *is* Debian. The URLs are the image's own,
+ * from its OCI labels (mkimg has none to claim): HOME_URL from
+ * org.opencontainers.image.url (else .source), SUPPORT_URL from
+ * org.opencontainers.image.documentation; absent labels, absent fields.
+ */
 export function generatedOsRelease(manifest: Manifest): string {
   const base = debianBase(manifest);
   const lines: string[] = [];
   if (base) {
     const what = base.version ? `Debian ${base.version}` : `Debian ${base.codename}`;
     lines.push(`PRETTY_NAME="mkimg image (${what} packages)"`, 'NAME="mkimg image"', 'ID=debian');
-    if (base.version) lines.push(`VERSION_ID="${base.version}"`);
+    if (base.version) lines.push(`VERSION_ID="${base.version}"`, `VERSION="${base.version} (${base.codename})"`);
     lines.push(`VERSION_CODENAME=${base.codename}`);
   } else {
     lines.push('PRETTY_NAME="mkimg image"', 'NAME="mkimg image"', 'ID=mkimg');
   }
+  const labels = manifest.config?.labels ?? {};
+  const home = labels['org.opencontainers.image.url'] ?? labels['org.opencontainers.image.source'];
+  const support = labels['org.opencontainers.image.documentation'];
+  if (home) lines.push(`HOME_URL=${osReleaseQuote(home)}`);
+  if (support) lines.push(`SUPPORT_URL=${osReleaseQuote(support)}`);
   return lines.join('\n') + '\n';
+}
+
+/**
+ * /etc/debian_version as base-files ships it, from the locked suite: the
+ * release number ("12") for a numbered release, "<codename>" for sid.
+ * Trivy identifies a Debian base by this file alone. Undefined when the
+ * packages do not come from Debian.
+ */
+export function generatedDebianVersion(manifest: Manifest): string | undefined {
+  const base = debianBase(manifest);
+  if (!base) return undefined;
+  return `${base.version ?? base.codename}\n`;
 }
 
 export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] {
@@ -72,6 +103,11 @@ export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] 
   }
   if (!root.entries.has('/etc/os-release')) {
     const r = writeRootSymlink(root, '/etc/os-release', '../usr/lib/os-release', origin);
+    out.push(...r.created, r.path);
+  }
+  const debianVersion = generatedDebianVersion(manifest);
+  if (debianVersion !== undefined && !root.entries.has('/etc/debian_version')) {
+    const r = writeRootFile(root, '/etc/debian_version', debianVersion, origin);
     out.push(...r.created, r.path);
   }
   // Scanners identify the base by these: keep them even when base-files shipped them.
@@ -315,7 +351,7 @@ export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[
  * "certificates", "timezones" and "nss" groups).
  */
 export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
-  system: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/os-release', '/usr/lib/os-release', '/etc/debian_version', '/tmp', '/etc/nsswitch.conf', '/var/lib/dpkg/status.d/**', '/usr/share/mkimg/**'],
+  system: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/os-release', '/usr/lib/os-release', '/etc/debian_version', '/tmp', '/etc/nsswitch.conf', '/var/lib/dpkg/status.d/**', '/var/lib/dpkg/info/*.md5sums', '/usr/share/mkimg/**'],
   certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
   nss: ['/etc/nsswitch.conf', '/etc/host.conf', '/etc/hosts', '/etc/services', '/etc/protocols', '/etc/ethers', '/etc/rpc'],

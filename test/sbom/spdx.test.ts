@@ -7,7 +7,8 @@ import { Ajv } from 'ajv';
 import { writeAccounts } from '../../src/system/accounts.js';
 import { writeSystemFiles } from '../../src/system/files.js';
 import { writeRootFile } from '../../src/system/rootfs.js';
-import { statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
+import { DPKG_INFO_DIR, statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
+import { dpkgInfoName, sourcePackageOf } from '../../src/debian/source-package.js';
 import { debPurl, makeSbom, pathOrder, reserveSbom, SBOM_PATH, sbomBytes, supplierOf, writeSbom } from '../../src/sbom/spdx.js';
 import { byteOrder } from '../../src/system/rootfs.js';
 import { canonicalJsonBytes } from '../../src/util/canonical-json.js';
@@ -87,15 +88,24 @@ describe('status.d and SBOM on a real minimized root', () => {
     const { root } = t!;
     const paths = writeStatusD(root, keep);
     for (const p of paths) keep.add(p);
+    // status.d holds only control stanzas (a scanner parses each file there as one);
+    // md5sums go where dpkg keeps them
     const files = readdirSync(join(root.dir, STATUSD_DIR)).sort();
-    expect(files).toEqual(['base-files', 'base-files.md5sums', 'ca-certificates', 'ca-certificates.md5sums', 'dash', 'dash.md5sums', 'tzdata', 'tzdata.md5sums']);
-    expect(paths).toEqual(expect.arrayContaining(['/var', '/var/lib', '/var/lib/dpkg', STATUSD_DIR, `${STATUSD_DIR}/dash`, `${STATUSD_DIR}/dash.md5sums`]));
+    expect(files).toEqual(['base-files', 'ca-certificates', 'dash', 'tzdata']);
+    const info = join(root.dir, DPKG_INFO_DIR);
+    expect(readdirSync(info).sort()).toEqual(['base-files.md5sums', 'ca-certificates.md5sums', 'dash.md5sums', 'tzdata.md5sums']);
+    expect(paths).toEqual(expect.arrayContaining(['/var', '/var/lib', '/var/lib/dpkg', STATUSD_DIR, `${STATUSD_DIR}/dash`, DPKG_INFO_DIR, `${DPKG_INFO_DIR}/dash.md5sums`]));
+    // every listed package keeps its copyright file (license scanners read it), even though
+    // the "minimized" keep set dropped ca-certificates' docs; base-passwd (not listed) keeps none
+    for (const n of ['base-files', 'ca-certificates', 'dash', 'tzdata']) expect(paths, n).toContain(`/usr/share/doc/${n}/copyright`);
+    expect(paths.some((p) => p.startsWith('/usr/share/doc/base-passwd'))).toBe(false);
+    expect(readFileSync(join(info, 'ca-certificates.md5sums'), 'utf8')).toMatch(/  usr\/share\/doc\/ca-certificates\/copyright\n/);
     expect(root.entries.get(`${STATUSD_DIR}/dash`)).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, origin: 'generated:status.d' });
 
     // dpkg itself parses them as a status database
     const admin = mkdtempSync(join(tmpdir(), 'mkimg-admin-'));
     try {
-      const stanzas = files.filter((f) => !f.endsWith('.md5sums')).map((f) => readFileSync(join(root.dir, STATUSD_DIR, f), 'utf8'));
+      const stanzas = files.map((f) => readFileSync(join(root.dir, STATUSD_DIR, f), 'utf8'));
       writeFileSync(join(admin, 'status'), stanzas.join('\n'));
       mkdirSync(join(admin, 'info'));
       writeFileSync(join(admin, 'available'), '');
@@ -110,13 +120,29 @@ describe('status.d and SBOM on a real minimized root', () => {
     }
 
     // md5sums: only kept files, and they verify against the root's bytes
-    const caSums = readFileSync(join(root.dir, STATUSD_DIR, 'ca-certificates.md5sums'), 'utf8').trim().split('\n');
-    expect(caSums).toHaveLength(3);
-    const check = run('md5sum', ['-c', '--quiet', join(root.dir, STATUSD_DIR, 'dash.md5sums')], { cwd: root.dir });
+    const caSums = readFileSync(join(info, 'ca-certificates.md5sums'), 'utf8').trim().split('\n');
+    expect(caSums).toHaveLength(4); // three certificates and the copyright file
+    const check = run('md5sum', ['-c', '--quiet', join(info, 'dash.md5sums')], { cwd: root.dir });
     expect(check).toBe('');
-    run('md5sum', ['-c', '--quiet', join(root.dir, STATUSD_DIR, 'ca-certificates.md5sums')], { cwd: root.dir });
-    const dashSums = readFileSync(join(root.dir, STATUSD_DIR, 'dash.md5sums'), 'utf8');
+    run('md5sum', ['-c', '--quiet', join(info, 'ca-certificates.md5sums')], { cwd: root.dir });
+    const dashSums = readFileSync(join(info, 'dash.md5sums'), 'utf8');
     expect(dashSums).toBe(root.packages.find((p) => p.name === 'dash')!.md5sums);
+  });
+
+  it('purls name the source package (upstream=) when it differs; info files are name:arch for Multi-Arch: same', () => {
+    const libc6 = 'Package: libc6\nSource: glibc\nVersion: 2.36-9+deb12u14\nArchitecture: amd64\nMulti-Arch: same\n';
+    expect(sourcePackageOf(libc6, 'libc6')).toEqual({ name: 'glibc' });
+    expect(debPurl('libc6', '2.36-9+deb12u14', 'amd64', 'debian-12', sourcePackageOf(libc6, 'libc6'))).toBe(
+      'pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc',
+    );
+    // a binNMU names the source version too; a package that is its own source gets no qualifier
+    const bin = 'Package: libbz2-1.0\nSource: bzip2 (1.0.8-5)\nVersion: 1.0.8-5+b1\n';
+    expect(debPurl('libbz2-1.0', '1.0.8-5+b1', 'amd64', 'debian-12', sourcePackageOf(bin, 'libbz2-1.0'))).toBe(
+      'pkg:deb/debian/libbz2-1.0@1.0.8-5%2Bb1?arch=amd64&distro=debian-12&upstream=bzip2%401.0.8-5',
+    );
+    expect(debPurl('dash', '0.5.12-2', 'amd64', 'debian-12', sourcePackageOf('Package: dash\nVersion: 0.5.12-2\n', 'dash'))).toBe('pkg:deb/debian/dash@0.5.12-2?arch=amd64&distro=debian-12');
+    expect(dpkgInfoName(libc6, 'libc6', 'amd64')).toBe('libc6:amd64');
+    expect(dpkgInfoName('Package: dash\nMulti-Arch: foreign\n', 'dash', 'amd64')).toBe('dash');
   });
 
   it('the stanza is the control file plus the Status line', () => {
@@ -168,6 +194,9 @@ describe('status.d and SBOM on a real minimized root', () => {
     expect(input.comment).toBe('from files: input app.conf');
     expect(contains('SPDXRef-Package-mkimg-inputs', input.SPDXID)).toBe(true);
     expect(contains('SPDXRef-Package-mkimg-generated', (byName.get('/etc/passwd') as any).SPDXID)).toBe(true);
+    // the copyright file kept for license scanners is named in the SBOM, in its package
+    const caCopyright = byName.get('/usr/share/doc/ca-certificates/copyright') as any;
+    expect(contains(pkgOf('ca-certificates').SPDXID, caCopyright.SPDXID)).toBe(true);
     // base-passwd was minimized away: not in the SBOM
     expect(doc.packages.some((p: any) => p.name === 'base-passwd')).toBe(false);
   });

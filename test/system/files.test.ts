@@ -6,6 +6,8 @@ import {
   DEFAULT_NSSWITCH,
   debianBase,
   generatedOsRelease,
+  generatedDebianVersion,
+  writeOsRelease,
   pemLinkName,
   planCaBundle,
   writeCaCertificates,
@@ -180,14 +182,23 @@ describe('os-release, nsswitch, /tmp, time zones', () => {
       writeSystemFiles(root, m);
       expect(root.entries.get('/etc/os-release')).toMatchObject({ type: 'symlink', linkTarget: '../usr/lib/os-release' });
       expect(readRootFile(root, '/etc/os-release')!.toString('utf8')).toBe(
-        'PRETTY_NAME="mkimg image (Debian 12 packages)"\nNAME="mkimg image"\nID=debian\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\n',
+        'PRETTY_NAME="mkimg image (Debian 12 packages)"\nNAME="mkimg image"\nID=debian\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\n',
       );
+      // Trivy identifies a Debian base by /etc/debian_version alone: written from the suite, kept
+      expect(readRootFile(root, '/etc/debian_version')!.toString('utf8')).toBe('12\n');
+      expect(root.entries.get('/etc/debian_version')).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, origin: 'generated:os-release' });
+      expect(writeOsRelease(root, m)).toContain('/etc/debian_version');
+      // the image's own URLs come from its OCI labels, quoted as os-release(5) asks
+      const labelled = testManifest({ config: { ...m.config, labels: { 'org.opencontainers.image.source': 'https://git.example.invalid/app', 'org.opencontainers.image.documentation': 'https://docs.example.invalid/a"b' } } });
+      expect(generatedOsRelease(labelled)).toMatch(/\nHOME_URL="https:\/\/git\.example\.invalid\/app"\nSUPPORT_URL="https:\/\/docs\.example\.invalid\/a\\"b"\n$/);
+      expect(generatedDebianVersion(testManifest({ sources: [{ suites: ['sid'], components: ['main'], allowUnsigned: false }] }))).toBe('sid\n');
       expect(readRootFile(root, '/etc/nsswitch.conf')!.toString('utf8')).toBe(DEFAULT_NSSWITCH);
       expect(root.entries.get('/tmp')).toMatchObject({ type: 'dir', mode: 0o1777 });
       // not from Debian: no Debian claim
       const other = testManifest({ sources: [{ url: 'http://127.0.0.1/x', suites: ['stable-local'], components: ['main'], allowUnsigned: true }] });
       expect(debianBase(other)).toBeUndefined();
       expect(generatedOsRelease(other)).toBe('PRETTY_NAME="mkimg image"\nNAME="mkimg image"\nID=mkimg\n');
+      expect(generatedDebianVersion(other)).toBeUndefined();
       expect(debianBase(testManifest({ sources: [{ suites: ['trixie'], components: ['main'], allowUnsigned: false }] }))).toEqual({ codename: 'trixie', version: '13' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
