@@ -13,7 +13,7 @@ import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
 import { unpackDebs } from '../stage/extract.js';
 import { addFileInputs, type InputPins } from '../stage/files.js';
-import { writeAccounts, validateUser } from '../system/accounts.js';
+import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
 import { writeStatusD } from '../system/statusd.js';
 import { reserveSbom, SBOM_IMAGE_PATH, writeSbom } from '../sbom/spdx.js';
@@ -251,6 +251,8 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
+    // The image config names the user by number (orchestrators check uids); the name stays in /etc/passwd.
+    const config = { ...manifest.config, user: numericUser(root, manifest.config.user) };
 
     let keep: Set<string>;
     let report: MinimizeReport | undefined;
@@ -278,7 +280,7 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
         tag: manifest.tag,
         architecture: manifest.architecture,
         sourceDateEpoch: manifest.sourceDateEpoch,
-        config: manifest.config,
+        config,
         manifestSha256: manifest.origin.sha256,
       },
       splitLayers(layerEntries(root, keep, { pins, content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined }), manifest.layering),

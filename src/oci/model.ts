@@ -181,13 +181,28 @@ export function indexOf(manifests: Descriptor[]): Blob {
 }
 
 /** The index of an image tar with one manifest: its platform and the name annotations. */
+/**
+ * The fully qualified reference containerd, the kubelet and Docker use for
+ * NAME:TAG, by Docker's normalization: a first path component that holds a
+ * "." or ":" or is "localhost" names a registry and stays; otherwise the name
+ * is on Docker Hub: "name" -> "docker.io/library/name", "org/name" ->
+ * "docker.io/org/name". (`ctr import` keeps the annotation as the image name:
+ * unqualified, no pod reference would ever match it.)
+ */
+export function qualifiedReference(name: string, tag: string): string {
+  const first = name.split('/')[0]!;
+  const hasRegistry = name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  const full = hasRegistry ? name : name.includes('/') ? `docker.io/${name}` : `docker.io/library/${name}`;
+  return `${full}:${tag}`;
+}
+
 export function imageIndex(manifest: Descriptor, name: string, tag: string, debArch: string): Blob {
   return indexOf([
     {
       ...manifest,
       platform: ociPlatform(debArch),
       annotations: {
-        'io.containerd.image.name': `${name}:${tag}`,
+        'io.containerd.image.name': qualifiedReference(name, tag),
         'org.opencontainers.image.ref.name': tag,
       },
     },
@@ -199,7 +214,7 @@ export function dockerManifestJson(configDigest: string, layerDigests: string[],
   return canonicalJsonBytes([
     {
       Config: `blobs/sha256/${configDigest.slice(7)}`,
-      RepoTags: [`${name}:${tag}`],
+      RepoTags: [qualifiedReference(name, tag)],
       Layers: layerDigests.map((d) => `blobs/sha256/${d.slice(7)}`),
     },
   ]);

@@ -283,3 +283,44 @@ export function writeAccounts(root: StagingRoot, manifest: Manifest): string[] {
   }
   return [...new Set(written)];
 }
+
+/**
+ * config.user as the image config carries it: numeric `uid:gid`, looked up
+ * in the image's own /etc/passwd and /etc/group (written by writeAccounts).
+ * The kubelet refuses a non-numeric user under `runAsNonRoot` (it cannot
+ * tell whether a name is root), so a name is turned into numbers here; the
+ * name stays in /etc/passwd for tools that show it. A user name alone takes
+ * its primary gid, as the runtime would; a bare uid stays as written (the
+ * runtime looks its gid up, or uses 0 when there is no entry).
+ */
+export function numericUser(root: StagingRoot, user: string | undefined): string | undefined {
+  if (user === undefined || user === '') return user;
+  const [u, g] = user.split(':');
+  const numeric = (s: string): boolean => /^[0-9]+$/.test(s);
+  if (numeric(u) && (g === undefined || numeric(g))) return user;
+  const rows = (p: string): string[][] =>
+    (readRootFile(root, p)?.toString('utf8') ?? '')
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'))
+      .map((l) => l.split(':'));
+  const passwd = rows('/etc/passwd');
+  const entry = numeric(u) ? passwd.find((r) => r[2] === u) : passwd.find((r) => r[0] === u);
+  if (!numeric(u) && !entry) {
+    throw new MkimgError('manifest', `config.user names user "${u}", which the image's /etc/passwd does not define`, {
+      hint: `define it under accounts.users (e.g. { name: ${u}, uid: 65532 }) or use a numeric uid:gid`,
+    });
+  }
+  const uid = numeric(u) ? u : entry![2];
+  let gid: string | undefined;
+  if (g === undefined) gid = entry?.[3];
+  else if (numeric(g)) gid = g;
+  else {
+    gid = rows('/etc/group').find((r) => r[0] === g)?.[2];
+    if (gid === undefined) {
+      throw new MkimgError('manifest', `config.user names group "${g}", which the image's /etc/group does not define`, {
+        hint: 'define it under accounts.groups, or use a numeric gid',
+      });
+    }
+  }
+  return gid === undefined ? uid : `${uid}:${gid}`;
+}

@@ -67,7 +67,7 @@ describe('mkimg inspect', () => {
     const r = await inspectImage(image);
     expect(r.imageId).toBe(written.imageId);
     expect(r.manifestDigest).toBe(written.manifestDigest);
-    expect(r.name).toBe('inspect-test:v1');
+    expect(r.name).toBe('docker.io/library/inspect-test:v1');
     expect(r.config).toMatchObject({ entrypoint: ['/bin/sh', '-c'], cmd: ['echo hi'], user: 'nonroot', workdir: '/home/nonroot', exposedPorts: ['8080/tcp'] });
     expect(r.config.env).toContain('LANG=C.UTF-8');
     expect(r.config.labels).toEqual({ team: 'infra', 'org.mkimg.manifest.sha256': m.origin.sha256 });

@@ -52,7 +52,7 @@ describe('pull', () => {
     expect(img.manifest.config.digest).toBe(built.imageId);
     const ld = img.manifest.layers[0]!.digest;
     expect('sha256:' + createHash('sha256').update(await readMember(out, img.members.get(`blobs/sha256/${ld.slice(7)}`)!)).digest('hex')).toBe(ld);
-    expect(JSON.parse((await readMember(out, img.members.get('manifest.json')!)).toString())[0].RepoTags).toEqual(['dock:1']);
+    expect(JSON.parse((await readMember(out, img.members.get('manifest.json')!)).toString())[0].RepoTags).toEqual(['docker.io/library/dock:1']);
   });
 
   it('picks linux/amd64 from an index, and names the platforms it lacks', async () => {

@@ -120,7 +120,7 @@ describe('push to docker-registry', () => {
     const r2 = await pullImage(`${reg.host}/roundtrip/app@${r!.manifestDigest}`, out2, { name: 'other:9' });
     expect(r2!.manifestDigest).toBe(r!.manifestDigest);
     const img = await openImageTar(out2);
-    expect(img.imageName).toBe('other:9');
+    expect(img.imageName).toBe('docker.io/library/other:9');
     expect(img.tag).toBe('9');
   });
 });
