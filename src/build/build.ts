@@ -23,6 +23,7 @@ import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
 import { writeLayeredImage, type WrittenImage } from '../image/write-image.js';
 import { splitLayers } from '../image/layering.js';
+import { checkStartCommand } from '../minimize/entrypoint.js';
 import { comparePaths, type ContentDigests, type LayerEntry } from '../image/layer.js';
 import { LayerHashThread } from '../image/layer-hash.js';
 import { MANIFEST_SHA_LABEL } from '../oci/model.js';
@@ -269,6 +270,8 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     }
 
     for (const p of systemPaths) keep.add(p);
+    // Whatever the checks ran: the image must be able to start its command.
+    checkStartCommand(root, keep, config);
     for (const p of writeStatusD(root, keep)) keep.add(p);
     const sbom = await stageSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])), pins);
     for (const p of sbom.paths) keep.add(p);

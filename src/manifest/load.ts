@@ -231,6 +231,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       keep: mz.keep ?? [],
       exclude: mz.exclude ?? [],
       keepListed: mz.keepListed ?? false,
+      keepPackages: mz.keepPackages ?? [],
       timeoutSeconds: mz.timeoutSeconds ?? 60,
     };
   }

@@ -110,6 +110,8 @@ export interface MinimizeSpec {
   keep: string[]; // globs, image paths
   exclude: string[]; // globs
   keepListed: boolean;
+  /** Packages kept whole (every file they ship, plus the ELF closure of those files). */
+  keepPackages: string[];
   timeoutSeconds: number;
 }
 

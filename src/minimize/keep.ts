@@ -40,6 +40,8 @@ export interface KeepResult {
   listedAdded: string[];
   /** Per keep-group, the paths it added (not already kept). */
   groups: Record<string, string[]>;
+  /** Per minimize.keepPackages name, the paths it added (the package's files and their ELF closure). */
+  packages: Record<string, string[]>;
   /** Per keep glob, the paths it added (not already kept by traces, analysis or groups). */
   globs: Record<string, string[]>;
   /** Per exclude glob, the paths it removed. */
@@ -275,6 +277,27 @@ export async function computeKeepSet(
     await elfClosure([...log].sort(), log);
     groups[g] = log.sort();
   }
+  // keepPackages: every path a package created (a link together with what it
+  // points at), for code a runtime loads by name where no check went.
+  const packages: Record<string, string[]> = {};
+  (spec.keepPackages ?? []).forEach((name, i) => {
+    if (!root.packages.some((p) => p.name === name)) {
+      throw new MkimgError('manifest', `minimize.keepPackages[${i}]: package ${JSON.stringify(name)} is not in the image's package closure`, {
+        hint: `add it to packages: (and run mkimg lock), or remove it from minimize.keepPackages; the closure has: ${root.packages.map((p) => p.name).sort().join(', ')}`,
+      });
+    }
+  });
+  for (const name of spec.keepPackages ?? []) {
+    const log: string[] = [];
+    for (const pkg of root.packages.filter((p) => p.name === name)) {
+      for (const p of pkg.paths) {
+        add(touched(await R.resolve(p, false)), log);
+        add(touched(await R.resolve(p, true)), log);
+      }
+    }
+    await elfClosure([...log], log);
+    packages[name] = log.sort();
+  }
   const globs: Record<string, string[]> = {};
   for (const pat of spec.keep) {
     const log: string[] = [];
@@ -323,6 +346,7 @@ export async function computeKeepSet(
     listedDirs: [...listed].sort(),
     listedAdded: listedAdded.sort(),
     groups,
+    packages,
     globs,
     excluded,
     hardlinks: hardlinks.sort(),

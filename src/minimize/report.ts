@@ -53,6 +53,7 @@ export interface MinimizeReport {
   listedAdded: AddedReport;
   staticAnalysis: AddedReport;
   keepGroups: Record<string, AddedReport>;
+  keepPackages: Record<string, AddedReport>;
   keepGlobs: Record<string, AddedReport>;
   excluded: Record<string, AddedReport>;
   hardlinks: AddedReport;
@@ -123,6 +124,7 @@ export function buildReport(
     listedAdded: added(root, k.listedAdded),
     staticAnalysis: added(root, k.staticAnalysis),
     keepGroups: mapRec(k.groups),
+    keepPackages: mapRec(k.packages ?? {}),
     keepGlobs: mapRec(k.globs),
     excluded: mapRec(k.excluded),
     hardlinks: added(root, k.hardlinks),
