@@ -106,6 +106,12 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(r).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
       expect(mkimgRun([image, '--self-test'])).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
       expect(mkimgRun([image, '2024-01-01T12:00:00', 'Europe/Paris'])).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
+      // minimize.keepPackages keeps the whole standard library: modules no check imported work
+      const imports = 'import ssl, decimal, subprocess, urllib.request, asyncio, email.message, http.client, sqlite3, lzma, ctypes\n' +
+        'print(ssl.OPENSSL_VERSION.split()[0], decimal.Decimal("1.10") + 1, subprocess.run(["/usr/bin/python3.11", "-c", "print(7)"], capture_output=True).stdout.decode().strip(), asyncio.run(asyncio.sleep(0, "async")))';
+      const all = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '-c', imports] });
+      expect(all.stderr).toBe('');
+      expect(all).toMatchObject({ code: 0, stdout: 'OpenSSL 2.10 7 async\n' });
     });
   });
 
