@@ -17,7 +17,10 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-sizes-'));
 const cache = process.env.MKIMG_CACHE_DIR ?? join(work, 'cache');
 
 function mkimg(args) {
-  const r = spawnSync(process.execPath, [join(root, 'bin/mkimg.js'), ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [join(root, 'bin/mkimg.js'), ...args], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(`mkimg ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
   return r;
 }
@@ -52,7 +55,11 @@ try {
   const distrolessLike = sizeOf(
     'python',
     'distroless',
-    (t) => unminimized(t).replace(/^packages:\n/m, 'packages:\n  - base-files\n  - netbase\n  - ca-certificates\n  - libssl3\n  - libgomp1\n  - libstdc++6\n'),
+    (t) =>
+      unminimized(t).replace(
+        /^packages:\n/m,
+        'packages:\n  - base-files\n  - netbase\n  - ca-certificates\n  - libssl3\n  - libgomp1\n  - libstdc++6\n',
+      ),
     true,
   );
   rows.push(['python3-debian12 package set (reconstructed), unminimized', '', mb(distrolessLike), '']);
@@ -60,7 +67,9 @@ try {
   console.log('|---|---|---|---|');
   for (const r of rows) console.log(`| ${r.join(' | ')} |`);
   const pyMin = statSync(join(work, 'python-min.tar')).size;
-  console.log(`\npython minimized (whole stdlib kept) vs python3-debian12 set unminimized: ${(distrolessLike / pyMin).toFixed(2)}x smaller`);
+  console.log(
+    `\npython minimized (whole stdlib kept) vs python3-debian12 set unminimized: ${(distrolessLike / pyMin).toFixed(2)}x smaller`,
+  );
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

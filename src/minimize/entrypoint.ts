@@ -29,7 +29,12 @@ function lookupInImage(root: StagingRoot, keep: Set<string>, imagePath: string):
     const e = present(next);
     if (!e) {
       const chain = via.length ? ` (through ${via.join(', ')})` : '';
-      return { ok: false, reason: via.length ? `is a dangling symlink: ${next} is not in the image${chain}` : `does not exist in the image (${next} is missing)` };
+      return {
+        ok: false,
+        reason: via.length
+          ? `is a dangling symlink: ${next} is not in the image${chain}`
+          : `does not exist in the image (${next} is missing)`,
+      };
     }
     if (e.type === 'symlink' && e.linkTarget !== undefined) {
       if (++hops > 40) return { ok: false, reason: 'is a symlink loop' };
@@ -39,7 +44,8 @@ function lookupInImage(root: StagingRoot, keep: Set<string>, imagePath: string):
       cur = '/';
       continue;
     }
-    if (pending.length > 0 && e.type !== 'dir') return { ok: false, reason: `does not exist in the image (${next} is not a directory)` };
+    if (pending.length > 0 && e.type !== 'dir')
+      return { ok: false, reason: `does not exist in the image (${next} is not a directory)` };
     cur = next;
   }
   const entry = present(cur);
@@ -66,7 +72,10 @@ export function elfInterpreter(b: Buffer): string | undefined {
     const off = is64 ? Number(b.readBigUInt64LE(ph + 8)) : b.readUInt32LE(ph + 4);
     const size = is64 ? Number(b.readBigUInt64LE(ph + 32)) : b.readUInt32LE(ph + 16);
     if (off + size > b.length || size === 0) return undefined;
-    return b.subarray(off, off + size).toString('latin1').replace(/\0.*$/s, '');
+    return b
+      .subarray(off, off + size)
+      .toString('latin1')
+      .replace(/\0.*$/s, '');
   }
   return undefined;
 }
@@ -80,7 +89,8 @@ function shebangInterpreter(b: Buffer): string | undefined {
 
 /** The command the image starts, and the config field that names it. */
 export function startCommand(config: ImageConfig): { argv0: string; field: string } | undefined {
-  if (config.entrypoint && config.entrypoint.length > 0) return { argv0: config.entrypoint[0], field: 'config.entrypoint[0]' };
+  if (config.entrypoint && config.entrypoint.length > 0)
+    return { argv0: config.entrypoint[0], field: 'config.entrypoint[0]' };
   if (config.cmd && config.cmd.length > 0) return { argv0: config.cmd[0], field: 'config.cmd[0]' };
   return undefined;
 }
@@ -98,17 +108,20 @@ export function checkStartCommand(root: StagingRoot, keep: Set<string>, config: 
   const fail = (what: string, hint: string): never => {
     throw new MkimgError('check', `${field} ${JSON.stringify(argv0)} ${what}: the image could not start`, { hint });
   };
-  const keepHint = 'add the package that ships it to packages:, keep it (minimize.keep, minimize.keepPackages) or run it in a minimize check';
+  const keepHint =
+    'add the package that ships it to packages:, keep it (minimize.keep, minimize.keepPackages) or run it in a minimize check';
 
   let target: string;
   if (argv0.includes('/')) {
     target = argv0.startsWith('/') ? argv0 : posix.join(config.workdir ?? '/', argv0);
   } else {
     const dirs = (config.env.PATH ?? DEFAULT_PATH).split(':').filter((d) => d.startsWith('/'));
-    const found = dirs.map((d) => posix.join(d, argv0)).find((p) => {
-      const r = lookupInImage(root, keep, p);
-      return r.ok && r.entry.type !== 'dir';
-    });
+    const found = dirs
+      .map((d) => posix.join(d, argv0))
+      .find((p) => {
+        const r = lookupInImage(root, keep, p);
+        return r.ok && r.entry.type !== 'dir';
+      });
     if (!found) fail(`is not on the image's PATH (${dirs.join(':')})`, keepHint);
     target = found!;
   }
@@ -119,13 +132,24 @@ export function checkStartCommand(root: StagingRoot, keep: Set<string>, config: 
     if (!r.ok) fail(`${who}${r.reason}`, keepHint);
     const ok = r as Extract<Lookup, { ok: true }>;
     if (ok.entry.type === 'dir') fail(`${who}is a directory`, 'point it at the program inside');
-    if (ok.entry.type !== 'file' && ok.entry.type !== 'hardlink') fail(`${who}is a ${ok.entry.type}, not a program`, 'point it at a regular file');
-    const mode = ok.entry.type === 'hardlink' && ok.entry.linkTarget ? (root.entries.get(ok.entry.linkTarget)?.mode ?? ok.entry.mode) : ok.entry.mode;
-    if ((mode & 0o111) === 0) fail(`${who}is not executable (mode ${(mode & 0o7777).toString(8).padStart(4, '0')})`, 'give it an execute bit (files: mode "0755")');
+    if (ok.entry.type !== 'file' && ok.entry.type !== 'hardlink')
+      fail(`${who}is a ${ok.entry.type}, not a program`, 'point it at a regular file');
+    const mode =
+      ok.entry.type === 'hardlink' && ok.entry.linkTarget
+        ? (root.entries.get(ok.entry.linkTarget)?.mode ?? ok.entry.mode)
+        : ok.entry.mode;
+    if ((mode & 0o111) === 0)
+      fail(
+        `${who}is not executable (mode ${(mode & 0o7777).toString(8).padStart(4, '0')})`,
+        'give it an execute bit (files: mode "0755")',
+      );
     if (depth > 4) return;
     const bytes = contentOf(root, ok.entry);
     const interp = shebangInterpreter(bytes);
-    if (interp !== undefined) return checkExecutable(interp, 'the #! interpreter', depth + 1);
+    if (interp !== undefined) {
+      checkExecutable(interp, 'the #! interpreter', depth + 1);
+      return;
+    }
     const loader = elfInterpreter(bytes);
     if (loader !== undefined) {
       const l = lookupInImage(root, keep, loader);

@@ -37,14 +37,20 @@ beforeAll(() => {
   });
   const extras = makeDeb(join(work, 'vendor'), {
     name: 'extras',
-    files: { '/usr/share/extras/data.txt': 'loaded by name at run time\n', '/usr/share/doc/extras/copyright': 'test\n' },
+    files: {
+      '/usr/share/extras/data.txt': 'loaded by name at run time\n',
+      '/usr/share/doc/extras/copyright': 'test\n',
+    },
   });
   debs = [tools, extras].map((d) => `  - deb: vendor/${d.path.split('/').pop()}\n    sha256: "${d.sha256}"`).join('\n');
 });
 
 function project(name: string, config: string, minimize: string): string {
   const manifest = join(work, `${name}.yaml`);
-  writeFileSync(manifest, `apiVersion: mkimg/v1\nname: test/${name}\nsourceDateEpoch: 1700000000\npackages:\n${debs}\nconfig:\n${config}\n${minimize}\n`);
+  writeFileSync(
+    manifest,
+    `apiVersion: mkimg/v1\nname: test/${name}\nsourceDateEpoch: 1700000000\npackages:\n${debs}\nconfig:\n${config}\n${minimize}\n`,
+  );
   const l = mkimg(['lock', manifest]);
   if (l.code !== 0) throw new Error(`lock ${name}: ${l.stderr}`);
   return manifest;
@@ -58,12 +64,32 @@ function build(manifest: string): { code: number; stderr: string; out: string } 
 
 describe('the image can start its command (exit 10 otherwise, naming the field)', () => {
   const cases: [string, string, RegExp][] = [
-    ['missing', '  entrypoint: ["/usr/bin/nope"]', /config\.entrypoint\[0\] "\/usr\/bin\/nope" does not exist in the image/],
+    [
+      'missing',
+      '  entrypoint: ["/usr/bin/nope"]',
+      /config\.entrypoint\[0\] "\/usr\/bin\/nope" does not exist in the image/,
+    ],
     ['directory', '  entrypoint: ["/usr/lib/tools"]', /config\.entrypoint\[0\] "\/usr\/lib\/tools" is a directory/],
-    ['dangling', '  entrypoint: ["/usr/bin/dangling"]', /config\.entrypoint\[0\] "\/usr\/bin\/dangling" is a dangling symlink: \/usr\/bin\/nothere is not in the image/],
-    ['notexec', '  entrypoint: ["/usr/bin/notexec"]', /config\.entrypoint\[0\] "\/usr\/bin\/notexec" is not executable \(mode 0644\)/],
-    ['nointerp', '  entrypoint: ["/usr/bin/needs-python"]', /config\.entrypoint\[0\] "\/usr\/bin\/needs-python" needs the #! interpreter \/usr\/bin\/python3, which does not exist/],
-    ['noloader', '  entrypoint: ["/usr/bin/dynamic"]', /config\.entrypoint\[0\] "\/usr\/bin\/dynamic" needs the ELF loader \/lib64\/ld-linux-x86-64\.so\.2/],
+    [
+      'dangling',
+      '  entrypoint: ["/usr/bin/dangling"]',
+      /config\.entrypoint\[0\] "\/usr\/bin\/dangling" is a dangling symlink: \/usr\/bin\/nothere is not in the image/,
+    ],
+    [
+      'notexec',
+      '  entrypoint: ["/usr/bin/notexec"]',
+      /config\.entrypoint\[0\] "\/usr\/bin\/notexec" is not executable \(mode 0644\)/,
+    ],
+    [
+      'nointerp',
+      '  entrypoint: ["/usr/bin/needs-python"]',
+      /config\.entrypoint\[0\] "\/usr\/bin\/needs-python" needs the #! interpreter \/usr\/bin\/python3, which does not exist/,
+    ],
+    [
+      'noloader',
+      '  entrypoint: ["/usr/bin/dynamic"]',
+      /config\.entrypoint\[0\] "\/usr\/bin\/dynamic" needs the ELF loader \/lib64\/ld-linux-x86-64\.so\.2/,
+    ],
     ['cmd-only', '  cmd: ["nope", "x"]', /config\.cmd\[0\] "nope" is not on the image's PATH/],
   ];
   for (const [name, config, message] of cases) {
@@ -96,7 +122,8 @@ describe('the image can start its command (exit 10 otherwise, naming the field)'
 });
 
 describe('minimize.keepPackages', () => {
-  const checks = (extra: string) => `minimize:\n  checks:\n    - args: ["/usr/bin/busybox", "true"]\n      expect: {exitCode: 0}\n${extra}`;
+  const checks = (extra: string) =>
+    `minimize:\n  checks:\n    - args: ["/usr/bin/busybox", "true"]\n      expect: {exitCode: 0}\n${extra}`;
 
   it('keeps every file of the named package, which no check touched', async () => {
     const without = build(project('kp-without', '  entrypoint: ["/usr/bin/busybox"]', checks('')));
@@ -111,8 +138,12 @@ describe('minimize.keepPackages', () => {
   });
 
   it('a name outside the package closure is exit 3 naming the field', () => {
-    const r = build(project('kp-bad', '  entrypoint: ["/usr/bin/busybox"]', checks('  keepPackages: [extras, libpython3.11-stdlib]')));
+    const r = build(
+      project('kp-bad', '  entrypoint: ["/usr/bin/busybox"]', checks('  keepPackages: [extras, libpython3.11-stdlib]')),
+    );
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/minimize\.keepPackages\[1\]: package "libpython3\.11-stdlib" is not in the image's package closure/);
+    expect(r.stderr).toMatch(
+      /minimize\.keepPackages\[1\]: package "libpython3\.11-stdlib" is not in the image's package closure/,
+    );
   });
 });
