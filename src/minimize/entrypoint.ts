@@ -12,7 +12,7 @@ import type { ImageConfig } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { readEntryContent } from '../stage/fsutil.js';
 import { MkimgError } from '../util/errors.js';
-import { DEFAULT_PATH } from '../image/oci.js';
+import { DEFAULT_PATH } from '../oci/model.js';
 
 type Lookup = { ok: true; path: string; entry: StageEntry } | { ok: false; reason: string };
 

@@ -76,7 +76,7 @@ let work: string;
 const config: ImageConfig = { env: { PATH: '/usr/bin:/bin' }, labels: {}, exposedPorts: [] };
 
 function spec(over: Partial<MinimizeSpec>): MinimizeSpec {
-  return { checks: [], keepGroups: [], keep: [], exclude: [], keepListed: false, timeoutSeconds: 60, ...over };
+  return { checks: [], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 60, ...over };
 }
 
 beforeAll(() => {

@@ -47,7 +47,7 @@ describe('python', () => {
     const args = ['/usr/bin/python3.11', '/app/main.py'];
     const env = { PYTHONDONTWRITEBYTECODE: '1' };
     const config: ImageConfig = { env: { PATH: '/usr/bin' }, labels: {}, exposedPorts: [] };
-    const spec: MinimizeSpec = { checks: [{ args, env, expect: { exitCode: 0, stdout: expected } }], keepGroups: [], keep: [], exclude: [], keepListed: false, timeoutSeconds: 60 };
+    const spec: MinimizeSpec = { checks: [{ args, env, expect: { exitCode: 0, stdout: expected } }], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 60 };
     const r = await minimizeAndProve(root, spec, config, { workDir: work });
     for (const p of ['/usr/lib/python3.11/json/__init__.py', '/usr/lib/python3.11/decimal.py', '/usr/lib/python3.11/os.py', '/usr/lib/python3.11/encodings/utf_8.py']) {
       expect(r.keep.has(p)).toBe(true);

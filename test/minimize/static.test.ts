@@ -16,7 +16,7 @@ import { compileC, copyWithClosure, makeRoot, scanRoot } from '../helpers/tracer
 let dir = '';
 let root: StagingRoot;
 const config: ImageConfig = { env: {}, labels: {}, exposedPorts: [] };
-const spec = (o: Partial<MinimizeSpec> = {}): MinimizeSpec => ({ checks: [], keepGroups: [], keep: [], exclude: [], keepListed: false, timeoutSeconds: 10, ...o });
+const spec = (o: Partial<MinimizeSpec> = {}): MinimizeSpec => ({ checks: [], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 10, ...o });
 const exec = (p: string): TraceEvent => ({ pid: 1, sc: 'execve', path: p, dirfd: null, abs: p, flags: 0 });
 
 beforeAll(() => {
