@@ -125,11 +125,11 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       expect(mkimgRun([image, 'id', '-u'])).toMatchObject({ code: 0, stdout: '65532\n' });
       expect(mkimgRun([image, 'sh', '-c', 'exit 9']).code).toBe(9);
       expect(mkimgRun([image, 'sh', '-c', 'kill -KILL $$']).code).toBe(137);
-      // minimization dropped the copyright file; --explain names it and its package
-      const x = mkimgRun(['--explain', image, 'cat', '/usr/share/doc/busybox-static/copyright']);
+      // minimization dropped the changelog (copyright files stay: license scanners read them); --explain names it and its package
+      const x = mkimgRun(['--explain', image, 'cat', '/usr/share/doc/busybox-static/changelog.Debian.gz']);
       expect(x.code).toBe(1);
-      expect(x.stderr).toMatch(/^ {2}\/usr\/share\/doc\/busybox-static\/copyright {2}\(package busybox-static 1:1\.35\.0/m);
-      expect(x.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/busybox-static\/copyright"\]$/m);
+      expect(x.stderr).toMatch(/^ {2}\/usr\/share\/doc\/busybox-static\/changelog\.Debian\.gz {2}\(package busybox-static 1:1\.35\.0/m);
+      expect(x.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/busybox-static\/changelog\.Debian\.gz"\]$/m);
     });
     await expectScannerSeesDebian(join(work, 'static-a.tar'));
   });

@@ -35,6 +35,8 @@ export function writeSampleProject(dir: string, opts: { minimize?: boolean; extr
       '/usr/bin/sh': { symlink: 'busybox' },
       '/usr/bin/echo': { symlink: 'busybox' },
       '/usr/share/doc/hello-busybox/copyright': 'test\n',
+      // a file nothing runs: minimization removes it (mkimg run --explain names it)
+      '/usr/share/doc/hello-busybox/README': 'readme\n',
     },
   });
   const manifest = join(dir, 'manifest.yaml');

@@ -66,7 +66,7 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
     // Docker's manifest.json names the host's (amd64) image.
     const dockerManifest = JSON.parse(execFileSync('tar', ['-xOf', both, 'manifest.json'], { encoding: 'utf8' }));
     expect(dockerManifest).toHaveLength(1);
-    expect(dockerManifest[0].RepoTags).toEqual(['mkimg-examples/python:1.0']);
+    expect(dockerManifest[0].RepoTags).toEqual(['docker.io/mkimg-examples/python:1.0']);
 
     // Each platform alone (--platform) is the very image the index names.
     const images: Record<string, string> = {};

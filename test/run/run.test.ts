@@ -341,11 +341,11 @@ describe('mkimg run', () => {
       img,
       '/usr/bin/busybox',
       'cat',
-      '/usr/share/doc/hello-busybox/copyright',
+      '/usr/share/doc/hello-busybox/README',
     ]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^ {2}\/usr\/share\/doc\/hello-busybox\/copyright {2}\(package hello-busybox /m);
-    expect(r.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/hello-busybox\/copyright"\]$/m);
+    expect(r.stderr).toMatch(/^ {2}\/usr\/share\/doc\/hello-busybox\/README {2}\(package hello-busybox /m);
+    expect(r.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/hello-busybox\/README"\]$/m);
     // a path no package ships is not blamed on minimization
     const other = mkimg([
       'run',
@@ -370,7 +370,7 @@ describe('mkimg run', () => {
       img,
       '/usr/bin/busybox',
       'cat',
-      '/usr/share/doc/hello-busybox/copyright',
+      '/usr/share/doc/hello-busybox/README',
     ]);
     expect(unc.stderr).toMatch(/not checked .*: hello-busybox/);
   });
