@@ -291,8 +291,8 @@ export async function computeKeepSet(
     const log: string[] = [];
     for (const pkg of root.packages.filter((p) => p.name === name)) {
       for (const p of pkg.paths) {
-        add(touched(await R.resolve(p, false)), log);
-        add(touched(await R.resolve(p, true)), log);
+        add(touched(await R.resolve(p, false)), log, `keepPackages: ${name}`);
+        add(touched(await R.resolve(p, true)), log, `keepPackages: ${name}`);
       }
     }
     await elfClosure([...log], log);
