@@ -114,6 +114,7 @@ function minimizeReport(): MinimizeReport {
     staticAnalysis: none,
     keepGroups: {},
     keepGlobs: { '/etc/**': { paths: 1, bytes: 30, sample: ['/etc/app.conf'] } },
+    keepPackages: {},
     excluded: { '/usr/share/doc/**': { paths: 1, bytes: 5000, sample: ['/usr/share/doc/libbig1/README'] } },
     hardlinks: none,
     rounds: 1,
