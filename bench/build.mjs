@@ -80,8 +80,10 @@ const doc = parseDocument(readFileSync(example, 'utf8'));
 doc.set('minimize', false);
 // mmdebstrap writes a plain tar: so does this mkimg row (the compression benchmark is bench/compress.mjs).
 doc.set('compression', 'none');
-for (const s of doc.get('sources').items) if (s.get('keyring')) s.set('keyring', resolve(dirname(example), s.get('keyring')));
-for (const f of doc.get('files')?.items ?? []) cpSync(resolve(dirname(example), f.get('src')), resolve(work, f.get('src')), { recursive: true });
+for (const s of doc.get('sources').items)
+  if (s.get('keyring')) s.set('keyring', resolve(dirname(example), s.get('keyring')));
+for (const f of doc.get('files')?.items ?? [])
+  cpSync(resolve(dirname(example), f.get('src')), resolve(work, f.get('src')), { recursive: true });
 const nomin = join(work, 'manifest-nominimize.yaml');
 writeFileSync(nomin, doc.toString());
 
@@ -94,7 +96,8 @@ const mirrors = suites.map((suite, i) => {
     process.exit(2);
   }
   let key = e.signedBy;
-  if (key?.includes('BEGIN PGP')) { // an inline key: apt's one-line format needs a file
+  if (key?.includes('BEGIN PGP')) {
+    // an inline key: apt's one-line format needs a file
     key = join(work, `key-${i}.asc`);
     writeFileSync(key, e.signedBy + '\n');
   }
@@ -118,14 +121,32 @@ execFileSync('bash', ['-c', mkBuild(nomin, warmCache, 'fill.tar')], { stdio: ['i
 const repo = join(work, 'repo');
 mkdirSync(repo, { recursive: true });
 for (const p of pins) copyFileSync(join(warmCache, 'blobs/sha256', p.sha256), join(repo, basename(p.filename)));
-writeFileSync(join(repo, 'Packages'), execFileSync('dpkg-scanpackages', ['-m', '.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }));
+writeFileSync(
+  join(repo, 'Packages'),
+  execFileSync('dpkg-scanpackages', ['-m', '.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }),
+);
 const localMirror = [`deb [trusted=yes] copy://${repo} ./`];
 
 // 5. Measure.
 const rows = [
-  { tool: 'mmdebstrap --variant=extract (tar)', cold: [mmdebstrap(mirrors, 'mm-cold.tar')], warm: [mmdebstrap(localMirror, 'mm-warm.tar')], size: 'mm-warm.tar' },
-  { tool: 'mkimg build (minimize: false)', cold: [mkBuild(nomin, coldCache, 'mk-nomin-cold.tar'), emptyCold], warm: [mkBuild(nomin, warmCache, 'mk-nomin-warm.tar')], size: 'mk-nomin-warm.tar' },
-  { tool: 'mkimg build (minimize: on, default)', cold: [mkBuild(example, coldCache, 'mk-min-cold.tar'), emptyCold], warm: [mkBuild(example, warmCache, 'mk-min-warm.tar')], size: 'mk-min-warm.tar' },
+  {
+    tool: 'mmdebstrap --variant=extract (tar)',
+    cold: [mmdebstrap(mirrors, 'mm-cold.tar')],
+    warm: [mmdebstrap(localMirror, 'mm-warm.tar')],
+    size: 'mm-warm.tar',
+  },
+  {
+    tool: 'mkimg build (minimize: false)',
+    cold: [mkBuild(nomin, coldCache, 'mk-nomin-cold.tar'), emptyCold],
+    warm: [mkBuild(nomin, warmCache, 'mk-nomin-warm.tar')],
+    size: 'mk-nomin-warm.tar',
+  },
+  {
+    tool: 'mkimg build (minimize: on, default)',
+    cold: [mkBuild(example, coldCache, 'mk-min-cold.tar'), emptyCold],
+    warm: [mkBuild(example, warmCache, 'mk-min-warm.tar')],
+    size: 'mk-min-warm.tar',
+  },
 ];
 for (const r of rows) {
   r.tCold = timeShell(r.cold[0], { runs, before: r.cold[1] });
@@ -135,7 +156,11 @@ for (const r of rows) {
 
 // The closure check: mmdebstrap's cold tree (resolved by apt against the real
 // mirror) lists the same paths as its warm tree (only the locked .debs exist).
-const paths = (t) => execFileSync('tar', ['-tf', join(out, t)], { encoding: 'utf8', maxBuffer: 1 << 28 }).split('\n').sort().join('\n');
+const paths = (t) =>
+  execFileSync('tar', ['-tf', join(out, t)], { encoding: 'utf8', maxBuffer: 1 << 28 })
+    .split('\n')
+    .sort()
+    .join('\n');
 if (paths('mm-cold.tar') !== paths('mm-warm.tar')) {
   console.error('bench/build.mjs: mmdebstrap cold and warm trees differ: apt resolved another closure than the lock');
   process.exit(1);
@@ -149,10 +174,16 @@ const shown = {
     `SOURCE_DATE_EPOCH=${epoch} mmdebstrap --variant=extract --mode=${mode} --include=NAME=VERSION… bookworm out.tar <host apt entries: ${suites.join(', ')}>`,
     `warm: same, mirror 'deb [trusted=yes] copy://DIR ./' (DIR: the ${pins.length} .debs + Packages)`,
   ],
-  'mkimg build (minimize: false)': [`mkimg build <examples/python/manifest.yaml with minimize: false> -o out.tar --cache-dir EMPTY|FILLED`],
-  'mkimg build (minimize: on, default)': [`mkimg build examples/python/manifest.yaml -o out.tar --cache-dir EMPTY|FILLED`],
+  'mkimg build (minimize: false)': [
+    `mkimg build <examples/python/manifest.yaml with minimize: false> -o out.tar --cache-dir EMPTY|FILLED`,
+  ],
+  'mkimg build (minimize: on, default)': [
+    `mkimg build examples/python/manifest.yaml -o out.tar --cache-dir EMPTY|FILLED`,
+  ],
 };
-console.log(`packages: ${pins.length} (${debMB} MB of .debs), mmdebstrap mode: ${mode}, runs: ${runs} (median, after one warm-up)`);
+console.log(
+  `packages: ${pins.length} (${debMB} MB of .debs), mmdebstrap mode: ${mode}, runs: ${runs} (median, after one warm-up)`,
+);
 console.log(
   table([
     ['tool', 'cold s', 'warm s', 'cold mkimg/mmdebstrap', 'warm mkimg/mmdebstrap', 'tar MB', 'command'],
@@ -168,4 +199,6 @@ console.log(
   ]),
 );
 for (const r of rows) for (const extra of shown[r.tool].slice(1)) console.log(`  ${r.tool}, ${extra}`);
-console.log(`aim (issue 3): warm ratio <= 0.33, cold ratio <= 1.00. Reproduce: node bench/build.mjs --runs ${runs} --mode ${mode}`);
+console.log(
+  `aim (issue 3): warm ratio <= 0.33, cold ratio <= 1.00. Reproduce: node bench/build.mjs --runs ${runs} --mode ${mode}`,
+);

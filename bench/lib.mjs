@@ -28,9 +28,11 @@ export function timeShell(cmd, { runs = 5, env = process.env, cwd, before } = {}
 export function prng(seed) {
   let x = seed >>> 0 || 1;
   return () => {
-    x ^= x << 13; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
     x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
+    x ^= x << 5;
+    x >>>= 0;
     return x;
   };
 }
@@ -54,7 +56,11 @@ export function hostAptSources(etc = '/etc/apt') {
       line = line.replace(/#.*/, '').trim();
       const m = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
       if (!m) continue;
-      const opts = Object.fromEntries(words(m[2]).map((o) => o.split('=')).map(([k, v]) => [k.toLowerCase(), v]));
+      const opts = Object.fromEntries(
+        words(m[2])
+          .map((o) => o.split('='))
+          .map(([k, v]) => [k.toLowerCase(), v]),
+      );
       out.push({ types: [m[1]], uris: [m[3]], suites: [m[4]], components: words(m[5]), signedBy: opts['signed-by'] });
     }
   };
@@ -69,14 +75,30 @@ export function hostAptSources(etc = '/etc/apt') {
         else if (key && /^\s/.test(line)) f[key] += '\n' + (line.trim() === '.' ? '' : line.trim());
       }
       if (!f.types || !f.uris || /^no$/i.test(f.enabled ?? '')) continue;
-      out.push({ types: words(f.types), uris: words(f.uris), suites: words(f.suites), components: words(f.components), signedBy: f['signed-by']?.trim() || undefined });
+      out.push({
+        types: words(f.types),
+        uris: words(f.uris),
+        suites: words(f.suites),
+        components: words(f.components),
+        signedBy: f['signed-by']?.trim() || undefined,
+      });
     }
   };
-  const read = (p) => { try { return readFileSync(p, 'utf8'); } catch { return undefined; } };
+  const read = (p) => {
+    try {
+      return readFileSync(p, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
   const main = read(join(etc, 'sources.list'));
   if (main) oneLine(main);
   let names = [];
-  try { names = readdirSync(join(etc, 'sources.list.d')).sort(); } catch { /* none */ }
+  try {
+    names = readdirSync(join(etc, 'sources.list.d')).sort();
+  } catch {
+    /* none */
+  }
   for (const n of names) {
     const text = read(join(etc, 'sources.list.d', n));
     if (text === undefined) continue;

@@ -70,13 +70,19 @@ const tUm = timeShell(umoci, { runs, before: prepareUmoci });
 const tFloor = timeShell(floor, { runs, before: noFloor });
 noFloor();
 console.log(`floor / tar: ${(tFloor / tTar).toFixed(2)}`);
-console.log(`files: ${FILES}, bytes: ${execFileSync('du', ['-sb', tree], { encoding: 'utf8' }).split('\t')[0]}, runs: ${runs} (median)`);
+console.log(
+  `files: ${FILES}, bytes: ${execFileSync('du', ['-sb', tree], { encoding: 'utf8' }).split('\t')[0]}, runs: ${runs} (median)`,
+);
 console.log(
   table([
     ['tool', 'seconds', 'mkimg / tool'],
     ['mkimg build (files: tree, minimize: false)', tMk.toFixed(3), '1.00'],
     ['tar --sort=name … | sha256sum', tTar.toFixed(3), (tMk / tTar).toFixed(2)],
     ['umoci repack', tUm.toFixed(3), (tMk / tUm).toFixed(2)],
-    ['bench/pack-floor.mjs (Node.js: walk, read, write, digests; no tar, SBOM, pins)', tFloor.toFixed(3), (tMk / tFloor).toFixed(2)],
+    [
+      'bench/pack-floor.mjs (Node.js: walk, read, write, digests; no tar, SBOM, pins)',
+      tFloor.toFixed(3),
+      (tMk / tFloor).toFixed(2),
+    ],
   ]),
 );

@@ -45,7 +45,12 @@ function freePort() {
 async function waitReady(url) {
   for (let i = 0; i < 200; i++) {
     const ok = await new Promise((r) => {
-      http.get(url + '/v2/', (res) => { res.resume(); r(res.statusCode === 200); }).on('error', () => r(false));
+      http
+        .get(url + '/v2/', (res) => {
+          res.resume();
+          r(res.statusCode === 200);
+        })
+        .on('error', () => r(false));
     });
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
@@ -74,7 +79,14 @@ try {
   const image = join(work, 'image.tar');
   const size = MB * 1e6;
   const w = writeImageTar(
-    { name: 'bench', tag: '1', architecture: 'amd64', sourceDateEpoch: 1700000000, config: { env: {}, labels: {}, exposedPorts: [] }, manifestSha256: '0'.repeat(64) },
+    {
+      name: 'bench',
+      tag: '1',
+      architecture: 'amd64',
+      sourceDateEpoch: 1700000000,
+      config: { env: {}, labels: {}, exposedPorts: [] },
+      manifestSha256: '0'.repeat(64),
+    },
     [{ path: '/data.bin', type: 'file', mode: 0o644, uid: 0, gid: 0, size, hostPath: data }],
     image,
   );
@@ -107,10 +119,27 @@ try {
   const skopeoDefault = [];
   const skopeoPreserve = [];
   for (let i = 0; i <= RUNS; i++) {
-    const m = await withRegistry((host) => timeIt(process.execPath, ['--input-type=module', '-e', pushScript, image, `${host}/bench/m${i}:1`]));
-    const s = await withRegistry((host) => timeIt('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', `oci-archive:${image}`, `docker://${host}/bench/s${i}:1`]));
+    const m = await withRegistry((host) =>
+      timeIt(process.execPath, ['--input-type=module', '-e', pushScript, image, `${host}/bench/m${i}:1`]),
+    );
+    const s = await withRegistry((host) =>
+      timeIt('skopeo', [
+        'copy',
+        '--quiet',
+        '--dest-tls-verify=false',
+        `oci-archive:${image}`,
+        `docker://${host}/bench/s${i}:1`,
+      ]),
+    );
     const p = await withRegistry((host) =>
-      timeIt('skopeo', ['copy', '--quiet', '--preserve-digests', '--dest-tls-verify=false', `oci-archive:${image}`, `docker://${host}/bench/p${i}:1`]),
+      timeIt('skopeo', [
+        'copy',
+        '--quiet',
+        '--preserve-digests',
+        '--dest-tls-verify=false',
+        `oci-archive:${image}`,
+        `docker://${host}/bench/p${i}:1`,
+      ]),
     );
     if (i === 0) continue; // warm-up
     mkimg.push(m);
@@ -120,12 +149,28 @@ try {
   const mm = median(mkimg);
   const sd = median(skopeoDefault);
   const sp = median(skopeoPreserve);
-  console.log(`push of a ${MB} MB image (manifest ${w.manifestDigest.slice(0, 19)}…) to loopback docker-registry, median of ${RUNS} runs, fresh repository each:`);
+  console.log(
+    `push of a ${MB} MB image (manifest ${w.manifestDigest.slice(0, 19)}…) to loopback docker-registry, median of ${RUNS} runs, fresh repository each:`,
+  );
   console.log(`  mkimg push                               ${mm.toFixed(2)} s`);
-  console.log(`  skopeo copy oci-archive: docker://       ${sd.toFixed(2)} s   (compresses the layer with gzip: a different image)`);
+  console.log(
+    `  skopeo copy oci-archive: docker://       ${sd.toFixed(2)} s   (compresses the layer with gzip: a different image)`,
+  );
   console.log(`  skopeo copy --preserve-digests           ${sp.toFixed(2)} s   (same bytes as mkimg pushes)`);
-  console.log(`  ratio mkimg / skopeo:                    ${(mm / sd).toFixed(2)} (default), ${(mm / sp).toFixed(2)} (--preserve-digests)`);
-  console.log(JSON.stringify({ mb: MB, runs: RUNS, mkimgSeconds: mm, skopeoSeconds: sd, skopeoPreserveDigestsSeconds: sp, ratio: mm / sd, ratioPreserveDigests: mm / sp }));
+  console.log(
+    `  ratio mkimg / skopeo:                    ${(mm / sd).toFixed(2)} (default), ${(mm / sp).toFixed(2)} (--preserve-digests)`,
+  );
+  console.log(
+    JSON.stringify({
+      mb: MB,
+      runs: RUNS,
+      mkimgSeconds: mm,
+      skopeoSeconds: sd,
+      skopeoPreserveDigestsSeconds: sp,
+      ratio: mm / sd,
+      ratioPreserveDigests: mm / sp,
+    }),
+  );
 } finally {
   if (registry) {
     registry.kill('SIGTERM');

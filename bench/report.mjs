@@ -18,7 +18,15 @@ if (!args.length) {
 }
 const browser = await chromium.launch({
   executablePath: process.env.MKIMG_CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 try {
   for (const f of args) {
@@ -30,11 +38,15 @@ try {
       await page.goto('file://' + resolve(f));
       await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
       times.push(Date.now() - t0);
-      entries = await page.evaluate(() => JSON.parse(document.getElementById('mkimg-data').textContent).files?.length ?? 0);
+      entries = await page.evaluate(
+        () => JSON.parse(document.getElementById('mkimg-data').textContent).files?.length ?? 0,
+      );
       await page.close();
     }
     times.sort((a, b) => a - b);
-    console.log(`${f}: ${entries} entries, ${(statSync(f).size / 1024).toFixed(0)} KiB, ready in median ${times[runs >> 1]} ms (min ${times[0]}, max ${times[runs - 1]}, ${runs} loads)`);
+    console.log(
+      `${f}: ${entries} entries, ${(statSync(f).size / 1024).toFixed(0)} KiB, ready in median ${times[runs >> 1]} ms (min ${times[0]}, max ${times[runs - 1]}, ${runs} loads)`,
+    );
   }
 } finally {
   await browser.close();

@@ -7,7 +7,21 @@
 //
 // Needs: make + cc (builds tracer/), strace, python3.11 on the host (Debian 12).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, readFileSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  readFileSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  copyFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,9 +32,36 @@ const runsArg = process.argv.indexOf('--runs');
 const RUNS = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
 
 const MODULES = [
-  'json', 're', 'collections', 'datetime', 'decimal', 'hashlib', 'base64', 'csv', 'pathlib', 'argparse',
-  'textwrap', 'fractions', 'statistics', 'itertools', 'functools', 'typing', 'dataclasses', 'enum', 'heapq', 'bisect',
-  'random', 'string', 'struct', 'zlib', 'uuid', 'email.message', 'html', 'urllib.parse', 'tempfile', 'logging',
+  'json',
+  're',
+  'collections',
+  'datetime',
+  'decimal',
+  'hashlib',
+  'base64',
+  'csv',
+  'pathlib',
+  'argparse',
+  'textwrap',
+  'fractions',
+  'statistics',
+  'itertools',
+  'functools',
+  'typing',
+  'dataclasses',
+  'enum',
+  'heapq',
+  'bisect',
+  'random',
+  'string',
+  'struct',
+  'zlib',
+  'uuid',
+  'email.message',
+  'html',
+  'urllib.parse',
+  'tempfile',
+  'logging',
 ];
 
 function copyHostPath(root, hostPath) {
@@ -33,7 +74,12 @@ function copyHostPath(root, hostPath) {
     if (st.isSymbolicLink()) {
       const t = readlinkSync(next);
       if (!existsSync(dst)) {
-        try { lstatSync(dst); } catch { mkdirSync(dirname(dst), { recursive: true }); symlinkSync(t, dst); }
+        try {
+          lstatSync(dst);
+        } catch {
+          mkdirSync(dirname(dst), { recursive: true });
+          symlinkSync(t, dst);
+        }
       }
       if (++hops > 40) throw new Error('symlink loop');
       parts.unshift(...t.split('/').filter(Boolean));
@@ -57,8 +103,15 @@ function closure(p) {
 
 function buildRoot() {
   const root = mkdtempSync(join(tmpdir(), 'mkimg-bench-root-'));
-  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'tmp', 'app']) mkdirSync(join(root, d), { recursive: true });
-  for (const [l, t] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) symlinkSync(t, join(root, l));
+  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'tmp', 'app'])
+    mkdirSync(join(root, d), { recursive: true });
+  for (const [l, t] of [
+    ['bin', 'usr/bin'],
+    ['lib', 'usr/lib'],
+    ['lib64', 'usr/lib64'],
+    ['sbin', 'usr/sbin'],
+  ])
+    symlinkSync(t, join(root, l));
   for (const p of ['/usr/bin/dash', '/usr/bin/find', '/usr/bin/true', '/usr/bin/python3.11']) {
     copyHostPath(root, p);
     for (const l of closure(p)) copyHostPath(root, l);
@@ -68,7 +121,8 @@ function buildRoot() {
     recursive: true,
     filter: (s) => !/\/(dist-packages|site-packages|test|idlelib|tkinter|turtledemo|ensurepip)(\/|$)/.test(s),
   });
-  for (const f of readdirSync('/usr/lib/python3.11/lib-dynload')) for (const l of closure('/usr/lib/python3.11/lib-dynload/' + f)) copyHostPath(root, l);
+  for (const f of readdirSync('/usr/lib/python3.11/lib-dynload'))
+    for (const l of closure('/usr/lib/python3.11/lib-dynload/' + f)) copyHostPath(root, l);
   writeFileSync(join(root, 'app/imports.py'), `import ${MODULES.join(', ')}\n`);
   chmodSync(root, 0o755);
   return root;
@@ -104,16 +158,53 @@ const root = buildRoot();
 const work = mkdtempSync(join(tmpdir(), 'mkimg-bench-'));
 try {
   const workloads = [
-    ['python: import 30 stdlib modules', ['/usr/bin/python3.11', '-c', `import sys; sys.dont_write_bytecode=True; exec(open('/app/imports.py').read())`]],
+    [
+      'python: import 30 stdlib modules',
+      ['/usr/bin/python3.11', '-c', `import sys; sys.dont_write_bytecode=True; exec(open('/app/imports.py').read())`],
+    ],
     ['find /usr', ['/usr/bin/find', '/usr']],
     ['300 fork+exec', ['/bin/sh', '-c', 'i=0; while [ $i -lt 300 ]; do /usr/bin/true; i=$((i+1)); done']],
   ];
-  const sandbox = (mode) => ['--root', root, '--timeout', '300', '--env', 'PATH=/usr/bin', '--stdout', '/dev/null', ...(mode === 'trace' ? ['--events', join(work, 'ev.jsonl')] : ['--no-trace']), '--'];
+  const sandbox = (mode) => [
+    '--root',
+    root,
+    '--timeout',
+    '300',
+    '--env',
+    'PATH=/usr/bin',
+    '--stdout',
+    '/dev/null',
+    ...(mode === 'trace' ? ['--events', join(work, 'ev.jsonl')] : ['--no-trace']),
+    '--',
+  ];
   const runners = [
     ['untraced (sandbox --no-trace)', (w) => [TRACER, [...sandbox('none'), ...w]]],
     ['mkimg-trace', (w) => [TRACER, [...sandbox('trace'), ...w]]],
-    ['strace -f %file,%process', (w) => ['strace', ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=%file,%process', TRACER, ...sandbox('none'), ...w]]],
-    ['strace -f --seccomp-bpf', (w) => ['strace', ['-f', '-qq', '--seccomp-bpf', '-o', '/dev/null', '-e', 'trace=%file,%process', TRACER, ...sandbox('none'), ...w]]],
+    [
+      'strace -f %file,%process',
+      (w) => [
+        'strace',
+        ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=%file,%process', TRACER, ...sandbox('none'), ...w],
+      ],
+    ],
+    [
+      'strace -f --seccomp-bpf',
+      (w) => [
+        'strace',
+        [
+          '-f',
+          '-qq',
+          '--seccomp-bpf',
+          '-o',
+          '/dev/null',
+          '-e',
+          'trace=%file,%process',
+          TRACER,
+          ...sandbox('none'),
+          ...w,
+        ],
+      ],
+    ],
   ];
   const rows = [['workload', ...runners.map(([n]) => n)]];
   for (const [wname, w] of workloads) {
@@ -133,11 +224,16 @@ try {
     const mc = cpu.map(median);
     rows.push([
       wname,
-      ...mw.map((m, i) => `${m.toFixed(0)} ms${i ? ` (${(m / mw[0]).toFixed(2)}x)` : ''} / cpu ${mc[i].toFixed(0)} ms${i ? ` (${(mc[i] / Math.max(mc[0], 1)).toFixed(2)}x)` : ''}`),
+      ...mw.map(
+        (m, i) =>
+          `${m.toFixed(0)} ms${i ? ` (${(m / mw[0]).toFixed(2)}x)` : ''} / cpu ${mc[i].toFixed(0)} ms${i ? ` (${(mc[i] / Math.max(mc[0], 1)).toFixed(2)}x)` : ''}`,
+      ),
     ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-  console.log(`median of ${RUNS} interleaved runs: wall time / CPU time of the process tree; ratios against the untraced sandbox run`);
+  console.log(
+    `median of ${RUNS} interleaved runs: wall time / CPU time of the process tree; ratios against the untraced sandbox run`,
+  );
   for (const r of rows) console.log(r.map((c, i) => c.padEnd(widths[i])).join(' | '));
 } finally {
   rmSync(root, { recursive: true, force: true });

@@ -51,7 +51,10 @@ if (!existsSync(join(work, '.done'))) {
 
 // 2. Build it with mkimg, sign the manifest with a fresh key.
 const manifest = join(work, 'manifest.yaml');
-writeFileSync(manifest, `apiVersion: mkimg/v1\nname: bench/verify\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\nlayering: {strategy: single}\ncompression: none\n`);
+writeFileSync(
+  manifest,
+  `apiVersion: mkimg/v1\nname: bench/verify\nsourceDateEpoch: 1700000000\nfiles:\n  - src: tree/\n    dest: /data\nminimize: false\nlayering: {strategy: single}\ncompression: none\n`,
+);
 const { generateKeyFiles, signManifest } = await import(join(dist, 'sign/sign.js'));
 // mkimg lock (in process: no packages, it only pins the files: input)
 {
@@ -65,7 +68,11 @@ rmSync(join(work, 'key.secret.asc'), { force: true });
 rmSync(join(work, 'key.public.asc'), { force: true });
 const key = await generateKeyFiles({ name: 'Bench', email: 'bench@example.org', prefix: join(work, 'key') });
 const image = join(work, 'image.tar');
-const build = spawnSync(process.execPath, [join(root, 'bin/mkimg.js'), 'build', manifest, '-o', image, '--work-dir', work], { encoding: 'utf8' });
+const build = spawnSync(
+  process.execPath,
+  [join(root, 'bin/mkimg.js'), 'build', manifest, '-o', image, '--work-dir', work],
+  { encoding: 'utf8' },
+);
 if (build.status !== 0) {
   console.error(`mkimg build failed (${build.status}):\n${build.stderr}`);
   process.exit(1);
@@ -94,7 +101,12 @@ console.log(
   table([
     ['command', 'seconds', 'MiB/s', 'ratio'],
     ['sha256sum image.tar', tSha.toFixed(3), (size / 1048576 / tSha).toFixed(0), '1.00'],
-    ['mkimg verify --no-rebuild', tVerify.toFixed(3), (size / 1048576 / tVerify).toFixed(0), (tVerify / tSha).toFixed(2)],
+    [
+      'mkimg verify --no-rebuild',
+      tVerify.toFixed(3),
+      (size / 1048576 / tVerify).toFixed(0),
+      (tVerify / tSha).toFixed(2),
+    ],
     ['verifyImage() alone (no CLI)', tLib.toFixed(3), (size / 1048576 / tLib).toFixed(0), (tLib / tSha).toFixed(2)],
     ['(mkimg --help: CLI start-up)', tHelp.toFixed(3), '', (tHelp / tSha).toFixed(2)],
     ['(node -e 0: node start-up)', tNode.toFixed(3), '', (tNode / tSha).toFixed(2)],
@@ -104,7 +116,14 @@ console.log(`\nratio verify/sha256sum: ${(tVerify / tSha).toFixed(2)} (aim <= 1.
 
 if (process.argv.includes('--full')) {
   const fullRuns = Math.min(runs, 3);
-  const tBuild = timeShell(`node ${join(root, 'bin/mkimg.js')} build ${manifest} -o ${join(work, 'again.tar')} --work-dir ${work}`, { runs: fullRuns });
-  const tFull = timeShell(`${mkimgCmd} verify ${image} ${manifest}.sig --keyring ${key.publicPath}`, { runs: fullRuns });
-  console.log(`\nfull verify (rebuild, warm cache): ${tFull.toFixed(3)} s; one warm build: ${tBuild.toFixed(3)} s; ratio ${(tFull / tBuild).toFixed(2)}`);
+  const tBuild = timeShell(
+    `node ${join(root, 'bin/mkimg.js')} build ${manifest} -o ${join(work, 'again.tar')} --work-dir ${work}`,
+    { runs: fullRuns },
+  );
+  const tFull = timeShell(`${mkimgCmd} verify ${image} ${manifest}.sig --keyring ${key.publicPath}`, {
+    runs: fullRuns,
+  });
+  console.log(
+    `\nfull verify (rebuild, warm cache): ${tFull.toFixed(3)} s; one warm build: ${tBuild.toFixed(3)} s; ratio ${(tFull / tBuild).toFixed(2)}`,
+  );
 }

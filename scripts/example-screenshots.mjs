@@ -21,7 +21,15 @@ const names = args.length ? args : ['static', 'python', 'c-app', 'nginx'];
 const work = mkdtempSync(join(tmpdir(), 'mkimg-shots-'));
 const browser = await chromium.launch({
   executablePath: process.env.MKIMG_CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 try {
   for (const name of names) {
@@ -32,10 +40,23 @@ try {
       console.error(`${name}: ${pre} failed; skipped`);
       continue;
     }
-    const r = spawnSync(process.execPath, [join(root, 'bin/mkimg.js'), 'build', join(root, 'examples', name, 'manifest.yaml'), '-o', `${name}.tar`, '--report-html', html, ...(cacheDir ? ['--cache-dir', cacheDir] : [])], {
-      cwd: work, // the page names the image as given: "<name>.tar"
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
+    const r = spawnSync(
+      process.execPath,
+      [
+        join(root, 'bin/mkimg.js'),
+        'build',
+        join(root, 'examples', name, 'manifest.yaml'),
+        '-o',
+        `${name}.tar`,
+        '--report-html',
+        html,
+        ...(cacheDir ? ['--cache-dir', cacheDir] : []),
+      ],
+      {
+        cwd: work, // the page names the image as given: "<name>.tar"
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    );
     if (r.status !== 0) {
       console.error(`${name}: mkimg build failed (exit ${r.status}); skipped`);
       continue;

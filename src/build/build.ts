@@ -104,7 +104,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   let signer: string | undefined;
   if (opts.requireSignature) {
     const { checkManifestSignature } = await import('../sign/verify-signature.js');
-    const r = await checkManifestSignature(manifestPath, opts.requireSignature.signature, opts.requireSignature.keyring, bytes);
+    const r = await checkManifestSignature(
+      manifestPath,
+      opts.requireSignature.signature,
+      opts.requireSignature.keyring,
+      bytes,
+    );
     signer = r.fingerprint;
   }
   const parsed = parseManifest(bytes, manifestPath);
@@ -114,7 +119,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
 
   const registryOpts = { insecure: opts.insecure, progress: !opts.quiet };
   if (!opts.cacheRegistry) {
-    const result = manifest.architectures.length > 1 ? await buildPlatforms(manifest, opts, output, progress) : await buildFromInputs(manifest, opts, output, progress);
+    const result =
+      manifest.architectures.length > 1
+        ? await buildPlatforms(manifest, opts, output, progress)
+        : await buildFromInputs(manifest, opts, output, progress);
     result.signer = signer;
     if (opts.push) {
       progress(`push: ${opts.push}`);
@@ -139,7 +147,10 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     tag: manifest.tag,
     output,
     build: async () => {
-      built = manifest.architectures.length > 1 ? await buildPlatforms(manifest, opts, output, progress) : await buildFromInputs(manifest, opts, output, progress);
+      built =
+        manifest.architectures.length > 1
+          ? await buildPlatforms(manifest, opts, output, progress)
+          : await buildFromInputs(manifest, opts, output, progress);
     },
     check: async (tar) => {
       const checked = await checkImageIntegrity(tar);
@@ -152,9 +163,12 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     onNote: progress,
   });
   if (cached.cache === 'unavailable' || cached.cache === 'rejected') {
-    warnings.push(`cache registry ${opts.cacheRegistry}: ${cached.cache === 'unavailable' ? 'lookup failed' : 'entry failed its checks'}; built instead`);
+    warnings.push(
+      `cache registry ${opts.cacheRegistry}: ${cached.cache === 'unavailable' ? 'lookup failed' : 'entry failed its checks'}; built instead`,
+    );
   }
-  if (cached.cache !== 'hit' && !cached.published) warnings.push(`cache registry ${opts.cacheRegistry}: could not publish the image`);
+  if (cached.cache !== 'hit' && !cached.published)
+    warnings.push(`cache registry ${opts.cacheRegistry}: could not publish the image`);
   const result = built ?? (await describeImage(manifest, output));
   return {
     ...result,
@@ -191,14 +205,22 @@ async function describeImage(manifest: Manifest, output: string): Promise<BuildR
  * images are gathered into one tar with an image index. The bytes do not
  * depend on the order the builds finish in.
  */
-async function buildPlatforms(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {
+async function buildPlatforms(
+  manifest: Manifest,
+  opts: BuildOptions,
+  output: string,
+  progress: (m: string) => void,
+): Promise<BuildResult> {
   const parts = mkdtempSync(join(dirname(output), `.${basename(output)}.platforms-`));
   try {
     const results = new Map<string, BuildResult>();
     await pool(manifest.architectures, 2, async (arch) => {
       const perArch = (p: string | undefined) => (p ? p.replace(/(\.[^./]*)?$/, (ext) => `.${arch}${ext}`) : undefined);
-      const r = await buildFromInputs(forArchitecture(manifest, arch), { ...opts, sbomPath: perArch(opts.sbomPath), reportPath: perArch(opts.reportPath) }, join(parts, `${arch}.tar`), (m) =>
-        progress(`${arch}: ${m}`),
+      const r = await buildFromInputs(
+        forArchitecture(manifest, arch),
+        { ...opts, sbomPath: perArch(opts.sbomPath), reportPath: perArch(opts.reportPath) },
+        join(parts, `${arch}.tar`),
+        (m) => progress(`${arch}: ${m}`),
       );
       results.set(arch, r);
     });
@@ -224,7 +246,12 @@ async function buildPlatforms(manifest: Manifest, opts: BuildOptions, output: st
   }
 }
 
-async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: string, progress: (m: string) => void): Promise<BuildResult> {
+async function buildFromInputs(
+  manifest: Manifest,
+  opts: BuildOptions,
+  output: string,
+  progress: (m: string) => void,
+): Promise<BuildResult> {
   const debs = await collectDebs(manifest, opts, progress);
 
   // Nothing runs in the staging root without minimization: index packages and
@@ -248,7 +275,10 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
-    await unpackDebs(root, debs, { cacheDir: opts.cacheDir ?? defaultCacheDir(), unpinnedData: opts.dataCache ?? false });
+    await unpackDebs(root, debs, {
+      cacheDir: opts.cacheDir ?? defaultCacheDir(),
+      unpinnedData: opts.dataCache ?? false,
+    });
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
@@ -264,7 +294,10 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
       const { minimizeAndProve } = await import('../minimize/minimize.js');
       // Checks of a foreign architecture run under qemu-user (binfmt_misc); say so plainly when they cannot.
       emulationFor(manifest.architecture);
-      const r = await minimizeAndProve(root, manifest.minimize, manifest.config, { workDir: stagingDir, libDirs: defaultLibraryDirs(manifest.architecture) });
+      const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
+        workDir: stagingDir,
+        libDirs: defaultLibraryDirs(manifest.architecture),
+      });
       keep = r.keep;
       report = r.report;
     }
@@ -286,12 +319,19 @@ async function buildFromInputs(manifest: Manifest, opts: BuildOptions, output: s
         config,
         manifestSha256: manifest.origin.sha256,
       },
-      splitLayers(layerEntries(root, keep, { pins, content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined }), manifest.layering),
+      splitLayers(
+        layerEntries(root, keep, {
+          pins,
+          content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined,
+        }),
+        manifest.layering,
+      ),
       output,
       { hashThread, beforeCommit: () => pins.check(), compression: manifest.compression, workDir: stagingDir },
     );
     if (opts.sbomPath) writeFileAtomic(resolve(opts.sbomPath), sbom.bytes());
-    if (opts.reportPath && report) writeFileAtomic(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
+    if (opts.reportPath && report)
+      writeFileAtomic(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
     return {
       imageId: written.imageId,
       manifestDigest: written.manifestDigest,
@@ -326,9 +366,13 @@ interface DebInput {
 function checkLock(manifest: Manifest): void {
   const status = lockIsCurrent(manifest);
   if (!status.ok) {
-    throw new MkimgError('lock', `${manifest.origin.path}: the lock does not match the requested packages: ${status.problems.join('; ')}`, {
-      hint: `run \`mkimg lock ${manifest.origin.path}\` to pin them`,
-    });
+    throw new MkimgError(
+      'lock',
+      `${manifest.origin.path}: the lock does not match the requested packages: ${status.problems.join('; ')}`,
+      {
+        hint: `run \`mkimg lock ${manifest.origin.path}\` to pin them`,
+      },
+    );
   }
 }
 
@@ -348,7 +392,12 @@ async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m:
       progress: !opts.quiet,
     });
     for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      out.push({ name: p.name, path: paths.get(p.name)!, sha256: p.sha256, ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}) });
+      out.push({
+        name: p.name,
+        path: paths.get(p.name)!,
+        sha256: p.sha256,
+        ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}),
+      });
     }
   }
   // Local .debs: the pin is checked before anything is unpacked.
@@ -364,14 +413,18 @@ async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m:
   return out;
 }
 
-
 /**
  * A file whose content the layer reads from outside the staging root: a
  * files: input indexed in place. (Package files of an index-only root are
  * read from data tars in the staging directory: not outside.)
  */
 function readInPlace(root: StagingRoot, e: StageEntry): boolean {
-  return e.type === 'file' && e.contentOffset === undefined && e.hostPath !== undefined && !e.hostPath.startsWith(root.dir + '/');
+  return (
+    e.type === 'file' &&
+    e.contentOffset === undefined &&
+    e.hostPath !== undefined &&
+    !e.hostPath.startsWith(root.dir + '/')
+  );
 }
 
 /**
@@ -412,12 +465,19 @@ async function stageSbom(
  * against those digests as they are written, like inputs staged on disk.
  */
 async function hashInputsAfter(root: StagingRoot, keep: Set<string>, pins: InputPins, path: string): Promise<void> {
-  const late = [...keep].map((p) => root.entries.get(p)).filter((e): e is StageEntry => e !== undefined && readInPlace(root, e) && !e.sha256 && comparePaths(e.path, path) > 0);
+  const late = [...keep]
+    .map((p) => root.entries.get(p))
+    .filter(
+      (e): e is StageEntry => e !== undefined && readInPlace(root, e) && !e.sha256 && comparePaths(e.path, path) > 0,
+    );
   if (late.length === 0) return;
   await pins.hash([...new Set(late.map((e) => e.hostPath!))]);
   for (const e of late) {
     const d = pins.digests(e.hostPath!)!;
-    if (d.size !== e.size) throw new MkimgError('input', `files: ${e.hostPath} changed while it was being read`, { hint: 'build again once the file is no longer being written' });
+    if (d.size !== e.size)
+      throw new MkimgError('input', `files: ${e.hostPath} changed while it was being read`, {
+        hint: 'build again once the file is no longer being written',
+      });
     e.sha256 = d.sha256;
     e.sha1 = d.sha1;
   }
@@ -429,7 +489,11 @@ async function hashInputsAfter(root: StagingRoot, keep: Set<string>, pins: Input
  * it is known, and recorded (into `pins` and their index entry) when not.
  * `content` gives content made when the writer reaches the path (the SBOM).
  */
-export function layerEntries(root: StagingRoot, keep: Set<string>, opts: { pins?: InputPins; content?: Map<string, () => Buffer> } = {}): LayerEntry[] {
+export function layerEntries(
+  root: StagingRoot,
+  keep: Set<string>,
+  opts: { pins?: InputPins; content?: Map<string, () => Buffer> } = {},
+): LayerEntry[] {
   const out: LayerEntry[] = [];
   for (const path of keep) {
     const e = root.entries.get(path);

@@ -39,7 +39,11 @@ function blocks(text: string, verbatimIndented: boolean): (Block | null)[] {
       out.push({ first: line, hang: '', words: [] });
       cur = null;
     } else if (item) {
-      cur = { first: item[1] + item[2], hang: ' '.repeat(item[1].length + item[2].length), words: item[3].split(/\s+/) };
+      cur = {
+        first: item[1] + item[2],
+        hang: ' '.repeat(item[1].length + item[2].length),
+        words: item[3].split(/\s+/),
+      };
       out.push(cur);
     } else if (cur && indent.length === cur.hang.length && !(indent.length === 0 && LABEL.test(line))) {
       cur.words.push(...line.trim().split(/\s+/));
@@ -84,7 +88,11 @@ export function flowText(text: string, width: number, opts: { verbatimIndented?:
 export function flowHelpTexts(cmd: Command): void {
   const emitter = cmd as unknown as EventEmitter; // commander's Command is an EventEmitter; its typings omit it
   for (const event of ['beforeAllHelp', 'beforeHelp', 'afterHelp', 'afterAllHelp']) {
-    const listeners = emitter.listeners(event) as ((ctx: { error: boolean; command: Command; write: (s: string) => void }) => void)[];
+    const listeners = emitter.listeners(event) as ((ctx: {
+      error: boolean;
+      command: Command;
+      write: (s: string) => void;
+    }) => void)[];
     emitter.removeAllListeners(event);
     for (const l of listeners) {
       emitter.on(event, (ctx: { error: boolean; command: Command; write: (s: string) => void }) => {

@@ -69,7 +69,10 @@ export async function main(argv: string[]): Promise<void> {
     const err = e as { code?: string; exitCode?: number };
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
       // help and version exit 0; usage errors were already printed by commander
-      process.exitCode = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? 0 : 2;
+      process.exitCode =
+        err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+          ? 0
+          : 2;
       if (process.exitCode === 2) process.stderr.write(`${usageHint(program, argv.slice(2))}\n`);
       return;
     }

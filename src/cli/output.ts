@@ -66,15 +66,20 @@ export function reportError(e0: unknown, json: boolean): number {
   if (isMkimgError(e)) {
     if (json) {
       process.stdout.write(
-        JSON.stringify({ error: { ...(e.details ?? {}), kind: e.kind, exitCode: e.exitCode, message: e.message, hint: e.hint } }) + '\n',
+        JSON.stringify({
+          error: { ...(e.details ?? {}), kind: e.kind, exitCode: e.exitCode, message: e.message, hint: e.hint },
+        }) + '\n',
       );
     }
     process.stderr.write(`mkimg: error: ${e.message}\n`);
     if (e.hint) process.stderr.write(`mkimg: hint: ${e.hint}\n`);
     return e.exitCode;
   }
-  const msg = e instanceof Error ? e.stack ?? e.message : String(e);
-  if (json) process.stdout.write(JSON.stringify({ error: { kind: 'internal', exitCode: EXIT_CODES.internal, message: String(e) } }) + '\n');
+  const msg = e instanceof Error ? (e.stack ?? e.message) : String(e);
+  if (json)
+    process.stdout.write(
+      JSON.stringify({ error: { kind: 'internal', exitCode: EXIT_CODES.internal, message: String(e) } }) + '\n',
+    );
   process.stderr.write(`mkimg: internal error (a bug; please report it with this text):\n${msg}\n`);
   return EXIT_CODES.internal;
 }

@@ -29,7 +29,10 @@ export class ArReader {
   private bodyOpen = false;
 
   /** `label` names the archive (the .deb path) in every error. */
-  constructor(private readonly r: ByteReader, private readonly label: string) {}
+  constructor(
+    private readonly r: ByteReader,
+    private readonly label: string,
+  ) {}
 
   /** The next member's header, or null at the end of the archive. Skips whatever is left of the previous member. */
   async next(): Promise<ArMember | null> {
@@ -46,9 +49,13 @@ export class ArReader {
     if (await this.r.atEnd()) return null;
     const h = await this.r.readExact(60, 'an ar member header');
     if (h[58] !== 0x60 || h[59] !== 0x0a) {
-      throw new MkimgError('input', `${this.label}: corrupt ar member header at offset ${this.r.offset - 60} (bad terminator)`, {
-        hint: 'the file is corrupt; delete it and fetch it again',
-      });
+      throw new MkimgError(
+        'input',
+        `${this.label}: corrupt ar member header at offset ${this.r.offset - 60} (bad terminator)`,
+        {
+          hint: 'the file is corrupt; delete it and fetch it again',
+        },
+      );
     }
     let name = h.subarray(0, 16).toString('latin1').replace(/ +$/, '');
     if (name.length > 1 && name !== '//' && name.endsWith('/')) name = name.slice(0, -1);
@@ -101,7 +108,10 @@ export class ArReader {
 }
 
 function field(h: Buffer, off: number, len: number, radix: 8 | 10, what: string, label: string): number {
-  const s = h.subarray(off, off + len).toString('latin1').trim();
+  const s = h
+    .subarray(off, off + len)
+    .toString('latin1')
+    .trim();
   if (s === '') return 0;
   const ok = radix === 10 ? /^[0-9]+$/.test(s) : /^[0-7]+$/.test(s);
   if (!ok) throw new MkimgError('input', `${label}: corrupt ar member header: ${what} field "${s}" is not a number`);

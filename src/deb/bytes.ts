@@ -15,7 +15,10 @@ export class ByteReader {
   offset = 0;
 
   /** `label` names the input in truncation errors, e.g. "/cache/x.deb: data.tar.xz". */
-  constructor(source: AsyncIterable<Uint8Array>, readonly label: string) {
+  constructor(
+    source: AsyncIterable<Uint8Array>,
+    readonly label: string,
+  ) {
     this.it = source[Symbol.asyncIterator]();
   }
 
@@ -26,7 +29,9 @@ export class ByteReader {
       this.ended = true;
       return false;
     }
-    const chunk = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
+    const chunk = Buffer.isBuffer(r.value)
+      ? r.value
+      : Buffer.from(r.value.buffer, r.value.byteOffset, r.value.byteLength);
     if (chunk.length === 0) return true;
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     return true;

@@ -61,8 +61,12 @@ export const EAGER_LIMIT = 4 * 2 ** 30;
  * never past DATA_CEILING. Without an Installed-Size: DATA_CEILING.
  */
 export function dataLimit(pkg: string, installedSizeKiB: string | undefined): DecompressLimit {
-  const kib = installedSizeKiB !== undefined && /^[0-9]{1,12}$/.test(installedSizeKiB.trim()) ? Number(installedSizeKiB.trim()) : undefined;
-  if (kib === undefined) return { maxBytes: DATA_CEILING, why: `the ceiling for a data archive; ${pkg} declares no Installed-Size` };
+  const kib =
+    installedSizeKiB !== undefined && /^[0-9]{1,12}$/.test(installedSizeKiB.trim())
+      ? Number(installedSizeKiB.trim())
+      : undefined;
+  if (kib === undefined)
+    return { maxBytes: DATA_CEILING, why: `the ceiling for a data archive; ${pkg} declares no Installed-Size` };
   const bound = kib * 1024 * 2 + (64 << 20);
   if (bound >= DATA_CEILING) return { maxBytes: DATA_CEILING, why: 'the ceiling for a data archive' };
   return { maxBytes: bound, why: `${pkg} declares Installed-Size ${kib} KiB; the bound is twice that plus 64 MiB` };
@@ -96,7 +100,11 @@ export async function readDeb(path: string): Promise<Deb> {
  * one (and stored in it after decompressing otherwise; zstd is then also
  * decompressed whole here), with the same replay.
  */
-export async function readDebBuffer(path: string, bytes: Buffer, opts: { dataCache?: DataArchiveCache } = {}): Promise<Deb> {
+export async function readDebBuffer(
+  path: string,
+  bytes: Buffer,
+  opts: { dataCache?: DataArchiveCache } = {},
+): Promise<Deb> {
   const source = (async function* () {
     yield bytes;
   })();
@@ -129,16 +137,21 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
     if (!first || first.name !== 'debian-binary') {
       throw orderError(path, first?.name ?? '(end of file)', 'debian-binary');
     }
-    if (first.size > 64) throw new MkimgError('input', `${path}: debian-binary member is ${first.size} bytes, expected "2.0\\n"`);
+    if (first.size > 64)
+      throw new MkimgError('input', `${path}: debian-binary member is ${first.size} bytes, expected "2.0\\n"`);
     const formatVersion = (await ar.readBody()).toString('latin1');
     if (!/^2\.\d+\n/.test(formatVersion)) {
-      throw new MkimgError('input', `${path}: unsupported package format ${JSON.stringify(formatVersion)} in debian-binary (expected "2.0\\n")`);
+      throw new MkimgError(
+        'input',
+        `${path}: unsupported package format ${JSON.stringify(formatVersion)} in debian-binary (expected "2.0\\n")`,
+      );
     }
 
     const cm = await next();
     const cComp = cm ? compressionOf(cm.name, 'control.tar') : null;
     if (!cm || cComp === null) throw orderError(path, cm?.name ?? '(end of file)', 'control.tar[.gz|.xz|.zst]');
-    if (cm.size > CONTROL_LIMIT) throw new MkimgError('input', `${path}: control member of ${cm.size} bytes is implausibly large`);
+    if (cm.size > CONTROL_LIMIT)
+      throw new MkimgError('input', `${path}: control member of ${cm.size} bytes is implausibly large`);
     const control = await readControlArchive(ar.body(), cComp, `${path}: ${cm.name}`, path);
 
     const dm = await next();
@@ -161,7 +174,10 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
     // Decompressing ahead holds the whole archive in memory, so there the
     // bound is at most EAGER_LIMIT.
     const eager = eagerXz;
-    const eagerLimit = limit.maxBytes <= EAGER_LIMIT ? limit : { maxBytes: EAGER_LIMIT, why: 'the ceiling for a data archive decompressed in memory' };
+    const eagerLimit =
+      limit.maxBytes <= EAGER_LIMIT
+        ? limit
+        : { maxBytes: EAGER_LIMIT, why: 'the ceiling for a data archive decompressed in memory' };
     const cache = eager && (dComp === 'xz' || dComp === 'zstd') ? dataCache : undefined;
     if (eager && (dComp === 'xz' || cache)) {
       let out: Buffer[] = [];
@@ -245,7 +261,12 @@ async function parseDeb(bytes: ByteReader, path: string, eagerXz: boolean, dataC
   }
 }
 
-async function readControlArchive(body: AsyncIterable<Buffer>, comp: Compression, label: string, path: string): Promise<DebControlArchive> {
+async function readControlArchive(
+  body: AsyncIterable<Buffer>,
+  comp: Compression,
+  label: string,
+  path: string,
+): Promise<DebControlArchive> {
   const files = new Map<string, Buffer>();
   const limit = { maxBytes: CONTROL_LIMIT, why: `the limit for a control archive, ${formatBytes(CONTROL_LIMIT)}` };
   for await (const e of readTar(decompress(body, comp, label, limit), label)) {
@@ -263,9 +284,13 @@ async function readControlArchive(body: AsyncIterable<Buffer>, comp: Compression
 }
 
 function orderError(path: string, found: string, expected: string): MkimgError {
-  return new MkimgError('input', `${path}: not a valid Debian package: found member "${found}" where ${expected} was expected`, {
-    hint: 'a .deb holds debian-binary, control.tar.*, data.tar.* in that order; the file is corrupt or not a Debian binary package',
-  });
+  return new MkimgError(
+    'input',
+    `${path}: not a valid Debian package: found member "${found}" where ${expected} was expected`,
+    {
+      hint: 'a .deb holds debian-binary, control.tar.*, data.tar.* in that order; the file is corrupt or not a Debian binary package',
+    },
+  );
 }
 
 /** Read only the control archive (and close the file). */

@@ -47,7 +47,12 @@ function corrupt(label: string, kind: Compression, e: unknown): MkimgError {
   });
 }
 
-export async function* decompress(input: AsyncIterable<Buffer>, kind: Compression, label: string, limit?: DecompressLimit): AsyncGenerator<Buffer> {
+export async function* decompress(
+  input: AsyncIterable<Buffer>,
+  kind: Compression,
+  label: string,
+  limit?: DecompressLimit,
+): AsyncGenerator<Buffer> {
   if (!limit) {
     yield* decompressUnbounded(input, kind, label);
     return;
@@ -56,16 +61,24 @@ export async function* decompress(input: AsyncIterable<Buffer>, kind: Compressio
   for await (const c of decompressUnbounded(input, kind, label)) {
     total += c.length;
     if (total > limit.maxBytes) {
-      throw new MkimgError('input', `${label}: decompresses to more than ${formatBytes(limit.maxBytes)} (${limit.why}); refused as a decompression bomb`, {
-        hint: 'the package is hostile or damaged; if it is genuine, report it (the limits are in SPEC.md §4 "Limits")',
-        details: { maxBytes: limit.maxBytes },
-      });
+      throw new MkimgError(
+        'input',
+        `${label}: decompresses to more than ${formatBytes(limit.maxBytes)} (${limit.why}); refused as a decompression bomb`,
+        {
+          hint: 'the package is hostile or damaged; if it is genuine, report it (the limits are in SPEC.md §4 "Limits")',
+          details: { maxBytes: limit.maxBytes },
+        },
+      );
     }
     yield c;
   }
 }
 
-async function* decompressUnbounded(input: AsyncIterable<Buffer>, kind: Compression, label: string): AsyncGenerator<Buffer> {
+async function* decompressUnbounded(
+  input: AsyncIterable<Buffer>,
+  kind: Compression,
+  label: string,
+): AsyncGenerator<Buffer> {
   switch (kind) {
     case 'none':
       yield* input;
@@ -148,9 +161,13 @@ async function* decompressUnbounded(input: AsyncIterable<Buffer>, kind: Compress
  * (a truncated .deb) wins over xz's complaint about the input ending.
  */
 async function* xzStream(input: AsyncIterable<Buffer>, label: string): AsyncGenerator<Buffer> {
-  const child = spawn('xz', ['--decompress', '--stdout', '--quiet', '--no-warn', `--memlimit-decompress=${XZ_MEMLIMIT}`], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'xz',
+    ['--decompress', '--stdout', '--quiet', '--no-warn', `--memlimit-decompress=${XZ_MEMLIMIT}`],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.setEncoding('utf8');
   child.stderr.on('data', (d: string) => {
@@ -200,7 +217,11 @@ async function* xzStream(input: AsyncIterable<Buffer>, label: string): AsyncGene
       });
     }
     if (r.code !== 0) {
-      const why = stderr.trim().split('\n')[0]?.replace(/^xz: \(stdin\): /, '') || `xz exited with ${r.code ?? r.signal}`;
+      const why =
+        stderr
+          .trim()
+          .split('\n')[0]
+          ?.replace(/^xz: \(stdin\): /, '') || `xz exited with ${r.code ?? r.signal}`;
       throw corrupt(label, 'xz', new Error(why));
     }
   } finally {

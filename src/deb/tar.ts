@@ -42,7 +42,10 @@ export interface TarEntry {
 
 const BLOCK = 512;
 
-export async function* readTar(source: AsyncIterable<Uint8Array> | ByteReader, label: string): AsyncGenerator<TarEntry> {
+export async function* readTar(
+  source: AsyncIterable<Uint8Array> | ByteReader,
+  label: string,
+): AsyncGenerator<TarEntry> {
   const r = source instanceof ByteReader ? source : new ByteReader(source, label);
   let globalPax: Record<string, Buffer> = {};
   let pax: Record<string, Buffer> | null = null;
@@ -174,7 +177,10 @@ function num(h: Buffer, off: number, len: number, what: string, label: string): 
     if (!Number.isSafeInteger(v)) throw corrupt(label, `${what} field out of range`);
     return v;
   }
-  const s = f.toString('latin1').replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  const s = f
+    .toString('latin1')
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
   if (s === '') return 0;
   if (!/^[0-7]+$/.test(s)) throw corrupt(label, `${what} field "${s.replace(/[^\x20-\x7e]/g, '?')}" is not octal`);
   return parseInt(s, 8);

@@ -36,6 +36,14 @@ export function defaultLibraryDirs(debian: string): string[] {
 
 /** The Debian architecture of the machine mkimg runs on. */
 export function hostArchitecture(): string {
-  const byNode: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'armhf', ia32: 'i386', ppc64: 'ppc64el', s390x: 's390x', riscv64: 'riscv64' };
+  const byNode: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'armhf',
+    ia32: 'i386',
+    ppc64: 'ppc64el',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+  };
   return byNode[process.arch] ?? process.arch;
 }

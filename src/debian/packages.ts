@@ -36,9 +36,22 @@ export interface PackageRecord {
 }
 
 const WANTED = new Map<string, string>(
-  ['Package', 'Version', 'Architecture', 'Multi-Arch', 'Essential', 'Priority', 'Depends', 'Pre-Depends', 'Provides', 'Conflicts', 'Breaks', 'Filename', 'Size', 'SHA256'].map(
-    (n) => [n, n.toLowerCase()],
-  ),
+  [
+    'Package',
+    'Version',
+    'Architecture',
+    'Multi-Arch',
+    'Essential',
+    'Priority',
+    'Depends',
+    'Pre-Depends',
+    'Provides',
+    'Conflicts',
+    'Breaks',
+    'Filename',
+    'Size',
+    'SHA256',
+  ].map((n) => [n, n.toLowerCase()]),
 );
 const WANTED_LOWER = new Set(WANTED.values());
 
@@ -95,7 +108,9 @@ class Record_ implements PackageRecord {
       try {
         r = parseRelations(this.raw[field]);
       } catch (e) {
-        throw new MkimgError('repository', `${this.where}: ${field}: ${(e as Error).message}`, { details: { suite: this.suite } });
+        throw new MkimgError('repository', `${this.where}: ${field}: ${(e as Error).message}`, {
+          details: { suite: this.suite },
+        });
       }
       this.cache.set(field, r);
     }
@@ -118,9 +133,16 @@ class Record_ implements PackageRecord {
     if (!this.providesCache) {
       const v = this.raw.provides;
       try {
-        this.providesCache = v ? v.split(',').filter((x) => x.trim()).map(parseRelation) : [];
+        this.providesCache = v
+          ? v
+              .split(',')
+              .filter((x) => x.trim())
+              .map(parseRelation)
+          : [];
       } catch (e) {
-        throw new MkimgError('repository', `${this.where}: provides: ${(e as Error).message}`, { details: { suite: this.suite } });
+        throw new MkimgError('repository', `${this.where}: provides: ${(e as Error).message}`, {
+          details: { suite: this.suite },
+        });
       }
     }
     return this.providesCache;
@@ -165,7 +187,11 @@ export function parsePackagesIndex(text: string, ctx: IndexContext): PackageReco
     if (!cur.package) return;
     const where = `package ${cur.package} ${cur.version ?? ''} in suite "${ctx.suite}"${ctx.url ? ` (${ctx.url})` : ''}`;
     if (!cur.version || !cur.architecture || !cur.filename || !cur.sha256 || !cur.size) {
-      throw new MkimgError('repository', `${where} lacks Version, Architecture, Filename, Size or SHA256 in the Packages index`, { details: { suite: ctx.suite } });
+      throw new MkimgError(
+        'repository',
+        `${where} lacks Version, Architecture, Filename, Size or SHA256 in the Packages index`,
+        { details: { suite: ctx.suite } },
+      );
     }
     out.push(new Record_(cur, ctx, where));
   };
@@ -219,7 +245,13 @@ export interface FetchIndexOptions {
  */
 export const PACKAGES_CEILING = 512 << 20;
 
-async function decompressIndex(data: Buffer, ext: string, label: string, maxBytes: number, why: string): Promise<Buffer> {
+async function decompressIndex(
+  data: Buffer,
+  ext: string,
+  label: string,
+  maxBytes: number,
+  why: string,
+): Promise<Buffer> {
   if (ext === '') return data;
   const parts: Buffer[] = [];
   const input = (async function* () {
@@ -239,7 +271,8 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
   const plain = o.release.sha256.get(`${dir}/Packages`);
   if (plain && o.cache) {
     const hit = await o.cache.lookup(plain.sha256, plain.size);
-    if (hit) return { text: (await readFile(hit)).toString('utf8'), url: `${o.baseUrl}/dists/${o.suite}/${dir}/Packages` };
+    if (hit)
+      return { text: (await readFile(hit)).toString('utf8'), url: `${o.baseUrl}/dists/${o.suite}/${dir}/Packages` };
   }
   for (const ext of ['.xz', '.gz', '']) {
     const rel = `${dir}/Packages${ext}`;
@@ -252,7 +285,9 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
     else {
       if (o.release.acquireByHash) {
         try {
-          data = await httpGet(`${o.baseUrl}/dists/${o.suite}/${dir}/by-hash/SHA256/${entry.sha256}`, { maxBytes: entry.size });
+          data = await httpGet(`${o.baseUrl}/dists/${o.suite}/${dir}/by-hash/SHA256/${entry.sha256}`, {
+            maxBytes: entry.size,
+          });
         } catch (e) {
           if (httpStatusOf(e) !== 404) throw e;
         }
@@ -267,10 +302,14 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
       }
       const got = sha256Hex(data);
       if (data.length !== entry.size || got !== entry.sha256) {
-        throw new MkimgError('repository', `${url} does not match the signed Release of suite "${o.suite}": expected ${entry.size} bytes sha256 ${entry.sha256}, got ${data.length} bytes sha256 ${got}`, {
-          hint: 'the mirror may be mid-update (retry later) or tampered with; try another mirror with --mirror SUITE=URL',
-          details: { suite: o.suite, url },
-        });
+        throw new MkimgError(
+          'repository',
+          `${url} does not match the signed Release of suite "${o.suite}": expected ${entry.size} bytes sha256 ${entry.sha256}, got ${data.length} bytes sha256 ${got}`,
+          {
+            hint: 'the mirror may be mid-update (retry later) or tampered with; try another mirror with --mirror SUITE=URL',
+            details: { suite: o.suite, url },
+          },
+        );
       }
       if (o.cache) await o.cache.putBytes(data, entry.sha256);
     }
@@ -282,9 +321,12 @@ export async function fetchPackagesIndex(o: FetchIndexOptions): Promise<{ text: 
       text = await decompressIndex(data, ext, url, max, why);
     } catch (e) {
       if (e instanceof MkimgError && e.kind === 'environment') throw e;
-      throw new MkimgError('repository', `cannot decompress ${url}: ${(e as Error).message.replace(`${url}: `, '')}`, { details: { suite: o.suite, url } });
+      throw new MkimgError('repository', `cannot decompress ${url}: ${(e as Error).message.replace(`${url}: `, '')}`, {
+        details: { suite: o.suite, url },
+      });
     }
-    if (ext !== '' && plain && o.cache && text.length === plain.size && sha256Hex(text) === plain.sha256) await o.cache.putBytes(text, plain.sha256);
+    if (ext !== '' && plain && o.cache && text.length === plain.size && sha256Hex(text) === plain.sha256)
+      await o.cache.putBytes(text, plain.sha256);
     return { text: text.toString('utf8'), url };
   }
   return undefined;

@@ -20,7 +20,8 @@ export interface Relation {
 /** AND of OR groups. */
 export type RelationList = Relation[][];
 
-const ITEM = /^([a-zA-Z0-9][a-zA-Z0-9+.-]*)(?::([a-zA-Z0-9-]+))?\s*(?:\(\s*(<<|<=|>=|>>|=|<|>)\s*([^)\s]+)\s*\))?\s*(?:\[([^\]]*)\])?\s*(?:<.*>)?\s*$/;
+const ITEM =
+  /^([a-zA-Z0-9][a-zA-Z0-9+.-]*)(?::([a-zA-Z0-9-]+))?\s*(?:\(\s*(<<|<=|>=|>>|=|<|>)\s*([^)\s]+)\s*\))?\s*(?:\[([^\]]*)\])?\s*(?:<.*>)?\s*$/;
 
 export function parseRelation(text: string): Relation {
   const t = text.trim();

@@ -69,13 +69,16 @@ export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
   try {
     data = await readFile(path);
   } catch (e) {
-    throw new MkimgError('manifest', `cannot read keyring ${path}: ${(e as Error).message}`, { hint: 'check the keyring: path of the source' });
+    throw new MkimgError('manifest', `cannot read keyring ${path}: ${(e as Error).message}`, {
+      hint: 'check the keyring: path of the source',
+    });
   }
   const pgp = await loadOpenpgp();
   try {
     const text = data.toString('latin1');
     if (text.includes('-----BEGIN PGP PUBLIC KEY BLOCK-----')) {
-      const blocks = text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
+      const blocks =
+        text.match(/-----BEGIN PGP PUBLIC KEY BLOCK-----[\s\S]*?-----END PGP PUBLIC KEY BLOCK-----/g) ?? [];
       const keys: openpgp.PublicKey[] = [];
       for (const b of blocks) keys.push(...(await pgp.readKeys({ armoredKeys: b })));
       return keys;
@@ -100,7 +103,11 @@ export interface VerifyContext {
  * signature must verify with a key of the keyring that is neither expired nor
  * revoked; only the signed text is parsed.
  */
-export async function verifyInRelease(inRelease: string, keys: openpgp.PublicKey[], ctx: VerifyContext): Promise<Release> {
+export async function verifyInRelease(
+  inRelease: string,
+  keys: openpgp.PublicKey[],
+  ctx: VerifyContext,
+): Promise<Release> {
   const where = `InRelease of suite "${ctx.suite}" (${ctx.url})`;
   const now = ctx.now ?? new Date();
   const pgp = await loadOpenpgp();
@@ -142,10 +149,17 @@ export async function verifyInRelease(inRelease: string, keys: openpgp.PublicKey
   }
   if (good.length === 0) {
     const detail = result.signatures.length === 0 ? 'it carries no signature' : problems.join('; ');
-    throw new MkimgError('repository', `${where}: no valid signature from the keyring ${ctx.keyringPath ?? ''}: ${detail}`.replace('keyring :', 'keyring:'), {
-      hint: 'check that the source\'s keyring: holds the key that signs this repository, and that the mirror is genuine',
-      details: { suite: ctx.suite, url: ctx.url },
-    });
+    throw new MkimgError(
+      'repository',
+      `${where}: no valid signature from the keyring ${ctx.keyringPath ?? ''}: ${detail}`.replace(
+        'keyring :',
+        'keyring:',
+      ),
+      {
+        hint: "check that the source's keyring: holds the key that signs this repository, and that the mirror is genuine",
+        details: { suite: ctx.suite, url: ctx.url },
+      },
+    );
   }
   const text = typeof result.data === 'string' ? result.data : Buffer.from(result.data as Uint8Array).toString('utf8');
   const rel = parseReleaseChecked(text, ctx, now);
@@ -154,24 +168,45 @@ export async function verifyInRelease(inRelease: string, keys: openpgp.PublicKey
 }
 
 /** Parse and check suite name and Valid-Until. */
-export function parseReleaseChecked(text: string, ctx: VerifyContext & { ignoreValidUntil?: boolean }, now = new Date()): Release {
+export function parseReleaseChecked(
+  text: string,
+  ctx: VerifyContext & { ignoreValidUntil?: boolean },
+  now = new Date(),
+): Release {
   let rel: Release;
   try {
     rel = parseRelease(text);
   } catch (e) {
-    throw new MkimgError('repository', `Release of suite "${ctx.suite}" (${ctx.url}) cannot be parsed: ${(e as Error).message}`, { details: { suite: ctx.suite, url: ctx.url } });
+    throw new MkimgError(
+      'repository',
+      `Release of suite "${ctx.suite}" (${ctx.url}) cannot be parsed: ${(e as Error).message}`,
+      { details: { suite: ctx.suite, url: ctx.url } },
+    );
   }
   if (rel.suite !== ctx.suite && rel.codename !== ctx.suite) {
-    throw new MkimgError('repository', `Release at ${ctx.url} is for suite "${rel.suite ?? '?'}" / codename "${rel.codename ?? '?'}", not "${ctx.suite}"`, {
-      hint: 'the mirror serves another suite under this name; check the mirror URL',
-      details: { suite: ctx.suite, url: ctx.url },
-    });
+    throw new MkimgError(
+      'repository',
+      `Release at ${ctx.url} is for suite "${rel.suite ?? '?'}" / codename "${rel.codename ?? '?'}", not "${ctx.suite}"`,
+      {
+        hint: 'the mirror serves another suite under this name; check the mirror URL',
+        details: { suite: ctx.suite, url: ctx.url },
+      },
+    );
   }
-  if (rel.validUntil && rel.validUntil.getTime() < now.getTime() && !ctx.ignoreValidUntil && !process.env.MKIMG_IGNORE_VALID_UNTIL) {
-    throw new MkimgError('repository', `Release of suite "${ctx.suite}" (${ctx.url}) expired at ${rel.validUntil.toISOString()} (Valid-Until)`, {
-      hint: 'the mirror is stale; use a current mirror, or set MKIMG_IGNORE_VALID_UNTIL=1 when locking against a snapshot archive on purpose',
-      details: { suite: ctx.suite, url: ctx.url },
-    });
+  if (
+    rel.validUntil &&
+    rel.validUntil.getTime() < now.getTime() &&
+    !ctx.ignoreValidUntil &&
+    !process.env.MKIMG_IGNORE_VALID_UNTIL
+  ) {
+    throw new MkimgError(
+      'repository',
+      `Release of suite "${ctx.suite}" (${ctx.url}) expired at ${rel.validUntil.toISOString()} (Valid-Until)`,
+      {
+        hint: 'the mirror is stale; use a current mirror, or set MKIMG_IGNORE_VALID_UNTIL=1 when locking against a snapshot archive on purpose',
+        details: { suite: ctx.suite, url: ctx.url },
+      },
+    );
   }
   return rel;
 }

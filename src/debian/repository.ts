@@ -26,16 +26,25 @@ export interface SuiteInfo {
   rank: number;
 }
 
-export async function loadSuite(source: Source, suite: string, rank: number, opts: LoadOptions): Promise<{ info: SuiteInfo; records: PackageRecord[] }> {
+export async function loadSuite(
+  source: Source,
+  suite: string,
+  rank: number,
+  opts: LoadOptions,
+): Promise<{ info: SuiteInfo; records: PackageRecord[] }> {
   const mirror = chooseMirror(source, suite, opts);
   const base = mirror.url;
   const dists = `${base}/dists/${suite}`;
   let release: Release;
   const notFound = (what: string) =>
-    new MkimgError('repository', `${dists}/${what} not found (HTTP 404): the mirror (${mirror.from}) does not serve suite "${suite}"`, {
-      hint: `check the suite name and the mirror URL, or point at another mirror with --mirror ${suite}=URL`,
-      details: { suite, url: `${dists}/${what}` },
-    });
+    new MkimgError(
+      'repository',
+      `${dists}/${what} not found (HTTP 404): the mirror (${mirror.from}) does not serve suite "${suite}"`,
+      {
+        hint: `check the suite name and the mirror URL, or point at another mirror with --mirror ${suite}=URL`,
+        details: { suite, url: `${dists}/${what}` },
+      },
+    );
   if (source.allowUnsigned) {
     let text: string;
     try {
@@ -57,14 +66,23 @@ export async function loadSuite(source: Source, suite: string, rank: number, opt
       text = (await httpGet(`${dists}/InRelease`)).toString('utf8');
     } catch (e) {
       if (httpStatusOf(e) === 404) {
-        throw new MkimgError('repository', `${dists}/InRelease not found (HTTP 404): suite "${suite}" has no signed InRelease at this mirror (${mirror.from})`, {
-          hint: `check the suite name and the mirror, or --mirror ${suite}=URL; an unsigned repository needs allowUnsigned: true on its source`,
-          details: { suite, url: `${dists}/InRelease` },
-        });
+        throw new MkimgError(
+          'repository',
+          `${dists}/InRelease not found (HTTP 404): suite "${suite}" has no signed InRelease at this mirror (${mirror.from})`,
+          {
+            hint: `check the suite name and the mirror, or --mirror ${suite}=URL; an unsigned repository needs allowUnsigned: true on its source`,
+            details: { suite, url: `${dists}/InRelease` },
+          },
+        );
       }
       throw e;
     }
-    release = await verifyInRelease(text, keys, { suite, url: `${dists}/InRelease`, keyringPath: source.keyring, now: opts.now });
+    release = await verifyInRelease(text, keys, {
+      suite,
+      url: `${dists}/InRelease`,
+      keyringPath: source.keyring,
+      now: opts.now,
+    });
   }
   const cache = new BlobCache(opts.cacheDir);
   const records: PackageRecord[] = [];
@@ -77,20 +95,34 @@ export async function loadSuite(source: Source, suite: string, rank: number, opt
       const idx = await fetchPackagesIndex({ baseUrl: base, suite, component, arch, release, cache });
       if (!idx) continue;
       found = true;
-      records.push(...parsePackagesIndex(idx.text, { suite, rank, notAutomatic: release.notAutomatic && !release.butAutomaticUpgrades, url: idx.url }));
+      records.push(
+        ...parsePackagesIndex(idx.text, {
+          suite,
+          rank,
+          notAutomatic: release.notAutomatic && !release.butAutomaticUpgrades,
+          url: idx.url,
+        }),
+      );
     }
     if (!found) {
-      throw new MkimgError('repository', `the Release of suite "${suite}" (${dists}) lists no Packages index for component "${component}" and architecture ${opts.arch}`, {
-        hint: `check components: of the source (the Release offers: ${release.components.join(' ') || 'none listed'}) and the manifest architecture`,
-        details: { suite, url: dists },
-      });
+      throw new MkimgError(
+        'repository',
+        `the Release of suite "${suite}" (${dists}) lists no Packages index for component "${component}" and architecture ${opts.arch}`,
+        {
+          hint: `check components: of the source (the Release offers: ${release.components.join(' ') || 'none listed'}) and the manifest architecture`,
+          details: { suite, url: dists },
+        },
+      );
     }
   }
   return { info: { suite, url: base, mirrorFrom: mirror.from, release, rank }, records };
 }
 
 /** Load every (source, suite) in parallel; ranks follow manifest order. */
-export async function loadSources(sources: Source[], opts: LoadOptions): Promise<{ suites: SuiteInfo[]; records: PackageRecord[] }> {
+export async function loadSources(
+  sources: Source[],
+  opts: LoadOptions,
+): Promise<{ suites: SuiteInfo[]; records: PackageRecord[] }> {
   const jobs: Promise<{ info: SuiteInfo; records: PackageRecord[] }>[] = [];
   let rank = 0;
   for (const s of sources) for (const suite of s.suites) jobs.push(loadSuite(s, suite, rank++, opts));

@@ -93,7 +93,11 @@ export interface ResolveOptions {
   preinstalled?: PackageRecord[];
 }
 
-export function resolveClosure(universe: Universe, requests: ResolveRequest[], opts: ResolveOptions = {}): PackageRecord[] {
+export function resolveClosure(
+  universe: Universe,
+  requests: ResolveRequest[],
+  opts: ResolveOptions = {},
+): PackageRecord[] {
   const arch = universe.arch;
   const chosen = new Map<string, PackageRecord>();
   const why = new Map<string, Why>();
@@ -115,7 +119,8 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[], o
     const c = universe.candidates(name);
     if (c.length) return ` (available: ${c.map((p) => `${p.version} from ${p.suite}`).join(', ')})`;
     const pr = universe.providers.get(name);
-    if (pr?.length) return ` (virtual, provided by: ${[...new Set(pr.map((p) => p.pkg.name + (p.version ? ` ${p.version}` : '')))].sort().join(', ')})`;
+    if (pr?.length)
+      return ` (virtual, provided by: ${[...new Set(pr.map((p) => p.pkg.name + (p.version ? ` ${p.version}` : '')))].sort().join(', ')})`;
     return ' (no package of that name in the sources)';
   };
 
@@ -176,7 +181,10 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[], o
     }
     const prev = chosen.get(req.name);
     if (prev && prev.version !== pick.version) {
-      throw new MkimgError('resolve', `${req.name} is requested twice with different versions (${prev.version}, ${pick.version})`);
+      throw new MkimgError(
+        'resolve',
+        `${req.name} is requested twice with different versions (${prev.version}, ${pick.version})`,
+      );
     }
     add(pick, { via: 'request' });
   }
@@ -184,7 +192,8 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[], o
   const realOk = (rel: Relation, p: PackageRecord) =>
     qualifierOk(rel, p, arch, false) && (!rel.op || satisfiesVersion(p.version, rel.op, rel.version!));
   const provOk = (rel: Relation, pr: Provider) =>
-    qualifierOk(rel, pr.pkg, arch, true) && (!rel.op || (pr.version !== undefined && satisfiesVersion(pr.version, rel.op, rel.version!)));
+    qualifierOk(rel, pr.pkg, arch, true) &&
+    (!rel.op || (pr.version !== undefined && satisfiesVersion(pr.version, rel.op, rel.version!)));
 
   const satisfiedByChosen = (rel: Relation): boolean => {
     const c = chosen.get(rel.name);
@@ -219,7 +228,8 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[], o
       });
       return provs[0]!.pkg;
     }
-    if (already) return `${rel.name} ${already.version} is already chosen (via ${chain(rel.name).join(' → ')}) and does not satisfy ${formatRelation(rel)}`;
+    if (already)
+      return `${rel.name} ${already.version} is already chosen (via ${chain(rel.name).join(' → ')}) and does not satisfy ${formatRelation(rel)}`;
     return `no candidate${available(rel.name)}`;
   };
 
@@ -252,22 +262,30 @@ export function resolveClosure(universe: Universe, requests: ResolveRequest[], o
 
   // 3. Conflicts and Breaks among the chosen set.
   for (const pkg of chosen.values()) {
-    for (const [field, list] of [['Conflicts', pkg.conflicts], ['Breaks', pkg.breaks]] as const) {
+    for (const [field, list] of [
+      ['Conflicts', pkg.conflicts],
+      ['Breaks', pkg.breaks],
+    ] as const) {
       for (const group of forArchitecture(list, arch)) {
         for (const rel of group) {
           const other = chosen.get(rel.name);
           const hits: PackageRecord[] = [];
-          if (other && other !== pkg && (!rel.op || satisfiesVersion(other.version, rel.op, rel.version!))) hits.push(other);
+          if (other && other !== pkg && (!rel.op || satisfiesVersion(other.version, rel.op, rel.version!)))
+            hits.push(other);
           if (!rel.op) {
             for (const pr of providersOf(rel.name)) {
               if (pr.pkg !== pkg && chosen.get(pr.pkg.name) === pr.pkg && !hits.includes(pr.pkg)) hits.push(pr.pkg);
             }
           }
           for (const h of hits) {
-            throw new MkimgError('resolve', `conflict: ${pkg.name} ${pkg.version} (${chain(pkg.name).join(' → ')}) ${field} ${formatRelation(rel)}, but ${h.name} ${h.version} is needed (${chain(h.name).join(' → ')})`, {
-              hint: 'choose other alternatives or versions so the two are not both needed',
-              details: { chain: chain(pkg.name), other: chain(h.name) },
-            });
+            throw new MkimgError(
+              'resolve',
+              `conflict: ${pkg.name} ${pkg.version} (${chain(pkg.name).join(' → ')}) ${field} ${formatRelation(rel)}, but ${h.name} ${h.version} is needed (${chain(h.name).join(' → ')})`,
+              {
+                hint: 'choose other alternatives or versions so the two are not both needed',
+                details: { chain: chain(pkg.name), other: chain(h.name) },
+              },
+            );
           }
         }
       }

@@ -91,7 +91,8 @@ export class BlobCache {
       await rename(tempPath, p);
     } catch (e) {
       await rm(tempPath, { force: true }).catch(() => {});
-      if ((e as NodeJS.ErrnoException).code === 'EISDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw notAFile(p, this.dir);
+      if ((e as NodeJS.ErrnoException).code === 'EISDIR' || (e as NodeJS.ErrnoException).code === 'ENOTEMPTY')
+        throw notAFile(p, this.dir);
       throw asEnvironmentError(e, `cannot store ${p} in the cache`);
     } finally {
       this.done(tempPath);
@@ -135,15 +136,29 @@ async function ensureCacheFolder(cacheDir: string, d: string): Promise<void> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EEXIST' || code === 'ENOTDIR') {
-      throw new MkimgError('environment', `the cache folder ${cacheDir} cannot be used: ${(e as NodeJS.ErrnoException).path ?? d} or a folder above it is a file (${code})`, {
-        hint: 'remove that file, or use another cache folder (--cache-dir or XDG_CACHE_HOME)',
-      });
+      throw new MkimgError(
+        'environment',
+        `the cache folder ${cacheDir} cannot be used: ${(e as NodeJS.ErrnoException).path ?? d} or a folder above it is a file (${code})`,
+        {
+          hint: 'remove that file, or use another cache folder (--cache-dir or XDG_CACHE_HOME)',
+        },
+      );
     }
     // mkdir -p reports ENOENT on a read-only file system: ask the deepest
     // folder that exists why it cannot be written.
     let at = d;
-    while (dirname(at) !== at && !(await stat(at).then(() => true, () => false))) at = dirname(at);
-    const why = await access(at, constants.W_OK).then(() => e, (x: unknown) => x);
+    while (
+      dirname(at) !== at &&
+      !(await stat(at).then(
+        () => true,
+        () => false,
+      ))
+    )
+      at = dirname(at);
+    const why = await access(at, constants.W_OK).then(
+      () => e,
+      (x: unknown) => x,
+    );
     throw asEnvironmentError(why, `the cache folder ${cacheDir} cannot be used (${at})`);
   }
 }
@@ -196,7 +211,8 @@ export class DataCache {
    * entry is deleted and reported as a miss.
    */
   async getPinned(debSha256: string, dataSha256: string): Promise<Buffer | undefined> {
-    if (!SHA256_HEX.test(debSha256) || !SHA256_HEX.test(dataSha256)) throw new MkimgError('internal', 'not a sha256 hex digest');
+    if (!SHA256_HEX.test(debSha256) || !SHA256_HEX.test(dataSha256))
+      throw new MkimgError('internal', 'not a sha256 hex digest');
     const p = join(this.dir, `${debSha256}.${dataSha256}.tar`);
     let bytes: Buffer;
     try {

@@ -36,14 +36,21 @@ export async function fetchPinnedDebs(pkgs: LockedPackage[], opts: FetchDebsOpti
   const sourceFor = (suite: string): Source => {
     const s = opts.sources.find((x) => x.suites.includes(suite));
     if (!s) {
-      throw new MkimgError('lock', `the lock pins packages from suite "${suite}", which no source of the manifest names`, {
-        hint: 'add the suite back to sources:, or run mkimg lock again',
-        details: { suite },
-      });
+      throw new MkimgError(
+        'lock',
+        `the lock pins packages from suite "${suite}", which no source of the manifest names`,
+        {
+          hint: 'add the suite back to sources:, or run mkimg lock again',
+          details: { suite },
+        },
+      );
     }
     return s;
   };
-  const urlOf = (p: LockedPackage) => chooseMirror(sourceFor(p.suite), p.suite, { mirrors: opts.mirrors, aptRoot: opts.aptRoot, env: opts.env }).url + '/' + p.filename;
+  const urlOf = (p: LockedPackage) =>
+    chooseMirror(sourceFor(p.suite), p.suite, { mirrors: opts.mirrors, aptRoot: opts.aptRoot, env: opts.env }).url +
+    '/' +
+    p.filename;
   // Resolve every URL first so a configuration error surfaces before any download.
   const urls = new Map(missing.map((p) => [p.name, urlOf(p)]));
 
@@ -61,7 +68,9 @@ export async function fetchPinnedDebs(pkgs: LockedPackage[], opts: FetchDebsOpti
     let inflight = 0;
     for (const v of live.values()) inflight += v;
     const mb = (n: number) => (n / 1048576).toFixed(1);
-    process.stderr.write(`\rfetch: ${doneCount}/${missing.length} packages, ${mb(doneBytes + inflight)}/${mb(total)} MiB\x1b[K`);
+    process.stderr.write(
+      `\rfetch: ${doneCount}/${missing.length} packages, ${mb(doneBytes + inflight)}/${mb(total)} MiB\x1b[K`,
+    );
   };
 
   const one = async (p: LockedPackage) => {
@@ -73,18 +82,26 @@ export async function fetchPinnedDebs(pkgs: LockedPackage[], opts: FetchDebsOpti
         got = await httpGetToFile(url, tmp, { maxBytes: p.size, onProgress: (n) => (live.set(p.name, n), draw()) });
       } catch (e) {
         if (httpStatusOf(e) === 404) {
-          throw new MkimgError('repository', `${p.name} ${p.version}: the mirror no longer serves ${p.filename} (HTTP 404 at ${url})`, {
-            hint: `point suite ${p.suite} at a mirror that still has this version, e.g. a snapshot archive: --mirror ${p.suite}=URL (or MKIMG_MIRROR_${p.suite.toUpperCase().replace(/[-.]/g, '_')}=URL); or run mkimg lock to move to the current versions`,
-            details: { package: p.name, filename: p.filename, url, status: 404 },
-          });
+          throw new MkimgError(
+            'repository',
+            `${p.name} ${p.version}: the mirror no longer serves ${p.filename} (HTTP 404 at ${url})`,
+            {
+              hint: `point suite ${p.suite} at a mirror that still has this version, e.g. a snapshot archive: --mirror ${p.suite}=URL (or MKIMG_MIRROR_${p.suite.toUpperCase().replace(/[-.]/g, '_')}=URL); or run mkimg lock to move to the current versions`,
+              details: { package: p.name, filename: p.filename, url, status: 404 },
+            },
+          );
         }
         throw e;
       }
       if (got.sha256 !== p.sha256 || got.size !== p.size) {
-        throw new MkimgError('input', `${p.name} ${p.version}: ${url} served ${got.size} bytes with sha256 ${got.sha256}, but the lock pins ${p.size} bytes with sha256 ${p.sha256}`, {
-          hint: 'the mirror serves different bytes for this file (tampered, or a rebuilt package); use another mirror with --mirror SUITE=URL, or relock if the change is expected',
-          details: { package: p.name, filename: p.filename, url },
-        });
+        throw new MkimgError(
+          'input',
+          `${p.name} ${p.version}: ${url} served ${got.size} bytes with sha256 ${got.sha256}, but the lock pins ${p.size} bytes with sha256 ${p.sha256}`,
+          {
+            hint: 'the mirror serves different bytes for this file (tampered, or a rebuilt package); use another mirror with --mirror SUITE=URL, or relock if the change is expected',
+            details: { package: p.name, filename: p.filename, url },
+          },
+        );
       }
       out.set(p.name, await cache.commit(tmp, p.sha256));
       live.delete(p.name);

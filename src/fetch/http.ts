@@ -69,76 +69,94 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
     return;
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-    throw new MkimgError('repository', `unsupported URL scheme in ${url}`, { hint: 'use an http://, https:// or file:// mirror URL' });
+    throw new MkimgError('repository', `unsupported URL scheme in ${url}`, {
+      hint: 'use an http://, https:// or file:// mirror URL',
+    });
   }
   const mod = u.protocol === 'https:' ? https : http;
   await new Promise<void>((resolve, reject) => {
     // Set once the response has decided the outcome, so a connection that
     // closes before that (a timeout while paused) still settles this promise.
     let decided = false;
-    const req = mod.get(u, { agent: u.protocol === 'https:' ? agentHttps : agentHttp, headers: { 'user-agent': 'mkimg' } }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status !== 200) decided = true;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        if (redirects >= 5) return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
-        const next = new URL(res.headers.location, u).toString();
-        once(next, sink, opts, redirects + 1).then(resolve, reject);
-        return;
-      }
-      if (status !== 200) {
-        res.resume();
-        return reject(new MkimgError('repository', `GET ${url}: HTTP ${status}`, { details: { url, status } }));
-      }
-      const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
-      const s = sink();
-      let n = 0;
-      let failed = false;
-      const failIfSinkFailed = (): boolean => {
-        const f = s.failure?.();
-        if (!f || failed) return failed;
-        failed = true;
-        decided = true;
-        s.abort();
-        res.destroy();
-        reject(f);
-        return true;
-      };
-      res.on('data', (chunk: Buffer) => {
-        if (failed) return;
-        if (s.write(chunk) === false && s.onDrain) {
-          res.pause();
-          s.onDrain(() => {
-            if (!failIfSinkFailed()) res.resume();
-          });
+    const req = mod.get(
+      u,
+      { agent: u.protocol === 'https:' ? agentHttps : agentHttp, headers: { 'user-agent': 'mkimg' } },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        if (status !== 200) decided = true;
+        if (status >= 300 && status < 400 && res.headers.location) {
+          res.resume();
+          if (redirects >= 5)
+            return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
+          const next = new URL(res.headers.location, u).toString();
+          once(next, sink, opts, redirects + 1).then(resolve, reject);
+          return;
         }
-        if (failIfSinkFailed()) return;
-        n += chunk.length;
-        opts.onProgress?.(n, total);
-      });
-      res.on('end', () => {
-        decided = true;
-        if (failed) return;
-        if (!res.complete || (total !== undefined && n !== total)) {
+        if (status !== 200) {
+          res.resume();
+          return reject(new MkimgError('repository', `GET ${url}: HTTP ${status}`, { details: { url, status } }));
+        }
+        const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
+        const s = sink();
+        let n = 0;
+        let failed = false;
+        const failIfSinkFailed = (): boolean => {
+          const f = s.failure?.();
+          if (!f || failed) return failed;
+          failed = true;
+          decided = true;
           s.abort();
-          return reject(new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, { details: { url, retry: true } }));
-        }
-        s.end().then(resolve, reject);
-      });
-      res.on('error', (e) => {
-        decided = true;
-        if (failed) return;
-        s.abort();
-        reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
-      });
-    });
+          res.destroy();
+          reject(f);
+          return true;
+        };
+        res.on('data', (chunk: Buffer) => {
+          if (failed) return;
+          if (s.write(chunk) === false && s.onDrain) {
+            res.pause();
+            s.onDrain(() => {
+              if (!failIfSinkFailed()) res.resume();
+            });
+          }
+          if (failIfSinkFailed()) return;
+          n += chunk.length;
+          opts.onProgress?.(n, total);
+        });
+        res.on('end', () => {
+          decided = true;
+          if (failed) return;
+          if (!res.complete || (total !== undefined && n !== total)) {
+            s.abort();
+            return reject(
+              new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, {
+                details: { url, retry: true },
+              }),
+            );
+          }
+          s.end().then(resolve, reject);
+        });
+        res.on('error', (e) => {
+          decided = true;
+          if (failed) return;
+          s.abort();
+          reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
+        });
+      },
+    );
     req.on('close', () => {
-      if (!decided) reject(new MkimgError('repository', `GET ${url}: the connection closed before the body was complete`, { details: { url, retry: true } }));
+      if (!decided)
+        reject(
+          new MkimgError('repository', `GET ${url}: the connection closed before the body was complete`, {
+            details: { url, retry: true },
+          }),
+        );
     });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => {
       req.destroy(new Error(`no data for ${(opts.timeoutMs ?? 30_000) / 1000} s`));
     });
-    req.on('error', (e) => reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e })));
+    req.on('error', (e) =>
+      reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e })),
+    );
   });
 }
 
@@ -164,7 +182,10 @@ async function withRetries(url: string, sink: () => Sink, opts: HttpOptions): Pr
   }
   const e = last as MkimgError;
   if (e instanceof MkimgError && attempts > 1 && retryable(e)) {
-    throw new MkimgError('repository', `${e.message} (after ${attempts} attempts)`, { details: e.details, hint: 'check the mirror URL and the network, or choose another mirror with --mirror SUITE=URL' });
+    throw new MkimgError('repository', `${e.message} (after ${attempts} attempts)`, {
+      details: e.details,
+      hint: 'check the mirror URL and the network, or choose another mirror with --mirror SUITE=URL',
+    });
   }
   throw last;
 }
@@ -186,7 +207,9 @@ export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buff
         write: (c) => {
           n += c.length;
           if (n > max) {
-            failed ??= new MkimgError('repository', `GET ${url}: the body passes ${max} bytes, more than it may be`, { details: { url } });
+            failed ??= new MkimgError('repository', `GET ${url}: the body passes ${max} bytes, more than it may be`, {
+              details: { url },
+            });
             chunks = [];
             return;
           }
@@ -205,7 +228,11 @@ export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buff
 }
 
 /** GET a body into a file (created/truncated), hashing while writing; at most opts.maxBytes when given. */
-export async function httpGetToFile(url: string, dest: string, opts: HttpOptions = {}): Promise<{ sha256: string; size: number }> {
+export async function httpGetToFile(
+  url: string,
+  dest: string,
+  opts: HttpOptions = {},
+): Promise<{ sha256: string; size: number }> {
   let hash = createHash('sha256');
   let size = 0;
   await withRetries(
@@ -224,7 +251,11 @@ export async function httpGetToFile(url: string, dest: string, opts: HttpOptions
         write: (c) => {
           size += c.length;
           if (opts.maxBytes !== undefined && size > opts.maxBytes) {
-            failed ??= new MkimgError('repository', `GET ${url}: the body passes ${opts.maxBytes} bytes, the size it should have`, { details: { url } });
+            failed ??= new MkimgError(
+              'repository',
+              `GET ${url}: the body passes ${opts.maxBytes} bytes, the size it should have`,
+              { details: { url } },
+            );
             return true;
           }
           hash.update(c);

@@ -44,7 +44,11 @@ export function parseMirrorFlags(values: string[] | undefined): Record<string, s
     const m = /^([A-Za-z0-9][A-Za-z0-9._-]*)=(.+)$/.exec(v);
     if (m && !m[1]!.includes(':')) out[m[1]!] = m[2]!;
     else if (/^[a-z+]+:\/\//.test(v)) out['*'] = v;
-    else throw new MkimgError('usage', `--mirror ${JSON.stringify(v)}: expected SUITE=URL (or a bare URL for every suite)`);
+    else
+      throw new MkimgError(
+        'usage',
+        `--mirror ${JSON.stringify(v)}: expected SUITE=URL (or a bare URL for every suite)`,
+      );
   }
   return out;
 }
@@ -136,15 +140,23 @@ export function chooseMirror(source: Source, suite: string, opts: MirrorOptions 
   const known = [...apt.flatMap((e) => e.suites), ...Object.keys(flags).filter((k) => k !== '*')];
   const close = closeMatches(suite, known);
   if (close.length) {
-    throw new MkimgError('manifest', `unknown suite "${suite}": did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`, {
-      hint: `the suites this machine's apt sources and --mirror flags know: ${[...new Set(known)].sort().join(', ')}; fix sources[].suites in the manifest`,
-      details: { suite, suggestions: close },
-    });
+    throw new MkimgError(
+      'manifest',
+      `unknown suite "${suite}": did you mean ${close.map((c) => `"${c}"`).join(' or ')}?`,
+      {
+        hint: `the suites this machine's apt sources and --mirror flags know: ${[...new Set(known)].sort().join(', ')}; fix sources[].suites in the manifest`,
+        details: { suite, suggestions: close },
+      },
+    );
   }
-  throw new MkimgError('repository', `no mirror serves suite "${suite}": no --mirror, no ${en} or MKIMG_MIRROR, no url: on its source, and no entry in ${join(opts.aptRoot ?? '/', 'etc/apt')} sources lists`, {
-    hint: `pass --mirror ${suite}=URL, set ${en}=URL, add url: to the source in the manifest, or add a deb entry for ${suite} to the host's apt sources`,
-    details: { suite },
-  });
+  throw new MkimgError(
+    'repository',
+    `no mirror serves suite "${suite}": no --mirror, no ${en} or MKIMG_MIRROR, no url: on its source, and no entry in ${join(opts.aptRoot ?? '/', 'etc/apt')} sources lists`,
+    {
+      hint: `pass --mirror ${suite}=URL, set ${en}=URL, add url: to the source in the manifest, or add a deb entry for ${suite} to the host's apt sources`,
+      details: { suite },
+    },
+  );
 }
 
 export function mirrorFor(source: Source, suite: string, opts: MirrorOptions = {}): string {

@@ -93,7 +93,8 @@ export class RangeDigester {
 
   /** Every range must have ended. */
   finish(): void {
-    if (this.cur !== undefined || this.next < this.ranges.count()) throw new MkimgError('internal', 'layer digest: a content range did not end inside the layer');
+    if (this.cur !== undefined || this.next < this.ranges.count())
+      throw new MkimgError('internal', 'layer digest: a content range did not end inside the layer');
   }
 }
 
@@ -215,7 +216,13 @@ function sharedRangeDigester(s: SharedLayout): RangeDigester {
  * range are skipped, not read: ranges are registered before their bytes are
  * written, so every range starting before `to` is known by then.
  */
-function readBack(digester: RangeDigester, from: number, to: number, buf: Buffer, read: (buf: Buffer, layerOffset: number, length: number) => number): void {
+function readBack(
+  digester: RangeDigester,
+  from: number,
+  to: number,
+  buf: Buffer,
+  read: (buf: Buffer, layerOffset: number, length: number) => number,
+): void {
   for (let at = from; at < to; ) {
     const want = digester.wantFrom(at);
     if (want >= to) return;
@@ -239,7 +246,10 @@ export interface LayerHashJob {
  * written, hash it, publish progress; until the writer is done. Synchronous:
  * the worker does nothing else.
  */
-export function runLayerHashJob(job: LayerHashJob, read: (fd: number, buf: Buffer, position: number, length: number) => number): void {
+export function runLayerHashJob(
+  job: LayerHashJob,
+  read: (fd: number, buf: Buffer, position: number, length: number) => number,
+): void {
   const s = sharedLayout(job.sab, job.maxRanges);
   // Taken, unless the writer gave up or took the job over itself (see ThreadedLayerDigester).
   if (Atomics.compareExchange(s.ints, I_STARTED, 0, 1) !== 0) return;
@@ -302,7 +312,8 @@ class ThreadedLayerDigester implements LayerDigester {
 
   addRange(start: number, end: number): number {
     const i = this.nRanges++;
-    if (i >= this.maxRanges) throw new MkimgError('internal', `layer digest: more than the ${this.maxRanges} ranges planned`);
+    if (i >= this.maxRanges)
+      throw new MkimgError('internal', `layer digest: more than the ${this.maxRanges} ranges planned`);
     this.s.ranges[2 * i] = BigInt(start);
     this.s.ranges[2 * i + 1] = BigInt(end);
     Atomics.store(this.s.ints, I_RANGES, i + 1);
@@ -337,7 +348,9 @@ class ThreadedLayerDigester implements LayerDigester {
     const inline = sharedRangeDigester(this.s);
     const written = Number(Atomics.load(this.s.bigs, B_WRITTEN));
     try {
-      readBack(inline, 0, written, Buffer.allocUnsafe(Math.max(1, Math.min(4 << 20, written))), (b, off, len) => readSync(this.fd, b, 0, len, this.position + off));
+      readBack(inline, 0, written, Buffer.allocUnsafe(Math.max(1, Math.min(4 << 20, written))), (b, off, len) =>
+        readSync(this.fd, b, 0, len, this.position + off),
+      );
     } catch (e) {
       throw new MkimgError('internal', `layer digest: cannot read the layer back: ${(e as Error).message}`);
     }

@@ -9,7 +9,10 @@ import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './tar-header.js';
 import type { CopiedContent, HashingSink } from './sink.js';
 
-export type LayerEntry = Pick<StageEntry, 'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'> & {
+export type LayerEntry = Pick<
+  StageEntry,
+  'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'
+> & {
   /** Who put it there (StageEntry.origin): what the layering strategy splits by. */
   origin?: string;
   /** Check the content against this digest while writing (content read from outside the staging root). */
@@ -96,7 +99,8 @@ export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
   const rootOf = (e: LayerEntry): string => {
     let cur = e;
     for (let hops = 0; cur.type === 'hardlink'; hops++) {
-      if (hops > 64 || !cur.linkTarget) throw new MkimgError('internal', `hardlink loop or dangling hardlink at ${e.path}`);
+      if (hops > 64 || !cur.linkTarget)
+        throw new MkimgError('internal', `hardlink loop or dangling hardlink at ${e.path}`);
       const next = byPath.get(cur.linkTarget);
       if (!next) return cur.linkTarget; // the original name was not kept
       cur = next;
@@ -113,14 +117,26 @@ export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
       const root = e.type === 'hardlink' ? rootOf(e) : e.path;
       const leader = leaderOf.get(root);
       if (leader) {
-        plan.push({ name, entry: { ...e, type: 'hardlink', size: 0, linkTarget: leader.path }, hardlinkTo: leader.path.slice(1) });
+        plan.push({
+          name,
+          entry: { ...e, type: 'hardlink', size: 0, linkTarget: leader.path },
+          hardlinkTo: leader.path.slice(1),
+        });
         continue;
       }
       // First name of the group in sort order: it carries the content.
       const source = byPath.get(root) ?? e;
       const content = source.type === 'hardlink' ? e : source;
-      const asFile: LayerEntry = { ...content, path: e.path, type: 'file', mode: content.mode, uid: content.uid, gid: content.gid };
-      if (asFile.hostPath === undefined) throw new MkimgError('internal', `hardlink group ${root} has no content source`);
+      const asFile: LayerEntry = {
+        ...content,
+        path: e.path,
+        type: 'file',
+        mode: content.mode,
+        uid: content.uid,
+        gid: content.gid,
+      };
+      if (asFile.hostPath === undefined)
+        throw new MkimgError('internal', `hardlink group ${root} has no content source`);
       leaderOf.set(root, asFile);
       plan.push({ name, entry: asFile });
       continue;
@@ -161,9 +177,29 @@ function tarHeader(p: PlannedEntry, mtime: number): TarHeader {
   const e = p.entry;
   const xattrs = e.capability ? { 'security.capability': e.capability } : undefined;
   if (p.hardlinkTo) {
-    return { name: p.name, type: 'hardlink', mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime, linkname: p.hardlinkTo, xattrs };
+    return {
+      name: p.name,
+      type: 'hardlink',
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      size: 0,
+      mtime,
+      linkname: p.hardlinkTo,
+      xattrs,
+    };
   }
-  return { name: p.name, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, size: e.type === 'file' ? e.size : 0, mtime, linkname: e.type === 'symlink' ? e.linkTarget : undefined, xattrs };
+  return {
+    name: p.name,
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.type === 'file' ? e.size : 0,
+    mtime,
+    linkname: e.type === 'symlink' ? e.linkTarget : undefined,
+    xattrs,
+  };
 }
 
 function headerFor(p: PlannedEntry, mtime: number): Buffer {
@@ -199,7 +235,8 @@ export function writeLayer(plan: PlannedEntry[], mtime: number, sink: HashingSin
     if (!isContent) continue;
     if (e.content) {
       const bytes = e.content();
-      if (bytes.length !== e.size) throw new MkimgError('internal', `${e.path}: produced ${bytes.length} bytes, planned ${e.size}`);
+      if (bytes.length !== e.size)
+        throw new MkimgError('internal', `${e.path}: produced ${bytes.length} bytes, planned ${e.size}`);
       sink.write(bytes);
     } else if (e.record) {
       pending.push({ entry: e, copied: sink.copyFile(e.hostPath!, e.size, e.path, { record: true })! });

@@ -29,7 +29,14 @@ import { BLOCK, encodeHeader, padding } from './tar-header.js';
 export type LayoutMember =
   | { name: string; type: 'dir' }
   | { name: string; type: 'file'; bytes: Buffer; layer?: boolean }
-  | { name: string; type: 'file'; hostPath: string; /** where the content starts in hostPath (default 0) */ offset?: number; size: number; layer?: boolean }
+  | {
+      name: string;
+      type: 'file';
+      hostPath: string /** where the content starts in hostPath (default 0) */;
+      offset?: number;
+      size: number;
+      layer?: boolean;
+    }
   | { name: string; type: 'file'; written: true; size: number; layer?: boolean };
 
 export interface PlannedMember {
@@ -57,7 +64,8 @@ export function memberSize(m: LayoutMember): number {
 }
 
 function headerOf(m: LayoutMember, mtime: number, length?: number): Buffer {
-  if (m.type === 'dir') return encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }, length);
+  if (m.type === 'dir')
+    return encodeHeader({ name: m.name, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime }, length);
   return encodeHeader({ name: m.name, type: 'file', mode: 0o644, uid: 0, gid: 0, size: memberSize(m), mtime }, length);
 }
 

@@ -42,7 +42,12 @@ export function platformIndex(images: { architecture: string; image: ImageTar }[
   });
 }
 
-export async function writePlatformImages(parts: PlatformImage[], output: string, mtime: number, hostArchitecture: string): Promise<WrittenIndexImage> {
+export async function writePlatformImages(
+  parts: PlatformImage[],
+  output: string,
+  mtime: number,
+  hostArchitecture: string,
+): Promise<WrittenIndexImage> {
   if (parts.length === 0) throw new MkimgError('internal', 'writePlatformImages: no platforms');
   const images = [];
   for (const p of parts) images.push({ architecture: p.architecture, image: await openImageTar(p.tar) });
@@ -64,7 +69,11 @@ export async function writePlatformImages(parts: PlatformImage[], output: string
       members.set(name, { name, type: 'file', hostPath: image.path, offset: m.offset, size: m.size });
     }
   }
-  members.set(blobName(index.descriptor.digest), { name: blobName(index.descriptor.digest), type: 'file', bytes: index.bytes });
+  members.set(blobName(index.descriptor.digest), {
+    name: blobName(index.descriptor.digest),
+    type: 'file',
+    bytes: index.bytes,
+  });
   const docker = (images.find((i) => i.architecture === hostArchitecture) ?? images[0]!).image;
   const [name, tag] = splitReference(first.imageName, first.tag);
   const list: LayoutMember[] = [
@@ -72,7 +81,16 @@ export async function writePlatformImages(parts: PlatformImage[], output: string
     { name: 'blobs/sha256', type: 'dir' },
     ...members.values(),
     { name: 'index.json', type: 'file', bytes: indexJson },
-    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(docker.manifest.config.digest, docker.manifest.layers.map((l) => l.digest), name, tag) },
+    {
+      name: 'manifest.json',
+      type: 'file',
+      bytes: dockerManifestJson(
+        docker.manifest.config.digest,
+        docker.manifest.layers.map((l) => l.digest),
+        name,
+        tag,
+      ),
+    },
     { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
   ];
   const sizeBytes = writeLayoutTar(list, mtime, output);
@@ -80,7 +98,11 @@ export async function writePlatformImages(parts: PlatformImage[], output: string
     output,
     sizeBytes,
     indexDigest: index.descriptor.digest,
-    platforms: images.map(({ architecture, image }) => ({ architecture, manifestDigest: image.manifestDescriptor.digest, imageId: image.manifest.config.digest })),
+    platforms: images.map(({ architecture, image }) => ({
+      architecture,
+      manifestDigest: image.manifestDescriptor.digest,
+      imageId: image.manifest.config.digest,
+    })),
   };
 }
 

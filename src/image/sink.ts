@@ -105,7 +105,12 @@ export class HashingSink {
    *   thread, which reads the bytes back from the output, this thread only
    *   reads and writes.)
    */
-  copyFile(hostPath: string, size: number, what: string, opts: { offset?: number; expectSha256?: string; record?: boolean } = {}): CopiedContent | undefined {
+  copyFile(
+    hostPath: string,
+    size: number,
+    what: string,
+    opts: { offset?: number; expectSha256?: string; record?: boolean } = {},
+  ): CopiedContent | undefined {
     const { offset, expectSha256, record } = opts;
     const whole = offset === undefined;
     const fd = whole ? openSync(hostPath, 'r') : this.slicedFd(hostPath);
@@ -130,7 +135,9 @@ export class HashingSink {
         if (n === 0) {
           throw new MkimgError(
             input ? 'input' : 'internal',
-            whole ? `${what}: file shrank while being written (${hostPath})` : `${what}: ${hostPath} ends before the ${size} bytes at offset ${offset}`,
+            whole
+              ? `${what}: file shrank while being written (${hostPath})`
+              : `${what}: ${hostPath} ends before the ${size} bytes at offset ${offset}`,
             input ? { hint: 'build again once the file is no longer being written' } : {},
           );
         }
@@ -145,13 +152,19 @@ export class HashingSink {
       }
       const sha256 = check?.digest('hex');
       if (expectSha256 !== undefined && sha256 !== expectSha256) {
-        throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, { hint: 'build again once the file is no longer being written' });
+        throw new MkimgError('input', `${what}: ${hostPath} changed after its pin was checked`, {
+          hint: 'build again once the file is no longer being written',
+        });
       }
       // The last read asked for one byte past `size`; a regular file reads in full
       // up to its end, so getting none means the file ends there. (No read was made
       // for an empty file: look for a first byte.)
       if (whole && (grew || (!probed && readSync(fd, Buffer.alloc(1), 0, 1, at) !== 0))) {
-        throw new MkimgError(input ? 'input' : 'internal', `${what}: file grew while being written (${hostPath})`, input ? { hint: 'build again once the file is no longer being written' } : {});
+        throw new MkimgError(
+          input ? 'input' : 'internal',
+          `${what}: file grew while being written (${hostPath})`,
+          input ? { hint: 'build again once the file is no longer being written' } : {},
+        );
       }
       return record ? { size, range } : undefined;
     } finally {

@@ -86,7 +86,10 @@ export function encodeHeader(h: TarHeader, length?: number): Buffer {
   if (length !== undefined) {
     const natural = pax.length === 0 ? BLOCK : 2 * BLOCK + paddedPaxLength(pax);
     if (length < natural || length % BLOCK !== 0) {
-      throw new MkimgError('internal', `tar header for ${name}: cannot take ${length} bytes (it needs ${natural}, in 512-byte blocks)`);
+      throw new MkimgError(
+        'internal',
+        `tar header for ${name}: cannot take ${length} bytes (it needs ${natural}, in 512-byte blocks)`,
+      );
     }
     if (length > natural) {
       padded = true;
@@ -135,7 +138,8 @@ function recordLength(key: string, valueLength: number): number {
 function commentValueLength(total: number): number {
   // LEN's digits are those of `total` itself; "comment=" and the space and newline take 10 more.
   const v = total - String(total).length - 10;
-  if (v < 0 || recordLength('comment', v) !== total) throw new MkimgError('internal', `no PAX comment record is ${total} bytes long`);
+  if (v < 0 || recordLength('comment', v) !== total)
+    throw new MkimgError('internal', `no PAX comment record is ${total} bytes long`);
   return v;
 }
 
@@ -156,7 +160,8 @@ function splitName(name: string): { name: string; prefix: string } | null {
     if (name[i] !== '/') continue;
     const prefix = name.slice(0, i);
     const rest = name.slice(i + 1);
-    if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(rest) <= 100 && rest.length > 0) return { name: rest, prefix };
+    if (Buffer.byteLength(prefix) <= 155 && Buffer.byteLength(rest) <= 100 && rest.length > 0)
+      return { name: rest, prefix };
   }
   return null;
 }
@@ -204,7 +209,13 @@ function ustarBlock(f: UstarFields): Buffer {
   const link = writeString(b, 157, 100, f.linkname);
   const prefix = writeString(b, 345, 155, f.prefix);
   // The checksum: the template's bytes plus those written over its zeros.
-  const sum = TEMPLATE_SUM + byteSum(b, 0, name) + byteSum(b, 100, 148) + b[156]! + byteSum(b, 157, 157 + link) + byteSum(b, 345, 345 + prefix);
+  const sum =
+    TEMPLATE_SUM +
+    byteSum(b, 0, name) +
+    byteSum(b, 100, 148) +
+    b[156]! +
+    byteSum(b, 157, 157 + link) +
+    byteSum(b, 345, 345 + prefix);
   writeOctal(b, 148, 7, sum); // six digits and NUL; the eighth byte stays a space
   return b;
 }

@@ -142,9 +142,17 @@ export class TarParser {
   end(): void {
     if (this.state === 'eof') return;
     if (this.state === 'header' && this.hdrFill === 0) {
-      throw new TarFormatError(`tar ends at byte ${this.pos} without the end-of-archive marker (truncated?)`, this.pos, true);
+      throw new TarFormatError(
+        `tar ends at byte ${this.pos} without the end-of-archive marker (truncated?)`,
+        this.pos,
+        true,
+      );
     }
-    throw new TarFormatError(`tar is truncated at byte ${this.pos}, inside the entry that starts at byte ${this.entryOffset}`, this.pos, true);
+    throw new TarFormatError(
+      `tar is truncated at byte ${this.pos}, inside the entry that starts at byte ${this.entryOffset}`,
+      this.pos,
+      true,
+    );
   }
 
   get bytesConsumed(): number {
@@ -184,19 +192,28 @@ export class TarParser {
     if (isZero(h)) {
       this.state = 'eof';
       this.endOffset = start;
-      if (this.pending) throw new TarFormatError(`tar has an extended header at byte ${this.pending.offset} with no entry after it`, start);
+      if (this.pending)
+        throw new TarFormatError(
+          `tar has an extended header at byte ${this.pending.offset} with no entry after it`,
+          start,
+        );
       return;
     }
     const stored = readNum(h, 148, 8, start, 'checksum');
     let sum = 0;
     for (let j = 0; j < BLOCK; j++) sum += j >= 148 && j < 156 ? 32 : h[j];
-    if (sum !== stored) throw new TarFormatError(`tar header at byte ${start} has a bad checksum (stored ${stored}, computed ${sum}): corrupted`, start);
+    if (sum !== stored)
+      throw new TarFormatError(
+        `tar header at byte ${start} has a bad checksum (stored ${stored}, computed ${sum}): corrupted`,
+        start,
+      );
     const typeByte = h[156];
     const type = typeByte === 0 ? '0' : String.fromCharCode(typeByte);
     const size = readNum(h, 124, 12, start, 'size');
     if (!this.pending) this.entryOffset = start;
     if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-      if (size > 16 * 1024 * 1024) throw new TarFormatError(`tar extended header at byte ${start} is implausibly large (${size} bytes)`, start);
+      if (size > 16 * 1024 * 1024)
+        throw new TarFormatError(`tar extended header at byte ${start} is implausibly large (${size} bytes)`, start);
       this.pending ??= { pax: {}, offset: start };
       this.metaType = type;
       this.meta = [];
@@ -297,7 +314,11 @@ function readNum(b: Buffer, off: number, len: number, at: number, field: string)
   }
   s = s.trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new TarFormatError(`tar header at byte ${at} has a malformed ${field} field ${JSON.stringify(s)}: corrupted`, at);
+  if (!/^[0-7]+$/.test(s))
+    throw new TarFormatError(
+      `tar header at byte ${at} has a malformed ${field} field ${JSON.stringify(s)}: corrupted`,
+      at,
+    );
   return parseInt(s, 8);
 }
 

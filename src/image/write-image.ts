@@ -17,7 +17,18 @@ import { HashingSink } from './sink.js';
 import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry } from './layer.js';
 import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
-import { blobPath, dockerManifestJson, imageConfig, imageIndex, imageManifest, layerMediaType, MEDIA, OCI_LAYOUT, type Compression, type Descriptor } from '../oci/model.js';
+import {
+  blobPath,
+  dockerManifestJson,
+  imageConfig,
+  imageIndex,
+  imageManifest,
+  layerMediaType,
+  MEDIA,
+  OCI_LAYOUT,
+  type Compression,
+  type Descriptor,
+} from '../oci/model.js';
 import { compressLayers } from '../oci/compress-pool.js';
 import type { LayerGroup } from './layering.js';
 
@@ -72,14 +83,29 @@ export interface WriteImageOptions {
   beforeCommit?: () => void;
 }
 
-export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, output: string, opts: WriteImageOptions = {}): WrittenImage {
+export function writeImageTar(
+  spec: ImageSpec,
+  entries: Iterable<LayerEntry>,
+  output: string,
+  opts: WriteImageOptions = {},
+): WrittenImage {
   const plan = planLayer(entries);
   const size = layerSize(plan, spec.sourceDateEpoch);
   // The layer rule makes the layer's data offset independent of the digests:
   // plan the image with a stand-in digest to learn it.
-  const dataOffset = imageLayout(spec, [{ descriptor: { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size }, diffId: PLACEHOLDER_DIGEST, hostPath: '', name: 'all' }]).plan.firstLayer!.dataOffset;
+  const dataOffset = imageLayout(spec, [
+    {
+      descriptor: { mediaType: MEDIA.layer, digest: PLACEHOLDER_DIGEST, size },
+      diffId: PLACEHOLDER_DIGEST,
+      hostPath: '',
+      name: 'all',
+    },
+  ]).plan.firstLayer!.dataOffset;
   return writeAtomically(output, (fd) => {
-    const digester = opts.hashThread && size >= THREADED_MIN_BYTES ? opts.hashThread.digester(fd, dataOffset, recordedEntries(plan)) : undefined;
+    const digester =
+      opts.hashThread && size >= THREADED_MIN_BYTES
+        ? opts.hashThread.digester(fd, dataOffset, recordedEntries(plan))
+        : undefined;
     const sink = new HashingSink(fd, { position: dataOffset, digester });
     let layer: { sha256: string; size: number };
     try {
@@ -90,12 +116,25 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
     if (layer.size !== size) throw new MkimgError('internal', `layer is ${layer.size} bytes, planned ${size}`);
     opts.beforeCommit?.();
     const layerDesc: Descriptor = { mediaType: MEDIA.layer, digest: `sha256:${layer.sha256}`, size: layer.size };
-    const image = imageLayout(spec, [{ descriptor: layerDesc, diffId: layerDesc.digest, hostPath: '', name: 'all' }], { written: true });
+    const image = imageLayout(spec, [{ descriptor: layerDesc, diffId: layerDesc.digest, hostPath: '', name: 'all' }], {
+      written: true,
+    });
     if (image.plan.firstLayer?.dataOffset !== dataOffset) {
-      throw new MkimgError('internal', `image tar: the layer's data is planned at byte ${image.plan.firstLayer?.dataOffset}, but was written at ${dataOffset}`);
+      throw new MkimgError(
+        'internal',
+        `image tar: the layer's data is planned at byte ${image.plan.firstLayer?.dataOffset}, but was written at ${dataOffset}`,
+      );
     }
     writePlan(fd, image.plan);
-    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: [layerDesc], diffIds: [layerDesc.digest], layerEntries: plan.length };
+    return {
+      output,
+      sizeBytes: image.plan.size,
+      imageId: image.imageId,
+      manifestDigest: image.manifestDigest,
+      layers: [layerDesc],
+      diffIds: [layerDesc.digest],
+      layerEntries: plan.length,
+    };
   });
 }
 
@@ -104,7 +143,11 @@ export function writeImageTar(spec: ImageSpec, entries: Iterable<LayerEntry>, ou
  * files (`hostPath`), or, with `written`, already in the output file (the
  * single uncompressed layer written in place).
  */
-function imageLayout(spec: ImageSpec, layers: LayerBlob[], opts: { written?: boolean } = {}): { plan: LayoutPlan; imageId: string; manifestDigest: string } {
+function imageLayout(
+  spec: ImageSpec,
+  layers: LayerBlob[],
+  opts: { written?: boolean } = {},
+): { plan: LayoutPlan; imageId: string; manifestDigest: string } {
   const config = imageConfig({
     architecture: spec.architecture,
     sourceDateEpoch: spec.sourceDateEpoch,
@@ -121,16 +164,36 @@ function imageLayout(spec: ImageSpec, layers: LayerBlob[], opts: { written?: boo
     { name: 'blobs/sha256', type: 'dir' },
     { name: blobPath(config.descriptor.digest), type: 'file', bytes: config.bytes },
     { name: blobPath(manifest.descriptor.digest), type: 'file', bytes: manifest.bytes },
-    ...layers.map((l): LayoutMember =>
-      opts.written
-        ? { name: blobPath(l.descriptor.digest), type: 'file', written: true, size: l.descriptor.size, layer: true }
-        : { name: blobPath(l.descriptor.digest), type: 'file', hostPath: l.hostPath, size: l.descriptor.size, layer: true },
+    ...layers.map(
+      (l): LayoutMember =>
+        opts.written
+          ? { name: blobPath(l.descriptor.digest), type: 'file', written: true, size: l.descriptor.size, layer: true }
+          : {
+              name: blobPath(l.descriptor.digest),
+              type: 'file',
+              hostPath: l.hostPath,
+              size: l.descriptor.size,
+              layer: true,
+            },
     ),
     { name: 'index.json', type: 'file', bytes: index.bytes },
-    { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(config.descriptor.digest, descriptors.map((d) => d.digest), spec.name, spec.tag) },
+    {
+      name: 'manifest.json',
+      type: 'file',
+      bytes: dockerManifestJson(
+        config.descriptor.digest,
+        descriptors.map((d) => d.digest),
+        spec.name,
+        spec.tag,
+      ),
+    },
     { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
   ];
-  return { plan: planLayout(members, spec.sourceDateEpoch), imageId: config.descriptor.digest, manifestDigest: manifest.descriptor.digest };
+  return {
+    plan: planLayout(members, spec.sourceDateEpoch),
+    imageId: config.descriptor.digest,
+    manifestDigest: manifest.descriptor.digest,
+  };
 }
 
 export interface LayeredImageOptions extends WriteImageOptions {
@@ -149,7 +212,12 @@ export interface LayeredImageOptions extends WriteImageOptions {
  * layers are written in order: a later layer's content (the SBOM) may need
  * the digests an earlier one recorded.
  */
-export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], output: string, opts: LayeredImageOptions): Promise<WrittenImage> {
+export async function writeLayeredImage(
+  spec: ImageSpec,
+  groups: LayerGroup[],
+  output: string,
+  opts: LayeredImageOptions,
+): Promise<WrittenImage> {
   if (groups.length === 1 && opts.compression === 'none') return writeImageTar(spec, groups[0]!.entries, output, opts);
   const raw: { path: string; sha256: string; size: number; name: string }[] = [];
   // The digest thread (when there is one) takes the biggest layer.
@@ -160,7 +228,10 @@ export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], o
     const path = join(opts.workDir, `layer-${i}.tar`);
     const fd = openSync(path, 'wx+', 0o644);
     try {
-      const digester = opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES ? opts.hashThread.digester(fd, 0, recordedEntries(plan)) : undefined;
+      const digester =
+        opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES
+          ? opts.hashThread.digester(fd, 0, recordedEntries(plan))
+          : undefined;
       const sink = new HashingSink(fd, { digester });
       let layer: { sha256: string; size: number };
       try {
@@ -168,7 +239,8 @@ export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], o
       } finally {
         sink.close();
       }
-      if (layer.size !== sizes[i]) throw new MkimgError('internal', `layer ${i} is ${layer.size} bytes, planned ${sizes[i]}`);
+      if (layer.size !== sizes[i])
+        throw new MkimgError('internal', `layer ${i} is ${layer.size} bytes, planned ${sizes[i]}`);
       raw.push({ path, ...layer, name: groups[i]!.name });
     } finally {
       closeSync(fd);
@@ -179,7 +251,14 @@ export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], o
   let blobs: { path: string; sha256: string; size: number }[] = raw;
   if (opts.compression !== 'none') {
     const c = opts.compression;
-    blobs = await compressLayers(raw.map((r) => ({ input: r.path, size: r.size, output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })));
+    blobs = await compressLayers(
+      raw.map((r) => ({
+        input: r.path,
+        size: r.size,
+        output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`,
+        compression: c,
+      })),
+    );
   }
   const layers: LayerBlob[] = raw.map((r, i) => ({
     descriptor: { mediaType, digest: `sha256:${blobs[i]!.sha256}`, size: blobs[i]!.size },
@@ -192,10 +271,17 @@ export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], o
     writePlan(fd, image.plan);
     // What mkimg inspect counts: a directory repeated in several layers once.
     const layerEntries = new Set(plans.flatMap((p) => p.map((e) => e.name))).size;
-    return { output, sizeBytes: image.plan.size, imageId: image.imageId, manifestDigest: image.manifestDigest, layers: layers.map((l) => l.descriptor), diffIds: layers.map((l) => l.diffId), layerEntries };
+    return {
+      output,
+      sizeBytes: image.plan.size,
+      imageId: image.imageId,
+      manifestDigest: image.manifestDigest,
+      layers: layers.map((l) => l.descriptor),
+      diffIds: layers.map((l) => l.diffId),
+      layerEntries,
+    };
   });
 }
-
 
 /**
  * Write an OCI image layout as one tar, laid out by planLayout (layout.ts:
@@ -205,7 +291,8 @@ export async function writeLayeredImage(spec: ImageSpec, groups: LayerGroup[], o
  * built one.
  */
 export function writeLayoutTar(members: LayoutMember[], mtime: number, output: string): number {
-  if (members.some((m) => 'written' in m)) throw new MkimgError('internal', 'writeLayoutTar: a member marked as already written');
+  if (members.some((m) => 'written' in m))
+    throw new MkimgError('internal', 'writeLayoutTar: a member marked as already written');
   const plan = planLayout(members, mtime);
   return writeAtomically(output, (fd) => {
     writePlan(fd, plan);
@@ -218,7 +305,11 @@ function writePlan(fd: number, plan: LayoutPlan): void {
   // Nobody needs the digest of the outer tar: don't hash it.
   const sink = new HashingSink(fd, { hash: false });
   for (const p of plan.members) {
-    if (sink.bytes !== p.offset) throw new MkimgError('internal', `image tar: ${p.member.name} planned at byte ${p.offset}, reached at ${sink.bytes}`);
+    if (sink.bytes !== p.offset)
+      throw new MkimgError(
+        'internal',
+        `image tar: ${p.member.name} planned at byte ${p.offset}, reached at ${sink.bytes}`,
+      );
     sink.write(p.header);
     const m = p.member;
     if (m.type === 'dir') continue;
@@ -231,4 +322,3 @@ function writePlan(fd: number, plan: LayoutPlan): void {
   const { size } = sink.finish();
   if (size !== plan.size) throw new MkimgError('internal', `image tar is ${size} bytes, planned ${plan.size}`);
 }
-

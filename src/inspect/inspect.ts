@@ -29,7 +29,8 @@ interface ScanHeader {
 
 function scanHeader(h: TarHeader): ScanHeader {
   const t = h.type;
-  const type: ScanType = t === '0' || t === '7' ? 'file' : t === '1' ? 'hardlink' : t === '2' ? 'symlink' : t === '5' ? 'dir' : 'other';
+  const type: ScanType =
+    t === '0' || t === '7' ? 'file' : t === '1' ? 'hardlink' : t === '2' ? 'symlink' : t === '5' ? 'dir' : 'other';
   return {
     name: h.name.replace(/^\.\//, ''),
     type,
@@ -100,7 +101,12 @@ export interface InspectResult {
   fileCount: number;
   fileBytes: number;
   files?: InspectFile[];
-  sbom?: { path: string; packageCount: number; fileCount: number; packages: { name: string; version: string; purl?: string; license?: string }[] };
+  sbom?: {
+    path: string;
+    packageCount: number;
+    fileCount: number;
+    packages: { name: string; version: string; purl?: string; license?: string }[];
+  };
   /** The embedded SBOM's exact bytes (not printed; for `inspect --sbom FILE`). */
   sbomBytes?: Buffer;
   /** Content of the paths asked for with InspectOptions.contents (not printed). */
@@ -148,9 +154,19 @@ class BlobReader implements TarBodySink {
       if (chunk[0] !== 0x7b /* { */ && chunk[0] !== 0x5b /* [ */) this.keepJson = false;
       else this.innerFailed = true; // JSON, not a tar
       // A compressed layer (gzip or zstd magic): its tar is read through the bounded decoder.
-      const compression = chunk.length >= 4 && chunk[0] === 0x1f && chunk[1] === 0x8b ? 'gzip' : chunk.length >= 4 && chunk.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : undefined;
+      const compression =
+        chunk.length >= 4 && chunk[0] === 0x1f && chunk[1] === 0x8b
+          ? 'gzip'
+          : chunk.length >= 4 && chunk.readUInt32LE(0) === 0xfd2fb528
+            ? 'zstd'
+            : undefined;
       if (compression) {
-        this.decoder = new LayerDecoder(compression, this.info.size, `blob sha256:${this.info.hex} (${compression})`, (c) => this.innerWrite(Buffer.from(c.buffer, c.byteOffset, c.length)));
+        this.decoder = new LayerDecoder(
+          compression,
+          this.info.size,
+          `blob sha256:${this.info.hex} (${compression})`,
+          (c) => this.innerWrite(Buffer.from(c.buffer, c.byteOffset, c.length)),
+        );
         this.info.compression = compression;
       }
     }
@@ -194,7 +210,9 @@ class BlobReader implements TarBodySink {
       uid: h.uid,
       gid: h.gid,
       size: h.size,
-      ...(h.linkName !== undefined ? { linkTarget: h.type === 'hardlink' ? '/' + h.linkName.replace(/^\.\//, '') : h.linkName } : {}),
+      ...(h.linkName !== undefined
+        ? { linkTarget: h.type === 'hardlink' ? '/' + h.linkName.replace(/^\.\//, '') : h.linkName }
+        : {}),
     };
     this.files.push(f);
     const wantContent = h.type === 'file' && h.size <= CONTENT_LIMIT && this.opts.contents?.has(f.path);
@@ -255,7 +273,10 @@ class BlobReader implements TarBodySink {
 }
 
 function parseJson(label: string, b: Buffer | undefined): any {
-  if (!b) throw new MkimgError('integrity', `${label} is missing from the image tar`, { hint: 'is this an image tar written by mkimg build (OCI layout)?' });
+  if (!b)
+    throw new MkimgError('integrity', `${label} is missing from the image tar`, {
+      hint: 'is this an image tar written by mkimg build (OCI layout)?',
+    });
   try {
     return JSON.parse(b.toString('utf8'));
   } catch {
@@ -268,7 +289,13 @@ function ownersFromSbom(sbom: any): Map<string, string> {
   const pkgName = new Map<string, string>();
   for (const p of sbom.packages ?? []) {
     const isDeb = (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl');
-    const label = isDeb ? p.name : p.SPDXID === 'SPDXRef-Package-mkimg-inputs' ? '(files: input)' : p.SPDXID === 'SPDXRef-Package-mkimg-generated' ? '(generated)' : undefined;
+    const label = isDeb
+      ? p.name
+      : p.SPDXID === 'SPDXRef-Package-mkimg-inputs'
+        ? '(files: input)'
+        : p.SPDXID === 'SPDXRef-Package-mkimg-generated'
+          ? '(generated)'
+          : undefined;
     if (label) pkgName.set(p.SPDXID, label);
   }
   const fileName = new Map<string, string>();
@@ -309,7 +336,9 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
     if (e instanceof MkimgError) throw e;
     if (e instanceof TarFormatError) throw tarError(file, e);
     const code = (e as NodeJS.ErrnoException).code;
-    throw new MkimgError(code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${code ?? String(e)}`, { cause: e });
+    throw new MkimgError(code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${code ?? String(e)}`, {
+      cause: e,
+    });
   }
   try {
     outer.end();
@@ -351,15 +380,31 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
     if (!b) throw new MkimgError('integrity', `${file}: layer ${l.digest} is not in blobs/sha256/`);
     const compression = layerCompression(String(l.mediaType));
     if (compression === undefined) {
-      throw new MkimgError('integrity', `${file}: layer ${l.digest} has media type ${JSON.stringify(l.mediaType)}, which mkimg does not read`, { hint: 'mkimg reads uncompressed, gzip and zstd tar layers' });
+      throw new MkimgError(
+        'integrity',
+        `${file}: layer ${l.digest} has media type ${JSON.stringify(l.mediaType)}, which mkimg does not read`,
+        { hint: 'mkimg reads uncompressed, gzip and zstd tar layers' },
+      );
     }
-    if (b.decodeError) throw b.decodeError instanceof MkimgError ? b.decodeError : new MkimgError('integrity', `${file}: layer ${l.digest}: ${b.decodeError.message}`);
+    if (b.decodeError)
+      throw b.decodeError instanceof MkimgError
+        ? b.decodeError
+        : new MkimgError('integrity', `${file}: layer ${l.digest}: ${b.decodeError.message}`);
     if ((b.compression ?? 'none') !== compression || !b.isTar || !b.files) {
-      throw new MkimgError('integrity', `${file}: layer ${l.digest} is not a ${compression === 'none' ? 'uncompressed' : compression} tar, as its media type ${l.mediaType} says`);
+      throw new MkimgError(
+        'integrity',
+        `${file}: layer ${l.digest} is not a ${compression === 'none' ? 'uncompressed' : compression} tar, as its media type ${l.mediaType} says`,
+      );
     }
     const regular = b.files.filter((f) => f.type === 'file');
     const index = layers.length;
-    layers.push({ digest: l.digest, size: b.size, mediaType: l.mediaType, files: b.files.length, bytes: regular.reduce((a, f) => a + f.size, 0) });
+    layers.push({
+      digest: l.digest,
+      size: b.size,
+      mediaType: l.mediaType,
+      files: b.files.length,
+      bytes: regular.reduce((a, f) => a + f.size, 0),
+    });
     // A directory repeated in later layers (as the parent of their files) is listed once, at its first layer.
     for (const f of b.files) {
       if (f.type === 'dir' && seenDirs.has(f.path)) continue;
@@ -373,7 +418,9 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
   let sbom: InspectResult['sbom'];
   if (sbomBuf) {
     const doc = parseJson(`${file}: /${SBOM_IN_LAYER}`, sbomBuf);
-    const debs = (doc.packages ?? []).filter((p: any) => (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl'));
+    const debs = (doc.packages ?? []).filter((p: any) =>
+      (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl'),
+    );
     sbom = {
       path: '/' + SBOM_IN_LAYER,
       packageCount: debs.length,
@@ -401,7 +448,11 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
     name: desc.annotations?.['io.containerd.image.name'],
     imageId: manifest.config.digest,
     manifestDigest: desc.digest,
-    platform: { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) },
+    platform: {
+      os: config.os,
+      architecture: config.architecture,
+      ...(config.variant ? { variant: config.variant } : {}),
+    },
     created: config.created,
     config: {
       entrypoint: c.Entrypoint ?? undefined,
@@ -437,7 +488,8 @@ export function humanSize(n: number): string {
 }
 
 function modeString(f: InspectFile): string {
-  const t = f.type === 'dir' ? 'd' : f.type === 'symlink' ? 'l' : f.type === 'hardlink' ? 'h' : f.type === 'file' ? '-' : '?';
+  const t =
+    f.type === 'dir' ? 'd' : f.type === 'symlink' ? 'l' : f.type === 'hardlink' ? 'h' : f.type === 'file' ? '-' : '?';
   const bits = 'rwxrwxrwx';
   let s = '';
   for (let i = 0; i < 9; i++) s += f.mode & (1 << (8 - i)) ? bits[i] : '-';
@@ -455,7 +507,9 @@ export function formatInspect(r: InspectResult): string[] {
   out.push(`${r.file}${r.name ? `: ${r.name}` : ''}`);
   out.push(`  image id:        ${r.imageId}`);
   out.push(`  manifest digest: ${r.manifestDigest}`);
-  out.push(`  platform:        ${[r.platform.os, r.platform.architecture, r.platform.variant].filter(Boolean).join('/')}`);
+  out.push(
+    `  platform:        ${[r.platform.os, r.platform.architecture, r.platform.variant].filter(Boolean).join('/')}`,
+  );
   if (r.created) out.push(`  created:         ${r.created}`);
   if (r.config.entrypoint) out.push(`  entrypoint:      ${j(r.config.entrypoint)}`);
   if (r.config.cmd) out.push(`  cmd:             ${j(r.config.cmd)}`);
@@ -463,27 +517,34 @@ export function formatInspect(r: InspectResult): string[] {
   if (r.config.workdir) out.push(`  workdir:         ${r.config.workdir}`);
   for (const [i, e] of r.config.env.entries()) out.push(`  ${i === 0 ? 'env:            ' : '                '} ${e}`);
   const labels = Object.keys(r.config.labels).sort();
-  for (const [i, k] of labels.entries()) out.push(`  ${i === 0 ? 'labels:         ' : '                '} ${k}=${r.config.labels[k]}`);
+  for (const [i, k] of labels.entries())
+    out.push(`  ${i === 0 ? 'labels:         ' : '                '} ${k}=${r.config.labels[k]}`);
   if (r.config.exposedPorts.length) out.push(`  ports:           ${r.config.exposedPorts.join(' ')}`);
   if (r.config.stopSignal) out.push(`  stop signal:     ${r.config.stopSignal}`);
   if (r.config.volumes.length) out.push(`  volumes:         ${r.config.volumes.join(' ')}`);
   out.push(`  layers:          ${r.layers.length}`);
   for (const [i, l] of r.layers.entries()) {
     const c = layerCompression(l.mediaType);
-    out.push(`    ${i}: ${l.digest}  ${humanSize(l.size)} (${l.size} bytes${c && c !== 'none' ? `, ${c}` : ''}), ${l.files} entries, ${humanSize(l.bytes)} in regular files`);
+    out.push(
+      `    ${i}: ${l.digest}  ${humanSize(l.size)} (${l.size} bytes${c && c !== 'none' ? `, ${c}` : ''}), ${l.files} entries, ${humanSize(l.bytes)} in regular files`,
+    );
   }
   out.push(`  files:           ${r.fileCount} entries, ${humanSize(r.fileBytes)} in regular files`);
   if (r.sbom) {
     out.push(`  sbom:            ${r.sbom.packageCount} Debian packages, ${r.sbom.fileCount} files (${r.sbom.path})`);
-    for (const p of r.sbom.packages) out.push(`    ${p.name} ${p.version}${p.license && p.license !== 'NOASSERTION' ? `  (${p.license})` : ''}`);
+    for (const p of r.sbom.packages)
+      out.push(`    ${p.name} ${p.version}${p.license && p.license !== 'NOASSERTION' ? `  (${p.license})` : ''}`);
   } else {
     out.push('  sbom:            none in the image');
   }
   if (r.files) {
     out.push('');
     for (const f of r.files) {
-      const link = f.linkTarget !== undefined ? (f.type === 'hardlink' ? ` => ${f.linkTarget}` : ` -> ${f.linkTarget}`) : '';
-      out.push(`${modeString(f)} ${String(f.uid).padStart(5)}:${String(f.gid).padEnd(5)} ${String(f.size).padStart(10)}  ${f.path}${link}${f.package ? `  [${f.package}]` : ''}${r.layers.length > 1 && f.layer !== undefined ? `  (layer ${f.layer})` : ''}`);
+      const link =
+        f.linkTarget !== undefined ? (f.type === 'hardlink' ? ` => ${f.linkTarget}` : ` -> ${f.linkTarget}`) : '';
+      out.push(
+        `${modeString(f)} ${String(f.uid).padStart(5)}:${String(f.gid).padEnd(5)} ${String(f.size).padStart(10)}  ${f.path}${link}${f.package ? `  [${f.package}]` : ''}${r.layers.length > 1 && f.layer !== undefined ? `  (layer ${f.layer})` : ''}`,
+      );
     }
   }
   return out;

@@ -14,21 +14,26 @@ export interface LockStatus {
 
 export function lockIsCurrent(manifest: Manifest): LockStatus {
   if (!isMultiArch(manifest)) {
-    if (manifest.lock?.architectures) return { ok: false, problems: ['the lock pins several architectures, the manifest builds one'] };
+    if (manifest.lock?.architectures)
+      return { ok: false, problems: ['the lock pins several architectures, the manifest builds one'] };
     return lockIsCurrentForOne(manifest);
   }
   // Several architectures: each one's view must be current, and the lock must pin no other.
   const problems: string[] = [];
   const locked = Object.keys(manifest.lock?.architectures ?? {});
-  for (const a of locked) if (!manifest.architectures.includes(a)) problems.push(`the lock pins architecture ${a}, which the manifest does not build`);
-  if (manifest.lock && manifest.lock.packages.length > 0) problems.push('the lock pins packages for one architecture, the manifest builds several');
+  for (const a of locked)
+    if (!manifest.architectures.includes(a))
+      problems.push(`the lock pins architecture ${a}, which the manifest does not build`);
+  if (manifest.lock && manifest.lock.packages.length > 0)
+    problems.push('the lock pins packages for one architecture, the manifest builds several');
   for (const arch of manifest.architectures) {
     if (manifest.lock && !manifest.lock.architectures?.[arch] && manifest.packages.some((p) => p.kind === 'name')) {
       problems.push(`${arch}: the lock has no pins for this architecture`);
       continue;
     }
     for (const p of lockIsCurrentForOne(forArchitecture(manifest, arch)).problems) {
-      if (!problems.includes(p)) problems.push(p.startsWith('files: ') || p.startsWith('the manifest has no lock') ? p : `${arch}: ${p}`);
+      if (!problems.includes(p))
+        problems.push(p.startsWith('files: ') || p.startsWith('the manifest has no lock') ? p : `${arch}: ${p}`);
     }
   }
   return { ok: problems.length === 0, problems };
@@ -48,12 +53,14 @@ function lockIsCurrentForOne(manifest: Manifest): LockStatus {
     if (r.kind !== 'name') continue;
     const l = byName.get(r.name);
     if (!l) problems.push(`${r.name} is requested but not in the lock`);
-    else if (r.version !== undefined && l.version !== r.version) problems.push(`${r.name}=${r.version} is requested but the lock pins ${l.version}`);
+    else if (r.version !== undefined && l.version !== r.version)
+      problems.push(`${r.name}=${r.version} is requested but the lock pins ${l.version}`);
   }
   // Pins with nothing requested are stale, unless local .debs are there: the
   // resolver pins their dependencies from the sources.
   const localDebs = manifest.packages.some((p) => p.kind === 'deb');
-  if (requested.length === 0 && !localDebs && lock.packages.length > 0) problems.push('the lock pins packages but none are requested');
+  if (requested.length === 0 && !localDebs && lock.packages.length > 0)
+    problems.push('the lock pins packages but none are requested');
   const suites = new Set(manifest.sources.flatMap((s) => s.suites));
   for (const l of lock.packages) {
     if (l.architecture !== manifest.architecture && l.architecture !== 'all') {

@@ -31,7 +31,8 @@ export interface ResolveLockOptions {
 }
 
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
-  if (!isMultiArch(manifest)) return { version: 1, packages: await resolvePackages(manifest, opts), files: await pinFiles(manifest) };
+  if (!isMultiArch(manifest))
+    return { version: 1, packages: await resolvePackages(manifest, opts), files: await pinFiles(manifest) };
   // One closure per architecture, resolved from the same verified indexes of each.
   const architectures: Record<string, { packages: LockedPackage[] }> = {};
   for (const arch of manifest.architectures) {
@@ -70,7 +71,9 @@ async function resolvePackages(manifest: Manifest, opts: ResolveLockOptions): Pr
     });
     for (const info of suites) opts.onSuite?.(info);
     const localSet = new Set(locals);
-    const closure = resolveClosure(new Universe(records, manifest.architecture), requests, { preinstalled: locals }).filter((r) => !localSet.has(r));
+    const closure = resolveClosure(new Universe(records, manifest.architecture), requests, {
+      preinstalled: locals,
+    }).filter((r) => !localSet.has(r));
     packages = closure.map((r) => ({
       name: r.name,
       version: r.version,
@@ -90,7 +93,11 @@ async function resolvePackages(manifest: Manifest, opts: ResolveLockOptions): Pr
  * cache) and pin the sha256 of its decompressed data archive, so builds can
  * trust cached unpacked archives as much as the .debs.
  */
-async function pinDataArchives(packages: LockedPackage[], manifest: Manifest, opts: ResolveLockOptions): Promise<LockedPackage[]> {
+async function pinDataArchives(
+  packages: LockedPackage[],
+  manifest: Manifest,
+  opts: ResolveLockOptions,
+): Promise<LockedPackage[]> {
   const paths = await fetchPinnedDebs(packages, {
     sources: manifest.sources,
     mirrors: opts.mirrors,
@@ -116,7 +123,11 @@ async function localRecord(path: string, sha256: string): Promise<PackageRecord>
     });
   }
   const control = await readDebControl(path);
-  return packageRecordFromControl(parseControlStanza(control.control), { filename: path, sha256, size: got.size }, { suite: 'local', rank: -1 });
+  return packageRecordFromControl(
+    parseControlStanza(control.control),
+    { filename: path, sha256, size: got.size },
+    { suite: 'local', rank: -1 },
+  );
 }
 
 async function pinFiles(manifest: Manifest): Promise<LockedFile[]> {

@@ -16,7 +16,8 @@ export function normalizeLock(lock: Lock): Record<string, unknown> {
   const files = [...lock.files].sort((a, b) => byStr(a.src, b.src)).map((f) => ({ src: f.src, sha256: f.sha256 }));
   if (lock.architectures) {
     const architectures: Record<string, unknown> = {};
-    for (const a of Object.keys(lock.architectures).sort(byStr)) architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
+    for (const a of Object.keys(lock.architectures).sort(byStr))
+      architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
     return { version: 1, architectures, files };
   }
   return { version: 1, packages: normalizePackages(lock.packages), files };
@@ -45,7 +46,11 @@ export const LOCK_COMMENT = '# Pins written by `mkimg lock` (do not edit by hand
 
 export function writeLockIntoManifest(yamlText: string, lock: Lock): string {
   const doc = parseDocument(yamlText);
-  if (doc.errors.length) throw new MkimgError('manifest', `cannot write the lock: the manifest is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
+  if (doc.errors.length)
+    throw new MkimgError(
+      'manifest',
+      `cannot write the lock: the manifest is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`,
+    );
   const section = lockSectionText(lock);
   const contents = doc.contents;
   const simple = isMap(contents) && !contents.flow && !/^\.\.\.\s*$/m.test(yamlText);

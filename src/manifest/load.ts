@@ -60,9 +60,13 @@ export const MANIFEST_MAX_BYTES = 8 << 20;
 
 export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   if (bytes.length > MANIFEST_MAX_BYTES) {
-    throw new MkimgError('manifest', `${absPath}: the manifest is ${bytes.length} bytes, more than the ${MANIFEST_MAX_BYTES >> 20} MiB a manifest may be`, {
-      hint: 'a manifest lists packages and files; move large data into files: inputs',
-    });
+    throw new MkimgError(
+      'manifest',
+      `${absPath}: the manifest is ${bytes.length} bytes, more than the ${MANIFEST_MAX_BYTES >> 20} MiB a manifest may be`,
+      {
+        hint: 'a manifest lists packages and files; move large data into files: inputs',
+      },
+    );
   }
   const text = bytes.toString('utf8');
   const lineCounter = new LineCounter();
@@ -91,7 +95,10 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     throw e;
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new MkimgError('manifest', `${absPath}: a manifest is a YAML mapping with apiVersion: mkimg/v1 (see SPEC.md)`);
+    throw new MkimgError(
+      'manifest',
+      `${absPath}: a manifest is a YAML mapping with apiVersion: mkimg/v1 (see SPEC.md)`,
+    );
   }
   const validate = schemaValidator();
   if (!validate(raw)) {
@@ -109,7 +116,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       statSync(full);
     } catch {
       throw new MkimgError('manifest', `${fieldPos(path)}: ${field}: ${p} does not exist (resolved to ${full})`, {
-        hint: 'relative paths resolve against the manifest\'s folder',
+        hint: "relative paths resolve against the manifest's folder",
       });
     }
     return full;
@@ -126,7 +133,8 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     url: s.url,
     suites: s.suites,
     components: s.components ?? ['main'],
-    keyring: s.keyring !== undefined ? resolveInput(s.keyring, ['sources', i, 'keyring'], `sources[${i}].keyring`) : undefined,
+    keyring:
+      s.keyring !== undefined ? resolveInput(s.keyring, ['sources', i, 'keyring'], `sources[${i}].keyring`) : undefined,
     allowUnsigned: s.allowUnsigned ?? false,
   }));
 
@@ -140,23 +148,41 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       const [name, version] = p.name.split('=', 2) as [string, string | undefined];
       for (const a of p.architectures as string[]) {
         if (!architectures.includes(a)) {
-          throw new MkimgError('manifest', `${fieldPos(['packages', i, 'architectures'])}: packages[${i}] names architecture ${a}, which the manifest does not build (${architectures.join(', ')})`, {
-            hint: 'list only architectures from architectures:',
-          });
+          throw new MkimgError(
+            'manifest',
+            `${fieldPos(['packages', i, 'architectures'])}: packages[${i}] names architecture ${a}, which the manifest does not build (${architectures.join(', ')})`,
+            {
+              hint: 'list only architectures from architectures:',
+            },
+          );
         }
       }
       return { kind: 'name', name, version, line, architectures: p.architectures };
     }
-    return { kind: 'deb', path: resolveInput(p.deb, ['packages', i, 'deb'], `packages[${i}].deb`), sha256: p.sha256, line };
+    return {
+      kind: 'deb',
+      path: resolveInput(p.deb, ['packages', i, 'deb'], `packages[${i}].deb`),
+      sha256: p.sha256,
+      line,
+    };
   });
   if (packages.some((p) => p.kind === 'name') && sources.length === 0) {
-    throw new MkimgError('manifest', `${fieldPos(['packages'])}: packages names Debian packages but the manifest has no sources:`, {
-      hint: 'add a sources: entry (suites, components, keyring); see SPEC.md',
-    });
+    throw new MkimgError(
+      'manifest',
+      `${fieldPos(['packages'])}: packages names Debian packages but the manifest has no sources:`,
+      {
+        hint: 'add a sources: entry (suites, components, keyring); see SPEC.md',
+      },
+    );
   }
 
   const lock: Lock | undefined = m.lock
-    ? { version: 1, packages: m.lock.packages ?? [], ...(m.lock.architectures ? { architectures: m.lock.architectures } : {}), files: m.lock.files ?? [] }
+    ? {
+        version: 1,
+        packages: m.lock.packages ?? [],
+        ...(m.lock.architectures ? { architectures: m.lock.architectures } : {}),
+        files: m.lock.files ?? [],
+      }
     : undefined;
 
   const lockedFiles = new Map<string, { sha256: string }>();
@@ -164,7 +190,10 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   const files: FileInput[] = (m.files ?? []).map((f: any, i: number) => {
     const dest = posix.normalize(f.dest);
     if (dest !== f.dest.replace(/\/+$/, '') && dest !== f.dest) {
-      throw new MkimgError('manifest', `${fieldPos(['files', i, 'dest'])}: files[${i}].dest ${f.dest} is not a normalized absolute path (use ${dest})`);
+      throw new MkimgError(
+        'manifest',
+        `${fieldPos(['files', i, 'dest'])}: files[${i}].dest ${f.dest} is not a normalized absolute path (use ${dest})`,
+      );
     }
     if (dest.split('/').includes('..')) {
       throw new MkimgError('manifest', `${fieldPos(['files', i, 'dest'])}: files[${i}].dest must not contain ..`);
@@ -191,8 +220,16 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       gecos: u.gecos,
     })),
   };
-  checkUnique(accounts.users.map((u: any) => u.name), 'accounts.users name', fieldPos(['accounts', 'users']));
-  checkUnique(accounts.groups.map((g: any) => g.name), 'accounts.groups name', fieldPos(['accounts', 'groups']));
+  checkUnique(
+    accounts.users.map((u: any) => u.name),
+    'accounts.users name',
+    fieldPos(['accounts', 'users']),
+  );
+  checkUnique(
+    accounts.groups.map((g: any) => g.name),
+    'accounts.groups name',
+    fieldPos(['accounts', 'groups']),
+  );
 
   const c = m.config ?? {};
   const config = {
@@ -221,9 +258,13 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
       expect: { exitCode: k.expect?.exitCode ?? 0, stdout: k.expect?.stdout, stderr: k.expect?.stderr },
     }));
     if (checks.length === 0 && !(config.entrypoint?.length || config.cmd?.length)) {
-      throw new MkimgError('manifest', `${fieldPos(['minimize'])}: minimization needs something to run: give minimize.checks, or config.entrypoint/cmd`, {
-        hint: 'or set `minimize: false` to keep every file',
-      });
+      throw new MkimgError(
+        'manifest',
+        `${fieldPos(['minimize'])}: minimization needs something to run: give minimize.checks, or config.entrypoint/cmd`,
+        {
+          hint: 'or set `minimize: false` to keep every file',
+        },
+      );
     }
     minimize = {
       checks,
@@ -281,15 +322,21 @@ function nodeAt(doc: Document, path: (string | number)[]): Node | undefined {
 function pickError(errors: ErrorObject[]): ErrorObject {
   const ranked = [...errors].sort((a, b) => {
     const depth = (e: ErrorObject) => e.instancePath.split('/').length + (e.keyword === 'additionalProperties' ? 1 : 0);
-    const weak = (e: ErrorObject) => (e.keyword === 'oneOf' || e.keyword === 'const' && e.instancePath === '/minimize' ? 1 : 0);
+    const weak = (e: ErrorObject) =>
+      e.keyword === 'oneOf' || (e.keyword === 'const' && e.instancePath === '/minimize') ? 1 : 0;
     return weak(a) - weak(b) || depth(b) - depth(a);
   });
   return ranked[0]!;
 }
 
 function describeSchemaError(err: ErrorObject, doc: Document, where: (off: number | undefined) => string): string {
-  const path = err.instancePath.split('/').slice(1).map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
-  const field = path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') || '(top level)';
+  const path = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s.replace(/~1/g, '/').replace(/~0/g, '~')));
+  const field =
+    path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '') ||
+    '(top level)';
   if (err.keyword === 'additionalProperties') {
     const key = (err.params as { additionalProperty: string }).additionalProperty;
     const parent = nodeAt(doc, path);
@@ -310,14 +357,13 @@ function describeSchemaError(err: ErrorObject, doc: Document, where: (off: numbe
     case 'const':
       return `${at}: ${field} must be ${JSON.stringify((err.params as { allowedValue: unknown }).allowedValue)}`;
     case 'enum':
-      return `${at}: ${field} must be one of ${((err.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`;
+      return `${at}: ${field} must be one of ${(err.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'pattern':
       return `${at}: ${field} has an invalid value (must match ${(err.params as { pattern: string }).pattern})`;
     default:
       return `${at}: ${field} ${err.message ?? 'is invalid'}`;
   }
 }
-
 
 function fieldName(path: (string | number)[]): string {
   return path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${p}` : p), '');
@@ -348,7 +394,9 @@ function checkValues(m: Record<string, any>, fieldPos: (path: (string | number)[
     }
   }
   const workdirs: Array<[string | undefined, (string | number)[]]> = [[m.config?.workdir, ['config', 'workdir']]];
-  (m.minimize?.checks ?? []).forEach((k: any, i: number) => workdirs.push([k.workdir, ['minimize', 'checks', i, 'workdir']]));
+  (m.minimize?.checks ?? []).forEach((k: any, i: number) =>
+    workdirs.push([k.workdir, ['minimize', 'checks', i, 'workdir']]),
+  );
   for (const [w, path] of workdirs) {
     if (typeof w === 'string' && w.split('/').includes('..')) fail(path, `must not contain .. (${w})`);
   }
@@ -365,7 +413,8 @@ function checkValues(m: Record<string, any>, fieldPos: (path: (string | number)[
   for (const [u, path] of users) {
     if (typeof u !== 'string') continue;
     for (const part of u.split(':')) {
-      if (/^[0-9]+$/.test(part) && !(Number(part) <= 4294967294)) fail(path, `${part} is not a valid uid or gid (0-4294967294)`);
+      if (/^[0-9]+$/.test(part) && !(Number(part) <= 4294967294))
+        fail(path, `${part} is not a valid uid or gid (0-4294967294)`);
     }
   }
 }

@@ -14,11 +14,17 @@ export function isMultiArch(manifest: Manifest): boolean {
 
 export function forArchitecture(manifest: Manifest, arch: string): Manifest {
   if (!manifest.architectures.includes(arch)) {
-    throw new MkimgError('usage', `the manifest does not build ${arch}: it builds ${manifest.architectures.join(', ')}`, {
-      hint: 'pick one of those with --platform, or add it to architectures: and run mkimg lock',
-    });
+    throw new MkimgError(
+      'usage',
+      `the manifest does not build ${arch}: it builds ${manifest.architectures.join(', ')}`,
+      {
+        hint: 'pick one of those with --platform, or add it to architectures: and run mkimg lock',
+      },
+    );
   }
-  const packages = manifest.packages.filter((p) => p.kind !== 'name' || !p.architectures || p.architectures.includes(arch));
+  const packages = manifest.packages.filter(
+    (p) => p.kind !== 'name' || !p.architectures || p.architectures.includes(arch),
+  );
   let lock: Lock | undefined = manifest.lock;
   if (lock && isMultiArch(manifest)) {
     lock = { version: lock.version, packages: lock.architectures?.[arch]?.packages ?? [], files: lock.files };

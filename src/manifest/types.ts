@@ -60,7 +60,13 @@ export interface Source {
 }
 
 export type PackageRequest =
-  | { kind: 'name'; name: string; version?: string; line?: number; /** only for these architectures */ architectures?: string[] }
+  | {
+      kind: 'name';
+      name: string;
+      version?: string;
+      line?: number /** only for these architectures */;
+      architectures?: string[];
+    }
   | { kind: 'deb'; path: string; sha256: string; line?: number };
 
 export interface FileInput {

@@ -47,7 +47,8 @@ export async function readElf(hostPath: string): Promise<ElfInfo | null> {
     const phoff = is64 ? Number(h.readBigUInt64LE(0x20)) : h.readUInt32LE(0x1c);
     const phentsize = h.readUInt16LE(is64 ? 0x36 : 0x2a);
     const phnum = h.readUInt16LE(is64 ? 0x38 : 0x2c);
-    if (phnum === 0 || phentsize < (is64 ? 56 : 32) || phnum > 4096) return { class: is64 ? 64 : 32, machine, needed: [], rpath: [], runpath: [] };
+    if (phnum === 0 || phentsize < (is64 ? 56 : 32) || phnum > 4096)
+      return { class: is64 ? 64 : 32, machine, needed: [], rpath: [], runpath: [] };
     const ph = await read(phoff, phentsize * phnum);
     if (!ph) return null;
     const loads: { off: number; vaddr: number; filesz: number }[] = [];

@@ -14,8 +14,24 @@ import { followsLast, isExec, isListing, type TraceEvent } from '../trace/events
 import { readElf, readShebang } from './elf.js';
 
 export const KEEP_GROUPS: Record<string, string[]> = {
-  nss: ['/etc/nsswitch.conf', '/etc/passwd', '/etc/group', '/etc/shadow', '/etc/hosts', '/usr/lib/*/libnss_*', '/usr/lib/libnss_*', '/usr/lib64/libnss_*'],
-  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
+  nss: [
+    '/etc/nsswitch.conf',
+    '/etc/passwd',
+    '/etc/group',
+    '/etc/shadow',
+    '/etc/hosts',
+    '/usr/lib/*/libnss_*',
+    '/usr/lib/libnss_*',
+    '/usr/lib64/libnss_*',
+  ],
+  certificates: [
+    '/etc/ssl/certs/**',
+    '/usr/share/ca-certificates/**',
+    '/usr/local/share/ca-certificates/**',
+    '/etc/ca-certificates.conf',
+    '/usr/lib/ssl/cert.pem',
+    '/usr/lib/ssl/certs',
+  ],
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
   locales: ['/usr/lib/locale/**'],
   gconv: ['/usr/lib/*/gconv/**', '/usr/lib/gconv/**', '/usr/lib64/gconv/**'],
@@ -75,7 +91,12 @@ class Resolver {
     let r = this.cache.get(k);
     if (!r) {
       // A symlink loop resolves to nothing: the kernel gave the process ELOOP.
-      r = resolveInRoot(this.root, p, { followLast }).catch(() => ({ path: p, hops: [], exists: false, clamped: false }));
+      r = resolveInRoot(this.root, p, { followLast }).catch(() => ({
+        path: p,
+        hops: [],
+        exists: false,
+        clamped: false,
+      }));
       this.cache.set(k, r);
     }
     return r;
@@ -105,7 +126,14 @@ async function globInRoot(rootDir: string, pattern: string): Promise<string[]> {
   if (rel === '') return ['/'];
   // Loaded on use: only keep globs need it, and it costs ~50 ms to load.
   const { default: fg } = await import('fast-glob');
-  const found = await fg(rel, { cwd: rootDir, dot: true, onlyFiles: false, followSymbolicLinks: false, unique: true, suppressErrors: true });
+  const found = await fg(rel, {
+    cwd: rootDir,
+    dot: true,
+    onlyFiles: false,
+    followSymbolicLinks: false,
+    unique: true,
+    suppressErrors: true,
+  });
   return found.map((f) => '/' + f.replace(/\/+$/, '')).sort();
 }
 
@@ -175,10 +203,9 @@ export async function computeKeepSet(
 
   // 2. static analysis: #! interpreters of executed files, ELF closure of every kept file
   const staticAnalysis: string[] = [];
-  const ldPath = [
-    ...(opts.ldLibraryPath ?? []),
-    ...(config.env.LD_LIBRARY_PATH ? [config.env.LD_LIBRARY_PATH] : []),
-  ].flatMap((s) => s.split(':')).filter((s) => s.startsWith('/'));
+  const ldPath = [...(opts.ldLibraryPath ?? []), ...(config.env.LD_LIBRARY_PATH ? [config.env.LD_LIBRARY_PATH] : [])]
+    .flatMap((s) => s.split(':'))
+    .filter((s) => s.startsWith('/'));
   const confDirs = await ldConfDirs(root.dir);
   const elfDone = new Set<string>();
   const elfClosure = async (start: Iterable<string>, log: string[]): Promise<void> => {
@@ -273,7 +300,9 @@ export async function computeKeepSet(
       });
     }
     const log: string[] = [];
-    for (const pat of pats) for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
+    for (const pat of pats)
+      for (const m of await globInRoot(root.dir, pat))
+        add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
     await elfClosure([...log].sort(), log);
     groups[g] = log.sort();
   }
@@ -282,9 +311,16 @@ export async function computeKeepSet(
   const packages: Record<string, string[]> = {};
   (spec.keepPackages ?? []).forEach((name, i) => {
     if (!root.packages.some((p) => p.name === name)) {
-      throw new MkimgError('manifest', `minimize.keepPackages[${i}]: package ${JSON.stringify(name)} is not in the image's package closure`, {
-        hint: `add it to packages: (and run mkimg lock), or remove it from minimize.keepPackages; the closure has: ${root.packages.map((p) => p.name).sort().join(', ')}`,
-      });
+      throw new MkimgError(
+        'manifest',
+        `minimize.keepPackages[${i}]: package ${JSON.stringify(name)} is not in the image's package closure`,
+        {
+          hint: `add it to packages: (and run mkimg lock), or remove it from minimize.keepPackages; the closure has: ${root.packages
+            .map((p) => p.name)
+            .sort()
+            .join(', ')}`,
+        },
+      );
     }
   });
   for (const name of spec.keepPackages ?? []) {
@@ -301,7 +337,8 @@ export async function computeKeepSet(
   const globs: Record<string, string[]> = {};
   for (const pat of spec.keep) {
     const log: string[] = [];
-    for (const m of await globInRoot(root.dir, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
+    for (const m of await globInRoot(root.dir, pat))
+      add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
     await elfClosure([...log].sort(), log);
     globs[pat] = log.sort();
   }
@@ -333,7 +370,12 @@ export async function computeKeepSet(
   for (const [primary, names] of members) {
     const group = [primary, ...names];
     const kept = group.find((p) => keep.has(p));
-    if (kept) add(group.flatMap((p) => [p, ...ancestors(p)]), hardlinks, `hardlink of ${kept}`);
+    if (kept)
+      add(
+        group.flatMap((p) => [p, ...ancestors(p)]),
+        hardlinks,
+        `hardlink of ${kept}`,
+      );
   }
 
   // 7. directories of everything kept
@@ -369,7 +411,11 @@ export async function tracedPaths(rootDir: string, events: TraceEvent[]): Promis
     if (!r) continue;
     for (const p of touched(r)) out.add(p);
   }
-  const exists = async (p: string): Promise<boolean> => lstat(rootDir + p).then(() => true, () => false);
+  const exists = async (p: string): Promise<boolean> =>
+    lstat(rootDir + p).then(
+      () => true,
+      () => false,
+    );
   const kept: string[] = [];
   for (const p of [...out].sort()) if (p === '/' || (await exists(p))) kept.push(p);
   return kept;

@@ -30,7 +30,7 @@ export async function materialize(root: StagingRoot, keep: Set<string>, dir: str
         break;
       case 'hardlink': {
         const primary = e.linkTarget ?? '';
-        const src = keep.has(primary) ? dir + primary : root.entries.get(primary)?.hostPath ?? root.dir + primary;
+        const src = keep.has(primary) ? dir + primary : (root.entries.get(primary)?.hostPath ?? root.dir + primary);
         await linkOrCopy(src, dst, e.mode);
         break;
       }

@@ -36,23 +36,45 @@ export interface ResolvedCheck {
 export function resolveChecks(root: StagingRoot, spec: MinimizeSpec, config: ImageConfig): ResolvedCheck[] {
   const specs: CheckSpec[] = spec.checks.length
     ? spec.checks
-    : [{ name: 'entrypoint', args: [...(config.entrypoint ?? []), ...(config.cmd ?? [])], env: {}, expect: { exitCode: 0 } }];
+    : [
+        {
+          name: 'entrypoint',
+          args: [...(config.entrypoint ?? []), ...(config.cmd ?? [])],
+          env: {},
+          expect: { exitCode: 0 },
+        },
+      ];
   return specs.map((c, i) => {
     const name = c.name ?? (spec.checks.length ? `check ${i + 1}` : 'entrypoint');
     if (c.args.length === 0) {
-      throw new MkimgError('manifest', `minimize: ${name} has no command: config.entrypoint and config.cmd are empty and minimize.checks gives none`, {
-        hint: 'add minimize.checks with args, set config.entrypoint/cmd, or set minimize: false',
-      });
+      throw new MkimgError(
+        'manifest',
+        `minimize: ${name} has no command: config.entrypoint and config.cmd are empty and minimize.checks gives none`,
+        {
+          hint: 'add minimize.checks with args, set config.entrypoint/cmd, or set minimize: false',
+        },
+      );
     }
     const user = c.user ?? config.user;
     const ids = user ? lookupUser(root, user, name) : {};
-    return { name, args: c.args, env: { ...config.env, ...c.env }, stdin: c.stdin, cwd: c.workdir ?? config.workdir, ...ids, expect: c.expect };
+    return {
+      name,
+      args: c.args,
+      env: { ...config.env, ...c.env },
+      stdin: c.stdin,
+      cwd: c.workdir ?? config.workdir,
+      ...ids,
+      expect: c.expect,
+    };
   });
 }
 
 function readDb(root: StagingRoot, file: string): string[][] {
   try {
-    return readFileSync(root.dir + file, 'utf8').split('\n').filter(Boolean).map((l) => l.split(':'));
+    return readFileSync(root.dir + file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(':'));
   } catch {
     return [];
   }
@@ -70,7 +92,10 @@ export function lookupUser(root: StagingRoot, user: string, check: string): { ui
     if (row) gid = Number(row[3]);
   } else {
     const row = passwd.find((r) => r[0] === u);
-    if (!row) throw new MkimgError('manifest', `${check}: user ${JSON.stringify(u)} is not in the image's /etc/passwd`, { hint: 'add it under accounts.users or use a numeric uid' });
+    if (!row)
+      throw new MkimgError('manifest', `${check}: user ${JSON.stringify(u)} is not in the image's /etc/passwd`, {
+        hint: 'add it under accounts.users or use a numeric uid',
+      });
     uid = Number(row[2]);
     gid = Number(row[3]);
   }
@@ -78,7 +103,10 @@ export function lookupUser(root: StagingRoot, user: string, check: string): { ui
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
       const row = readDb(root, '/etc/group').find((r) => r[0] === g);
-      if (!row) throw new MkimgError('manifest', `${check}: group ${JSON.stringify(g)} is not in the image's /etc/group`, { hint: 'add it under accounts.groups or use a numeric gid' });
+      if (!row)
+        throw new MkimgError('manifest', `${check}: group ${JSON.stringify(g)} is not in the image's /etc/group`, {
+          hint: 'add it under accounts.groups or use a numeric gid',
+        });
       gid = Number(row[2]);
     }
   }
@@ -96,7 +124,8 @@ function firstDifference(full: Buffer, min: Buffer): string {
   let i = 0;
   while (i < full.length && i < min.length && full[i] === min[i]) i++;
   const from = Math.max(0, i - 40);
-  const part = (b: Buffer) => JSON.stringify(b.subarray(from, i + 80).toString('utf8')) + (b.length > i + 80 ? '…' : '');
+  const part = (b: Buffer) =>
+    JSON.stringify(b.subarray(from, i + 80).toString('utf8')) + (b.length > i + 80 ? '…' : '');
   return `differs at byte ${i}: ${from > 0 ? '…' : ''}${part(full)} in the full root, ${from > 0 ? '…' : ''}${part(min)} minimized`;
 }
 
@@ -110,7 +139,17 @@ function showExp(e: TextExpectation): string {
 }
 
 async function runCheck(rootDir: string, c: ResolvedCheck, timeoutSeconds: number): Promise<RunTracedResult> {
-  return runTraced({ rootDir, args: c.args, env: c.env, cwd: c.cwd, uid: c.uid, gid: c.gid, stdin: c.stdin, timeoutSeconds, trace: true });
+  return runTraced({
+    rootDir,
+    args: c.args,
+    env: c.env,
+    cwd: c.cwd,
+    uid: c.uid,
+    gid: c.gid,
+    stdin: c.stdin,
+    timeoutSeconds,
+    trace: true,
+  });
 }
 
 /** Throws MkimgError('check') when a check's expectation fails in the full root: the manifest's check is wrong. */
@@ -118,9 +157,12 @@ export function assertExpectation(c: ResolvedCheck, r: RunTracedResult): void {
   const out = r.stdout.toString('utf8');
   const err = r.stderr.toString('utf8');
   const problems: string[] = [];
-  if (r.exitCode !== c.expect.exitCode) problems.push(`exit code: expected ${c.expect.exitCode}, got ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}`);
-  if (!matches(c.expect.stdout, out)) problems.push(`stdout: expected ${showExp(c.expect.stdout!)}, got ${excerpt(out)}`);
-  if (!matches(c.expect.stderr, err)) problems.push(`stderr: expected ${showExp(c.expect.stderr!)}, got ${excerpt(err)}`);
+  if (r.exitCode !== c.expect.exitCode)
+    problems.push(`exit code: expected ${c.expect.exitCode}, got ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}`);
+  if (!matches(c.expect.stdout, out))
+    problems.push(`stdout: expected ${showExp(c.expect.stdout!)}, got ${excerpt(out)}`);
+  if (!matches(c.expect.stderr, err))
+    problems.push(`stderr: expected ${showExp(c.expect.stderr!)}, got ${excerpt(err)}`);
   if (problems.length === 0) return;
   throw new MkimgError(
     'check',
@@ -137,7 +179,8 @@ function differences(full: RunTracedResult, min: RunTracedResult): string[] {
   const d: string[] = [];
   if (full.exitCode !== min.exitCode) d.push(`exit code ${full.exitCode} in the full root, ${min.exitCode} minimized`);
   if (!full.stdout.equals(min.stdout)) d.push(`stdout ${firstDifference(full.stdout, min.stdout)}`);
-  if (!full.stderr.equals(min.stderr)) d.push(`stderr ${firstDifference(full.stderr, Buffer.concat([min.stderr, Buffer.from(min.tracerMessages)]))}`);
+  if (!full.stderr.equals(min.stderr))
+    d.push(`stderr ${firstDifference(full.stderr, Buffer.concat([min.stderr, Buffer.from(min.tracerMessages)]))}`);
   return d;
 }
 
@@ -171,10 +214,19 @@ export async function minimizeAndProve(
     full.push(r);
     events.push(...r.events);
     for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
-    checkReports.push({ name: c.name, args: c.args, exitCode: r.exitCode, tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size });
+    checkReports.push({
+      name: c.name,
+      args: c.args,
+      exitCode: r.exitCode,
+      tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size,
+    });
   }
 
-  let k: KeepResult = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs, eventSources });
+  let k: KeepResult = await computeKeepSet(root, events, spec, config, {
+    ldLibraryPath,
+    libDirs: opts.libDirs,
+    eventSources,
+  });
   const firstKeep = new Set(k.keep);
   let rounds = 0;
   for (;;) {
@@ -199,7 +251,11 @@ export async function minimizeAndProve(
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);
     eventSources.push(...proofSources);
-    const next = await computeKeepSet(root, events, spec, config, { ldLibraryPath, libDirs: opts.libDirs, eventSources });
+    const next = await computeKeepSet(root, events, spec, config, {
+      ldLibraryPath,
+      libDirs: opts.libDirs,
+      eventSources,
+    });
     const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
     if (missing.length > 0 && rounds < maxRounds) {
       k = next;
@@ -209,9 +265,13 @@ export async function minimizeAndProve(
     const notes: string[] = [];
     if (missing.length) notes.push(`paths still missing: ${missing.slice(0, 20).join(', ')}`);
     if (spec.exclude.length) {
-      const unexcluded = await computeKeepSet(root, events, { ...spec, exclude: [] }, config, { ldLibraryPath, libDirs: opts.libDirs });
+      const unexcluded = await computeKeepSet(root, events, { ...spec, exclude: [] }, config, {
+        ldLibraryPath,
+        libDirs: opts.libDirs,
+      });
       const needed = [...unexcluded.keep].filter((p) => !next.keep.has(p)).sort();
-      if (needed.length) notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
+      if (needed.length)
+        notes.push(`paths the checks need that minimize.exclude removes: ${needed.slice(0, 20).join(', ')}`);
     }
     const listed = spec.keepListed ? [] : next.listedDirs;
     if (notes.length === 0 && listed.length === 0) {
@@ -220,23 +280,38 @@ export async function minimizeAndProve(
           'make that output deterministic, e.g. redirect the stream, since the full and minimized runs must print the same',
       );
     } else if (notes.length === 0) notes.push('no missing path found in the full root');
-    if (listed.length) notes.push(`directories the checks list (their untraced entries are dropped unless minimize.keepListed is true): ${listed.slice(0, 20).join(', ')}`);
+    if (listed.length)
+      notes.push(
+        `directories the checks list (their untraced entries are dropped unless minimize.keepListed is true): ${listed.slice(0, 20).join(', ')}`,
+      );
     const missingNote = notes.join('; ');
     diffs = diffs.slice(0, 10);
     throw new MkimgError(
       'check',
       `minimize: the minimized root does not behave like the full one after ${rounds} round(s): ` +
         diffs.map((d) => `${d.check}: ${d.diffs.join('; ')}`).join(' | ') +
-        `; ${missingNote}; paths added by proof rounds: ${[...k.keep].filter((p) => !firstKeep.has(p)).slice(0, 20).join(', ') || 'none'}`,
+        `; ${missingNote}; paths added by proof rounds: ${
+          [...k.keep]
+            .filter((p) => !firstKeep.has(p))
+            .slice(0, 20)
+            .join(', ') || 'none'
+        }`,
       {
         hint:
-          (listed.length ? 'a check lists a directory: set minimize.keepListed: true to keep listed directories whole, or ' : '') +
+          (listed.length
+            ? 'a check lists a directory: set minimize.keepListed: true to keep listed directories whole, or '
+            : '') +
           'keep what the program loads in a way the tracer cannot see with minimize.keep globs or keepGroups, remove a minimize.exclude that drops a needed file, or set minimize: false',
         details: { checks: diffs, missing },
       },
     );
   }
   const addedByProof = [...k.keep].filter((p) => !firstKeep.has(p));
-  const report = buildReport(root, k.keep, k, { checks: checkReports, rounds, addedByProof, keepListed: spec.keepListed });
+  const report = buildReport(root, k.keep, k, {
+    checks: checkReports,
+    rounds,
+    addedByProof,
+    keepListed: spec.keepListed,
+  });
   return { keep: k.keep, report };
 }

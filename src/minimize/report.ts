@@ -83,12 +83,20 @@ export function added(root: StagingRoot, paths: string[]): AddedReport {
 
 function pathReports(root: StagingRoot, keep: Set<string>, k: KeepResult): PathReport[] {
   const excludedBy = new Map<string, string>();
-  for (const pat of Object.keys(k.excluded).sort()) for (const p of k.excluded[pat]) if (!excludedBy.has(p)) excludedBy.set(p, `excluded by ${pat}`);
+  for (const pat of Object.keys(k.excluded).sort())
+    for (const p of k.excluded[pat]) if (!excludedBy.has(p)) excludedBy.set(p, `excluded by ${pat}`);
   const out: PathReport[] = [];
   for (const e of root.entries.values()) {
     const kept = keep.has(e.path);
     const why = kept ? k.why.get(e.path) : excludedBy.get(e.path);
-    out.push({ path: e.path, origin: e.origin, type: e.type, size: e.type === 'file' ? e.size : 0, kept, ...(why ? { why } : {}) });
+    out.push({
+      path: e.path,
+      origin: e.origin,
+      type: e.type,
+      size: e.type === 'file' ? e.size : 0,
+      kept,
+      ...(why ? { why } : {}),
+    });
   }
   // Code-unit order, as everywhere in mkimg, never the locale's.
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -109,7 +117,11 @@ export function buildReport(
     if (keep.has(e.path)) g.after.push(e);
   }
   const mapRec = (r: Record<string, string[]>): Record<string, AddedReport> =>
-    Object.fromEntries(Object.keys(r).sort().map((name) => [name, added(root, r[name])]));
+    Object.fromEntries(
+      Object.keys(r)
+        .sort()
+        .map((name) => [name, added(root, r[name])]),
+    );
   return {
     before: count(root.entries.values()),
     after: count([...keep].map((p) => root.entries.get(p)!).filter(Boolean)),

@@ -67,7 +67,10 @@ export function findCredentials(registry: string, explicitFile?: string): Creden
         const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
         const i = decoded.indexOf(':');
         if (i < 0) {
-          throw new MkimgError('usage', `registry auth file ${file}: auths["${key}"].auth is not base64 of "user:password"`);
+          throw new MkimgError(
+            'usage',
+            `registry auth file ${file}: auths["${key}"].auth is not base64 of "user:password"`,
+          );
         }
         return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source: file };
       }

@@ -14,7 +14,8 @@ import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { parseRepository } from './reference.js';
 
 export function cacheTag(manifestSha256: string): string {
-  if (!/^[0-9a-f]{64}$/.test(manifestSha256)) throw new MkimgError('internal', `cache: "${manifestSha256}" is not a sha256 hex`);
+  if (!/^[0-9a-f]{64}$/.test(manifestSha256))
+    throw new MkimgError('internal', `cache: "${manifestSha256}" is not a sha256 hex`);
   return `mkimg-${manifestSha256.slice(0, 40)}`;
 }
 
@@ -39,7 +40,11 @@ export interface CacheLookupOptions extends PullOptions {
  * entry (or one whose config label org.mkimg.manifest.sha256 is not this
  * manifest's: it is then ignored, with a warning, and a build replaces it).
  */
-export async function cacheLookup(registryRepo: string, manifestSha256: string, opts: CacheLookupOptions = {}): Promise<string | null> {
+export async function cacheLookup(
+  registryRepo: string,
+  manifestSha256: string,
+  opts: CacheLookupOptions = {},
+): Promise<string | null> {
   const ref = cacheReference(registryRepo, manifestSha256);
   const madeDir = opts.dir === undefined;
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'mkimg-cache-'));
@@ -55,12 +60,16 @@ export async function cacheLookup(registryRepo: string, manifestSha256: string, 
       return null;
     }
     const img = await openImageTar(out);
-    const cfg = JSON.parse((await readMember(out, img.members.get(blobName(img.manifest.config.digest))!)).toString('utf8')) as {
+    const cfg = JSON.parse(
+      (await readMember(out, img.members.get(blobName(img.manifest.config.digest))!)).toString('utf8'),
+    ) as {
       config?: { Labels?: Record<string, string> };
     };
     const label = cfg.config?.Labels?.[MANIFEST_SHA_LABEL];
     if (label !== manifestSha256) {
-      opts.onWarning?.(`cache entry ${ref} has ${MANIFEST_SHA_LABEL}=${label ?? '(none)'}, not ${manifestSha256}: ignored (a build will replace it)`);
+      opts.onWarning?.(
+        `cache entry ${ref} has ${MANIFEST_SHA_LABEL}=${label ?? '(none)'}, not ${manifestSha256}: ignored (a build will replace it)`,
+      );
       cleanup();
       return null;
     }
@@ -72,6 +81,11 @@ export async function cacheLookup(registryRepo: string, manifestSha256: string, 
 }
 
 /** Push a built image tar to the cache tag for `manifestSha256` in `registryRepo`. */
-export async function cachePublish(registryRepo: string, manifestSha256: string, imageTarPath: string, opts: PushOptions = {}): Promise<PushResult> {
+export async function cachePublish(
+  registryRepo: string,
+  manifestSha256: string,
+  imageTarPath: string,
+  opts: PushOptions = {},
+): Promise<PushResult> {
   return pushImage(imageTarPath, cacheReference(registryRepo, manifestSha256), opts);
 }

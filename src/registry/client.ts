@@ -174,7 +174,8 @@ export class RegistryClient {
     if (res.status === 403 || codes.includes('DENIED')) {
       hint = `the account${this.credentials ? ` "${this.credentials.username}"` : ' (anonymous)'} may not do this in repository "${repository}"; ask the registry's administrator for push access, or push to a repository you own`;
     } else if (codes.includes('MANIFEST_BLOB_UNKNOWN') || codes.includes('BLOB_UNKNOWN')) {
-      hint = 'the registry does not have every blob the manifest references; push the image again (mkimg checks each blob with HEAD)';
+      hint =
+        'the registry does not have every blob the manifest references; push the image again (mkimg checks each blob with HEAD)';
     } else if (codes.includes('NAME_UNKNOWN') || codes.includes('MANIFEST_UNKNOWN')) {
       hint = 'check the repository name and tag';
     } else if (res.status >= 500) {
@@ -183,23 +184,36 @@ export class RegistryClient {
     return new MkimgError(
       'registry',
       `registry ${this.registry}, repository "${repository}": ${what} failed: HTTP ${status}${text ? `: ${text}` : ''}`,
-      { hint, details: { registry: this.registry, repository, status: res.status, codes, transient: isRetryableStatus(res.status) } },
+      {
+        hint,
+        details: {
+          registry: this.registry,
+          repository,
+          status: res.status,
+          codes,
+          transient: isRetryableStatus(res.status),
+        },
+      },
     );
   }
 
   private networkError(e: unknown, what: string, repository: string): MkimgError {
     const err = e as NodeJS.ErrnoException;
     const msg = err?.code ? `${err.code} ${err.message}` : String(err?.message ?? e);
-    return new MkimgError('registry', `registry ${this.registry}, repository "${repository}": ${what} failed: network error: ${msg}`, {
-      hint:
-        err?.code === 'ECONNREFUSED'
-          ? `is the registry running and listening at ${this.baseUrl}?`
-          : /EPROTO|wrong version number|certificate|SSL/i.test(msg)
-            ? 'for a registry without valid TLS, pass --insecure'
-            : 'check the network and try again; a repeated push resends only what is missing',
-      details: { registry: this.registry, repository, transient: isTransient(e) },
-      cause: e,
-    });
+    return new MkimgError(
+      'registry',
+      `registry ${this.registry}, repository "${repository}": ${what} failed: network error: ${msg}`,
+      {
+        hint:
+          err?.code === 'ECONNREFUSED'
+            ? `is the registry running and listening at ${this.baseUrl}?`
+            : /EPROTO|wrong version number|certificate|SSL/i.test(msg)
+              ? 'for a registry without valid TLS, pass --insecure'
+              : 'check the network and try again; a repeated push resends only what is missing',
+        details: { registry: this.registry, repository, transient: isTransient(e) },
+        cause: e,
+      },
+    );
   }
 
   /** GET /v2/: checks the registry speaks the API and learns its authentication scheme. */
@@ -224,9 +238,13 @@ export class RegistryClient {
     const res = await this.request({ method: 'GET', url: '/v2/', scopes: [], what: 'API check GET /v2/', repository });
     if (res.status !== 200) {
       if (res.status === 404) {
-        throw new MkimgError('registry', `registry ${this.registry}: GET /v2/ answered 404: this is not an OCI distribution (v2) registry`, {
-          details: { registry: this.registry, status: 404 },
-        });
+        throw new MkimgError(
+          'registry',
+          `registry ${this.registry}: GET /v2/ answered 404: this is not an OCI distribution (v2) registry`,
+          {
+            details: { registry: this.registry, status: 404 },
+          },
+        );
       }
       throw this.fail(res, 'API check GET /v2/', repository);
     }
@@ -320,15 +338,23 @@ export class RegistryClient {
     const { text, codes } = describeErrorBody(res.body);
     const base = `registry ${this.registry}, repository "${req.repository}": ${req.what} failed: HTTP 401 Unauthorized${text ? `: ${text}` : ''}`;
     if (this.credentials) {
-      return new MkimgError('registry', `${base}; the registry rejected the credentials of user "${this.credentials.username}" (from ${this.credentials.source})`, {
-        hint: `check the password for ${this.registry} (log in again with "podman login ${this.registry}" or "docker login ${this.registry}")`,
-        details: { registry: this.registry, repository: req.repository, status: 401, codes },
-      });
+      return new MkimgError(
+        'registry',
+        `${base}; the registry rejected the credentials of user "${this.credentials.username}" (from ${this.credentials.source})`,
+        {
+          hint: `check the password for ${this.registry} (log in again with "podman login ${this.registry}" or "docker login ${this.registry}")`,
+          details: { registry: this.registry, repository: req.repository, status: 401, codes },
+        },
+      );
     }
-    return new MkimgError('registry', `${base}; the registry requires authentication and no credentials for ${this.registry} were found`, {
-      hint: `log in with "podman login ${this.registry}" or "docker login ${this.registry}", or set REGISTRY_AUTH_FILE to a file with {"auths":{"${this.registry}":{"auth":"<base64 user:password>"}}}`,
-      details: { registry: this.registry, repository: req.repository, status: 401, codes },
-    });
+    return new MkimgError(
+      'registry',
+      `${base}; the registry requires authentication and no credentials for ${this.registry} were found`,
+      {
+        hint: `log in with "podman login ${this.registry}" or "docker login ${this.registry}", or set REGISTRY_AUTH_FILE to a file with {"auths":{"${this.registry}":{"auth":"<base64 user:password>"}}}`,
+        details: { registry: this.registry, repository: req.repository, status: 401, codes },
+      },
+    );
   }
 
   private async token(scopes: string[], repository: string): Promise<string> {
@@ -377,9 +403,14 @@ export class RegistryClient {
         throw new MkimgError(
           'registry',
           `registry ${this.registry}, repository "${repository}": ${what} failed: HTTP ${res.status}${text ? `: ${text}` : ''}; ${
-            this.credentials ? `the token service rejected the credentials of user "${this.credentials.username}" (from ${this.credentials.source})` : 'no credentials were found'
+            this.credentials
+              ? `the token service rejected the credentials of user "${this.credentials.username}" (from ${this.credentials.source})`
+              : 'no credentials were found'
           }`,
-          { hint: `check the login for ${this.registry} ("podman login ${this.registry}")`, details: { registry: this.registry, repository, status: res.status } },
+          {
+            hint: `check the login for ${this.registry} ("podman login ${this.registry}")`,
+            details: { registry: this.registry, repository, status: res.status },
+          },
         );
       }
       if (res.status !== 200) throw this.fail(res, what, repository);
@@ -410,7 +441,13 @@ export class RegistryClient {
   }
 
   /** One HTTP exchange. With stream=true the body of a 2xx answer is returned unread. */
-  send(method: string, url: URL, headers: Record<string, string>, body: Buffer | BodySource | undefined, stream: boolean): Promise<RegistryResponse> {
+  send(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: Buffer | BodySource | undefined,
+    stream: boolean,
+  ): Promise<RegistryResponse> {
     const mod = url.protocol === 'https:' ? https : http;
     const h: Record<string, string> = { 'user-agent': 'mkimg', ...headers };
     if (body !== undefined) h['content-length'] = String(Buffer.isBuffer(body) ? body.length : body.length);
@@ -429,7 +466,12 @@ export class RegistryClient {
       };
       const creq = mod.request(
         url,
-        { method, headers: h, agent, ...(url.protocol === 'https:' && this.opts.insecure ? { rejectUnauthorized: false } : {}) },
+        {
+          method,
+          headers: h,
+          agent,
+          ...(url.protocol === 'https:' && this.opts.insecure ? { rejectUnauthorized: false } : {}),
+        },
         (res) => {
           const status = res.statusCode ?? 0;
           const early = src !== undefined && !src.readableEnded;
@@ -450,9 +492,13 @@ export class RegistryClient {
             else {
               // An endless or oversized answer: refuse it (first, so the abort below is not taken for a network error), stop reading.
               done(
-                new MkimgError('registry', `registry ${url.host}: ${method} ${url.pathname} answered with more than ${MAX_BODY >> 20} MiB, more than a manifest or index may be`, {
-                  hint: 'the registry misbehaves; check its URL',
-                }),
+                new MkimgError(
+                  'registry',
+                  `registry ${url.host}: ${method} ${url.pathname} answered with more than ${MAX_BODY >> 20} MiB, more than a manifest or index may be`,
+                  {
+                    hint: 'the registry misbehaves; check its URL',
+                  },
+                ),
               );
               res.destroy();
               creq.destroy();
@@ -466,7 +512,9 @@ export class RegistryClient {
           res.on('aborted', () => done(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' })));
         },
       );
-      creq.setTimeout(this.opts.timeoutMs ?? 120_000, () => creq.destroy(Object.assign(new Error('socket timeout'), { code: 'ETIMEDOUT' })));
+      creq.setTimeout(this.opts.timeoutMs ?? 120_000, () =>
+        creq.destroy(Object.assign(new Error('socket timeout'), { code: 'ETIMEDOUT' })),
+      );
       creq.on('error', (e) => done(e));
       if (body === undefined) creq.end();
       else if (Buffer.isBuffer(body)) creq.end(body);

@@ -35,7 +35,9 @@ export interface ImageTar {
 }
 
 function integrity(path: string, msg: string, hint?: string): MkimgError {
-  return new MkimgError('integrity', `image tar ${path}: ${msg}`, { hint: hint ?? 'rebuild the image, or check that the file was copied whole' });
+  return new MkimgError('integrity', `image tar ${path}: ${msg}`, {
+    hint: hint ?? 'rebuild the image, or check that the file was copied whole',
+  });
 }
 
 /**
@@ -121,7 +123,8 @@ export async function openImageTar(path: string): Promise<ImageTar> {
     throw integrity(path, `index.json lists ${manifests.length} manifests; mkimg pushes images with exactly one`);
   }
   const desc = manifests[0]!;
-  if (!DIGEST_RE.test(desc.digest)) throw integrity(path, `index.json: manifest digest "${desc.digest}" is not sha256:<hex>`);
+  if (!DIGEST_RE.test(desc.digest))
+    throw integrity(path, `index.json: manifest digest "${desc.digest}" is not sha256:<hex>`);
   const mm = members.get(blobName(desc.digest));
   if (!mm) throw integrity(path, `manifest blob ${desc.digest} is missing`);
   const manifestBytes = await readMember(path, mm);

@@ -7,7 +7,16 @@
  * byte-identical to the built one (given the same NAME:TAG).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createWriteStream, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import {
+  closeSync,
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
@@ -30,7 +39,9 @@ export const MEDIA_TYPES = {
   dockerList: MEDIA.dockerList,
 } as const;
 
-const ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList].join(', ');
+const ACCEPT = [MEDIA_TYPES.ociManifest, MEDIA_TYPES.dockerManifest, MEDIA_TYPES.ociIndex, MEDIA_TYPES.dockerList].join(
+  ', ',
+);
 
 export interface PullOptions extends RegistryOptions {
   /** NAME[:TAG] written into index.json and manifest.json (default: the repository path and the pulled tag, or "latest"). */
@@ -90,7 +101,10 @@ export async function fetchImageManifest(
   platform: { os: string; architecture: string; variant?: string } = { os: 'linux', architecture: 'amd64' },
 ): Promise<FetchedManifest | null> {
   const repo = ref.repository;
-  const get = async (reference: string, expectDigest?: string): Promise<{ bytes: Buffer; digest: string; mediaType: string } | null> => {
+  const get = async (
+    reference: string,
+    expectDigest?: string,
+  ): Promise<{ bytes: Buffer; digest: string; mediaType: string } | null> => {
     const what = `GET manifest ${reference}`;
     const res = await client.request({
       method: 'GET',
@@ -105,15 +119,24 @@ export async function fetchImageManifest(
     const digest = `sha256:${sha256Hex(res.body)}`;
     const header = res.headers['docker-content-digest'];
     if (expectDigest && digest !== expectDigest) {
-      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}`, {
-        hint: 'the registry served other bytes than the digest names; do not trust this registry',
-      });
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}`,
+        {
+          hint: 'the registry served other bytes than the digest names; do not trust this registry',
+        },
+      );
     }
     if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
-      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}, the registry says ${header}`);
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}, the registry says ${header}`,
+      );
     }
     const doc = parseJson<{ mediaType?: string }>(res.body, `manifest ${reference}`, client.registry);
-    const ct = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+    const ct = String(res.headers['content-type'] ?? '')
+      .split(';')[0]!
+      .trim();
     return { bytes: res.body, digest, mediaType: doc.mediaType ?? ct };
   };
 
@@ -130,24 +153,44 @@ export async function fetchImageManifest(
     );
     const pick = matches[0] ?? (list.length === 1 ? list[0] : undefined);
     if (!pick) {
-      const have = list.map((d) => `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}${d.platform?.variant ? '/' + d.platform.variant : ''}`);
-      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": the index has no image for ${platform.os}/${platform.architecture} (it has: ${have.join(', ') || 'nothing'})`);
+      const have = list.map(
+        (d) =>
+          `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}${d.platform?.variant ? '/' + d.platform.variant : ''}`,
+      );
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": the index has no image for ${platform.os}/${platform.architecture} (it has: ${have.join(', ') || 'nothing'})`,
+      );
     }
     m = await get(pick.digest, pick.digest);
-    if (!m) throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": the index names manifest ${pick.digest}, which the registry does not have`);
+    if (!m)
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": the index names manifest ${pick.digest}, which the registry does not have`,
+      );
   }
   if (m.mediaType !== MEDIA_TYPES.ociManifest && m.mediaType !== MEDIA_TYPES.dockerManifest) {
-    throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest media type "${m.mediaType}" is not supported`, {
-      hint: `mkimg reads ${MEDIA_TYPES.ociManifest} and ${MEDIA_TYPES.dockerManifest}`,
-    });
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": manifest media type "${m.mediaType}" is not supported`,
+      {
+        hint: `mkimg reads ${MEDIA_TYPES.ociManifest} and ${MEDIA_TYPES.dockerManifest}`,
+      },
+    );
   }
   const doc = parseJson<ImageManifestDoc>(m.bytes, 'image manifest', client.registry);
   if (!doc.config || !Array.isArray(doc.layers)) {
-    throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has no config or layers`);
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has no config or layers`,
+    );
   }
   for (const d of [doc.config, ...doc.layers]) {
     if (!/^sha256:[0-9a-f]{64}$/.test(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0) {
-      throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has a bad descriptor (${d.digest}, ${d.size})`);
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": manifest ${m.digest} has a bad descriptor (${d.digest}, ${d.size})`,
+      );
     }
   }
   return { ...m, doc };
@@ -185,9 +228,13 @@ async function downloadBlob(
       limits.active.add(body);
       const stalled = (): void => {
         body.destroy(
-          new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} stalled: no data for ${limits.stallMs / 1000} s`, {
-            details: { transient: true },
-          }),
+          new MkimgError(
+            'registry',
+            `registry ${client.registry}, repository "${repo}": blob ${d.digest} stalled: no data for ${limits.stallMs / 1000} s`,
+            {
+              details: { transient: true },
+            },
+          ),
         );
       };
       stallTimer = setTimeout(stalled, limits.stallMs);
@@ -196,7 +243,12 @@ async function downloadBlob(
         transform(chunk: Buffer, _enc, cb) {
           got += chunk.length;
           if (got > d.size) {
-            cb(new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} is larger than the ${d.size} bytes the manifest says`));
+            cb(
+              new MkimgError(
+                'registry',
+                `registry ${client.registry}, repository "${repo}": blob ${d.digest} is larger than the ${d.size} bytes the manifest says`,
+              ),
+            );
             return;
           }
           hash.update(chunk);
@@ -208,10 +260,14 @@ async function downloadBlob(
       await pipeline(body, check, createWriteStream(path));
       const digest = `sha256:${hash.digest('hex')}`;
       if (got !== d.size || digest !== d.digest) {
-        throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": blob ${d.digest} arrived with ${got} bytes and digest ${digest}`, {
-          hint: 'the registry served corrupt or truncated content',
-          details: { transient: got < d.size },
-        });
+        throw new MkimgError(
+          'registry',
+          `registry ${client.registry}, repository "${repo}": blob ${d.digest} arrived with ${got} bytes and digest ${digest}`,
+          {
+            hint: 'the registry served corrupt or truncated content',
+            details: { transient: got < d.size },
+          },
+        );
       }
       return;
     } catch (e) {
@@ -219,7 +275,11 @@ async function downloadBlob(
       if (e instanceof MkimgError && e.details?.deadline) throw e;
       if (!isTransient(e) || attempt >= retries) {
         if (e instanceof MkimgError) throw e;
-        throw new MkimgError('registry', `registry ${client.registry}, repository "${repo}": download of blob ${d.digest} failed: ${(e as Error).message}`, { cause: e });
+        throw new MkimgError(
+          'registry',
+          `registry ${client.registry}, repository "${repo}": download of blob ${d.digest} failed: ${(e as Error).message}`,
+          { cause: e },
+        );
       }
       await sleep(Math.min(opts.retryMaxMs ?? 8000, (opts.retryBaseMs ?? 250) * 2 ** attempt));
     } finally {
@@ -250,22 +310,42 @@ function splitName(name: string, defaultTag: string): { name: string; tag: strin
  * decoder: a bomb, a truncated or corrupt stream is refused). The blobs'
  * own digests were checked as they were downloaded.
  */
-function checkLayers(layers: Descriptor[], diffIdsValue: unknown, pathOf: (d: Descriptor) => string, where: string): void {
-  const fail = (msg: string, hint = 'the registry serves an image mkimg cannot vouch for; push it again or pull another reference'): never => {
+function checkLayers(
+  layers: Descriptor[],
+  diffIdsValue: unknown,
+  pathOf: (d: Descriptor) => string,
+  where: string,
+): void {
+  const fail = (
+    msg: string,
+    hint = 'the registry serves an image mkimg cannot vouch for; push it again or pull another reference',
+  ): never => {
     throw new MkimgError('registry', `${where}: ${msg}`, { hint });
   };
-  if (!Array.isArray(diffIdsValue) || diffIdsValue.length !== layers.length) fail(`the config's rootfs.diff_ids do not list the ${layers.length} layers of the manifest`);
+  if (!Array.isArray(diffIdsValue) || diffIdsValue.length !== layers.length)
+    fail(`the config's rootfs.diff_ids do not list the ${layers.length} layers of the manifest`);
   const diffIds = diffIdsValue as unknown[];
   const buf = Buffer.allocUnsafe(4 << 20);
   layers.forEach((l, i) => {
     const compression = layerCompression(l.mediaType);
-    if (compression === undefined) return fail(`layer ${i} (${l.digest}) has media type "${l.mediaType}", which mkimg does not read`, 'mkimg reads uncompressed, gzip and zstd tar layers');
+    if (compression === undefined)
+      return fail(
+        `layer ${i} (${l.digest}) has media type "${l.mediaType}", which mkimg does not read`,
+        'mkimg reads uncompressed, gzip and zstd tar layers',
+      );
     if (compression === 'none') {
-      if (diffIds[i] !== l.digest) fail(`config rootfs.diff_ids[${i}] is ${diffIds[i]}, but the uncompressed layer ${i} is ${l.digest}`);
+      if (diffIds[i] !== l.digest)
+        fail(`config rootfs.diff_ids[${i}] is ${diffIds[i]}, but the uncompressed layer ${i} is ${l.digest}`);
       return;
     }
     const hash = createHash('sha256');
-    const decoder = new LayerDecoder(compression, l.size, `${where}: layer ${i} (${l.digest}, ${compression})`, (c) => hash.update(c), 'registry');
+    const decoder = new LayerDecoder(
+      compression,
+      l.size,
+      `${where}: layer ${i} (${l.digest}, ${compression})`,
+      (c) => hash.update(c),
+      'registry',
+    );
     const fd = openSync(pathOf(l), 'r');
     try {
       for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) decoder.write(buf.subarray(0, n));
@@ -274,7 +354,8 @@ function checkLayers(layers: Descriptor[], diffIdsValue: unknown, pathOf: (d: De
     }
     decoder.end();
     const got = `sha256:${hash.digest('hex')}`;
-    if (got !== diffIds[i]) fail(`layer ${i} (${l.digest}) decompresses to ${got}, but the config's rootfs.diff_ids[${i}] is ${diffIds[i]}`);
+    if (got !== diffIds[i])
+      fail(`layer ${i} (${l.digest}) decompresses to ${got}, but the config's rootfs.diff_ids[${i}] is ${diffIds[i]}`);
   });
 }
 
@@ -282,12 +363,18 @@ function checkLayers(layers: Descriptor[], diffIdsValue: unknown, pathOf: (d: De
  * Pull `reference` into `output`. Returns null when the registry has no such
  * manifest (404) and `opts.allowMissing` is set; throws otherwise.
  */
-export async function pullImage(reference: string, output: string, opts: PullOptions & { allowMissing?: boolean } = {}): Promise<PullResult | null> {
+export async function pullImage(
+  reference: string,
+  output: string,
+  opts: PullOptions & { allowMissing?: boolean } = {},
+): Promise<PullResult | null> {
   const ref = parseReference(reference);
   const client = new RegistryClient(ref.registry, ref.hostname, opts);
   const out = resolve(output);
   if (!existsSync(dirname(out))) {
-    throw new MkimgError('usage', `cannot write ${out}: the folder ${dirname(out)} does not exist`, { hint: 'create it first, or choose another -o' });
+    throw new MkimgError('usage', `cannot write ${out}: the folder ${dirname(out)} does not exist`, {
+      hint: 'create it first, or choose another -o',
+    });
   }
   const deadlineMs = opts.deadlineMs ?? msFromEnv('MKIMG_PULL_TIMEOUT', PULL_DEADLINE_MS);
   const stallMs = opts.stallMs ?? msFromEnv('MKIMG_PULL_STALL_TIMEOUT', PULL_STALL_MS);
@@ -301,10 +388,14 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
   let deadlineTimer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     deadlineTimer = setTimeout(() => {
-      const e = new MkimgError('registry', `registry ${ref.registry}, repository "${ref.repository}": the pull did not finish within ${deadlineMs / 1000} s`, {
-        hint: 'the registry is too slow or trickles data; raise MKIMG_PULL_TIMEOUT (seconds) if it is only slow',
-        details: { deadline: true },
-      });
+      const e = new MkimgError(
+        'registry',
+        `registry ${ref.registry}, repository "${ref.repository}": the pull did not finish within ${deadlineMs / 1000} s`,
+        {
+          hint: 'the registry is too slow or trickles data; raise MKIMG_PULL_TIMEOUT (seconds) if it is only slow',
+          details: { deadline: true },
+        },
+      );
       for (const s of active) s.destroy(e);
       client.close();
       reject(e);
@@ -312,7 +403,10 @@ export async function pullImage(reference: string, output: string, opts: PullOpt
   });
   expired.catch(() => {});
   try {
-    return await Promise.race([expired, pullInto(ref, client, out, work, opts, { stallMs, active }, (p) => (progress = p))]);
+    return await Promise.race([
+      expired,
+      pullInto(ref, client, out, work, opts, { stallMs, active }, (p) => (progress = p)),
+    ]);
   } finally {
     clearTimeout(deadlineTimer);
     progress?.finish();
@@ -337,23 +431,38 @@ async function pullInto(
     const m = await fetchImageManifest(client, ref, opts.platform);
     if (!m) {
       if (opts.allowMissing) return null;
-      throw new MkimgError('registry', `registry ${ref.registry}, repository "${ref.repository}": no manifest ${ref.digest ?? ref.tag ?? 'latest'} (HTTP 404)`, {
-        hint: 'check the repository name and tag',
-        details: { registry: ref.registry, repository: ref.repository, status: 404 },
-      });
+      throw new MkimgError(
+        'registry',
+        `registry ${ref.registry}, repository "${ref.repository}": no manifest ${ref.digest ?? ref.tag ?? 'latest'} (HTTP 404)`,
+        {
+          hint: 'check the repository name and tag',
+          details: { registry: ref.registry, repository: ref.repository, status: 404 },
+        },
+      );
     }
     const blobs = [...new Map([m.doc.config, ...m.doc.layers].map((d) => [d.digest, d])).values()];
-    progress = new Progress(opts.progress ?? false, `pulling ${formatReference(ref)}`, blobs.reduce((a, d) => a + d.size, 0));
+    progress = new Progress(
+      opts.progress ?? false,
+      `pulling ${formatReference(ref)}`,
+      blobs.reduce((a, d) => a + d.size, 0),
+    );
     setProgress(progress);
     const pathOf = (d: Descriptor) => join(work, d.digest.slice(7));
-    await pool(blobs, opts.concurrency ?? 3, (d) => downloadBlob(client, ref.repository, d, pathOf(d), opts, progress!, limits));
+    await pool(blobs, opts.concurrency ?? 3, (d) =>
+      downloadBlob(client, ref.repository, d, pathOf(d), opts, progress!, limits),
+    );
 
     const config = parseJson<{ created?: string; os?: string; architecture?: string; variant?: string }>(
       readFileSync(pathOf(m.doc.config)),
       `config ${m.doc.config.digest}`,
       ref.registry,
     );
-    checkLayers(m.doc.layers, (config as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids, pathOf, `registry ${client.registry}, repository "${ref.repository}"`);
+    checkLayers(
+      m.doc.layers,
+      (config as { rootfs?: { diff_ids?: unknown } }).rootfs?.diff_ids,
+      pathOf,
+      `registry ${client.registry}, repository "${ref.repository}"`,
+    );
     const created = config.created ? Date.parse(config.created) : NaN;
     const mtime = Number.isFinite(created) && created >= 0 ? Math.floor(created / 1000) : 0;
     const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');
@@ -365,9 +474,24 @@ async function pullInto(
       { name: 'blobs/sha256', type: 'dir' },
       { name: `blobs/sha256/${m.digest.slice(7)}`, type: 'file', bytes: m.bytes },
       // Layers marked: the image tar's layer rule (SPEC §5) pads the first one, as mkimg build does.
-      ...blobs.map((d) => ({ name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file' as const, hostPath: pathOf(d), size: d.size, layer: layerDigests.has(d.digest) })),
+      ...blobs.map((d) => ({
+        name: `blobs/sha256/${d.digest.slice(7)}`,
+        type: 'file' as const,
+        hostPath: pathOf(d),
+        size: d.size,
+        layer: layerDigests.has(d.digest),
+      })),
       { name: 'index.json', type: 'file', bytes: index.bytes },
-      { name: 'manifest.json', type: 'file', bytes: dockerManifestJson(m.doc.config.digest, m.doc.layers.map((l) => l.digest), name, tag) },
+      {
+        name: 'manifest.json',
+        type: 'file',
+        bytes: dockerManifestJson(
+          m.doc.config.digest,
+          m.doc.layers.map((l) => l.digest),
+          name,
+          tag,
+        ),
+      },
       { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
     ];
     const sizeBytes = writeLayoutTar(members, mtime, out);

@@ -50,7 +50,10 @@ function withDigest(location: URL, digest: string): URL {
 function locationOf(res: RegistryResponse, what: string, client: RegistryClient, repository: string): URL {
   const loc = res.headers.location;
   if (!loc) {
-    throw new MkimgError('registry', `registry ${client.registry}, repository "${repository}": ${what} answered ${res.status} without a Location header`);
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repository}": ${what} answered ${res.status} without a Location header`,
+    );
   }
   // Relative Locations resolve against the URL of the request that returned them.
   return new URL(loc, res.url);
@@ -187,7 +190,8 @@ class BlobPusher {
           what: `upload of bytes ${off}-${end - 1} of blob ${desc.digest}`,
           repository: repo,
         });
-        if (res.status !== 202 && res.status !== 204) throw c.fail(res, `upload of bytes ${off}-${end - 1} of blob ${desc.digest}`, repo);
+        if (res.status !== 202 && res.status !== 204)
+          throw c.fail(res, `upload of bytes ${off}-${end - 1} of blob ${desc.digest}`, repo);
         location = locationOf(res, 'chunk upload', c, repo);
       }
       final = await c.request({
@@ -198,30 +202,46 @@ class BlobPusher {
         what: `completion of upload of blob ${desc.digest}`,
         repository: repo,
       });
-      if (final.status !== 201 && final.status !== 204) await refused(final, `completion of upload of blob ${desc.digest}`);
+      if (final.status !== 201 && final.status !== 204)
+        await refused(final, `completion of upload of blob ${desc.digest}`);
     }
     const answered = final.headers['docker-content-digest'];
     if (typeof answered === 'string' && answered !== '' && answered !== desc.digest) {
-      throw new MkimgError('registry', `registry ${c.registry}, repository "${repo}": stored blob ${desc.digest} under digest ${answered}`);
+      throw new MkimgError(
+        'registry',
+        `registry ${c.registry}, repository "${repo}": stored blob ${desc.digest} under digest ${answered}`,
+      );
     }
     return 'uploaded';
   }
 }
 
 /** Push an already opened image tar to `ref`. */
-export async function pushOpenedImage(image: ImageTar, ref: ImageReference, opts: PushOptions = {}): Promise<PushResult> {
+export async function pushOpenedImage(
+  image: ImageTar,
+  ref: ImageReference,
+  opts: PushOptions = {},
+): Promise<PushResult> {
   const manifestDigest = image.manifestDescriptor.digest;
   // With both TAG and @DIGEST the digest is checked and the manifest is put under the tag.
   const tag = ref.tag ?? (ref.digest ? undefined : image.tag);
   if (ref.digest && ref.digest !== manifestDigest) {
-    throw new MkimgError('usage', `cannot push ${image.path} as ${formatReference(ref)}: its manifest digest is ${manifestDigest}`, {
-      hint: 'push by tag, or use the image manifest digest',
-    });
+    throw new MkimgError(
+      'usage',
+      `cannot push ${image.path} as ${formatReference(ref)}: its manifest digest is ${manifestDigest}`,
+      {
+        hint: 'push by tag, or use the image manifest digest',
+      },
+    );
   }
   if (!ref.digest && !tag) {
-    throw new MkimgError('usage', `no tag to push ${image.path} to: the reference has none and the image's index.json has no org.opencontainers.image.ref.name`, {
-      hint: `write the tag in the reference: ${formatReference(ref)}:TAG`,
-    });
+    throw new MkimgError(
+      'usage',
+      `no tag to push ${image.path} to: the reference has none and the image's index.json has no org.opencontainers.image.ref.name`,
+      {
+        hint: `write the tag in the reference: ${formatReference(ref)}:TAG`,
+      },
+    );
   }
   const target: ImageReference = { ...ref, tag, digest: ref.digest };
   let mountFrom: string | undefined;

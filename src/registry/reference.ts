@@ -25,7 +25,9 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(
 
 function usage(ref: string, why: string, hint?: string): MkimgError {
   return new MkimgError('usage', `image reference "${ref}": ${why}`, {
-    hint: hint ?? 'write it as HOST[:PORT]/REPOSITORY[:TAG] or HOST[:PORT]/REPOSITORY@sha256:<hex>, e.g. 127.0.0.1:5000/app:1.0',
+    hint:
+      hint ??
+      'write it as HOST[:PORT]/REPOSITORY[:TAG] or HOST[:PORT]/REPOSITORY@sha256:<hex>, e.g. 127.0.0.1:5000/app:1.0',
   });
 }
 
@@ -42,11 +44,21 @@ export function parseReference(ref: string): ImageReference {
     if (!DIGEST.test(digest)) throw usage(ref, `digest "${digest}" is not sha256:<64 lowercase hex>`);
   }
   const slash = rest.indexOf('/');
-  if (slash < 0) throw usage(ref, 'has no registry host', 'name the registry explicitly: HOST[:PORT]/REPOSITORY[:TAG] (there is no default registry)');
+  if (slash < 0)
+    throw usage(
+      ref,
+      'has no registry host',
+      'name the registry explicitly: HOST[:PORT]/REPOSITORY[:TAG] (there is no default registry)',
+    );
   const registry = rest.slice(0, slash);
-  const looksLikeHost = registry.includes('.') || registry.includes(':') || registry === 'localhost' || registry.startsWith('[');
+  const looksLikeHost =
+    registry.includes('.') || registry.includes(':') || registry === 'localhost' || registry.startsWith('[');
   if (!looksLikeHost || !HOST.test(registry)) {
-    throw usage(ref, `"${registry}" is not a registry host`, 'name the registry explicitly: HOST[:PORT]/REPOSITORY[:TAG] (there is no default registry)');
+    throw usage(
+      ref,
+      `"${registry}" is not a registry host`,
+      'name the registry explicitly: HOST[:PORT]/REPOSITORY[:TAG] (there is no default registry)',
+    );
   }
   let path = rest.slice(slash + 1);
   let tag: string | undefined;
@@ -55,11 +67,19 @@ export function parseReference(ref: string): ImageReference {
   if (colon >= 0) {
     tag = path.slice(colon + 1);
     path = path.slice(0, colon);
-    if (!TAG.test(tag)) throw usage(ref, `tag "${tag}" is invalid (letters, digits, "_", "." and "-", at most 128, not starting with "." or "-")`);
+    if (!TAG.test(tag))
+      throw usage(
+        ref,
+        `tag "${tag}" is invalid (letters, digits, "_", "." and "-", at most 128, not starting with "." or "-")`,
+      );
   }
   if (path === '') throw usage(ref, 'has no repository');
   for (const comp of path.split('/')) {
-    if (!REPO_COMPONENT.test(comp)) throw usage(ref, `repository component "${comp}" is invalid (lowercase letters, digits and single separators ".", "_", "__", "-")`);
+    if (!REPO_COMPONENT.test(comp))
+      throw usage(
+        ref,
+        `repository component "${comp}" is invalid (lowercase letters, digits and single separators ".", "_", "__", "-")`,
+      );
   }
   if (path.length > 255) throw usage(ref, 'repository name is longer than 255 characters');
   let hostname = registry;
@@ -79,10 +99,16 @@ export function formatReference(r: ImageReference): string {
  * Parse "host/repo" (no tag, no digest) as used by --cache-registry and --mount-from.
  * A bare repo path (no host) is allowed for --mount-from when `defaultRegistry` is given.
  */
-export function parseRepository(ref: string, defaultRegistry?: string): { registry: string; hostname: string; repository: string } {
+export function parseRepository(
+  ref: string,
+  defaultRegistry?: string,
+): { registry: string; hostname: string; repository: string } {
   const hasHost = (() => {
     const first = ref.split('/')[0] ?? '';
-    return ref.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));
+    return (
+      ref.includes('/') &&
+      (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))
+    );
   })();
   const full = hasHost || !defaultRegistry ? ref : `${defaultRegistry}/${ref}`;
   const r = parseReference(full);

@@ -62,7 +62,10 @@ noscript p { padding: 20px; }
 
 /** JSON that is inert inside a <script> element: no "<", ">", "&" or line separators survive unescaped. */
 export function scriptSafeJson(value: unknown): string {
-  return JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
+  );
 }
 
 export function escapeHtml(s: string): string {
@@ -73,7 +76,10 @@ export function escapeHtml(s: string): string {
 export function renderReport(data: ReportData): Buffer {
   const scriptHash = createHash('sha256').update(CLIENT_JS, 'utf8').digest('base64');
   const csp = `default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-${scriptHash}'; base-uri 'none'; form-action 'none'`;
-  const title = data.kind === 'diff' ? `mkimg diff: ${data.a.file} vs ${data.b.file}` : `mkimg report: ${data.image.name ?? data.image.file}`;
+  const title =
+    data.kind === 'diff'
+      ? `mkimg diff: ${data.a.file} vs ${data.b.file}`
+      : `mkimg report: ${data.image.name ?? data.image.file}`;
   const html =
     '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n' +
     `<meta http-equiv="Content-Security-Policy" content="${csp}">\n` +

@@ -70,7 +70,12 @@ export interface ImageSummary {
   layers: ReportLayer[];
   fileCount: number;
   fileBytes: number;
-  sbom?: { path: string; packageCount: number; fileCount: number; packages: { name: string; version: string; license?: string; purl?: string }[] };
+  sbom?: {
+    path: string;
+    packageCount: number;
+    fileCount: number;
+    packages: { name: string; version: string; license?: string; purl?: string }[];
+  };
 }
 
 export interface MinimizeSummary {
@@ -129,10 +134,26 @@ export interface DiffReportData {
 
 export type ReportData = ImageReportData | DiffReportData;
 
-const TYPE: Record<InspectFile['type'], ReportFile['t']> = { file: 'f', dir: 'd', symlink: 'l', hardlink: 'h', other: 'o' };
+const TYPE: Record<InspectFile['type'], ReportFile['t']> = {
+  file: 'f',
+  dir: 'd',
+  symlink: 'l',
+  hardlink: 'h',
+  other: 'o',
+};
 
 export function reportFile(f: InspectFile): ReportFile {
-  return { p: f.path, t: TYPE[f.type], s: f.size, m: f.mode, u: f.uid, g: f.gid, k: f.package ?? '', l: f.layer ?? 0, ...(f.linkTarget !== undefined ? { ln: f.linkTarget } : {}) };
+  return {
+    p: f.path,
+    t: TYPE[f.type],
+    s: f.size,
+    m: f.mode,
+    u: f.uid,
+    g: f.gid,
+    k: f.package ?? '',
+    l: f.layer ?? 0,
+    ...(f.linkTarget !== undefined ? { ln: f.linkTarget } : {}),
+  };
 }
 
 const COMPRESSED = /\+(gzip|zstd)$|\.gzip$|\.zstd$/;
@@ -163,7 +184,12 @@ export function imageSummary(r: InspectResult): ImageSummary {
             path: r.sbom.path,
             packageCount: r.sbom.packageCount,
             fileCount: r.sbom.fileCount,
-            packages: r.sbom.packages.map((p) => ({ name: p.name, version: p.version, ...(p.license ? { license: p.license } : {}), ...(p.purl ? { purl: p.purl } : {}) })),
+            packages: r.sbom.packages.map((p) => ({
+              name: p.name,
+              version: p.version,
+              ...(p.license ? { license: p.license } : {}),
+              ...(p.purl ? { purl: p.purl } : {}),
+            })),
           },
         }
       : {}),
@@ -249,13 +275,21 @@ export function diffFiles(a: InspectResult, b: InspectResult): { files: DiffFile
   const packages: DiffPackage[] = sortedUnion(pa.keys(), pb.keys()).map((name) => {
     const x = pa.get(name)?.version;
     const y = pb.get(name)?.version;
-    const st: DiffPackage['st'] = x === undefined ? 'added' : y === undefined ? 'removed' : x === y ? 'same' : 'changed';
+    const st: DiffPackage['st'] =
+      x === undefined ? 'added' : y === undefined ? 'removed' : x === y ? 'same' : 'changed';
     return { name, st, ...(x !== undefined ? { a: x } : {}), ...(y !== undefined ? { b: y } : {}) };
   });
   return { files, packages };
 }
 
-export function diffReportData(a: InspectResult, b: InspectResult, identical: boolean, differences: Difference[], files: DiffFile[], packages: DiffPackage[]): DiffReportData {
+export function diffReportData(
+  a: InspectResult,
+  b: InspectResult,
+  identical: boolean,
+  differences: Difference[],
+  files: DiffFile[],
+  packages: DiffPackage[],
+): DiffReportData {
   return {
     kind: 'diff',
     a: imageSummary(a),

@@ -23,19 +23,27 @@ export function readMinimizeReport(file: string): MinimizeReport {
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new MkimgError('usage', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { hint: 'give the JSON file `mkimg build --report FILE` wrote' });
+    throw new MkimgError('usage', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      hint: 'give the JSON file `mkimg build --report FILE` wrote',
+    });
   }
   let r: any;
   try {
     r = JSON.parse(text);
   } catch {
-    throw new MkimgError('input', `${file} is not JSON`, { hint: 'give the JSON file `mkimg build --report FILE` wrote' });
+    throw new MkimgError('input', `${file} is not JSON`, {
+      hint: 'give the JSON file `mkimg build --report FILE` wrote',
+    });
   }
   if (!r || typeof r !== 'object' || !r.before || !r.after || !Array.isArray(r.packages)) {
-    throw new MkimgError('input', `${file} is not a minimization report (no before, after, packages)`, { hint: 'give the JSON file `mkimg build --report FILE` wrote' });
+    throw new MkimgError('input', `${file} is not a minimization report (no before, after, packages)`, {
+      hint: 'give the JSON file `mkimg build --report FILE` wrote',
+    });
   }
   if (!Array.isArray(r.paths)) {
-    throw new MkimgError('input', `${file} has no "paths" list (written by an older mkimg)`, { hint: 'rebuild with this mkimg and --report FILE to get the per-path report' });
+    throw new MkimgError('input', `${file} has no "paths" list (written by an older mkimg)`, {
+      hint: 'rebuild with this mkimg and --report FILE to get the per-path report',
+    });
   }
   return r as MinimizeReport;
 }
@@ -58,12 +66,20 @@ function asText(b: Buffer | undefined): string | undefined {
 
 /** The HTML report of two image tars: files and packages added, removed and changed, line diffs of changed text files. */
 export async function diffReportHtml(pathA: string, pathB: string, diff: ImageDiff): Promise<Buffer> {
-  const [a, b] = await Promise.all([inspectImage(pathA, { files: true, digests: true }), inspectImage(pathB, { files: true, digests: true })]);
+  const [a, b] = await Promise.all([
+    inspectImage(pathA, { files: true, digests: true }),
+    inspectImage(pathB, { files: true, digests: true }),
+  ]);
   const { files, packages } = diffFiles(a, b);
-  const candidates = files.filter((f) => f.what.includes('content') && f.a!.s <= TEXT_DIFF_MAX_BYTES && f.b!.s <= TEXT_DIFF_MAX_BYTES);
+  const candidates = files.filter(
+    (f) => f.what.includes('content') && f.a!.s <= TEXT_DIFF_MAX_BYTES && f.b!.s <= TEXT_DIFF_MAX_BYTES,
+  );
   const wanted = new Set(candidates.slice(0, TEXT_DIFF_MAX_FILES).map((f) => f.p));
   if (wanted.size) {
-    const [ca, cb] = await Promise.all([inspectImage(pathA, { contents: wanted }), inspectImage(pathB, { contents: wanted })]);
+    const [ca, cb] = await Promise.all([
+      inspectImage(pathA, { contents: wanted }),
+      inspectImage(pathB, { contents: wanted }),
+    ]);
     for (const f of candidates) {
       if (!wanted.has(f.p)) {
         f.textNote = `not diffed: only the first ${TEXT_DIFF_MAX_FILES} changed files get a text diff`;
@@ -80,7 +96,8 @@ export async function diffReportHtml(pathA: string, pathB: string, diff: ImageDi
     }
   }
   for (const f of files) {
-    if (f.what.includes('content') && !f.hunks && !f.textNote) f.textNote = `larger than ${TEXT_DIFF_MAX_BYTES >> 10} KiB: no line diff`;
+    if (f.what.includes('content') && !f.hunks && !f.textNote)
+      f.textNote = `larger than ${TEXT_DIFF_MAX_BYTES >> 10} KiB: no line diff`;
   }
   return renderReport(diffReportData(a, b, diff.identical, diff.differences, files, packages));
 }
@@ -93,6 +110,8 @@ export function writeReport(path: string, bytes: Buffer): void {
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new MkimgError('usage', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, { hint: 'give a writable path for the HTML report' });
+    throw new MkimgError('usage', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`, {
+      hint: 'give a writable path for the HTML report',
+    });
   }
 }

@@ -26,7 +26,7 @@ const DEBIAN_TO_SPDX: Record<string, string> = {
   'gfdl-1.3+': 'GFDL-1.3-or-later',
   'apache-2': 'Apache-2.0',
   'apache-2.0': 'Apache-2.0',
-  'artistic': 'Artistic-1.0-Perl',
+  artistic: 'Artistic-1.0-Perl',
   'artistic-1.0': 'Artistic-1.0',
   'artistic-2.0': 'Artistic-2.0',
   'bsd-2-clause': 'BSD-2-Clause',
@@ -34,24 +34,24 @@ const DEBIAN_TO_SPDX: Record<string, string> = {
   'bsd-4-clause': 'BSD-4-Clause',
   'bsl-1.0': 'BSL-1.0',
   'cc0-1.0': 'CC0-1.0',
-  'cc0': 'CC0-1.0',
-  'curl': 'curl',
-  'expat': 'MIT',
-  'mit': 'MIT',
-  'isc': 'ISC',
+  cc0: 'CC0-1.0',
+  curl: 'curl',
+  expat: 'MIT',
+  mit: 'MIT',
+  isc: 'ISC',
   'mpl-1.1': 'MPL-1.1',
   'mpl-2.0': 'MPL-2.0',
-  'openssl': 'OpenSSL',
+  openssl: 'OpenSSL',
   'psf-2': 'PSF-2.0',
   'python-2.0': 'Python-2.0',
-  'x11': 'X11',
-  'zlib': 'Zlib',
-  'ftl': 'FTL',
+  x11: 'X11',
+  zlib: 'Zlib',
+  ftl: 'FTL',
   'unicode-dfs-2016': 'Unicode-DFS-2016',
-  'sleepycat': 'Sleepycat',
+  sleepycat: 'Sleepycat',
   'ofl-1.1': 'OFL-1.1',
-  'wtfpl': 'WTFPL',
-  'unlicense': 'Unlicense',
+  wtfpl: 'WTFPL',
+  unlicense: 'Unlicense',
   'bzip2-1.0.6': 'bzip2-1.0.6',
   'gpl-2.0': 'GPL-2.0-only',
   'gpl-2.0+': 'GPL-2.0-or-later',
@@ -155,7 +155,8 @@ export function spdxLicenseOf(copyright: string | undefined, pkgName: string): S
       extracted.set(id, {
         licenseId: id,
         name: term,
-        extractedText: standaloneText(copyright, term) ?? `The license "${term}", as named in /usr/share/doc/${pkgName}/copyright.`,
+        extractedText:
+          standaloneText(copyright, term) ?? `The license "${term}", as named in /usr/share/doc/${pkgName}/copyright.`,
       });
     }
     return id;
@@ -164,7 +165,11 @@ export function spdxLicenseOf(copyright: string | undefined, pkgName: string): S
     return { expression: refFor(debian), extracted: [...extracted.values()], debian };
   }
   // Split into alternatives/conjunctions.
-  const tokens = debian.replace(/\s*\|\s*/g, ' or ').replace(/\s*,\s*/g, ' and ').split(/\s+/).filter(Boolean);
+  const tokens = debian
+    .replace(/\s*\|\s*/g, ' or ')
+    .replace(/\s*,\s*/g, ' and ')
+    .split(/\s+/)
+    .filter(Boolean);
   const out: string[] = [];
   let term: string[] = [];
   const flush = (): void => {

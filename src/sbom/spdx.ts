@@ -30,7 +30,9 @@ export const SPDX_GENERATED_ID = 'SPDXRef-Package-mkimg-generated';
 
 function mkimgVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? '0';
   } catch {
     return '0';
@@ -136,7 +138,8 @@ class Placeholders {
     const of = this.values[i]!;
     if (typeof of === 'function') return of();
     const v = of[this.fields[i]!];
-    if (v === undefined) throw new MkimgError('internal', `SBOM: ${of.path} was not hashed before the SBOM was written`);
+    if (v === undefined)
+      throw new MkimgError('internal', `SBOM: ${of.path} was not hashed before the SBOM was written`);
     return v;
   }
 
@@ -160,12 +163,14 @@ class Placeholders {
       let i = 0;
       for (let c = out[end]!; end < out.length && c >= 0x30 && c <= 0x39; c = out[++end]!) i = i * 10 + (c - 0x30);
       const v = this.value(i);
-      if (v.length !== end - at || !HEX.test(v)) throw new MkimgError('internal', `SBOM: placeholder ${out.toString('latin1', at, end)} got the value "${v}"`);
+      if (v.length !== end - at || !HEX.test(v))
+        throw new MkimgError('internal', `SBOM: placeholder ${out.toString('latin1', at, end)} got the value "${v}"`);
       out.write(v, at, 'latin1');
       at = end;
       n++;
     }
-    if (n !== this.values.length) throw new MkimgError('internal', `SBOM: ${this.values.length} placeholders made, ${n} found`);
+    if (n !== this.values.length)
+      throw new MkimgError('internal', `SBOM: ${this.values.length} placeholders made, ${n} found`);
     return out;
   }
 }
@@ -181,7 +186,8 @@ function hashFile(root: StagingRoot, e: StageEntry, unhashed?: Unhashed): { sha1
   if (f.type === 'hardlink' && f.linkTarget) f = root.entries.get(normImagePath(f.linkTarget)) ?? f;
   // Digests computed when the file was staged: no second read of every file.
   if (f.sha1 && f.sha256) return { sha1: f.sha1, sha256: f.sha256 };
-  if (unhashed?.is(f)) return { sha1: unhashed.placeholders.token(40, f, 'sha1'), sha256: unhashed.placeholders.token(64, f, 'sha256') };
+  if (unhashed?.is(f))
+    return { sha1: unhashed.placeholders.token(40, f, 'sha1'), sha256: unhashed.placeholders.token(64, f, 'sha256') };
   const data = readEntryContent(root.dir, f);
   return {
     sha1: createHash('sha1').update(data).digest('hex'),
@@ -207,13 +213,24 @@ function verificationCode(files: FileRecord[]): string {
  * are those of contributingPackages() (exactly the status.d packages).
  * `debSha256ByName` overrides StagedPackage.sha256 when given.
  */
-export function makeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): Record<string, unknown> {
+export function makeSbom(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debSha256ByName?: Map<string, string> | Record<string, string>,
+): Record<string, unknown> {
   // Drop undefined fields so the object equals its canonical JSON.
   return JSON.parse(canonicalJson(sbomDocument(root, keep, manifest, debSha256ByName))) as Record<string, unknown>;
 }
 
 /** makeSbom's document before the JSON round trip: members may be undefined (canonical JSON leaves them out). */
-function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>, unhashed?: Unhashed): Record<string, unknown> {
+function sbomDocument(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debSha256ByName?: Map<string, string> | Record<string, string>,
+  unhashed?: Unhashed,
+): Record<string, unknown> {
   const debSha = (p: StagedPackage): string => {
     if (debSha256ByName instanceof Map) return debSha256ByName.get(p.name) ?? p.sha256;
     return debSha256ByName?.[p.name] ?? p.sha256;
@@ -295,9 +312,22 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
       sourceInfo: source ? `built package from: ${source}` : undefined,
       summary: description,
       filesAnalyzed: own.length > 0,
-      packageVerificationCode: own.length > 0 ? { packageVerificationCodeValue: verificationCodeOf(own, unhashed) } : undefined,
+      packageVerificationCode:
+        own.length > 0 ? { packageVerificationCodeValue: verificationCodeOf(own, unhashed) } : undefined,
       checksums: [{ algorithm: 'SHA256', checksumValue: debSha(pkg) }],
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: debPurl(pkg.name, pkg.version, pkg.architecture, distro, sourcePackageOf(pkg.control, pkg.name)) }],
+      externalRefs: [
+        {
+          referenceCategory: 'PACKAGE-MANAGER',
+          referenceType: 'purl',
+          referenceLocator: debPurl(
+            pkg.name,
+            pkg.version,
+            pkg.architecture,
+            distro,
+            sourcePackageOf(pkg.control, pkg.name),
+          ),
+        },
+      ],
       licenseDeclared: lic.expression,
       licenseConcluded: 'NOASSERTION',
       licenseComments: lic.debian ? `Debian copyright file (DEP-5) declares: ${lic.debian}` : undefined,
@@ -308,8 +338,12 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
   }
 
   for (const [id, name, summary] of [
-    [SPDX_INPUTS_ID, `${manifest.name}-inputs`, 'Files from the manifest\'s files: inputs'],
-    [SPDX_GENERATED_ID, `${manifest.name}-generated`, 'Files mkimg generated: accounts, system files, package database'],
+    [SPDX_INPUTS_ID, `${manifest.name}-inputs`, "Files from the manifest's files: inputs"],
+    [
+      SPDX_GENERATED_ID,
+      `${manifest.name}-generated`,
+      'Files mkimg generated: accounts, system files, package database',
+    ],
   ] as const) {
     const own = filesByOwner.get(id) ?? [];
     if (own.length === 0) continue;
@@ -337,7 +371,11 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
       { algorithm: 'SHA1', checksumValue: f.sha1 },
       { algorithm: 'SHA256', checksumValue: f.sha256 },
     ],
-    comment: f.entry.origin.startsWith('file:') ? `from files: input ${f.entry.origin.slice(5)}` : f.entry.origin.startsWith('generated:') ? `generated by mkimg (${f.entry.origin.slice(10)})` : undefined,
+    comment: f.entry.origin.startsWith('file:')
+      ? `from files: input ${f.entry.origin.slice(5)}`
+      : f.entry.origin.startsWith('generated:')
+        ? `generated by mkimg (${f.entry.origin.slice(10)})`
+        : undefined,
     copyrightText: 'NOASSERTION',
     fileName: f.entry.path,
     licenseConcluded: 'NOASSERTION',
@@ -363,14 +401,20 @@ function sbomDocument(root: StagingRoot, keep: Set<string>, manifest: Manifest, 
     documentDescribes: undefined,
     packages,
     files: spdxFiles,
-    hasExtractedLicensingInfos: extracted.size > 0 ? [...extracted.values()].sort((a, b) => byteOrder(a.licenseId, b.licenseId)) : undefined,
+    hasExtractedLicensingInfos:
+      extracted.size > 0 ? [...extracted.values()].sort((a, b) => byteOrder(a.licenseId, b.licenseId)) : undefined,
     relationships,
   };
   return doc;
 }
 
 /** The SBOM's bytes: canonical JSON of makeSbom() (serialized once, without the round trip). */
-export function sbomBytes(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): Buffer {
+export function sbomBytes(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debSha256ByName?: Map<string, string> | Record<string, string>,
+): Buffer {
   return canonicalJsonBytes(sbomDocument(root, keep, manifest, debSha256ByName));
 }
 
@@ -379,7 +423,12 @@ export function sbomBytes(root: StagingRoot, keep: Set<string>, manifest: Manife
  * its bytes (for --sbom FILE) and the image paths written, which the caller
  * adds to the keep set. Call after writeStatusD, with status.d paths in keep.
  */
-export function writeSbom(root: StagingRoot, keep: Set<string>, manifest: Manifest, debSha256ByName?: Map<string, string> | Record<string, string>): { bytes: Buffer; paths: string[] } {
+export function writeSbom(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  debSha256ByName?: Map<string, string> | Record<string, string>,
+): { bytes: Buffer; paths: string[] } {
   const bytes = sbomBytes(root, keep, manifest, debSha256ByName);
   return { bytes, paths: placeSbom(root, bytes) };
 }
@@ -419,10 +468,16 @@ function checkSbomPlace(root: StagingRoot): void {
     if (!e || e.type === 'dir') continue;
     const pkg = e.origin.startsWith('pkg:');
     const who = pkg ? `package ${e.origin.slice(4)}` : `the files: input ${e.origin.replace(/^file:/, '')}`;
-    throw new MkimgError(pkg ? 'input' : 'manifest', `${p}: ${who} makes it a ${e.type}, but mkimg writes the image's SBOM at ${SBOM_PATH}, so ${p} must be a directory`, {
-      hint: pkg ? 'drop that package from the manifest' : `remove ${p} from that files: tree (mkimg owns ${posix.dirname(SBOM_PATH)})`,
-      details: { path: p, origin: e.origin },
-    });
+    throw new MkimgError(
+      pkg ? 'input' : 'manifest',
+      `${p}: ${who} makes it a ${e.type}, but mkimg writes the image's SBOM at ${SBOM_PATH}, so ${p} must be a directory`,
+      {
+        hint: pkg
+          ? 'drop that package from the manifest'
+          : `remove ${p} from that files: tree (mkimg owns ${posix.dirname(SBOM_PATH)})`,
+        details: { path: p, origin: e.origin },
+      },
+    );
   }
 }
 

@@ -1,4 +1,3 @@
-
 import type * as openpgp from 'openpgp';
 import { MkimgError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
@@ -31,7 +30,12 @@ export function isArmored(bytes: Uint8Array): boolean {
  * to their public part.
  */
 export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
-  const bytes = readFileOr(path, 'usage', 'keyring', 'give --keyring a file of trusted public keys (armored or binary), e.g. from gpg --export --armor KEYID');
+  const bytes = readFileOr(
+    path,
+    'usage',
+    'keyring',
+    'give --keyring a file of trusted public keys (armored or binary), e.g. from gpg --export --armor KEYID',
+  );
   const keys: openpgp.PublicKey[] = [];
   const pgp = await loadOpenpgp();
   try {
@@ -40,10 +44,12 @@ export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
       const blocks = text.match(ARMOR_BLOCK) ?? [];
       for (const block of blocks) {
         if (!/^-----BEGIN PGP (PUBLIC|PRIVATE) KEY BLOCK-----/.test(block)) continue;
-        for (const k of await pgp.readKeys({ armoredKeys: block, config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
+        for (const k of await pgp.readKeys({ armoredKeys: block, config: PGP_CONFIG }))
+          keys.push(k.isPrivate() ? k.toPublic() : k);
       }
     } else {
-      for (const k of await pgp.readKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG })) keys.push(k.isPrivate() ? k.toPublic() : k);
+      for (const k of await pgp.readKeys({ binaryKeys: new Uint8Array(bytes), config: PGP_CONFIG }))
+        keys.push(k.isPrivate() ? k.toPublic() : k);
     }
   } catch (e) {
     throw new MkimgError('signature', `cannot read the keyring ${path}: ${(e as Error).message}`, {
@@ -52,14 +58,19 @@ export async function readKeyring(path: string): Promise<openpgp.PublicKey[]> {
   }
   if (keys.length === 0) {
     throw new MkimgError('signature', `the keyring ${path} holds no public keys`, {
-      hint: 'export the signer\'s public key into it: gpg --export --armor KEYID > trusted.asc',
+      hint: "export the signer's public key into it: gpg --export --armor KEYID > trusted.asc",
     });
   }
   return keys;
 }
 
 export async function readSecretKey(path: string, passphrase: string | undefined): Promise<openpgp.PrivateKey> {
-  const bytes = readFileOr(path, 'usage', 'secret key', 'give --key the ASCII-armored secret key (mkimg key generate, gpg --export-secret-keys --armor KEYID)');
+  const bytes = readFileOr(
+    path,
+    'usage',
+    'secret key',
+    'give --key the ASCII-armored secret key (mkimg key generate, gpg --export-secret-keys --armor KEYID)',
+  );
   let keys: openpgp.PrivateKey[];
   const pgp = await loadOpenpgp();
   try {
@@ -72,34 +83,48 @@ export async function readSecretKey(path: string, passphrase: string | undefined
     });
   }
   if (keys.length !== 1) {
-    throw new MkimgError('usage', `${path} holds ${keys.length} secret keys; mkimg sign needs exactly one`, { hint: 'export just the key you sign with' });
+    throw new MkimgError('usage', `${path} holds ${keys.length} secret keys; mkimg sign needs exactly one`, {
+      hint: 'export just the key you sign with',
+    });
   }
   let key = keys[0];
   if (key.keyPacket.version !== 4) {
-    throw new MkimgError('signature', `the secret key in ${path} is an OpenPGP v${key.keyPacket.version} key; mkimg signs with v4 keys`, {
-      hint: 'v4 keys verify with every current tool (gpg 2.2, sqv); make one with mkimg key generate',
-    });
+    throw new MkimgError(
+      'signature',
+      `the secret key in ${path} is an OpenPGP v${key.keyPacket.version} key; mkimg signs with v4 keys`,
+      {
+        hint: 'v4 keys verify with every current tool (gpg 2.2, sqv); make one with mkimg key generate',
+      },
+    );
   }
   if (!key.isDecrypted()) {
     if (passphrase === undefined) {
-      throw new MkimgError('usage', `the secret key in ${path} is protected by a passphrase`, { hint: 'give --passphrase-file FILE (the first line is the passphrase)' });
+      throw new MkimgError('usage', `the secret key in ${path} is protected by a passphrase`, {
+        hint: 'give --passphrase-file FILE (the first line is the passphrase)',
+      });
     }
     try {
       key = await pgp.decryptKey({ privateKey: key, passphrase, config: PGP_CONFIG });
     } catch (e) {
-      throw new MkimgError('signature', `cannot unlock the secret key in ${path}: ${(e as Error).message}`, { hint: 'check the passphrase file' });
+      throw new MkimgError('signature', `cannot unlock the secret key in ${path}: ${(e as Error).message}`, {
+        hint: 'check the passphrase file',
+      });
     }
   }
   return key;
 }
 
 /** The reason mkimg refuses a key for signing or verifying, or undefined if it is acceptable. */
-export function keyPolicyProblem(keyPacket: { getAlgorithmInfo(): openpgp.AlgorithmInfo; version: number }): string | undefined {
+export function keyPolicyProblem(keyPacket: {
+  getAlgorithmInfo(): openpgp.AlgorithmInfo;
+  version: number;
+}): string | undefined {
   const info = keyPacket.getAlgorithmInfo();
   const algo = info.algorithm as string;
   if (keyPacket.version !== 4 && keyPacket.version !== 6) return `it is an OpenPGP v${keyPacket.version} key`;
   if (algo === 'rsaSign' || algo === 'rsaEncryptSign') {
-    if ((info.bits ?? 0) < MIN_RSA_BITS) return `it is RSA-${info.bits}; mkimg needs RSA of at least ${MIN_RSA_BITS} bits`;
+    if ((info.bits ?? 0) < MIN_RSA_BITS)
+      return `it is RSA-${info.bits}; mkimg needs RSA of at least ${MIN_RSA_BITS} bits`;
     return undefined;
   }
   if (algo === 'eddsaLegacy' || algo === 'ed25519' || algo === 'ed448') return undefined;

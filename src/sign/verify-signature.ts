@@ -30,7 +30,8 @@ export interface SignatureCheck {
   hash: string;
 }
 
-const SIG_HINT = 'sign the manifest with mkimg sign (or gpg --detach-sign --armor, sq sign --signature-file) and verify with the signer\'s public key in --keyring';
+const SIG_HINT =
+  "sign the manifest with mkimg sign (or gpg --detach-sign --armor, sq sign --signature-file) and verify with the signer's public key in --keyring";
 
 function sigError(message: string, hint = SIG_HINT, details?: Record<string, unknown>): never {
   throw new MkimgError('signature', message, { hint, details });
@@ -59,16 +60,25 @@ function dearmor(text: string, file: string): Uint8Array {
 }
 
 /** Structural checks on the signature file; returns the binary signature packets. */
-export function parseDetachedSignature(sigBytes: Uint8Array, file: string): { binary: Uint8Array; sigs: ReturnType<typeof signatureInfo>[] } {
+export function parseDetachedSignature(
+  sigBytes: Uint8Array,
+  file: string,
+): { binary: Uint8Array; sigs: ReturnType<typeof signatureInfo>[] } {
   let binary: Uint8Array;
   if (isArmored(sigBytes)) {
     const text = Buffer.from(sigBytes).toString('utf8');
     const first = /-----BEGIN PGP ([A-Z ,/0-9]+)-----/.exec(text)![1];
     if (first === 'SIGNED MESSAGE') {
-      sigError(`${file} is a clearsigned message, not a detached signature`, 'clearsigning alters line endings and trailing spaces; make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml');
+      sigError(
+        `${file} is a clearsigned message, not a detached signature`,
+        'clearsigning alters line endings and trailing spaces; make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml',
+      );
     }
     if (first === 'MESSAGE') {
-      sigError(`${file} is an OpenPGP message (inline-signed or encrypted), not a detached signature`, 'make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml');
+      sigError(
+        `${file} is an OpenPGP message (inline-signed or encrypted), not a detached signature`,
+        'make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml',
+      );
     }
     if (first !== 'SIGNATURE') sigError(`${file} holds a PGP ${first.toLowerCase()}, not a detached signature`);
     const blocks = text.match(/-----BEGIN PGP /g)!.length;
@@ -83,24 +93,46 @@ export function parseDetachedSignature(sigBytes: Uint8Array, file: string): { bi
   for (const p of packets) {
     if (p.tag === 10) continue; // marker packet: ignored by definition
     if (p.tag === 4 || p.tag === 11 || p.tag === 8) {
-      sigError(`${file} is a signed message (inline signature), not a detached signature`, 'make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml');
+      sigError(
+        `${file} is a signed message (inline signature), not a detached signature`,
+        'make a detached signature: mkimg sign manifest.yaml, or gpg --detach-sign --armor manifest.yaml',
+      );
     }
-    if (p.tag !== 2) sigError(`${file} holds an OpenPGP packet of type ${p.tag} at byte ${p.offset}; a detached signature holds only signature packets`);
+    if (p.tag !== 2)
+      sigError(
+        `${file} holds an OpenPGP packet of type ${p.tag} at byte ${p.offset}; a detached signature holds only signature packets`,
+      );
     const info = signatureInfo(p);
     if (info.version === 5) {
-      sigError(`${file} is a version 5 (LibrePGP) signature, which mkimg does not accept`, 'sign with an OpenPGP v4 key (gpg 2.2, sq, mkimg sign); LibrePGP v5 signatures are not part of the OpenPGP standard (RFC 9580)');
+      sigError(
+        `${file} is a version 5 (LibrePGP) signature, which mkimg does not accept`,
+        'sign with an OpenPGP v4 key (gpg 2.2, sq, mkimg sign); LibrePGP v5 signatures are not part of the OpenPGP standard (RFC 9580)',
+      );
     }
-    if (info.version === 3) sigError(`${file} is a version 3 signature (obsolete), which mkimg does not accept`, 'sign with an OpenPGP v4 key');
-    if (info.version !== 4 && info.version !== 6) sigError(`${file} is a version ${info.version} signature, which mkimg does not know`);
+    if (info.version === 3)
+      sigError(
+        `${file} is a version 3 signature (obsolete), which mkimg does not accept`,
+        'sign with an OpenPGP v4 key',
+      );
+    if (info.version !== 4 && info.version !== 6)
+      sigError(`${file} is a version ${info.version} signature, which mkimg does not know`);
     if (info.sigType === 0x01) {
-      sigError(`${file} is a text-mode signature (type 0x01); mkimg requires a binary signature (type 0x00) over the exact manifest bytes`, 'sign without --textmode/-t: gpg --detach-sign --armor manifest.yaml, or mkimg sign manifest.yaml');
+      sigError(
+        `${file} is a text-mode signature (type 0x01); mkimg requires a binary signature (type 0x00) over the exact manifest bytes`,
+        'sign without --textmode/-t: gpg --detach-sign --armor manifest.yaml, or mkimg sign manifest.yaml',
+      );
     }
     if (info.sigType !== 0x00) {
-      sigError(`${file} is a ${SIG_TYPE_NAMES[info.sigType] ?? `type 0x${info.sigType.toString(16)}`} signature, not a signature over a document (type 0x00)`);
+      sigError(
+        `${file} is a ${SIG_TYPE_NAMES[info.sigType] ?? `type 0x${info.sigType.toString(16)}`} signature, not a signature over a document (type 0x00)`,
+      );
     }
     if (!ACCEPTED_HASHES.has(info.hashAlgo)) {
       const name = HASH_NAMES[info.hashAlgo] ?? `hash algorithm ${info.hashAlgo}`;
-      sigError(`${file} uses ${name}, which mkimg does not accept; it needs SHA-256 or stronger`, 'sign again with a strong digest: gpg --digest-algo SHA512 --detach-sign --armor, or mkimg sign');
+      sigError(
+        `${file} uses ${name}, which mkimg does not accept; it needs SHA-256 or stronger`,
+        'sign again with a strong digest: gpg --digest-algo SHA512 --detach-sign --armor, or mkimg sign',
+      );
     }
     sigs.push(info);
   }
@@ -184,7 +216,9 @@ export async function verifyDetachedSignature(
   const onlyUnknown = problems.every((p) => p.includes('is not in the keyring'));
   sigError(
     `the signature ${sigFile} is not good: ${problems.join('; ')}`,
-    onlyUnknown ? `add the signer's public key to ${keyringFile} only if you trust it (gpg --export --armor KEYID >> ${keyringFile})` : SIG_HINT,
+    onlyUnknown
+      ? `add the signer's public key to ${keyringFile} only if you trust it (gpg --export --armor KEYID >> ${keyringFile})`
+      : SIG_HINT,
   );
 }
 
@@ -197,10 +231,14 @@ async function diagnose(
 ): Promise<string> {
   const who = `key ${fpr(key.getFingerprint())}${signer !== key ? ` (subkey ${fpr(signer.getFingerprint())})` : ''}`;
   const msg = err.message;
-  if (/digest did not match|verification failed|invalid signature|Signature.*invalid/i.test(msg) && !/expired|revoked/i.test(msg)) {
+  if (
+    /digest did not match|verification failed|invalid signature|Signature.*invalid/i.test(msg) &&
+    !/expired|revoked/i.test(msg)
+  ) {
     return `BAD signature by ${who}: the manifest's bytes are not the bytes that were signed (was the manifest changed after signing?)`;
   }
-  if (created.getTime() > now.getTime() + 60_000) return `the signature claims to be made in the future (${created.toISOString()})`;
+  if (created.getTime() > now.getTime() + 60_000)
+    return `the signature claims to be made in the future (${created.toISOString()})`;
   // Revocation: openpgp.js honours hard revocations at any date, soft ones from their date.
   try {
     if (await key.isRevoked(undefined, undefined, created, (await loadOpenpgp()).config)) {
@@ -222,7 +260,8 @@ async function diagnose(
     const when = exp instanceof Date ? ` on ${exp.toISOString()}` : '';
     return `${who} had expired${when}, before the signature was made (${created.toISOString()})`;
   }
-  if (/newer than the signature/i.test(msg)) return `${who} was created after the signature's date (${created.toISOString()})`;
+  if (/newer than the signature/i.test(msg))
+    return `${who} was created after the signature's date (${created.toISOString()})`;
   return `${who} did not verify it: ${msg}`;
 }
 
@@ -259,10 +298,18 @@ export async function checkManifestSignature(
     const tried = defaultSignaturePaths(manifestPath);
     sig = tried.find((p) => existsSync(p));
     if (!sig) {
-      sigError(`${manifestPath} has no signature (looked for ${tried.join(' and ')})`, `sign it (mkimg sign ${manifestPath} --key secret.asc) or give the signature's path`);
+      sigError(
+        `${manifestPath} has no signature (looked for ${tried.join(' and ')})`,
+        `sign it (mkimg sign ${manifestPath} --key secret.asc) or give the signature's path`,
+      );
     }
   }
-  const sigBytes = readFileOr(sig, 'signature', 'signature', `sign the manifest: mkimg sign ${manifestPath} --key secret.asc`);
+  const sigBytes = readFileOr(
+    sig,
+    'signature',
+    'signature',
+    `sign the manifest: mkimg sign ${manifestPath} --key secret.asc`,
+  );
   const keys = await readKeyring(keyringPath);
   const res = await verifyDetachedSignature(new Uint8Array(manifest), new Uint8Array(sigBytes), sig, keys, keyringPath);
   return { fingerprint: res.fingerprint };

@@ -22,7 +22,18 @@
  * (hostPath + contentOffset). One sequential write per package instead of a
  * create, write, chmod and close per file.
  */
-import { chmodSync, closeSync, constants as fsConstants, linkSync, lstatSync, mkdirSync, openSync, readlinkSync, symlinkSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants as fsConstants,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
@@ -92,8 +103,16 @@ export interface DebToUnpack {
  * only when asked (`unpinnedData`, `--data-cache`). Whatever the tar holds,
  * every entry still goes through the Unpacker's checks below.
  */
-export async function prepareDeb(debPath: string, expectedSha256: string, opts: UnpackOptions & { dataSha256?: string } = {}): Promise<PreparedDeb> {
-  return prepareWith({ path: debPath, sha256: expectedSha256, dataSha256: opts.dataSha256 }, opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined, opts.unpinnedData ?? false);
+export async function prepareDeb(
+  debPath: string,
+  expectedSha256: string,
+  opts: UnpackOptions & { dataSha256?: string } = {},
+): Promise<PreparedDeb> {
+  return prepareWith(
+    { path: debPath, sha256: expectedSha256, dataSha256: opts.dataSha256 },
+    opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined,
+    opts.unpinnedData ?? false,
+  );
 }
 
 async function prepareWith(d: DebToUnpack, cache: DataCache | undefined, unpinnedData: boolean): Promise<PreparedDeb> {
@@ -126,7 +145,11 @@ async function readVerified(debPath: string, expected: string): Promise<{ bytes:
   try {
     bytes = await readFile(debPath);
   } catch (e) {
-    throw new MkimgError('input', `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`, { cause: e });
+    throw new MkimgError(
+      'input',
+      `${debPath}: cannot read the package file (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+      { cause: e },
+    );
   }
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== expected) {
@@ -147,7 +170,10 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
     const version = stanza['Version'];
     const architecture = stanza['Architecture'];
     if (!name || !version || !architecture) {
-      throw new MkimgError('input', `${debPath}: the control file lacks ${!name ? 'Package' : !version ? 'Version' : 'Architecture'}`);
+      throw new MkimgError(
+        'input',
+        `${debPath}: the control file lacks ${!name ? 'Package' : !version ? 'Version' : 'Architecture'}`,
+      );
     }
     const pkg: StagedPackage = {
       name,
@@ -169,7 +195,11 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
       const dataDir = `${root.dir}.debdata`;
       mkdirSync(dataDir, { recursive: true, mode: 0o700 });
       const dataPath = `${dataDir}/${root.packages.length}-${prepared.sha256.slice(0, 16)}.tar`;
-      const fd = openSync(dataPath, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+      const fd = openSync(
+        dataPath,
+        fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+        0o600,
+      );
       try {
         const u = new Unpacker(root, debPath, pkg, dataPath);
         const tee = (c: Buffer) => {
@@ -184,10 +214,14 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
     if (check) {
       const got = check.digest('hex');
       if (got !== prepared.dataSha256) {
-        throw new MkimgError('input', `${name} ${version}: the data archive of ${debPath} decompresses to sha256 ${got}, but the lock pins ${prepared.dataSha256}`, {
-          hint: 'the .deb matches its pin, so the lock\'s data digest is wrong (edited by hand?) or the decompressor misread the member; run `mkimg lock` again',
-          details: { package: name, file: debPath, expected: prepared.dataSha256, actual: got },
-        });
+        throw new MkimgError(
+          'input',
+          `${name} ${version}: the data archive of ${debPath} decompresses to sha256 ${got}, but the lock pins ${prepared.dataSha256}`,
+          {
+            hint: "the .deb matches its pin, so the lock's data digest is wrong (edited by hand?) or the decompressor misread the member; run `mkimg lock` again",
+            details: { package: name, file: debPath, expected: prepared.dataSha256, actual: got },
+          },
+        );
       }
     }
     root.packages.push(pkg);
@@ -197,7 +231,12 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
   }
 }
 
-export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha256: string, opts: UnpackOptions & { dataSha256?: string } = {}): Promise<StagedPackage> {
+export async function unpackDeb(
+  root: StagingRoot,
+  debPath: string,
+  expectedSha256: string,
+  opts: UnpackOptions & { dataSha256?: string } = {},
+): Promise<StagedPackage> {
   return unpackPrepared(root, await prepareDeb(debPath, expectedSha256, opts));
 }
 
@@ -208,7 +247,11 @@ export async function unpackDeb(root: StagingRoot, debPath: string, expectedSha2
  * the first failure in that order is the one reported, after everything before
  * it was unpacked, as with a loop of unpackDeb.
  */
-export async function unpackDebs(root: StagingRoot, debs: ReadonlyArray<DebToUnpack>, opts: UnpackOptions = {}): Promise<StagedPackage[]> {
+export async function unpackDebs(
+  root: StagingRoot,
+  debs: ReadonlyArray<DebToUnpack>,
+  opts: UnpackOptions = {},
+): Promise<StagedPackage[]> {
   const cache = opts.cacheDir !== undefined ? new DataCache(opts.cacheDir) : undefined;
   const pending: Array<Promise<PreparedDeb> | undefined> = [];
   let started = 0;
@@ -286,19 +329,33 @@ class Unpacker {
    */
   private normalize(entryName: string, raw: string, what: string): string {
     if (raw === '') throw this.hostile(entryName, `${what} is empty`);
-    if (raw.startsWith('/')) throw this.hostile(entryName, `${what} "${raw}" is absolute; package archives use relative names ("./usr/...")`);
+    if (raw.startsWith('/'))
+      throw this.hostile(entryName, `${what} "${raw}" is absolute; package archives use relative names ("./usr/...")`);
     const parts = splitPath(raw);
-    if (parts.includes('..')) throw this.hostile(entryName, `${what} "${raw}" has a ".." component that could climb out of the root`);
+    if (parts.includes('..'))
+      throw this.hostile(entryName, `${what} "${raw}" has a ".." component that could climb out of the root`);
     for (const p of parts) {
-      if (Buffer.byteLength(p) > NAME_MAX) throw this.hostile(entryName, `${what} has a component of ${Buffer.byteLength(p)} bytes, more than the ${NAME_MAX} a file name may have`);
+      if (Buffer.byteLength(p) > NAME_MAX)
+        throw this.hostile(
+          entryName,
+          `${what} has a component of ${Buffer.byteLength(p)} bytes, more than the ${NAME_MAX} a file name may have`,
+        );
     }
     const joined = joinImage(parts);
-    if (Buffer.byteLength(joined) >= PATH_MAX) throw this.hostile(entryName, `${what} is ${Buffer.byteLength(joined)} bytes long, more than a path may be (${PATH_MAX - 1})`);
+    if (Buffer.byteLength(joined) >= PATH_MAX)
+      throw this.hostile(
+        entryName,
+        `${what} is ${Buffer.byteLength(joined)} bytes long, more than a path may be (${PATH_MAX - 1})`,
+      );
     return joined;
   }
 
   async entry(e: TarEntry): Promise<void> {
-    if (e.notUtf8) throw this.hostile(e.name, 'its name or link target is not valid UTF-8 (mkimg keeps names exactly, and cannot keep this one)');
+    if (e.notUtf8)
+      throw this.hostile(
+        e.name,
+        'its name or link target is not valid UTF-8 (mkimg keeps names exactly, and cannot keep this one)',
+      );
     const path = this.normalize(e.name, e.name, 'name');
     switch (e.type) {
       case 'dir':
@@ -311,11 +368,20 @@ class Unpacker {
         return this.hardlink(e, path);
       case 'char':
       case 'block':
-        throw this.hostile(e.name, `${e.type === 'char' ? 'character' : 'block'} device node (${e.devmajor},${e.devminor}): packages must not ship device nodes (an image gets its /dev from the runtime, and creating one would need host privileges)`);
+        throw this.hostile(
+          e.name,
+          `${e.type === 'char' ? 'character' : 'block'} device node (${e.devmajor},${e.devminor}): packages must not ship device nodes (an image gets its /dev from the runtime, and creating one would need host privileges)`,
+        );
       case 'fifo':
-        throw this.hostile(e.name, 'named pipe (fifo): packages must not ship fifos; a program creates its own at run time');
+        throw this.hostile(
+          e.name,
+          'named pipe (fifo): packages must not ship fifos; a program creates its own at run time',
+        );
       default:
-        throw this.hostile(e.name, `unsupported tar entry type "${e.typeflag}" (sockets and other special files are refused)`);
+        throw this.hostile(
+          e.name,
+          `unsupported tar entry type "${e.typeflag}" (sockets and other special files are refused)`,
+        );
     }
   }
 
@@ -328,10 +394,23 @@ class Unpacker {
   }
 
   /** Where a non-directory entry lands (its parent resolved and made), and what is there already. */
-  private async place(e: TarEntry, path: string): Promise<{ final: string; host: string; existingKind: ReturnType<Unpacker['kindAt']>; ex: StageEntry | undefined }> {
+  private async place(
+    e: TarEntry,
+    path: string,
+  ): Promise<{
+    final: string;
+    host: string;
+    existingKind: ReturnType<Unpacker['kindAt']>;
+    ex: StageEntry | undefined;
+  }> {
     const final = imageJoin(await this.parentOf(e, path), imageBasename(path));
     const existingKind = this.kindAt(final);
-    return { final, host: this.root.dir + final, existingKind, ex: existingKind === null ? undefined : this.root.entries.get(final) };
+    return {
+      final,
+      host: this.root.dir + final,
+      existingKind,
+      ex: existingKind === null ? undefined : this.root.entries.get(final),
+    };
   }
 
   private conflict(path: string, existing: StageEntry | undefined, what: string): MkimgError {
@@ -356,7 +435,14 @@ class Unpacker {
       if (r.kind === 'dir') return; // kept as it is (another package or the layout made it)
       throw this.conflict(r.path, this.root.entries.get(r.path), `a directory here and a ${r.kind} there`);
     }
-    const parent = await ensureDir(this.root, imageDirname(r.path), this.origin, (p) => this.list(p), this.escape(e.name), this.dirs);
+    const parent = await ensureDir(
+      this.root,
+      imageDirname(r.path),
+      this.origin,
+      (p) => this.list(p),
+      this.escape(e.name),
+      this.dirs,
+    );
     const final = imageJoin(parent, imageBasename(r.path));
     if (this.dataPath === undefined) {
       const host = this.root.dir + final;
@@ -382,13 +468,22 @@ class Unpacker {
     if (existingKind !== null) {
       // Something is there already: hash the new content to compare, never write through it.
       const written = await hashBody(e.body);
-      const exSha = ex?.type === 'file' ? ex.sha256 : ex?.type === 'hardlink' ? this.root.entries.get(ex.linkTarget ?? '')?.sha256 : undefined;
+      const exSha =
+        ex?.type === 'file'
+          ? ex.sha256
+          : ex?.type === 'hardlink'
+            ? this.root.entries.get(ex.linkTarget ?? '')?.sha256
+            : undefined;
       if (existingKind === 'file' && exSha === written.sha256) {
         this.files.add(final);
         this.list(final);
         return; // identical content: fine, the first one's metadata stays
       }
-      throw this.conflict(final, ex, existingKind === 'file' ? 'different content' : `a file here and a ${existingKind} there`);
+      throw this.conflict(
+        final,
+        ex,
+        existingKind === 'file' ? 'different content' : `a file here and a ${existingKind} there`,
+      );
     }
     // O_EXCL|O_NOFOLLOW: the path was free a moment ago and nothing else writes this root.
     // Index-only: the bytes stay where the data tar copy has them.
@@ -410,15 +505,28 @@ class Unpacker {
     if (e.linkname === '') throw this.hostile(e.name, 'symlink with an empty target');
     const { final, host, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
-      const target = this.dataPath === undefined ? (existingKind === 'symlink' ? readlinkSync(host) : undefined) : ex?.linkTarget;
+      const target =
+        this.dataPath === undefined ? (existingKind === 'symlink' ? readlinkSync(host) : undefined) : ex?.linkTarget;
       if (existingKind === 'symlink' && target === e.linkname) {
         this.list(final);
         return;
       }
-      throw this.conflict(final, ex, existingKind === 'symlink' ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})` : `a symlink here and a ${existingKind} there`);
+      throw this.conflict(
+        final,
+        ex,
+        existingKind === 'symlink'
+          ? `different link targets (${ex?.linkTarget ?? '?'} vs ${e.linkname})`
+          : `a symlink here and a ${existingKind} there`,
+      );
     }
     if (this.dataPath === undefined) symlinkSync(e.linkname, host);
-    this.root.entries.set(final, { ...this.meta(e, final), type: 'symlink', mode: e.mode & 0o7777 || 0o777, size: 0, linkTarget: e.linkname });
+    this.root.entries.set(final, {
+      ...this.meta(e, final),
+      type: 'symlink',
+      mode: e.mode & 0o7777 || 0o777,
+      size: 0,
+      linkTarget: e.linkname,
+    });
     this.list(final);
   }
 
@@ -428,7 +536,13 @@ class Unpacker {
     const t = resolveInIndex(this.root, targetName, { followLast: false });
     if (t.clamped) throw this.hostile(e.name, `hardlink target "${e.linkname}" resolves above the image root`);
     const te = this.root.entries.get(t.path);
-    if (!t.exists || t.kind !== 'file' || !this.files.has(t.path) || !te || (te.type !== 'file' && te.type !== 'hardlink')) {
+    if (
+      !t.exists ||
+      t.kind !== 'file' ||
+      !this.files.has(t.path) ||
+      !te ||
+      (te.type !== 'file' && te.type !== 'hardlink')
+    ) {
       throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a file this package already extracted`);
     }
     const first = te.type === 'hardlink' ? te.linkTarget! : t.path;
@@ -438,7 +552,8 @@ class Unpacker {
       const same =
         existingKind === 'file' &&
         ex !== undefined &&
-        ((ex.type === 'hardlink' && ex.linkTarget === first) || (ex.type === 'file' && ex.sha256 !== undefined && ex.sha256 === firstEntry?.sha256));
+        ((ex.type === 'hardlink' && ex.linkTarget === first) ||
+          (ex.type === 'file' && ex.sha256 !== undefined && ex.sha256 === firstEntry?.sha256));
       if (same) {
         this.files.add(final);
         this.list(final);
@@ -490,7 +605,11 @@ async function hashBody(body: AsyncIterable<Buffer>): Promise<{ sha256: string; 
 export async function dataArchiveSha256(debPath: string, sha256: string, cacheDir?: string): Promise<string> {
   const cache = cacheDir !== undefined ? new DataCache(cacheDir) : undefined;
   const { bytes, actual } = await readVerified(debPath, sha256.toLowerCase());
-  const deb = await readDebBuffer(debPath, bytes, cache ? { dataCache: { get: async () => undefined, put: (data) => cache.put(actual, data) } } : {});
+  const deb = await readDebBuffer(
+    debPath,
+    bytes,
+    cache ? { dataCache: { get: async () => undefined, put: (data) => cache.put(actual, data) } } : {},
+  );
   const h = createHash('sha256');
   try {
     for await (const e of deb.entries({ tee: (c) => h.update(c) })) for await (const _ of e.body) void _;

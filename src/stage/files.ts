@@ -5,7 +5,19 @@
  * one rule (0644, or 0755 when any execute bit is set; directories 0755;
  * symlinks 0777), owners are 0:0 unless given, trees are walked sorted.
  */
-import { closeSync, constants as fsConstants, fchmodSync, lstatSync, openSync, readdirSync, readlinkSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants as fsConstants,
+  fchmodSync,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { rm, stat, symlink } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
@@ -27,9 +39,13 @@ function byCodeUnit(a: string, b: string): number {
 }
 
 function missing(src: string, label: string, e: unknown): MkimgError {
-  return new MkimgError('manifest', `${label}: ${src} does not exist (${(e as NodeJS.ErrnoException).code ?? String(e)})`, {
-    hint: 'fix the path in the manifest (relative paths are resolved against the manifest\'s folder)',
-  });
+  return new MkimgError(
+    'manifest',
+    `${label}: ${src} does not exist (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
+    {
+      hint: "fix the path in the manifest (relative paths are resolved against the manifest's folder)",
+    },
+  );
 }
 
 /**
@@ -65,9 +81,13 @@ function walk(top: string, label: string): WalkItem[] {
       const r = rel === '' ? d.name : rel + '/' + d.name;
       // A path the kernel would refuse (here, or in the image under its dest): one clear line, not ENAMETOOLONG.
       if (Buffer.byteLength(host) >= 4096 || Buffer.byteLength(r) >= 4096) {
-        throw new MkimgError('manifest', `${label}: ${r.slice(0, 80)}... is nested too deeply: its path passes the 4095 bytes a path may have`, {
-          hint: 'flatten that part of the tree, or leave it out of the files: input',
-        });
+        throw new MkimgError(
+          'manifest',
+          `${label}: ${r.slice(0, 80)}... is nested too deeply: its path passes the 4095 bytes a path may have`,
+          {
+            hint: 'flatten that part of the tree, or leave it out of the files: input',
+          },
+        );
       }
       if (d.isDirectory()) {
         out.push({ rel: r, host, type: 'dir', exec: false, size: 0 });
@@ -80,7 +100,8 @@ function walk(top: string, label: string): WalkItem[] {
         else if (st.isDirectory()) {
           out.push({ rel: r, host, type: 'dir', exec: false, size: 0 });
           visit(host, r);
-        } else if (st.isSymbolicLink()) out.push({ rel: r, host, type: 'symlink', exec: false, size: 0, target: readlinkSync(host) });
+        } else if (st.isSymbolicLink())
+          out.push({ rel: r, host, type: 'symlink', exec: false, size: 0, target: readlinkSync(host) });
         else throw notAllowed(host);
       } else {
         throw notAllowed(host);
@@ -104,7 +125,12 @@ export async function treeRows(dir: string, label = dir): Promise<TreeRow[]> {
 
 /** Tree-digest rows of walked items, with file digests from `known`. */
 function rowsOf(items: WalkItem[], known: Map<string, { sha256: string }>): TreeRow[] {
-  const rows: TreeRow[] = items.map((e) => [e.rel, e.type, e.exec, e.type === 'file' ? known.get(e.host)!.sha256 : e.type === 'symlink' ? e.target! : '']);
+  const rows: TreeRow[] = items.map((e) => [
+    e.rel,
+    e.type,
+    e.exec,
+    e.type === 'file' ? known.get(e.host)!.sha256 : e.type === 'symlink' ? e.target! : '',
+  ]);
   return rows.sort((a, b) => byCodeUnit(a[0], b[0]));
 }
 
@@ -150,7 +176,9 @@ export class InputPins {
   record(host: string, d: InputDigests): void {
     const prev = this.known.get(host);
     if (prev !== undefined && (prev.sha256 !== d.sha256 || prev.size !== d.size)) {
-      throw new MkimgError('input', `files: ${host} changed while it was being read`, { hint: 'build again once the file is no longer being written' });
+      throw new MkimgError('input', `files: ${host} changed while it was being read`, {
+        hint: 'build again once the file is no longer being written',
+      });
     }
     this.known.set(host, d);
   }
@@ -158,7 +186,9 @@ export class InputPins {
   /** Read and record these host files now (on two threads when there are many). */
   async hash(hosts: readonly string[], hasher?: InputHasher): Promise<InputDigests[]> {
     const total = hosts.reduce((n, h) => n + (this.sizes.get(h) ?? 0), 0);
-    const read = hasher ? await hasher.hash(hosts, { totalBytes: total }) : await readInputs(hosts, { totalBytes: total });
+    const read = hasher
+      ? await hasher.hash(hosts, { totalBytes: total })
+      : await readInputs(hosts, { totalBytes: total });
     hosts.forEach((h, i) => this.record(h, read[i]));
     return read;
   }
@@ -173,10 +203,14 @@ export class InputPins {
       for (const e of p.items) if (e.type === 'file' && !this.known.has(e.host)) this.record(e.host, readInput(e.host));
       const actual = p.isDir ? rowsDigest(rowsOf(p.items, this.known)) : this.known.get(p.input.src)!.sha256;
       if (actual !== p.input.sha256.toLowerCase()) {
-        throw new MkimgError('input', `${p.label}: ${p.input.src} changed: expected sha256 ${p.input.sha256}, got ${actual}`, {
-          hint: 'if the change was intended, run `mkimg lock` to pin the new content',
-          details: { src: p.input.src, expected: p.input.sha256, actual },
-        });
+        throw new MkimgError(
+          'input',
+          `${p.label}: ${p.input.src} changed: expected sha256 ${p.input.sha256}, got ${actual}`,
+          {
+            hint: 'if the change was intended, run `mkimg lock` to pin the new content',
+            details: { src: p.input.src, expected: p.input.sha256, actual },
+          },
+        );
       }
     }
   }
@@ -205,7 +239,11 @@ interface PlannedInput {
  * InputPins). For builds that run nothing in the staging root (`minimize:
  * false`), that saves a copy and a read of every input.
  */
-export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts: { materialize?: boolean } = {}): Promise<InputPins> {
+export async function addFileInputs(
+  root: StagingRoot,
+  inputs: FileInput[],
+  opts: { materialize?: boolean } = {},
+): Promise<InputPins> {
   const materialize = opts.materialize ?? !root.indexOnly;
   // Trees may hold thousands of files: boot the second hashing thread while they are walked.
   const hasher = inputs.length > 0 && materialize ? await InputHasher.start() : undefined;
@@ -216,7 +254,12 @@ export async function addFileInputs(root: StagingRoot, inputs: FileInput[], opts
   }
 }
 
-async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize: boolean, hasher: InputHasher | undefined): Promise<InputPins> {
+async function addWithHasher(
+  root: StagingRoot,
+  inputs: FileInput[],
+  materialize: boolean,
+  hasher: InputHasher | undefined,
+): Promise<InputPins> {
   // 1. Validate every input (existence, dest) and walk each tree once, before anything is written.
   const plan: PlannedInput[] = [];
   for (let i = 0; i < inputs.length; i++) {
@@ -228,14 +271,19 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
     } catch (e) {
       throw missing(input.src, label, e);
     }
-    if (!st.isFile() && !st.isDirectory()) throw new MkimgError('manifest', `${label}: ${input.src} is neither a file nor a directory`);
+    if (!st.isFile() && !st.isDirectory())
+      throw new MkimgError('manifest', `${label}: ${input.src} is neither a file nor a directory`);
     if (!input.dest.startsWith('/')) {
       throw new MkimgError('manifest', `files[${i}].dest: "${input.dest}" must be an absolute image path`);
     }
     const parts = splitPath(input.dest);
-    if (parts.includes('..')) throw new MkimgError('manifest', `files[${i}].dest: "${input.dest}" must not contain ".."`);
-    if (parts.length === 0 && !st.isDirectory()) throw new MkimgError('manifest', `files[${i}].dest: a file cannot be copied onto "/"`);
-    const items = st.isDirectory() ? walk(input.src, label) : [{ rel: '', host: input.src, type: 'file' as const, exec: (st.mode & 0o111) !== 0, size: st.size }];
+    if (parts.includes('..'))
+      throw new MkimgError('manifest', `files[${i}].dest: "${input.dest}" must not contain ".."`);
+    if (parts.length === 0 && !st.isDirectory())
+      throw new MkimgError('manifest', `files[${i}].dest: a file cannot be copied onto "/"`);
+    const items = st.isDirectory()
+      ? walk(input.src, label)
+      : [{ rel: '', host: input.src, type: 'file' as const, exec: (st.mode & 0o111) !== 0, size: st.size }];
     plan.push({ input, label, dest: joinImage(parts), isDir: st.isDirectory(), items });
   }
   const pins = new InputPins(plan);
@@ -278,12 +326,14 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
       const want = joinImage([...splitPath(top), ...e.rel.split('/')]);
       if (e.type === 'dir') {
         const d = await ensureDir(root, want, origin, () => {}, escape, dirs);
-        if (root.entries.get(d)?.origin === origin) root.entries.set(d, { path: d, type: 'dir', mode: 0o755, uid, gid, size: 0, origin });
+        if (root.entries.get(d)?.origin === origin)
+          root.entries.set(d, { path: d, type: 'dir', mode: 0o755, uid, gid, size: 0, origin });
         continue;
       }
       const parent = await ensureDir(root, imageDirname(want), origin, () => {}, escape, dirs);
       const final = imageJoin(parent, imageBasename(want));
-      if (e.type === 'file' && materialize) await placeFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known(e.host));
+      if (e.type === 'file' && materialize)
+        await placeFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, known(e.host));
       else if (e.type === 'file') indexFile(root, final, e.host, fileMode(e.exec), uid, gid, origin, e.size);
       else await placeSymlink(root, final, e.target!, uid, gid, origin);
     }
@@ -295,12 +345,20 @@ async function addWithHasher(root: StagingRoot, inputs: FileInput[], materialize
 async function clear(root: StagingRoot, path: string): Promise<void> {
   // The index knows every path mkimg put in the root; nothing else writes there.
   if (!root.entries.has(path)) return;
-  const k = root.indexOnly ? (root.entries.get(path)!.type === 'dir' ? 'dir' : 'file') : await hostKind(root.dir + path);
+  const k = root.indexOnly
+    ? root.entries.get(path)!.type === 'dir'
+      ? 'dir'
+      : 'file'
+    : await hostKind(root.dir + path);
   if (k === null) return;
   if (k === 'dir') {
-    throw new MkimgError('input', `files: cannot put a file or link at ${path}: a directory is there (${root.entries.get(path)?.origin ?? 'unindexed'})`, {
-      hint: 'choose a dest that is not an existing directory',
-    });
+    throw new MkimgError(
+      'input',
+      `files: cannot put a file or link at ${path}: a directory is there (${root.entries.get(path)?.origin ?? 'unindexed'})`,
+      {
+        hint: 'choose a dest that is not an existing directory',
+      },
+    );
   }
   if (!root.indexOnly) await rm(root.dir + path, { force: true });
   const old = root.entries.get(path);
@@ -314,7 +372,9 @@ async function clear(root: StagingRoot, path: string): Promise<void> {
  * them (in path order) becomes the group's file and the rest link to it.
  */
 function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
-  const names = [...root.entries.values()].filter((e) => e.type === 'hardlink' && e.linkTarget === old.path).sort((a, b) => byCodeUnit(a.path, b.path));
+  const names = [...root.entries.values()]
+    .filter((e) => e.type === 'hardlink' && e.linkTarget === old.path)
+    .sort((a, b) => byCodeUnit(a.path, b.path));
   const [leader, ...rest] = names;
   if (!leader) return;
   const { linkTarget: _drop, ...base } = leader;
@@ -324,11 +384,27 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   const content = root.indexOnly
     ? { hostPath: old.hostPath, ...(old.contentOffset !== undefined ? { contentOffset: old.contentOffset } : {}) }
     : { hostPath: root.dir + leader.path };
-  root.entries.set(leader.path, { ...base, type: 'file', size: old.size, ...content, ...(old.sha256 ? { sha256: old.sha256 } : {}), ...(old.sha1 ? { sha1: old.sha1 } : {}) });
+  root.entries.set(leader.path, {
+    ...base,
+    type: 'file',
+    size: old.size,
+    ...content,
+    ...(old.sha256 ? { sha256: old.sha256 } : {}),
+    ...(old.sha1 ? { sha1: old.sha1 } : {}),
+  });
   for (const r of rest) root.entries.set(r.path, { ...r, linkTarget: leader.path });
 }
 
-async function placeFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, pinned?: InputDigests): Promise<void> {
+async function placeFile(
+  root: StagingRoot,
+  path: string,
+  src: string,
+  mode: number,
+  uid: number,
+  gid: number,
+  origin: string,
+  pinned?: InputDigests,
+): Promise<void> {
   const host = root.dir + path;
   // A new temp name in a directory resolved inside the root: the copy never
   // goes through a symlink. Hashing while copying means the index's sha256 is
@@ -339,7 +415,11 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
   try {
     copied = copyFileHashingSync(src, tmp, mode & 0o777);
     if (pinned !== undefined && copied.sha256 !== pinned.sha256) {
-      throw new MkimgError('input', `files: ${src} changed while it was being copied (its pin was checked a moment before)`, { hint: 'build again once the file is no longer being written' });
+      throw new MkimgError(
+        'input',
+        `files: ${src} changed while it was being copied (its pin was checked a moment before)`,
+        { hint: 'build again once the file is no longer being written' },
+      );
     }
     await clear(root, path);
   } catch (e) {
@@ -347,7 +427,18 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
     throw e;
   }
   renameSync(tmp, host);
-  root.entries.set(path, { path, type: 'file', mode, uid, gid, size: copied.size, hostPath: host, origin, sha256: copied.sha256, sha1: copied.sha1 });
+  root.entries.set(path, {
+    path,
+    type: 'file',
+    mode,
+    uid,
+    gid,
+    size: copied.size,
+    hostPath: host,
+    origin,
+    sha256: copied.sha256,
+    sha1: copied.sha1,
+  });
 }
 
 /**
@@ -355,10 +446,21 @@ async function placeFile(root: StagingRoot, path: string, src: string, mode: num
  * `materialize`): the layer reads the input file itself, `size` bytes (the
  * walk's lstat; a file of another size when written is an error).
  */
-function indexFile(root: StagingRoot, path: string, src: string, mode: number, uid: number, gid: number, origin: string, size: number): void {
+function indexFile(
+  root: StagingRoot,
+  path: string,
+  src: string,
+  mode: number,
+  uid: number,
+  gid: number,
+  origin: string,
+  size: number,
+): void {
   const prev = root.entries.get(path);
   if (prev?.type === 'dir') {
-    throw new MkimgError('input', `files: cannot put a file at ${path}: a directory is there (${prev.origin})`, { hint: 'choose a dest that is not an existing directory' });
+    throw new MkimgError('input', `files: cannot put a file at ${path}: a directory is there (${prev.origin})`, {
+      hint: 'choose a dest that is not an existing directory',
+    });
   }
   root.entries.set(path, { path, type: 'file', mode, uid, gid, size, hostPath: src, origin });
   if (prev?.type === 'file') promoteHardlinks(root, prev);
@@ -374,7 +476,11 @@ function copyFileHashingSync(src: string, dest: string, mode: number): { sha256:
   let outFd: number | undefined;
   let size = 0;
   try {
-    outFd = openSync(dest, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    outFd = openSync(
+      dest,
+      fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW,
+      0o600,
+    );
     for (;;) {
       const n = readSync(inFd, copyBuf, 0, copyBuf.length, null);
       if (n === 0) break;
@@ -392,7 +498,14 @@ function copyFileHashingSync(src: string, dest: string, mode: number): { sha256:
   return { sha256: h.digest('hex'), sha1: h1.digest('hex'), size };
 }
 
-async function placeSymlink(root: StagingRoot, path: string, target: string, uid: number, gid: number, origin: string): Promise<void> {
+async function placeSymlink(
+  root: StagingRoot,
+  path: string,
+  target: string,
+  uid: number,
+  gid: number,
+  origin: string,
+): Promise<void> {
   await clear(root, path);
   if (!root.indexOnly) await symlink(target, root.dir + path);
   root.entries.set(path, { path, type: 'symlink', mode: 0o777, uid, gid, size: 0, linkTarget: target, origin });

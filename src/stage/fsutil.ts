@@ -1,6 +1,18 @@
 /** Small file-system helpers shared by extraction and files: inputs. */
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, fchmodSync, lstatSync, mkdirSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { lstat } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { StageEntry, StagingRoot } from './types.js';
@@ -14,8 +26,16 @@ import { joinImage, resolveInIndex, splitPath } from './root.js';
  * costs more than the call itself for the small files packages are made of,
  * and nothing else writes the staging root meanwhile.
  */
-export async function writeNewFile(hostPath: string, chunks: AsyncIterable<Buffer>, mode: number): Promise<{ sha256: string; sha1: string; size: number }> {
-  const fd = openSync(hostPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+export async function writeNewFile(
+  hostPath: string,
+  chunks: AsyncIterable<Buffer>,
+  mode: number,
+): Promise<{ sha256: string; sha1: string; size: number }> {
+  const fd = openSync(
+    hostPath,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
   const h = createHash('sha256');
   // sha1 too, in the same pass: the SBOM needs it for every file (SPDX 2.3).
   const h1 = createHash('sha1');
@@ -96,7 +116,9 @@ export async function ensureDir(
   if (hit !== undefined) return hit;
   const r = resolveInIndex(root, imageDir, { followLast: true });
   if (r.clamped) {
-    throw escape(`resolving ${imageDir}${r.hops.length ? ` through the symlink${r.hops.length > 1 ? 's' : ''} ${r.hops.join(', ')}` : ''} climbs above the image root`);
+    throw escape(
+      `resolving ${imageDir}${r.hops.length ? ` through the symlink${r.hops.length > 1 ? 's' : ''} ${r.hops.join(', ')}` : ''} climbs above the image root`,
+    );
   }
   if (r.notDir) {
     throw new MkimgError('input', `cannot create ${imageDir} in the image: ${r.notDir} is not a directory`, {
@@ -117,7 +139,13 @@ export async function ensureDir(
   for (let i = 1; i <= parts.length; i++) {
     const p = joinImage(parts.slice(0, i));
     const ex = root.indexOnly ? root.entries.get(p) : undefined;
-    const k = root.indexOnly ? (ex === undefined ? null : ex.type === 'hardlink' ? 'file' : ex.type) : hostKindSync(root.dir + p);
+    const k = root.indexOnly
+      ? ex === undefined
+        ? null
+        : ex.type === 'hardlink'
+          ? 'file'
+          : ex.type
+      : hostKindSync(root.dir + p);
     if (k === 'dir') continue;
     if (k !== null) throw new MkimgError('input', `cannot create directory ${p} in the image: a ${k} is in the way`);
     // An index-only root holds its directories in the index alone.
@@ -147,7 +175,11 @@ export function readEntryContent(rootDir: string, e: StageEntry): Buffer {
     let got = 0;
     while (got < e.size) {
       const n = readSync(fd, out, got, e.size - got, e.contentOffset + got);
-      if (n === 0) throw new MkimgError('internal', `${e.path}: ${host} ends before the ${e.size} bytes at offset ${e.contentOffset}`);
+      if (n === 0)
+        throw new MkimgError(
+          'internal',
+          `${e.path}: ${host} ends before the ${e.size} bytes at offset ${e.contentOffset}`,
+        );
       got += n;
     }
   } finally {

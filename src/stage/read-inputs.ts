@@ -77,13 +77,16 @@ export class InputHasher {
       return out;
     }
     const fromWorker = new Promise<void>((resolve, reject) => {
-      worker.once('message', (m: { results?: Array<[number, InputDigests]>; error?: { message: string; hint?: string } }) => {
-        if (m.error) reject(new MkimgError('input', m.error.message, { hint: m.error.hint }));
-        else {
-          for (const [i, d] of m.results!) out[i] = d;
-          resolve();
-        }
-      });
+      worker.once(
+        'message',
+        (m: { results?: Array<[number, InputDigests]>; error?: { message: string; hint?: string } }) => {
+          if (m.error) reject(new MkimgError('input', m.error.message, { hint: m.error.hint }));
+          else {
+            for (const [i, d] of m.results!) out[i] = d;
+            resolve();
+          }
+        },
+      );
       worker.once('error', reject);
     });
     worker.postMessage({ paths, counter });

@@ -41,7 +41,16 @@ export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean
   }
   for (const [link, target] of MERGED_USR_LINKS) {
     await symlink(target, dir + link);
-    root.entries.set(link, { path: link, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: target, origin: 'layout' });
+    root.entries.set(link, {
+      path: link,
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      linkTarget: target,
+      origin: 'layout',
+    });
   }
   return root;
 }
@@ -108,7 +117,9 @@ export function resolveInIndex(root: StagingRoot, imagePath: string, opts: { fol
   return resolveWalk(imagePath, opts.followLast ?? true, (here) => {
     const e = root.entries.get(here);
     if (e === undefined) return 'missing';
-    return e.type === 'symlink' ? { kind: 'symlink', target: e.linkTarget ?? '' } : { kind: e.type === 'hardlink' ? 'file' : e.type };
+    return e.type === 'symlink'
+      ? { kind: 'symlink', target: e.linkTarget ?? '' }
+      : { kind: e.type === 'hardlink' ? 'file' : e.type };
   });
 }
 
@@ -160,9 +171,13 @@ function resolveWalk(imagePath: string, followLast: boolean, look: (here: string
     if (kind === 'symlink' && (todo.length > 0 || followLast)) {
       hops.push(here);
       if (hops.length > MAX_SYMLINK_HOPS) {
-        throw new MkimgError('input', `too many levels of symbolic links resolving ${imagePath} in the image (more than ${MAX_SYMLINK_HOPS} hops)`, {
-          hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
-        });
+        throw new MkimgError(
+          'input',
+          `too many levels of symbolic links resolving ${imagePath} in the image (more than ${MAX_SYMLINK_HOPS} hops)`,
+          {
+            hint: `symlinks followed: ${hops.slice(0, 5).join(' -> ')} ...; fix the symlink loop`,
+          },
+        );
       }
       const target = found.target ?? '';
       cur.pop();
@@ -172,7 +187,14 @@ function resolveWalk(imagePath: string, followLast: boolean, look: (here: string
     }
   }
   const exists = !missing && !notDir && kind !== undefined;
-  return { path: joinImage(cur), hops, exists, kind: exists ? kind : undefined, clamped, ...(notDir ? { notDir } : {}) };
+  return {
+    path: joinImage(cur),
+    hops,
+    exists,
+    kind: exists ? kind : undefined,
+    clamped,
+    ...(notDir ? { notDir } : {}),
+  };
 }
 
 /** Sorted index entries (UTF-16 code unit order of paths, byte order for ASCII): the order every consumer should walk. */

@@ -40,8 +40,66 @@ export interface AccountsPlan {
 
 export const NOLOGIN = '/usr/sbin/nologin';
 /** Names Debian 12's base-passwd (passwd.master, group.master) defines. */
-export const BASE_PASSWD_USERS = ['root', 'daemon', 'bin', 'sys', 'sync', 'games', 'man', 'lp', 'mail', 'news', 'uucp', 'proxy', 'www-data', 'backup', 'list', 'irc', '_apt', 'nobody'];
-export const BASE_PASSWD_GROUPS = ['root', 'daemon', 'bin', 'sys', 'adm', 'tty', 'disk', 'lp', 'mail', 'news', 'uucp', 'man', 'proxy', 'kmem', 'dialout', 'fax', 'voice', 'cdrom', 'floppy', 'tape', 'sudo', 'audio', 'dip', 'www-data', 'backup', 'operator', 'list', 'irc', 'src', 'shadow', 'utmp', 'video', 'sasl', 'plugdev', 'staff', 'games', 'users', 'nogroup'];
+export const BASE_PASSWD_USERS = [
+  'root',
+  'daemon',
+  'bin',
+  'sys',
+  'sync',
+  'games',
+  'man',
+  'lp',
+  'mail',
+  'news',
+  'uucp',
+  'proxy',
+  'www-data',
+  'backup',
+  'list',
+  'irc',
+  '_apt',
+  'nobody',
+];
+export const BASE_PASSWD_GROUPS = [
+  'root',
+  'daemon',
+  'bin',
+  'sys',
+  'adm',
+  'tty',
+  'disk',
+  'lp',
+  'mail',
+  'news',
+  'uucp',
+  'man',
+  'proxy',
+  'kmem',
+  'dialout',
+  'fax',
+  'voice',
+  'cdrom',
+  'floppy',
+  'tape',
+  'sudo',
+  'audio',
+  'dip',
+  'www-data',
+  'backup',
+  'operator',
+  'list',
+  'irc',
+  'src',
+  'shadow',
+  'utmp',
+  'video',
+  'sasl',
+  'plugdev',
+  'staff',
+  'games',
+  'users',
+  'nogroup',
+];
 
 /** The distroless convention, documented in SPEC.md §10 ("The `nonroot` convention"). */
 export const NONROOT = { name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot' } as const;
@@ -105,8 +163,26 @@ export function planAccounts(manifest: Manifest, input: PlanInput): AccountsPlan
   const groups = new Map<string, GroupEntry>();
   const rootShell = input.hasShell ? '/bin/sh' : NOLOGIN;
 
-  users.set('root', { name: 'root', uid: 0, gid: 0, gecos: 'root', home: '/root', shell: rootShell, shadow: '*', source: 'builtin' });
-  users.set('nobody', { name: 'nobody', uid: 65534, gid: 65534, gecos: 'nobody', home: '/nonexistent', shell: NOLOGIN, shadow: '*', source: 'builtin' });
+  users.set('root', {
+    name: 'root',
+    uid: 0,
+    gid: 0,
+    gecos: 'root',
+    home: '/root',
+    shell: rootShell,
+    shadow: '*',
+    source: 'builtin',
+  });
+  users.set('nobody', {
+    name: 'nobody',
+    uid: 65534,
+    gid: 65534,
+    gecos: 'nobody',
+    home: '/nonexistent',
+    shell: NOLOGIN,
+    shadow: '*',
+    source: 'builtin',
+  });
   groups.set('root', { name: 'root', gid: 0, members: [], source: 'builtin' });
   groups.set('nogroup', { name: 'nogroup', gid: 65534, members: [], source: 'builtin' });
 
@@ -141,9 +217,13 @@ export function planAccounts(manifest: Manifest, input: PlanInput): AccountsPlan
   for (const u of [...users.values()].filter((x) => x.source === 'manifest')) {
     if (![...groups.values()].some((g) => g.gid === u.gid)) {
       if (groups.has(u.name)) {
-        throw new MkimgError('manifest', `accounts.users: user ${u.name} has gid ${u.gid}, which no group has, and a group named ${u.name} already exists with gid ${groups.get(u.name)!.gid}`, {
-          hint: `add a group with gid ${u.gid} under accounts.groups, or give ${u.name} gid ${groups.get(u.name)!.gid}`,
-        });
+        throw new MkimgError(
+          'manifest',
+          `accounts.users: user ${u.name} has gid ${u.gid}, which no group has, and a group named ${u.name} already exists with gid ${groups.get(u.name)!.gid}`,
+          {
+            hint: `add a group with gid ${u.gid} under accounts.groups, or give ${u.name} gid ${groups.get(u.name)!.gid}`,
+          },
+        );
       }
       groups.set(u.name, { name: u.name, gid: u.gid, members: [], source: 'usergroup' });
     }
@@ -163,7 +243,9 @@ export function planAccounts(manifest: Manifest, input: PlanInput): AccountsPlan
     for (const u of acc.users) {
       const prev = seen.get(u[field]);
       if (prev !== undefined) {
-        throw new MkimgError('manifest', `accounts.users: ${prev} and ${u.name} share uid ${u[field]}`, { hint: 'give each user its own uid' });
+        throw new MkimgError('manifest', `accounts.users: ${prev} and ${u.name} share uid ${u[field]}`, {
+          hint: 'give each user its own uid',
+        });
       }
       seen.set(u[field], u.name);
     }
@@ -172,7 +254,9 @@ export function planAccounts(manifest: Manifest, input: PlanInput): AccountsPlan
   for (const g of acc.groups) {
     const prev = gseen.get(g.gid);
     if (prev !== undefined) {
-      throw new MkimgError('manifest', `accounts.groups: ${prev} and ${g.name} share gid ${g.gid}`, { hint: 'give each group its own gid' });
+      throw new MkimgError('manifest', `accounts.groups: ${prev} and ${g.name} share gid ${g.gid}`, {
+        hint: 'give each group its own gid',
+      });
     }
     gseen.set(g.gid, g.name);
   }
@@ -224,7 +308,8 @@ export function validateUser(manifest: Manifest, known?: { users: Iterable<strin
   const check = (value: string | undefined, field: string): void => {
     if (value === undefined || value === '') return;
     const [u, g, ...rest] = value.split(':');
-    if (rest.length > 0) throw new MkimgError('manifest', `${field} "${value}" is not user, user:group, uid or uid:gid`);
+    if (rest.length > 0)
+      throw new MkimgError('manifest', `${field} "${value}" is not user, user:group, uid or uid:gid`);
     const numeric = (s: string): boolean => /^[0-9]+$/.test(s);
     if (!numeric(u) && !users.has(u)) {
       throw new MkimgError('manifest', `${field} names user "${u}", which the image does not define`, {
@@ -269,7 +354,13 @@ export function writeAccounts(root: StagingRoot, manifest: Manifest): string[] {
   add(writeRootFile(root, '/etc/group', renderGroup(plan), origin, { mode: 0o644, uid: 0, gid: 0 }));
   const shadowGroup = plan.groups.find((g) => g.name === 'shadow');
   add(
-    writeRootFile(root, '/etc/shadow', renderShadow(plan, manifest.sourceDateEpoch), origin, shadowGroup ? { mode: 0o640, uid: 0, gid: shadowGroup.gid } : { mode: 0o600, uid: 0, gid: 0 }),
+    writeRootFile(
+      root,
+      '/etc/shadow',
+      renderShadow(plan, manifest.sourceDateEpoch),
+      origin,
+      shadowGroup ? { mode: 0o640, uid: 0, gid: shadowGroup.gid } : { mode: 0o600, uid: 0, gid: 0 },
+    ),
   );
 
   // Home directories: root's and the manifest users'. Existing directories

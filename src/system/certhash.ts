@@ -158,7 +158,9 @@ function subjectOf(der: Buffer): Tlv {
 
 /** `openssl x509 -subject_hash` of a DER certificate, as 8 lower-case hex digits. */
 export function subjectHash(der: Buffer): string {
-  const md = createHash('sha1').update(canonicalName(der, subjectOf(der))).digest();
+  const md = createHash('sha1')
+    .update(canonicalName(der, subjectOf(der)))
+    .digest();
   return md.readUInt32LE(0).toString(16).padStart(8, '0');
 }
 
@@ -173,7 +175,9 @@ export function fingerprint(der: Buffer): string {
  */
 export function singleCertificate(pem: Buffer): Buffer | undefined {
   const text = pem.toString('latin1');
-  const blocks = text.match(/-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----[\s\S]*?-----END (?:X509 |TRUSTED )?CERTIFICATE-----/g) ?? [];
+  const blocks =
+    text.match(/-----BEGIN (?:X509 |TRUSTED )?CERTIFICATE-----[\s\S]*?-----END (?:X509 |TRUSTED )?CERTIFICATE-----/g) ??
+    [];
   if (blocks.length !== 1 || /-----BEGIN X509 CRL-----/.test(text)) return undefined;
   if (/TRUSTED CERTIFICATE/.test(blocks[0])) return undefined; // an OpenSSL "trusted" cert: not handled here
   try {

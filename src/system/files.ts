@@ -9,7 +9,16 @@ import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { fingerprint, singleCertificate, subjectHash } from './certhash.js';
-import { byteOrder, ensureDir, isFileInRoot, normImagePath, readRootFile, resolveInRoot, writeRootFile, writeRootSymlink } from './rootfs.js';
+import {
+  byteOrder,
+  ensureDir,
+  isFileInRoot,
+  normImagePath,
+  readRootFile,
+  resolveInRoot,
+  writeRootFile,
+  writeRootSymlink,
+} from './rootfs.js';
 
 /** Debian codenames mkimg knows, to name the image's base honestly. */
 export const DEBIAN_RELEASES: Record<string, string> = {
@@ -31,7 +40,10 @@ export interface DebianBase {
  * no suite names a Debian release (then nothing claims to be Debian).
  */
 export function debianBase(manifest: Manifest): DebianBase | undefined {
-  const suites = [...(manifest.lock?.packages ?? []).map((p) => p.suite), ...(manifest.sources ?? []).flatMap((s) => s.suites)];
+  const suites = [
+    ...(manifest.lock?.packages ?? []).map((p) => p.suite),
+    ...(manifest.sources ?? []).flatMap((s) => s.suites),
+  ];
   const counts = new Map<string, number>();
   for (const s of suites) {
     const code = s.split(/[-/]/)[0];
@@ -111,7 +123,8 @@ export function writeOsRelease(root: StagingRoot, manifest: Manifest): string[] 
     out.push(...r.created, r.path);
   }
   // Scanners identify the base by these: keep them even when base-files shipped them.
-  for (const p of ['/etc/os-release', '/usr/lib/os-release', '/etc/debian_version']) if (root.entries.has(p)) out.push(p);
+  for (const p of ['/etc/os-release', '/usr/lib/os-release', '/etc/debian_version'])
+    if (root.entries.has(p)) out.push(p);
   return withTargets(root, out);
 }
 
@@ -156,7 +169,9 @@ export function writeNsswitch(root: StagingRoot): string[] {
 export function ensureTmp(root: StagingRoot): string[] {
   const e = root.entries.get('/tmp');
   if (e && e.type !== 'dir') {
-    throw new MkimgError('input', `/tmp in the staging root is a ${e.type} (from ${e.origin}), not a directory`, { hint: 'remove it from the files: inputs' });
+    throw new MkimgError('input', `/tmp in the staging root is a ${e.type} (from ${e.origin}), not a directory`, {
+      hint: 'remove it from the files: inputs',
+    });
   }
   if (e) {
     e.mode = 0o1777;
@@ -351,8 +366,35 @@ export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[
  * "certificates", "timezones" and "nss" groups).
  */
 export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
-  system: ['/etc/passwd', '/etc/group', '/etc/shadow', '/etc/os-release', '/usr/lib/os-release', '/etc/debian_version', '/tmp', '/etc/nsswitch.conf', '/var/lib/dpkg/status.d/**', '/var/lib/dpkg/info/*.md5sums', '/usr/share/mkimg/**'],
-  certificates: ['/etc/ssl/certs/**', '/usr/share/ca-certificates/**', '/usr/local/share/ca-certificates/**', '/etc/ca-certificates.conf', '/usr/lib/ssl/cert.pem', '/usr/lib/ssl/certs'],
+  system: [
+    '/etc/passwd',
+    '/etc/group',
+    '/etc/shadow',
+    '/etc/os-release',
+    '/usr/lib/os-release',
+    '/etc/debian_version',
+    '/tmp',
+    '/etc/nsswitch.conf',
+    '/var/lib/dpkg/status.d/**',
+    '/var/lib/dpkg/info/*.md5sums',
+    '/usr/share/mkimg/**',
+  ],
+  certificates: [
+    '/etc/ssl/certs/**',
+    '/usr/share/ca-certificates/**',
+    '/usr/local/share/ca-certificates/**',
+    '/etc/ca-certificates.conf',
+    '/usr/lib/ssl/cert.pem',
+    '/usr/lib/ssl/certs',
+  ],
   timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
-  nss: ['/etc/nsswitch.conf', '/etc/host.conf', '/etc/hosts', '/etc/services', '/etc/protocols', '/etc/ethers', '/etc/rpc'],
+  nss: [
+    '/etc/nsswitch.conf',
+    '/etc/host.conf',
+    '/etc/hosts',
+    '/etc/services',
+    '/etc/protocols',
+    '/etc/ethers',
+    '/etc/rpc',
+  ],
 };

@@ -80,27 +80,46 @@ export interface Owner {
  * root-owned, unless `leaf` says otherwise for the last one). Returns the
  * resolved image path of the directory and the paths it created.
  */
-export function ensureDir(root: StagingRoot, imagePath: string, origin: string, leaf?: Owner): { path: string; created: string[] } {
+export function ensureDir(
+  root: StagingRoot,
+  imagePath: string,
+  origin: string,
+  leaf?: Owner,
+): { path: string; created: string[] } {
   const created: string[] = [];
   const parts = normImagePath(imagePath).split('/').filter(Boolean);
   let cur = '/';
   for (let i = 0; i < parts.length; i++) {
     const candidate = resolveInRoot(root, cur === '/' ? '/' + parts[i] : cur + '/' + parts[i]);
     if (candidate === undefined) {
-      throw new MkimgError('input', `symlink loop under ${imagePath} in the staging root`, { hint: 'a package or files: input ships a looping symlink' });
+      throw new MkimgError('input', `symlink loop under ${imagePath} in the staging root`, {
+        hint: 'a package or files: input ships a looping symlink',
+      });
     }
     const e = root.entries.get(candidate);
     if (e) {
       if (e.type !== 'dir') {
-        throw new MkimgError('input', `cannot create ${imagePath}: ${candidate} exists and is not a directory (from ${e.origin})`, {
-          hint: 'remove the conflicting file from the packages or files: inputs',
-        });
+        throw new MkimgError(
+          'input',
+          `cannot create ${imagePath}: ${candidate} exists and is not a directory (from ${e.origin})`,
+          {
+            hint: 'remove the conflicting file from the packages or files: inputs',
+          },
+        );
       }
     } else {
       const isLeaf = i === parts.length - 1;
       const own = isLeaf && leaf ? leaf : { mode: 0o755, uid: 0, gid: 0 };
       mkdirSync(hostPathOf(root, candidate), { recursive: true });
-      root.entries.set(candidate, { path: candidate, type: 'dir', mode: own.mode, uid: own.uid, gid: own.gid, size: 0, origin });
+      root.entries.set(candidate, {
+        path: candidate,
+        type: 'dir',
+        mode: own.mode,
+        uid: own.uid,
+        gid: own.gid,
+        size: 0,
+        origin,
+      });
       created.push(candidate);
     }
     cur = candidate;
@@ -123,7 +142,13 @@ function clearHostPath(hp: string): void {
  * symlinks; an existing file or symlink at the final path is replaced (never
  * written through). Returns the image path written and any directories created.
  */
-export function writeRootFile(root: StagingRoot, imagePath: string, content: Buffer | string, origin: string, own: Owner = { mode: 0o644, uid: 0, gid: 0 }): { path: string; created: string[] } {
+export function writeRootFile(
+  root: StagingRoot,
+  imagePath: string,
+  content: Buffer | string,
+  origin: string,
+  own: Owner = { mode: 0o644, uid: 0, gid: 0 },
+): { path: string; created: string[] } {
   const p = normImagePath(imagePath);
   const { path: parent, created } = ensureDir(root, posix.dirname(p), origin);
   const final = parent === '/' ? '/' + posix.basename(p) : parent + '/' + posix.basename(p);
@@ -151,7 +176,12 @@ export function writeRootFile(root: StagingRoot, imagePath: string, content: Buf
   return { path: final, created };
 }
 
-export function writeRootSymlink(root: StagingRoot, imagePath: string, target: string, origin: string): { path: string; created: string[] } {
+export function writeRootSymlink(
+  root: StagingRoot,
+  imagePath: string,
+  target: string,
+  origin: string,
+): { path: string; created: string[] } {
   const p = normImagePath(imagePath);
   const { path: parent, created } = ensureDir(root, posix.dirname(p), origin);
   const final = parent === '/' ? '/' + posix.basename(p) : parent + '/' + posix.basename(p);
@@ -164,7 +194,16 @@ export function writeRootSymlink(root: StagingRoot, imagePath: string, target: s
   if (root.indexOnly) mkdirSync(hostPathOf(root, parent), { recursive: true });
   clearHostPath(hp);
   symlinkSync(target, hp);
-  root.entries.set(final, { path: final, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: target, origin });
+  root.entries.set(final, {
+    path: final,
+    type: 'symlink',
+    mode: 0o777,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    linkTarget: target,
+    origin,
+  });
   return { path: final, created };
 }
 

@@ -41,7 +41,12 @@ export function copyrightPaths(root: StagingRoot, pkg: StagedPackage): string[] 
     if (e?.type === 'symlink' && e.linkTarget !== undefined) {
       if (++n > 40) return [];
       hops.push(next);
-      pending = [...normImagePath(posix.join(e.linkTarget.startsWith('/') ? '/' : cur, e.linkTarget)).split('/').filter(Boolean), ...pending];
+      pending = [
+        ...normImagePath(posix.join(e.linkTarget.startsWith('/') ? '/' : cur, e.linkTarget))
+          .split('/')
+          .filter(Boolean),
+        ...pending,
+      ];
       cur = '/';
       continue;
     }

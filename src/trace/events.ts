@@ -41,9 +41,27 @@ const AT_SYMLINK_FOLLOW = 0x400;
 
 /** Syscalls that act on the last component itself, never following a final symlink. */
 const NOFOLLOW_CALLS = new Set([
-  'lstat', 'lgetxattr', 'llistxattr', 'lsetxattr', 'lremovexattr', 'lchown', 'readlink', 'readlinkat',
-  'unlink', 'unlinkat', 'rmdir', 'rename', 'renameat', 'renameat2', 'link', 'symlink', 'symlinkat',
-  'mkdir', 'mkdirat', 'mknod', 'mknodat',
+  'lstat',
+  'lgetxattr',
+  'llistxattr',
+  'lsetxattr',
+  'lremovexattr',
+  'lchown',
+  'readlink',
+  'readlinkat',
+  'unlink',
+  'unlinkat',
+  'rmdir',
+  'rename',
+  'renameat',
+  'renameat2',
+  'link',
+  'symlink',
+  'symlinkat',
+  'mkdir',
+  'mkdirat',
+  'mknod',
+  'mknodat',
 ]);
 
 /** Whether the kernel follows a symlink in the last component for this event. */

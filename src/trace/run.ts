@@ -51,7 +51,10 @@ export function tracerPath(): string {
   return fileURLToPath(new URL('../../tracer/mkimg-trace', import.meta.url));
 }
 
-export function tracerArgs(opts: RunTracedOptions, files: { events?: string; stdin?: string; stdout: string; stderr: string }): string[] {
+export function tracerArgs(
+  opts: RunTracedOptions,
+  files: { events?: string; stdin?: string; stdout: string; stderr: string },
+): string[] {
   const a: string[] = ['--root', opts.rootDir, '--timeout', String(Math.max(1, Math.ceil(opts.timeoutSeconds)))];
   if (opts.trace) a.push('--events', files.events!);
   else a.push('--no-trace');
@@ -60,7 +63,10 @@ export function tracerArgs(opts: RunTracedOptions, files: { events?: string; std
   if (opts.uid !== undefined) a.push('--uid', String(opts.uid));
   if (opts.gid !== undefined) a.push('--gid', String(opts.gid));
   for (const k of Object.keys(opts.env).sort()) {
-    if (k === '' || k.includes('=')) throw new MkimgError('manifest', `environment variable name ${JSON.stringify(k)} is not valid`, { hint: 'names must be non-empty and must not contain "="' });
+    if (k === '' || k.includes('='))
+      throw new MkimgError('manifest', `environment variable name ${JSON.stringify(k)} is not valid`, {
+        hint: 'names must be non-empty and must not contain "="',
+      });
     a.push('--env', `${k}=${opts.env[k]}`);
   }
   if (files.stdin) a.push('--stdin', files.stdin);
@@ -75,7 +81,10 @@ export async function runTraced(opts: RunTracedOptions): Promise<RunTracedResult
       hint: 'npm run build compiles tracer/mkimg-trace with the system C compiler (make -C tracer)',
     });
   }
-  if (opts.args.length === 0) throw new MkimgError('manifest', 'a check has no command (args is empty)', { hint: 'give the check args, or set config.entrypoint/cmd' });
+  if (opts.args.length === 0)
+    throw new MkimgError('manifest', 'a check has no command (args is empty)', {
+      hint: 'give the check args, or set config.entrypoint/cmd',
+    });
   const tmp = await mkdtemp(join(tmpdir(), 'mkimg-run-'));
   try {
     const files = {
@@ -90,29 +99,50 @@ export async function runTraced(opts: RunTracedOptions): Promise<RunTracedResult
       const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { TMPDIR: tmpdir() } });
       const chunks: Buffer[] = [];
       child.stderr!.on('data', (c: Buffer) => chunks.push(c));
-      child.on('error', (e) => reject(new MkimgError('sandbox', `cannot start the tracer ${bin}: ${e.message}`, { hint: 'run npm run build' })));
-      child.on('close', (c, sig) => resolve({ code: c ?? 128 + (sig ? 9 : 0), messages: Buffer.concat(chunks).toString('utf8') }));
+      child.on('error', (e) =>
+        reject(
+          new MkimgError('sandbox', `cannot start the tracer ${bin}: ${e.message}`, { hint: 'run npm run build' }),
+        ),
+      );
+      child.on('close', (c, sig) =>
+        resolve({ code: c ?? 128 + (sig ? 9 : 0), messages: Buffer.concat(chunks).toString('utf8') }),
+      );
     });
     if (code === TRACER_EXIT.tracerFailed && /^mkimg-trace: /m.test(messages) && !/execve\(/.test(messages)) {
       const first = messages.split('\n').find((l) => l.startsWith('mkimg-trace: ')) ?? messages;
       if (first.includes('chdir(--cwd')) {
-        throw new MkimgError('manifest', `the working directory ${opts.cwd} does not exist in the image (running ${JSON.stringify(opts.args[0])})`, {
-          hint: 'fix config.workdir or the check\'s workdir, or add the directory with files:',
-        });
+        throw new MkimgError(
+          'manifest',
+          `the working directory ${opts.cwd} does not exist in the image (running ${JSON.stringify(opts.args[0])})`,
+          {
+            hint: "fix config.workdir or the check's workdir, or add the directory with files:",
+          },
+        );
       }
-      throw new MkimgError('sandbox', `the sandbox could not run ${JSON.stringify(opts.args[0])}: ${first.replace(/^mkimg-trace: /, '')}`, {
-        hint: /CLONE_NEWUSER/.test(first)
-          ? 'every check runs in a user namespace of its own: enable user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 where those exist)'
-          : 'the tracer needs user namespaces, ptrace and seccomp; inside a container, allow them (e.g. --privileged or a seccomp profile that permits unshare/ptrace)',
-        details: { tracerMessages: messages },
-      });
+      throw new MkimgError(
+        'sandbox',
+        `the sandbox could not run ${JSON.stringify(opts.args[0])}: ${first.replace(/^mkimg-trace: /, '')}`,
+        {
+          hint: /CLONE_NEWUSER/.test(first)
+            ? 'every check runs in a user namespace of its own: enable user namespaces (sysctl user.max_user_namespaces > 0, and kernel.unprivileged_userns_clone=1 or kernel.apparmor_restrict_unprivileged_userns=0 where those exist)'
+            : 'the tracer needs user namespaces, ptrace and seccomp; inside a container, allow them (e.g. --privileged or a seccomp profile that permits unshare/ptrace)',
+          details: { tracerMessages: messages },
+        },
+      );
     }
     const [stdout, stderr, evText] = await Promise.all([
       readFile(files.stdout).catch(() => Buffer.alloc(0)),
       readFile(files.stderr).catch(() => Buffer.alloc(0)),
       opts.trace ? readFile(files.events, 'utf8').catch(() => '') : Promise.resolve(''),
     ]);
-    return { exitCode: code, stdout, stderr, events: parseEvents(evText), tracerMessages: messages, timedOut: code === TRACER_EXIT.timeout && /timed out/.test(messages) };
+    return {
+      exitCode: code,
+      stdout,
+      stderr,
+      events: parseEvents(evText),
+      tracerMessages: messages,
+      timedOut: code === TRACER_EXIT.timeout && /timed out/.test(messages),
+    };
   } finally {
     await rm(tmp, { recursive: true, force: true });
   }

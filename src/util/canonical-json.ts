@@ -80,7 +80,10 @@ function normalize(v: unknown): unknown {
       if (v === null) return v;
       if (Array.isArray(v)) {
         // A plain array with only canonical elements is printed as it is.
-        let out: unknown[] | undefined = Object.getPrototypeOf(v) === Array.prototype && (v as { toJSON?: unknown }).toJSON === undefined ? undefined : [];
+        let out: unknown[] | undefined =
+          Object.getPrototypeOf(v) === Array.prototype && (v as { toJSON?: unknown }).toJSON === undefined
+            ? undefined
+            : [];
         const n = v.length;
         for (let i = 0; i < n; i++) {
           const x: unknown = v[i];

@@ -3,7 +3,9 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 
 // crypto.hash (Node >= 20.12): one call, no Hash object; several times faster for small inputs.
-const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer | string, encoding: 'hex' | 'buffer') => string | Buffer }).hash;
+const oneShot = (
+  crypto as { hash?: (algorithm: string, data: Buffer | string, encoding: 'hex' | 'buffer') => string | Buffer }
+).hash;
 
 export function sha256Hex(data: Buffer | string): string {
   return oneShot ? (oneShot('sha256', data, 'hex') as string) : createHash('sha256').update(data).digest('hex');

@@ -31,7 +31,11 @@ export class MkimgError extends Error {
   /** Structured details for --json output. */
   readonly details?: Record<string, unknown>;
 
-  constructor(kind: ErrorKind, message: string, opts: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {}) {
+  constructor(
+    kind: ErrorKind,
+    message: string,
+    opts: { hint?: string; details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = 'MkimgError';
     this.kind = kind;

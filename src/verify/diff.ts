@@ -37,7 +37,20 @@ export interface ImageDiff {
 }
 
 const BLOB_RE = /^(?:\.\/)?blobs\/sha256\/([0-9a-f]{64})$/;
-const HEADER_FIELDS: (keyof TarHeader)[] = ['type', 'mode', 'uid', 'gid', 'size', 'mtime', 'linkname', 'uname', 'gname', 'devmajor', 'devminor', 'magic'];
+const HEADER_FIELDS: (keyof TarHeader)[] = [
+  'type',
+  'mode',
+  'uid',
+  'gid',
+  'size',
+  'mtime',
+  'linkname',
+  'uname',
+  'gname',
+  'devmajor',
+  'devminor',
+  'magic',
+];
 
 function show(v: unknown): string {
   if (typeof v === 'number') return String(v);
@@ -64,7 +77,8 @@ export function diffJson(where: string, root: string, a: unknown, b: unknown, ou
         const xo = x as Record<string, unknown>;
         const yo = y as Record<string, unknown>;
         const keys = [...new Set([...Object.keys(xo), ...Object.keys(yo)])].sort();
-        for (const k of keys) walk(/^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, xo[k], yo[k]);
+        for (const k of keys)
+          walk(/^[A-Za-z_$][\w$]*$/.test(k) ? `${path}.${k}` : `${path}[${JSON.stringify(k)}]`, xo[k], yo[k]);
       }
       return;
     }
@@ -117,11 +131,25 @@ function roleName(name: string, r: Roles): string {
 function diffHeaders(where: string, a: TarHeader, b: TarHeader, out: Difference[], skipSize = false): void {
   for (const f of HEADER_FIELDS) {
     if (f === 'size' && (skipSize || a.type !== '0')) continue;
-    if (a[f] !== b[f]) out.push({ where, field: f, a: a[f], b: b[f], message: `${where}: header ${f}: ${fmtField(f, a[f])} ≠ ${fmtField(f, b[f])}` });
+    if (a[f] !== b[f])
+      out.push({
+        where,
+        field: f,
+        a: a[f],
+        b: b[f],
+        message: `${where}: header ${f}: ${fmtField(f, a[f])} ≠ ${fmtField(f, b[f])}`,
+      });
   }
   const keys = [...new Set([...Object.keys(a.pax), ...Object.keys(b.pax)])].sort();
   for (const k of keys) {
-    if (a.pax[k] !== b.pax[k]) out.push({ where, field: `pax.${k}`, a: a.pax[k], b: b.pax[k], message: `${where}: pax record ${k}: ${show(a.pax[k])} ≠ ${show(b.pax[k])}` });
+    if (a.pax[k] !== b.pax[k])
+      out.push({
+        where,
+        field: `pax.${k}`,
+        a: a.pax[k],
+        b: b.pax[k],
+        message: `${where}: pax record ${k}: ${show(a.pax[k])} ≠ ${show(b.pax[k])}`,
+      });
   }
 }
 
@@ -177,8 +205,16 @@ async function readLayers(path: string, hexes: Set<string>): Promise<Map<string,
           try {
             if (first) {
               first = false;
-              const compression = c.length >= 4 && c[0] === 0x1f && c[1] === 0x8b ? 'gzip' : c.length >= 4 && c.readUInt32LE(0) === 0xfd2fb528 ? 'zstd' : undefined;
-              if (compression) decoder = new LayerDecoder(compression, h.size, `layer sha256:${hex}`, (d) => inner.push(Buffer.from(d.buffer, d.byteOffset, d.length)));
+              const compression =
+                c.length >= 4 && c[0] === 0x1f && c[1] === 0x8b
+                  ? 'gzip'
+                  : c.length >= 4 && c.readUInt32LE(0) === 0xfd2fb528
+                    ? 'zstd'
+                    : undefined;
+              if (compression)
+                decoder = new LayerDecoder(compression, h.size, `layer sha256:${hex}`, (d) =>
+                  inner.push(Buffer.from(d.buffer, d.byteOffset, d.length)),
+                );
             }
             if (decoder) decoder.write(c);
             else inner.push(c);
@@ -204,9 +240,21 @@ async function readLayers(path: string, hexes: Set<string>): Promise<Map<string,
   return out;
 }
 
-function diffLayer(where: string, a: LayerEntry[] | string | undefined, b: LayerEntry[] | string | undefined, out: Difference[], limit: number): void {
+function diffLayer(
+  where: string,
+  a: LayerEntry[] | string | undefined,
+  b: LayerEntry[] | string | undefined,
+  out: Difference[],
+  limit: number,
+): void {
   if (typeof a === 'string' || typeof b === 'string' || !a || !b) {
-    out.push({ where, a: typeof a === 'string' ? a : 'tar', b: typeof b === 'string' ? b : 'tar', message: `${where}: ${typeof a === 'string' ? 'in the first image, ' + a : ''}${typeof b === 'string' ? ' in the second image, ' + b : ''}`.trim() });
+    out.push({
+      where,
+      a: typeof a === 'string' ? a : 'tar',
+      b: typeof b === 'string' ? b : 'tar',
+      message:
+        `${where}: ${typeof a === 'string' ? 'in the first image, ' + a : ''}${typeof b === 'string' ? ' in the second image, ' + b : ''}`.trim(),
+    });
     return;
   }
   const am = new Map(a.map((e) => [e.header.name, e]));
@@ -223,7 +271,13 @@ function diffLayer(where: string, a: LayerEntry[] | string | undefined, b: Layer
     else {
       diffHeaders(w, x.header, y.header, out);
       if (x.header.type === '0' && y.header.type === '0' && x.sha256 !== y.sha256) {
-        const d: Difference = { where: w, field: 'content', a: `sha256:${x.sha256}`, b: `sha256:${y.sha256}`, message: `${w}: content differs (sha256:${x.sha256.slice(0, 12)}… ≠ sha256:${y.sha256.slice(0, 12)}…)` };
+        const d: Difference = {
+          where: w,
+          field: 'content',
+          a: `sha256:${x.sha256}`,
+          b: `sha256:${y.sha256}`,
+          message: `${w}: content differs (sha256:${x.sha256.slice(0, 12)}… ≠ sha256:${y.sha256.slice(0, 12)}…)`,
+        };
         const ta = x.small && asTextLines(x.small);
         const tb = y.small && asTextLines(y.small);
         const text = ta && tb ? unifiedDiff(n, ta, tb) : undefined;
@@ -235,7 +289,13 @@ function diffLayer(where: string, a: LayerEntry[] | string | undefined, b: Layer
   if (out.length === start) {
     const i = a.findIndex((e, k) => b[k]?.header.name !== e.header.name);
     if (i >= 0) {
-      out.push({ where, field: 'order', a: a[i].header.name, b: b[i]?.header.name, message: `${where}: entries are in a different order from entry ${i} (${show(a[i].header.name)} vs ${show(b[i]?.header.name)})` });
+      out.push({
+        where,
+        field: 'order',
+        a: a[i].header.name,
+        b: b[i]?.header.name,
+        message: `${where}: entries are in a different order from entry ${i} (${show(a[i].header.name)} vs ${show(b[i]?.header.name)})`,
+      });
     }
   }
 }
@@ -270,7 +330,9 @@ async function scanForDiff(path: string): Promise<ImageTarScan> {
 /** Compare two image tars. `limit` caps the number of differences reported. */
 export async function diffImages(pathA: string, pathB: string, limit = 200): Promise<ImageDiff> {
   const first = await firstDifference(pathA, pathB).catch((e: NodeJS.ErrnoException) => {
-    throw new MkimgError('usage', `cannot read ${e.path ?? 'an image'}: ${e.code ?? e.message}`, { hint: 'give two image tars: mkimg diff a.tar b.tar' });
+    throw new MkimgError('usage', `cannot read ${e.path ?? 'an image'}: ${e.code ?? e.message}`, {
+      hint: 'give two image tars: mkimg diff a.tar b.tar',
+    });
   });
   if (first < 0) return { identical: true, differences: [] };
   const [sa, sb] = await Promise.all([scanForDiff(pathA), scanForDiff(pathB)]);
@@ -286,7 +348,12 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     const x = na.get(n);
     const y = nb.get(n);
     if (!x || !y) {
-      out.push({ where: n, a: x ? 'present' : 'absent', b: y ? 'present' : 'absent', message: `${n}: only in the ${x ? 'first' : 'second'} image` });
+      out.push({
+        where: n,
+        a: x ? 'present' : 'absent',
+        b: y ? 'present' : 'absent',
+        message: `${n}: only in the ${x ? 'first' : 'second'} image`,
+      });
       continue;
     }
     // A layer's PAX `comment` of '0's is the image tar's padding (SPEC §5, the
@@ -318,10 +385,28 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     const jb = parse(y);
     if (ja !== undefined && jb !== undefined) {
       const before = out.length;
-      diffJson(n, n === 'index.json' || n === 'manifest.json' || n === 'oci-layout' ? n.replace(/\.json$/, '') : n, ja, jb, out, limit);
-      if (out.length === before) out.push({ where: n, field: 'bytes', message: `${n}: same JSON value, different bytes (key order or whitespace)` });
+      diffJson(
+        n,
+        n === 'index.json' || n === 'manifest.json' || n === 'oci-layout' ? n.replace(/\.json$/, '') : n,
+        ja,
+        jb,
+        out,
+        limit,
+      );
+      if (out.length === before)
+        out.push({
+          where: n,
+          field: 'bytes',
+          message: `${n}: same JSON value, different bytes (key order or whitespace)`,
+        });
     } else {
-      out.push({ where: n, field: 'content', a: `sha256:${x.sha256}`, b: `sha256:${y.sha256}`, message: `${n}: content differs` });
+      out.push({
+        where: n,
+        field: 'content',
+        a: `sha256:${x.sha256}`,
+        b: `sha256:${y.sha256}`,
+        message: `${n}: content differs`,
+      });
     }
   }
 
@@ -331,26 +416,45 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     const ha = ra.layers[i];
     const hb = rb.layers[i];
     // Same name, different bytes (a tampered layer): compared file by file too, to show where.
-    const sameNameDiffers = ha !== undefined && ha === hb && na.get(`layer ${i}`)?.sha256 !== nb.get(`layer ${i}`)?.sha256;
+    const sameNameDiffers =
+      ha !== undefined && ha === hb && na.get(`layer ${i}`)?.sha256 !== nb.get(`layer ${i}`)?.sha256;
     if (ha && hb && (ha !== hb || sameNameDiffers)) pairs.push([i, ha, hb]);
-    else if (!ha || !hb) out.push({ where: `layer ${i}`, message: `layer ${i}: only in the ${ha ? 'first' : 'second'} image` });
+    else if (!ha || !hb)
+      out.push({ where: `layer ${i}`, message: `layer ${i}: only in the ${ha ? 'first' : 'second'} image` });
   }
   if (pairs.length && out.length < limit) {
-    const [la, lb] = await Promise.all([readLayers(pathA, new Set(pairs.map((p) => p[1]))), readLayers(pathB, new Set(pairs.map((p) => p[2])))]);
+    const [la, lb] = await Promise.all([
+      readLayers(pathA, new Set(pairs.map((p) => p[1]))),
+      readLayers(pathB, new Set(pairs.map((p) => p[2]))),
+    ]);
     for (const [i, ha, hb] of pairs) {
       const before = out.length;
       diffLayer(`layer ${i}`, la.get(ha), lb.get(hb), out, limit);
       if (out.length === before) {
-        out.push({ where: `layer ${i}`, field: 'bytes', a: `sha256:${ha}`, b: `sha256:${hb}`, message: `layer ${i}: same files and headers, different tar bytes (header encoding or padding)` });
+        out.push({
+          where: `layer ${i}`,
+          field: 'bytes',
+          a: `sha256:${ha}`,
+          b: `sha256:${hb}`,
+          message: `layer ${i}: same files and headers, different tar bytes (header encoding or padding)`,
+        });
       }
     }
   }
-  if (out.length === 0) out.push({ where: 'tar', field: 'offset', a: first, b: first, message: `the tars differ first at byte ${first}, in framing mkimg does not model (padding, end marker)` });
+  if (out.length === 0)
+    out.push({
+      where: 'tar',
+      field: 'offset',
+      a: first,
+      b: first,
+      message: `the tars differ first at byte ${first}, in framing mkimg does not model (padding, end marker)`,
+    });
   return { identical: false, differences: realFirst(out).slice(0, limit) };
 }
 
 /** Digest and size references between the image's documents (and Docker's manifest.json paths to blobs). */
-const REFERENCE_FIELD = /(?:\.digest|\.size|^config\.rootfs\.diff_ids\[\d+\]|^manifest\[\d+\]\.(?:Config|Layers\[\d+\]))$/;
+const REFERENCE_FIELD =
+  /(?:\.digest|\.size|^config\.rootfs\.diff_ids\[\d+\]|^manifest\[\d+\]\.(?:Config|Layers\[\d+\]))$/;
 
 /**
  * Mark the differences that only follow from others (a changed layer changes

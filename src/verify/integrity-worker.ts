@@ -14,7 +14,8 @@ checkImageIntegrity(path).then(
     parentPort!.postMessage({ ok: rest });
   },
   (e: unknown) => {
-    if (isMkimgError(e)) parentPort!.postMessage({ error: { kind: e.kind, message: e.message, hint: e.hint, details: e.details } });
-    else parentPort!.postMessage({ crash: e instanceof Error ? e.stack ?? e.message : String(e) });
+    if (isMkimgError(e))
+      parentPort!.postMessage({ error: { kind: e.kind, message: e.message, hint: e.hint, details: e.details } });
+    else parentPort!.postMessage({ crash: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   },
 );

@@ -7,7 +7,14 @@
 import { createHash } from 'node:crypto';
 import { MkimgError, type ErrorKind } from '../util/errors.js';
 import { canonicalJson } from '../util/canonical-json.js';
-import { isConfigType, isImageManifestType, layerCompression, MANIFEST_SHA_LABEL, MEDIA, type Descriptor } from '../oci/model.js';
+import {
+  isConfigType,
+  isImageManifestType,
+  layerCompression,
+  MANIFEST_SHA_LABEL,
+  MEDIA,
+  type Descriptor,
+} from '../oci/model.js';
 import { LayerDecoder } from '../oci/compress.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
@@ -54,17 +61,21 @@ function parseJson(path: string, what: string, bytes: Buffer | undefined): any {
  * them must be accounted for: canonical JSON (as mkimg writes it), known keys only.
  */
 function checkExact(path: string, what: string, bytes: Buffer, value: unknown): void {
-  if (canonicalJson(value) !== bytes.toString('utf8')) fail(path, `${what} is not in canonical JSON form (mkimg writes sorted keys, no whitespace): it was edited`);
+  if (canonicalJson(value) !== bytes.toString('utf8'))
+    fail(path, `${what} is not in canonical JSON form (mkimg writes sorted keys, no whitespace): it was edited`);
 }
 
 function onlyKeys(path: string, where: string, obj: Record<string, unknown>, allowed: string[]): void {
-  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(path, `${where} has an unexpected key ${JSON.stringify(k)}`);
+  for (const k of Object.keys(obj))
+    if (!allowed.includes(k)) fail(path, `${where} has an unexpected key ${JSON.stringify(k)}`);
 }
 
 function checkDescriptor(path: string, where: string, d: any): Descriptor {
   if (!d || typeof d !== 'object') fail(path, `${where} is not a descriptor object`);
-  if (typeof d.digest !== 'string' || !DIGEST_RE.test(d.digest)) fail(path, `${where}.digest ${JSON.stringify(d.digest)} is not a sha256 digest`);
-  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0) fail(path, `${where}.size is not a byte count`);
+  if (typeof d.digest !== 'string' || !DIGEST_RE.test(d.digest))
+    fail(path, `${where}.digest ${JSON.stringify(d.digest)} is not a sha256 digest`);
+  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0)
+    fail(path, `${where}.size is not a byte count`);
   if (typeof d.mediaType !== 'string') fail(path, `${where}.mediaType is missing`);
   return d as Descriptor;
 }
@@ -86,12 +97,20 @@ export async function checkImageIntegrityInWorker(path: string): Promise<Checked
   const { Worker } = await import('node:worker_threads');
   return new Promise((res, rej) => {
     const w = new Worker(url, { workerData: { path } });
-    w.once('message', (m: { ok?: CheckedImageSummary; error?: { kind: ErrorKind; message: string; hint?: string; details?: Record<string, unknown> }; crash?: string }) => {
-      if (m.ok) res(m.ok);
-      else if (m.error) rej(new MkimgError(m.error.kind, m.error.message, { hint: m.error.hint, details: m.error.details }));
-      else rej(new Error(`integrity worker failed: ${m.crash}`));
-      void w.terminate();
-    });
+    w.once(
+      'message',
+      (m: {
+        ok?: CheckedImageSummary;
+        error?: { kind: ErrorKind; message: string; hint?: string; details?: Record<string, unknown> };
+        crash?: string;
+      }) => {
+        if (m.ok) res(m.ok);
+        else if (m.error)
+          rej(new MkimgError(m.error.kind, m.error.message, { hint: m.error.hint, details: m.error.details }));
+        else rej(new Error(`integrity worker failed: ${m.crash}`));
+        void w.terminate();
+      },
+    );
     w.once('error', rej);
   });
 }
@@ -116,7 +135,11 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
       continue;
     }
     const m = BLOB_RE.exec(name);
-    if (!m) fail(path, `unexpected entry ${JSON.stringify(e.header.name)} (an OCI image tar holds only blobs/sha256/<hex>, index.json, manifest.json, oci-layout)`);
+    if (!m)
+      fail(
+        path,
+        `unexpected entry ${JSON.stringify(e.header.name)} (an OCI image tar holds only blobs/sha256/<hex>, index.json, manifest.json, oci-layout)`,
+      );
     if (e.header.type !== '0') fail(path, `blob ${name} is not a regular file (type ${e.header.type})`);
     if (e.size !== e.header.size) fail(path, `blob ${name} has ${e.size} bytes but its header says ${e.header.size}`);
     if (e.sha256 !== m[1]) {
@@ -132,7 +155,8 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   const layoutEntry = get('oci-layout');
   if (!layoutEntry) fail(path, 'oci-layout is missing');
   const layout = parseJson(path, 'oci-layout', layoutEntry.bytes);
-  if (layout?.imageLayoutVersion !== '1.0.0') fail(path, `oci-layout has imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}, expected "1.0.0"`);
+  if (layout?.imageLayoutVersion !== '1.0.0')
+    fail(path, `oci-layout has imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}, expected "1.0.0"`);
   checkExact(path, 'oci-layout', layoutEntry.bytes!, layout);
   onlyKeys(path, 'oci-layout', layout, ['imageLayoutVersion']);
 
@@ -140,14 +164,27 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   if (!indexEntry) fail(path, 'index.json is missing');
   const index = parseJson(path, 'index.json', indexEntry.bytes);
   if (index?.schemaVersion !== 2) fail(path, 'index.json: schemaVersion is not 2');
-  if (index.mediaType !== undefined && index.mediaType !== OCI_INDEX) fail(path, `index.json: mediaType ${JSON.stringify(index.mediaType)} is not ${OCI_INDEX}`);
+  if (index.mediaType !== undefined && index.mediaType !== OCI_INDEX)
+    fail(path, `index.json: mediaType ${JSON.stringify(index.mediaType)} is not ${OCI_INDEX}`);
   if (!Array.isArray(index.manifests) || index.manifests.length !== 1) {
-    fail(path, `index.json must list exactly one image manifest (it lists ${Array.isArray(index.manifests) ? index.manifests.length : 'none'})`);
+    fail(
+      path,
+      `index.json must list exactly one image manifest (it lists ${Array.isArray(index.manifests) ? index.manifests.length : 'none'})`,
+    );
   }
   checkExact(path, 'index.json', indexEntry.bytes!, index);
   onlyKeys(path, 'index.json', index, ['schemaVersion', 'mediaType', 'manifests', 'annotations']);
-  onlyKeys(path, 'index.json manifests[0]', index.manifests[0] ?? {}, ['mediaType', 'digest', 'size', 'annotations', 'platform']);
-  onlyKeys(path, 'index.json manifests[0].annotations', index.manifests[0]?.annotations ?? {}, ['io.containerd.image.name', 'org.opencontainers.image.ref.name']);
+  onlyKeys(path, 'index.json manifests[0]', index.manifests[0] ?? {}, [
+    'mediaType',
+    'digest',
+    'size',
+    'annotations',
+    'platform',
+  ]);
+  onlyKeys(path, 'index.json manifests[0].annotations', index.manifests[0]?.annotations ?? {}, [
+    'io.containerd.image.name',
+    'org.opencontainers.image.ref.name',
+  ]);
 
   const referenced = new Set<string>();
   const blobFor = (where: string, d: Descriptor) => {
@@ -155,7 +192,9 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     const e = blobs.get(hex);
     if (!e) fail(path, `${where} points at ${d.digest}, which is not in blobs/sha256/`, undefined, { blob: d.digest });
     if (e.size !== d.size) {
-      fail(path, `${where} says ${d.digest} has ${d.size} bytes, but the blob has ${e.size}`, undefined, { blob: d.digest });
+      fail(path, `${where} says ${d.digest} has ${d.size} bytes, but the blob has ${e.size}`, undefined, {
+        blob: d.digest,
+      });
     }
     referenced.add(hex);
     return e;
@@ -168,33 +207,57 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor('index.json manifests[0]', mdesc).bytes);
   if (manifest?.schemaVersion !== 2) fail(path, `image manifest ${mdesc.digest}: schemaVersion is not 2`);
   if (manifest.mediaType !== undefined && manifest.mediaType !== mdesc.mediaType) {
-    fail(path, `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from index.json's ${JSON.stringify(mdesc.mediaType)}`);
+    fail(
+      path,
+      `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from index.json's ${JSON.stringify(mdesc.mediaType)}`,
+    );
   }
   const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
-  if (!isConfigType(cdesc.mediaType)) fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
+  if (!isConfigType(cdesc.mediaType))
+    fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
   const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
   if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
-  const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) => checkDescriptor(path, `image manifest layers[${i}]`, l));
+  const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) =>
+    checkDescriptor(path, `image manifest layers[${i}]`, l),
+  );
 
   const diffIds = config?.rootfs?.diff_ids;
-  if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds)) fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
-  if (diffIds.length !== layers.length) fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
+  if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds))
+    fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
+  if (diffIds.length !== layers.length)
+    fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
   const compressed: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[] = [];
   layers.forEach((l, i) => {
     blobFor(`image manifest layers[${i}]`, l);
     const compression = layerCompression(l.mediaType);
     if (compression === 'none') {
-      if (diffIds[i] !== l.digest) fail(path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`, undefined, { layer: i });
+      if (diffIds[i] !== l.digest)
+        fail(
+          path,
+          `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`,
+          undefined,
+          { layer: i },
+        );
     } else if (compression) {
       compressed.push({ i, hex: l.digest.slice(7), compression, size: l.size });
     } else {
-      fail(path, `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`, 'mkimg reads layers of media type application/vnd.oci.image.layer.v1.tar, +gzip and +zstd (and Docker\'s tar and tar.gzip)');
+      fail(
+        path,
+        `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`,
+        "mkimg reads layers of media type application/vnd.oci.image.layer.v1.tar, +gzip and +zstd (and Docker's tar and tar.gzip)",
+      );
     }
   });
   if (compressed.length) await checkCompressedDiffIds(scan, compressed, diffIds);
 
   for (const hex of blobs.keys()) {
-    if (!referenced.has(hex)) fail(path, `blob sha256:${hex} is not referenced by index.json, the manifest or the config (extra blob)`, undefined, { blob: `sha256:${hex}` });
+    if (!referenced.has(hex))
+      fail(
+        path,
+        `blob sha256:${hex} is not referenced by index.json, the manifest or the config (extra blob)`,
+        undefined,
+        { blob: `sha256:${hex}` },
+      );
   }
 
   // Docker's manifest.json must describe the same image.
@@ -206,27 +269,47 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   const d0 = docker[0];
   onlyKeys(path, 'manifest.json[0]', d0 ?? {}, ['Config', 'RepoTags', 'Layers']);
   if (d0?.Config !== `blobs/sha256/${cdesc.digest.slice(7)}`) {
-    fail(path, `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config blobs/sha256/${cdesc.digest.slice(7)}`);
+    fail(
+      path,
+      `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config blobs/sha256/${cdesc.digest.slice(7)}`,
+    );
   }
   const wantLayers = layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`);
-  if (!Array.isArray(d0.Layers) || d0.Layers.length !== wantLayers.length || d0.Layers.some((x: unknown, i: number) => x !== wantLayers[i])) {
-    fail(path, `manifest.json Layers ${JSON.stringify(d0.Layers)} disagree with the image manifest's layers ${JSON.stringify(wantLayers)}`);
+  if (
+    !Array.isArray(d0.Layers) ||
+    d0.Layers.length !== wantLayers.length ||
+    d0.Layers.some((x: unknown, i: number) => x !== wantLayers[i])
+  ) {
+    fail(
+      path,
+      `manifest.json Layers ${JSON.stringify(d0.Layers)} disagree with the image manifest's layers ${JSON.stringify(wantLayers)}`,
+    );
   }
   const repoTags: string[] = Array.isArray(d0.RepoTags) ? d0.RepoTags : [];
   const imageName = mdesc.annotations?.['io.containerd.image.name'];
   if (imageName !== undefined && (repoTags.length !== 1 || repoTags[0] !== imageName)) {
-    fail(path, `manifest.json RepoTags ${JSON.stringify(repoTags)} do not include index.json's image name ${JSON.stringify(imageName)}`);
+    fail(
+      path,
+      `manifest.json RepoTags ${JSON.stringify(repoTags)} do not include index.json's image name ${JSON.stringify(imageName)}`,
+    );
   }
   const refName = mdesc.annotations?.['org.opencontainers.image.ref.name'];
   if (refName !== undefined && imageName !== undefined && !imageName.endsWith(':' + refName)) {
-    fail(path, `index.json: ref.name ${JSON.stringify(refName)} disagrees with image name ${JSON.stringify(imageName)}`);
+    fail(
+      path,
+      `index.json: ref.name ${JSON.stringify(refName)} disagrees with image name ${JSON.stringify(imageName)}`,
+    );
   }
 
   const platform = (index.manifests[0] as { platform?: Record<string, unknown> }).platform;
   if (platform !== undefined) {
     onlyKeys(path, 'index.json manifests[0].platform', platform ?? {}, ['architecture', 'os', 'variant']);
     for (const k of ['architecture', 'os', 'variant']) {
-      if (platform[k] !== config[k]) fail(path, `index.json manifests[0].platform.${k} ${JSON.stringify(platform[k])} disagrees with the config's ${JSON.stringify(config[k])}`);
+      if (platform[k] !== config[k])
+        fail(
+          path,
+          `index.json manifests[0].platform.${k} ${JSON.stringify(platform[k])} disagrees with the config's ${JSON.stringify(config[k])}`,
+        );
     }
   }
 
@@ -238,7 +321,11 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
  * Second pass, for compressed layers: decompress each (bounded: see
  * LayerDecoder) and compare the sha256 of its bytes with its diff_id.
  */
-async function checkCompressedDiffIds(scan: ImageTarScan, layers: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[], diffIds: string[]): Promise<void> {
+async function checkCompressedDiffIds(
+  scan: ImageTarScan,
+  layers: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[],
+  diffIds: string[],
+): Promise<void> {
   const want = new Map(layers.map((l) => [l.hex, l]));
   const results = new Map<number, () => string>();
   await scanImageTar(scan.path, {
@@ -248,13 +335,24 @@ async function checkCompressedDiffIds(scan: ImageTarScan, layers: { i: number; h
       const l = m ? want.get(m[1]!) : undefined;
       if (!l) return undefined;
       const hash = createHash('sha256');
-      const decoder = new LayerDecoder(l.compression, l.size, `image ${scan.path}: layer ${l.i} (${l.compression})`, (c) => hash.update(c));
+      const decoder = new LayerDecoder(
+        l.compression,
+        l.size,
+        `image ${scan.path}: layer ${l.i} (${l.compression})`,
+        (c) => hash.update(c),
+      );
       results.set(l.i, () => 'sha256:' + hash.digest('hex'));
       return { write: (c) => decoder.write(c), end: () => void decoder.end() };
     },
   });
   for (const [i, digest] of [...results].sort((a, b) => a[0] - b[0])) {
     const got = digest();
-    if (got !== diffIds[i]) fail(scan.path, `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} decompresses to ${got}`, undefined, { layer: i });
+    if (got !== diffIds[i])
+      fail(
+        scan.path,
+        `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} decompresses to ${got}`,
+        undefined,
+        { layer: i },
+      );
   }
 }

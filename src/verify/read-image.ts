@@ -50,9 +50,13 @@ export async function scanImageTar(path: string, opts: ScanOptions = {}): Promis
     const entry: ImageTarEntry = { header: h, sha256: '', size: 0 };
     const dup = byName.get(h.name);
     if (dup) {
-      throw new MkimgError('integrity', `image ${path}: the entry ${h.name} appears twice (bytes ${dup.header.offset} and ${h.offset})`, {
-        hint: 'the tar was tampered with or assembled by hand; rebuild it with mkimg build',
-      });
+      throw new MkimgError(
+        'integrity',
+        `image ${path}: the entry ${h.name} appears twice (bytes ${dup.header.offset} and ${h.offset})`,
+        {
+          hint: 'the tar was tampered with or assembled by hand; rebuild it with mkimg build',
+        },
+      );
     }
     entries.push(entry);
     byName.set(h.name, entry);
@@ -102,7 +106,9 @@ export async function scanImageTar(path: string, opts: ScanOptions = {}): Promis
   } catch (e) {
     if (e instanceof TarFormatError) {
       throw new MkimgError('integrity', `image ${path} is not a whole tar: ${e.message}`, {
-        hint: e.truncated ? 'the file was cut short (an interrupted copy or download?); fetch or build it again' : 'the file is corrupted; fetch or build it again',
+        hint: e.truncated
+          ? 'the file was cut short (an interrupted copy or download?); fetch or build it again'
+          : 'the file is corrupted; fetch or build it again',
         details: { offset: e.offset, truncated: e.truncated },
       });
     }
@@ -111,9 +117,13 @@ export async function scanImageTar(path: string, opts: ScanOptions = {}): Promis
     await fh.close();
   }
   if (parser.trailingGarbage) {
-    throw new MkimgError('integrity', `image ${path} has non-zero bytes after the end-of-archive marker (byte ${parser.endOffset})`, {
-      hint: 'the file was modified or concatenated with something else; fetch or build it again',
-    });
+    throw new MkimgError(
+      'integrity',
+      `image ${path} has non-zero bytes after the end-of-archive marker (byte ${parser.endOffset})`,
+      {
+        hint: 'the file was modified or concatenated with something else; fetch or build it again',
+      },
+    );
   }
   return { path, entries, byName, fileSize };
 }

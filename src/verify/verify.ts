@@ -90,12 +90,26 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   const image = resolve(opts.image);
   const sigPath = resolve(opts.signature);
   const manifestPath = resolve(opts.manifest ?? defaultManifestPath(sigPath));
-  const manifestBytes = readFileOr(manifestPath, 'usage', 'manifest', opts.manifest ? 'check --manifest' : `no manifest beside the signature: give it with --manifest (looked for ${manifestPath})`);
-  const sigBytes = readFileOr(sigPath, 'usage', 'signature', 'give the path of the manifest\'s detached signature (mkimg sign writes <manifest>.sig)');
+  const manifestBytes = readFileOr(
+    manifestPath,
+    'usage',
+    'manifest',
+    opts.manifest
+      ? 'check --manifest'
+      : `no manifest beside the signature: give it with --manifest (looked for ${manifestPath})`,
+  );
+  const sigBytes = readFileOr(
+    sigPath,
+    'usage',
+    'signature',
+    "give the path of the manifest's detached signature (mkimg sign writes <manifest>.sig)",
+  );
   try {
     if (!statSync(image).isFile()) throw Object.assign(new Error(), { code: 'not a file' });
   } catch (e) {
-    throw new MkimgError('usage', `cannot read image ${image}: ${(e as NodeJS.ErrnoException).code ?? e}`, { hint: 'give the path of an image tar written by mkimg build' });
+    throw new MkimgError('usage', `cannot read image ${image}: ${(e as NodeJS.ErrnoException).code ?? e}`, {
+      hint: 'give the path of an image tar written by mkimg build',
+    });
   }
 
   // 2 runs alongside 1; its result (or failure) is looked at only after 1 passed.
@@ -106,7 +120,13 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   const { readKeyring } = await import('../sign/keys.js');
   const { verifyDetachedSignature } = await import('../sign/verify-signature.js');
   const keys = await readKeyring(opts.keyring);
-  const signature = await verifyDetachedSignature(new Uint8Array(manifestBytes), new Uint8Array(sigBytes), sigPath, keys, opts.keyring);
+  const signature = await verifyDetachedSignature(
+    new Uint8Array(manifestBytes),
+    new Uint8Array(sigBytes),
+    sigPath,
+    keys,
+    opts.keyring,
+  );
 
   // 2. integrity
   const checked = await integrity;
@@ -115,15 +135,23 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   const manifestSha256 = sha256Hex(manifestBytes);
   const label = checked.labels[MANIFEST_LABEL];
   if (label === undefined) {
-    throw new MkimgError('binding', `image ${image} carries no ${MANIFEST_LABEL} label, so it cannot be tied to ${manifestPath}`, {
-      hint: 'the image was not built by mkimg build; build it from the signed manifest',
-    });
+    throw new MkimgError(
+      'binding',
+      `image ${image} carries no ${MANIFEST_LABEL} label, so it cannot be tied to ${manifestPath}`,
+      {
+        hint: 'the image was not built by mkimg build; build it from the signed manifest',
+      },
+    );
   }
   if (label !== manifestSha256) {
-    throw new MkimgError('binding', `image ${image} was built from a different manifest: its ${MANIFEST_LABEL} label is ${label}, but ${manifestPath} has sha256 ${manifestSha256}`, {
-      hint: 'verify the image against the manifest (and signature) it was built from',
-      details: { label, manifestSha256 },
-    });
+    throw new MkimgError(
+      'binding',
+      `image ${image} was built from a different manifest: its ${MANIFEST_LABEL} label is ${label}, but ${manifestPath} has sha256 ${manifestSha256}`,
+      {
+        hint: 'verify the image against the manifest (and signature) it was built from',
+        details: { label, manifestSha256 },
+      },
+    );
   }
 
   const report: VerifyReport = {
@@ -143,13 +171,23 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
   const tmp = opts.keepRebuild ? undefined : mkdtempSync(join(tmpdir(), 'mkimg-verify-'));
   const out = opts.keepRebuild ? resolve(opts.keepRebuild) : join(tmp!, 'rebuilt.tar');
   try {
-    await build({ manifestPath, output: out, cacheDir: opts.cacheDir, mirrors: opts.mirrors, quiet: opts.quiet ?? true });
+    await build({
+      manifestPath,
+      output: out,
+      cacheDir: opts.cacheDir,
+      mirrors: opts.mirrors,
+      quiet: opts.quiet ?? true,
+    });
     const diff = await diffImages(image, out);
     if (!diff.identical) {
-      throw new MkimgError('rebuild', `rebuilding ${manifestPath} gave different bytes than ${image}:\n${summarizeDifferences(diff.differences)}`, {
-        hint: 'the image was not built from this manifest by a faithful mkimg, or the build is not reproducible here; mkimg diff compares two images',
-        details: { differences: diff.differences },
-      });
+      throw new MkimgError(
+        'rebuild',
+        `rebuilding ${manifestPath} gave different bytes than ${image}:\n${summarizeDifferences(diff.differences)}`,
+        {
+          hint: 'the image was not built from this manifest by a faithful mkimg, or the build is not reproducible here; mkimg diff compares two images',
+          details: { differences: diff.differences },
+        },
+      );
     }
   } finally {
     if (tmp) rmSync(tmp, { recursive: true, force: true });

@@ -17,12 +17,16 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-det-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function build(manifest: string, out: string, env: Record<string, string>, cwd: string, umask: string) {
-  const r = spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, MKIMG, 'build', manifest, '-o', out, '--json'], {
-    cwd,
-    env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', ...env },
-    encoding: 'utf8',
-    timeout: 300_000,
-  });
+  const r = spawnSync(
+    'sh',
+    ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, MKIMG, 'build', manifest, '-o', out, '--json'],
+    {
+      cwd,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? '/root', ...env },
+      encoding: 'utf8',
+      timeout: 300_000,
+    },
+  );
   if (r.status !== 0) throw new Error(`build failed (${r.status}): ${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout) as { imageId: string; manifestDigest: string; output: string; sizeBytes: number };
 }
@@ -37,7 +41,13 @@ describe('determinism', () => {
 
   it('gives byte-identical tars across cwd, location, TZ, umask, LANG, mtimes, file order and cache', () => {
     const outA = join(work, 'a.tar');
-    const a = build(join(projA, 'manifest.yaml'), outA, { TZ: 'UTC', LANG: 'C', XDG_CACHE_HOME: join(work, 'cache-a') }, projA, '022');
+    const a = build(
+      join(projA, 'manifest.yaml'),
+      outA,
+      { TZ: 'UTC', LANG: 'C', XDG_CACHE_HOME: join(work, 'cache-a') },
+      projA,
+      '022',
+    );
 
     // Another location, rebuilt tree in reverse creation order, other mtimes, other umask/TZ/LANG/cwd/cache.
     const projB = join(work, 'elsewhere', 'deeper', 'proj');
@@ -46,12 +56,19 @@ describe('determinism', () => {
     cpSync(join(projA, 'manifest.yaml'), join(projB, 'manifest.yaml'));
     writeSampleApp(projB, true);
     const stamp = (dir: string, t: number) => {
-      for (const n of readdirSync(dir, { withFileTypes: true, recursive: true })) utimesSync(join(n.parentPath, n.name), t, t);
+      for (const n of readdirSync(dir, { withFileTypes: true, recursive: true }))
+        utimesSync(join(n.parentPath, n.name), t, t);
     };
     stamp(join(projB, 'app'), 1234567890);
     const outB = join(work, 'b.tar');
     const cwdB = mkdtempSync(join(tmpdir(), 'mkimg-cwd-'));
-    const b = build(join(projB, 'manifest.yaml'), outB, { TZ: 'Asia/Tokyo', LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', XDG_CACHE_HOME: join(work, 'cache-b') }, cwdB, '077');
+    const b = build(
+      join(projB, 'manifest.yaml'),
+      outB,
+      { TZ: 'Asia/Tokyo', LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8', XDG_CACHE_HOME: join(work, 'cache-b') },
+      cwdB,
+      '077',
+    );
     rmSync(cwdB, { recursive: true, force: true });
 
     expect(sha256Hex(readFileSync(outB))).toBe(sha256Hex(readFileSync(outA)));
@@ -65,11 +82,25 @@ describe('determinism', () => {
     const layout = join(work, 'modes');
     mkdirSync(layout);
     execFileSync('tar', ['-xf', out, '-C', layout]);
-    const manifest = JSON.parse(readFileSync(join(layout, 'blobs/sha256', JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest.slice(7)), 'utf8'));
+    const manifest = JSON.parse(
+      readFileSync(
+        join(
+          layout,
+          'blobs/sha256',
+          JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')).manifests[0].digest.slice(7),
+        ),
+        'utf8',
+      ),
+    );
     // Every layer (GNU tar reads the gzip layers as they are).
-    const layers: string[] = manifest.layers.map((l: { digest: string }) => join(layout, 'blobs/sha256', l.digest.slice(7)));
-    const listing = layers.map((layer) => execFileSync('tar', ['--numeric-owner', '-tvf', layer], { encoding: 'utf8' })).join('');
-    const line = (name: string) => listing.split('\n').find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `)) ?? `missing ${name}`;
+    const layers: string[] = manifest.layers.map((l: { digest: string }) =>
+      join(layout, 'blobs/sha256', l.digest.slice(7)),
+    );
+    const listing = layers
+      .map((layer) => execFileSync('tar', ['--numeric-owner', '-tvf', layer], { encoding: 'utf8' }))
+      .join('');
+    const line = (name: string) =>
+      listing.split('\n').find((l) => l.endsWith(` ${name}`) || l.includes(` ${name} -> `)) ?? `missing ${name}`;
     expect(line('app/run.sh')).toMatch(/^-rwxr-xr-x 0\/0 /);
     expect(line('app/static/index.html')).toMatch(/^-rw-r--r-- 0\/0 /);
     expect(line('app/static/css/site.css')).toMatch(/^-rw-r--r-- 0\/0 /);
@@ -78,7 +109,14 @@ describe('determinism', () => {
     expect(line('usr/bin/sh')).toMatch(/^lrwxrwxrwx 0\/0 .* usr\/bin\/sh -> busybox$/);
     expect(line('bin')).toMatch(/^lrwxrwxrwx 0\/0 .* bin -> usr\/bin$/);
     // every mtime is sourceDateEpoch
-    const stamps = new Set(layers.flatMap((layer) => execFileSync('tar', ['--full-time', '-tvf', layer], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } }).trim().split('\n').map((l) => l.split(/\s+/).slice(3, 5).join(' '))));
+    const stamps = new Set(
+      layers.flatMap((layer) =>
+        execFileSync('tar', ['--full-time', '-tvf', layer], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } })
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/).slice(3, 5).join(' ')),
+      ),
+    );
     expect([...stamps]).toEqual(['2023-11-14 22:13:20']);
   });
 
@@ -96,10 +134,14 @@ describe('determinism', () => {
     const plain = build(join(projA, 'manifest.yaml'), join(work, 'plain.tar'), { XDG_CACHE_HOME: cache }, work, '022');
     expect(existsSync(join(cache, 'mkimg', 'data'))).toBe(false);
     const withCache = (out: string) => {
-      const r = spawnSync(process.execPath, [MKIMG, 'build', join(projA, 'manifest.yaml'), '-o', out, '--json', '--data-cache'], {
-        env: { ...process.env, XDG_CACHE_HOME: cache },
-        encoding: 'utf8',
-      });
+      const r = spawnSync(
+        process.execPath,
+        [MKIMG, 'build', join(projA, 'manifest.yaml'), '-o', out, '--json', '--data-cache'],
+        {
+          env: { ...process.env, XDG_CACHE_HOME: cache },
+          encoding: 'utf8',
+        },
+      );
       expect(r.status, r.stderr).toBe(0);
       return JSON.parse(r.stdout) as { imageId: string };
     };

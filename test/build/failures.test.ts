@@ -16,7 +16,11 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-function attempt(name: string, edit: (text: string) => string, extra: (dir: string) => string[] = () => []): { code: number; stderr: string; out: string; staging: string } {
+function attempt(
+  name: string,
+  edit: (text: string) => string,
+  extra: (dir: string) => string[] = () => [],
+): { code: number; stderr: string; out: string; staging: string } {
   const dir = join(work, name);
   mkdirSync(dir);
   const m = join(work, 'proj', `${name}.yaml`);
@@ -33,14 +37,19 @@ describe('failed builds', () => {
   it('a local .deb that is not the pinned one: exit 4, nothing written', () => {
     const r = attempt('badsha', (t) => t.replace(/sha256: "[0-9a-f]{64}"/, `sha256: "${'1'.repeat(64)}"`));
     expect(r.code).toBe(4);
-    expect(r.stderr).toMatch(/^mkimg: error: .*hello-busybox_1\.0_amd64\.deb: sha256 is [0-9a-f]{64}, the manifest pins 1{64}\n/);
+    expect(r.stderr).toMatch(
+      /^mkimg: error: .*hello-busybox_1\.0_amd64\.deb: sha256 is [0-9a-f]{64}, the manifest pins 1{64}\n/,
+    );
     expect(readdirSync(r.out)).toEqual([]);
     expect(readdirSync(r.staging)).toEqual([]);
   });
 
   it('a check that fails in the full root: exit 10, the manifest is named as wrong, nothing written', () => {
     const r = attempt('badcheck', (t) =>
-      t.replace('config:\n', 'minimize:\n  checks:\n    - args: ["/app/run.sh"]\n      expect: {exitCode: 0, stdout: "something else\\n"}\nconfig:\n'),
+      t.replace(
+        'config:\n',
+        'minimize:\n  checks:\n    - args: ["/app/run.sh"]\n      expect: {exitCode: 0, stdout: "something else\\n"}\nconfig:\n',
+      ),
     );
     expect(r.code).toBe(10);
     expect(r.stderr).toMatch(/fails in the full, unminimized root, so the manifest's check is wrong/);
@@ -50,7 +59,11 @@ describe('failed builds', () => {
   });
 
   it('a minimized build with the default check (the entrypoint) works and keeps only what runs', () => {
-    const r = attempt('ok', (t) => t, (dir) => ['--sbom', join(dir, 'sbom.json'), '--report', join(dir, 'report.json')]);
+    const r = attempt(
+      'ok',
+      (t) => t,
+      (dir) => ['--sbom', join(dir, 'sbom.json'), '--report', join(dir, 'report.json')],
+    );
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(readdirSync(r.out)).toEqual(['image.tar']);

@@ -32,12 +32,18 @@ beforeAll(() => {
     mkdirSync(join(proj, rel, '..'), { recursive: true });
     writeFileSync(join(proj, rel), b);
   };
-  for (let i = 0; i < 300; i++) write(`app/d${i % 9}/f${i}`, i === 3 ? 0 : i === 4 ? 1 : 20_000 + ((i * 7919) % 120_000));
+  for (let i = 0; i < 300; i++)
+    write(`app/d${i % 9}/f${i}`, i === 3 ? 0 : i === 4 ? 1 : 20_000 + ((i * 7919) % 120_000));
   write('site/index.html', 5000); // lands under /var/www: sorts after the SBOM
   write('zz/tool', 3000); // lands under /usr/share/zz: after the SBOM too
   write('same.txt', 100); // one host file at two image paths
   for (let i = 0; i < 300; i++) placed.push([`app/d${i % 9}/f${i}`, `/app/d${i % 9}/f${i}`]);
-  placed.push(['site/index.html', '/var/www/index.html'], ['zz/tool', '/usr/share/zz/tool'], ['same.txt', '/etc/a.txt'], ['same.txt', '/srv/b.txt']);
+  placed.push(
+    ['site/index.html', '/var/www/index.html'],
+    ['zz/tool', '/usr/share/zz/tool'],
+    ['same.txt', '/etc/a.txt'],
+    ['same.txt', '/srv/b.txt'],
+  );
   writeFileSync(
     manifest,
     [
@@ -60,7 +66,10 @@ beforeAll(() => {
 
 const digest = (alg: string, b: Buffer) => createHash(alg).update(b).digest('hex');
 
-function sbomOf(image: string): { files: { fileName: string; checksums: { algorithm: string; checksumValue: string }[] }[]; packages: { SPDXID: string; packageVerificationCode?: { packageVerificationCodeValue: string } }[] } {
+function sbomOf(image: string): {
+  files: { fileName: string; checksums: { algorithm: string; checksumValue: string }[] }[];
+  packages: { SPDXID: string; packageVerificationCode?: { packageVerificationCodeValue: string } }[];
+} {
   const out = join(work, `sbom-${Math.random().toString(36).slice(2)}.json`);
   const r = mkimg(['inspect', image, '--sbom', out]);
   expect(r.code, r.stderr).toBe(0);
@@ -71,7 +80,16 @@ describe('files: inputs read in place', () => {
   it('CLI (hashed on a second thread) and in-process (inline) builds give the same bytes; the SBOM lists every input with its real digests', async () => {
     const outCli = join(work, 'cli');
     mkdirSync(outCli);
-    const r = mkimg(['build', manifest, '-o', join(outCli, 'image.tar'), '--sbom', join(outCli, 'sbom.json'), '--work-dir', outCli]);
+    const r = mkimg([
+      'build',
+      manifest,
+      '-o',
+      join(outCli, 'image.tar'),
+      '--sbom',
+      join(outCli, 'sbom.json'),
+      '--work-dir',
+      outCli,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const outApi = join(work, 'api');
     mkdirSync(outApi);
@@ -79,7 +97,9 @@ describe('files: inputs read in place', () => {
     expect(readFileSync(join(outCli, 'image.tar')).equals(readFileSync(join(outApi, 'image.tar')))).toBe(true);
 
     const sbom = sbomOf(join(outCli, 'image.tar'));
-    const byName = new Map(sbom.files.map((f) => [f.fileName, Object.fromEntries(f.checksums.map((c) => [c.algorithm, c.checksumValue]))]));
+    const byName = new Map(
+      sbom.files.map((f) => [f.fileName, Object.fromEntries(f.checksums.map((c) => [c.algorithm, c.checksumValue]))]),
+    );
     const inputSha1s: string[] = [];
     for (const [rel, path] of placed) {
       const b = readFileSync(join(proj, rel));
@@ -88,7 +108,9 @@ describe('files: inputs read in place', () => {
     }
     // The inputs' package verification code (SPDX: sha1 of the sorted file sha1s) is made from the real digests too.
     const inputs = sbom.packages.find((p) => p.SPDXID === 'SPDXRef-Package-mkimg-inputs')!;
-    expect(inputs.packageVerificationCode!.packageVerificationCodeValue).toBe(digest('sha1', Buffer.from(inputSha1s.sort().join(''))));
+    expect(inputs.packageVerificationCode!.packageVerificationCodeValue).toBe(
+      digest('sha1', Buffer.from(inputSha1s.sort().join(''))),
+    );
     // --sbom wrote the SBOM stored in the image, byte for byte.
     const fromImage = join(work, 'sbom-from-image.json');
     expect(mkimg(['inspect', join(outCli, 'image.tar'), '--sbom', fromImage]).code).toBe(0);
@@ -113,7 +135,11 @@ describe('files: inputs read in place', () => {
         const r = mkimg(['build', manifest, '-o', join(out, 'image.tar'), '--work-dir', out]);
         expect(r.code).toBe(4);
         const src = rel.split('/')[0];
-        expect(r.stderr).toMatch(new RegExp(`^mkimg: error: files\\[\\d\\]\\.src: \\S*${src} changed: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\\n`));
+        expect(r.stderr).toMatch(
+          new RegExp(
+            `^mkimg: error: files\\[\\d\\]\\.src: \\S*${src} changed: expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}\\n`,
+          ),
+        );
         expect(r.stderr).toMatch(/mkimg lock/);
         expect(readdirSync(out)).toEqual([]);
       } finally {

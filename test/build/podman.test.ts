@@ -11,7 +11,11 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-podman-'));
 afterAll(() => {
   // podman's storage may hold read-only overlay dirs; let podman clean what it made.
   try {
-    execFileSync('podman', ['--root', join(work, 'root'), '--runroot', join(work, 'run'), 'system', 'reset', '--force'], { stdio: 'ignore' });
+    execFileSync(
+      'podman',
+      ['--root', join(work, 'root'), '--runroot', join(work, 'run'), 'system', 'reset', '--force'],
+      { stdio: 'ignore' },
+    );
   } catch {
     /* best effort */
   }
@@ -25,9 +29,15 @@ describe('podman load', () => {
     const built = mkimgJson<{ imageId: string }>(['build', manifest, '-o', out]);
     expect(built.code).toBe(0);
     const podman = (...args: string[]) =>
-      execFileSync('podman', ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args], { encoding: 'utf8' });
+      execFileSync(
+        'podman',
+        ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args],
+        { encoding: 'utf8' },
+      );
     // the tar names itself fully qualified (Docker's normalization), as containerd needs
     expect(podman('load', '-i', out)).toContain('Loaded image: docker.io/test/sample:1.0');
-    expect(podman('inspect', '--format', '{{.Id}}', 'docker.io/test/sample:1.0').trim()).toBe(built.json.imageId.slice('sha256:'.length));
+    expect(podman('inspect', '--format', '{{.Id}}', 'docker.io/test/sample:1.0').trim()).toBe(
+      built.json.imageId.slice('sha256:'.length),
+    );
   });
 });

@@ -8,7 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkimgJson, mkimgJsonAsync } from '../helpers/cli.js';
-import { skopeo, startProxy, startRegistry, uploadRequests, type TestProxy, type TestRegistry } from '../helpers/registry.js';
+import {
+  skopeo,
+  startProxy,
+  startRegistry,
+  uploadRequests,
+  type TestProxy,
+  type TestRegistry,
+} from '../helpers/registry.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 import { sha256Hex } from '../../src/util/digest.js';
 
@@ -53,15 +60,20 @@ describe('build with a registry', () => {
   it('--cache-registry builds once: a second machine state pulls the same bytes', async () => {
     const repo = `${proxy.host}/mkimg-cache`;
     const first = join(work, 'first.tar');
-    const a = await mkimgJsonAsync<BuildJson>(['build', manifest, '-o', first, '--cache-registry', repo], { env: { ...process.env, XDG_CACHE_HOME: join(work, 'c1') } });
-    expect({ code: a.code, stderr: a.stderr }).toEqual({ code: 0, stderr: "" });
+    const a = await mkimgJsonAsync<BuildJson>(['build', manifest, '-o', first, '--cache-registry', repo], {
+      env: { ...process.env, XDG_CACHE_HOME: join(work, 'c1') },
+    });
+    expect({ code: a.code, stderr: a.stderr }).toEqual({ code: 0, stderr: '' });
     expect(a.json.cache).toBe('published');
 
     proxy.log.length = 0;
     const otherDir = mkdtempSync(join(tmpdir(), 'mkimg-regbuild-other-'));
     const second = join(otherDir, 'second.tar');
-    const b = await mkimgJsonAsync<BuildJson>(['build', manifest, '-o', second, '--cache-registry', repo], { cwd: otherDir, env: { ...process.env, XDG_CACHE_HOME: join(work, 'c2') } });
-    expect({ code: b.code, stderr: b.stderr }).toEqual({ code: 0, stderr: "" });
+    const b = await mkimgJsonAsync<BuildJson>(['build', manifest, '-o', second, '--cache-registry', repo], {
+      cwd: otherDir,
+      env: { ...process.env, XDG_CACHE_HOME: join(work, 'c2') },
+    });
+    expect({ code: b.code, stderr: b.stderr }).toEqual({ code: 0, stderr: '' });
     expect(b.json.cache).toBe('hit');
     expect(b.json.imageId).toBe(a.json.imageId);
     expect(sha256Hex(readFileSync(second))).toBe(sha256Hex(readFileSync(first)));
@@ -72,7 +84,14 @@ describe('build with a registry', () => {
 
   it('a cache registry that is down costs a build, not the result: exit 0 with a warning', async () => {
     const out = join(work, 'down.tar');
-    const r = await mkimgJsonAsync<BuildJson & { warnings: string[] }>(['build', manifest, '-o', out, '--cache-registry', '127.0.0.1:1/nowhere']);
+    const r = await mkimgJsonAsync<BuildJson & { warnings: string[] }>([
+      'build',
+      manifest,
+      '-o',
+      out,
+      '--cache-registry',
+      '127.0.0.1:1/nowhere',
+    ]);
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
     expect(r.json.cache).toBe('unavailable');
     expect(r.json.warnings.join('\n')).toMatch(/cache registry 127\.0\.0\.1:1\/nowhere: lookup failed; built instead/);

@@ -45,11 +45,14 @@ describe('files found through import.meta.url, from the bundle', () => {
     expect(users.length).toBeGreaterThan(0);
     for (const f of users) {
       const parts = relative(SRC, f).split(sep);
-      expect(parts.length, `${relative(PROJECT_ROOT, f)}: not at src/<stage>/file.ts, the depth of dist/bundle/`).toBe(2);
+      expect(parts.length, `${relative(PROJECT_ROOT, f)}: not at src/<stage>/file.ts, the depth of dist/bundle/`).toBe(
+        2,
+      );
       for (const rel of urlLiterals(readFileSync(f, 'utf8'))) {
-        expect(resolveFrom(BUNDLE, rel), `${relative(PROJECT_ROOT, f)}: new URL('${rel}') names a sibling; write it as '../${parts[0]}/...'`).toBe(
-          resolveFrom(join(DIST, parts[0]!), rel),
-        );
+        expect(
+          resolveFrom(BUNDLE, rel),
+          `${relative(PROJECT_ROOT, f)}: new URL('${rel}') names a sibling; write it as '../${parts[0]}/...'`,
+        ).toBe(resolveFrom(join(DIST, parts[0]!), rel));
       }
     }
   });
@@ -59,10 +62,15 @@ describe('files found through import.meta.url, from the bundle', () => {
   it.skipIf(!built)('every URL in the bundle names a file the build made', () => {
     const chunks = readdirSync(BUNDLE).filter((f) => f.endsWith('.js'));
     const inBundle = new Set(chunks.flatMap((c) => urlLiterals(readFileSync(join(BUNDLE, c), 'utf8'))));
-    for (const rel of ['../manifest/schema-validator.cjs', '../stage/read-inputs-worker.js', '../verify/integrity-worker.js']) {
+    for (const rel of [
+      '../manifest/schema-validator.cjs',
+      '../stage/read-inputs-worker.js',
+      '../verify/integrity-worker.js',
+    ]) {
       expect(inBundle).toContain(rel);
     }
-    for (const rel of inBundle) expect(existsSync(resolveFrom(BUNDLE, rel)), `dist/bundle: new URL('${rel}') names no file`).toBe(true);
+    for (const rel of inBundle)
+      expect(existsSync(resolveFrom(BUNDLE, rel)), `dist/bundle: new URL('${rel}') names no file`).toBe(true);
   });
 
   describe.skipIf(!built)('the built CLI', () => {
@@ -103,18 +111,26 @@ export async function resolve(specifier, context, next) {
 
     function run(args: string[], traced = false, code = 0) {
       rmSync(log, { force: true });
-      const r = spawnSync(process.execPath, [...(traced ? ['--import', pathToFileURL(preload).href] : []), MKIMG, ...args], {
-        cwd: dir,
-        env,
-        encoding: 'utf8',
-        timeout: 120_000,
-      });
+      const r = spawnSync(
+        process.execPath,
+        [...(traced ? ['--import', pathToFileURL(preload).href] : []), MKIMG, ...args],
+        {
+          cwd: dir,
+          env,
+          encoding: 'utf8',
+          timeout: 120_000,
+        },
+      );
       expect({ code: r.status, stderr: r.stderr }, `mkimg ${args.join(' ')}`).toMatchObject({ code });
       if (!traced) return { imports: [], requires: [], workers: [] };
       const lines = readFileSync(log, 'utf8').split('\n');
-      const pick = (kind: string) => [...new Set(lines.filter((l) => l.startsWith(kind + ' ')).map((l) => l.slice(kind.length + 1)))];
+      const pick = (kind: string) => [
+        ...new Set(lines.filter((l) => l.startsWith(kind + ' ')).map((l) => l.slice(kind.length + 1))),
+      ];
       return {
-        imports: pick('import').filter((u) => u.startsWith('file:')).map((u) => fileURLToPath(u)),
+        imports: pick('import')
+          .filter((u) => u.startsWith('file:'))
+          .map((u) => fileURLToPath(u)),
         requires: pick('require'),
         workers: pick('worker').map((u) => fileURLToPath(u)),
       };

@@ -29,7 +29,9 @@ afterAll(() => dir?.cleanup());
 describe('mkimg diff presentation', () => {
   it('a changed text file: the file first, a unified diff of it, the digest cascade in one line', async () => {
     const b = join(dir.path, 'b.tar');
-    const changed = files.map((f) => (f.name === 'etc/motd' ? { ...f, content: motd.replace('line five', 'line 5') } : f));
+    const changed = files.map((f) =>
+      f.name === 'etc/motd' ? { ...f, content: motd.replace('line five', 'line 5') } : f,
+    );
     await forgeImage(a, b, { layer: () => layerTar(changed, 1700000000) });
     const r = mkimg(['diff', a, b]);
     expect(r.code).toBe(9);
@@ -38,12 +40,30 @@ describe('mkimg diff presentation', () => {
     expect(lines[1]).toMatch(/^ {2}layer 0: etc\/motd: header size: 83 ≠ 80$/);
     expect(lines[2]).toMatch(/^ {2}layer 0: etc\/motd: content differs/);
     expect(r.stdout).toContain(
-      ['    --- a/etc/motd', '    +++ b/etc/motd', '    @@ -2,7 +2,7 @@', '     to the image', '     line three', '     line four', '    -line five', '    +line 5', '     line six', '     line seven', '     line eight'].join('\n'),
+      [
+        '    --- a/etc/motd',
+        '    +++ b/etc/motd',
+        '    @@ -2,7 +2,7 @@',
+        '     to the image',
+        '     line three',
+        '     line four',
+        '    -line five',
+        '    +line 5',
+        '     line six',
+        '     line seven',
+        '     line eight',
+      ].join('\n'),
     );
     const summary = lines.filter((l) => /digests? and sizes? that follow/.test(l));
     expect(summary).toHaveLength(1);
-    expect(summary[0]).toMatch(/^ {2}\+ 6 digests and sizes that follow from the above \(config, index\.json, manifest, manifest\.json\); --json lists them$/);
-    const j = mkimgJson<{ differences: { where: string; field?: string; derived?: boolean; textDiff?: string[] }[] }>(['diff', a, b]);
+    expect(summary[0]).toMatch(
+      /^ {2}\+ 6 digests and sizes that follow from the above \(config, index\.json, manifest, manifest\.json\); --json lists them$/,
+    );
+    const j = mkimgJson<{ differences: { where: string; field?: string; derived?: boolean; textDiff?: string[] }[] }>([
+      'diff',
+      a,
+      b,
+    ]);
     expect(j.json.differences[1]).toMatchObject({ where: 'layer 0: etc/motd', field: 'content' });
     expect(j.json.differences[1].textDiff).toContain('+line 5');
     const firstDerived = j.json.differences.findIndex((d) => d.derived);
@@ -53,7 +73,9 @@ describe('mkimg diff presentation', () => {
 
   it('a binary file gets no text diff; a change of only digests is listed in full', async () => {
     const b = join(dir.path, 'bin.tar');
-    const changed = files.map((f) => (f.name === 'usr/bin/tool' ? { ...f, content: Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 9, 9, 9]) } : f));
+    const changed = files.map((f) =>
+      f.name === 'usr/bin/tool' ? { ...f, content: Buffer.from([0x7f, 0x45, 0x4c, 0x46, 0, 9, 9, 9]) } : f,
+    );
     await forgeImage(a, b, { layer: () => layerTar(changed, 1700000000) });
     const d = await diffImages(a, b);
     const tool = d.differences.find((x) => x.where === 'layer 0: usr/bin/tool');
@@ -68,9 +90,23 @@ describe('unifiedDiff', () => {
     const a = Array.from({ length: 20 }, (_, i) => `l${i + 1}`);
     const b = [...a.slice(0, 1), 'X', ...a.slice(2, 17), ...a.slice(18), 'new'];
     expect(unifiedDiff('f', a, b)).toEqual([
-      '--- a/f', '+++ b/f',
-      '@@ -1,5 +1,5 @@', ' l1', '-l2', '+X', ' l3', ' l4', ' l5',
-      '@@ -15,6 +15,6 @@', ' l15', ' l16', ' l17', '-l18', ' l19', ' l20', '+new',
+      '--- a/f',
+      '+++ b/f',
+      '@@ -1,5 +1,5 @@',
+      ' l1',
+      '-l2',
+      '+X',
+      ' l3',
+      ' l4',
+      ' l5',
+      '@@ -15,6 +15,6 @@',
+      ' l15',
+      ' l16',
+      ' l17',
+      '-l18',
+      ' l19',
+      ' l20',
+      '+new',
     ]);
     expect(unifiedDiff('f', [], ['only'])).toEqual(['--- a/f', '+++ b/f', '@@ -0,0 +1,1 @@', '+only']);
     expect(unifiedDiff('f', a, a)).toEqual([]);

@@ -19,11 +19,27 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 async function listEntries(path: string) {
   const d = await readDeb(path);
-  const out: { name: string; type: string; mode: number; uid: number; gid: number; linkname: string; content: string }[] = [];
+  const out: {
+    name: string;
+    type: string;
+    mode: number;
+    uid: number;
+    gid: number;
+    linkname: string;
+    content: string;
+  }[] = [];
   for await (const e of d.entries()) {
     const parts: Buffer[] = [];
     for await (const c of e.body) parts.push(c);
-    out.push({ name: e.name, type: e.type, mode: e.mode, uid: e.uid, gid: e.gid, linkname: e.linkname, content: Buffer.concat(parts).toString() });
+    out.push({
+      name: e.name,
+      type: e.type,
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      linkname: e.linkname,
+      content: Buffer.concat(parts).toString(),
+    });
   }
   return { deb: d, entries: out };
 }
@@ -55,11 +71,22 @@ describe('readDeb on dpkg-deb packages', () => {
       const b = buildDeb(dir, { name: `app-${z}`, items, compression: z });
       const { deb, entries } = await listEntries(b.path);
       expect(deb.formatVersion).toBe('2.0\n');
-      expect(deb.dataMember).toBe(z === 'none' ? 'data.tar' : `data.tar.${z === 'gzip' ? 'gz' : z === 'zstd' ? 'zst' : 'xz'}`);
+      expect(deb.dataMember).toBe(
+        z === 'none' ? 'data.tar' : `data.tar.${z === 'gzip' ? 'gz' : z === 'zstd' ? 'zst' : 'xz'}`,
+      );
       expect(deb.dataCompression).toBe(z);
-      expect(parseControlStanza(deb.control.control)).toMatchObject({ Package: `app-${z}`, Version: '1.0', Architecture: 'amd64' });
+      expect(parseControlStanza(deb.control.control)).toMatchObject({
+        Package: `app-${z}`,
+        Version: '1.0',
+        Architecture: 'amd64',
+      });
       const by = new Map(entries.map((e) => [e.name, e]));
-      expect(by.get('./usr/bin/tool')).toMatchObject({ type: 'file', mode: 0o755, uid: 0, content: '#!/bin/sh\necho tool\n' });
+      expect(by.get('./usr/bin/tool')).toMatchObject({
+        type: 'file',
+        mode: 0o755,
+        uid: 0,
+        content: '#!/bin/sh\necho tool\n',
+      });
       expect(by.get('./usr/bin/suid')).toMatchObject({ type: 'file', mode: 0o4755 });
       expect(by.get('./etc/app/conf')).toMatchObject({ type: 'file', mode: 0o640, uid: 0, gid: 42 });
       expect(by.get('./var/lib/app/')).toMatchObject({ type: 'dir', mode: 0o750, uid: 100, gid: 101 });
@@ -83,7 +110,10 @@ describe('readDeb on dpkg-deb packages', () => {
     const b = buildDeb(dir, {
       name: 'scripts',
       items: [{ path: 'usr/bin/x', type: 'file', content: 'x' }],
-      extraControl: { postinst: `#!/bin/sh\ntouch ${marker}\n`, md5sums: '9dd4e461268c8034f5c8564e155c67a6  usr/bin/x\n' },
+      extraControl: {
+        postinst: `#!/bin/sh\ntouch ${marker}\n`,
+        md5sums: '9dd4e461268c8034f5c8564e155c67a6  usr/bin/x\n',
+      },
     });
     const c = await readDebControl(b.path);
     expect(c.files.get('postinst')!.toString()).toContain(marker);
@@ -134,10 +164,22 @@ describe('ar and member rules', () => {
     const cases: [string, Parameters<typeof debBytes>[0]['members'], RegExp][] = [
       ['data-first', (s) => [s.binary, s.data, s.control], /found member "data\.tar" where control\.tar/],
       ['no-binary', (s) => [s.control, s.data], /found member "control\.tar" where debian-binary/],
-      ['unknown', (s) => [s.binary, { name: 'extra', data: Buffer.from('x') }, s.control, s.data], /found member "extra"/],
-      ['trailing', (s) => [s.binary, s.control, s.data, { name: 'junk', data: Buffer.from('x') }], /found member "junk" where nothing after data/],
+      [
+        'unknown',
+        (s) => [s.binary, { name: 'extra', data: Buffer.from('x') }, s.control, s.data],
+        /found member "extra"/,
+      ],
+      [
+        'trailing',
+        (s) => [s.binary, s.control, s.data, { name: 'junk', data: Buffer.from('x') }],
+        /found member "junk" where nothing after data/,
+      ],
       ['no-data', (s) => [s.binary, s.control], /"\(end of file\)" where data\.tar/],
-      ['bad-version', (s) => [{ name: 'debian-binary', data: Buffer.from('3.0\n') }, s.control, s.data], /unsupported package format/],
+      [
+        'bad-version',
+        (s) => [{ name: 'debian-binary', data: Buffer.from('3.0\n') }, s.control, s.data],
+        /unsupported package format/,
+      ],
     ];
     for (const [name, members, re] of cases) {
       const p = join(dir, `order-${name}.deb`);
@@ -168,7 +210,9 @@ describe('ar and member rules', () => {
       }),
     );
     const { entries } = await listEntries(p);
-    expect(entries).toEqual([{ name: './a', type: 'file', mode: 0o644, uid: 0, gid: 0, linkname: '', content: 'hello' }]);
+    expect(entries).toEqual([
+      { name: './a', type: 'file', mode: 0o644, uid: 0, gid: 0, linkname: '', content: 'hello' },
+    ]);
   });
 
   test('corrupt gzip data is an input error naming the member', async () => {
@@ -176,7 +220,14 @@ describe('ar and member rules', () => {
     const good = gzipSync(tarBytes([{ name: './a', content: 'x'.repeat(1000) }]));
     good[20] ^= 0xff;
     good[30] ^= 0xff;
-    writeFileSync(p, arBytes([{ name: 'debian-binary', data: Buffer.from('2.0\n') }, { name: 'control.tar.gz', data: gzipSync(tarBytes([{ name: './control', content: controlText('z') }])) }, { name: 'data.tar.gz', data: good }]));
+    writeFileSync(
+      p,
+      arBytes([
+        { name: 'debian-binary', data: Buffer.from('2.0\n') },
+        { name: 'control.tar.gz', data: gzipSync(tarBytes([{ name: './control', content: controlText('z') }])) },
+        { name: 'data.tar.gz', data: good },
+      ]),
+    );
     await expectInputError(
       (async () => {
         const d = await readDeb(p);
@@ -188,7 +239,14 @@ describe('ar and member rules', () => {
 
   test('xz members written by @napi-rs/lzma decode; a control archive without control is refused', async () => {
     const p = join(dir, 'noctl.deb');
-    writeFileSync(p, arBytes([{ name: 'debian-binary', data: Buffer.from('2.0\n') }, { name: 'control.tar.xz', data: await xz.compress(tarBytes([{ name: './md5sums', content: '' }])) }, { name: 'data.tar', data: tarBytes([]) }]));
+    writeFileSync(
+      p,
+      arBytes([
+        { name: 'debian-binary', data: Buffer.from('2.0\n') },
+        { name: 'control.tar.xz', data: await xz.compress(tarBytes([{ name: './md5sums', content: '' }])) },
+        { name: 'data.tar', data: tarBytes([]) },
+      ]),
+    );
     await expectInputError(readDeb(p), /has no "control" file/);
   });
 
@@ -225,7 +283,11 @@ describe('tar reader', () => {
     for await (const e of readTar(one(), 'mem.tar')) {
       const parts: Buffer[] = [];
       for await (const c of e.body) parts.push(c);
-      got.push({ name: e.name, cap: e.pax['SCHILY.xattr.security.capability'], content: Buffer.concat(parts).toString() });
+      got.push({
+        name: e.name,
+        cap: e.pax['SCHILY.xattr.security.capability'],
+        content: Buffer.concat(parts).toString(),
+      });
     }
     expect(got[0].cap!.equals(cap)).toBe(true);
     expect(got[1]).toMatchObject({ name: long, content: 'long' });

@@ -48,13 +48,17 @@ describe('InRelease → Packages chain of trust', () => {
   it('refuses a Packages file changed after signing', async () => {
     const e = await rejection(load('tampered'));
     expect(e.kind).toBe('repository');
-    expect(e.message).toMatch(/dists\/tampered\/main\/binary-amd64\/Packages\.xz does not match the signed Release of suite "tampered"/);
+    expect(e.message).toMatch(
+      /dists\/tampered\/main\/binary-amd64\/Packages\.xz does not match the signed Release of suite "tampered"/,
+    );
   });
 
   it('refuses a signature by a key not in the keyring', async () => {
     const e = await rejection(load('wrongkey'));
     expect(e.kind).toBe('repository');
-    expect(e.message).toMatch(/InRelease of suite "wrongkey" \(http:\/\/127\.0\.0\.1:\d+\/dists\/wrongkey\/InRelease\): no valid signature/);
+    expect(e.message).toMatch(
+      /InRelease of suite "wrongkey" \(http:\/\/127\.0\.0\.1:\d+\/dists\/wrongkey\/InRelease\): no valid signature/,
+    );
     // and accepts it with the right keyring
     const ok = await load('wrongkey', { keyring: repo.otherKeyringPath });
     expect(ok.records).toHaveLength(1);
@@ -85,7 +89,10 @@ describe('InRelease → Packages chain of trust', () => {
   });
 
   it('refuses a Release served under another suite name', async () => {
-    repo.serve('/dists/flaky/InRelease', Buffer.from(await (await fetch(`${repo.url}/dists/good/InRelease`)).arrayBuffer()));
+    repo.serve(
+      '/dists/flaky/InRelease',
+      Buffer.from(await (await fetch(`${repo.url}/dists/good/InRelease`)).arrayBuffer()),
+    );
     const e = await rejection(load('flaky'));
     expect(e.message).toMatch(/is for suite "good".*not "flaky"/);
     repo.serve('/dists/flaky/InRelease', null);

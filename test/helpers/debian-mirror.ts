@@ -9,7 +9,10 @@ export async function hostMirror(suite = 'bookworm'): Promise<string | undefined
   const entry = readAptSources('/').find((e) => e.suites.includes(suite));
   if (!entry) return undefined;
   try {
-    const res = await fetch(`${entry.uri}/dists/${suite}/InRelease`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${entry.uri}/dists/${suite}/InRelease`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(5000),
+    });
     return res.ok ? entry.uri : undefined;
   } catch {
     return undefined;

@@ -68,7 +68,8 @@ export function tarBytes(entries: TarSpec[], opts: { endBlocks?: boolean } = {})
   const out: Buffer[] = [];
   for (const e of entries) {
     const type = e.type ?? '0';
-    const content = e.content === undefined ? Buffer.alloc(0) : Buffer.isBuffer(e.content) ? e.content : Buffer.from(e.content);
+    const content =
+      e.content === undefined ? Buffer.alloc(0) : Buffer.isBuffer(e.content) ? e.content : Buffer.from(e.content);
     if (e.pax) {
       const rec = paxRecords(e.pax);
       out.push(header({ name: 'PaxHeader', type: 'x', size: rec.length }), pad(rec));

@@ -8,7 +8,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { sha256Hex } from '../../src/util/digest.js';
 
-export type DebFile = string | Buffer | { content: string | Buffer; mode?: number } | { symlink: string } | { copyFrom: string; mode?: number };
+export type DebFile =
+  | string
+  | Buffer
+  | { content: string | Buffer; mode?: number }
+  | { symlink: string }
+  | { copyFrom: string; mode?: number };
 
 export interface DebSpec {
   name: string;
@@ -33,7 +38,12 @@ export function makeDeb(outDir: string, spec: DebSpec): { path: string; sha256: 
       ...spec.extraControl,
       Description: `test package ${spec.name}`,
     };
-    writeFileSync(join(tree, 'DEBIAN', 'control'), Object.entries(control).map(([k, v]) => `${k}: ${v}`).join('\n') + '\n');
+    writeFileSync(
+      join(tree, 'DEBIAN', 'control'),
+      Object.entries(control)
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\n') + '\n',
+    );
     for (const [p, f] of Object.entries(spec.files)) {
       const host = join(tree, p);
       mkdirSync(dirname(host), { recursive: true });
@@ -49,7 +59,10 @@ export function makeDeb(outDir: string, spec: DebSpec): { path: string; sha256: 
     }
     execFileSync('chmod', ['-R', 'go-w', tree]);
     const out = join(outDir, `${spec.name}_${spec.version ?? '1.0'}_${spec.architecture ?? 'amd64'}.deb`);
-    execFileSync('dpkg-deb', ['--root-owner-group', `-Z${spec.compression ?? 'xz'}`, '--build', tree, out], { stdio: 'pipe', env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' } });
+    execFileSync('dpkg-deb', ['--root-owner-group', `-Z${spec.compression ?? 'xz'}`, '--build', tree, out], {
+      stdio: 'pipe',
+      env: { ...process.env, SOURCE_DATE_EPOCH: '1700000000' },
+    });
     return { path: out, sha256: sha256Hex(readFileSync(out)) };
   } finally {
     rmSync(tree, { recursive: true, force: true });

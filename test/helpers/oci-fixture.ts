@@ -47,7 +47,15 @@ function canonical(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return '[' + v.map(canonical).join(',') + ']';
   const o = v as Record<string, unknown>;
-  return '{' + Object.keys(o).sort().filter((k) => o[k] !== undefined).map((k) => JSON.stringify(k) + ':' + canonical(o[k])).join(',') + '}';
+  return (
+    '{' +
+    Object.keys(o)
+      .sort()
+      .filter((k) => o[k] !== undefined)
+      .map((k) => JSON.stringify(k) + ':' + canonical(o[k]))
+      .join(',') +
+    '}'
+  );
 }
 
 async function tarBytes(entries: { header: H; body?: Buffer }[]): Promise<Buffer> {
@@ -57,7 +65,9 @@ async function tarBytes(entries: { header: H; body?: Buffer }[]): Promise<Buffer
     for await (const c of pack) chunks.push(c as Buffer);
   })();
   for (const e of entries) {
-    await new Promise<void>((res, rej) => pack.entry(e.header as tar.Header, e.body ?? Buffer.alloc(0), (err) => (err ? rej(err) : res())));
+    await new Promise<void>((res, rej) =>
+      pack.entry(e.header as tar.Header, e.body ?? Buffer.alloc(0), (err) => (err ? rej(err) : res())),
+    );
   }
   pack.finalize();
   await done;
@@ -108,7 +118,9 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
       created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'),
       config: { Env: opts.env ?? ['PATH=/usr/bin:/bin'], Labels: opts.labels ?? {} },
       rootfs: { type: 'layers', diff_ids: [`sha256:${layerHex}`] },
-      history: [{ created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'), created_by: 'mkimg test fixture' }],
+      history: [
+        { created: new Date(epoch * 1000).toISOString().replace('.000Z', 'Z'), created_by: 'mkimg test fixture' },
+      ],
     }),
   );
   const configHex = sha256(config);
@@ -116,8 +128,14 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
     canonical({
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: `sha256:${configHex}`, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${layerHex}`, size: layer.length }],
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${configHex}`,
+        size: config.length,
+      },
+      layers: [
+        { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: `sha256:${layerHex}`, size: layer.length },
+      ],
     }),
   );
   const manifestHex = sha256(manifest);
@@ -135,7 +153,11 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
       ],
     }),
   );
-  const docker = Buffer.from(canonical([{ Config: `blobs/sha256/${configHex}`, RepoTags: [`${name}:${tag}`], Layers: [`blobs/sha256/${layerHex}`] }]));
+  const docker = Buffer.from(
+    canonical([
+      { Config: `blobs/sha256/${configHex}`, RepoTags: [`${name}:${tag}`], Layers: [`blobs/sha256/${layerHex}`] },
+    ]),
+  );
   const layout = Buffer.from(canonical({ imageLayoutVersion: '1.0.0' }));
   const blobs = [
     [configHex, config],
@@ -144,7 +166,10 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
   ].sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)) as [string, Buffer][];
   const mtime = new Date(epoch * 1000);
   const dir = (n: string) => ({ header: { name: n, type: 'directory' as const, mode: 0o755, mtime, uid: 0, gid: 0 } });
-  const file = (n: string, body: Buffer) => ({ header: { name: n, type: 'file' as const, mode: 0o644, mtime, uid: 0, gid: 0, size: body.length }, body });
+  const file = (n: string, body: Buffer) => ({
+    header: { name: n, type: 'file' as const, mode: 0o644, mtime, uid: 0, gid: 0, size: body.length },
+    body,
+  });
   const outer = await tarBytes([
     dir('blobs/'),
     dir('blobs/sha256/'),
@@ -159,7 +184,13 @@ export async function writeOciFixture(path: string, opts: FixtureOptions): Promi
     })(),
     createWriteStream(path),
   );
-  return { path, imageId: `sha256:${configHex}`, manifestDigest: `sha256:${manifestHex}`, configDigest: `sha256:${configHex}`, layerDigest: `sha256:${layerHex}` };
+  return {
+    path,
+    imageId: `sha256:${configHex}`,
+    manifestDigest: `sha256:${manifestHex}`,
+    configDigest: `sha256:${configHex}`,
+    layerDigest: `sha256:${layerHex}`,
+  };
 }
 
 export interface RawEntry {
@@ -185,7 +216,15 @@ export async function readTar(path: string | Buffer): Promise<RawEntry[]> {
 
 export async function writeTar(path: string, entries: RawEntry[]): Promise<void> {
   const { writeFileSync } = await import('node:fs');
-  writeFileSync(path, await tarBytes(entries.map((e) => ({ header: { ...e.header, size: e.header.type === 'file' || !e.header.type ? e.body.length : 0 }, body: e.header.type === 'file' || !e.header.type ? e.body : undefined }))));
+  writeFileSync(
+    path,
+    await tarBytes(
+      entries.map((e) => ({
+        header: { ...e.header, size: e.header.type === 'file' || !e.header.type ? e.body.length : 0 },
+        body: e.header.type === 'file' || !e.header.type ? e.body : undefined,
+      })),
+    ),
+  );
 }
 
 export interface Forgery {
@@ -209,7 +248,9 @@ export async function forgeImage(src: string, out: string, f: Forgery): Promise<
   const manifest = JSON.parse(blob(index.manifests[0].digest).body.toString());
   const config = JSON.parse(blob(manifest.config.digest).body.toString());
   const blobs = new Map<string, Buffer>();
-  for (const e of entries) if (e.header.name.startsWith('blobs/sha256/') && e.header.type === 'file') blobs.set(e.header.name.slice(13), e.body);
+  for (const e of entries)
+    if (e.header.name.startsWith('blobs/sha256/') && e.header.type === 'file')
+      blobs.set(e.header.name.slice(13), e.body);
   const drop = (d: string) => blobs.delete(d.slice(7));
   const put = (b: Buffer) => {
     const h = sha256(b);

@@ -42,7 +42,15 @@ export function makeTestImage(output: string, opts: TestImageOptions = {}): Writ
         writeFileSync(host, buf);
         size = buf.length;
       }
-      entries.push({ path, type: 'file', mode: path.startsWith('/bin/') ? 0o755 : 0o644, uid: 0, gid: 0, size, hostPath: host });
+      entries.push({
+        path,
+        type: 'file',
+        mode: path.startsWith('/bin/') ? 0o755 : 0o644,
+        uid: 0,
+        gid: 0,
+        size,
+        hostPath: host,
+      });
     }
     return writeImageTar(
       {
@@ -51,7 +59,11 @@ export function makeTestImage(output: string, opts: TestImageOptions = {}): Writ
         architecture: 'amd64',
         sourceDateEpoch: opts.sourceDateEpoch ?? 1700000000,
         config: { env: {}, labels: opts.labels ?? {}, exposedPorts: [], entrypoint: ['/bin/true.sh'] },
-        manifestSha256: opts.manifestSha256 ?? createHash('sha256').update(JSON.stringify(opts.labels ?? {}) + (opts.name ?? '')).digest('hex'),
+        manifestSha256:
+          opts.manifestSha256 ??
+          createHash('sha256')
+            .update(JSON.stringify(opts.labels ?? {}) + (opts.name ?? ''))
+            .digest('hex'),
       },
       entries,
       output,

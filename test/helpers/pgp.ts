@@ -13,8 +13,18 @@ export interface Run {
   stderr: string;
 }
 
-export function run(cmd: string, args: string[], opts: { env?: Record<string, string>; input?: string | Buffer; cwd?: string } = {}): Run {
-  const r = spawnSync(cmd, args, { env: { ...process.env, ...opts.env }, input: opts.input, cwd: opts.cwd, encoding: 'utf8', timeout: 120_000 });
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string>; input?: string | Buffer; cwd?: string } = {},
+): Run {
+  const r = spawnSync(cmd, args, {
+    env: { ...process.env, ...opts.env },
+    input: opts.input,
+    cwd: opts.cwd,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   if (r.error) throw r.error;
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -42,7 +52,22 @@ export class Gpg {
     execFileSync('mkdir', ['-m', '700', '-p', this.home]);
   }
   run(args: string[], input?: string): Run {
-    return run('gpg', ['--homedir', this.home, '--batch', '--yes', '--no-tty', '--pinentry-mode', 'loopback', '--passphrase', '', ...args], { input });
+    return run(
+      'gpg',
+      [
+        '--homedir',
+        this.home,
+        '--batch',
+        '--yes',
+        '--no-tty',
+        '--pinentry-mode',
+        'loopback',
+        '--passphrase',
+        '',
+        ...args,
+      ],
+      { input },
+    );
   }
   ok(args: string[], input?: string): string {
     const r = this.run(args, input);

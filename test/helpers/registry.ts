@@ -49,7 +49,9 @@ async function waitReady(url: string, child: ChildProcess, log: () => string): P
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`docker-registry exited (${child.exitCode}): ${log()}`);
     const ok = await new Promise<boolean>((resolve) => {
-      const get = url.startsWith('https:') ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, { rejectUnauthorized: false }, cb) : http.get;
+      const get = url.startsWith('https:')
+        ? (u: string, cb: (res: http.IncomingMessage) => void) => https.get(u, { rejectUnauthorized: false }, cb)
+        : http.get;
       const req = get(url + '/v2/', (res) => {
         res.resume();
         resolve(res.statusCode === 200 || res.statusCode === 401);
@@ -79,7 +81,27 @@ export async function startRegistry(opts: RegistryFixtureOptions = {}): Promise<
   if (opts.tls) {
     const key = join(dir, 'key.pem');
     const cert = join(dir, 'cert.pem');
-    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mkimg-test', '-addext', `subjectAltName=IP:${addr}`], { encoding: 'utf8' });
+    const r = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=mkimg-test',
+        '-addext',
+        `subjectAltName=IP:${addr}`,
+      ],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`openssl failed: ${r.stderr}`);
     tlsYaml = `  tls:\n    certificate: ${cert}\n    key: ${key}\n`;
   }
@@ -189,13 +211,16 @@ export async function startProxy(target: string): Promise<TestProxy> {
     proxy.log.push(entry);
     const drop = proxy.dropAfter && proxy.dropAfter.match(req) ? proxy.dropAfter : undefined;
     if (drop) proxy.dropAfter = undefined; // once
-    const up = http.request({ host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers }, (ures) => {
-      entry.status = ures.statusCode ?? 0;
-      const headers = { ...ures.headers };
-      proxy.rewriteHeaders?.(req, headers);
-      res.writeHead(ures.statusCode ?? 502, headers);
-      ures.pipe(res);
-    });
+    const up = http.request(
+      { host: thost, port: Number(tport), method: req.method, path: req.url, headers: req.headers },
+      (ures) => {
+        entry.status = ures.statusCode ?? 0;
+        const headers = { ...ures.headers };
+        proxy.rewriteHeaders?.(req, headers);
+        res.writeHead(ures.statusCode ?? 502, headers);
+        ures.pipe(res);
+      },
+    );
     up.on('error', () => {
       req.socket.destroy();
     });
@@ -227,7 +252,10 @@ export function uploadRequests(log: ProxyRequestLog[]): ProxyRequestLog[] {
 /** Write an auth file with Basic credentials for `host`. */
 export function writeAuthFile(dir: string, host: string, user: string, password: string): string {
   const file = join(dir, 'auth.json');
-  writeFileSync(file, JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }));
+  writeFileSync(
+    file,
+    JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${password}`).toString('base64') } } }),
+  );
   return file;
 }
 
@@ -295,7 +323,10 @@ export interface TokenFrontEnd {
  * /token issues tokens for Basic user:password. Pushes (non-GET/HEAD) to a repo
  * listed in `denyPush` get 403 DENIED, as a registry with per-repo permissions answers.
  */
-export async function startTokenFrontEnd(target: string, opts: { user: string; password: string; denyPush?: string[] }): Promise<TokenFrontEnd> {
+export async function startTokenFrontEnd(
+  target: string,
+  opts: { user: string; password: string; denyPush?: string[] },
+): Promise<TokenFrontEnd> {
   const proxy = await startProxy(target);
   const issued = new Map<string, string[]>();
   const fe: TokenFrontEnd = { host: proxy.host, tokenRequests: [], stop: proxy.stop };
@@ -319,10 +350,14 @@ export async function startTokenFrontEnd(target: string, opts: { user: string; p
     }
     const m = /^\/v2\/(.+?)\/(blobs|manifests|tags)\//.exec(url.pathname);
     const repo = m?.[1];
-    const need = repo ? `repository:${repo}:${req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'pull,push'}` : undefined;
+    const need = repo
+      ? `repository:${repo}:${req.method === 'GET' || req.method === 'HEAD' ? 'pull' : 'pull,push'}`
+      : undefined;
     const tok = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const granted = tok ? issued.get(tok) : undefined;
-    const covers = granted && (!need || granted.some((s) => s === need || (need.endsWith(':pull') && s === `repository:${repo}:pull,push`)));
+    const covers =
+      granted &&
+      (!need || granted.some((s) => s === need || (need.endsWith(':pull') && s === `repository:${repo}:pull,push`)));
     if (!covers) {
       req.resume();
       res.writeHead(401, {

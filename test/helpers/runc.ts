@@ -26,7 +26,11 @@ export function unpackImage(imageTar: string, tag: string): { bundle: string; cl
   return { bundle, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function runImage(imageTar: string, tag: string, opts: { args?: string[]; env?: string[]; timeoutMs?: number } = {}): RunResult {
+export function runImage(
+  imageTar: string,
+  tag: string,
+  opts: { args?: string[]; env?: string[]; timeoutMs?: number } = {},
+): RunResult {
   const { bundle, cleanup } = unpackImage(imageTar, tag);
   try {
     return runBundle(bundle, 'mkimg-test', opts.timeoutMs ?? 60_000, (cfg) => {
@@ -53,7 +57,11 @@ export function runBundle(bundle: string, idPrefix: string, timeoutMs: number, a
   adapt(cfg);
   writeFileSync(cfgPath, JSON.stringify(cfg));
   const id = `${idPrefix}-${process.pid}-${Date.now().toString(36)}`;
-  const r = spawnSync('runc', ['run', '--bundle', bundle, id], { encoding: 'utf8', timeout: timeoutMs, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('runc', ['run', '--bundle', bundle, id], {
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   spawnSync('runc', ['delete', '--force', id], { stdio: 'ignore' });
   return { code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
 }

@@ -31,5 +31,9 @@ export function sentinelRoots(work: () => string): () => Promise<SentinelCase> {
 export function sentinelIntact(sentinel: string): void {
   expect(readdirSync(sentinel)).toEqual(['target']);
   expect(readFileSync(join(sentinel, 'target'), 'utf8')).toBe('original');
-  expect(readdirSync(join(sentinel, '..')).filter((f) => !f.endsWith('.deb')).sort()).toEqual(['root', 'sentinel']);
+  expect(
+    readdirSync(join(sentinel, '..'))
+      .filter((f) => !f.endsWith('.deb'))
+      .sort(),
+  ).toEqual(['root', 'sentinel']);
 }

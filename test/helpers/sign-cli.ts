@@ -11,7 +11,14 @@ import { mkimg, PROJECT_ROOT, type CliResult } from './cli.js';
 const DIST = join(PROJECT_ROOT, 'dist');
 
 export function ensureDist(): void {
-  const need = ['cli/main.js', 'cli/commands/verify.js', 'cli/commands/sign.js', 'cli/commands/key.js', 'cli/commands/diff.js', 'verify/verify.js'];
+  const need = [
+    'cli/main.js',
+    'cli/commands/verify.js',
+    'cli/commands/sign.js',
+    'cli/commands/key.js',
+    'cli/commands/diff.js',
+    'verify/verify.js',
+  ];
   const stale = () =>
     ['sign', 'verify', 'cli/commands'].some((d) =>
       readdirSync(join(PROJECT_ROOT, 'src', d)).some((f) => {
@@ -22,9 +29,17 @@ export function ensureDist(): void {
     );
   if (need.every((f) => existsSync(join(DIST, f))) && !stale()) return;
   // tsc emits even when files elsewhere in the tree do not type-check.
-  spawnSync(process.execPath, [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_ROOT, 'tsconfig.json')], { cwd: PROJECT_ROOT, stdio: 'ignore', timeout: 300_000 });
+  spawnSync(
+    process.execPath,
+    [join(PROJECT_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(PROJECT_ROOT, 'tsconfig.json')],
+    { cwd: PROJECT_ROOT, stdio: 'ignore', timeout: 300_000 },
+  );
   // bin/mkimg.js runs the bundle of dist/: make it again from what tsc wrote.
-  spawnSync(process.execPath, [join(PROJECT_ROOT, 'scripts/bundle.mjs')], { cwd: PROJECT_ROOT, stdio: 'ignore', timeout: 300_000 });
+  spawnSync(process.execPath, [join(PROJECT_ROOT, 'scripts/bundle.mjs')], {
+    cwd: PROJECT_ROOT,
+    stdio: 'ignore',
+    timeout: 300_000,
+  });
   for (const f of need) if (!existsSync(join(DIST, f))) throw new Error(`tsc did not produce dist/${f}`);
 }
 

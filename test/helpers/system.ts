@@ -37,7 +37,9 @@ export function aptDownload(names: string[]): { debs?: DebFile[]; reason?: strin
       const got = existsSync(tmp) ? readdirSync(tmp).filter((f) => f.endsWith('.deb')) : [];
       if (r.status !== 0 || got.length !== 1) {
         rmSync(tmp, { recursive: true, force: true });
-        return { reason: `apt-get download ${name} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}` };
+        return {
+          reason: `apt-get download ${name} failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').pop()}`,
+        };
       }
       file = got[0];
       renameSync(join(tmp, file), join(CACHE, file));
@@ -72,7 +74,9 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     architecture: 'amd64',
     architectures: [over.architecture ?? 'amd64'],
     sourceDateEpoch: 1700000000,
-    sources: [{ suites: ['bookworm', 'bookworm-updates', 'bookworm-security'], components: ['main'], allowUnsigned: false }],
+    sources: [
+      { suites: ['bookworm', 'bookworm-updates', 'bookworm-security'], components: ['main'], allowUnsigned: false },
+    ],
     packages: [],
     files: [],
     accounts: { groups: [], users: [] },
@@ -80,13 +84,22 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     minimize: false,
     layering: { strategy: 'origin', budget: 16 },
     compression: 'gzip',
-    origin: { path: '/nonexistent/manifest.yaml', dir: '/nonexistent', bytes, sha256: createHash('sha256').update(bytes).digest('hex') },
+    origin: {
+      path: '/nonexistent/manifest.yaml',
+      dir: '/nonexistent',
+      bytes,
+      sha256: createHash('sha256').update(bytes).digest('hex'),
+    },
     ...over,
   };
 }
 
 /** Run a command, returning stdout; throws with stderr on failure. */
-export function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): string {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): string {
   return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...opts });
 }
 

@@ -5,7 +5,20 @@
  * directory into a StagingRoot.
  */
 import { execFileSync } from 'node:child_process';
-import { cpSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import {
+  cpSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  chmodSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -93,10 +106,20 @@ export function copyWithClosure(root: string, hostPaths: string[]): void {
 /** A fresh root with Debian 12's merged-/usr layout. */
 export function makeRoot(): string {
   const root = tempDir('mkimg-root-');
-  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'tmp']) mkdirSync(join(root, d), { recursive: true, mode: 0o755 });
+  for (const d of ['usr/bin', 'usr/lib', 'usr/lib64', 'usr/sbin', 'etc', 'tmp'])
+    mkdirSync(join(root, d), { recursive: true, mode: 0o755 });
   chmodSync(join(root, 'tmp'), 0o1777);
-  for (const [l, t] of [['bin', 'usr/bin'], ['lib', 'usr/lib'], ['lib64', 'usr/lib64'], ['sbin', 'usr/sbin']]) symlinkSync(t, join(root, l));
-  writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n');
+  for (const [l, t] of [
+    ['bin', 'usr/bin'],
+    ['lib', 'usr/lib'],
+    ['lib64', 'usr/lib64'],
+    ['sbin', 'usr/sbin'],
+  ])
+    symlinkSync(t, join(root, l));
+  writeFileSync(
+    join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n',
+  );
   writeFileSync(join(root, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\n');
   return root;
 }
@@ -146,7 +169,12 @@ export function isRoot(): boolean {
 }
 
 /** Run a command under runc with dir as a read-only rootfs (config from `runc spec`, no rlimits/resources/cgroups). */
-export function runcRun(rootfs: string, args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): RunResult {
+export function runcRun(
+  rootfs: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 60_000,
+): RunResult {
   const bundle = tempDir('mkimg-runc-bundle-');
   try {
     execFileSync('runc', ['spec', '--bundle', bundle]);
@@ -161,9 +189,36 @@ export function runcRun(rootfs: string, args: string[], env: Record<string, stri
 }
 
 export const PY_MODULES = [
-  'json', 're', 'collections', 'datetime', 'decimal', 'hashlib', 'base64', 'csv', 'pathlib', 'argparse',
-  'textwrap', 'fractions', 'statistics', 'itertools', 'functools', 'typing', 'dataclasses', 'enum', 'heapq', 'bisect',
-  'random', 'string', 'struct', 'zlib', 'uuid', 'email.message', 'html', 'urllib.parse', 'tempfile', 'logging',
+  'json',
+  're',
+  'collections',
+  'datetime',
+  'decimal',
+  'hashlib',
+  'base64',
+  'csv',
+  'pathlib',
+  'argparse',
+  'textwrap',
+  'fractions',
+  'statistics',
+  'itertools',
+  'functools',
+  'typing',
+  'dataclasses',
+  'enum',
+  'heapq',
+  'bisect',
+  'random',
+  'string',
+  'struct',
+  'zlib',
+  'uuid',
+  'email.message',
+  'html',
+  'urllib.parse',
+  'tempfile',
+  'logging',
 ];
 
 /** Copy the host's python3.11 with its stdlib and the libraries of its extension modules into root; false if the host lacks it. */
@@ -175,6 +230,7 @@ export function addPython(root: string): boolean {
     filter: (src) => !/\/(dist-packages|site-packages|test|idlelib|tkinter|turtledemo|ensurepip)(\/|$)/.test(src),
   });
   const dyn = '/usr/lib/python3.11/lib-dynload';
-  for (const f of readdirSync(dyn)) if (f.endsWith('.so')) for (const lib of lddClosure(join(dyn, f))) copyHostPath(root, lib);
+  for (const f of readdirSync(dyn))
+    if (f.endsWith('.so')) for (const lib of lddClosure(join(dyn, f))) copyHostPath(root, lib);
   return true;
 }

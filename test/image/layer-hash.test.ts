@@ -9,7 +9,11 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InlineLayerDigester, RangeDigester, type LayerHashThread as LayerHashThreadType } from '../../src/image/layer-hash.js';
+import {
+  InlineLayerDigester,
+  RangeDigester,
+  type LayerHashThread as LayerHashThreadType,
+} from '../../src/image/layer-hash.js';
 import { HashingSink } from '../../src/image/sink.js';
 import { planLayer, writeLayer, type ContentDigests, type LayerEntry } from '../../src/image/layer.js';
 import { prng } from '../helpers/prng.js';
@@ -48,7 +52,9 @@ describe('RangeDigester (through InlineLayerDigester)', () => {
       }
       expect(d.finish(), `seed ${seed}`).toBe(sha256(data));
       const got = ranges.map((_, i) => d.digestsOf(i)).map((r) => [r.sha256, r.sha1]);
-      expect(got, `seed ${seed}`).toEqual(ranges.map(([s, e]) => [sha256(data.subarray(s, e)), sha1(data.subarray(s, e))]));
+      expect(got, `seed ${seed}`).toEqual(
+        ranges.map(([s, e]) => [sha256(data.subarray(s, e)), sha1(data.subarray(s, e))]),
+      );
     }
   });
 
@@ -132,7 +138,15 @@ describe('writeLayer with recorded content', () => {
   it('made content of another size than planned is an internal error', () => {
     const fd = openSync(join(work, 'bad-content.tar'), 'w');
     try {
-      const e: LayerEntry = { path: '/x', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 10, content: () => Buffer.alloc(11) };
+      const e: LayerEntry = {
+        path: '/x',
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 10,
+        content: () => Buffer.alloc(11),
+      };
       expect(() => writeLayer(planLayer([e]), 0, new HashingSink(fd))).toThrow(/produced 11 bytes, planned 10/);
     } finally {
       closeSync(fd);
@@ -146,7 +160,8 @@ describe('LayerHashThread (compiled worker)', () => {
     expect(existsSync(compiled), 'run `npm run build` first').toBe(true);
     return (await import(compiled)) as { LayerHashThread: typeof LayerHashThreadType };
   };
-  const compiledSink = async () => (await import(join(__dirname, '../../dist/image/sink.js'))) as { HashingSink: typeof HashingSink };
+  const compiledSink = async () =>
+    (await import(join(__dirname, '../../dist/image/sink.js'))) as { HashingSink: typeof HashingSink };
 
   it('gives the same digests and bytes as inline hashing, with the layer written at an offset', async () => {
     const { LayerHashThread } = await load();
@@ -157,7 +172,15 @@ describe('LayerHashThread (compiled worker)', () => {
     await thread.ready; // booted (in a build it boots while the root is staged): it takes the job as soon as it is posted
     try {
       const inline = writeRecorded(entries, (fd) => new HashingSink(fd, { position: 4096 }), join(work, 'a.tar'));
-      const threaded = writeRecorded(entries, (fd) => new Sink(fd, { position: 4096, digester: thread.digester(fd, 4096, entries.length) }) as unknown as HashingSink, join(work, 'b.tar'));
+      const threaded = writeRecorded(
+        entries,
+        (fd) =>
+          new Sink(fd, {
+            position: 4096,
+            digester: thread.digester(fd, 4096, entries.length),
+          }) as unknown as HashingSink,
+        join(work, 'b.tar'),
+      );
       expect(threaded.layer).toEqual(inline.layer);
       expect(threaded.reported).toEqual(inline.reported);
       expect(threaded.reportedBeforeContent).toBe(entries.length);
@@ -175,7 +198,11 @@ describe('LayerHashThread (compiled worker)', () => {
     const thread = (await LayerHashThread.start())!;
     thread.close(); // terminated: the job posted below is never taken
     const inline = writeRecorded(entries, (fd) => new HashingSink(fd), join(work, 'c.tar'));
-    const takenOver = writeRecorded(entries, (fd) => new Sink(fd, { digester: thread.digester(fd, 0, entries.length) }) as unknown as HashingSink, join(work, 'd.tar'));
+    const takenOver = writeRecorded(
+      entries,
+      (fd) => new Sink(fd, { digester: thread.digester(fd, 0, entries.length) }) as unknown as HashingSink,
+      join(work, 'd.tar'),
+    );
     expect(takenOver.layer).toEqual(inline.layer);
     expect(takenOver.reported).toEqual(inline.reported);
   });

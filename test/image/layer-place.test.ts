@@ -7,7 +7,17 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +32,11 @@ import { inspectImage } from '../../src/inspect/inspect.js';
 const work = mkdtempSync(join(tmpdir(), 'mkimg-layerplace-'));
 afterAll(() => {
   try {
-    execFileSync('podman', ['--root', join(work, 'root'), '--runroot', join(work, 'run'), 'system', 'reset', '--force'], { stdio: 'ignore' });
+    execFileSync(
+      'podman',
+      ['--root', join(work, 'root'), '--runroot', join(work, 'run'), 'system', 'reset', '--force'],
+      { stdio: 'ignore' },
+    );
   } catch {
     /* best effort */
   }
@@ -54,7 +68,9 @@ function build(i: number): Built {
   mkdirSync(dir, { recursive: true });
   const host = join(dir, 'app');
   writeFileSync(host, `#!/bin/sh\necho ${String(i).padStart(6, '0')}\n`.repeat(50));
-  const entries: LayerEntry[] = [{ path: '/bin/app', type: 'file', mode: 0o755, uid: 0, gid: 0, size: readFileSync(host).length, hostPath: host }];
+  const entries: LayerEntry[] = [
+    { path: '/bin/app', type: 'file', mode: 0o755, uid: 0, gid: 0, size: readFileSync(host).length, hostPath: host },
+  ];
   const path = join(work, `image${i}.tar`);
   const written = writeImageTar(spec, entries, path);
   const layerHex = written.layers[0]!.digest.slice(7);
@@ -68,7 +84,14 @@ function build(i: number): Built {
   p.push(readFileSync(path));
   p.end();
   const blobs = headers.map((h) => /^blobs\/sha256\/([0-9a-f]{64})$/.exec(h.name)?.[1]).filter((x): x is string => !!x);
-  return { path, written, blobs, layerHex, layerHeader: headers.find((h) => h.name === `blobs/sha256/${layerHex}`)!, layerDataOffset };
+  return {
+    path,
+    written,
+    blobs,
+    layerHex,
+    layerHeader: headers.find((h) => h.name === `blobs/sha256/${layerHex}`)!,
+    layerDataOffset,
+  };
 }
 
 /** By the layer's rank among the three blobs: 0 (config and manifest after it: padded for both), 1 (padded for one), 2 (last: no padding). */
@@ -111,7 +134,12 @@ describe('the layer written in place', () => {
     for (const b of byRank) {
       const list = execFileSync('tar', ['-tvf', b.path], { encoding: 'utf8' });
       expect(list).not.toMatch(/PaxHeader/);
-      expect(list.trim().split('\n').map((l) => l.split(/\s+/).at(-1))).toEqual([
+      expect(
+        list
+          .trim()
+          .split('\n')
+          .map((l) => l.split(/\s+/).at(-1)),
+      ).toEqual([
         'blobs/',
         'blobs/sha256/',
         ...b.blobs.map((h) => `blobs/sha256/${h}`),
@@ -122,27 +150,42 @@ describe('the layer written in place', () => {
       const out = join(work, `x-${b.layerHex.slice(0, 8)}`);
       mkdirSync(out);
       execFileSync('tar', ['-xf', b.path, '-C', out], { stdio: 'pipe' });
-      for (const h of b.blobs) expect(createHash('sha256').update(readFileSync(join(out, 'blobs/sha256', h))).digest('hex')).toBe(h);
+      for (const h of b.blobs)
+        expect(
+          createHash('sha256')
+            .update(readFileSync(join(out, 'blobs/sha256', h)))
+            .digest('hex'),
+        ).toBe(h);
       expect(readdirSync(out).sort()).toEqual(['blobs', 'index.json', 'manifest.json', 'oci-layout']);
     }
   });
 
   it('skopeo inspects all three', () => {
     for (const b of byRank) {
-      const raw = JSON.parse(execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${b.path}`], { encoding: 'utf8' }));
+      const raw = JSON.parse(
+        execFileSync('skopeo', ['inspect', '--raw', `oci-archive:${b.path}`], { encoding: 'utf8' }),
+      );
       expect(raw.config.digest).toBe(b.written.imageId);
       expect(raw.layers[0].digest).toBe(`sha256:${b.layerHex}`);
-      const cfg = JSON.parse(execFileSync('skopeo', ['inspect', '--config', `oci-archive:${b.path}`], { encoding: 'utf8' }));
+      const cfg = JSON.parse(
+        execFileSync('skopeo', ['inspect', '--config', `oci-archive:${b.path}`], { encoding: 'utf8' }),
+      );
       expect(cfg.rootfs.diff_ids).toEqual([`sha256:${b.layerHex}`]);
     }
   });
 
   it('podman loads all three', () => {
     const podman = (...args: string[]) =>
-      execFileSync('podman', ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      execFileSync(
+        'podman',
+        ['--root', join(work, 'root'), '--runroot', join(work, 'run'), '--storage-driver', 'vfs', ...args],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
     for (const b of byRank) {
       expect(podman('load', '-i', b.path)).toContain('Loaded image');
-      expect(podman('inspect', '--format', '{{.Id}}', b.written.imageId.slice(7)).trim()).toBe(b.written.imageId.slice(7));
+      expect(podman('inspect', '--format', '{{.Id}}', b.written.imageId.slice(7)).trim()).toBe(
+        b.written.imageId.slice(7),
+      );
     }
   });
 
@@ -151,7 +194,10 @@ describe('the layer written in place', () => {
       const checked = await checkImageIntegrity(b.path);
       expect(checked.configDigest).toBe(b.written.imageId);
       const tar = await openImageTar(b.path);
-      expect(tar.members.get(`blobs/sha256/${b.layerHex}`)).toMatchObject({ offset: b.layerDataOffset, size: b.written.layers[0]!.size });
+      expect(tar.members.get(`blobs/sha256/${b.layerHex}`)).toMatchObject({
+        offset: b.layerDataOffset,
+        size: b.written.layers[0]!.size,
+      });
       const info = await inspectImage(b.path, { files: true });
       expect(info.imageId).toBe(b.written.imageId);
       expect(info.files!.map((f) => f.path)).toContain('/bin/app');

@@ -27,8 +27,17 @@ const tail: LayoutMember[] = [
   { name: 'manifest.json', type: 'file', bytes: Buffer.from('[{"docker":1}]') },
   { name: 'oci-layout', type: 'file', bytes: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
 ];
-const json = (c: string, size: number): LayoutMember => ({ name: `blobs/sha256/${hex(c)}`, type: 'file', bytes: Buffer.alloc(size, c) });
-const layer = (c: string, size: number): LayoutMember => ({ name: `blobs/sha256/${hex(c)}`, type: 'file', bytes: Buffer.alloc(size, c.toUpperCase()), layer: true });
+const json = (c: string, size: number): LayoutMember => ({
+  name: `blobs/sha256/${hex(c)}`,
+  type: 'file',
+  bytes: Buffer.alloc(size, c),
+});
+const layer = (c: string, size: number): LayoutMember => ({
+  name: `blobs/sha256/${hex(c)}`,
+  type: 'file',
+  bytes: Buffer.alloc(size, c.toUpperCase()),
+  layer: true,
+});
 
 /** An entry's bytes on disk: header, content, padding. */
 const entryBytes = (size: number) => 512 + size + padding(size);
@@ -82,7 +91,13 @@ describe('image tar layout: the layer rule', () => {
 
   const cases: Array<{ what: string; config: string; manifest: string; layer: string; room: number }> = [
     { what: 'layer first', layer: '1', config: '5', manifest: '9', room: entryBytes(CONFIG) + entryBytes(MANIFEST) },
-    { what: 'layer first (manifest before config)', layer: '1', config: '9', manifest: '5', room: entryBytes(CONFIG) + entryBytes(MANIFEST) },
+    {
+      what: 'layer first (manifest before config)',
+      layer: '1',
+      config: '9',
+      manifest: '5',
+      room: entryBytes(CONFIG) + entryBytes(MANIFEST),
+    },
     { what: 'layer between config and manifest', layer: '5', config: '1', manifest: '9', room: entryBytes(MANIFEST) },
     { what: 'layer between manifest and config', layer: '5', config: '9', manifest: '1', room: entryBytes(CONFIG) },
     { what: 'layer last', layer: '9', config: '1', manifest: '5', room: 0 },
@@ -92,9 +107,14 @@ describe('image tar layout: the layer rule', () => {
     it(`${c.what}: data at the fixed offset, padding = the entries of the blobs after it`, () => {
       const members = [...tail, layer(c.layer, LAYER), json(c.manifest, MANIFEST), ...dirs, json(c.config, CONFIG)];
       const plan = planLayout(members, MTIME);
-      expect(plan.members.map((p) => p.member.name)).toEqual(
-        ['blobs', 'blobs/sha256', ...[c.layer, c.config, c.manifest].sort().map((x) => `blobs/sha256/${hex(x)}`), 'index.json', 'manifest.json', 'oci-layout'],
-      );
+      expect(plan.members.map((p) => p.member.name)).toEqual([
+        'blobs',
+        'blobs/sha256',
+        ...[c.layer, c.config, c.manifest].sort().map((x) => `blobs/sha256/${hex(x)}`),
+        'index.json',
+        'manifest.json',
+        'oci-layout',
+      ]);
       const first = plan.firstLayer!;
       expect(first.member.name).toBe(`blobs/sha256/${hex(c.layer)}`);
       expect(first.dataOffset).toBe(EXPECTED);
@@ -104,7 +124,9 @@ describe('image tar layout: the layer rule', () => {
 
       const tar = assemble(plan);
       const { headers, bodies, dataOffsets } = parse(tar);
-      expect(headers.map((h) => h.name)).toEqual(plan.members.map((p) => (p.member.type === 'dir' ? `${p.member.name}/` : p.member.name)));
+      expect(headers.map((h) => h.name)).toEqual(
+        plan.members.map((p) => (p.member.type === 'dir' ? `${p.member.name}/` : p.member.name)),
+      );
       const lh = headers.find((h) => h.name === first.member.name)!;
       expect(lh).toMatchObject({ type: '0', size: LAYER, mode: 0o644, uid: 0, gid: 0, mtime: MTIME });
       expect(dataOffsets.get(first.member.name)).toBe(EXPECTED);
@@ -142,12 +164,17 @@ describe('image tar layout: the layer rule', () => {
     expect(byName.get(`blobs/sha256/${hex('7')}`)!.header.length).toBe(512);
     const tar = assemble(plan);
     const { headers, bodies } = parse(tar);
-    expect(headers.filter((h) => Object.keys(h.pax).length > 0).map((h) => h.name)).toEqual([`blobs/sha256/${hex('2')}`]);
+    expect(headers.filter((h) => Object.keys(h.pax).length > 0).map((h) => h.name)).toEqual([
+      `blobs/sha256/${hex('2')}`,
+    ]);
     expect(gnuList(tar, 'layers.tar')).toEqual(headers.map((h) => h.name));
     expect(bodies.get(`blobs/sha256/${hex('7')}`)!.equals(Buffer.alloc(3000, '7'))).toBe(true);
 
     // Second layer first in name order: it takes the padding.
-    const swapped = planLayout([...dirs, layer('1', 3000), json('4', CONFIG), layer('2', LAYER), json('b', MANIFEST), ...tail], MTIME);
+    const swapped = planLayout(
+      [...dirs, layer('1', 3000), json('4', CONFIG), layer('2', LAYER), json('b', MANIFEST), ...tail],
+      MTIME,
+    );
     expect(swapped.firstLayer!.member.name).toBe(`blobs/sha256/${hex('1')}`);
     expect(swapped.firstLayer!.dataOffset).toBe(2 * 512 + entryBytes(CONFIG) + entryBytes(MANIFEST) + 512);
     expect(swapped.members.find((p) => p.member.name === `blobs/sha256/${hex('2')}`)!.header.length).toBe(512);
@@ -162,7 +189,10 @@ describe('image tar layout: the layer rule', () => {
   });
 
   it('an empty non-layer blob after the layer: one block of room, a PAX header with no records', () => {
-    const plan = planLayout([...dirs, layer('1', LAYER), { name: `blobs/sha256/${hex('e')}`, type: 'file', bytes: Buffer.alloc(0) }, ...tail], MTIME);
+    const plan = planLayout(
+      [...dirs, layer('1', LAYER), { name: `blobs/sha256/${hex('e')}`, type: 'file', bytes: Buffer.alloc(0) }, ...tail],
+      MTIME,
+    );
     expect(plan.firstLayer!.header.length).toBe(1024);
     expect(plan.firstLayer!.dataOffset).toBe(2 * 512 + 512 + 512);
     const tar = assemble(plan);
@@ -174,9 +204,23 @@ describe('image tar layout: the layer rule', () => {
 
   it('a layer of 8 GiB or more: its size record and the padding share one PAX header', () => {
     const big = 9 * 2 ** 30;
-    const members: LayoutMember[] = [...dirs, { name: `blobs/sha256/${hex('1')}`, type: 'file', written: true, size: big, layer: true }, json('5', CONFIG), json('9', MANIFEST), ...tail];
+    const members: LayoutMember[] = [
+      ...dirs,
+      { name: `blobs/sha256/${hex('1')}`, type: 'file', written: true, size: big, layer: true },
+      json('5', CONFIG),
+      json('9', MANIFEST),
+      ...tail,
+    ];
     const plan = planLayout(members, MTIME);
-    const natural = encodeHeader({ name: `blobs/sha256/${hex('1')}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: big, mtime: MTIME });
+    const natural = encodeHeader({
+      name: `blobs/sha256/${hex('1')}`,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: big,
+      mtime: MTIME,
+    });
     expect(natural.length).toBe(1536);
     const first = plan.firstLayer!;
     expect(first.header.length).toBe(natural.length + entryBytes(CONFIG) + entryBytes(MANIFEST));

@@ -13,14 +13,19 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-norm-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function tarList(file: string): string[] {
-  return execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', file], { encoding: 'utf8', env: { ...process.env, TZ: 'UTC' } })
+  return execFileSync('tar', ['--numeric-owner', '--full-time', '-tvf', file], {
+    encoding: 'utf8',
+    env: { ...process.env, TZ: 'UTC' },
+  })
     .trim()
     .split('\n');
 }
 
 describe('canonical JSON', () => {
   it('sorts keys at every depth and drops undefined', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } })).toBe(
+      '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}',
+    );
   });
 });
 
@@ -32,10 +37,27 @@ describe('tar headers', () => {
       f,
       Buffer.concat([
         encodeHeader({ name: 'etc', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 1700000000 }),
-        encodeHeader({ name: 'etc/motd', type: 'file', mode: 0o4755, uid: 65532, gid: 42, size: content.length, mtime: 1700000000 }),
+        encodeHeader({
+          name: 'etc/motd',
+          type: 'file',
+          mode: 0o4755,
+          uid: 65532,
+          gid: 42,
+          size: content.length,
+          mtime: 1700000000,
+        }),
         content,
         Buffer.alloc(padding(content.length)),
-        encodeHeader({ name: 'etc/link', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 1700000000, linkname: '/etc/motd' }),
+        encodeHeader({
+          name: 'etc/link',
+          type: 'symlink',
+          mode: 0o777,
+          uid: 0,
+          gid: 0,
+          size: 0,
+          mtime: 1700000000,
+          linkname: '/etc/motd',
+        }),
         Buffer.alloc(1024),
       ]),
     );
@@ -48,10 +70,28 @@ describe('tar headers', () => {
 
   it('uses the USTAR prefix for long paths and PAX records beyond it, byte-stable', () => {
     const longDir = 'a'.repeat(120);
-    const viaPrefix = encodeHeader({ name: `${longDir}/file`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 0 });
+    const viaPrefix = encodeHeader({
+      name: `${longDir}/file`,
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 0,
+    });
     expect(viaPrefix.length).toBe(512);
     const huge = 'x/'.repeat(100) + 'y'.repeat(150);
-    const pax = encodeHeader({ name: huge, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, mtime: 0, linkname: 'z'.repeat(200), xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0x20, 0, 0, 0]) } });
+    const pax = encodeHeader({
+      name: huge,
+      type: 'symlink',
+      mode: 0o777,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      mtime: 0,
+      linkname: 'z'.repeat(200),
+      xattrs: { 'security.capability': Buffer.from([1, 0, 0, 2, 0x20, 0, 0, 0]) },
+    });
     expect(pax.length % 512).toBe(0);
     expect(pax.length).toBeGreaterThan(512);
     const f = join(work, 'pax.tar');
@@ -73,7 +113,16 @@ describe('tar headers', () => {
 });
 
 describe('layer plan', () => {
-  const e = (path: string, type: LayerEntry['type'] = 'file', extra: Partial<LayerEntry> = {}): LayerEntry => ({ path, type, mode: 0o644, uid: 0, gid: 0, size: 0, hostPath: '/dev/null', ...extra });
+  const e = (path: string, type: LayerEntry['type'] = 'file', extra: Partial<LayerEntry> = {}): LayerEntry => ({
+    path,
+    type,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: 0,
+    hostPath: '/dev/null',
+    ...extra,
+  });
 
   it('orders by path components, parents first, and adds implied parents', () => {
     const plan = planLayer([e('/a-c'), e('/a/b'), e('/usr/lib/x/y'), e('/a', 'dir')]);
@@ -83,12 +132,19 @@ describe('layer plan', () => {
 
   it('makes the first name of a hardlink group in sort order the file, whatever the input order', () => {
     const f = e('/usr/bin/zz', 'file', { size: 3, hostPath: '/etc/hostname' });
-    const links = [e('/usr/bin/aa', 'hardlink', { linkTarget: '/usr/bin/zz' }), e('/usr/bin/mm', 'hardlink', { linkTarget: '/usr/bin/zz' })];
+    const links = [
+      e('/usr/bin/aa', 'hardlink', { linkTarget: '/usr/bin/zz' }),
+      e('/usr/bin/mm', 'hardlink', { linkTarget: '/usr/bin/zz' }),
+    ];
     const p1 = planLayer([f, ...links]);
     const p2 = planLayer([...links].reverse().concat([f]));
     const show = (p: ReturnType<typeof planLayer>) => p.map((x) => `${x.name}:${x.entry.type}:${x.hardlinkTo ?? ''}`);
     expect(show(p1)).toEqual(show(p2));
-    expect(show(p1).slice(2)).toEqual(['usr/bin/aa:file:', 'usr/bin/mm:hardlink:usr/bin/aa', 'usr/bin/zz:hardlink:usr/bin/aa']);
+    expect(show(p1).slice(2)).toEqual([
+      'usr/bin/aa:file:',
+      'usr/bin/mm:hardlink:usr/bin/aa',
+      'usr/bin/zz:hardlink:usr/bin/aa',
+    ]);
   });
 
   it('refuses duplicates', () => {
@@ -106,7 +162,10 @@ describe('layer plan', () => {
     const astral = [...alphabet, '😀', '𝄞'];
     for (const chars of [alphabet, astral]) {
       const paths = new Set<string>();
-      while (paths.size < 2000) paths.add(Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => chars[Math.floor(rnd() * chars.length)]).join(''));
+      while (paths.size < 2000)
+        paths.add(
+          Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => chars[Math.floor(rnd() * chars.length)]).join(''),
+        );
       const input = [...paths];
       expect(sortByPath(input, (p) => p)).toEqual([...input].sort(comparePaths));
     }
@@ -119,7 +178,15 @@ describe('image tar', () => {
     tag: '1.0',
     architecture: 'amd64',
     sourceDateEpoch: 1700000000,
-    config: { entrypoint: ['/bin/sh'], cmd: ['-c', 'echo hi'], env: { LANG: 'C.UTF-8' }, labels: { a: 'b' }, exposedPorts: ['8080/tcp'], user: '65532:65532', workdir: '/' },
+    config: {
+      entrypoint: ['/bin/sh'],
+      cmd: ['-c', 'echo hi'],
+      env: { LANG: 'C.UTF-8' },
+      labels: { a: 'b' },
+      exposedPorts: ['8080/tcp'],
+      user: '65532:65532',
+      workdir: '/',
+    },
     manifestSha256: 'ab'.repeat(32),
   };
 
@@ -131,7 +198,15 @@ describe('image tar', () => {
     linkSync(join(dir, 'app', 'a.txt'), join(dir, 'app', 'hard'));
     const entries: LayerEntry[] = [
       { path: '/app', type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0 },
-      ...order.map((n) => ({ path: `/app/${n}`, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: 1100 + 100 * n.length - 500, hostPath: join(dir, 'app', n) })),
+      ...order.map((n) => ({
+        path: `/app/${n}`,
+        type: 'file' as const,
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 1100 + 100 * n.length - 500,
+        hostPath: join(dir, 'app', n),
+      })),
       { path: '/app/hard', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, size: 0, linkTarget: '/app/a.txt' },
       { path: '/app/link', type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: 'a.txt' },
     ];
@@ -150,7 +225,11 @@ describe('image tar', () => {
     expect(r1).toMatchObject({ imageId: r2.imageId, manifestDigest: r2.manifestDigest });
     expect(r1.sizeBytes).toBe(readFileSync(o1).length);
     // No temp files left beside the output.
-    expect(execFileSync('ls', ['-A', work], { encoding: 'utf8' }).split('\n').filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(
+      execFileSync('ls', ['-A', work], { encoding: 'utf8' })
+        .split('\n')
+        .filter((n) => n.startsWith('.')),
+    ).toEqual([]);
 
     const outer = tarList(o1).map((l) => l.split(/\s+/).slice(5).join(' '));
     expect(outer[0]).toBe('blobs/');
@@ -178,12 +257,17 @@ describe('image tar', () => {
     const f = join(dir, 'input.txt');
     writeFileSync(f, 'pinned content\n');
     const good = sha256Hex(readFileSync(f));
-    const entry = (sha: string): LayerEntry[] => [{ path: '/input.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 15, hostPath: f, verifySha256: sha }];
+    const entry = (sha: string): LayerEntry[] => [
+      { path: '/input.txt', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 15, hostPath: f, verifySha256: sha },
+    ];
     const out = join(dir, 'ok.tar');
     writeImageTar(spec, entry(good), out);
     expect(readFileSync(out).length).toBeGreaterThan(0);
     const bad = join(dir, 'bad.tar');
     expect(() => writeImageTar(spec, entry('0'.repeat(64)), bad)).toThrow(/changed after its pin was checked/);
-    expect(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual(['input.txt', 'ok.tar']);
+    expect(execFileSync('ls', ['-A', dir], { encoding: 'utf8' }).trim().split('\n').sort()).toEqual([
+      'input.txt',
+      'ok.tar',
+    ]);
   });
 });

@@ -16,7 +16,10 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let n = 0;
 
 /** Run `fill` on a sink over a fresh file; return the file's bytes and the sink's result. */
-function withSink(fill: (s: HashingSink) => void, opts?: ConstructorParameters<typeof HashingSink>[1]): { bytes: Buffer; sha256: string; size: number } {
+function withSink(
+  fill: (s: HashingSink) => void,
+  opts?: ConstructorParameters<typeof HashingSink>[1],
+): { bytes: Buffer; sha256: string; size: number } {
   const out = join(work, `out${n++}`);
   const fd = openSync(out, 'w');
   try {
@@ -55,12 +58,18 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
 
   it('checks the slice against expectSha256', () => {
     const slice = data.subarray(500, 1500);
-    expect(withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(slice), offset: 500 })).bytes.equals(slice)).toBe(true);
-    expect(() => withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(data.subarray(501, 1501)), offset: 500 }))).toThrow(/changed after its pin was checked/);
+    expect(
+      withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(slice), offset: 500 })).bytes.equals(slice),
+    ).toBe(true);
+    expect(() =>
+      withSink((s) => s.copyFile(host, 1000, 'a', { expectSha256: sha(data.subarray(501, 1501)), offset: 500 })),
+    ).toThrow(/changed after its pin was checked/);
   });
 
   it('fewer bytes than `size` at the offset is an error', () => {
-    expect(() => withSink((s) => s.copyFile(host, 1000, '/etc/x', { offset: data.length - 999 }))).toThrow(/ends before the 1000 bytes at offset/);
+    expect(() => withSink((s) => s.copyFile(host, 1000, '/etc/x', { offset: data.length - 999 }))).toThrow(
+      /ends before the 1000 bytes at offset/,
+    );
     expect(() => withSink((s) => s.copyFile(host, 10, '/etc/x', { offset: data.length }))).toThrow(/ends before/);
   });
 
@@ -97,13 +106,26 @@ describe('HashingSink.copyFile with an offset (content inside a host file)', () 
     const entries: LayerEntry[] = [
       { path: '/a', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3000, hostPath: host, contentOffset: 7 },
       { path: '/b', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 5 << 20, hostPath: host, contentOffset: 1 << 20 },
-      { path: '/c', type: 'hardlink', mode: 0o644, uid: 0, gid: 0, size: 3000, hostPath: host, contentOffset: 7, linkTarget: '/a' },
+      {
+        path: '/c',
+        type: 'hardlink',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 3000,
+        hostPath: host,
+        contentOffset: 7,
+        linkTarget: '/a',
+      },
     ];
     const r = withSink((s) => writeLayer(planLayer(entries), 0, s));
     const bodies = new Map<string, Buffer>();
     const p = new TarParser((h) => {
       const parts: Buffer[] = [];
-      return { write: (b) => parts.push(Buffer.from(b)), end: () => bodies.set(`${h.name}:${h.type}`, Buffer.concat(parts)) };
+      return {
+        write: (b) => parts.push(Buffer.from(b)),
+        end: () => bodies.set(`${h.name}:${h.type}`, Buffer.concat(parts)),
+      };
     });
     p.push(r.bytes);
     p.end();
@@ -128,7 +150,9 @@ describe('HashingSink.copyFile without an offset (the whole file)', () => {
   });
 
   it('a changed pinned file names the pin first', () => {
-    expect(() => withSink((s) => s.copyFile(host, 4999, 'w', { expectSha256: sha(Buffer.alloc(4999, 'x')) }))).toThrow(/changed after its pin was checked/);
+    expect(() => withSink((s) => s.copyFile(host, 4999, 'w', { expectSha256: sha(Buffer.alloc(4999, 'x')) }))).toThrow(
+      /changed after its pin was checked/,
+    );
   });
 
   it('an input (pinned or recorded) of another size than its walk saw is the user’s input error, not an internal one', () => {
@@ -140,9 +164,18 @@ describe('HashingSink.copyFile without an offset (the whole file)', () => {
       }
       return undefined;
     };
-    expect(kindOf(() => withSink((s) => s.copyFile(host, 5001, '/app/w', { record: true })))).toEqual(['input', expect.stringMatching(/file shrank while being written/)]);
-    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w', { record: true })))).toEqual(['input', expect.stringMatching(/file grew while being written/)]);
-    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w')))).toEqual(['internal', expect.stringMatching(/file grew/)]);
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 5001, '/app/w', { record: true })))).toEqual([
+      'input',
+      expect.stringMatching(/file shrank while being written/),
+    ]);
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w', { record: true })))).toEqual([
+      'input',
+      expect.stringMatching(/file grew while being written/),
+    ]);
+    expect(kindOf(() => withSink((s) => s.copyFile(host, 4000, '/app/w')))).toEqual([
+      'internal',
+      expect.stringMatching(/file grew/),
+    ]);
   });
 
   it('recorded content: its sha256 and sha1, known once the sink is synced', () => {
@@ -174,6 +207,8 @@ describe('HashingSink positions', () => {
     } finally {
       closeSync(fd);
     }
-    expect(readFileSync(out).equals(Buffer.concat([Buffer.alloc(1000, 'h'), Buffer.alloc(24, 'L'), Buffer.alloc(100_000)]))).toBe(true);
+    expect(
+      readFileSync(out).equals(Buffer.concat([Buffer.alloc(1000, 'h'), Buffer.alloc(24, 'L'), Buffer.alloc(100_000)])),
+    ).toBe(true);
   });
 });

@@ -54,7 +54,10 @@ function scan(bytes: Buffer, chunk: number): { headers: TarHeader[]; contents: M
     headers.push(h);
     if (h.type !== '0') return undefined;
     const parts: Buffer[] = [];
-    return { write: (b) => parts.push(Buffer.from(b)), end: () => contents.set(h.name, Buffer.concat(parts).toString('utf8')) };
+    return {
+      write: (b) => parts.push(Buffer.from(b)),
+      end: () => contents.set(h.name, Buffer.concat(parts).toString('utf8')),
+    };
   });
   for (let i = 0; i < bytes.length; i += chunk) p.push(bytes.subarray(i, i + chunk));
   p.end();
@@ -66,7 +69,20 @@ describe('tar reader', () => {
   for (const format of ['pax', 'gnu', 'ustar']) {
     it(`reads GNU tar --format=${format}: long names, link targets, modes; any chunking`, () => {
       const out = join(dir.path, `${format}.tar`);
-      const args = ['--format', format, '--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@1700000000', '-C', join(dir.path, 'root'), '-cf', out, '.'];
+      const args = [
+        '--format',
+        format,
+        '--sort=name',
+        '--owner=0',
+        '--group=0',
+        '--numeric-owner',
+        '--mtime=@1700000000',
+        '-C',
+        join(dir.path, 'root'),
+        '-cf',
+        out,
+        '.',
+      ];
       try {
         execFileSync('tar', args, { stdio: 'pipe' });
       } catch (e) {
@@ -97,7 +113,21 @@ describe('tar reader', () => {
       const out = join(dir.path, `members-${format}.tar`);
       // ustar cannot hold the 150-byte link target: leave it out there
       const members = format === 'ustar' ? ['small', 'hard', longFile] : ['small', 'hard', 'longlink', longFile];
-      execFileSync('tar', [`--format=${format}`, '--owner=7', '--group=9', '--numeric-owner', '-cf', out, '-C', join(dir.path, 'src'), ...members], { stdio: 'pipe' });
+      execFileSync(
+        'tar',
+        [
+          `--format=${format}`,
+          '--owner=7',
+          '--group=9',
+          '--numeric-owner',
+          '-cf',
+          out,
+          '-C',
+          join(dir.path, 'src'),
+          ...members,
+        ],
+        { stdio: 'pipe' },
+      );
       const listing = execFileSync('tar', ['-tf', out], { encoding: 'utf8' }).trim().split('\n');
       const bytes = readFileSync(out);
       for (const chunk of [1, 7, 512, 1 << 20]) {
@@ -107,7 +137,11 @@ describe('tar reader', () => {
         expect(contents.get('small')).toBe('x'.repeat(1000));
         const hard = headers.find((h) => h.name === 'hard')!;
         expect(hard).toMatchObject({ type: '1', linkname: 'small', uid: 7, gid: 9, size: 0 });
-        if (format !== 'ustar') expect(headers.find((h) => h.name === 'longlink')).toMatchObject({ type: '2', linkname: '/' + 't'.repeat(150) });
+        if (format !== 'ustar')
+          expect(headers.find((h) => h.name === 'longlink')).toMatchObject({
+            type: '2',
+            linkname: '/' + 't'.repeat(150),
+          });
       }
     });
   }
@@ -126,7 +160,9 @@ describe('tar reader', () => {
     const buf = readFileSync(out);
     const t = new TarParser(() => undefined);
     t.push(buf.subarray(0, 700));
-    expect(() => t.end()).toThrow(expect.objectContaining({ name: 'TarFormatError', truncated: true, message: expect.stringMatching(/truncated/) }));
+    expect(() => t.end()).toThrow(
+      expect.objectContaining({ name: 'TarFormatError', truncated: true, message: expect.stringMatching(/truncated/) }),
+    );
     const bad = Buffer.from(buf);
     bad[10] ^= 0x01;
     expect(() => new TarParser(() => undefined).push(bad)).toThrow(/bad checksum/);
@@ -134,9 +170,20 @@ describe('tar reader', () => {
 
   it('reads base-256 numbers and PAX uid/gid/size beyond the octal fields', () => {
     const uid = 0o7777777 + 5; // too big for the octal field: mkimg's writer puts it in a PAX record
-    const mkimg = Buffer.concat([encodeHeader({ name: 'big', type: 'file', mode: 0o644, uid, gid: uid + 1, size: 3, mtime: 1 }), Buffer.from('abc'), Buffer.alloc(509), Buffer.alloc(1024)]);
+    const mkimg = Buffer.concat([
+      encodeHeader({ name: 'big', type: 'file', mode: 0o644, uid, gid: uid + 1, size: 3, mtime: 1 }),
+      Buffer.from('abc'),
+      Buffer.alloc(509),
+      Buffer.alloc(1024),
+    ]);
     const { headers, contents } = scan(mkimg, 1);
-    expect(headers[0]).toMatchObject({ name: 'big', uid, gid: uid + 1, size: 3, pax: { uid: String(uid), gid: String(uid + 1) } });
+    expect(headers[0]).toMatchObject({
+      name: 'big',
+      uid,
+      gid: uid + 1,
+      size: 3,
+      pax: { uid: String(uid), gid: String(uid + 1) },
+    });
     expect(contents.get('big')).toBe('abc');
     // the same entry with a GNU base-256 uid field and no PAX record
     const plain = encodeHeader({ name: 'b256', type: 'file', mode: 0o644, uid: 1, gid: 2, size: 0, mtime: 1 });
@@ -153,7 +200,11 @@ describe('tar reader', () => {
 
   it('skip() passes over unread bodies and padding, as a seeking reader needs', () => {
     const out = join(dir.path, 'seek.tar');
-    execFileSync('tar', ['--format=gnu', '-cf', out, '-C', join(dir.path, 'src'), 'small', 'hard', 'longlink', longFile], { stdio: 'pipe' });
+    execFileSync(
+      'tar',
+      ['--format=gnu', '-cf', out, '-C', join(dir.path, 'src'), 'small', 'hard', 'longlink', longFile],
+      { stdio: 'pipe' },
+    );
     const bytes = readFileSync(out);
     const offsets: Record<string, number> = {};
     const p = new TarParser((h) => {
@@ -180,7 +231,9 @@ describe('pax values', () => {
     expect(Buffer.from(a['SCHILY.xattr.security.capability']!, 'latin1')).toEqual(cap(0xfe));
     expect(a['SCHILY.xattr.security.capability']).not.toBe(b['SCHILY.xattr.security.capability']);
     // Text records stay UTF-8.
-    expect(parsePax(paxData('path', Buffer.from('usr/share/zoneinfo/América', 'utf8'))).path).toBe('usr/share/zoneinfo/América');
+    expect(parsePax(paxData('path', Buffer.from('usr/share/zoneinfo/América', 'utf8'))).path).toBe(
+      'usr/share/zoneinfo/América',
+    );
   });
 });
 

@@ -32,8 +32,19 @@ describe('mkimg inspect', () => {
   const m = testManifest({
     name: 'inspect-test',
     tag: 'v1',
-    accounts: { groups: [], users: [{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot', shell: '/usr/sbin/nologin' }] },
-    config: { entrypoint: ['/bin/sh', '-c'], cmd: ['echo hi'], env: { LANG: 'C.UTF-8' }, user: 'nonroot', workdir: '/home/nonroot', labels: { team: 'infra' }, exposedPorts: ['8080'] },
+    accounts: {
+      groups: [],
+      users: [{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot', shell: '/usr/sbin/nologin' }],
+    },
+    config: {
+      entrypoint: ['/bin/sh', '-c'],
+      cmd: ['echo hi'],
+      env: { LANG: 'C.UTF-8' },
+      user: 'nonroot',
+      workdir: '/home/nonroot',
+      labels: { team: 'infra' },
+      exposedPorts: ['8080'],
+    },
   });
 
   beforeAll(async () => {
@@ -47,20 +58,32 @@ describe('mkimg inspect', () => {
     writeAccounts(root, m);
     writeSystemFiles(root, m);
     // "minimize": drop base-passwd's own files
-    const dropped = new Set(root.packages.find((p) => p.name === 'base-passwd')!.paths.filter((p) => root.entries.get(p)?.type !== 'dir'));
+    const dropped = new Set(
+      root.packages.find((p) => p.name === 'base-passwd')!.paths.filter((p) => root.entries.get(p)?.type !== 'dir'),
+    );
     const keep = new Set([...root.entries.keys()].filter((p) => !dropped.has(p)));
     for (const p of writeStatusD(root, keep)) keep.add(p);
     for (const p of writeSbom(root, keep, m).paths) keep.add(p);
     image = join(t.tmp, 'image.tar');
     written = writeImageTar(
-      { name: m.name, tag: m.tag, architecture: m.architecture, sourceDateEpoch: m.sourceDateEpoch, config: m.config, manifestSha256: m.origin.sha256 },
+      {
+        name: m.name,
+        tag: m.tag,
+        architecture: m.architecture,
+        sourceDateEpoch: m.sourceDateEpoch,
+        config: m.config,
+        manifestSha256: m.origin.sha256,
+      },
       layerEntries(root, keep),
       image,
     );
   });
   afterAll(() => t?.cleanup());
 
-  const need = skipUnless(() => t !== undefined, () => skip);
+  const need = skipUnless(
+    () => t !== undefined,
+    () => skip,
+  );
 
   it('reports config, digests and layers as skopeo sees them', async (ctx) => {
     if (!need(ctx)) return;
@@ -68,7 +91,13 @@ describe('mkimg inspect', () => {
     expect(r.imageId).toBe(written.imageId);
     expect(r.manifestDigest).toBe(written.manifestDigest);
     expect(r.name).toBe('docker.io/library/inspect-test:v1');
-    expect(r.config).toMatchObject({ entrypoint: ['/bin/sh', '-c'], cmd: ['echo hi'], user: 'nonroot', workdir: '/home/nonroot', exposedPorts: ['8080/tcp'] });
+    expect(r.config).toMatchObject({
+      entrypoint: ['/bin/sh', '-c'],
+      cmd: ['echo hi'],
+      user: 'nonroot',
+      workdir: '/home/nonroot',
+      exposedPorts: ['8080/tcp'],
+    });
     expect(r.config.env).toContain('LANG=C.UTF-8');
     expect(r.config.labels).toEqual({ team: 'infra', 'org.mkimg.manifest.sha256': m.origin.sha256 });
     expect(r.files).toBeUndefined();
@@ -83,11 +112,20 @@ describe('mkimg inspect', () => {
     if (!need(ctx)) return;
     const r = await inspectImage(image, { files: true });
     const layerHex = r.layers[0].digest.slice(7);
-    const listing = run('sh', ['-c', `tar -xOf '${image}' blobs/sha256/${layerHex} | tar -tf -`]).trim().split('\n');
+    const listing = run('sh', ['-c', `tar -xOf '${image}' blobs/sha256/${layerHex} | tar -tf -`])
+      .trim()
+      .split('\n');
     expect(r.files!.map((f) => f.path)).toEqual(listing.map((n) => '/' + n.replace(/\/$/, '')));
     expect(r.fileCount).toBe(listing.length);
     const byPath = new Map(r.files!.map((f) => [f.path, f]));
-    expect(byPath.get('/usr/bin/dash')).toMatchObject({ type: 'file', mode: 0o755, uid: 0, gid: 0, package: 'dash', size: statSync(join(t!.root.dir, 'usr/bin/dash')).size });
+    expect(byPath.get('/usr/bin/dash')).toMatchObject({
+      type: 'file',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      package: 'dash',
+      size: statSync(join(t!.root.dir, 'usr/bin/dash')).size,
+    });
     expect(byPath.get('/etc/passwd')).toMatchObject({ package: '(generated)' });
     expect(byPath.get('/home/nonroot')).toMatchObject({ type: 'dir', mode: 0o700, uid: 65532, gid: 65532 });
     expect(byPath.get('/bin')).toMatchObject({ type: 'symlink', linkTarget: 'usr/bin' });
@@ -138,7 +176,10 @@ describe('mkimg inspect', () => {
     const at = buf.indexOf(Buffer.from('ELF')) + 100; // inside /usr/bin/dash
     writeSync(fd, Buffer.from([buf[at] ^ 0xff]), 0, 1, at);
     closeSync(fd);
-    await expect(inspectImage(bad)).rejects.toMatchObject({ kind: 'integrity', message: expect.stringMatching(/has content with digest/) });
+    await expect(inspectImage(bad)).rejects.toMatchObject({
+      kind: 'integrity',
+      message: expect.stringMatching(/has content with digest/),
+    });
     copyFileSync(image, bad);
     truncateSync(bad, Math.floor(size / 2));
     const err = await inspectImage(bad).catch((e) => e);

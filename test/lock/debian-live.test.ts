@@ -21,7 +21,10 @@ async function probe(): Promise<string | undefined> {
   const entry = readAptSources('/').find((e) => e.suites.includes('bookworm'));
   if (!entry) return undefined;
   try {
-    const res = await fetch(`${entry.uri}/dists/bookworm/InRelease`, { method: 'HEAD', signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${entry.uri}/dists/bookworm/InRelease`, {
+      method: 'HEAD',
+      signal: AbortSignal.timeout(5000),
+    });
     return res.ok ? entry.uri : undefined;
   } catch {
     return undefined;
@@ -34,7 +37,16 @@ if (!mirror) console.warn('debian-live: SKIPPED: the host apt config has no answ
 const work = mkdtempSync(join(tmpdir(), 'mkimg-live-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const EXPECTED = ['gcc-12-base', 'libc6', 'libexpat1', 'libgcc-s1', 'libpython3.11-minimal', 'libssl3', 'python3.11-minimal', 'zlib1g'];
+const EXPECTED = [
+  'gcc-12-base',
+  'libc6',
+  'libexpat1',
+  'libgcc-s1',
+  'libpython3.11-minimal',
+  'libssl3',
+  'python3.11-minimal',
+  'zlib1g',
+];
 
 function aptCandidates(names: string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -83,7 +95,11 @@ minimize: false
       // the pins hold against the mirror's bytes
       const debs = await fetchPinnedDebs(lock.packages, { sources: loadManifest(path).sources, cacheDir });
       for (const p of lock.packages) {
-        expect(createHash('sha256').update(readFileSync(debs.get(p.name)!)).digest('hex')).toBe(p.sha256);
+        expect(
+          createHash('sha256')
+            .update(readFileSync(debs.get(p.name)!))
+            .digest('hex'),
+        ).toBe(p.sha256);
       }
     },
     300_000,

@@ -94,7 +94,11 @@ describe('mkimg lock', () => {
     const first = await lockFile(path);
     expect(first.startsWith(original)).toBe(true);
     const m = loadManifest(path);
-    expect(m.lock!.packages.map((p) => `${p.name}=${p.version}`)).toEqual(['hello=2.10-3', 'libc6=2.36-9+deb12u4', 'libgcc-s1=12.2.0-14']);
+    expect(m.lock!.packages.map((p) => `${p.name}=${p.version}`)).toEqual([
+      'hello=2.10-3',
+      'libc6=2.36-9+deb12u4',
+      'libgcc-s1=12.2.0-14',
+    ]);
     const hello = m.lock!.packages[0]!;
     // dataSha256: the decompressed data member, exactly what dpkg-deb --fsys-tarfile prints
     const fsys = execFileSync('dpkg-deb', ['--fsys-tarfile', repo.deb('hello').path], { maxBuffer: 1 << 26 });
@@ -109,7 +113,9 @@ describe('mkimg lock', () => {
       dataSha256: createHash('sha256').update(fsys).digest('hex'),
     });
     for (const p of m.lock!.packages) expect(p.dataSha256, p.name).toMatch(/^[0-9a-f]{64}$/);
-    expect(m.lock!.files).toEqual([{ src: './data/hello.txt', sha256: createHash('sha256').update('hello\n').digest('hex') }]);
+    expect(m.lock!.files).toEqual([
+      { src: './data/hello.txt', sha256: createHash('sha256').update('hello\n').digest('hex') },
+    ]);
     expect(m.files[0]!.sha256).toBe(m.lock!.files[0]!.sha256);
     expect(first).not.toContain(repo.url.replace('http://', '') + '/pool'); // the lock records suites, not mirrors
     expect(lockIsCurrent(m)).toEqual({ ok: true, problems: [] });
@@ -123,17 +129,26 @@ describe('mkimg lock', () => {
     const m = loadManifest(path);
     // xz and zstd archives are kept decompressed (gzip is cheap to decompress again)
     const kept = m.lock!.packages.filter((p) => p.name !== 'libgcc-s1');
-    expect(readdirSync(join(cacheDir, 'data', 'sha256')).sort()).toEqual(kept.map((p) => `${p.sha256}.${p.dataSha256}.tar`).sort());
+    expect(readdirSync(join(cacheDir, 'data', 'sha256')).sort()).toEqual(
+      kept.map((p) => `${p.sha256}.${p.dataSha256}.tar`).sort(),
+    );
     const out = join(work, 'out');
     mkdirSync(out);
     const ok = mkimg(['build', path, '-o', join(out, 'good.tar'), '--cache-dir', cacheDir, '--json']);
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     const hello = m.lock!.packages.find((p) => p.name === 'hello')!;
-    writeFileSync(path, readFileSync(path, 'utf8').replace(`dataSha256: ${hello.dataSha256}`, `dataSha256: "${'0'.repeat(64)}"`));
+    writeFileSync(
+      path,
+      readFileSync(path, 'utf8').replace(`dataSha256: ${hello.dataSha256}`, `dataSha256: "${'0'.repeat(64)}"`),
+    );
     const bad = mkimg(['build', path, '-o', join(out, 'bad.tar'), '--cache-dir', cacheDir]);
     expect(bad.code).toBe(4);
-    expect(bad.stderr).toMatch(new RegExp(`hello 2\\.10-3: the data archive of \\S+ decompresses to sha256 ${hello.dataSha256}, but the lock pins 0{64}`));
+    expect(bad.stderr).toMatch(
+      new RegExp(
+        `hello 2\\.10-3: the data archive of \\S+ decompresses to sha256 ${hello.dataSha256}, but the lock pins 0{64}`,
+      ),
+    );
     expect(readdirSync(out)).toEqual(['good.tar']);
   });
 
@@ -146,7 +161,9 @@ describe('mkimg lock', () => {
       const changed = await rejection(lockFile(path));
       expect(changed.kind).toBe('input');
       expect(EXIT_CODES[changed.kind]).toBe(4);
-      expect(changed.message).toMatch(/libgcc-s1 12\.2\.0-14: .* served 15 bytes with sha256 [0-9a-f]{64}, but the lock pins/);
+      expect(changed.message).toMatch(
+        /libgcc-s1 12\.2\.0-14: .* served 15 bytes with sha256 [0-9a-f]{64}, but the lock pins/,
+      );
       repo.serve(pool, null);
       const gone = await rejection(lockFile(path));
       expect(gone.kind).toBe('repository');
@@ -159,7 +176,10 @@ describe('mkimg lock', () => {
   });
 
   it('replaces an existing lock in the middle of the file and leaves the rest alone', async () => {
-    const path = setup(['hello'], 'lock:\n  version: 1\n  packages: []\n\n# after the lock\nconfig:\n  cmd: [/bin/true]   # keep me\n');
+    const path = setup(
+      ['hello'],
+      'lock:\n  version: 1\n  packages: []\n\n# after the lock\nconfig:\n  cmd: [/bin/true]   # keep me\n',
+    );
     const before = readFileSync(path, 'utf8');
     const text = await lockFile(path);
     const head = before.slice(0, before.indexOf('lock:'));
@@ -176,7 +196,10 @@ describe('mkimg lock', () => {
     writeFileSync(path, locked.replace('  - hello\n', '  - hello\n  - curl\n  - libc6=2.36-9\n'));
     const st = lockIsCurrent(loadManifest(path));
     expect(st.ok).toBe(false);
-    expect(st.problems).toEqual(['curl is requested but not in the lock', 'libc6=2.36-9 is requested but the lock pins 2.36-9+deb12u4']);
+    expect(st.problems).toEqual([
+      'curl is requested but not in the lock',
+      'libc6=2.36-9 is requested but the lock pins 2.36-9+deb12u4',
+    ]);
     // a pin for another architecture, from a suite no source names, a files: input without a pin
     writeFileSync(
       path,
@@ -206,7 +229,7 @@ describe('mkimg lock', () => {
     });
   });
 
-  it('resolves the dependencies of local .debs, which satisfy others\' dependencies', async () => {
+  it("resolves the dependencies of local .debs, which satisfy others' dependencies", async () => {
     const d = repo.deb('localtool');
     const path = setup([`{ deb: ${d.path}, sha256: "${d.sha256}" }`, 'needs-mta']);
     await lockFile(path);
@@ -257,7 +280,10 @@ describe('mkimg lock', () => {
     try {
       const locked = await run(['lock', path, '--json', '--cache-dir', cacheDir, '--mirror', `local=${repo.url}`]);
       expect(locked.code).toBe(0);
-      expect(JSON.parse(locked.out)).toMatchObject({ changed: true, packages: [{ name: 'hello' }, { name: 'libc6' }, { name: 'libgcc-s1' }] });
+      expect(JSON.parse(locked.out)).toMatchObject({
+        changed: true,
+        packages: [{ name: 'hello' }, { name: 'libc6' }, { name: 'libgcc-s1' }],
+      });
       const again = await run(['lock', path, '--cache-dir', cacheDir]);
       expect(again.out).toContain('lock unchanged');
     } finally {

@@ -5,8 +5,19 @@ import type { Lock } from '../../src/manifest/types.js';
 
 const lock = (versions: string[]): Lock => ({
   version: 1,
-  packages: versions.map((v, i) => ({ name: `p${versions.length - i}`, version: v, architecture: 'amd64', suite: 's', filename: `pool/p${i}.deb`, sha256: String(i).repeat(64), size: i })),
-  files: [{ src: 'z.txt', sha256: 'f'.repeat(64) }, { src: 'a.txt', sha256: 'e'.repeat(64) }],
+  packages: versions.map((v, i) => ({
+    name: `p${versions.length - i}`,
+    version: v,
+    architecture: 'amd64',
+    suite: 's',
+    filename: `pool/p${i}.deb`,
+    sha256: String(i).repeat(64),
+    size: i,
+  })),
+  files: [
+    { src: 'z.txt', sha256: 'f'.repeat(64) },
+    { src: 'a.txt', sha256: 'e'.repeat(64) },
+  ],
 });
 
 describe('writeLockIntoManifest', () => {
@@ -14,7 +25,10 @@ describe('writeLockIntoManifest', () => {
     const out = writeLockIntoManifest('name: x # keep', lock(['1.0', '2:1.0-1']));
     expect(out.startsWith('name: x # keep\n\n' + LOCK_COMMENT + 'lock:\n')).toBe(true);
     const v = parse(out);
-    expect(v.lock.packages.map((p: { name: string; version: string }) => [p.name, p.version])).toEqual([['p1', '2:1.0-1'], ['p2', '1.0']]);
+    expect(v.lock.packages.map((p: { name: string; version: string }) => [p.name, p.version])).toEqual([
+      ['p1', '2:1.0-1'],
+      ['p2', '1.0'],
+    ]);
     expect(v.lock.files.map((f: { src: string }) => f.src)).toEqual(['a.txt', 'z.txt']);
     expect(typeof v.lock.packages[1].version).toBe('string');
     expect(v.lock.packages[0].sha256).toBe('1'.repeat(64));

@@ -40,7 +40,9 @@ function errorOf(path: string): MkimgError {
 
 describe('manifest loading', () => {
   it('applies defaults and resolves relative paths against the manifest folder', () => {
-    const path = write(BASE + 'files:\n  - src: app/x\n    dest: /x\n    mode: "0700"\nconfig:\n  entrypoint: ["/x"]\n');
+    const path = write(
+      BASE + 'files:\n  - src: app/x\n    dest: /x\n    mode: "0700"\nconfig:\n  entrypoint: ["/x"]\n',
+    );
     const m = loadManifest(path);
     expect(m).toMatchObject({ tag: 'latest', architecture: 'amd64', sources: [], packages: [] });
     expect(m.files[0]).toMatchObject({ src: join(path, '..', 'app', 'x'), dest: '/x', mode: 0o700 });
@@ -50,7 +52,10 @@ describe('manifest loading', () => {
 
   it('an unknown key is an error at its line and column', () => {
     const path = write(BASE + 'config:\n  entrypoint: ["/x"]\n  entrypiont: ["/y"]\n');
-    expect(errorOf(path)).toMatchObject({ kind: 'manifest', message: `${path}:6:3: unknown key "entrypiont" in config (see manifests/mkimg-v1.schema.json for the allowed keys)` });
+    expect(errorOf(path)).toMatchObject({
+      kind: 'manifest',
+      message: `${path}:6:3: unknown key "entrypiont" in config (see manifests/mkimg-v1.schema.json for the allowed keys)`,
+    });
   });
 
   it('a wrong type names the field path', () => {
@@ -64,7 +69,9 @@ describe('manifest loading', () => {
   });
 
   it('a missing required key, a missing file, a duplicate key, bad YAML', () => {
-    expect(errorOf(write('apiVersion: mkimg/v1\nname: x\n')).message).toMatch(/:1:1: \(top level\) is missing required key "sourceDateEpoch"$/);
+    expect(errorOf(write('apiVersion: mkimg/v1\nname: x\n')).message).toMatch(
+      /:1:1: \(top level\) is missing required key "sourceDateEpoch"$/,
+    );
     const missing = write(BASE + 'files:\n  - src: nope/\n    dest: /x\nminimize: false\n');
     expect(errorOf(missing).message).toMatch(new RegExp(`^${missing}:5:10: files\\[0\\]\\.src: nope/ does not exist`));
     expect(errorOf(write(BASE + 'name: twice\n')).message).toMatch(/:4:1: invalid YAML: Map keys must be unique/);
@@ -80,7 +87,9 @@ describe('manifest loading', () => {
     const path = write(BASE + 'bogus: 1\nminimize: false\n');
     const r = mkimg(['build', path, '-o', join(work, 'never.tar')]);
     expect(r.code).toBe(3);
-    expect(r.stderr).toBe(`mkimg: error: ${path}:4:1: unknown key "bogus" in (top level) (see manifests/mkimg-v1.schema.json for the allowed keys)\n`);
+    expect(r.stderr).toBe(
+      `mkimg: error: ${path}:4:1: unknown key "bogus" in (top level) (see manifests/mkimg-v1.schema.json for the allowed keys)\n`,
+    );
     expect(r.stdout).toBe('');
   });
 });

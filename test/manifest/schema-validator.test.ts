@@ -28,9 +28,38 @@ function loadGenerated(source: string): ValidateFunction & { schemaSha256: strin
 }
 
 const VALUES: unknown[] = [
-  '', 'x', '/abs/path', 'rel/path', '/a/../b', '0755', '755', 'mkimg/v1', 'mkimg/v2', 'name=1.0', 'amd64', 'SIGTERM', 'ab'.repeat(32), 'é',
-  -1, 0, 1, 1.5, 65535, 65536, 2 ** 32, true, false, null,
-  [], ['x'], [1], [{}], {}, { bogus: 1 }, { name: 'n', uid: 1 }, { src: 'a', dest: '/b' },
+  '',
+  'x',
+  '/abs/path',
+  'rel/path',
+  '/a/../b',
+  '0755',
+  '755',
+  'mkimg/v1',
+  'mkimg/v2',
+  'name=1.0',
+  'amd64',
+  'SIGTERM',
+  'ab'.repeat(32),
+  'é',
+  -1,
+  0,
+  1,
+  1.5,
+  65535,
+  65536,
+  2 ** 32,
+  true,
+  false,
+  null,
+  [],
+  ['x'],
+  [1],
+  [{}],
+  {},
+  { bogus: 1 },
+  { name: 'n', uid: 1 },
+  { src: 'a', dest: '/b' },
 ];
 
 /** Every path to a value inside v (objects and arrays), the root included. */
@@ -92,11 +121,13 @@ describe('the build-time manifest validator', () => {
 
   it('records the sha256 of the schema it was made from', () => {
     expect(generated.schemaSha256).toMatch(/^[0-9a-f]{64}$/);
-    const other = loadGenerated(validatorSource(schemaText.replace('"title"', '"$comment": "changed", "title"'), AJV_OPTIONS));
+    const other = loadGenerated(
+      validatorSource(schemaText.replace('"title"', '"$comment": "changed", "title"'), AJV_OPTIONS),
+    );
     expect(other.schemaSha256).not.toBe(generated.schemaSha256);
   });
 
-  it('the built mkimg reads a manifest without loading ajv\'s compiler', (ctx) => {
+  it("the built mkimg reads a manifest without loading ajv's compiler", (ctx) => {
     const built = fileURLToPath(SCHEMA_VALIDATOR_URL.replace('/src/manifest/', '/dist/manifest/'));
     if (!existsSync(built)) return ctx.skip('dist/ not built (npm run build)');
     const script = `

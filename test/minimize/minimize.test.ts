@@ -12,7 +12,16 @@ import { materialize } from '../../src/minimize/materialize.js';
 import { minimizeAndProve } from '../../src/minimize/minimize.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { isMkimgError } from '../../src/util/errors.js';
-import { buildTracer, compileC, copyHostPath, copyWithClosure, makeRoot, runcRun, scanRoot, tempDir } from '../helpers/tracer-root.js';
+import {
+  buildTracer,
+  compileC,
+  copyHostPath,
+  copyWithClosure,
+  makeRoot,
+  runcRun,
+  scanRoot,
+  tempDir,
+} from '../helpers/tracer-root.js';
 
 const MAIN_DLOPEN = `
 #include <dlfcn.h>
@@ -76,7 +85,16 @@ let work: string;
 const config: ImageConfig = { env: { PATH: '/usr/bin:/bin' }, labels: {}, exposedPorts: [] };
 
 function spec(over: Partial<MinimizeSpec>): MinimizeSpec {
-  return { checks: [], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 60, ...over };
+  return {
+    checks: [],
+    keepGroups: [],
+    keep: [],
+    keepPackages: [],
+    exclude: [],
+    keepListed: false,
+    timeoutSeconds: 60,
+    ...over,
+  };
 }
 
 beforeAll(() => {
@@ -110,7 +128,13 @@ beforeAll(() => {
   linkSync(join(dir, 'usr/share/hl/one'), join(dir, 'usr/share/hl/two'));
   writeFileSync(join(dir, 'usr/share/unused.txt'), 'never read');
   chmodSync(dir, 0o755);
-  root = scanRoot(dir, (p) => (p.startsWith('/usr/lib/x86_64-linux-gnu/gconv') ? 'pkg:libc6' : p.startsWith('/usr/bin') ? 'pkg:tools' : 'file:test'));
+  root = scanRoot(dir, (p) =>
+    p.startsWith('/usr/lib/x86_64-linux-gnu/gconv')
+      ? 'pkg:libc6'
+      : p.startsWith('/usr/bin')
+        ? 'pkg:tools'
+        : 'file:test',
+  );
 });
 
 afterAll(() => {
@@ -119,7 +143,10 @@ afterAll(() => {
 });
 
 /** Minimize, then run every check under runc in the materialized minimized root. */
-async function minimizeAndRunc(s: MinimizeSpec, checks: { args: string[]; env?: Record<string, string>; stdout: string; exitCode?: number }[]) {
+async function minimizeAndRunc(
+  s: MinimizeSpec,
+  checks: { args: string[]; env?: Record<string, string>; stdout: string; exitCode?: number }[],
+) {
   const r = await minimizeAndProve(root, s, config, { workDir: work });
   const rootfs = join(work, `runc-${Date.now()}`);
   await materialize(root, r.keep, rootfs);
@@ -141,7 +168,9 @@ const hasRunc = spawnSync('runc', ['--version']).status === 0;
 describe.runIf(hasRunc)('minimize and prove', () => {
   it('keeps a plugin dlopened by a name from the environment, and not its unused neighbour', async () => {
     const env = { PLUGIN: '/usr/lib/plugins/libgreet.so' };
-    const s = spec({ checks: [{ args: ['/usr/bin/dl-main'], env, expect: { exitCode: 0, stdout: 'hello from plugin\n' } }] });
+    const s = spec({
+      checks: [{ args: ['/usr/bin/dl-main'], env, expect: { exitCode: 0, stdout: 'hello from plugin\n' } }],
+    });
     const r = await minimizeAndRunc(s, [{ args: ['/usr/bin/dl-main'], env, stdout: 'hello from plugin\n' }]);
     expect(r.keep.has('/usr/lib/plugins/libgreet.so')).toBe(true);
     expect(r.keep.has('/usr/lib/plugins/libunused.so')).toBe(false);
@@ -155,7 +184,10 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     expect([...again.keep].sort()).toEqual([...r.keep].sort());
     // and the same report, down to why each path is kept
     expect(again.report).toEqual(r.report);
-    expect(r.report.paths.find((p) => p.path === '/usr/lib/plugins/libgreet.so')).toMatchObject({ kept: true, why: 'traced by check 1' });
+    expect(r.report.paths.find((p) => p.path === '/usr/lib/plugins/libgreet.so')).toMatchObject({
+      kept: true,
+      why: 'traced by check 1',
+    });
     expect(r.report.paths.find((p) => p.path === '/usr/lib/plugins/libunused.so')).toMatchObject({ kept: false });
     expect(r.report.paths.filter((p) => p.kept && !p.why)).toEqual([]);
   });
@@ -178,9 +210,12 @@ describe.runIf(hasRunc)('minimize and prove', () => {
   });
 
   it('keeps the #! interpreter of a script and the merged-/usr symlink it is named through', async () => {
-    const s = spec({ checks: [{ args: ['/app/run.sh'], env: {}, expect: { exitCode: 0, stdout: 'script says hi\n' } }] });
+    const s = spec({
+      checks: [{ args: ['/app/run.sh'], env: {}, expect: { exitCode: 0, stdout: 'script says hi\n' } }],
+    });
     const r = await minimizeAndRunc(s, [{ args: ['/app/run.sh'], stdout: 'script says hi\n' }]);
-    for (const p of ['/bin', '/usr/bin/sh', '/usr/bin/dash', '/usr/bin/cat', '/etc/msg']) expect(r.keep.has(p)).toBe(true);
+    for (const p of ['/bin', '/usr/bin/sh', '/usr/bin/dash', '/usr/bin/cat', '/etc/msg'])
+      expect(r.keep.has(p)).toBe(true);
     expect(r.keep.has('/usr/bin/ls')).toBe(false);
   });
 
@@ -188,7 +223,8 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     const out = 'stage2 exited 5\n'.repeat(3);
     const s = spec({ checks: [{ args: ['/usr/bin/chain'], env: {}, expect: { exitCode: 0, stdout: out } }] });
     const r = await minimizeAndRunc(s, [{ args: ['/usr/bin/chain'], stdout: out }]);
-    for (const p of ['/usr/bin/stage2', '/usr/bin/dash', '/usr/bin/cat', '/etc/chain-data']) expect(r.keep.has(p)).toBe(true);
+    for (const p of ['/usr/bin/stage2', '/usr/bin/dash', '/usr/bin/cat', '/etc/chain-data'])
+      expect(r.keep.has(p)).toBe(true);
   });
 
   it('keeps listed directories with their traced entries, or whole with keepListed', async () => {
@@ -228,15 +264,22 @@ describe.runIf(hasRunc)('minimize and prove', () => {
 
 describe('check errors', () => {
   it('says the manifest is wrong when a check fails in the full root', async () => {
-    const s = spec({ checks: [{ name: 'greets', args: ['/usr/bin/dl-main'], env: { PLUGIN: '/nope.so' }, expect: { exitCode: 0 } }] });
+    const s = spec({
+      checks: [{ name: 'greets', args: ['/usr/bin/dl-main'], env: { PLUGIN: '/nope.so' }, expect: { exitCode: 0 } }],
+    });
     const err = await minimizeAndProve(root, s, config, { workDir: work }).catch((e) => e);
     expect(isMkimgError(err) && err.kind).toBe('check');
-    expect(err.message).toMatch(/greets .* fails in the full, unminimized root, so the manifest's check is wrong: exit code: expected 0, got 2/);
+    expect(err.message).toMatch(
+      /greets .* fails in the full, unminimized root, so the manifest's check is wrong: exit code: expected 0, got 2/,
+    );
     expect(err.message).toContain('dlopen: /nope.so');
   });
 
   it('fails naming the check and the missing path when an exclude removes what the check needs', async () => {
-    const s = spec({ checks: [{ args: ['/bin/cat', '/etc/msg'], env: {}, expect: { exitCode: 0, stdout: 'hi' } }], exclude: ['/etc/msg'] });
+    const s = spec({
+      checks: [{ args: ['/bin/cat', '/etc/msg'], env: {}, expect: { exitCode: 0, stdout: 'hi' } }],
+      exclude: ['/etc/msg'],
+    });
     const err = await minimizeAndProve(root, s, config, { workDir: work }).catch((e) => e);
     expect(isMkimgError(err) && err.kind).toBe('check');
     expect(err.message).toContain('check 1: exit code 0 in the full root, 1 minimized');
@@ -244,8 +287,15 @@ describe('check errors', () => {
   });
 
   it('uses entrypoint + cmd as the default check', async () => {
-    const r = await minimizeAndProve(root, spec({}), { ...config, entrypoint: ['/bin/sh', '-c'], cmd: ['cat /etc/msg'] }, { workDir: work });
-    expect(r.report.checks).toEqual([{ name: 'entrypoint', args: ['/bin/sh', '-c', 'cat /etc/msg'], exitCode: 0, tracedPaths: expect.any(Number) }]);
+    const r = await minimizeAndProve(
+      root,
+      spec({}),
+      { ...config, entrypoint: ['/bin/sh', '-c'], cmd: ['cat /etc/msg'] },
+      { workDir: work },
+    );
+    expect(r.report.checks).toEqual([
+      { name: 'entrypoint', args: ['/bin/sh', '-c', 'cat /etc/msg'], exitCode: 0, tracedPaths: expect.any(Number) },
+    ]);
     expect(r.keep.has('/etc/msg')).toBe(true);
     void execFileSync;
   });

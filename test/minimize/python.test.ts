@@ -31,7 +31,9 @@ beforeAll(() => {
   mkdirSync(join(dir, 'app'));
   writeFileSync(join(dir, 'app/main.py'), SCRIPT);
   chmodSync(dir, 0o755);
-  root = scanRoot(dir, (p) => (p.startsWith('/usr/lib/python3.11') || p.startsWith('/usr/bin/python') ? 'pkg:python3.11-minimal' : 'pkg:libs'));
+  root = scanRoot(dir, (p) =>
+    p.startsWith('/usr/lib/python3.11') || p.startsWith('/usr/bin/python') ? 'pkg:python3.11-minimal' : 'pkg:libs',
+  );
 });
 
 afterAll(() => {
@@ -42,19 +44,36 @@ afterAll(() => {
 describe('python', () => {
   it('minimizes python3.11 importing 30 stdlib modules; the result passes its check under runc', async (ctx) => {
     if (!hasPython) ctx.skip();
-    const sha = spawnSync('python3.11', ['-c', 'import hashlib;print(hashlib.sha256(b"mkimg").hexdigest()[:12])'], { encoding: 'utf8' }).stdout.trim();
+    const sha = spawnSync('python3.11', ['-c', 'import hashlib;print(hashlib.sha256(b"mkimg").hexdigest()[:12])'], {
+      encoding: 'utf8',
+    }).stdout.trim();
     const expected = EXPECTED.replace('%SHA%', sha);
     const args = ['/usr/bin/python3.11', '/app/main.py'];
     const env = { PYTHONDONTWRITEBYTECODE: '1' };
     const config: ImageConfig = { env: { PATH: '/usr/bin' }, labels: {}, exposedPorts: [] };
-    const spec: MinimizeSpec = { checks: [{ args, env, expect: { exitCode: 0, stdout: expected } }], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 60 };
+    const spec: MinimizeSpec = {
+      checks: [{ args, env, expect: { exitCode: 0, stdout: expected } }],
+      keepGroups: [],
+      keep: [],
+      keepPackages: [],
+      exclude: [],
+      keepListed: false,
+      timeoutSeconds: 60,
+    };
     const r = await minimizeAndProve(root, spec, config, { workDir: work });
-    for (const p of ['/usr/lib/python3.11/json/__init__.py', '/usr/lib/python3.11/decimal.py', '/usr/lib/python3.11/os.py', '/usr/lib/python3.11/encodings/utf_8.py']) {
+    for (const p of [
+      '/usr/lib/python3.11/json/__init__.py',
+      '/usr/lib/python3.11/decimal.py',
+      '/usr/lib/python3.11/os.py',
+      '/usr/lib/python3.11/encodings/utf_8.py',
+    ]) {
       expect(r.keep.has(p)).toBe(true);
     }
     expect(r.keep.has('/usr/lib/python3.11/xmlrpc/client.py')).toBe(false);
     expect(r.report.after.bytes).toBeLessThan(r.report.before.bytes / 2);
-    console.log(`python closure: ${r.report.before.files} files ${r.report.before.bytes} bytes -> minimized ${r.report.after.files} files ${r.report.after.bytes} bytes (${r.report.rounds} round(s))`);
+    console.log(
+      `python closure: ${r.report.before.files} files ${r.report.before.bytes} bytes -> minimized ${r.report.after.files} files ${r.report.after.bytes} bytes (${r.report.rounds} round(s))`,
+    );
 
     const rootfs = join(work, 'rootfs');
     await materialize(root, r.keep, rootfs);

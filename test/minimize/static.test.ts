@@ -16,7 +16,16 @@ import { compileC, copyWithClosure, makeRoot, scanRoot } from '../helpers/tracer
 let dir = '';
 let root: StagingRoot;
 const config: ImageConfig = { env: {}, labels: {}, exposedPorts: [] };
-const spec = (o: Partial<MinimizeSpec> = {}): MinimizeSpec => ({ checks: [], keepGroups: [], keep: [], keepPackages: [], exclude: [], keepListed: false, timeoutSeconds: 10, ...o });
+const spec = (o: Partial<MinimizeSpec> = {}): MinimizeSpec => ({
+  checks: [],
+  keepGroups: [],
+  keep: [],
+  keepPackages: [],
+  exclude: [],
+  keepListed: false,
+  timeoutSeconds: 10,
+  ...o,
+});
 const exec = (p: string): TraceEvent => ({ pid: 1, sc: 'execve', path: p, dirfd: null, abs: p, flags: 0 });
 
 beforeAll(() => {
@@ -24,7 +33,11 @@ beforeAll(() => {
   copyWithClosure(dir, ['/usr/bin/dash']);
   symlinkSync('dash', join(dir, 'usr/bin/sh'));
   compileC(dir, '/opt/app/lib/libfoo.so', 'int foo(void) { return 42; }', ['-shared', '-fPIC']);
-  compileC(dir, '/opt/app/bin/app', 'int foo(void); int main(void) { return foo(); }', [`-L${dir}/opt/app/lib`, '-lfoo', "-Wl,-rpath,$ORIGIN/../lib"]);
+  compileC(dir, '/opt/app/bin/app', 'int foo(void); int main(void) { return foo(); }', [
+    `-L${dir}/opt/app/lib`,
+    '-lfoo',
+    '-Wl,-rpath,$ORIGIN/../lib',
+  ]);
   mkdirSync(join(dir, 'usr/share/doc/x'), { recursive: true });
   writeFileSync(join(dir, 'usr/share/doc/x/README'), 'doc');
   writeFileSync(join(dir, 'opt/app/bin/wrapper'), '#!/opt/app/bin/inner arg\n', { mode: 0o755 });
@@ -39,7 +52,12 @@ afterAll(() => {
 describe('static analysis', () => {
   it('reads PT_INTERP, DT_NEEDED and RUNPATH from gcc output', async () => {
     const e = await readElf(join(dir, 'opt/app/bin/app'));
-    expect(e).toMatchObject({ class: 64, machine: 62, interp: '/lib64/ld-linux-x86-64.so.2', runpath: ['$ORIGIN/../lib'] });
+    expect(e).toMatchObject({
+      class: 64,
+      machine: 62,
+      interp: '/lib64/ld-linux-x86-64.so.2',
+      runpath: ['$ORIGIN/../lib'],
+    });
     expect(e!.needed).toEqual(['libfoo.so', 'libc.so.6']);
     expect(await readElf(join(dir, 'opt/app/bin/wrapper'))).toBeNull();
     expect(await readShebang(join(dir, 'opt/app/bin/wrapper'))).toEqual({ interp: '/opt/app/bin/inner', arg: 'arg' });
@@ -47,7 +65,16 @@ describe('static analysis', () => {
 
   it('keeps the loader, $ORIGIN libraries and libc of an executed program, through the /lib64 symlink', async () => {
     const k = await computeKeepSet(root, [exec('/opt/app/bin/app')], spec(), config);
-    for (const p of ['/opt/app/lib/libfoo.so', '/lib64', '/usr/lib64/ld-linux-x86-64.so.2', '/usr/lib/x86_64-linux-gnu/libc.so.6', '/', '/etc/passwd', '/etc/group', '/tmp']) {
+    for (const p of [
+      '/opt/app/lib/libfoo.so',
+      '/lib64',
+      '/usr/lib64/ld-linux-x86-64.so.2',
+      '/usr/lib/x86_64-linux-gnu/libc.so.6',
+      '/',
+      '/etc/passwd',
+      '/etc/group',
+      '/tmp',
+    ]) {
       expect(k.keep.has(p)).toBe(true);
     }
     expect(k.staticAnalysis).toContain('/opt/app/lib/libfoo.so');
@@ -56,20 +83,36 @@ describe('static analysis', () => {
 
   it('follows a chain of #! interpreters to an ELF program', async () => {
     const k = await computeKeepSet(root, [exec('/opt/app/bin/wrapper')], spec(), config);
-    for (const p of ['/opt/app/bin/inner', '/bin', '/usr/bin/sh', '/usr/bin/dash', '/usr/lib/x86_64-linux-gnu/libc.so.6']) expect(k.keep.has(p)).toBe(true);
+    for (const p of [
+      '/opt/app/bin/inner',
+      '/bin',
+      '/usr/bin/sh',
+      '/usr/bin/dash',
+      '/usr/lib/x86_64-linux-gnu/libc.so.6',
+    ])
+      expect(k.keep.has(p)).toBe(true);
   });
 
   it('applies keep and exclude globs and reports what they did', async () => {
-    const k = await computeKeepSet(root, [exec('/usr/bin/dash')], spec({ keep: ['/usr/share/doc/**'], exclude: ['/usr/share/doc/x/README'] }), config);
+    const k = await computeKeepSet(
+      root,
+      [exec('/usr/bin/dash')],
+      spec({ keep: ['/usr/share/doc/**'], exclude: ['/usr/share/doc/x/README'] }),
+      config,
+    );
     expect(k.globs['/usr/share/doc/**']).toContain('/usr/share/doc/x/README');
     expect(k.excluded['/usr/share/doc/x/README']).toEqual(['/usr/share/doc/x/README']);
     expect(k.keep.has('/usr/share/doc/x/README')).toBe(false);
     expect(k.keep.has('/usr/share/doc/x')).toBe(true);
-    await expect(computeKeepSet(root, [], spec({ keepGroups: ['fonts'] }), config)).rejects.toThrow(/unknown group "fonts"/);
+    await expect(computeKeepSet(root, [], spec({ keepGroups: ['fonts'] }), config)).rejects.toThrow(
+      /unknown group "fonts"/,
+    );
   });
 
   it('says why each path is kept: the check that traced it, the ELF file that needs it, the glob, the parent', async () => {
-    const k = await computeKeepSet(root, [exec('/opt/app/bin/app')], spec({ keep: ['/usr/share/doc/**'] }), config, { eventSources: ['smoke'] });
+    const k = await computeKeepSet(root, [exec('/opt/app/bin/app')], spec({ keep: ['/usr/share/doc/**'] }), config, {
+      eventSources: ['smoke'],
+    });
     expect(k.why.get('/opt/app/bin/app')).toBe('traced by smoke');
     expect(k.why.get('/opt/app/lib/libfoo.so')).toBe('ELF dependency of /opt/app/bin/app');
     expect(k.why.get('/usr/lib64/ld-linux-x86-64.so.2')).toBe('ELF interpreter of /opt/app/bin/app');
@@ -81,7 +124,14 @@ describe('static analysis', () => {
   });
 
   it('keeps files created at run time out, and their directories in', async () => {
-    const created: TraceEvent = { pid: 1, sc: 'openat', path: '/opt/app/new.log', dirfd: null, abs: '/opt/app/new.log', flags: 0o101 };
+    const created: TraceEvent = {
+      pid: 1,
+      sc: 'openat',
+      path: '/opt/app/new.log',
+      dirfd: null,
+      abs: '/opt/app/new.log',
+      flags: 0o101,
+    };
     const k = await computeKeepSet(root, [created], spec(), config);
     expect(k.keep.has('/opt/app')).toBe(true);
     expect(k.keep.has('/opt/app/new.log')).toBe(false);

@@ -83,9 +83,15 @@ describe('multi-architecture locks', () => {
     for (const arch of ['amd64', 'arm64']) {
       const view = forArchitecture(m, arch);
       expect(view.architecture).toBe(arch);
-      expect(view.lock!.packages.map((p) => `${p.name}:${p.architecture}`)).toEqual([`app:${arch}`, `libc6:${arch}`, 'tzdata:all']);
+      expect(view.lock!.packages.map((p) => `${p.name}:${p.architecture}`)).toEqual([
+        `app:${arch}`,
+        `libc6:${arch}`,
+        'tzdata:all',
+      ]);
     }
-    expect(m.lock!.architectures!.amd64!.packages[0]!.sha256).not.toBe(m.lock!.architectures!.arm64!.packages[0]!.sha256);
+    expect(m.lock!.architectures!.amd64!.packages[0]!.sha256).not.toBe(
+      m.lock!.architectures!.arm64!.packages[0]!.sha256,
+    );
     expect(m.lock!.packages).toEqual([]);
     // Relocking an unchanged world changes no byte.
     expect(await lock(path)).toBe(text);
@@ -128,8 +134,10 @@ describe('multi-architecture locks', () => {
     expect((await rejection(Promise.resolve().then(() => loadManifest(both)))).message).toContain('not both');
     expect(platformToArchitecture('linux/arm64/v8')).toBe('arm64');
     expect(platformToArchitecture('arm64')).toBe('arm64');
-    expect((await rejection(Promise.resolve().then(() => platformToArchitecture('linux/mips'))))).toMatchObject({ kind: 'usage' });
+    expect(await rejection(Promise.resolve().then(() => platformToArchitecture('linux/mips')))).toMatchObject({
+      kind: 'usage',
+    });
     const m = loadManifest(manifest('pick', ['app']));
-    expect((await rejection(Promise.resolve().then(() => forArchitecture(m, 'armhf'))))).toMatchObject({ kind: 'usage' });
+    expect(await rejection(Promise.resolve().then(() => forArchitecture(m, 'armhf')))).toMatchObject({ kind: 'usage' });
   });
 });

@@ -16,7 +16,10 @@ import { runImage, unpackImage } from '../helpers/runc.js';
 const mirror = await hostMirror();
 const emulation = existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64');
 const skip = !mirror || !emulation;
-if (skip) console.warn(`multiarch python: SKIPPED: ${!mirror ? 'no answering host Debian mirror' : 'no qemu-aarch64 binfmt_misc handler (install qemu-user-static binfmt-support)'}`);
+if (skip)
+  console.warn(
+    `multiarch python: SKIPPED: ${!mirror ? 'no answering host Debian mirror' : 'no qemu-aarch64 binfmt_misc handler (install qemu-user-static binfmt-support)'}`,
+  );
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-multiarch-py-'));
 const cache = join(work, 'cache');
@@ -29,7 +32,9 @@ function twoPlatformManifest(): string {
   const path = join(dir, 'manifest.yaml');
   let text = readFileSync(path, 'utf8');
   text = text.slice(0, text.indexOf('# Pins written'));
-  text = text.replace('tag: "1.0"\n', 'tag: "1.0"\narchitectures: [amd64, arm64]\n').replaceAll('../../keys/', `${PROJECT_ROOT}/keys/`);
+  text = text
+    .replace('tag: "1.0"\n', 'tag: "1.0"\narchitectures: [amd64, arm64]\n')
+    .replaceAll('../../keys/', `${PROJECT_ROOT}/keys/`);
   writeFileSync(path, text);
   return path;
 }
@@ -48,10 +53,10 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
 
     // One build: an image index of both platforms.
     const both = join(work, 'python-both.tar');
-    const built = mkimgJson<{ manifestDigest: string; platforms: { architecture: string; manifestDigest: string; minimize: { after: { files: number } } }[] }>(
-      ['build', manifest, '-o', both, '--cache-dir', cache, '--json'],
-      { timeout: 1_200_000 },
-    );
+    const built = mkimgJson<{
+      manifestDigest: string;
+      platforms: { architecture: string; manifestDigest: string; minimize: { after: { files: number } } }[];
+    }>(['build', manifest, '-o', both, '--cache-dir', cache, '--json'], { timeout: 1_200_000 });
     expect(built.code, built.stderr).toBe(0);
     expect(built.json.platforms.map((p) => p.architecture)).toEqual(['amd64', 'arm64']);
     for (const p of built.json.platforms) expect(p.minimize.after.files).toBeGreaterThan(100);
@@ -61,7 +66,9 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
       { architecture: 'amd64', os: 'linux' },
       { architecture: 'arm64', os: 'linux', variant: 'v8' },
     ]);
-    const arm = JSON.parse(execFileSync('skopeo', ['inspect', '--override-arch', 'arm64', `oci-archive:${both}`], { encoding: 'utf8' }));
+    const arm = JSON.parse(
+      execFileSync('skopeo', ['inspect', '--override-arch', 'arm64', `oci-archive:${both}`], { encoding: 'utf8' }),
+    );
     expect(arm.Architecture).toBe('arm64');
     // Docker's manifest.json names the host's (amd64) image.
     const dockerManifest = JSON.parse(execFileSync('tar', ['-xOf', both, 'manifest.json'], { encoding: 'utf8' }));
@@ -72,7 +79,10 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
     const images: Record<string, string> = {};
     for (const arch of ['amd64', 'arm64']) {
       const out = join(work, `python-${arch}.tar`);
-      const r = mkimgJson<{ manifestDigest: string }>(['build', manifest, '--platform', `linux/${arch}`, '-o', out, '--cache-dir', cache, '--json'], { timeout: 900_000 });
+      const r = mkimgJson<{ manifestDigest: string }>(
+        ['build', manifest, '--platform', `linux/${arch}`, '-o', out, '--cache-dir', cache, '--json'],
+        { timeout: 900_000 },
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(r.json.manifestDigest).toBe(built.json.platforms.find((p) => p.architecture === arch)!.manifestDigest);
       images[arch] = out;
@@ -86,7 +96,10 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
       cleanup();
     }
     for (const arch of ['amd64', 'arm64']) {
-      const r = runImage(images[arch]!, '1.0', { args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'], timeoutMs: 120_000 });
+      const r = runImage(images[arch]!, '1.0', {
+        args: ['/usr/bin/python3.11', '/app/main.py', '2024-01-01T12:00:00', 'Europe/Paris'],
+        timeoutMs: 120_000,
+      });
       expect(r).toMatchObject({ code: 0, stdout: '2024-01-01T13:00:00+01:00 in Europe/Paris, as user nonroot\n' });
     }
   }, 1_800_000);
@@ -94,10 +107,13 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
   it('stops with exit 14 naming qemu-user-static when the host cannot run the foreign checks', () => {
     // A binfmt_misc folder without the handler stands in for a host without emulation.
     const manifest = join(work, 'python', 'manifest.yaml');
-    const r = mkimg(['build', manifest, '--platform', 'linux/arm64', '-o', join(work, 'no.tar'), '--cache-dir', cache], {
-      env: { ...process.env, MKIMG_BINFMT_DIR: join(work, 'no-binfmt') },
-      timeout: 600_000,
-    });
+    const r = mkimg(
+      ['build', manifest, '--platform', 'linux/arm64', '-o', join(work, 'no.tar'), '--cache-dir', cache],
+      {
+        env: { ...process.env, MKIMG_BINFMT_DIR: join(work, 'no-binfmt') },
+        timeout: 600_000,
+      },
+    );
     expect(r.code).toBe(14);
     expect(r.stderr).toContain('no binfmt_misc handler for aarch64');
     expect(r.stderr).toContain('qemu-user-static');

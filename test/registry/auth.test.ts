@@ -7,7 +7,14 @@ import { pullImage } from '../../src/registry/pull.js';
 import { registerPush } from '../../src/cli/commands/push.js';
 import { registerPull } from '../../src/cli/commands/pull.js';
 import { makeTestImage } from '../helpers/oci-image.js';
-import { runCommand, startProxy, startRegistry, startTokenFrontEnd, writeAuthFile, type TestRegistry } from '../helpers/registry.js';
+import {
+  runCommand,
+  startProxy,
+  startRegistry,
+  startTokenFrontEnd,
+  writeAuthFile,
+  type TestRegistry,
+} from '../helpers/registry.js';
 
 let open: TestRegistry;
 let basic: TestRegistry;
@@ -17,7 +24,10 @@ let built: ReturnType<typeof makeTestImage>;
 const savedEnv = { ...process.env };
 
 beforeAll(async () => {
-  [open, basic] = await Promise.all([startRegistry(), startRegistry({ htpasswd: { user: 'alice', password: 's3cret' } })]);
+  [open, basic] = await Promise.all([
+    startRegistry(),
+    startRegistry({ htpasswd: { user: 'alice', password: 's3cret' } }),
+  ]);
   dir = mkdtempSync(join(tmpdir(), 'mkimg-auth-test-'));
   tar = join(dir, 'img.tar');
   built = makeTestImage(tar, { name: 'app', tag: '1.0' });
@@ -41,7 +51,12 @@ describe('Basic auth (htpasswd docker-registry)', () => {
     rmSync(join(dir, 'xdg', 'containers', 'auth.json'));
 
     mkdirSync(join(dir, 'docker'), { recursive: true });
-    writeFileSync(join(dir, 'docker', 'config.json'), JSON.stringify({ auths: { [`https://${basic.host}`]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
+    writeFileSync(
+      join(dir, 'docker', 'config.json'),
+      JSON.stringify({
+        auths: { [`https://${basic.host}`]: { auth: Buffer.from('alice:s3cret').toString('base64') } },
+      }),
+    );
     const out = join(dir, 'pulled.tar');
     await pullImage(`${basic.host}/team/app:1.0`, out, { name: 'app:1.0' });
     expect(readFileSync(out).equals(readFileSync(tar))).toBe(true);
@@ -54,7 +69,10 @@ describe('Basic auth (htpasswd docker-registry)', () => {
     } finally {
       delete process.env.REGISTRY_AUTH_FILE;
     }
-    await expect(pushImage(tar, `${basic.host}/team/env:2`)).rejects.toMatchObject({ kind: 'registry', details: { status: 401 } });
+    await expect(pushImage(tar, `${basic.host}/team/env:2`)).rejects.toMatchObject({
+      kind: 'registry',
+      details: { status: 401 },
+    });
   });
 
   it('a wrong password is a clear registry error, exit 12', async () => {
@@ -65,7 +83,14 @@ describe('Basic auth (htpasswd docker-registry)', () => {
     expect(r.stderr).toContain('401');
     expect(r.stderr).toContain('rejected the credentials of user "alice"');
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-    const j = await runCommand(registerPush, ['push', tar, `${basic.host}/team/app:1.0`, '--auth-file', authFile, '--json']);
+    const j = await runCommand(registerPush, [
+      'push',
+      tar,
+      `${basic.host}/team/app:1.0`,
+      '--auth-file',
+      authFile,
+      '--json',
+    ]);
     expect(j.exitCode).toBe(12);
     expect(JSON.parse(j.stdout).error).toMatchObject({ kind: 'registry', exitCode: 12, status: 401 });
   });
@@ -89,7 +114,13 @@ describe('Bearer tokens', () => {
       expect(fe.tokenRequests.every((t) => t.ok && t.account === 'bob')).toBe(true);
       expect(fe.tokenRequests.some((t) => t.scopes.includes('repository:tok/app:pull,push'))).toBe(true);
 
-      const denied = await runCommand(registerPush, ['push', tar, `${fe.host}/locked/app:1.0`, '--auth-file', authFile]);
+      const denied = await runCommand(registerPush, [
+        'push',
+        tar,
+        `${fe.host}/locked/app:1.0`,
+        '--auth-file',
+        authFile,
+      ]);
       expect(denied.exitCode).toBe(12);
       expect(denied.stderr).toContain('403');
       expect(denied.stderr).toContain('DENIED');

@@ -137,7 +137,13 @@ describe('cachedBuild (build --cache-registry glue)', () => {
     expect(builds).toBe(2);
     // A cache that is down does not fail the build.
     const notes: string[] = [];
-    const d = await cachedBuild({ ...common, cacheRepo: '127.0.0.1:1/none', output: join(dir, 'out-3.tar'), registry: { retries: 0 }, onNote: (m) => notes.push(m) });
+    const d = await cachedBuild({
+      ...common,
+      cacheRepo: '127.0.0.1:1/none',
+      output: join(dir, 'out-3.tar'),
+      registry: { retries: 0 },
+      onNote: (m) => notes.push(m),
+    });
     expect(d.cache).toBe('unavailable');
     expect(builds).toBe(3);
     expect(notes.join('\n')).toContain('ECONNREFUSED');

@@ -68,7 +68,9 @@ describe('build → push → pull → verify', () => {
     const insp = JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/team/regtest:2.0`]).stdout);
     expect(insp.Digest).toBe(built.manifestDigest);
     const cfg = skopeo(['inspect', '--config', '--raw', '--tls-verify=false', `docker://${reg.host}/team/regtest:2.0`]);
-    expect('sha256:' + (await import('node:crypto')).createHash('sha256').update(cfg.stdout).digest('hex')).toBe(built.imageId);
+    expect('sha256:' + (await import('node:crypto')).createHash('sha256').update(cfg.stdout).digest('hex')).toBe(
+      built.imageId,
+    );
 
     const pulled = join(work, 'pulled.tar');
     const r = await pullImage(`${reg.host}/team/regtest:2.0`, pulled);
@@ -85,11 +87,21 @@ describe('build → push → pull → verify', () => {
     expect(await cacheLookup(`${reg.host}/mkimg-cache`, built.manifestSha256)).toBeNull();
     const pub = await cachePublish(`${reg.host}/mkimg-cache`, built.manifestSha256, imageTar);
     expect(pub.manifestDigest).toBe(built.manifestDigest);
-    const hit = await cacheLookup(`${reg.host}/mkimg-cache`, built.manifestSha256, { name: `${built.name}:${built.tag}` });
+    const hit = await cacheLookup(`${reg.host}/mkimg-cache`, built.manifestSha256, {
+      name: `${built.name}:${built.tag}`,
+    });
     expect(hit).not.toBeNull();
     try {
       expect(readFileSync(hit!).equals(readFileSync(imageTar))).toBe(true);
-      const v = await verifyImage({ image: hit!, signature: sig, manifest, keyring, rebuild: true, cacheDir: join(work, 'cache'), quiet: true });
+      const v = await verifyImage({
+        image: hit!,
+        signature: sig,
+        manifest,
+        keyring,
+        rebuild: true,
+        cacheDir: join(work, 'cache'),
+        quiet: true,
+      });
       expect(v.rebuild).toBe('identical');
     } finally {
       rmSync(dirname(hit!), { recursive: true, force: true });

@@ -66,7 +66,11 @@ describe('push through faults', () => {
       bytes: 100_000,
     };
     try {
-      const r = await pushImage(tar, `${proxy.host}/drop:1`, { ...fast, chunkThreshold: 1 << 20, chunkSize: 512 << 10 });
+      const r = await pushImage(tar, `${proxy.host}/drop:1`, {
+        ...fast,
+        chunkThreshold: 1 << 20,
+        chunkSize: 512 << 10,
+      });
       expect(r.blobsUploaded).toBe(2);
       expect(proxy.log.some((l) => l.status === -1)).toBe(true);
       // Every PATCH but the dropped one carried a full chunk or the tail.
@@ -92,7 +96,9 @@ describe('push through faults', () => {
       return false;
     };
     try {
-      await expect(pushImage(tar, `${proxy.host}/resume:1`, { ...fast, retries: 0 })).rejects.toMatchObject({ kind: 'registry' });
+      await expect(pushImage(tar, `${proxy.host}/resume:1`, { ...fast, retries: 0 })).rejects.toMatchObject({
+        kind: 'registry',
+      });
       proxy.intercept = undefined;
       proxy.log.length = 0;
       const r = await pushImage(tar, `${proxy.host}/resume:1`, fast);

@@ -30,10 +30,14 @@ afterAll(async () => {
 
 function put(path: string, mediaType: string, body: Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = http.request(`${reg.url}${path}`, { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': body.length } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
+    const req = http.request(
+      `${reg.url}${path}`,
+      { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': body.length } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -41,9 +45,17 @@ function put(path: string, mediaType: string, body: Buffer): Promise<number> {
 
 describe('pull', () => {
   it('pulls a Docker v2 schema 2 image pushed by skopeo, blobs verified', async () => {
-    const cp = skopeo(['copy', '--format', 'v2s2', '--dest-tls-verify=false', `oci-archive:${tar}`, `docker://${reg.host}/dock:1`]);
+    const cp = skopeo([
+      'copy',
+      '--format',
+      'v2s2',
+      '--dest-tls-verify=false',
+      `oci-archive:${tar}`,
+      `docker://${reg.host}/dock:1`,
+    ]);
     expect(cp.code, cp.stderr).toBe(0);
-    const digest = JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/dock:1`]).stdout).Digest as string;
+    const digest = JSON.parse(skopeo(['inspect', '--tls-verify=false', `docker://${reg.host}/dock:1`]).stdout)
+      .Digest as string;
     const out = join(dir, 'dock.tar');
     const r = await pullImage(`${reg.host}/dock:1`, out);
     expect(r!.manifestDigest).toBe(digest);
@@ -51,8 +63,15 @@ describe('pull', () => {
     expect(img.manifestDescriptor.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
     expect(img.manifest.config.digest).toBe(built.imageId);
     const ld = img.manifest.layers[0]!.digest;
-    expect('sha256:' + createHash('sha256').update(await readMember(out, img.members.get(`blobs/sha256/${ld.slice(7)}`)!)).digest('hex')).toBe(ld);
-    expect(JSON.parse((await readMember(out, img.members.get('manifest.json')!)).toString())[0].RepoTags).toEqual(['docker.io/library/dock:1']);
+    expect(
+      'sha256:' +
+        createHash('sha256')
+          .update(await readMember(out, img.members.get(`blobs/sha256/${ld.slice(7)}`)!))
+          .digest('hex'),
+    ).toBe(ld);
+    expect(JSON.parse((await readMember(out, img.members.get('manifest.json')!)).toString())[0].RepoTags).toEqual([
+      'docker.io/library/dock:1',
+    ]);
   });
 
   it('picks linux/amd64 from an index, and names the platforms it lacks', async () => {
@@ -61,8 +80,18 @@ describe('pull', () => {
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.index.v1+json',
         manifests: [
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: built.manifestDigest, size: (await openImageTar(tar)).manifestBytes.length, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-          { mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: built.manifestDigest, size: (await openImageTar(tar)).manifestBytes.length, platform: { os: 'linux', architecture: 'amd64' } },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: built.manifestDigest,
+            size: (await openImageTar(tar)).manifestBytes.length,
+            platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+          },
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: built.manifestDigest,
+            size: (await openImageTar(tar)).manifestBytes.length,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
         ],
       }),
     );
@@ -71,7 +100,14 @@ describe('pull', () => {
     const r = await pullImage(`${reg.host}/pl:multi`, out, { name: 'pl:1' });
     expect(r!.manifestDigest).toBe(built.manifestDigest);
     expect(readFileSync(out).equals(readFileSync(tar))).toBe(true);
-    const bad = await runCommand(registerPull, ['pull', `${reg.host}/pl:multi`, '-o', join(dir, 'no.tar'), '--platform', 'linux/s390x']);
+    const bad = await runCommand(registerPull, [
+      'pull',
+      `${reg.host}/pl:multi`,
+      '-o',
+      join(dir, 'no.tar'),
+      '--platform',
+      'linux/s390x',
+    ]);
     expect(bad.exitCode).toBe(12);
     expect(bad.stderr).toContain('no image for linux/s390x (it has: linux/arm64/v8, linux/amd64)');
     expect(existsSync(join(dir, 'no.tar'))).toBe(false);

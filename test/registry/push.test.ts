@@ -8,7 +8,14 @@ import { pullImage } from '../../src/registry/pull.js';
 import { openImageTar, readMember } from '../../src/registry/image-tar.js';
 import { makeTestImage } from '../helpers/oci-image.js';
 import { registerPush } from '../../src/cli/commands/push.js';
-import { runCommand, skopeo, startProxy, startRegistry, uploadRequests, type TestRegistry } from '../helpers/registry.js';
+import {
+  runCommand,
+  skopeo,
+  startProxy,
+  startRegistry,
+  uploadRequests,
+  type TestRegistry,
+} from '../helpers/registry.js';
 
 const sha = (b: Buffer) => 'sha256:' + createHash('sha256').update(b).digest('hex');
 
@@ -43,7 +50,14 @@ describe('push to docker-registry', () => {
     expect(JSON.parse(raw.stdout).config.digest).toBe(built.imageId);
 
     const archive = join(dir, 'copy.tar');
-    const cp = skopeo(['copy', '--preserve-digests', '--dest-oci-accept-uncompressed-layers', '--src-tls-verify=false', `docker://${reg.host}/app:1.0`, `oci-archive:${archive}`]);
+    const cp = skopeo([
+      'copy',
+      '--preserve-digests',
+      '--dest-oci-accept-uncompressed-layers',
+      '--src-tls-verify=false',
+      `docker://${reg.host}/app:1.0`,
+      `oci-archive:${archive}`,
+    ]);
     expect(cp.code, cp.stderr).toBe(0);
     const copied = await openImageTar(archive);
     expect(copied.manifestDescriptor.digest).toBe(built.manifestDigest);
@@ -51,7 +65,9 @@ describe('push to docker-registry', () => {
     const layer = copied.manifest.layers[0]!;
     const orig = await openImageTar(tar);
     expect(layer.digest).toBe(orig.manifest.layers[0]!.digest);
-    expect(sha(await readMember(archive, copied.members.get(`blobs/sha256/${layer.digest.slice(7)}`)!))).toBe(layer.digest);
+    expect(sha(await readMember(archive, copied.members.get(`blobs/sha256/${layer.digest.slice(7)}`)!))).toBe(
+      layer.digest,
+    );
   });
 
   it('takes the tag from the image when the reference has none, and a second push uploads no blob', async () => {
@@ -77,7 +93,7 @@ describe('push to docker-registry', () => {
     }
   });
 
-  it('prints the digests; pushes by tag@digest and refuses a digest that is not the image\'s', async () => {
+  it("prints the digests; pushes by tag@digest and refuses a digest that is not the image's", async () => {
     const tar = join(dir, 'img4.tar');
     const built = makeTestImage(tar, { name: 'human', tag: '1', labels: { n: '4' } });
     const r = await runCommand(registerPush, ['push', tar, `${reg.host}/human:5@${built.manifestDigest}`]);
@@ -104,7 +120,9 @@ describe('push to docker-registry', () => {
     const r = await runCommand(registerPush, ['push', tar, `${reg.host}/corrupt:1`]);
     expect(r.exitCode, r.stderr).toBe(7);
     expect(r.stderr).toContain(`blob ${layer.digest} has digest sha256:`);
-    await expect(pushImage(tar, `${reg.host}/corrupt:2`, { chunkThreshold: 100_000, chunkSize: 64_000 })).rejects.toMatchObject({ kind: 'integrity' });
+    await expect(
+      pushImage(tar, `${reg.host}/corrupt:2`, { chunkThreshold: 100_000, chunkSize: 64_000 }),
+    ).rejects.toMatchObject({ kind: 'integrity' });
   });
 
   it('pulls back a byte-identical tar', async () => {

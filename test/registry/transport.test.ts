@@ -70,7 +70,10 @@ describe('a 100 MB layer', () => {
       const patches = proxy.log.filter((l) => l.method === 'PATCH');
       const layerSize = built.layers[0]!.size;
       expect(patches.map((p) => p.bytes)).toEqual([64 << 20, layerSize - (64 << 20)]);
-      expect(patches.map((p) => p.headers['content-range'])).toEqual([`0-${(64 << 20) - 1}`, `${64 << 20}-${layerSize - 1}`]);
+      expect(patches.map((p) => p.headers['content-range'])).toEqual([
+        `0-${(64 << 20) - 1}`,
+        `${64 << 20}-${layerSize - 1}`,
+      ]);
       const out = join(dir, 'big-pulled.tar');
       await pullImage(`${reg.host}/big:1`, out);
       expect(readFileSync(out).equals(readFileSync(big))).toBe(true);

@@ -4,7 +4,12 @@ import { describe, expect, it } from 'vitest';
 import { renderReport } from '../../src/report/html.js';
 import type { ImageReportData } from '../../src/report/model.js';
 
-const hostile = ['</script><script>alert(1)</script>', '<img src=x onerror=alert(2)>', '"\'&amp;\u2028\u2029', 'bad-\ufffd\ud800'];
+const hostile = [
+  '</script><script>alert(1)</script>',
+  '<img src=x onerror=alert(2)>',
+  '"\'&amp;\u2028\u2029',
+  'bad-\ufffd\ud800',
+];
 
 function data(): ImageReportData {
   return {
@@ -20,7 +25,16 @@ function data(): ImageReportData {
       fileCount: hostile.length,
       fileBytes: 4,
     },
-    files: hostile.map((h, i) => ({ p: '/' + h, t: 'f', s: 1, m: 0o644, u: 0, g: 0, k: hostile[(i + 1) % hostile.length], l: 0 })),
+    files: hostile.map((h, i) => ({
+      p: '/' + h,
+      t: 'f',
+      s: 1,
+      m: 0o644,
+      u: 0,
+      g: 0,
+      k: hostile[(i + 1) % hostile.length],
+      l: 0,
+    })),
   };
 }
 

@@ -5,7 +5,9 @@ import { prng } from '../helpers/prng.js';
 
 function lcs(a: string[], b: string[]): number {
   const t = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
-  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) t[i][j] = a[i] === b[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
+  for (let i = a.length - 1; i >= 0; i--)
+    for (let j = b.length - 1; j >= 0; j--)
+      t[i][j] = a[i] === b[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
   return t[0][0];
 }
 
@@ -17,8 +19,14 @@ describe('editScript', () => {
       const a = gen();
       const b = gen();
       const ops = editScript(a, b)!;
-      expect(ops.filter((o) => o[0] !== '+').map((o) => a[o[1]]), `seed ${seed}`).toEqual(a);
-      expect(ops.filter((o) => o[0] !== '-').map((o) => b[o[2]]), `seed ${seed}`).toEqual(b);
+      expect(
+        ops.filter((o) => o[0] !== '+').map((o) => a[o[1]]),
+        `seed ${seed}`,
+      ).toEqual(a);
+      expect(
+        ops.filter((o) => o[0] !== '-').map((o) => b[o[2]]),
+        `seed ${seed}`,
+      ).toEqual(b);
       for (const o of ops) if (o[0] === ' ') expect(a[o[1]]).toBe(b[o[2]]);
       expect(ops.filter((o) => o[0] !== ' ').length, `seed ${seed}`).toBe(a.length + b.length - 2 * lcs(a, b));
     }

@@ -20,7 +20,8 @@ const work = mkdtempSync(join(tmpdir(), 'mkimg-report-'));
 let browser: Browser | undefined;
 
 beforeAll(async () => {
-  if (!haveChromium()) throw new Error('chromium is not installed: run scripts/setup-debian.sh (apt-get install chromium)');
+  if (!haveChromium())
+    throw new Error('chromium is not installed: run scripts/setup-debian.sh (apt-get install chromium)');
   browser = await launchChromium();
 }, 60_000);
 afterAll(async () => {
@@ -30,7 +31,7 @@ afterAll(async () => {
 
 const BINDING = 'ab'.repeat(32);
 const EVIL_IMG = 'opt/evil/<img src=x onerror="window.__pwned=1">';
-const EVIL_SCRIPT = "opt/evil/q'uo\"te & </script><script>window.__pwned=2</script>";
+const EVIL_SCRIPT = 'opt/evil/q\'uo"te & </script><script>window.__pwned=2</script>';
 const EVIL_PKG = '<script>window.__pwned=3</script>';
 const NON_UTF8 = 'opt/evil/bad-XX.txt'; // XX becomes the bytes ff fe
 
@@ -42,7 +43,19 @@ function sbom(owners: Record<string, { version: string; files: string[] }>): str
   let n = 0;
   for (const [name, p] of Object.entries(owners)) {
     const id = `SPDXRef-Package-${n++}`;
-    packages.push({ SPDXID: id, name, versionInfo: p.version, licenseDeclared: 'MIT', externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: `pkg:deb/debian/${encodeURIComponent(name)}@${p.version}` }] });
+    packages.push({
+      SPDXID: id,
+      name,
+      versionInfo: p.version,
+      licenseDeclared: 'MIT',
+      externalRefs: [
+        {
+          referenceCategory: 'PACKAGE-MANAGER',
+          referenceType: 'purl',
+          referenceLocator: `pkg:deb/debian/${encodeURIComponent(name)}@${p.version}`,
+        },
+      ],
+    });
     for (const f of p.files) {
       const fid = `SPDXRef-File-${n++}`;
       files.push({ SPDXID: fid, fileName: f });
@@ -52,7 +65,9 @@ function sbom(owners: Record<string, { version: string; files: string[] }>): str
   return JSON.stringify({ spdxVersion: 'SPDX-2.3', packages, files, relationships });
 }
 
-function fixtureFiles(extra: { conf?: string; appVersion?: string; added?: boolean; removed?: boolean } = {}): FixtureFile[] {
+function fixtureFiles(
+  extra: { conf?: string; appVersion?: string; added?: boolean; removed?: boolean } = {},
+): FixtureFile[] {
   const files: FixtureFile[] = [
     { name: 'usr/', type: 'directory' },
     { name: 'usr/bin/', type: 'directory' },
@@ -94,7 +109,14 @@ async function fixture(name: string, extra: Parameters<typeof fixtureFiles>[0] =
 
 /** A minimization report as `mkimg build --report` writes it, for the fixture's paths plus what was removed. */
 function minimizeReport(): MinimizeReport {
-  const p = (path: string, origin: string, size: number, kept: boolean, why?: string, type: PathReport['type'] = 'file'): PathReport => ({ path, origin, type, size, kept, ...(why ? { why } : {}) });
+  const p = (
+    path: string,
+    origin: string,
+    size: number,
+    kept: boolean,
+    why?: string,
+    type: PathReport['type'] = 'file',
+  ): PathReport => ({ path, origin, type, size, kept, ...(why ? { why } : {}) });
   const paths = [
     p('/usr/bin/app', 'pkg:app', 40_000, true, 'traced by smoke'),
     p('/usr/lib/libbig.so.1', 'pkg:libbig1', 300_000, true, 'ELF dependency of /usr/bin/app'),
@@ -155,12 +177,16 @@ describe('mkimg inspect --html', () => {
 
   it('is one self-contained file, the same bytes each time', () => {
     const again = join(work, 'again.html');
-    expect(mkimg(['inspect', join(work, 'image.tar'), '--html', again, '--report', join(work, 'report.json')]).code).toBe(0);
+    expect(
+      mkimg(['inspect', join(work, 'image.tar'), '--html', again, '--report', join(work, 'report.json')]).code,
+    ).toBe(0);
     const bytes = readFileSync(html);
     expect(readFileSync(again).equals(bytes)).toBe(true);
     const text = bytes.toString('utf8');
     // No URL but the SVG namespace name (an identifier, never fetched).
-    expect(text.replaceAll('http://www.w3.org/2000/svg', '')).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/|url\(/);
+    expect(text.replaceAll('http://www.w3.org/2000/svg', '')).not.toMatch(
+      /<script[^>]+src=|<link[^>]+href=|https?:\/\/|url\(/,
+    );
     expect(text).toContain("script-src 'sha256-");
     // The hostile names are inside the JSON, never raw markup.
     expect(text).not.toContain('<img src=x');
@@ -246,14 +272,31 @@ describe('mkimg build --report-html', () => {
     const out = join(work, 'sample.tar');
     const html = join(work, 'sample.html');
     const json = join(work, 'sample-report.json');
-    const r = mkimg(['build', manifest, '-o', out, '--report', json, '--report-html', html, '--cache-dir', join(work, 'cache')]);
+    const r = mkimg([
+      'build',
+      manifest,
+      '-o',
+      out,
+      '--report',
+      json,
+      '--report-html',
+      html,
+      '--cache-dir',
+      join(work, 'cache'),
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const rep = JSON.parse(readFileSync(json, 'utf8')) as MinimizeReport;
     const busybox = rep.paths.find((p) => p.path === '/usr/bin/busybox');
-    expect(busybox).toMatchObject({ origin: 'pkg:hello-busybox', kept: true, why: expect.stringMatching(/^traced by entrypoint$|^#! interpreter of /) });
+    expect(busybox).toMatchObject({
+      origin: 'pkg:hello-busybox',
+      kept: true,
+      why: expect.stringMatching(/^traced by entrypoint$|^#! interpreter of /),
+    });
     expect(rep.paths.find((p) => p.path === '/usr/share/doc/hello-busybox/copyright')).toMatchObject({ kept: false });
-    expect(rep.paths.filter((p) => p.kept).length).toBe(rep.after.files + rep.paths.filter((p) => p.kept && p.type === 'dir').length);
+    expect(rep.paths.filter((p) => p.kept).length).toBe(
+      rep.after.files + rep.paths.filter((p) => p.kept && p.type === 'dir').length,
+    );
     // inspect --report on the same image and report draws the same page.
     const again = join(work, 'sample-again.html');
     expect(mkimg(['inspect', out, '--html', again, '--report', json]).code).toBe(0);
@@ -268,7 +311,11 @@ describe('mkimg build --report-html', () => {
     await panel.locator('#pkg-removed summary').click();
     expect(await panel.locator('#pkg-removed').textContent()).toContain('/usr/share/doc/hello-busybox/copyright');
     // files: inputs line up before and after (staging origin file:… is the SBOM's "(files: input)")
-    const inputs = await page.locator('#packages tbody tr', { hasText: '(files: input)' }).first().locator('td').allTextContents();
+    const inputs = await page
+      .locator('#packages tbody tr', { hasText: '(files: input)' })
+      .first()
+      .locator('td')
+      .allTextContents();
     expect(Number(inputs[3])).toBeGreaterThan(0);
     expect(Number(inputs[5])).toBeGreaterThanOrEqual(Number(inputs[3]));
     expect(errors).toEqual([]);
@@ -279,12 +326,19 @@ describe('mkimg build --report-html', () => {
 describe('mkimg diff --html', () => {
   it('highlights added, removed and changed files and packages, with a line diff of a changed text file', async () => {
     const a = await fixture('a.tar');
-    const b = await fixture('b.tar', { conf: 'name=app\nport=8080\nworkers=4\nlog=info\n', appVersion: '1.1', added: true, removed: true });
+    const b = await fixture('b.tar', {
+      conf: 'name=app\nport=8080\nworkers=4\nlog=info\n',
+      appVersion: '1.1',
+      added: true,
+      removed: true,
+    });
     const html = join(work, 'diff.html');
     const r = mkimg(['diff', a, b, '--html', html]);
     expect(r.code).toBe(9);
     const { page, errors } = await open(html);
-    expect(await page.locator('#diff-summary').textContent()).toMatch(/^1 files added, 1 removed, \d+ changed; packages: 0 added, 0 removed, 1 changed/);
+    expect(await page.locator('#diff-summary').textContent()).toMatch(
+      /^1 files added, 1 removed, \d+ changed; packages: 0 added, 0 removed, 1 changed/,
+    );
     expect(await page.locator('#treemap-final rect').count()).toBeGreaterThan(3);
     await page.click('#tab-packages');
     expect(await page.locator('#packages tr.st-changed').textContent()).toContain('app');
@@ -315,15 +369,31 @@ describe('scale', () => {
         const name = `usr/lib/d${d}/file-${i}.py`;
         files.push({ name, content: Buffer.alloc(100 + ((d * 100 + i) % 997) * 10, 0x61) });
         (owners[`pkg${d % 40}`] ??= { version: '1', files: [] }).files.push('/' + name);
-        paths.push({ path: '/' + name, origin: `pkg:pkg${d % 40}`, type: 'file', size: 100, kept: true, why: 'traced by smoke' });
-        paths.push({ path: `/usr/share/doc/d${d}/f${i}`, origin: `pkg:pkg${d % 40}`, type: 'file', size: 50, kept: false });
+        paths.push({
+          path: '/' + name,
+          origin: `pkg:pkg${d % 40}`,
+          type: 'file',
+          size: 100,
+          kept: true,
+          why: 'traced by smoke',
+        });
+        paths.push({
+          path: `/usr/share/doc/d${d}/f${i}`,
+          origin: `pkg:pkg${d % 40}`,
+          type: 'file',
+          size: 50,
+          kept: false,
+        });
       }
     }
     files.push({ name: 'usr/share/mkimg/sbom.spdx.json', content: sbom(owners) });
     const image = join(work, 'big.tar');
     await writeOciFixture(image, { files });
     const report = join(work, 'big-report.json');
-    writeFileSync(report, JSON.stringify({ ...minimizeReport(), paths: paths.sort((x, y) => (x.path < y.path ? -1 : 1)) }));
+    writeFileSync(
+      report,
+      JSON.stringify({ ...minimizeReport(), paths: paths.sort((x, y) => (x.path < y.path ? -1 : 1)) }),
+    );
     const html = join(work, 'big.html');
     expect(mkimg(['inspect', image, '--html', html, '--report', report]).code).toBe(0);
     const started = Date.now();

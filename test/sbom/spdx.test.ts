@@ -9,7 +9,16 @@ import { writeSystemFiles } from '../../src/system/files.js';
 import { writeRootFile } from '../../src/system/rootfs.js';
 import { DPKG_INFO_DIR, statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
 import { dpkgInfoName, sourcePackageOf } from '../../src/debian/source-package.js';
-import { debPurl, makeSbom, pathOrder, reserveSbom, SBOM_PATH, sbomBytes, supplierOf, writeSbom } from '../../src/sbom/spdx.js';
+import {
+  debPurl,
+  makeSbom,
+  pathOrder,
+  reserveSbom,
+  SBOM_PATH,
+  sbomBytes,
+  supplierOf,
+  writeSbom,
+} from '../../src/sbom/spdx.js';
 import { byteOrder } from '../../src/system/rootfs.js';
 import { canonicalJsonBytes } from '../../src/util/canonical-json.js';
 import { debianLicenseOf, spdxLicenseOf } from '../../src/sbom/license.js';
@@ -22,15 +31,28 @@ describe('licenses from DEP-5 copyright files (pure)', () => {
     `Format: https://dep-team.invalid/doc/packaging-manuals/copyright-format/1.0/\nUpstream-Name: x\n\nFiles: debian/*\nLicense: GPL-2+\n\nFiles: ${files}\nCopyright: someone\nLicense: ${license}\n${extra}`;
   it('takes the first License of the "Files: *" paragraph and maps it to SPDX', () => {
     expect(spdxLicenseOf(dep5('*', 'BSD-3-Clause'), 'p').expression).toBe('BSD-3-Clause');
-    expect(spdxLicenseOf(dep5('* src/foo.c', 'GPL-2+ or Artistic'), 'p').expression).toBe('GPL-2.0-or-later OR Artistic-1.0-Perl');
+    expect(spdxLicenseOf(dep5('* src/foo.c', 'GPL-2+ or Artistic'), 'p').expression).toBe(
+      'GPL-2.0-or-later OR Artistic-1.0-Perl',
+    );
     expect(spdxLicenseOf(dep5('*', 'Expat and LGPL-2.1+'), 'p').expression).toBe('MIT AND LGPL-2.1-or-later');
     expect(debianLicenseOf(dep5('*', 'GPL-3+\n This is free software.'))).toBe('GPL-3+');
   });
   it('turns unknown names into LicenseRefs with the standalone text', () => {
-    const r = spdxLicenseOf(dep5('*', 'public-domain', '\nLicense: public-domain\n This file is in the public domain.\n'), 'tz');
+    const r = spdxLicenseOf(
+      dep5('*', 'public-domain', '\nLicense: public-domain\n This file is in the public domain.\n'),
+      'tz',
+    );
     expect(r.expression).toBe('LicenseRef-public-domain');
-    expect(r.extracted).toEqual([{ licenseId: 'LicenseRef-public-domain', name: 'public-domain', extractedText: 'This file is in the public domain.' }]);
-    expect(spdxLicenseOf(dep5('*', 'GPL-3+ with GCC-exception'), 'p').expression).toBe('LicenseRef-GPL-3-with-GCC-exception');
+    expect(r.extracted).toEqual([
+      {
+        licenseId: 'LicenseRef-public-domain',
+        name: 'public-domain',
+        extractedText: 'This file is in the public domain.',
+      },
+    ]);
+    expect(spdxLicenseOf(dep5('*', 'GPL-3+ with GCC-exception'), 'p').expression).toBe(
+      'LicenseRef-GPL-3-with-GCC-exception',
+    );
   });
   it('says NOASSERTION when there is no machine-readable answer', () => {
     expect(spdxLicenseOf('This is Debian prepackaged version of foo.\nGPL.\n', 'p').expression).toBe('NOASSERTION');
@@ -38,15 +60,43 @@ describe('licenses from DEP-5 copyright files (pure)', () => {
     expect(spdxLicenseOf(undefined, 'p').expression).toBe('NOASSERTION');
   });
   it('formats purls and suppliers', () => {
-    expect(debPurl('libstdc++6', '1:12.2.0-14', 'amd64', 'debian-12')).toBe('pkg:deb/debian/libstdc%2B%2B6@1%3A12.2.0-14?arch=amd64&distro=debian-12');
+    expect(debPurl('libstdc++6', '1:12.2.0-14', 'amd64', 'debian-12')).toBe(
+      'pkg:deb/debian/libstdc%2B%2B6@1%3A12.2.0-14?arch=amd64&distro=debian-12',
+    );
     expect(supplierOf('Julien Cristau <jcristau@example.org>')).toBe('Person: Julien Cristau (jcristau@example.org)');
-    expect(supplierOf('GNU Libc Maintainers <debian-glibc@lists.example.org>')).toBe('Organization: GNU Libc Maintainers (debian-glibc@lists.example.org)');
+    expect(supplierOf('GNU Libc Maintainers <debian-glibc@lists.example.org>')).toBe(
+      'Organization: GNU Libc Maintainers (debian-glibc@lists.example.org)',
+    );
   });
   it('orders paths as byteOrder (UTF-8 bytes) does, surrogates and lone surrogates included', () => {
-    const parts = ['/', 'a', 'b', 'B', '.', '-', '~', 'é', 'ÿ', '\u07ff', '\u0800', '日', '\ud7ff', '\ue000', '\uffff', '😀', '𝄞', '\ud83d', '\ude00', '\ufffd', '\u0000'];
+    const parts = [
+      '/',
+      'a',
+      'b',
+      'B',
+      '.',
+      '-',
+      '~',
+      'é',
+      'ÿ',
+      '\u07ff',
+      '\u0800',
+      '日',
+      '\ud7ff',
+      '\ue000',
+      '\uffff',
+      '😀',
+      '𝄞',
+      '\ud83d',
+      '\ude00',
+      '\ufffd',
+      '\u0000',
+    ];
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-    const paths = Array.from({ length: 2000 }, () => Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => parts[Math.floor(rnd() * parts.length)]).join(''));
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    const paths = Array.from({ length: 2000 }, () =>
+      Array.from({ length: 1 + Math.floor(rnd() * 6) }, () => parts[Math.floor(rnd() * parts.length)]).join(''),
+    );
     for (let i = 0; i < paths.length; i++) {
       const a = paths[i]!;
       const b = i % 3 === 0 ? a.slice(0, Math.floor(rnd() * a.length)) : paths[Math.floor(rnd() * paths.length)]!;
@@ -60,7 +110,12 @@ describe('status.d and SBOM on a real minimized root', () => {
   let t: TestRoot | undefined;
   let skip = '';
   let keep = new Set<string>();
-  const m = testManifest({ accounts: { groups: [], users: [{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot', shell: '/usr/sbin/nologin' }] } });
+  const m = testManifest({
+    accounts: {
+      groups: [],
+      users: [{ name: 'nonroot', uid: 65532, gid: 65532, home: '/home/nonroot', shell: '/usr/sbin/nologin' }],
+    },
+  });
 
   beforeAll(async () => {
     const dl = aptDownload(['base-files', 'base-passwd', 'dash', 'tzdata', 'ca-certificates']);
@@ -72,16 +127,32 @@ describe('status.d and SBOM on a real minimized root', () => {
     const { root } = t;
     writeRootFile(root, '/etc/app/app.conf', 'port = 8080\n', 'file:app.conf');
     // what mkimg generated, as a minimizer keeps it (the CA bundle because a check read it)
-    const generated = [...writeAccounts(root, m), ...writeSystemFiles(root, m), '/etc/ssl/certs/ca-certificates.crt'].filter((p) => !root.entries.get(p)?.origin.startsWith('pkg:'));
+    const generated = [
+      ...writeAccounts(root, m),
+      ...writeSystemFiles(root, m),
+      '/etc/ssl/certs/ca-certificates.crt',
+    ].filter((p) => !root.entries.get(p)?.origin.startsWith('pkg:'));
     // A "minimized" keep set: all of base-files, dash and tzdata's files; three
     // certificates of ca-certificates; nothing of base-passwd (minimized away).
     const byPkg = (name: string) => root.packages.find((p) => p.name === name)!.paths;
-    const certs = byPkg('ca-certificates').filter((p) => p.endsWith('.crt')).slice(0, 3);
-    keep = new Set([...byPkg('base-files'), ...byPkg('dash'), ...byPkg('tzdata'), ...certs, ...generated, '/etc/app/app.conf']);
+    const certs = byPkg('ca-certificates')
+      .filter((p) => p.endsWith('.crt'))
+      .slice(0, 3);
+    keep = new Set([
+      ...byPkg('base-files'),
+      ...byPkg('dash'),
+      ...byPkg('tzdata'),
+      ...certs,
+      ...generated,
+      '/etc/app/app.conf',
+    ]);
   });
   afterAll(() => t?.cleanup());
 
-  const need = skipUnless(() => t !== undefined, () => skip);
+  const need = skipUnless(
+    () => t !== undefined,
+    () => skip,
+  );
 
   it('status.d lists exactly the contributing packages, parses with dpkg-query, md5sums check', (ctx) => {
     if (!need(ctx)) return;
@@ -93,14 +164,38 @@ describe('status.d and SBOM on a real minimized root', () => {
     const files = readdirSync(join(root.dir, STATUSD_DIR)).sort();
     expect(files).toEqual(['base-files', 'ca-certificates', 'dash', 'tzdata']);
     const info = join(root.dir, DPKG_INFO_DIR);
-    expect(readdirSync(info).sort()).toEqual(['base-files.md5sums', 'ca-certificates.md5sums', 'dash.md5sums', 'tzdata.md5sums']);
-    expect(paths).toEqual(expect.arrayContaining(['/var', '/var/lib', '/var/lib/dpkg', STATUSD_DIR, `${STATUSD_DIR}/dash`, DPKG_INFO_DIR, `${DPKG_INFO_DIR}/dash.md5sums`]));
+    expect(readdirSync(info).sort()).toEqual([
+      'base-files.md5sums',
+      'ca-certificates.md5sums',
+      'dash.md5sums',
+      'tzdata.md5sums',
+    ]);
+    expect(paths).toEqual(
+      expect.arrayContaining([
+        '/var',
+        '/var/lib',
+        '/var/lib/dpkg',
+        STATUSD_DIR,
+        `${STATUSD_DIR}/dash`,
+        DPKG_INFO_DIR,
+        `${DPKG_INFO_DIR}/dash.md5sums`,
+      ]),
+    );
     // every listed package keeps its copyright file (license scanners read it), even though
     // the "minimized" keep set dropped ca-certificates' docs; base-passwd (not listed) keeps none
-    for (const n of ['base-files', 'ca-certificates', 'dash', 'tzdata']) expect(paths, n).toContain(`/usr/share/doc/${n}/copyright`);
+    for (const n of ['base-files', 'ca-certificates', 'dash', 'tzdata'])
+      expect(paths, n).toContain(`/usr/share/doc/${n}/copyright`);
     expect(paths.some((p) => p.startsWith('/usr/share/doc/base-passwd'))).toBe(false);
-    expect(readFileSync(join(info, 'ca-certificates.md5sums'), 'utf8')).toMatch(/  usr\/share\/doc\/ca-certificates\/copyright\n/);
-    expect(root.entries.get(`${STATUSD_DIR}/dash`)).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, origin: 'generated:status.d' });
+    expect(readFileSync(join(info, 'ca-certificates.md5sums'), 'utf8')).toMatch(
+      /  usr\/share\/doc\/ca-certificates\/copyright\n/,
+    );
+    expect(root.entries.get(`${STATUSD_DIR}/dash`)).toMatchObject({
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      origin: 'generated:status.d',
+    });
 
     // dpkg itself parses them as a status database
     const admin = mkdtempSync(join(tmpdir(), 'mkimg-admin-'));
@@ -140,13 +235,17 @@ describe('status.d and SBOM on a real minimized root', () => {
     expect(debPurl('libbz2-1.0', '1.0.8-5+b1', 'amd64', 'debian-12', sourcePackageOf(bin, 'libbz2-1.0'))).toBe(
       'pkg:deb/debian/libbz2-1.0@1.0.8-5%2Bb1?arch=amd64&distro=debian-12&upstream=bzip2%401.0.8-5',
     );
-    expect(debPurl('dash', '0.5.12-2', 'amd64', 'debian-12', sourcePackageOf('Package: dash\nVersion: 0.5.12-2\n', 'dash'))).toBe('pkg:deb/debian/dash@0.5.12-2?arch=amd64&distro=debian-12');
+    expect(
+      debPurl('dash', '0.5.12-2', 'amd64', 'debian-12', sourcePackageOf('Package: dash\nVersion: 0.5.12-2\n', 'dash')),
+    ).toBe('pkg:deb/debian/dash@0.5.12-2?arch=amd64&distro=debian-12');
     expect(dpkgInfoName(libc6, 'libc6', 'amd64')).toBe('libc6:amd64');
     expect(dpkgInfoName('Package: dash\nMulti-Arch: foreign\n', 'dash', 'amd64')).toBe('dash');
   });
 
   it('the stanza is the control file plus the Status line', () => {
-    expect(statusStanza('Package: a\nVersion: 1\nDescription: x\n more\n\n')).toBe('Package: a\nStatus: install ok installed\nVersion: 1\nDescription: x\n more\n');
+    expect(statusStanza('Package: a\nVersion: 1\nDescription: x\n more\n\n')).toBe(
+      'Package: a\nStatus: install ok installed\nVersion: 1\nDescription: x\n more\n',
+    );
   });
 
   it('the SBOM validates against SPDX 2.3, lists the status.d packages, and every kept file', (ctx) => {
@@ -169,7 +268,9 @@ describe('status.d and SBOM on a real minimized root', () => {
     expect(doc.documentNamespace).toBe(`https://mkimg.invalid/spdx/test-${m.origin.sha256}`);
 
     const debs = doc.packages.filter((p: any) => (p.externalRefs ?? []).some((r: any) => r.referenceType === 'purl'));
-    const statusd = readdirSync(join(root.dir, STATUSD_DIR)).filter((f) => !f.endsWith('.md5sums')).sort();
+    const statusd = readdirSync(join(root.dir, STATUSD_DIR))
+      .filter((f) => !f.endsWith('.md5sums'))
+      .sort();
     expect(debs.map((p: any) => p.name).sort()).toEqual(statusd);
     const pkgOf = (n: string) => debs.find((p: any) => p.name === n);
     const dash = root.packages.find((p) => p.name === 'dash')!;
@@ -186,9 +287,14 @@ describe('status.d and SBOM on a real minimized root', () => {
     expect(doc.files.map((f: any) => f.fileName).sort()).toEqual(keptFiles);
     const byName = new Map(doc.files.map((f: any) => [f.fileName, f]));
     const sh = byName.get('/usr/bin/dash') as any;
-    const actual = createHash('sha256').update(readFileSync(join(root.dir, 'usr/bin/dash'))).digest('hex');
+    const actual = createHash('sha256')
+      .update(readFileSync(join(root.dir, 'usr/bin/dash')))
+      .digest('hex');
     expect(sh.checksums.find((c: any) => c.algorithm === 'SHA256').checksumValue).toBe(actual);
-    const contains = (from: string, to: string) => doc.relationships.some((r: any) => r.spdxElementId === from && r.relationshipType === 'CONTAINS' && r.relatedSpdxElement === to);
+    const contains = (from: string, to: string) =>
+      doc.relationships.some(
+        (r: any) => r.spdxElementId === from && r.relationshipType === 'CONTAINS' && r.relatedSpdxElement === to,
+      );
     expect(contains(pkgOf('dash').SPDXID, sh.SPDXID)).toBe(true);
     const input = byName.get('/etc/app/app.conf') as any;
     expect(input.comment).toBe('from files: input app.conf');
@@ -226,7 +332,9 @@ describe('status.d and SBOM on a real minimized root', () => {
     const { root } = t!;
     const want = sbomBytes(root, keep, m);
     // Forget the digests of a third of the files, as for inputs read in place before the layer is written.
-    const files = [...keep].map((p) => root.entries.get(p)!).filter((e) => e?.type === 'file' && e.path !== SBOM_PATH && e.sha1 && e.sha256);
+    const files = [...keep]
+      .map((p) => root.entries.get(p)!)
+      .filter((e) => e?.type === 'file' && e.path !== SBOM_PATH && e.sha1 && e.sha256);
     const forgotten = files.filter((_, i) => i % 3 === 0).map((e) => ({ e, sha1: e.sha1!, sha256: e.sha256! }));
     expect(forgotten.length).toBeGreaterThan(3);
     for (const f of forgotten) {

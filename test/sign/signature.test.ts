@@ -89,13 +89,32 @@ describe('mkimg key generate + mkimg sign', () => {
   });
 
   it('signs with a passphrase-protected key given --passphrase-file', async () => {
-    const g2 = await generateKeyFiles({ name: 'P', email: 'p@example.org', prefix: join(dir.path, 'prot'), passphrase: 'correct horse' });
-    const e = await rejection(signManifest({ manifestPath: manifest, keyPath: g2.secretPath, output: join(dir.path, 'p.sig') }));
+    const g2 = await generateKeyFiles({
+      name: 'P',
+      email: 'p@example.org',
+      prefix: join(dir.path, 'prot'),
+      passphrase: 'correct horse',
+    });
+    const e = await rejection(
+      signManifest({ manifestPath: manifest, keyPath: g2.secretPath, output: join(dir.path, 'p.sig') }),
+    );
     expect(e.kind).toBe('usage');
     expect(e.hint).toMatch(/--passphrase-file/);
-    const bad = await rejection(signManifest({ manifestPath: manifest, keyPath: g2.secretPath, passphrase: 'wrong', output: join(dir.path, 'p.sig') }));
+    const bad = await rejection(
+      signManifest({
+        manifestPath: manifest,
+        keyPath: g2.secretPath,
+        passphrase: 'wrong',
+        output: join(dir.path, 'p.sig'),
+      }),
+    );
     expect(bad.kind).toBe('signature');
-    const res = await signManifest({ manifestPath: manifest, keyPath: g2.secretPath, passphrase: 'correct horse', output: join(dir.path, 'p.sig') });
+    const res = await signManifest({
+      manifestPath: manifest,
+      keyPath: g2.secretPath,
+      passphrase: 'correct horse',
+      output: join(dir.path, 'p.sig'),
+    });
     expect((await verifyWith(res.output, g2.publicPath)).fingerprint).toBe(g2.fingerprint);
   });
 });
@@ -105,7 +124,11 @@ describe('mkimg sign with keys from other tools', () => {
     const f = gpg.genKey('Signer <signer@example.org>', 'rsa3072');
     const secret = join(dir.path, 'gpg-rsa.secret.asc');
     gpg.ok(['--armor', '--export-secret-keys', '--output', secret, f]);
-    const res = await signManifest({ manifestPath: manifest, keyPath: secret, output: join(dir.path, 'gpg-rsa-mkimg.sig') });
+    const res = await signManifest({
+      manifestPath: manifest,
+      keyPath: secret,
+      output: join(dir.path, 'gpg-rsa-mkimg.sig'),
+    });
     expect(res.fingerprint).toBe(f);
     const v = gpg.run(['--status-fd', '1', '--verify', res.output, manifest]);
     expect(v.status, v.stderr).toBe(0);
@@ -129,7 +152,9 @@ describe('mkimg sign with keys from other tools', () => {
     const f = gpg.genKey('Weak Signer <weaksigner@example.org>', 'rsa2048');
     const secret = join(dir.path, 'weak.secret.asc');
     gpg.ok(['--armor', '--export-secret-keys', '--output', secret, f]);
-    const e = await rejection(signManifest({ manifestPath: manifest, keyPath: secret, output: join(dir.path, 'weak-mkimg.sig') }));
+    const e = await rejection(
+      signManifest({ manifestPath: manifest, keyPath: secret, output: join(dir.path, 'weak-mkimg.sig') }),
+    );
     expect(e.kind).toBe('signature');
     expect(e.message).toMatch(/RSA-2048; mkimg needs RSA of at least 3072/);
   });
@@ -249,13 +274,30 @@ describe('rejections', () => {
   it('an expired key (expired before it signed), while a signature from its valid time passes', async () => {
     const day = 86400_000;
     const born = new Date(Date.now() - 30 * day);
-    const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: 'exp@example.org' }], date: born, format: 'object' });
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'ed25519Legacy',
+      userIDs: [{ email: 'exp@example.org' }],
+      date: born,
+      format: 'object',
+    });
     const sign = async (date: Date, key: openpgp.PrivateKey) =>
-      openpgp.sign({ message: await openpgp.createMessage({ binary: readFileSync(manifest) }), signingKeys: key, detached: true, date, format: 'armored' });
+      openpgp.sign({
+        message: await openpgp.createMessage({ binary: readFileSync(manifest) }),
+        signingKeys: key,
+        detached: true,
+        date,
+        format: 'armored',
+      });
     const sigNow = dir.file('exp-now.sig', (await sign(new Date(), privateKey)) as string);
     const sigThen = dir.file('exp-then.sig', (await sign(new Date(born.getTime() + 3600_000), privateKey)) as string);
     // The same key material with self-signatures that let it expire one day after its birth.
-    const { publicKey } = await openpgp.reformatKey({ privateKey, userIDs: [{ email: 'exp@example.org' }], keyExpirationTime: 86400, date: born });
+    const { publicKey } = await openpgp.reformatKey({
+      privateKey,
+      userIDs: [{ email: 'exp@example.org' }],
+      keyExpirationTime: 86400,
+      date: born,
+    });
     const ring = dir.file('exp.pub.asc', publicKey);
     const e = await rejection(verifyWith(sigNow, ring));
     expect(e.kind).toBe('signature');
@@ -270,7 +312,10 @@ describe('rejections', () => {
     const before = gpg.exportPublic(rf, join(dir.path, 'revoked-before.pub.asc'));
     expect((await verifyWith(rsig, before)).fingerprint).toBe(rf);
     // gpg writes a revocation certificate for every key; it is armed by removing the ':' guard.
-    const cert = readFileSync(join(gpg.home, 'openpgp-revocs.d', `${rf}.rev`), 'utf8').replace(/^:-----BEGIN/m, '-----BEGIN');
+    const cert = readFileSync(join(gpg.home, 'openpgp-revocs.d', `${rf}.rev`), 'utf8').replace(
+      /^:-----BEGIN/m,
+      '-----BEGIN',
+    );
     gpg.ok(['--import'], cert);
     const after = gpg.exportPublic(rf, join(dir.path, 'revoked.pub.asc'));
     const e = await rejection(verifyWith(rsig, after));
@@ -279,14 +324,36 @@ describe('rejections', () => {
   });
 
   it('a soft revocation (superseded) after the signature keeps it good; a hard one does not', async () => {
-    const { privateKey } = await openpgp.generateKey({ type: 'ecc', curve: 'ed25519Legacy', userIDs: [{ email: 'soft@example.org' }], format: 'object', date: new Date(Date.now() - 3600_000) });
+    const { privateKey } = await openpgp.generateKey({
+      type: 'ecc',
+      curve: 'ed25519Legacy',
+      userIDs: [{ email: 'soft@example.org' }],
+      format: 'object',
+      date: new Date(Date.now() - 3600_000),
+    });
     const signed = dir.file(
       'soft.sig',
-      (await openpgp.sign({ message: await openpgp.createMessage({ binary: readFileSync(manifest) }), signingKeys: privateKey, detached: true, format: 'armored', date: new Date(Date.now() - 1800_000) })) as string,
+      (await openpgp.sign({
+        message: await openpgp.createMessage({ binary: readFileSync(manifest) }),
+        signingKeys: privateKey,
+        detached: true,
+        format: 'armored',
+        date: new Date(Date.now() - 1800_000),
+      })) as string,
     );
-    const soft = await openpgp.revokeKey({ key: privateKey, reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keySuperseded, string: 'rotated' }, format: 'armored' });
-    expect((await verifyWith(signed, dir.file('soft.pub.asc', soft.publicKey))).fingerprint).toBe(privateKey.getFingerprint().toUpperCase());
-    const hard = await openpgp.revokeKey({ key: privateKey, reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keyCompromised, string: 'leaked' }, format: 'armored' });
+    const soft = await openpgp.revokeKey({
+      key: privateKey,
+      reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keySuperseded, string: 'rotated' },
+      format: 'armored',
+    });
+    expect((await verifyWith(signed, dir.file('soft.pub.asc', soft.publicKey))).fingerprint).toBe(
+      privateKey.getFingerprint().toUpperCase(),
+    );
+    const hard = await openpgp.revokeKey({
+      key: privateKey,
+      reasonForRevocation: { flag: openpgp.enums.reasonForRevocation.keyCompromised, string: 'leaked' },
+      format: 'armored',
+    });
     const e = await rejection(verifyWith(signed, dir.file('hard.pub.asc', hard.publicKey)));
     expect(e.message).toMatch(/has been revoked: "leaked"/);
   });

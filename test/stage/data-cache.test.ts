@@ -37,7 +37,8 @@ const dataDir = (cacheDir: string): string => join(cacheDir, 'data', 'sha256');
 function snapshot(root: StagingRoot) {
   const entries = [...root.entries.values()].map((e) => ({ ...e, hostPath: e.hostPath?.slice(root.dir.length) }));
   const contents: Record<string, string> = {};
-  for (const e of root.entries.values()) if (e.type === 'file') contents[e.path] = readFileSync(e.hostPath!).toString('base64');
+  for (const e of root.entries.values())
+    if (e.type === 'file') contents[e.path] = readFileSync(e.hostPath!).toString('base64');
   return { entries, packages: root.packages, contents };
 }
 
@@ -131,7 +132,10 @@ describe('data cache', () => {
     const plain = await unpackSnapshot();
     const cache = freshCache();
     for (let round = 0; round < 2; round++) {
-      const [a, b] = await Promise.all([unpackSnapshot({ cacheDir: cache, unpinnedData: true }), unpackSnapshot({ cacheDir: cache, unpinnedData: true })]);
+      const [a, b] = await Promise.all([
+        unpackSnapshot({ cacheDir: cache, unpinnedData: true }),
+        unpackSnapshot({ cacheDir: cache, unpinnedData: true }),
+      ]);
       expect(a).toEqual(plain);
       expect(b).toEqual(plain);
       expect(entriesOf(cache).size).toBe(3);
@@ -156,7 +160,11 @@ describe('data cache', () => {
     const evilPath = join(debs, 'evil.deb');
     writeFileSync(
       evilPath,
-      debBytes({ name: 'evil', data: evilData, members: (s) => [s.binary, s.control, { name: 'data.tar.xz', data: xz.compressSync(s.data.data) }] }),
+      debBytes({
+        name: 'evil',
+        data: evilData,
+        members: (s) => [s.binary, s.control, { name: 'data.tar.xz', data: xz.compressSync(s.data.data) }],
+      }),
     );
     const evil = { path: evilPath, sha256: sha256Of(evilPath) };
     const batch = [list[0], evil, list[4]];
@@ -166,7 +174,12 @@ describe('data cache', () => {
       const err = await rejection(unpackDebs(r.root, batch, opts));
       sentinelIntact(r.sentinel);
       expect(r.root.packages.map((p) => p.name)).toEqual(['base']);
-      return { message: err.message.split(r.caseDir).join('<case>'), hint: err.hint, kind: err.kind, index: snapshot(r.root) };
+      return {
+        message: err.message.split(r.caseDir).join('<case>'),
+        hint: err.hint,
+        kind: err.kind,
+        index: snapshot(r.root),
+      };
     };
     const uncached = await run({});
     expect(uncached.message).toMatch(/hostile package evil/);
@@ -210,7 +223,9 @@ describe('data cache', () => {
     const cache = freshCache();
     await unpackSnapshot({ cacheDir: cache, unpinnedData: true });
     const r = await freshRoot();
-    const err = await rejection(unpackDebs(r.root, [{ path: list[4].path, sha256: list[0].sha256 }], { cacheDir: cache, unpinnedData: true }));
+    const err = await rejection(
+      unpackDebs(r.root, [{ path: list[4].path, sha256: list[0].sha256 }], { cacheDir: cache, unpinnedData: true }),
+    );
     expect(err.message).toMatch(/sha256 mismatch/);
     expect(r.root.packages).toEqual([]);
   });
@@ -218,7 +233,8 @@ describe('data cache', () => {
 
 describe('pinned data digests (lock dataSha256)', () => {
   /** What `dpkg-deb --fsys-tarfile` prints: the decompressed data member. */
-  const fsysSha = (deb: string): string => sha256Hex(execFileSync('dpkg-deb', ['--fsys-tarfile', deb], { maxBuffer: 1 << 28 }));
+  const fsysSha = (deb: string): string =>
+    sha256Hex(execFileSync('dpkg-deb', ['--fsys-tarfile', deb], { maxBuffer: 1 << 28 }));
   const pinned = () => list.map((d) => ({ ...d, dataSha256: fsysSha(d.path) }));
 
   test('dataArchiveSha256 (what mkimg lock pins) is the sha256 of dpkg-deb --fsys-tarfile, for every compression', async () => {
@@ -234,7 +250,8 @@ describe('pinned data digests (lock dataSha256)', () => {
     const cache = freshCache();
     expect(await unpackSnapshot({ cacheDir: cache }, pinned())).toEqual(plain); // cold
     const stored = entriesOf(cache);
-    for (const d of pinned().filter((_, i) => i !== 1 && i !== 3)) expect(stored.get(d.sha256)).toBe(`${d.sha256}.${d.dataSha256}.tar`); // xz and zstd
+    for (const d of pinned().filter((_, i) => i !== 1 && i !== 3))
+      expect(stored.get(d.sha256)).toBe(`${d.sha256}.${d.dataSha256}.tar`); // xz and zstd
     expect(await unpackSnapshot({ cacheDir: cache }, pinned())).toEqual(plain); // warm
     // index-only roots too
     const r = await freshRoot();
@@ -246,7 +263,10 @@ describe('pinned data digests (lock dataSha256)', () => {
   test('without pins and without --data-cache, cache entries are not read (not even well-formed hostile ones)', async () => {
     const plain = await unpackSnapshot();
     const cache = freshCache();
-    const hostileTar = tarBytes([{ name: './', type: '5' }, { name: './etc/conf', content: 'injected' }]);
+    const hostileTar = tarBytes([
+      { name: './', type: '5' },
+      { name: './etc/conf', content: 'injected' },
+    ]);
     mkdirSync(dataDir(cache), { recursive: true });
     writeFileSync(join(dataDir(cache), `${list[0].sha256}.${sha256Hex(hostileTar)}.tar`), hostileTar);
     expect(await unpackSnapshot({ cacheDir: cache })).toEqual(plain);
@@ -258,7 +278,10 @@ describe('pinned data digests (lock dataSha256)', () => {
     const d = dataDir(cache);
     mkdirSync(d, { recursive: true });
     // a well-formed entry for another archive (self-consistent name): not the pin, not read
-    const other = tarBytes([{ name: './', type: '5' }, { name: './etc/conf', content: 'injected' }]);
+    const other = tarBytes([
+      { name: './', type: '5' },
+      { name: './etc/conf', content: 'injected' },
+    ]);
     writeFileSync(join(d, `${list[0].sha256}.${sha256Hex(other)}.tar`), other);
     // an entry under the pinned name whose bytes are not the pinned archive: deleted, decompressed again
     const p4 = pinned()[4];
@@ -278,7 +301,11 @@ describe('pinned data digests (lock dataSha256)', () => {
         const bad = { ...list[i], dataSha256: wrong };
         const err = await rejection(unpackDebs(root, [bad], { cacheDir: freshCache() }));
         expect(err.kind).toBe('input');
-        expect(err.message).toMatch(new RegExp(`the data archive of .* decompresses to sha256 ${fsysSha(list[i].path)}, but the lock pins ${wrong}`));
+        expect(err.message).toMatch(
+          new RegExp(
+            `the data archive of .* decompresses to sha256 ${fsysSha(list[i].path)}, but the lock pins ${wrong}`,
+          ),
+        );
         expect(err.hint).toMatch(/mkimg lock/);
         expect(root.packages).toEqual([]);
         if (!indexOnly) sentinelIntact(r.sentinel);

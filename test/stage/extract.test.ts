@@ -1,6 +1,16 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { unpackDeb } from '../../src/stage/extract.js';
 import { MkimgError } from '../../src/util/errors.js';
@@ -34,23 +44,46 @@ describe('unpackDeb with dpkg-deb packages', () => {
   test('merged-/usr landing, modes, owners, symlinks, hardlinks, control data', async () => {
     const { root } = await freshRoot();
     const items = mergedUsrItems();
-    const b = buildDeb(debs, { name: 'merged', items, compression: 'xz', extraControl: { postinst: `#!/bin/sh\ntouch ${work}/POSTINST-RAN\n`, md5sums: 'abc  usr/bin/foo\n' } });
+    const b = buildDeb(debs, {
+      name: 'merged',
+      items,
+      compression: 'xz',
+      extraControl: { postinst: `#!/bin/sh\ntouch ${work}/POSTINST-RAN\n`, md5sums: 'abc  usr/bin/foo\n' },
+    });
     const pkg = await unpackDeb(root, b.path, b.sha256);
 
-    expect(pkg).toMatchObject({ name: 'merged', version: '1.0', architecture: 'amd64', sha256: b.sha256, md5sums: 'abc  usr/bin/foo\n' });
+    expect(pkg).toMatchObject({
+      name: 'merged',
+      version: '1.0',
+      architecture: 'amd64',
+      sha256: b.sha256,
+      md5sums: 'abc  usr/bin/foo\n',
+    });
     expect(pkg.control).toMatch(/^Package: merged\n/);
     expect(root.packages).toEqual([pkg]);
     expect(existsSync(join(work, 'POSTINST-RAN'))).toBe(false);
 
     // merged-/usr: /bin/foo is /usr/bin/foo; nothing indexed under /bin
     const foo = root.entries.get('/usr/bin/foo')!;
-    expect(foo).toMatchObject({ type: 'file', mode: 0o755, uid: 0, gid: 0, size: 10, origin: 'pkg:merged', hostPath: root.dir + '/usr/bin/foo' });
+    expect(foo).toMatchObject({
+      type: 'file',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      size: 10,
+      origin: 'pkg:merged',
+      hostPath: root.dir + '/usr/bin/foo',
+    });
     expect(foo.sha256).toBe(sha256Of(root.dir + '/usr/bin/foo'));
     expect(root.entries.get('/usr/sbin/bar')).toMatchObject({ type: 'file', mode: 0o700 });
     expect([...root.entries.keys()].filter((p) => /^\/(bin|sbin|lib|lib64)\//.test(p))).toEqual([]);
     expect(lstatSync(root.dir + '/bin').isSymbolicLink()).toBe(true);
     expect(readlinkSync(root.dir + '/usr/lib/x86_64-linux-gnu/libz.so.1')).toBe('libz.so.1.2');
-    expect(root.entries.get('/usr/lib/x86_64-linux-gnu/libz.so.1')).toMatchObject({ type: 'symlink', linkTarget: 'libz.so.1.2', mode: 0o777 });
+    expect(root.entries.get('/usr/lib/x86_64-linux-gnu/libz.so.1')).toMatchObject({
+      type: 'symlink',
+      linkTarget: 'libz.so.1.2',
+      mode: 0o777,
+    });
 
     // true modes/owners in the index; host gets mode & 0777, dirs at least 0755
     expect(root.entries.get('/usr/bin/passwd')).toMatchObject({ mode: 0o4755 });
@@ -84,7 +117,13 @@ describe('unpackDeb with dpkg-deb packages', () => {
   test('the staged tree agrees with dpkg-deb -x, modulo merged-/usr', async () => {
     const { root, caseDir } = await freshRoot();
     const items: TreeItem[] = [];
-    for (let i = 0; i < 60; i++) items.push({ path: `usr/share/zoneinfo/Area${i % 7}/City${i}`, type: 'file', content: `tz ${i}\n`.repeat(i + 1), mode: i % 3 ? 0o644 : 0o755 });
+    for (let i = 0; i < 60; i++)
+      items.push({
+        path: `usr/share/zoneinfo/Area${i % 7}/City${i}`,
+        type: 'file',
+        content: `tz ${i}\n`.repeat(i + 1),
+        mode: i % 3 ? 0o644 : 0o755,
+      });
     items.push({ path: 'lib/x86_64-linux-gnu/ld.so', type: 'file', content: 'ld', mode: 0o755 });
     items.push({ path: 'sbin/ldconfig', type: 'file', content: 'ldc', mode: 0o755 });
     items.push({ path: 'usr/share/zoneinfo/localtime', type: 'symlink', target: 'Area0/City0' });
@@ -126,7 +165,9 @@ describe('unpackDeb with dpkg-deb packages', () => {
       const { root } = await freshRoot();
       const b = buildDeb(debs, { name: `z${z}`, items, compression: z, rootOwner: true });
       await unpackDeb(root, b.path, b.sha256);
-      indexes.push(JSON.stringify([...root.entries.values()].map((e) => [e.path, e.type, e.mode, e.size, e.sha256 ?? '']).sort()));
+      indexes.push(
+        JSON.stringify([...root.entries.values()].map((e) => [e.path, e.type, e.mode, e.size, e.sha256 ?? '']).sort()),
+      );
     }
     expect(new Set(indexes).size).toBe(1);
     expect(indexes[0]).toContain('/usr/bin/x');
@@ -134,8 +175,22 @@ describe('unpackDeb with dpkg-deb packages', () => {
 
   test('two packages: shared dirs kept, identical files fine, different content refused naming both', async () => {
     const { root } = await freshRoot();
-    const a = buildDeb(debs, { name: 'pa', items: [{ path: 'usr/share/common/same', type: 'file', content: 'same' }, { path: 'etc/conf', type: 'file', content: 'A' }, { path: 'opt/d', type: 'dir', mode: 0o700 }] });
-    const b = buildDeb(debs, { name: 'pb', items: [{ path: 'usr/share/common/same', type: 'file', content: 'same' }, { path: 'opt/d', type: 'dir', mode: 0o755 }, { path: 'opt/d/f', type: 'file', content: 'f' }] });
+    const a = buildDeb(debs, {
+      name: 'pa',
+      items: [
+        { path: 'usr/share/common/same', type: 'file', content: 'same' },
+        { path: 'etc/conf', type: 'file', content: 'A' },
+        { path: 'opt/d', type: 'dir', mode: 0o700 },
+      ],
+    });
+    const b = buildDeb(debs, {
+      name: 'pb',
+      items: [
+        { path: 'usr/share/common/same', type: 'file', content: 'same' },
+        { path: 'opt/d', type: 'dir', mode: 0o755 },
+        { path: 'opt/d/f', type: 'file', content: 'f' },
+      ],
+    });
     const c = buildDeb(debs, { name: 'pc', items: [{ path: 'etc/conf', type: 'file', content: 'C' }] });
     await unpackDeb(root, a.path, a.sha256);
     const pb = await unpackDeb(root, b.path, b.sha256);
@@ -143,7 +198,10 @@ describe('unpackDeb with dpkg-deb packages', () => {
     expect(pb.paths).toContain('/usr/share/common/same');
     expect(root.entries.get('/opt/d')).toMatchObject({ mode: 0o700, origin: 'pkg:pa' });
     expect(root.entries.get('/opt/d/f')!.origin).toBe('pkg:pb');
-    const e = await expectHostile(unpackDeb(root, c.path, c.sha256), /\/etc\/conf: package pa and package pc both ship it, with different content/);
+    const e = await expectHostile(
+      unpackDeb(root, c.path, c.sha256),
+      /\/etc\/conf: package pa and package pc both ship it, with different content/,
+    );
     expect(e.details).toMatchObject({ path: '/etc/conf', packages: ['pkg:pa', 'pkg:pc'] });
     expect(readFileSync(root.dir + '/etc/conf', 'utf8')).toBe('A');
     expect(readdirSync(root.dir + '/etc').filter((f) => f.startsWith('.mkimg-tmp'))).toEqual([]);
@@ -153,7 +211,10 @@ describe('unpackDeb with dpkg-deb packages', () => {
     const { root } = await freshRoot();
     const b = buildDeb(debs, { name: 'pinned', items: [{ path: 'etc/x', type: 'file', content: 'x' }] });
     const wrong = '0'.repeat(64);
-    const e = await expectHostile(unpackDeb(root, b.path, wrong), new RegExp(`sha256 mismatch: expected ${wrong}, got ${b.sha256}`));
+    const e = await expectHostile(
+      unpackDeb(root, b.path, wrong),
+      new RegExp(`sha256 mismatch: expected ${wrong}, got ${b.sha256}`),
+    );
     expect(e.message).toContain(b.path);
     expect(readdirSync(root.dir).sort()).toEqual(['bin', 'lib', 'lib64', 'sbin', 'usr']);
     expect(root.entries.size).toBe(9);
@@ -172,7 +233,13 @@ describe('hostile packages', () => {
   }
 
   test('"../" names aimed at the sentinel and at the host /etc', async () => {
-    const { err } = await attack([{ name: './etc/', type: '5' }, { name: '../sentinel/evil', content: 'pwned' }], /hostile package evil .*"\.\.\/sentinel\/evil".*"\.\." component/);
+    const { err } = await attack(
+      [
+        { name: './etc/', type: '5' },
+        { name: '../sentinel/evil', content: 'pwned' },
+      ],
+      /hostile package evil .*"\.\.\/sentinel\/evil".*"\.\." component/,
+    );
     expect(err.hint).toMatch(/nothing outside the staging root/);
     await attack([{ name: './../../../../../../etc/mkimg-evil', content: 'pwned' }], /"\.\." component/);
     expect(existsSync('/etc/mkimg-evil')).toBe(false);
@@ -202,7 +269,13 @@ describe('hostile packages', () => {
       /climbs above the image root/,
     );
     // a directory entry through such a link is refused too
-    await attack([{ name: './y', type: '2', linkname: '../..' }, { name: './y/sentinel/', type: '5' }], /climbs above the image root/);
+    await attack(
+      [
+        { name: './y', type: '2', linkname: '../..' },
+        { name: './y/sentinel/', type: '5' },
+      ],
+      /climbs above the image root/,
+    );
   });
 
   test('an absolute symlink is resolved inside the root, never on the host', async () => {
@@ -238,7 +311,13 @@ describe('hostile packages', () => {
     const before = statSync('/etc/passwd').nlink;
     await attack([{ name: './pw', type: '1', linkname: '/etc/passwd' }], /hardlink target "\/etc\/passwd" is absolute/);
     await attack([{ name: './pw', type: '1', linkname: '../../../../../etc/passwd' }], /"\.\." component/);
-    await attack([{ name: './etc/', type: '5' }, { name: './pw', type: '1', linkname: './etc/passwd' }], /hardlink target "\.\/etc\/passwd" is not a file this package already extracted/);
+    await attack(
+      [
+        { name: './etc/', type: '5' },
+        { name: './pw', type: '1', linkname: './etc/passwd' },
+      ],
+      /hardlink target "\.\/etc\/passwd" is not a file this package already extracted/,
+    );
     await attack(
       [
         { name: './l', type: '2', linkname: '/etc' },
@@ -257,7 +336,13 @@ describe('hostile packages', () => {
   });
 
   test('device nodes and fifos are refused with the reason', async () => {
-    const { root } = await attack([{ name: './dev/', type: '5' }, { name: './dev/sda', type: '4', devmajor: 8, devminor: 0 }], /block device node \(8,0\): packages must not ship device nodes/);
+    const { root } = await attack(
+      [
+        { name: './dev/', type: '5' },
+        { name: './dev/sda', type: '4', devmajor: 8, devminor: 0 },
+      ],
+      /block device node \(8,0\): packages must not ship device nodes/,
+    );
     expect(existsSync(root.dir + '/dev/sda')).toBe(false);
     await attack([{ name: './mem', type: '3', devmajor: 1, devminor: 1 }], /character device node/);
     await attack([{ name: './pipe', type: '6' }], /named pipe \(fifo\)/);
@@ -284,7 +369,14 @@ describe('hostile packages', () => {
       name: 'iputils',
       data: [
         { name: './bin/', type: '5' },
-        { name: './bin/ping', content: 'ping', mode: 0o6755, uid: 0, gid: 0, pax: { 'SCHILY.xattr.security.capability': cap } },
+        {
+          name: './bin/ping',
+          content: 'ping',
+          mode: 0o6755,
+          uid: 0,
+          gid: 0,
+          pax: { 'SCHILY.xattr.security.capability': cap },
+        },
       ],
     });
     await unpackDeb(env.root, p, sha256Of(p));

@@ -1,5 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -78,8 +90,22 @@ describe('addFileInputs', () => {
       { src: join(src, 'app.conf'), dest: '/etc/app/app.conf' },
       { src: join(src, 'tool'), dest: '/bin/tool' },
     ]);
-    expect(root.entries.get('/etc/app/app.conf')).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, size: 4, origin: 'file:/etc/app/app.conf', sha256: createHash('sha256').update('x=1\n').digest('hex') });
-    expect(root.entries.get('/etc/app')).toMatchObject({ type: 'dir', mode: 0o755, uid: 0, gid: 0, origin: 'file:/etc/app/app.conf' });
+    expect(root.entries.get('/etc/app/app.conf')).toMatchObject({
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: 4,
+      origin: 'file:/etc/app/app.conf',
+      sha256: createHash('sha256').update('x=1\n').digest('hex'),
+    });
+    expect(root.entries.get('/etc/app')).toMatchObject({
+      type: 'dir',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      origin: 'file:/etc/app/app.conf',
+    });
     expect(root.entries.get('/etc')).toMatchObject({ type: 'dir', mode: 0o755 });
     expect(root.entries.get('/usr/bin/tool')).toMatchObject({ type: 'file', mode: 0o755, origin: 'file:/bin/tool' });
     expect(root.entries.has('/bin/tool')).toBe(false);
@@ -144,15 +170,25 @@ describe('addFileInputs', () => {
     expect(run.sha256).toBeUndefined();
     // What the layer writer records is what the pin is checked against; files it did not read are read by check().
     const bytes = readFileSync(join(a, 'run.sh'));
-    const digests = (b: Buffer) => ({ sha256: createHash('sha256').update(b).digest('hex'), sha1: createHash('sha1').update(b).digest('hex'), size: b.length });
+    const digests = (b: Buffer) => ({
+      sha256: createHash('sha256').update(b).digest('hex'),
+      sha1: createHash('sha1').update(b).digest('hex'),
+      size: b.length,
+    });
     pins.record(join(a, 'run.sh'), digests(bytes));
     expect(() => pins.check()).not.toThrow();
     // A second read of one file must give the same bytes.
-    expect(() => pins.record(join(a, 'run.sh'), digests(Buffer.from('other')))).toThrow(/run\.sh changed while it was being read/);
+    expect(() => pins.record(join(a, 'run.sh'), digests(Buffer.from('other')))).toThrow(
+      /run\.sh changed while it was being read/,
+    );
     // Bytes recorded that are not the pinned ones fail the check, naming the input.
-    const other = await addFileInputs(await freshRoot(), [{ src: a, dest: '/opt/app', sha256 }], { materialize: false });
+    const other = await addFileInputs(await freshRoot(), [{ src: a, dest: '/opt/app', sha256 }], {
+      materialize: false,
+    });
     other.record(join(a, 'readme'), digests(Buffer.from('not the readme\n')));
-    expect(() => other.check()).toThrow(new RegExp(`files\\[0\\]\\.src: ${a} changed: expected sha256 ${sha256}, got [0-9a-f]{64}`));
+    expect(() => other.check()).toThrow(
+      new RegExp(`files\\[0\\]\\.src: ${a} changed: expected sha256 ${sha256}, got [0-9a-f]{64}`),
+    );
   });
 
   test('a sha256 pin is checked before anything is written', async () => {
@@ -183,17 +219,33 @@ describe('addFileInputs', () => {
     execFileSync('mkfifo', [join(tree, 'sub', 'pipe')]);
     const re = new RegExp(`files\\[0\\]\\.src: ${tree}/sub/pipe is neither a file, a directory nor a symlink`);
     await expectError(addFileInputs(await freshRoot(), [{ src: tree, dest: '/opt/t' }]), 'manifest', re);
-    await expectError(addFileInputs(await freshRoot(), [{ src: tree, dest: '/opt/t' }], { materialize: false }), 'manifest', re);
+    await expectError(
+      addFileInputs(await freshRoot(), [{ src: tree, dest: '/opt/t' }], { materialize: false }),
+      'manifest',
+      re,
+    );
     await expectError(inputDigest(tree, 'files[0].src'), 'manifest', re);
   });
 
   test('missing src is a manifest error naming the path; bad dest too', async () => {
     const root = await freshRoot();
     const missing = join(work, 'does-not-exist');
-    await expectError(addFileInputs(root, [{ src: missing, dest: '/x' }]), 'manifest', new RegExp(`files\\[0\\]\\.src: ${missing} does not exist`));
+    await expectError(
+      addFileInputs(root, [{ src: missing, dest: '/x' }]),
+      'manifest',
+      new RegExp(`files\\[0\\]\\.src: ${missing} does not exist`),
+    );
     writeFileSync(join(work, 'f'), 'f');
-    await expectError(addFileInputs(root, [{ src: join(work, 'f'), dest: '/etc/../../x' }]), 'manifest', /files\[0\]\.dest: .* must not contain "\.\."/);
-    await expectError(addFileInputs(root, [{ src: join(work, 'f'), dest: 'relative' }]), 'manifest', /must be an absolute image path/);
+    await expectError(
+      addFileInputs(root, [{ src: join(work, 'f'), dest: '/etc/../../x' }]),
+      'manifest',
+      /files\[0\]\.dest: .* must not contain "\.\."/,
+    );
+    await expectError(
+      addFileInputs(root, [{ src: join(work, 'f'), dest: 'relative' }]),
+      'manifest',
+      /must be an absolute image path/,
+    );
   });
 
   test('files replace a file or link already staged, never a directory', async () => {
@@ -202,7 +254,15 @@ describe('addFileInputs', () => {
     writeFileSync(f, 'mine');
     mkdirSync(root.dir + '/etc');
     writeFileSync(root.dir + '/etc/nsswitch.conf', 'pkg');
-    root.entries.set('/etc/nsswitch.conf', { path: '/etc/nsswitch.conf', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 3, origin: 'pkg:base-files' });
+    root.entries.set('/etc/nsswitch.conf', {
+      path: '/etc/nsswitch.conf',
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: 3,
+      origin: 'pkg:base-files',
+    });
     symlinkSync('/etc/passwd', root.dir + '/etc/link');
     await addFileInputs(root, [
       { src: f, dest: '/etc/nsswitch.conf' },
@@ -222,13 +282,39 @@ test('replacing the first name of a hardlink group keeps the other names whole',
   linkSync(root.dir + '/usr/bin/a', root.dir + '/usr/bin/b');
   linkSync(root.dir + '/usr/bin/a', root.dir + '/usr/bin/c');
   const sha = createHash('sha256').update('old').digest('hex');
-  root.entries.set('/usr/bin/a', { path: '/usr/bin/a', type: 'file', mode: 0o755, uid: 0, gid: 0, size: 3, origin: 'pkg:p', sha256: sha, hostPath: root.dir + '/usr/bin/a' });
-  for (const n of ['b', 'c']) root.entries.set(`/usr/bin/${n}`, { path: `/usr/bin/${n}`, type: 'hardlink', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'pkg:p', linkTarget: '/usr/bin/a', sha256: sha });
+  root.entries.set('/usr/bin/a', {
+    path: '/usr/bin/a',
+    type: 'file',
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    size: 3,
+    origin: 'pkg:p',
+    sha256: sha,
+    hostPath: root.dir + '/usr/bin/a',
+  });
+  for (const n of ['b', 'c'])
+    root.entries.set(`/usr/bin/${n}`, {
+      path: `/usr/bin/${n}`,
+      type: 'hardlink',
+      mode: 0o755,
+      uid: 0,
+      gid: 0,
+      size: 0,
+      origin: 'pkg:p',
+      linkTarget: '/usr/bin/a',
+      sha256: sha,
+    });
   const f = join(work, 'newa');
   writeFileSync(f, 'new');
   await addFileInputs(root, [{ src: f, dest: '/usr/bin/a' }]);
   expect(root.entries.get('/usr/bin/a')).toMatchObject({ type: 'file', size: 3, origin: 'file:/usr/bin/a' });
-  expect(root.entries.get('/usr/bin/b')).toMatchObject({ type: 'file', size: 3, sha256: sha, hostPath: root.dir + '/usr/bin/b' });
+  expect(root.entries.get('/usr/bin/b')).toMatchObject({
+    type: 'file',
+    size: 3,
+    sha256: sha,
+    hostPath: root.dir + '/usr/bin/b',
+  });
   expect(root.entries.get('/usr/bin/b')!.linkTarget).toBeUndefined();
   expect(root.entries.get('/usr/bin/c')).toMatchObject({ type: 'hardlink', linkTarget: '/usr/bin/b' });
   expect(readFileSync(root.dir + '/usr/bin/b', 'utf8')).toBe('old');

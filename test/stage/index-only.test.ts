@@ -33,7 +33,19 @@ async function roots(): Promise<[StagingRoot, StagingRoot]> {
 /** What of an index reaches the image (hostPath and offsets differ by design). */
 function comparable(root: StagingRoot): unknown[] {
   return [...root.entries.values()]
-    .map((e) => [e.path, e.type, e.mode, e.uid, e.gid, e.size, e.linkTarget ?? '', e.origin, e.sha256 ?? '', e.sha1 ?? '', e.capability?.toString('hex') ?? ''])
+    .map((e) => [
+      e.path,
+      e.type,
+      e.mode,
+      e.uid,
+      e.gid,
+      e.size,
+      e.linkTarget ?? '',
+      e.origin,
+      e.sha256 ?? '',
+      e.sha1 ?? '',
+      e.capability?.toString('hex') ?? '',
+    ])
     .sort((a, b) => (a[0] < b[0] ? -1 : 1));
 }
 
@@ -44,7 +56,10 @@ async function outcome(p: Promise<unknown>): Promise<string> {
   );
 }
 
-const items: TreeItem[] = [...mergedUsrItems('E'.repeat(70000)), { path: 'usr/share/empty', type: 'file', content: '' }];
+const items: TreeItem[] = [
+  ...mergedUsrItems('E'.repeat(70000)),
+  { path: 'usr/share/empty', type: 'file', content: '' },
+];
 
 describe('index-only staging agrees with unpacking on disk', () => {
   for (const compression of ['xz', 'gzip', 'zstd', 'none'] as const) {
@@ -79,7 +94,14 @@ describe('index-only staging agrees with unpacking on disk', () => {
       expect(readdirSync(index.dir + '/usr/bin')).toEqual([]);
 
       // The layer (and so the image) is byte-identical.
-      const spec = { name: 'x', tag: 'latest', architecture: 'amd64', sourceDateEpoch: 1700000000, config: { env: {}, labels: {}, exposedPorts: [] }, manifestSha256: '0'.repeat(64) };
+      const spec = {
+        name: 'x',
+        tag: 'latest',
+        architecture: 'amd64',
+        sourceDateEpoch: 1700000000,
+        config: { env: {}, labels: {}, exposedPorts: [] },
+        manifestSha256: '0'.repeat(64),
+      };
       const tars = [disk, index].map((root, i) => {
         const out = join(work, `case-${n}`, `image-${i}.tar`);
         writeImageTar(spec, layerEntries(root, new Set(root.entries.keys())), out);
@@ -92,25 +114,101 @@ describe('index-only staging agrees with unpacking on disk', () => {
 
 describe('hostile packages: the same refusal in both modes, nothing written', () => {
   const cases: Array<[string, TarSpec[]]> = [
-    ['".." name', [{ name: './etc/', type: '5' }, { name: '../sentinel/evil', content: 'pwned' }]],
+    [
+      '".." name',
+      [
+        { name: './etc/', type: '5' },
+        { name: '../sentinel/evil', content: 'pwned' },
+      ],
+    ],
     ['absolute name', [{ name: '/mkimg-abs/evil', content: 'pwned' }]],
-    ['symlink that climbs out, file through it', [{ name: './x', type: '2', linkname: '../../../../tmp' }, { name: './x/mkimg-evil', content: 'pwned' }]],
-    ['directory through a climbing link', [{ name: './y', type: '2', linkname: '../..' }, { name: './y/sentinel/', type: '5' }]],
-    ['file over a symlink', [{ name: './s', type: '2', linkname: '/etc/passwd' }, { name: './s', content: 'overwrite' }]],
+    [
+      'symlink that climbs out, file through it',
+      [
+        { name: './x', type: '2', linkname: '../../../../tmp' },
+        { name: './x/mkimg-evil', content: 'pwned' },
+      ],
+    ],
+    [
+      'directory through a climbing link',
+      [
+        { name: './y', type: '2', linkname: '../..' },
+        { name: './y/sentinel/', type: '5' },
+      ],
+    ],
+    [
+      'file over a symlink',
+      [
+        { name: './s', type: '2', linkname: '/etc/passwd' },
+        { name: './s', content: 'overwrite' },
+      ],
+    ],
     ['hardlink to a host file', [{ name: './pw', type: '1', linkname: '/etc/passwd' }]],
-    ['hardlink to a file not extracted', [{ name: './etc/', type: '5' }, { name: './pw', type: '1', linkname: './etc/passwd' }]],
-    ['hardlink through a link to the host', [{ name: './l', type: '2', linkname: '/etc' }, { name: './pw', type: '1', linkname: './l/passwd' }]],
-    ['hardlink above the root', [{ name: './l', type: '2', linkname: '../../sentinel' }, { name: './pw', type: '1', linkname: './l/target' }]],
-    ['block device', [{ name: './dev/', type: '5' }, { name: './dev/sda', type: '4', devmajor: 8, devminor: 0 }]],
+    [
+      'hardlink to a file not extracted',
+      [
+        { name: './etc/', type: '5' },
+        { name: './pw', type: '1', linkname: './etc/passwd' },
+      ],
+    ],
+    [
+      'hardlink through a link to the host',
+      [
+        { name: './l', type: '2', linkname: '/etc' },
+        { name: './pw', type: '1', linkname: './l/passwd' },
+      ],
+    ],
+    [
+      'hardlink above the root',
+      [
+        { name: './l', type: '2', linkname: '../../sentinel' },
+        { name: './pw', type: '1', linkname: './l/target' },
+      ],
+    ],
+    [
+      'block device',
+      [
+        { name: './dev/', type: '5' },
+        { name: './dev/sda', type: '4', devmajor: 8, devminor: 0 },
+      ],
+    ],
     ['fifo', [{ name: './pipe', type: '6' }]],
-    ['file where a directory is', [{ name: './d/', type: '5' }, { name: './d', content: 'x' }]],
-    ['directory where a file is', [{ name: './f', content: 'x' }, { name: './f/', type: '5' }]],
+    [
+      'file where a directory is',
+      [
+        { name: './d/', type: '5' },
+        { name: './d', content: 'x' },
+      ],
+    ],
+    [
+      'directory where a file is',
+      [
+        { name: './f', content: 'x' },
+        { name: './f/', type: '5' },
+      ],
+    ],
     ['a name component over 255 bytes', [{ name: './x', content: 'x', pax: { path: `./usr/${'n'.repeat(256)}` } }]],
-    ['a path over 4096 bytes', [{ name: './x', content: 'x', pax: { path: './' + Array(20).fill('d'.repeat(250)).join('/') } }]],
+    [
+      'a path over 4096 bytes',
+      [{ name: './x', content: 'x', pax: { path: './' + Array(20).fill('d'.repeat(250)).join('/') } }],
+    ],
     ['an empty entry name', [{ name: '', content: 'x' }]],
-    ['a name that is not UTF-8', [{ name: './x', content: 'x', pax: { path: Buffer.from([0x2e, 0x2f, 0x61, 0xff, 0xfe]) } }]],
-    ['a link target that is not UTF-8', [{ name: './l', type: '2', linkname: 'x', pax: { linkpath: Buffer.from([0x61, 0xc3]) } }]],
-    ['one file twice in one package, different content', [{ name: './etc/', type: '5' }, { name: './etc/f', content: 'a' }, { name: './etc/f', content: 'b' }]],
+    [
+      'a name that is not UTF-8',
+      [{ name: './x', content: 'x', pax: { path: Buffer.from([0x2e, 0x2f, 0x61, 0xff, 0xfe]) } }],
+    ],
+    [
+      'a link target that is not UTF-8',
+      [{ name: './l', type: '2', linkname: 'x', pax: { linkpath: Buffer.from([0x61, 0xc3]) } }],
+    ],
+    [
+      'one file twice in one package, different content',
+      [
+        { name: './etc/', type: '5' },
+        { name: './etc/f', content: 'a' },
+        { name: './etc/f', content: 'b' },
+      ],
+    ],
   ];
   for (const [what, data] of cases) {
     test(what, async () => {
@@ -126,7 +224,8 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
         'an empty entry name': /name is empty/,
         'a name that is not UTF-8': /not valid UTF-8/,
         'a link target that is not UTF-8': /not valid UTF-8/,
-        'one file twice in one package, different content': /\/etc\/f: package evil ships it twice, with different content/,
+        'one file twice in one package, different content':
+          /\/etc\/f: package evil ships it twice, with different content/,
       };
       if (words[what]) expect(results[0]).toMatch(words[what]!);
       expect(readdirSync(index.dir).sort()).toEqual(['bin', 'lib', 'lib64', 'sbin', 'usr']);
@@ -136,7 +235,13 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
   test('an absolute symlink resolves inside the index, not on the host', async () => {
     const [disk, index] = await roots();
     const p = join(work, `case-${n}`, 'abs.deb');
-    writeDeb(p, { name: 'abslink', data: [{ name: './z', type: '2', linkname: '/etc' }, { name: './z/evil', content: 'contained' }] });
+    writeDeb(p, {
+      name: 'abslink',
+      data: [
+        { name: './z', type: '2', linkname: '/etc' },
+        { name: './z/evil', content: 'contained' },
+      ],
+    });
     for (const root of [disk, index]) await unpackDeb(root, p, sha256Of(p));
     expect(comparable(index)).toEqual(comparable(disk));
     const e = index.entries.get('/etc/evil')!;
@@ -147,7 +252,20 @@ describe('hostile packages: the same refusal in both modes, nothing written', ()
     const [disk, index] = await roots();
     const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex');
     const p = join(work, `case-${n}`, 'cap.deb');
-    writeDeb(p, { name: 'iputils', data: [{ name: './bin/', type: '5' }, { name: './bin/ping', content: 'ping', mode: 0o6755, uid: 0, gid: 0, pax: { 'SCHILY.xattr.security.capability': cap } }] });
+    writeDeb(p, {
+      name: 'iputils',
+      data: [
+        { name: './bin/', type: '5' },
+        {
+          name: './bin/ping',
+          content: 'ping',
+          mode: 0o6755,
+          uid: 0,
+          gid: 0,
+          pax: { 'SCHILY.xattr.security.capability': cap },
+        },
+      ],
+    });
     for (const root of [disk, index]) await unpackDeb(root, p, sha256Of(p));
     expect(comparable(index)).toEqual(comparable(disk));
     expect(index.entries.get('/usr/bin/ping')).toMatchObject({ mode: 0o6755 });
@@ -161,7 +279,11 @@ describe('corrupt compression: the same refusal in both modes', () => {
     writeDeb(p, {
       data: [{ name: './a', content: 'a'.repeat(3000) }],
       gzip: true,
-      members: (m) => [m.binary, m.control, { name: m.data.name, data: m.data.data.subarray(0, m.data.data.length - 8) }],
+      members: (m) => [
+        m.binary,
+        m.control,
+        { name: m.data.name, data: m.data.data.subarray(0, m.data.data.length - 8) },
+      ],
     });
     const results = [await outcome(unpackDeb(disk, p, sha256Of(p))), await outcome(unpackDeb(index, p, sha256Of(p)))];
     expect(results[0]).toMatch(/^MkimgError: .*data\.tar\.gz: corrupt gzip data: .*(incomplete|unexpected end)/i);

@@ -32,7 +32,11 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 function expected(p: string) {
   const b = readFileSync(p);
-  return { sha256: createHash('sha256').update(b).digest('hex'), sha1: createHash('sha1').update(b).digest('hex'), size: b.length };
+  return {
+    sha256: createHash('sha256').update(b).digest('hex'),
+    sha1: createHash('sha1').update(b).digest('hex'),
+    size: b.length,
+  };
 }
 
 function check(got: InputDigests[]) {
@@ -58,7 +62,9 @@ describe('readInputs', () => {
     const mod = (await import(compiled)) as { readInputs: typeof readInputsHere };
     const gone = [...paths];
     gone[150] = join(work, 'vanished');
-    await expect(mod.readInputs(gone, { totalBytes: total })).rejects.toThrow(new RegExp(`files: cannot read ${gone[150]} \\(ENOENT\\)`));
+    await expect(mod.readInputs(gone, { totalBytes: total })).rejects.toThrow(
+      new RegExp(`files: cannot read ${gone[150]} \\(ENOENT\\)`),
+    );
     await expect(readInputsHere(gone, { totalBytes: 0 })).rejects.toThrow(/ENOENT/);
   });
 });

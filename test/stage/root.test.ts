@@ -22,7 +22,15 @@ describe('createStagingRoot', () => {
     for (const p of ['/usr', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/sbin']) {
       expect(lstatSync(root.dir + p).isDirectory()).toBe(true);
       expect(lstatSync(root.dir + p).mode & 0o7777).toBe(0o755);
-      expect(root.entries.get(p)).toEqual({ path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin: 'layout' });
+      expect(root.entries.get(p)).toEqual({
+        path: p,
+        type: 'dir',
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        origin: 'layout',
+      });
     }
     for (const [l, t] of [
       ['/bin', 'usr/bin'],
@@ -31,7 +39,16 @@ describe('createStagingRoot', () => {
       ['/sbin', 'usr/sbin'],
     ]) {
       expect(readlinkSync(root.dir + l)).toBe(t);
-      expect(root.entries.get(l)).toEqual({ path: l, type: 'symlink', mode: 0o777, uid: 0, gid: 0, size: 0, linkTarget: t, origin: 'layout' });
+      expect(root.entries.get(l)).toEqual({
+        path: l,
+        type: 'symlink',
+        mode: 0o777,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        linkTarget: t,
+        origin: 'layout',
+      });
     }
     expect(root.entries.size).toBe(9);
     expect(root.packages).toEqual([]);
@@ -54,13 +71,40 @@ describe('resolveInRoot', () => {
     symlinkSync('/etc/alternatives/x', root.dir + '/usr/bin/x');
     symlinkSync('../../../../../../etc', root.dir + '/usr/lib/up');
 
-    expect(await resolveInRoot(root, '/bin/real')).toMatchObject({ path: '/usr/bin/real', hops: ['/bin'], exists: true, kind: 'file', clamped: false });
-    expect(await resolveInRoot(root, '/bin/x')).toMatchObject({ path: '/usr/bin/real', hops: ['/bin', '/usr/bin/x', '/etc/alternatives/x'], exists: true });
-    expect(await resolveInRoot(root, '/bin/x', { followLast: false })).toMatchObject({ path: '/usr/bin/x', kind: 'symlink', hops: ['/bin'] });
-    expect(await resolveInRoot(root, '/bin', { followLast: false })).toMatchObject({ path: '/bin', kind: 'symlink', hops: [] });
+    expect(await resolveInRoot(root, '/bin/real')).toMatchObject({
+      path: '/usr/bin/real',
+      hops: ['/bin'],
+      exists: true,
+      kind: 'file',
+      clamped: false,
+    });
+    expect(await resolveInRoot(root, '/bin/x')).toMatchObject({
+      path: '/usr/bin/real',
+      hops: ['/bin', '/usr/bin/x', '/etc/alternatives/x'],
+      exists: true,
+    });
+    expect(await resolveInRoot(root, '/bin/x', { followLast: false })).toMatchObject({
+      path: '/usr/bin/x',
+      kind: 'symlink',
+      hops: ['/bin'],
+    });
+    expect(await resolveInRoot(root, '/bin', { followLast: false })).toMatchObject({
+      path: '/bin',
+      kind: 'symlink',
+      hops: [],
+    });
     const up = await resolveInRoot(root, '/lib/up/alternatives');
-    expect(up).toMatchObject({ path: '/etc/alternatives', exists: true, kind: 'dir', clamped: true, hops: ['/lib', '/usr/lib/up'] });
-    expect(await resolveInRoot(root, '/../../etc/./alternatives/')).toMatchObject({ path: '/etc/alternatives', clamped: true });
+    expect(up).toMatchObject({
+      path: '/etc/alternatives',
+      exists: true,
+      kind: 'dir',
+      clamped: true,
+      hops: ['/lib', '/usr/lib/up'],
+    });
+    expect(await resolveInRoot(root, '/../../etc/./alternatives/')).toMatchObject({
+      path: '/etc/alternatives',
+      clamped: true,
+    });
     expect(await resolveInRoot(root, '/nope/a/../b')).toMatchObject({ path: '/nope/b', exists: false });
     expect(await resolveInRoot(root, '/usr/bin/real/more')).toMatchObject({ exists: false, notDir: '/usr/bin/real' });
     expect(await resolveInRoot(root.dir, '/')).toMatchObject({ path: '/', exists: true, kind: 'dir' });

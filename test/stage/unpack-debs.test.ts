@@ -122,8 +122,14 @@ describe('unpackDebs', () => {
     const corrupt = join(env.caseDir, 'corrupt.deb');
     writeFileSync(corrupt, truncatedXzDebBytes('corrupt'));
     const cases: [{ path: string; sha256: string }, RegExp][] = [
-      [{ path: list[1].path, sha256: list[0].sha256 }, new RegExp(`sha256 mismatch: expected ${list[0].sha256}, got ${list[1].sha256}`)],
-      [{ path: join(env.caseDir, 'missing.deb'), sha256: list[0].sha256 }, /missing\.deb: cannot read the package file \(ENOENT\)/],
+      [
+        { path: list[1].path, sha256: list[0].sha256 },
+        new RegExp(`sha256 mismatch: expected ${list[0].sha256}, got ${list[1].sha256}`),
+      ],
+      [
+        { path: join(env.caseDir, 'missing.deb'), sha256: list[0].sha256 },
+        /missing\.deb: cannot read the package file \(ENOENT\)/,
+      ],
       [{ path: corrupt, sha256: sha256Of(corrupt) }, /data\.tar\.xz: corrupt xz data/],
     ];
     for (const [bad, re] of cases) {
@@ -148,7 +154,11 @@ describe('unpackDebs', () => {
     writeXzDeb(evil, 'evil', [{ name: '../sentinel/evil', content: 'pwned' }]);
     // list[2] is big enough to be prepared after the bad pin of the next one has already failed.
     const err = await rejection(
-      unpackDebs(env.root, [list[0], { path: evil, sha256: sha256Of(evil) }, { path: list[2].path, sha256: list[3].sha256 }]),
+      unpackDebs(env.root, [
+        list[0],
+        { path: evil, sha256: sha256Of(evil) },
+        { path: list[2].path, sha256: list[3].sha256 },
+      ]),
     );
     expect(err.message).toMatch(/hostile package evil .*"\.\." component/);
     sentinelIntact(env.sentinel);

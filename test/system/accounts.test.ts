@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { planAccounts, renderGroup, renderPasswd, renderShadow, validateUser, writeAccounts } from '../../src/system/accounts.js';
+import {
+  planAccounts,
+  renderGroup,
+  renderPasswd,
+  renderShadow,
+  validateUser,
+  writeAccounts,
+} from '../../src/system/accounts.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { aptDownload, run, stagedRoot, testManifest, type TestRoot } from '../helpers/system.js';
 
@@ -35,7 +42,9 @@ describe('planAccounts (pure)', () => {
 
   it('merges base files: package entries first, manifest entries override by name', () => {
     const plan = planAccounts(
-      testManifest({ accounts: { groups: [], users: [{ name: 'www-data', uid: 33, gid: 33, home: '/var/www', shell: '/bin/sh' }] } }),
+      testManifest({
+        accounts: { groups: [], users: [{ name: 'www-data', uid: 33, gid: 33, home: '/var/www', shell: '/bin/sh' }] },
+      }),
       {
         basePasswd: 'root:*:0:0:root:/root:/bin/bash\nwww-data:*:33:33:www-data:/var/www:/usr/sbin/nologin\n',
         baseGroup: 'root:*:0:\nwww-data:*:33:\nshadow:*:42:\n',
@@ -51,19 +60,25 @@ describe('planAccounts (pure)', () => {
   });
 
   it('refuses group members that are not users, and duplicate uids', () => {
-    expect(() => planAccounts(testManifest({ accounts: { groups: [{ name: 'g', gid: 5, members: ['ghost'] }], users: [] } }), { hasShell: false })).toThrow(
-      /accounts\.groups\[0\]\.members names user "ghost"/,
-    );
     expect(() =>
-      planAccounts(testManifest({ accounts: { groups: [], users: [nonroot, { ...nonroot, name: 'other' }] } }), { hasShell: false }),
+      planAccounts(testManifest({ accounts: { groups: [{ name: 'g', gid: 5, members: ['ghost'] }], users: [] } }), {
+        hasShell: false,
+      }),
+    ).toThrow(/accounts\.groups\[0\]\.members names user "ghost"/);
+    expect(() =>
+      planAccounts(testManifest({ accounts: { groups: [], users: [nonroot, { ...nonroot, name: 'other' }] } }), {
+        hasShell: false,
+      }),
     ).toThrow(/share uid 65532/);
   });
 });
 
 describe('validateUser', () => {
-  const withUser = (user: string, users = [nonroot]) => testManifest({ accounts: { groups: [], users }, config: { env: {}, labels: {}, exposedPorts: [], user } });
+  const withUser = (user: string, users = [nonroot]) =>
+    testManifest({ accounts: { groups: [], users }, config: { env: {}, labels: {}, exposedPorts: [], user } });
   it('accepts known names and numeric ids', () => {
-    for (const u of ['nonroot', 'nonroot:nonroot', '65532:65532', '1234', 'root:0', 'nobody:nogroup']) expect(() => validateUser(withUser(u))).not.toThrow();
+    for (const u of ['nonroot', 'nonroot:nonroot', '65532:65532', '1234', 'root:0', 'nobody:nogroup'])
+      expect(() => validateUser(withUser(u))).not.toThrow();
   });
   it('rejects an unknown user or group with a manifest error naming config.user', () => {
     let err: unknown;
@@ -112,7 +127,9 @@ describe('writeAccounts on a real root (libc6, libc-bin, dash, base-passwd)', ()
       config: { env: {}, labels: {}, exposedPorts: [], user: 'nonroot' },
     });
     const written = writeAccounts(root, m);
-    expect(written).toEqual(expect.arrayContaining(['/etc/passwd', '/etc/group', '/etc/shadow', '/home', '/home/nonroot']));
+    expect(written).toEqual(
+      expect.arrayContaining(['/etc/passwd', '/etc/group', '/etc/shadow', '/home', '/home/nonroot']),
+    );
 
     const getent = (...args: string[]) => run('chroot', [root.dir, '/usr/bin/getent', ...args]).trim();
     expect(getent('passwd', 'nonroot')).toBe('nonroot:x:65532:65532::/home/nonroot:/usr/sbin/nologin');
@@ -127,7 +144,13 @@ describe('writeAccounts on a real root (libc6, libc-bin, dash, base-passwd)', ()
 
     const shadow = root.entries.get('/etc/shadow')!;
     expect({ mode: shadow.mode, uid: shadow.uid, gid: shadow.gid }).toEqual({ mode: 0o640, uid: 0, gid: 42 });
-    expect(root.entries.get('/etc/passwd')).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, origin: 'generated:accounts' });
+    expect(root.entries.get('/etc/passwd')).toMatchObject({
+      type: 'file',
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      origin: 'generated:accounts',
+    });
     expect(root.entries.get('/home/nonroot')).toMatchObject({ type: 'dir', mode: 0o700, uid: 65532, gid: 65532 });
     expect(root.entries.get('/root')).toMatchObject({ type: 'dir', mode: 0o700, uid: 0, gid: 0 });
     expect(lstatSync(join(root.dir, 'home/nonroot')).isDirectory()).toBe(true);

@@ -16,7 +16,15 @@ import {
 } from '../../src/system/files.js';
 import { readRootFile, resolveInRoot, writeRootFile } from '../../src/system/rootfs.js';
 import { createStagingRoot } from '../../src/stage/root.js';
-import { aptDownload, run, stagedRoot, testManifest, type DebFile, type TestRoot, skipUnless } from '../helpers/system.js';
+import {
+  aptDownload,
+  run,
+  stagedRoot,
+  testManifest,
+  type DebFile,
+  type TestRoot,
+  skipUnless,
+} from '../helpers/system.js';
 
 let debs: DebFile[] | undefined;
 let skip = '';
@@ -25,7 +33,10 @@ beforeAll(() => {
   debs = dl.debs;
   skip = dl.reason ?? '';
 });
-const need = skipUnless(() => debs !== undefined, () => skip);
+const need = skipUnless(
+  () => debs !== undefined,
+  () => skip,
+);
 const pick = (...names: string[]): DebFile[] => debs!.filter((d) => names.includes(d.name));
 
 /**
@@ -33,7 +44,11 @@ const pick = (...names: string[]): DebFile[] => debs!.filter((d) => names.includ
  * unpacked in the root) against the root's certificate directories, writing
  * into a scratch /etc/ssl/certs. Returns the bundle and the .pem link names.
  */
-function referenceBundle(rootDir: string, conf: string | undefined, localDir?: string): { bundle: Buffer; pems: Map<string, string>; hashes: Map<string, string> } {
+function referenceBundle(
+  rootDir: string,
+  conf: string | undefined,
+  localDir?: string,
+): { bundle: Buffer; pems: Map<string, string>; hashes: Map<string, string> } {
   const scratch = mkdtempSync(join(tmpdir(), 'mkimg-ucc-'));
   try {
     const etc = join(scratch, 'certs');
@@ -43,11 +58,16 @@ function referenceBundle(rootDir: string, conf: string | undefined, localDir?: s
     const args = [
       join(rootDir, 'usr/sbin/update-ca-certificates'),
       ...(conf === undefined ? ['--default'] : []),
-      '--certsconf', confPath,
-      '--certsdir', join(rootDir, 'usr/share/ca-certificates'),
-      '--localcertsdir', localDir ?? join(scratch, 'no-local'),
-      '--etccertsdir', etc,
-      '--hooksdir', join(scratch, 'no-hooks'),
+      '--certsconf',
+      confPath,
+      '--certsdir',
+      join(rootDir, 'usr/share/ca-certificates'),
+      '--localcertsdir',
+      localDir ?? join(scratch, 'no-local'),
+      '--etccertsdir',
+      etc,
+      '--hooksdir',
+      join(scratch, 'no-hooks'),
     ];
     run('sh', args, { env: { ...process.env, LC_ALL: 'C', TMPDIR: scratch } });
     const pems = new Map<string, string>();
@@ -77,15 +97,23 @@ describe('CA bundle', () => {
 
     const kept = writeCaCertificates(root);
     // every link written is returned with what it points at: keeping them leaves nothing dangling
-    for (const p of kept.filter((k) => root.entries.get(k)?.type === 'symlink')) expect(kept, p).toContain(resolveInRoot(root, p));
+    for (const p of kept.filter((k) => root.entries.get(k)?.type === 'symlink'))
+      expect(kept, p).toContain(resolveInRoot(root, p));
     const ours = readFileSync(join(root.dir, 'etc/ssl/certs/ca-certificates.crt'));
     const ref = referenceBundle(root.dir, undefined);
     expect(ours.length).toBe(ref.bundle.length);
     expect(ours.equals(ref.bundle)).toBe(true);
-    expect(root.entries.get('/etc/ssl/certs/ca-certificates.crt')).toMatchObject({ type: 'file', mode: 0o644, size: ours.length, origin: 'generated:ca-certificates' });
+    expect(root.entries.get('/etc/ssl/certs/ca-certificates.crt')).toMatchObject({
+      type: 'file',
+      mode: 0o644,
+      size: ours.length,
+      origin: 'generated:ca-certificates',
+    });
 
     // the same .pem links, pointing at the same certificates (inside the image)
-    const ourPems = [...root.entries.values()].filter((e) => e.path.startsWith('/etc/ssl/certs/') && e.path.endsWith('.pem'));
+    const ourPems = [...root.entries.values()].filter(
+      (e) => e.path.startsWith('/etc/ssl/certs/') && e.path.endsWith('.pem'),
+    );
     expect(ourPems.map((e) => e.path.slice('/etc/ssl/certs/'.length)).sort()).toEqual([...ref.pems.keys()].sort());
     for (const e of ourPems) {
       const name = e.path.slice('/etc/ssl/certs/'.length);
@@ -94,12 +122,17 @@ describe('CA bundle', () => {
     }
     // the same OpenSSL subject-hash links (openssl rehash) to the same .pem names
     const ourHashes = new Map(
-      [...root.entries.values()].filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path)).map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
+      [...root.entries.values()]
+        .filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path))
+        .map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
     );
     expect(ref.hashes.size).toBeGreaterThan(100);
     expect(ourHashes).toEqual(ref.hashes);
     // and the bundle parses as the same certificates openssl sees
-    const count = run('sh', ['-c', `grep -c 'BEGIN CERTIFICATE' ${join(root.dir, 'etc/ssl/certs/ca-certificates.crt')}`]).trim();
+    const count = run('sh', [
+      '-c',
+      `grep -c 'BEGIN CERTIFICATE' ${join(root.dir, 'etc/ssl/certs/ca-certificates.crt')}`,
+    ]).trim();
     expect(Number(count)).toBe(plan.certs.length);
   });
 
@@ -114,7 +147,9 @@ describe('CA bundle', () => {
       const conf = ['# comment', '', `!${all[20]}`, ...chosen, `!${all[21]}`, 'mozilla/Not_There.crt', ''].join('\n');
       writeRootFile(root, '/etc/ca-certificates.conf', conf, 'test');
       // a local certificate without a trailing newline (update-ca-certificates adds one)
-      const cert = readFileSync(join(root.dir, 'usr/share/ca-certificates', all[5])).toString('utf8').replace(/\n+$/, '');
+      const cert = readFileSync(join(root.dir, 'usr/share/ca-certificates', all[5]))
+        .toString('utf8')
+        .replace(/\n+$/, '');
       writeRootFile(root, '/usr/local/share/ca-certificates/corp/My Corp (Root), CA.crt', cert, 'test');
 
       const plan = planCaBundle(root)!;
@@ -127,10 +162,14 @@ describe('CA bundle', () => {
       expect(plan.certs.length).toBe(13);
       expect(pemLinkName('/x/My Corp (Root), CA.crt')).toBe('My_Corp_=Root=__CA.pem');
       expect(ref.pems.has('My_Corp_=Root=__CA.pem')).toBe(true);
-      expect(root.entries.get('/etc/ssl/certs/My_Corp_=Root=__CA.pem')?.linkTarget).toBe('/usr/local/share/ca-certificates/corp/My Corp (Root), CA.crt');
+      expect(root.entries.get('/etc/ssl/certs/My_Corp_=Root=__CA.pem')?.linkTarget).toBe(
+        '/usr/local/share/ca-certificates/corp/My Corp (Root), CA.crt',
+      );
       // the local certificate is a copy of a selected one: same hash, same fingerprint, one link only (rehash skips duplicates)
       const ourHashes = new Map(
-        [...root.entries.values()].filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path)).map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
+        [...root.entries.values()]
+          .filter((e) => /^\/etc\/ssl\/certs\/[0-9a-f]{8}\.[0-9]+$/.test(e.path))
+          .map((e) => [e.path.slice('/etc/ssl/certs/'.length), e.linkTarget]),
       );
       expect(ourHashes).toEqual(ref.hashes);
       expect(ourHashes.size).toBe(12);
@@ -158,15 +197,23 @@ describe('os-release, nsswitch, /tmp, time zones', () => {
     try {
       const { root } = t;
       const written = writeSystemFiles(root, testManifest());
-      expect(root.entries.get('/etc/os-release')).toMatchObject({ type: 'symlink', linkTarget: '../usr/lib/os-release', origin: 'pkg:base-files' });
+      expect(root.entries.get('/etc/os-release')).toMatchObject({
+        type: 'symlink',
+        linkTarget: '../usr/lib/os-release',
+        origin: 'pkg:base-files',
+      });
       const text = readRootFile(root, '/etc/os-release')!.toString('utf8');
       expect(text).toMatch(/^ID=debian$/m);
       expect(text).toMatch(/^VERSION_ID="12"$/m);
       // base-files' own os-release is not rewritten, but it is returned so the minimizer keeps it
       expect(root.entries.get('/usr/lib/os-release')!.origin).toBe('pkg:base-files');
-      expect(written).toEqual(expect.arrayContaining(['/etc/os-release', '/usr/lib/os-release', '/etc/debian_version']));
+      expect(written).toEqual(
+        expect.arrayContaining(['/etc/os-release', '/usr/lib/os-release', '/etc/debian_version']),
+      );
       // libc-bin's template, as its postinst installs it
-      expect(readRootFile(root, '/etc/nsswitch.conf')!.toString('utf8')).toBe(readRootFile(root, '/usr/share/libc-bin/nsswitch.conf')!.toString('utf8'));
+      expect(readRootFile(root, '/etc/nsswitch.conf')!.toString('utf8')).toBe(
+        readRootFile(root, '/usr/share/libc-bin/nsswitch.conf')!.toString('utf8'),
+      );
       expect(root.entries.get('/tmp')).toMatchObject({ type: 'dir', mode: 0o1777, uid: 0, gid: 0 });
       expect(written).toEqual(expect.arrayContaining(['/etc/nsswitch.conf', '/tmp']));
     } finally {
@@ -180,26 +227,53 @@ describe('os-release, nsswitch, /tmp, time zones', () => {
       const root = await createStagingRoot(join(dir, 'root'));
       const m = testManifest();
       writeSystemFiles(root, m);
-      expect(root.entries.get('/etc/os-release')).toMatchObject({ type: 'symlink', linkTarget: '../usr/lib/os-release' });
+      expect(root.entries.get('/etc/os-release')).toMatchObject({
+        type: 'symlink',
+        linkTarget: '../usr/lib/os-release',
+      });
       expect(readRootFile(root, '/etc/os-release')!.toString('utf8')).toBe(
         'PRETTY_NAME="mkimg image (Debian 12 packages)"\nNAME="mkimg image"\nID=debian\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\n',
       );
       // Trivy identifies a Debian base by /etc/debian_version alone: written from the suite, kept
       expect(readRootFile(root, '/etc/debian_version')!.toString('utf8')).toBe('12\n');
-      expect(root.entries.get('/etc/debian_version')).toMatchObject({ type: 'file', mode: 0o644, uid: 0, gid: 0, origin: 'generated:os-release' });
+      expect(root.entries.get('/etc/debian_version')).toMatchObject({
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        origin: 'generated:os-release',
+      });
       expect(writeOsRelease(root, m)).toContain('/etc/debian_version');
       // the image's own URLs come from its OCI labels, quoted as os-release(5) asks
-      const labelled = testManifest({ config: { ...m.config, labels: { 'org.opencontainers.image.source': 'https://git.example.invalid/app', 'org.opencontainers.image.documentation': 'https://docs.example.invalid/a"b' } } });
-      expect(generatedOsRelease(labelled)).toMatch(/\nHOME_URL="https:\/\/git\.example\.invalid\/app"\nSUPPORT_URL="https:\/\/docs\.example\.invalid\/a\\"b"\n$/);
-      expect(generatedDebianVersion(testManifest({ sources: [{ suites: ['sid'], components: ['main'], allowUnsigned: false }] }))).toBe('sid\n');
+      const labelled = testManifest({
+        config: {
+          ...m.config,
+          labels: {
+            'org.opencontainers.image.source': 'https://git.example.invalid/app',
+            'org.opencontainers.image.documentation': 'https://docs.example.invalid/a"b',
+          },
+        },
+      });
+      expect(generatedOsRelease(labelled)).toMatch(
+        /\nHOME_URL="https:\/\/git\.example\.invalid\/app"\nSUPPORT_URL="https:\/\/docs\.example\.invalid\/a\\"b"\n$/,
+      );
+      expect(
+        generatedDebianVersion(
+          testManifest({ sources: [{ suites: ['sid'], components: ['main'], allowUnsigned: false }] }),
+        ),
+      ).toBe('sid\n');
       expect(readRootFile(root, '/etc/nsswitch.conf')!.toString('utf8')).toBe(DEFAULT_NSSWITCH);
       expect(root.entries.get('/tmp')).toMatchObject({ type: 'dir', mode: 0o1777 });
       // not from Debian: no Debian claim
-      const other = testManifest({ sources: [{ url: 'http://127.0.0.1/x', suites: ['stable-local'], components: ['main'], allowUnsigned: true }] });
+      const other = testManifest({
+        sources: [{ url: 'http://127.0.0.1/x', suites: ['stable-local'], components: ['main'], allowUnsigned: true }],
+      });
       expect(debianBase(other)).toBeUndefined();
       expect(generatedOsRelease(other)).toBe('PRETTY_NAME="mkimg image"\nNAME="mkimg image"\nID=mkimg\n');
       expect(generatedDebianVersion(other)).toBeUndefined();
-      expect(debianBase(testManifest({ sources: [{ suites: ['trixie'], components: ['main'], allowUnsigned: false }] }))).toEqual({ codename: 'trixie', version: '13' });
+      expect(
+        debianBase(testManifest({ sources: [{ suites: ['trixie'], components: ['main'], allowUnsigned: false }] })),
+      ).toEqual({ codename: 'trixie', version: '13' });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -225,11 +299,18 @@ describe('os-release, nsswitch, /tmp, time zones', () => {
         const target = root.entries.get(resolveInRoot(root, e.path)!);
         expect(['file', 'dir'], e.path).toContain(target?.type);
       }
-      expect(root.entries.get('/etc/localtime')).toMatchObject({ type: 'symlink', linkTarget: '/usr/share/zoneinfo/Etc/UTC' });
+      expect(root.entries.get('/etc/localtime')).toMatchObject({
+        type: 'symlink',
+        linkTarget: '/usr/share/zoneinfo/Etc/UTC',
+      });
       expect(readRootFile(root, '/etc/localtime')!.subarray(0, 4).toString('latin1')).toBe('TZif');
       expect(readRootFile(root, '/etc/timezone')!.toString('utf8')).toBe('Etc/UTC\n');
       // not forced into the image: kept when traced or by the timezones keep-group
-      expect(written.filter((p) => p.startsWith('/usr/share/zoneinfo') || p.startsWith('/etc/localtime') || p === '/etc/timezone')).toEqual([]);
+      expect(
+        written.filter(
+          (p) => p.startsWith('/usr/share/zoneinfo') || p.startsWith('/etc/localtime') || p === '/etc/timezone',
+        ),
+      ).toEqual([]);
       expect(writeTimezone(root)).toEqual([]); // already there: nothing new written
     } finally {
       t.cleanup();

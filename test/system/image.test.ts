@@ -69,7 +69,10 @@ minimize:
     await buildImage({ manifestPath, output: image, cacheDir: join(work, 'cache'), quiet: true });
   });
 
-  const need = skipUnless(() => image !== '', () => skip);
+  const need = skipUnless(
+    () => image !== '',
+    () => skip,
+  );
 
   it('runs as uid 65532 and getent parses passwd and group inside the running image', (ctx) => {
     if (!need(ctx)) return;
@@ -95,7 +98,9 @@ minimize:
   it('status.d and the SBOM list the same packages: those still contributing files', async (ctx) => {
     if (!need(ctx)) return;
     const r = await inspectImage(image, { files: true });
-    const statusd = r.files!.filter((f) => f.path.startsWith('/var/lib/dpkg/status.d/') && !f.path.endsWith('.md5sums')).map((f) => f.path.split('/').pop()!);
+    const statusd = r
+      .files!.filter((f) => f.path.startsWith('/var/lib/dpkg/status.d/') && !f.path.endsWith('.md5sums'))
+      .map((f) => f.path.split('/').pop()!);
     expect(statusd.sort()).toEqual(r.sbom!.packages.map((p) => p.name).sort());
     // libc6 and libc-bin hold getent and the libraries; tzdata was minimized away
     expect(statusd).toEqual(expect.arrayContaining(['libc-bin', 'libc6']));
@@ -103,7 +108,12 @@ minimize:
     expect(debNames).toContain('tzdata');
     // every file a package owns in the SBOM is in the image; getent is libc-bin's
     expect(r.files!.find((f) => f.path === '/usr/bin/getent')?.package).toBe('libc-bin');
-    expect(r.files!.find((f) => f.path === '/home/nonroot')).toMatchObject({ type: 'dir', mode: 0o700, uid: 65532, gid: 65532 });
+    expect(r.files!.find((f) => f.path === '/home/nonroot')).toMatchObject({
+      type: 'dir',
+      mode: 0o700,
+      uid: 65532,
+      gid: 65532,
+    });
     expect(r.files!.find((f) => f.path === '/etc/shadow')).toMatchObject({ mode: 0o600, uid: 0, gid: 0 });
   });
 

@@ -46,17 +46,42 @@ async function run(argv: string[]): Promise<{ out: string; code: number }> {
 describe('mkimg trace', () => {
   it('prints exit code, output and the touched paths as JSON, and writes the raw events', async () => {
     const ev = join(work, 'ev.jsonl');
-    const r = await run([root, '--json', '--events', ev, '-e', 'PATH=/usr/bin', '--', 'sh', '-c', 'cat /etc/group; exit 4']);
+    const r = await run([
+      root,
+      '--json',
+      '--events',
+      ev,
+      '-e',
+      'PATH=/usr/bin',
+      '--',
+      'sh',
+      '-c',
+      'cat /etc/group; exit 4',
+    ]);
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.exitCode).toBe(4);
     expect(j.stdout).toBe(readFileSync(join(root, 'etc/group'), 'utf8'));
-    expect(j.paths).toEqual(expect.arrayContaining(['/', '/usr/bin/sh', '/usr/bin/dash', '/usr/bin/cat', '/etc', '/etc/group', '/lib', '/usr/lib/x86_64-linux-gnu/libc.so.6']));
+    expect(j.paths).toEqual(
+      expect.arrayContaining([
+        '/',
+        '/usr/bin/sh',
+        '/usr/bin/dash',
+        '/usr/bin/cat',
+        '/etc',
+        '/etc/group',
+        '/lib',
+        '/usr/lib/x86_64-linux-gnu/libc.so.6',
+      ]),
+    );
     // only what exists in the root; PT_INTERP is loaded by the kernel without a syscall (the minimizer adds it statically)
     expect(j.paths).not.toContain('/etc/passwd');
     expect(j.paths).not.toContain('/usr/lib/x86_64-linux-gnu/tls');
     expect(j.paths).not.toContain('/lib64');
-    const lines = readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const lines = readFileSync(ev, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.length).toBe(j.events);
   });
 

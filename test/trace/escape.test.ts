@@ -7,7 +7,18 @@
  * unchanged afterwards. A check that needs none of it still runs.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTracer, PROJECT, tempDir, TRACER } from '../helpers/tracer-root.js';
@@ -37,7 +48,8 @@ beforeAll(() => {
 
 afterAll(() => {
   // Should a regression let the check write the sysctl, the test fails and the host gets its value back.
-  if (overcommit && readFileSync('/proc/sys/vm/overcommit_ratio', 'utf8') !== overcommit) writeFileSync('/proc/sys/vm/overcommit_ratio', overcommit);
+  if (overcommit && readFileSync('/proc/sys/vm/overcommit_ratio', 'utf8') !== overcommit)
+    writeFileSync('/proc/sys/vm/overcommit_ratio', overcommit);
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -46,9 +58,27 @@ const CALLERS = [
   { name: 'an unprivileged user', pre: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] },
 ];
 
-function sandboxed(pre: string[], trace: boolean, args: string[], extra: string[] = []): { status: number | null; stdout: string; stderr: string } {
+function sandboxed(
+  pre: string[],
+  trace: boolean,
+  args: string[],
+  extra: string[] = [],
+): { status: number | null; stdout: string; stderr: string } {
   const events = join(work, `events-${pre.length}-${trace}.jsonl`);
-  const cmd = [...pre, TRACER, '--root', root, ...(trace ? ['--events', events] : ['--no-trace']), '--timeout', '30', '--env', 'PATH=/usr/bin', ...extra, '--', ...args];
+  const cmd = [
+    ...pre,
+    TRACER,
+    '--root',
+    root,
+    ...(trace ? ['--events', events] : ['--no-trace']),
+    '--timeout',
+    '30',
+    '--env',
+    'PATH=/usr/bin',
+    ...extra,
+    '--',
+    ...args,
+  ];
   return spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', env: { TMPDIR: work } });
 }
 
@@ -64,9 +94,27 @@ function hostState(): string {
 }
 
 const ATTEMPTS = [
-  'remount-root-rw', 'write-root', 'write-sysctl', 'write-sysrq', 'mount-tmpfs', 'mknod-char', 'mknod-block', 'mount-disk',
-  'chroot-escape', 'unshare-user', 'unshare-mount', 'setns', 'ptrace-parent', 'ptrace-init', 'keyctl', 'bpf',
-  'perf-event-open', 'kexec-load', 'init-module', 'open-by-handle', 'settimeofday',
+  'remount-root-rw',
+  'write-root',
+  'write-sysctl',
+  'write-sysrq',
+  'mount-tmpfs',
+  'mknod-char',
+  'mknod-block',
+  'mount-disk',
+  'chroot-escape',
+  'unshare-user',
+  'unshare-mount',
+  'setns',
+  'ptrace-parent',
+  'ptrace-init',
+  'keyctl',
+  'bpf',
+  'perf-event-open',
+  'kexec-load',
+  'init-module',
+  'open-by-handle',
+  'settimeofday',
 ];
 
 describe('the check sandbox against a hostile check', () => {
@@ -77,7 +125,12 @@ describe('the check sandbox against a hostile check', () => {
         const r = sandboxed(caller.pre, trace, ['/usr/bin/escape', marker]);
         expect(r.stderr).toBe('');
         expect(r.status).toBe(0);
-        const lines = new Map(r.stdout.trim().split('\n').map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]));
+        const lines = new Map(
+          r.stdout
+            .trim()
+            .split('\n')
+            .map((l) => [l.split(' ')[0], l.slice(l.indexOf(' ') + 1)]),
+        );
         for (const a of ATTEMPTS) expect(`${a} ${lines.get(a)}`).toMatch(new RegExp(`^${a} refused `));
         // Writing the host path "succeeds" only into the sandbox's own /tmp, or fails: never on the host.
         expect(hostState()).toBe(before);
@@ -96,7 +149,12 @@ describe('the check sandbox against a hostile check', () => {
     });
 
     it(`still runs a check that needs none of it, run by ${caller.name}`, () => {
-      const r = sandboxed(caller.pre, true, ['/usr/bin/busybox', 'sh', '-c', 'echo hello > /tmp/f && cat /tmp/f && busybox mkfifo /tmp/p && echo fifo']);
+      const r = sandboxed(caller.pre, true, [
+        '/usr/bin/busybox',
+        'sh',
+        '-c',
+        'echo hello > /tmp/f && cat /tmp/f && busybox mkfifo /tmp/p && echo fifo',
+      ]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('hello\nfifo\n');
       expect(r.status).toBe(0);
@@ -106,7 +164,12 @@ describe('the check sandbox against a hostile check', () => {
   it('runs root inside as an unprivileged host id when the caller is root', () => {
     const r = sandboxed([], false, ['/usr/bin/busybox', 'cat', '/proc/self/uid_map', '/proc/self/gid_map']);
     expect(r.status).toBe(0);
-    expect(r.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/))).toEqual([
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/)),
+    ).toEqual([
       ['0', '2147483648', '2147483647'],
       ['0', '2147483648', '2147483647'],
     ]);

@@ -73,7 +73,6 @@ int main(int argc, char **argv) {
   return 0;
 }`;
 
-
 const FAMILY = `
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -128,7 +127,15 @@ beforeAll(async () => {
   root = makeRoot();
   work = tempDir('mkimg-tracer-work-');
   chmodSync(work, 0o777);
-  copyWithClosure(root, ['/usr/bin/dash', '/usr/bin/env', '/usr/bin/cat', '/usr/bin/touch', '/usr/bin/hostname', '/usr/bin/sleep', '/usr/bin/ls']);
+  copyWithClosure(root, [
+    '/usr/bin/dash',
+    '/usr/bin/env',
+    '/usr/bin/cat',
+    '/usr/bin/touch',
+    '/usr/bin/hostname',
+    '/usr/bin/sleep',
+    '/usr/bin/ls',
+  ]);
   execFileSync('ln', ['-s', 'dash', join(root, 'usr/bin/sh')]);
   compileC(root, '/usr/bin/netcheck', NET);
   compileC(root, '/usr/bin/family', FAMILY);
@@ -152,7 +159,13 @@ function listing(dir: string): string[] {
 
 describe('sandbox', () => {
   it('fixes the hostname, gives exactly the given environment, and runs as pid 2 under a private init', async () => {
-    const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'hostname; env; echo pid=$$'], env: { A: '1', PATH: '/usr/bin' }, timeoutSeconds: 20, trace: true });
+    const r = await runTraced({
+      rootDir: root,
+      args: ['/bin/sh', '-c', 'hostname; env; echo pid=$$'],
+      env: { A: '1', PATH: '/usr/bin' },
+      timeoutSeconds: 20,
+      trace: true,
+    });
     expect(r.exitCode).toBe(0);
     const lines = r.stdout.toString().trim().split('\n');
     expect(lines[0]).toBe('mkimg');
@@ -165,7 +178,11 @@ describe('sandbox', () => {
     const mtime = statSync(root).mtimeMs;
     const r = await runTraced({
       rootDir: root,
-      args: ['/bin/sh', '-c', 'touch /usr/x 2>/dev/null && echo wrote; touch /tmp/ok && echo tmp-ok; ls /dev; cat /proc/1/comm'],
+      args: [
+        '/bin/sh',
+        '-c',
+        'touch /usr/x 2>/dev/null && echo wrote; touch /tmp/ok && echo tmp-ok; ls /dev; cat /proc/1/comm',
+      ],
       env: { PATH: '/usr/bin' },
       timeoutSeconds: 20,
       trace: true,
@@ -180,8 +197,14 @@ describe('sandbox', () => {
     expect(statSync(root).mtimeMs).toBe(mtime);
   });
 
-  it('has no network: the host\'s listening 127.0.0.1 port is out of reach (the sandbox has its own loopback)', async () => {
-    const r = await runTraced({ rootDir: root, args: ['/usr/bin/netcheck', String(port)], env: {}, timeoutSeconds: 20, trace: true });
+  it("has no network: the host's listening 127.0.0.1 port is out of reach (the sandbox has its own loopback)", async () => {
+    const r = await runTraced({
+      rootDir: root,
+      args: ['/usr/bin/netcheck', String(port)],
+      env: {},
+      timeoutSeconds: 20,
+      trace: true,
+    });
     // lo is up inside the sandbox's network namespace, so a check can reach a
     // server it started itself; the host's listener is not there.
     expect(r.stdout.toString()).toMatch(/^connect=-1 errno=Connection refused/);
@@ -192,12 +215,24 @@ describe('sandbox', () => {
 
   it('kills the whole tree on timeout (exit 124) and reports signals as 128+N', async () => {
     const t0 = Date.now();
-    const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'sleep 100 & sleep 100; echo never'], env: { PATH: '/usr/bin' }, timeoutSeconds: 1, trace: true });
+    const r = await runTraced({
+      rootDir: root,
+      args: ['/bin/sh', '-c', 'sleep 100 & sleep 100; echo never'],
+      env: { PATH: '/usr/bin' },
+      timeoutSeconds: 1,
+      trace: true,
+    });
     expect(r.exitCode).toBe(124);
     expect(r.timedOut).toBe(true);
     expect(Date.now() - t0).toBeLessThan(10_000);
     expect(r.stdout.toString()).toBe('');
-    const k = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'kill -TERM $$'], env: {}, timeoutSeconds: 10, trace: true });
+    const k = await runTraced({
+      rootDir: root,
+      args: ['/bin/sh', '-c', 'kill -TERM $$'],
+      env: {},
+      timeoutSeconds: 10,
+      trace: true,
+    });
     expect(k.exitCode).toBe(128 + 15);
     const nf = await runTraced({ rootDir: root, args: ['/usr/bin/nope'], env: {}, timeoutSeconds: 10, trace: false });
     expect(nf.exitCode).toBe(127);
@@ -206,21 +241,37 @@ describe('sandbox', () => {
 
   it('passes stdin and exit codes through, with and without tracing', async () => {
     for (const trace of [true, false]) {
-      const r = await runTraced({ rootDir: root, args: ['/bin/sh', '-c', 'cat; exit 3'], env: {}, stdin: 'hello\n', timeoutSeconds: 10, trace });
+      const r = await runTraced({
+        rootDir: root,
+        args: ['/bin/sh', '-c', 'cat; exit 3'],
+        env: {},
+        stdin: 'hello\n',
+        timeoutSeconds: 10,
+        trace,
+      });
       expect(r.exitCode).toBe(3);
       expect(r.stdout.toString()).toBe('hello\n');
       expect(r.events.length > 0).toBe(trace);
     }
   });
 
-  it('says a missing working directory is the manifest\'s fault', async () => {
-    const err = await runTraced({ rootDir: root, args: ['/bin/sh'], env: {}, cwd: '/no/such/dir', timeoutSeconds: 10, trace: true }).catch((e) => e);
+  it("says a missing working directory is the manifest's fault", async () => {
+    const err = await runTraced({
+      rootDir: root,
+      args: ['/bin/sh'],
+      env: {},
+      cwd: '/no/such/dir',
+      timeoutSeconds: 10,
+      trace: true,
+    }).catch((e) => e);
     expect(err.kind).toBe('manifest');
     expect(err.message).toContain('the working directory /no/such/dir does not exist in the image');
   });
 
   it('fails with 125 and names the step when the sandbox cannot be set up', () => {
-    const r = spawnSync(TRACER, ['--root', '/nonexistent-root', '--events', join(work, 'e'), '--', '/bin/true'], { encoding: 'utf8' });
+    const r = spawnSync(TRACER, ['--root', '/nonexistent-root', '--events', join(work, 'e'), '--', '/bin/true'], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(125);
     expect(r.stderr).toMatch(/mkimg-trace: realpath\(--root\): No such file or directory/);
   });
@@ -229,23 +280,60 @@ describe('sandbox', () => {
     const ev = join(work, 'nonroot.jsonl');
     const r = spawnSync(
       'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', TRACER, '--root', root, '--events', ev, '--timeout', '20', '--env', 'PATH=/usr/bin', '--', '/bin/sh', '-c', 'touch /usr/y || echo ro; hostname; cat /etc/passwd >/dev/null'],
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        TRACER,
+        '--root',
+        root,
+        '--events',
+        ev,
+        '--timeout',
+        '20',
+        '--env',
+        'PATH=/usr/bin',
+        '--',
+        '/bin/sh',
+        '-c',
+        'touch /usr/y || echo ro; hostname; cat /etc/passwd >/dev/null',
+      ],
       { encoding: 'utf8', env: { TMPDIR: work } },
     );
     expect(r.stderr).toContain('Read-only file system');
     expect(r.status).toBe(0);
     expect(r.stdout).toBe('ro\nmkimg\n');
-    const events = readFileSync(ev, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const events = readFileSync(ev, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(events.some((e) => e.sc === 'openat' && e.abs === '/etc/passwd')).toBe(true);
   });
 
   it('runs the program as --uid/--gid without capabilities, as root and rootless', () => {
     const script = 'while read l; do case "$l" in Uid*|Gid*|CapEff*) echo "$l";; esac; done < /proc/self/status';
     for (const pre of [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']]) {
-      const cmd = [...pre, TRACER, '--root', root, '--events', join(work, `uid-${pre.length}.jsonl`), '--uid', '1000', '--gid', '1001', '--', '/bin/sh', '-c', script];
+      const cmd = [
+        ...pre,
+        TRACER,
+        '--root',
+        root,
+        '--events',
+        join(work, `uid-${pre.length}.jsonl`),
+        '--uid',
+        '1000',
+        '--gid',
+        '1001',
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ];
       const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8', env: { TMPDIR: work } });
       expect(r.status).toBe(0);
-      expect(r.stdout.replace(/\t/g, ' ')).toBe('Uid: 1000 1000 1000 1000\nGid: 1001 1001 1001 1001\nCapEff: 0000000000000000\n');
+      expect(r.stdout.replace(/\t/g, ' ')).toBe(
+        'Uid: 1000 1000 1000 1000\nGid: 1001 1001 1001 1001\nCapEff: 0000000000000000\n',
+      );
     }
   });
 });
@@ -257,8 +345,14 @@ describe('events', () => {
     expect(r.exitCode).toBe(0);
     const find = (pred: (e: (typeof r.events)[number]) => boolean) => r.events.find(pred);
     expect(find((e) => e.sc === 'execve' && e.abs === '/usr/bin/paths')).toBeTruthy();
-    expect(find((e) => e.sc === 'newfstatat' && e.path === 'relative/file')).toMatchObject({ dirfd: '/usr/lib', abs: '/usr/lib/relative/file' });
-    expect(find((e) => e.sc === 'access' && e.path === 'cwd-relative')).toMatchObject({ dirfd: '/usr/bin', abs: '/usr/bin/cwd-relative' });
+    expect(find((e) => e.sc === 'newfstatat' && e.path === 'relative/file')).toMatchObject({
+      dirfd: '/usr/lib',
+      abs: '/usr/lib/relative/file',
+    });
+    expect(find((e) => e.sc === 'access' && e.path === 'cwd-relative')).toMatchObject({
+      dirfd: '/usr/bin',
+      abs: '/usr/bin/cwd-relative',
+    });
     expect(find((e) => e.sc === 'getdents64')).toMatchObject({ abs: '/etc', path: null });
     const exec2 = find((e) => e.sc === 'execve' && e.abs === '/usr/bin/true-ish');
     expect(exec2).toBeTruthy();
@@ -267,7 +361,6 @@ describe('events', () => {
     // flags of openat are reported (O_DIRECTORY)
     expect((find((e) => e.sc === 'openat' && e.abs === '/usr/lib')!.flags & 0o200000) !== 0).toBe(true);
   });
-
 
   it('covers the path family with the right arguments, dirfds and flags', async () => {
     const r = await runTraced({ rootDir: root, args: ['/usr/bin/family'], env: {}, timeoutSeconds: 20, trace: true });

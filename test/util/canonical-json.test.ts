@@ -32,16 +32,90 @@ function reference(v: unknown): string {
 }
 
 const KEYS = [
-  'a', 'b', 'B', 'Z', '_', '~', 'aa', 'ab', 'a b', 'SPDXID', 'spdxElementId', 'checksums', '', ' ', '"', '\\', '\n', '\u0000', '\u001f', '\u007f',
-  'é', 'e\u0301', 'ß', '日本', '中', '😀', '😀a', '\ud800', '\udfff', '\uffff', '\ue000', 'Ω',
+  'a',
+  'b',
+  'B',
+  'Z',
+  '_',
+  '~',
+  'aa',
+  'ab',
+  'a b',
+  'SPDXID',
+  'spdxElementId',
+  'checksums',
+  '',
+  ' ',
+  '"',
+  '\\',
+  '\n',
+  '\u0000',
+  '\u001f',
+  '\u007f',
+  'é',
+  'e\u0301',
+  'ß',
+  '日本',
+  '中',
+  '😀',
+  '😀a',
+  '\ud800',
+  '\udfff',
+  '\uffff',
+  '\ue000',
+  'Ω',
   // integer-like keys: JavaScript objects list these first, in numeric order
-  '0', '1', '2', '9', '10', '01', '00', '-1', '1.5', '4294967294', '4294967295', '99999999999999999999',
-  '__proto__', 'toJSON', 'constructor', 'hasOwnProperty',
+  '0',
+  '1',
+  '2',
+  '9',
+  '10',
+  '01',
+  '00',
+  '-1',
+  '1.5',
+  '4294967294',
+  '4294967295',
+  '99999999999999999999',
+  '__proto__',
+  'toJSON',
+  'constructor',
+  'hasOwnProperty',
 ];
 
-const STRINGS = ['', 'x', 'hello world', 'quote " and \\ backslash', 'tab\tnew\nline\r', '\u0000\u0001\u001f', '\u2028\u2029', 'é ü ß 日本語', '😀 emoji 👩‍👩‍👧', '\ud83d', 'a\udc00b', '</script>', '\u007f\u0080'];
+const STRINGS = [
+  '',
+  'x',
+  'hello world',
+  'quote " and \\ backslash',
+  'tab\tnew\nline\r',
+  '\u0000\u0001\u001f',
+  '\u2028\u2029',
+  'é ü ß 日本語',
+  '😀 emoji 👩‍👩‍👧',
+  '\ud83d',
+  'a\udc00b',
+  '</script>',
+  '\u007f\u0080',
+];
 
-const NUMBERS = [0, -0, 1, -1, 42, 0.1, -2.5, 1e21, 1e-7, 123456789.123, Number.MAX_SAFE_INTEGER, Number.MIN_VALUE, Number.MAX_VALUE, 4294967295, 2 ** 53 + 2];
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  42,
+  0.1,
+  -2.5,
+  1e21,
+  1e-7,
+  123456789.123,
+  Number.MAX_SAFE_INTEGER,
+  Number.MIN_VALUE,
+  Number.MAX_VALUE,
+  4294967295,
+  2 ** 53 + 2,
+];
 
 function randomValue(rnd: () => number, depth: number): unknown {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
@@ -63,7 +137,12 @@ function randomValue(rnd: () => number, depth: number): unknown {
   for (let i = 0; i < n; i++) {
     const k = rnd() < 0.6 ? pick(KEYS) : pick(KEYS) + pick(KEYS);
     // defineProperty, so "__proto__" becomes an own key like any other
-    Object.defineProperty(obj, k, { value: randomValue(rnd, depth - 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(obj, k, {
+      value: randomValue(rnd, depth - 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return obj;
 }
@@ -102,13 +181,19 @@ describe('canonical JSON', () => {
   });
 
   it('sorts keys by UTF-16 code units, integer-like keys included', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } })).toBe('{"a":{"d":[1,{"y":2,"z":1}]},"b":1}');
-    expect(canonicalJson({ 10: 'x', 9: 'y', a: 1, '😀': 2, '\uffff': 3, Z: 4 })).toBe('{"10":"x","9":"y","Z":4,"a":1,"😀":2,"\uffff":3}');
+    expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: undefined } })).toBe(
+      '{"a":{"d":[1,{"y":2,"z":1}]},"b":1}',
+    );
+    expect(canonicalJson({ 10: 'x', 9: 'y', a: 1, '😀': 2, '\uffff': 3, Z: 4 })).toBe(
+      '{"10":"x","9":"y","Z":4,"a":1,"😀":2,"\uffff":3}',
+    );
     expect(canonicalJson(JSON.parse('{"__proto__":{"b":1,"a":2},"_":0}'))).toBe('{"_":0,"__proto__":{"a":2,"b":1}}');
   });
 
   it('drops undefined members, prints undefined array elements as null', () => {
-    expect(canonicalJson({ a: undefined, b: [undefined, 1, undefined], c: { d: undefined } })).toBe('{"b":[null,1,null],"c":{}}');
+    expect(canonicalJson({ a: undefined, b: [undefined, 1, undefined], c: { d: undefined } })).toBe(
+      '{"b":[null,1,null],"c":{}}',
+    );
     expect(canonicalJson([])).toBe('[]');
     expect(canonicalJson({})).toBe('{}');
     expect(canonicalJson(-0)).toBe('0');
@@ -117,7 +202,10 @@ describe('canonical JSON', () => {
 
   it('ignores toJSON and prototypes, as the reference does', () => {
     class Point {
-      constructor(public y: number, public x: number) {}
+      constructor(
+        public y: number,
+        public x: number,
+      ) {}
       toJSON() {
         return 'not this';
       }
@@ -126,13 +214,30 @@ describe('canonical JSON', () => {
     const hidden = Object.defineProperty({ b: 1, a: 2 }, 'toJSON', { value: () => 'nor this', enumerable: false });
     const arr = Object.assign([2, 1], { toJSON: undefined as unknown });
     Object.defineProperty(arr, 'toJSON', { value: () => 'nor that', enumerable: false });
-    for (const v of [new Point(1, 2), date, hidden, { p: new Point(3, 4), d: date }, arr, Buffer.from('ab'), new Map([[1, 2]])]) {
+    for (const v of [
+      new Point(1, 2),
+      date,
+      hidden,
+      { p: new Point(3, 4), d: date },
+      arr,
+      Buffer.from('ab'),
+      new Map([[1, 2]]),
+    ]) {
       expect(canonicalJson(v)).toBe(reference(v));
     }
   });
 
   it('throws what the reference throws', () => {
-    for (const v of [NaN, Infinity, { a: 1, b: -Infinity }, [1, () => 1], { f: Symbol('s') }, { n: 1n }, undefined, { z: NaN, a: { b: () => 0 } }]) {
+    for (const v of [
+      NaN,
+      Infinity,
+      { a: 1, b: -Infinity },
+      [1, () => 1],
+      { f: Symbol('s') },
+      { n: 1n },
+      undefined,
+      { z: NaN, a: { b: () => 0 } },
+    ]) {
       expect(outcome(canonicalJson, v)).toBe(outcome(reference, v));
       expect(outcome(canonicalJson, v)).toMatch(/^throws TypeError: canonical JSON: /);
     }

@@ -21,7 +21,8 @@ beforeAll(async () => {
 });
 afterAll(() => dir?.cleanup());
 
-const find = (ds: Difference[], where: string, field?: string) => ds.find((d) => d.where === where && (field === undefined || d.field === field));
+const find = (ds: Difference[], where: string, field?: string) =>
+  ds.find((d) => d.where === where && (field === undefined || d.field === field));
 
 describe('mkimg diff', () => {
   it('identical tars', async () => {

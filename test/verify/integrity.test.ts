@@ -3,7 +3,15 @@ import { readFileSync, truncateSync, writeFileSync, copyFileSync, appendFileSync
 import { join } from 'node:path';
 import { TempDir } from '../helpers/pgp.js';
 import { makeTestImage } from '../helpers/oci-image.js';
-import { bodyOffset, flipByte, forgeImage, readTar, sha256, writeOciFixture, writeTar } from '../helpers/oci-fixture.js';
+import {
+  bodyOffset,
+  flipByte,
+  forgeImage,
+  readTar,
+  sha256,
+  writeOciFixture,
+  writeTar,
+} from '../helpers/oci-fixture.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import { rejection } from '../helpers/errors.js';
 
@@ -15,7 +23,9 @@ let roles: { config: string; layer: string; manifest: string };
 beforeAll(async () => {
   dir = new TempDir('mkimg-integrity-');
   img = join(dir.path, 'img.tar');
-  const w = makeTestImage(img, { files: { '/etc/hello.txt': 'hello\n', '/bin/run.sh': '#!/bin/sh\necho hi\n', '/usr/lib/big.bin': 300_000 } });
+  const w = makeTestImage(img, {
+    files: { '/etc/hello.txt': 'hello\n', '/bin/run.sh': '#!/bin/sh\necho hi\n', '/usr/lib/big.bin': 300_000 },
+  });
   info = { imageId: w.imageId, manifestDigest: w.manifestDigest };
   const c = await checkImageIntegrity(img);
   roles = { config: c.configDigest.slice(7), layer: c.layers[0].digest.slice(7), manifest: c.manifestDigest.slice(7) };
@@ -23,18 +33,31 @@ beforeAll(async () => {
 afterAll(() => dir?.cleanup());
 
 describe('a whole image passes', () => {
-  it('an image from mkimg\'s writer: digests as the writer reported them', async () => {
+  it("an image from mkimg's writer: digests as the writer reported them", async () => {
     const c = await checkImageIntegrity(img);
     expect(c.configDigest).toBe(info.imageId);
     expect(c.manifestDigest).toBe(info.manifestDigest);
     expect(c.layers).toHaveLength(1);
     expect(c.config.rootfs.diff_ids).toEqual([c.layers[0].digest]);
-    expect(sha256(readFileSync(img).subarray(bodyOffset(readFileSync(img), `blobs/sha256/${roles.layer}`), bodyOffset(readFileSync(img), `blobs/sha256/${roles.layer}`) + c.layers[0].size))).toBe(roles.layer);
+    expect(
+      sha256(
+        readFileSync(img).subarray(
+          bodyOffset(readFileSync(img), `blobs/sha256/${roles.layer}`),
+          bodyOffset(readFileSync(img), `blobs/sha256/${roles.layer}`) + c.layers[0].size,
+        ),
+      ),
+    ).toBe(roles.layer);
   });
 
   it('an image written by tar-stream (another tar writer)', async () => {
     const p = join(dir.path, 'fixture.tar');
-    const f = await writeOciFixture(p, { files: [{ name: 'etc/', type: 'directory' }, { name: 'etc/motd', content: 'hi\n' }], labels: { a: 'b' } });
+    const f = await writeOciFixture(p, {
+      files: [
+        { name: 'etc/', type: 'directory' },
+        { name: 'etc/motd', content: 'hi\n' },
+      ],
+      labels: { a: 'b' },
+    });
     const c = await checkImageIntegrity(p);
     expect(c.configDigest).toBe(f.imageId);
     expect(c.labels).toEqual({ a: 'b' });
@@ -125,14 +148,24 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
   it('a missing blob, an extra blob', async () => {
     const entries = await readTar(img);
     const missing = join(dir.path, 'missing.tar');
-    await writeTar(missing, entries.filter((e) => e.header.name !== `blobs/sha256/${roles.layer}`));
-    expect((await rejection(checkImageIntegrity(missing))).message).toMatch(new RegExp(`layers\\[0\\] points at sha256:${roles.layer}, which is not in blobs`));
+    await writeTar(
+      missing,
+      entries.filter((e) => e.header.name !== `blobs/sha256/${roles.layer}`),
+    );
+    expect((await rejection(checkImageIntegrity(missing))).message).toMatch(
+      new RegExp(`layers\\[0\\] points at sha256:${roles.layer}, which is not in blobs`),
+    );
 
     const extraBody = Buffer.from('stowaway\n');
     const extra = join(dir.path, 'extra.tar');
     const tmpl = entries.find((e) => e.header.name === 'index.json')!.header;
-    await writeTar(extra, [...entries, { header: { ...tmpl, name: `blobs/sha256/${sha256(extraBody)}` }, body: extraBody }]);
-    expect((await rejection(checkImageIntegrity(extra))).message).toContain(`blob sha256:${sha256(extraBody)} is not referenced`);
+    await writeTar(extra, [
+      ...entries,
+      { header: { ...tmpl, name: `blobs/sha256/${sha256(extraBody)}` }, body: extraBody },
+    ]);
+    expect((await rejection(checkImageIntegrity(extra))).message).toContain(
+      `blob sha256:${sha256(extraBody)} is not referenced`,
+    );
 
     const stray = join(dir.path, 'stray.tar');
     await writeTar(stray, [...entries, { header: { ...tmpl, name: 'etc/passwd' }, body: extraBody }]);
@@ -143,7 +176,9 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     const out = join(dir.path, 'diffids.tar');
     await forgeImage(img, out, { layer: (b) => Buffer.concat([b, Buffer.alloc(512)]), keepDiffIds: true });
     const e = await rejection(checkImageIntegrity(out));
-    expect(e.message).toMatch(/config rootfs\.diff_ids\[0\] is sha256:[0-9a-f]{64} but layer 0 \(uncompressed\) is sha256:/);
+    expect(e.message).toMatch(
+      /config rootfs\.diff_ids\[0\] is sha256:[0-9a-f]{64} but layer 0 \(uncompressed\) is sha256:/,
+    );
   });
 
   it('a size that disagrees with the blob', async () => {
@@ -154,7 +189,9 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     index.manifests[0].size += 1;
     ix.body = Buffer.from(JSON.stringify(index));
     await writeTar(out, entries);
-    expect((await rejection(checkImageIntegrity(out))).message).toMatch(/says sha256:[0-9a-f]{64} has \d+ bytes, but the blob has \d+/);
+    expect((await rejection(checkImageIntegrity(out))).message).toMatch(
+      /says sha256:[0-9a-f]{64} has \d+ bytes, but the blob has \d+/,
+    );
   });
 
   it('Docker manifest.json that disagrees with index.json', async () => {
@@ -165,7 +202,9 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     dm.body = Buffer.from(JSON.stringify(docker));
     const out = join(dir.path, 'docker.tar');
     await writeTar(out, entries);
-    expect((await rejection(checkImageIntegrity(out))).message).toMatch(/manifest\.json RepoTags \["evil\/other:latest"\] do not include/);
+    expect((await rejection(checkImageIntegrity(out))).message).toMatch(
+      /manifest\.json RepoTags \["evil\/other:latest"\] do not include/,
+    );
 
     docker[0].RepoTags = ['test/app:1.0'];
     docker[0].Layers = [];

@@ -67,7 +67,17 @@ beforeAll(async () => {
   await lock(manifest);
   await lock(join(proj, 'other.yaml'));
 
-  const k = cli(['key', 'generate', '--name', 'Release', '--email', 'release@example.org', '-o', join(dir.path, 'rel'), '--json']);
+  const k = cli([
+    'key',
+    'generate',
+    '--name',
+    'Release',
+    '--email',
+    'release@example.org',
+    '-o',
+    join(dir.path, 'rel'),
+    '--json',
+  ]);
   expect(k.code, k.stderr).toBe(0);
   const key = JSON.parse(k.stdout);
   fingerprint = key.fingerprint;
@@ -92,10 +102,17 @@ afterAll(() => {
 
 describe('mkimg verify: success', () => {
   it('full verify with a fresh cache: signature, integrity, binding, byte-identical rebuild', () => {
-    const r = cli(['verify', image, sig, '--keyring', pub, '--cache-dir', join(dir.path, 'fresh-cache'), '--json'], { env });
+    const r = cli(['verify', image, sig, '--keyring', pub, '--cache-dir', join(dir.path, 'fresh-cache'), '--json'], {
+      env,
+    });
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j).toMatchObject({ verified: true, signer: fingerprint, manifest, steps: { signature: 'ok', integrity: 'ok', binding: 'ok', rebuild: 'ok' } });
+    expect(j).toMatchObject({
+      verified: true,
+      signer: fingerprint,
+      manifest,
+      steps: { signature: 'ok', integrity: 'ok', binding: 'ok', rebuild: 'ok' },
+    });
     expect(j.manifestSha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -133,14 +150,28 @@ describe('mkimg verify: rejections, each with its exit code and no stack trace',
   it('6: a key not in the keyring', () => {
     const f = gpg.genKey('Stranger <stranger@example.org>', 'ed25519');
     const ring = gpg.exportPublic(f, join(dir.path, 'stranger.pub.asc'));
-    expectCleanFailure(cli(['verify', image, sig, '--keyring', ring, '--no-rebuild']), 6, new RegExp(`key ${fingerprint}, which is not in the keyring`), expect);
+    expectCleanFailure(
+      cli(['verify', image, sig, '--keyring', ring, '--no-rebuild']),
+      6,
+      new RegExp(`key ${fingerprint}, which is not in the keyring`),
+      expect,
+    );
   });
 
   it('6: clearsigned, with --json giving the error object', () => {
     const f = gpg.genKey('Clear <clear@example.org>', 'ed25519');
     const cs = join(dir.path, 'clear.asc');
     gpg.ok(['--local-user', f, '--clearsign', '--output', cs, manifest]);
-    const r = cli(['verify', image, cs, '--manifest', manifest, '--keyring', gpg.exportPublic(f, join(dir.path, 'clear.pub.asc')), '--json']);
+    const r = cli([
+      'verify',
+      image,
+      cs,
+      '--manifest',
+      manifest,
+      '--keyring',
+      gpg.exportPublic(f, join(dir.path, 'clear.pub.asc')),
+      '--json',
+    ]);
     expect(r.code).toBe(6);
     expect(JSON.parse(r.stdout).error).toMatchObject({ kind: 'signature', exitCode: 6 });
     expect(r.stderr).toMatch(/clearsigned/);
@@ -149,16 +180,36 @@ describe('mkimg verify: rejections, each with its exit code and no stack trace',
   const tamper = async (name: string, what: 'layer' | 'config' | 'index') => {
     const c = await checkImageIntegrity(image);
     const bytes = readFileSync(image);
-    const entry = what === 'layer' ? `blobs/sha256/${c.layers[0].digest.slice(7)}` : what === 'config' ? `blobs/sha256/${c.configDigest.slice(7)}` : 'index.json';
+    const entry =
+      what === 'layer'
+        ? `blobs/sha256/${c.layers[0].digest.slice(7)}`
+        : what === 'config'
+          ? `blobs/sha256/${c.configDigest.slice(7)}`
+          : 'index.json';
     const out = join(dir.path, name);
     await flipByte(image, out, bodyOffset(bytes, entry) + (what === 'layer' ? 2000 : 20));
     return out;
   };
 
   it('7: one flipped byte in a layer, in the config, in index.json', async () => {
-    expectCleanFailure(cli(['verify', await tamper('t-layer.tar', 'layer'), sig, '--keyring', pub]), 7, /is corrupted: its content hashes to/, expect);
-    expectCleanFailure(cli(['verify', await tamper('t-config.tar', 'config'), sig, '--keyring', pub]), 7, /is corrupted/, expect);
-    expectCleanFailure(cli(['verify', await tamper('t-index.tar', 'index'), sig, '--keyring', pub]), 7, /index\.json/, expect);
+    expectCleanFailure(
+      cli(['verify', await tamper('t-layer.tar', 'layer'), sig, '--keyring', pub]),
+      7,
+      /is corrupted: its content hashes to/,
+      expect,
+    );
+    expectCleanFailure(
+      cli(['verify', await tamper('t-config.tar', 'config'), sig, '--keyring', pub]),
+      7,
+      /is corrupted/,
+      expect,
+    );
+    expectCleanFailure(
+      cli(['verify', await tamper('t-index.tar', 'index'), sig, '--keyring', pub]),
+      7,
+      /index\.json/,
+      expect,
+    );
   });
 
   it('7: a truncated tar', () => {
@@ -169,7 +220,12 @@ describe('mkimg verify: rejections, each with its exit code and no stack trace',
   });
 
   it('8: an image built from another (also signed) manifest', () => {
-    expectCleanFailure(cli(['verify', join(dir.path, 'other.tar'), sig, '--keyring', pub]), 8, /was built from a different manifest/, expect);
+    expectCleanFailure(
+      cli(['verify', join(dir.path, 'other.tar'), sig, '--keyring', pub]),
+      8,
+      /was built from a different manifest/,
+      expect,
+    );
   });
 
   it('9: a whole, bound image whose bytes are not what the manifest builds — and where they differ', async () => {
@@ -177,13 +233,30 @@ describe('mkimg verify: rejections, each with its exit code and no stack trace',
     await forgeImage(image, forged, { config: (c) => c.config.Env.push('EVIL=1') });
     const r = cli(['verify', forged, sig, '--keyring', pub], { env });
     expectCleanFailure(r, 9, /rebuilding .* gave different bytes/, expect);
-    expect(r.stderr).toMatch(/config: config\.config\.Env\[\d\]: absent ≠ "EVIL=1"|config: config\.config\.Env\[\d\]: "EVIL=1" ≠ absent/);
+    expect(r.stderr).toMatch(
+      /config: config\.config\.Env\[\d\]: absent ≠ "EVIL=1"|config: config\.config\.Env\[\d\]: "EVIL=1" ≠ absent/,
+    );
   });
 
   it('2: a missing manifest, signature file or keyring', () => {
-    expectCleanFailure(cli(['verify', image, sig, '--manifest', join(dir.path, 'nope.yaml'), '--keyring', pub]), 2, /cannot read manifest .*nope\.yaml: no such file/, expect);
-    expectCleanFailure(cli(['verify', image, join(dir.path, 'nope.sig'), '--manifest', manifest, '--keyring', pub]), 2, /cannot read signature/, expect);
-    expectCleanFailure(cli(['verify', image, sig, '--keyring', join(dir.path, 'nope.asc')]), 2, /cannot read keyring/, expect);
+    expectCleanFailure(
+      cli(['verify', image, sig, '--manifest', join(dir.path, 'nope.yaml'), '--keyring', pub]),
+      2,
+      /cannot read manifest .*nope\.yaml: no such file/,
+      expect,
+    );
+    expectCleanFailure(
+      cli(['verify', image, join(dir.path, 'nope.sig'), '--manifest', manifest, '--keyring', pub]),
+      2,
+      /cannot read signature/,
+      expect,
+    );
+    expectCleanFailure(
+      cli(['verify', image, sig, '--keyring', join(dir.path, 'nope.asc')]),
+      2,
+      /cannot read keyring/,
+      expect,
+    );
   });
 });
 
@@ -198,19 +271,30 @@ describe('mkimg diff and build --require-signature', () => {
     expect(d.code).toBe(9);
     const j = JSON.parse(d.stdout);
     expect(j.identical).toBe(false);
-    expect(j.differences.find((x: { field?: string }) => x.field === 'config.config.WorkingDir')).toMatchObject({ b: '/tmp' });
+    expect(j.differences.find((x: { field?: string }) => x.field === 'config.config.WorkingDir')).toMatchObject({
+      b: '/tmp',
+    });
   });
 
   it('build refuses an unsigned or badly signed manifest (flag and environment), before fetching', () => {
     const unsigned = join(proj, 'unsigned.yaml');
     writeFileSync(unsigned, readFileSync(manifest, 'utf8').replace('tag: "1.0"', 'tag: "3.0"'));
     const out = join(dir.path, 'refused.tar');
-    expectCleanFailure(cli(['build', unsigned, '-o', out, '--require-signature', '--keyring', pub]), 6, /has no signature/, expect);
+    expectCleanFailure(
+      cli(['build', unsigned, '-o', out, '--require-signature', '--keyring', pub]),
+      6,
+      /has no signature/,
+      expect,
+    );
     // a signature of another manifest, via the environment
     copyFileSync(sig, unsigned + '.sig');
-    const r = cli(['build', unsigned, '-o', out], { env: { ...env, MKIMG_REQUIRE_SIGNATURE: '1', MKIMG_KEYRING: pub } });
+    const r = cli(['build', unsigned, '-o', out], {
+      env: { ...env, MKIMG_REQUIRE_SIGNATURE: '1', MKIMG_KEYRING: pub },
+    });
     expectCleanFailure(r, 6, /BAD signature/, expect);
-    const ok = cli(['build', manifest, '-o', out, '--json'], { env: { ...env, MKIMG_REQUIRE_SIGNATURE: '1', MKIMG_KEYRING: pub } });
+    const ok = cli(['build', manifest, '-o', out, '--json'], {
+      env: { ...env, MKIMG_REQUIRE_SIGNATURE: '1', MKIMG_KEYRING: pub },
+    });
     expect(ok.code, ok.stderr).toBe(0);
     expect(readFileSync(out).equals(readFileSync(image))).toBe(true);
   });

@@ -36,20 +36,43 @@ export function registerBuild(program: Command): void {
     .option('-o, --output <file>', 'image tar to write', 'image.tar')
     .option('--json', 'print one JSON object (imageId, manifestDigest, output, sizeBytes, ...) and no progress')
     .option('--cache-dir <dir>', 'content-addressed .deb cache (default $XDG_CACHE_HOME/mkimg)')
-    .option('--mirror <suite=url>', 'mirror for a suite, repeatable (overrides MKIMG_MIRROR_* and the host apt config)', collect, [])
+    .option(
+      '--mirror <suite=url>',
+      'mirror for a suite, repeatable (overrides MKIMG_MIRROR_* and the host apt config)',
+      collect,
+      [],
+    )
     .option('--report <file>', 'write the minimization report (JSON)')
-    .option('--report-html <file>', 'write a self-contained HTML report of the image: treemaps, packages before/after minimization, why each file was kept, layers, config, SBOM')
+    .option(
+      '--report-html <file>',
+      'write a self-contained HTML report of the image: treemaps, packages before/after minimization, why each file was kept, layers, config, SBOM',
+    )
     .option('--sbom <file>', 'also write the SPDX 2.3 SBOM here (it is always stored in the image)')
-    .addOption(new Option('--require-signature', 'refuse a manifest without a good OpenPGP signature').env('MKIMG_REQUIRE_SIGNATURE'))
+    .addOption(
+      new Option('--require-signature', 'refuse a manifest without a good OpenPGP signature').env(
+        'MKIMG_REQUIRE_SIGNATURE',
+      ),
+    )
     .addOption(new Option('--keyring <file>', 'trusted public keys for --require-signature').env('MKIMG_KEYRING'))
     .option('--signature <file>', 'detached signature (default: <manifest>.sig, then manifest.sig beside it)')
-    .option('--platform <os/arch>', 'build one of the manifest\'s architectures (linux/amd64, linux/arm64, or the Debian name)')
+    .option(
+      '--platform <os/arch>',
+      "build one of the manifest's architectures (linux/amd64, linux/arm64, or the Debian name)",
+    )
     .option('--work-dir <dir>', 'parent folder for the temporary staging root (default: system temp dir)')
     .option('--push <reference>', 'after building, push the image to REGISTRY/REPO[:TAG]')
-    .addOption(new Option('--cache-registry <repo>', 'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building').env('MKIMG_CACHE_REGISTRY'))
+    .addOption(
+      new Option(
+        '--cache-registry <repo>',
+        'use REGISTRY/REPO as a shared build cache: pull an image built from the same manifest bytes instead of building, publish after building',
+      ).env('MKIMG_CACHE_REGISTRY'),
+    )
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
     .addOption(
-      new Option('--data-cache', 'also reuse cached decompressed .deb data for packages whose lock has no dataSha256 (older locks; trusts the cache folder, see SPEC.md). Pinned ones are always reused').env('MKIMG_DATA_CACHE'),
+      new Option(
+        '--data-cache',
+        'also reuse cached decompressed .deb data for packages whose lock has no dataSha256 (older locks; trusts the cache folder, see SPEC.md). Pinned ones are always reused',
+      ).env('MKIMG_DATA_CACHE'),
     )
     .addHelpText(
       'after',
@@ -87,14 +110,18 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             insecure: flags.insecure,
             dataCache: Boolean(flags.dataCache),
             platform: flags.platform,
-            requireSignature: flags.requireSignature ? { keyring: requireKeyring(flags.keyring), signature: flags.signature } : undefined,
+            requireSignature: flags.requireSignature
+              ? { keyring: requireKeyring(flags.keyring), signature: flags.signature }
+              : undefined,
             onProgress: showProgress ? (m) => process.stderr.write(`mkimg: ${m}\n`) : undefined,
           });
           if (flags.reportHtml) {
             const { imageReportHtml, writeReport } = await import('../../report/report.js');
             writeReport(flags.reportHtml, await imageReportHtml(flags.output, r.minimize)); // the name as given, like inspect
           }
-          const summary = r.minimize as undefined | { before?: { files: number; bytes: number }; after?: { files: number; bytes: number } };
+          const summary = r.minimize as
+            | undefined
+            | { before?: { files: number; bytes: number }; after?: { files: number; bytes: number } };
           return {
             json: {
               imageId: r.imageId,
@@ -109,7 +136,12 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               signer: r.signer,
               minimize: summary ? { before: summary.before, after: summary.after } : undefined,
               cache: r.cache,
-              platforms: r.platforms?.map((p) => ({ architecture: p.architecture, manifestDigest: p.manifestDigest, imageId: p.imageId, minimize: p.minimize ? { before: p.minimize.before, after: p.minimize.after } : undefined })),
+              platforms: r.platforms?.map((p) => ({
+                architecture: p.architecture,
+                manifestDigest: p.manifestDigest,
+                imageId: p.imageId,
+                minimize: p.minimize ? { before: p.minimize.before, after: p.minimize.after } : undefined,
+              })),
               pushed: r.pushed,
               warnings: r.warnings,
               ...(flags.reportHtml ? { reportHtml: flags.reportHtml } : {}),
@@ -119,10 +151,17 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               ...(r.platforms
                 ? [
                     `index digest:    ${r.manifestDigest}`,
-                    ...r.platforms.map((p) => `${`${p.architecture}:`.padEnd(17)}manifest ${p.manifestDigest}, image id ${p.imageId}${p.minimize ? `, minimized ${p.minimize.before.files} → ${p.minimize.after.files} files` : ''}`),
+                    ...r.platforms.map(
+                      (p) =>
+                        `${`${p.architecture}:`.padEnd(17)}manifest ${p.manifestDigest}, image id ${p.imageId}${p.minimize ? `, minimized ${p.minimize.before.files} → ${p.minimize.after.files} files` : ''}`,
+                    ),
                   ]
                 : [`image id:        ${r.imageId}`, `manifest digest: ${r.manifestDigest}`]),
-              ...(summary?.before && summary.after && !r.platforms ? [`minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`] : []),
+              ...(summary?.before && summary.after && !r.platforms
+                ? [
+                    `minimized:       ${summary.before.files} → ${summary.after.files} files, ${summary.before.bytes} → ${summary.after.bytes} bytes`,
+                  ]
+                : []),
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
               ...(r.cache === 'hit' ? ['cache:           pulled from the cache registry (checked, not rebuilt)'] : []),
               ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),

@@ -22,7 +22,9 @@ function humanDifferences(ds: Difference[]): string[] {
   const derived = ds.filter((x) => x.derived);
   if (derived.length) {
     const where = [...new Set(derived.map((x) => x.where.replace(/ \(image tar entry\)$/, '')))].sort().join(', ');
-    lines.push(`  + ${derived.length} digest${derived.length === 1 ? '' : 's'} and sizes that follow from the above (${where}); --json lists them`);
+    lines.push(
+      `  + ${derived.length} digest${derived.length === 1 ? '' : 's'} and sizes that follow from the above (${where}); --json lists them`,
+    );
   }
   return lines;
 }
@@ -41,7 +43,10 @@ export function registerDiff(program: Command): void {
     .argument('<a>', 'first image tar')
     .argument('<b>', 'second image tar')
     .option('--limit <n>', 'report at most this many differences', '200')
-    .option('--html <file>', 'also write a self-contained HTML report: files and packages added, removed and changed, line diffs of changed text files')
+    .option(
+      '--html <file>',
+      'also write a self-contained HTML report: files and packages added, removed and changed, line diffs of changed text files',
+    )
     .option('--json', 'print one JSON object: identical, differences[{where, field, a, b, message, derived, textDiff}]')
     .addHelpText(
       'after',
@@ -65,8 +70,14 @@ Exit codes: 0 identical, 9 different, 2 usage (unreadable file), 7 a tar is malf
           }
           const wrote = flags.html ? [`html report: ${flags.html}`] : [];
           return {
-            json: { identical: d.identical, differences: d.differences, ...(flags.html ? { htmlWritten: flags.html } : {}) },
-            human: d.identical ? [`identical: ${a} and ${b} have the same bytes`, ...wrote] : [`${a} and ${b} differ:`, ...humanDifferences(d.differences), ...wrote],
+            json: {
+              identical: d.identical,
+              differences: d.differences,
+              ...(flags.html ? { htmlWritten: flags.html } : {}),
+            },
+            human: d.identical
+              ? [`identical: ${a} and ${b} have the same bytes`, ...wrote]
+              : [`${a} and ${b} differ:`, ...humanDifferences(d.differences), ...wrote],
             exitCode: d.identical ? 0 : EXIT_CODES.rebuild,
           };
         },

@@ -25,8 +25,14 @@ export function registerInspect(program: Command): void {
     .option('--json', 'print one JSON object')
     .option('--files', 'list every file (path, type, mode, uid, gid, size, link target, package)')
     .option('--sbom <file>', 'also write the SBOM embedded in the image to this file (exact bytes)')
-    .option('--html <file>', 'also write a self-contained HTML report: treemaps by package and directory, packages, files (search), layers, config, SBOM')
-    .option('--report <file>', 'with --html: the minimization report `mkimg build --report` wrote, to show the unminimized closure and why each file was kept')
+    .option(
+      '--html <file>',
+      'also write a self-contained HTML report: treemaps by package and directory, packages, files (search), layers, config, SBOM',
+    )
+    .option(
+      '--report <file>',
+      'with --html: the minimization report `mkimg build --report` wrote, to show the unminimized closure and why each file was kept',
+    )
     .addHelpText(
       'after',
       `
@@ -47,18 +53,27 @@ Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integ
           const { sbomBytes, ...r } = await inspectImage(image, { files: Boolean(flags.files) });
           if (flags.sbom) {
             if (!sbomBytes) {
-              throw new MkimgError('input', `${image} has no embedded SBOM (${SBOM_IN_LAYER})`, { hint: 'images built by mkimg carry one; rebuild the image with mkimg build' });
+              throw new MkimgError('input', `${image} has no embedded SBOM (${SBOM_IN_LAYER})`, {
+                hint: 'images built by mkimg carry one; rebuild the image with mkimg build',
+              });
             }
             writeFileSync(flags.sbom, sbomBytes);
           }
-          if (flags.report && !flags.html) throw new MkimgError('usage', '--report FILE is read only with --html FILE', { hint: 'mkimg inspect app.tar --html app.html --report report.json' });
+          if (flags.report && !flags.html)
+            throw new MkimgError('usage', '--report FILE is read only with --html FILE', {
+              hint: 'mkimg inspect app.tar --html app.html --report report.json',
+            });
           if (flags.html) {
             const { imageReportHtml, readMinimizeReport, writeReport } = await import('../../report/report.js');
             const minimize = flags.report ? readMinimizeReport(flags.report) : undefined;
             writeReport(flags.html, await imageReportHtml(image, minimize));
           }
           return {
-            json: { ...r, ...(flags.sbom ? { sbomWritten: flags.sbom } : {}), ...(flags.html ? { htmlWritten: flags.html } : {}) },
+            json: {
+              ...r,
+              ...(flags.sbom ? { sbomWritten: flags.sbom } : {}),
+              ...(flags.html ? { htmlWritten: flags.html } : {}),
+            },
             human: [...formatInspect(r), ...(flags.html ? [`html report:     ${flags.html}`] : [])],
           };
         },

@@ -11,7 +11,10 @@ interface KeyGenFlags {
 }
 
 export function registerKey(program: Command): void {
-  const key = program.command('key').summary('manage signing keys').description('Signing keys for mkimg sign (for users without GnuPG or Sequoia).');
+  const key = program
+    .command('key')
+    .summary('manage signing keys')
+    .description('Signing keys for mkimg sign (for users without GnuPG or Sequoia).');
   key
     .command('generate')
     .summary('make a fresh Ed25519 OpenPGP key pair')
@@ -21,8 +24,8 @@ export function registerKey(program: Command): void {
         'PREFIX.secret.asc and PREFIX.public.asc; if PREFIX is a folder (or ends in /), they are\n' +
         'PREFIX/secret.asc and PREFIX/public.asc. Default: secret.asc and public.asc here.',
     )
-    .requiredOption('--name <name>', 'the key holder\'s name (user ID)')
-    .requiredOption('--email <email>', 'the key holder\'s email (user ID)')
+    .requiredOption('--name <name>', "the key holder's name (user ID)")
+    .requiredOption('--email <email>', "the key holder's email (user ID)")
     .option('-o, --output <prefix>', 'where to write the pair (see above)')
     .option('--passphrase-file <file>', 'protect the secret key with the passphrase in this file (first line)')
     .option('--expires <days>', 'days until the key expires (default: never)')
@@ -47,13 +50,27 @@ Exit codes: 0 written, 2 usage (file exists, bad email, missing folder).`,
             expiresInDays = Number(flags.expires);
             if (!Number.isInteger(expiresInDays) || expiresInDays <= 0) {
               const { MkimgError } = await import('../../util/errors.js');
-              throw new MkimgError('usage', `--expires ${JSON.stringify(flags.expires)} is not a positive number of days`);
+              throw new MkimgError(
+                'usage',
+                `--expires ${JSON.stringify(flags.expires)} is not a positive number of days`,
+              );
             }
           }
-          const r = await generateKeyFiles({ name: flags.name, email: flags.email, prefix: flags.output, passphrase: readPassphraseFile(flags.passphraseFile), expiresInDays });
+          const r = await generateKeyFiles({
+            name: flags.name,
+            email: flags.email,
+            prefix: flags.output,
+            passphrase: readPassphraseFile(flags.passphraseFile),
+            expiresInDays,
+          });
           return {
             json: { ...r },
-            human: [`secret key: ${r.secretPath} (keep it private)`, `public key: ${r.publicPath}`, `fingerprint: ${r.fingerprint}`, `user ID: ${r.userID}`],
+            human: [
+              `secret key: ${r.secretPath} (keep it private)`,
+              `public key: ${r.publicPath}`,
+              `fingerprint: ${r.fingerprint}`,
+              `user ID: ${r.userID}`,
+            ],
           };
         },
         (flags: KeyGenFlags) => Boolean(flags.json),

@@ -11,16 +11,15 @@ interface LockFlags {
   json?: boolean;
 }
 
-
 export function registerLock(program: Command): void {
   program
     .command('lock')
     .summary('resolve the requested Debian packages and pin them (and files: inputs) in the manifest')
     .description(
-      'Fetch each suite\'s InRelease, verify its OpenPGP signature against the source\'s keyring, check\n' +
+      "Fetch each suite's InRelease, verify its OpenPGP signature against the source's keyring, check\n" +
         'the Packages indexes against its SHA256 table, resolve Depends and Pre-Depends of the requested\n' +
         'packages, and write the closure (name, version, architecture, suite, pool filename, size,\n' +
-        'sha256) and a sha256 for every files: input into the manifest\'s lock: section. Each pinned\n' +
+        "sha256) and a sha256 for every files: input into the manifest's lock: section. Each pinned\n" +
         '.deb is downloaded (into the cache) and the sha256 of its decompressed data archive pinned too\n' +
         '(dataSha256), so builds can reuse unpacked archives from the cache. Only that\n' +
         'section changes; relocking an unchanged world changes no byte. With --check, nothing is\n' +
@@ -28,7 +27,12 @@ export function registerLock(program: Command): void {
     )
     .argument('<manifest>', 'manifest.yaml')
     .option('--check', 'only check that the lock matches the requested packages and files (exit 11 if not)')
-    .option('--mirror <suite=url>', 'mirror for a suite, repeatable (overrides MKIMG_MIRROR_*, url: and the host apt config)', collect, [])
+    .option(
+      '--mirror <suite=url>',
+      'mirror for a suite, repeatable (overrides MKIMG_MIRROR_*, url: and the host apt config)',
+      collect,
+      [],
+    )
     .option('--cache-dir <dir>', 'content-addressed cache for indexes and .debs (default $XDG_CACHE_HOME/mkimg)')
     .option('--json', 'print one JSON object')
     .addHelpText(
@@ -57,7 +61,13 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
             const st = lockIsCurrent(manifest);
             return {
               json: { manifest: manifest.origin.path, current: st.ok, problems: st.problems },
-              human: st.ok ? [`${manifestPath}: lock is current`] : [`${manifestPath}: lock is stale or missing:`, ...st.problems.map((p) => `  - ${p}`), `run: mkimg lock ${manifestPath}`],
+              human: st.ok
+                ? [`${manifestPath}: lock is current`]
+                : [
+                    `${manifestPath}: lock is stale or missing:`,
+                    ...st.problems.map((p) => `  - ${p}`),
+                    `run: mkimg lock ${manifestPath}`,
+                  ],
               exitCode: st.ok ? 0 : EXIT_CODES.lock,
             };
           }
@@ -70,13 +80,19 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
             cacheDir: flags.cacheDir,
             progress: !json,
             onSuite: (s) =>
-              note(json, `${s.suite}: ${s.url} (${s.mirrorFrom})${s.release.signedBy.length ? `, signed by ${s.release.signedBy.join(', ')}` : ', UNSIGNED (allowUnsigned)'}`),
+              note(
+                json,
+                `${s.suite}: ${s.url} (${s.mirrorFrom})${s.release.signedBy.length ? `, signed by ${s.release.signedBy.join(', ')}` : ', UNSIGNED (allowUnsigned)'}`,
+              ),
           });
           const before = manifest.origin.bytes.toString('utf8');
           const after = writeLockIntoManifest(before, lock);
           const changed = after !== before;
           if (changed) await writeAtomic(manifest.origin.path, after);
-          const norm = normalizeLock(lock) as { packages?: { name: string; version: string }[]; architectures?: Record<string, { packages: { name: string; version: string; architecture: string }[] }> };
+          const norm = normalizeLock(lock) as {
+            packages?: { name: string; version: string }[];
+            architectures?: Record<string, { packages: { name: string; version: string; architecture: string }[] }>;
+          };
           if (norm.architectures) {
             const perArch = Object.entries(norm.architectures);
             return {

@@ -18,7 +18,7 @@ export function registerPull(program: Command): void {
     .description(
       'Download an image (OCI or Docker v2 manifest; from an index, the linux/amd64 image or the only\n' +
         'one) with every blob checked against its digest, and write the same tar format as `mkimg build`,\n' +
-        'to a temporary name then renamed. NAME:TAG in the tar\'s index.json and manifest.json is --name,\n' +
+        "to a temporary name then renamed. NAME:TAG in the tar's index.json and manifest.json is --name,\n" +
         'or the repository path and the pulled tag; with the name and tag of the manifest it was built\n' +
         'from, a pulled mkimg image is byte-identical to the built one, so `mkimg verify` works on it.',
     )
@@ -46,7 +46,10 @@ Exit codes: 0 pulled, 2 bad reference, 12 the registry refused, failed or served
           if (flags.platform) {
             const [os, architecture, variant] = flags.platform.split('/');
             if (!os || !architecture) {
-              throw new MkimgError('usage', `--platform ${flags.platform}: expected OS/ARCH[/VARIANT], e.g. linux/arm64`);
+              throw new MkimgError(
+                'usage',
+                `--platform ${flags.platform}: expected OS/ARCH[/VARIANT], e.g. linux/arm64`,
+              );
             }
             platform = { os, architecture, variant };
           }
@@ -60,7 +63,11 @@ Exit codes: 0 pulled, 2 bad reference, 12 the registry refused, failed or served
           }))!;
           return {
             json: { ...r },
-            human: [`pulled ${r.reference} into ${r.output} as ${r.name}`, `manifest digest: ${r.manifestDigest}`, `config digest:   ${r.configDigest}`],
+            human: [
+              `pulled ${r.reference} into ${r.output} as ${r.name}`,
+              `manifest digest: ${r.manifestDigest}`,
+              `config digest:   ${r.configDigest}`,
+            ],
           };
         },
         (_r: string, flags: PullFlags) => Boolean(flags.json),

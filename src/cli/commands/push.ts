@@ -26,18 +26,21 @@ export function registerPush(program: Command): void {
       'Upload an image tar written by `mkimg build` (or `mkimg pull`) to a registry with the OCI\n' +
         'distribution API. Blobs the registry already has are skipped (HEAD), blobs another repository\n' +
         'on the same registry has are mounted (--mount-from), large blobs go in chunks; the manifest goes\n' +
-        'last and the digest the registry answers is checked against the image\'s. Credentials come from\n' +
+        "last and the digest the registry answers is checked against the image's. Credentials come from\n" +
         '$REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json or ~/.docker/config.json.\n' +
         'Plain HTTP is used for loopback registries only, unless --insecure.',
     )
     .argument('<image>', 'image tar')
-    .argument('<reference>', 'HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image\'s own tag)')
-    .option('--json', 'print one JSON object: reference, manifestDigest, configDigest, blobsUploaded, blobsSkipped, blobsMounted, bytesUploaded')
+    .argument('<reference>', "HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image's own tag)")
+    .option(
+      '--json',
+      'print one JSON object: reference, manifestDigest, configDigest, blobsUploaded, blobsSkipped, blobsMounted, bytesUploaded',
+    )
     .option('--insecure', 'allow plain HTTP or unverified TLS to a non-loopback registry')
     .option('--mount-from <repo>', 'another repository on the same registry to mount blobs from')
     .option('--auth-file <file>', 'registry auth file read before the standard ones')
     .option('--chunk-threshold <MiB>', 'blobs this large or larger are uploaded in chunks (default 16)')
-    .option('--chunk-size <MiB>', 'chunk size (default 64; raised to the registry\'s OCI-Chunk-Min-Length)')
+    .option('--chunk-size <MiB>', "chunk size (default 64; raised to the registry's OCI-Chunk-Min-Length)")
     .addHelpText(
       'after',
       `

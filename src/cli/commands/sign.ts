@@ -20,7 +20,7 @@ export function registerSign(program: Command): void {
     )
     .argument('<manifest>', 'manifest.yaml to sign')
     .requiredOption('--key <file>', 'secret key (armored or binary), e.g. from mkimg key generate')
-    .option('--passphrase-file <file>', 'file whose first line is the key\'s passphrase')
+    .option('--passphrase-file <file>', "file whose first line is the key's passphrase")
     .option('-o, --output <file>', 'signature to write (default: <manifest>.sig)')
     .option('--json', 'print one JSON object: output, fingerprint, signingKeyFingerprint, manifestSha256')
     .addHelpText(
@@ -39,10 +39,19 @@ Exit codes: 0 signed, 2 usage (unreadable key, missing passphrase), 3 manifest u
       action(
         async (manifest: string, flags: SignFlags) => {
           const { readPassphraseFile, signManifest } = await import('../../sign/sign.js');
-          const r = await signManifest({ manifestPath: manifest, keyPath: flags.key, passphrase: readPassphraseFile(flags.passphraseFile), output: flags.output });
+          const r = await signManifest({
+            manifestPath: manifest,
+            keyPath: flags.key,
+            passphrase: readPassphraseFile(flags.passphraseFile),
+            output: flags.output,
+          });
           return {
             json: { ...r },
-            human: [`signed ${manifest} (sha256 ${r.manifestSha256})`, `signature: ${r.output}`, `signer: ${r.fingerprint}${r.signingKeyFingerprint !== r.fingerprint ? ` (subkey ${r.signingKeyFingerprint})` : ''}`],
+            human: [
+              `signed ${manifest} (sha256 ${r.manifestSha256})`,
+              `signature: ${r.output}`,
+              `signer: ${r.fingerprint}${r.signingKeyFingerprint !== r.fingerprint ? ` (subkey ${r.signingKeyFingerprint})` : ''}`,
+            ],
           };
         },
         (_m: string, flags: SignFlags) => Boolean(flags.json),

@@ -22,7 +22,7 @@ export function registerTrace(program: Command): void {
     .summary('run a command in a root directory under the tracer and list the paths it touches')
     .description(
       'Run ARGS inside DIR the way minimization runs checks: DIR read-only as "/", new namespaces,\n' +
-        'no network, only the given environment, every path syscall traced. Prints the program\'s exit\n' +
+        "no network, only the given environment, every path syscall traced. Prints the program's exit\n" +
         'code and output, and the paths of DIR it touched (symlink hops and directories included).',
     )
     .argument('<dir>', 'root directory (e.g. an unpacked image rootfs)')
@@ -49,7 +49,8 @@ Exit codes: 0 ok (whatever the program returned: see exitCode), 2 usage, 14 sand
       action(
         async (dir: string, args: string[], flags: TraceFlags) => {
           const rootDir = resolve(dir);
-          if (!existsSync(rootDir) || !statSync(rootDir).isDirectory()) throw new MkimgError('usage', `${dir} is not a directory`, { hint: 'give the root directory to run in' });
+          if (!existsSync(rootDir) || !statSync(rootDir).isDirectory())
+            throw new MkimgError('usage', `${dir} is not a directory`, { hint: 'give the root directory to run in' });
           const env: Record<string, string> = {};
           for (const kv of flags.env) {
             const i = kv.indexOf('=');
@@ -60,12 +61,14 @@ Exit codes: 0 ok (whatever the program returned: see exitCode), 2 usage, 14 sand
           let gid: number | undefined;
           if (flags.user) {
             const m = /^(\d+)(?::(\d+))?$/.exec(flags.user);
-            if (!m) throw new MkimgError('usage', `--user ${JSON.stringify(flags.user)}: expected UID or UID:GID (numbers)`);
+            if (!m)
+              throw new MkimgError('usage', `--user ${JSON.stringify(flags.user)}: expected UID or UID:GID (numbers)`);
             uid = Number(m[1]);
             gid = Number(m[2] ?? m[1]);
           }
           const timeout = Number(flags.timeout);
-          if (!Number.isFinite(timeout) || timeout <= 0) throw new MkimgError('usage', `--timeout ${flags.timeout}: expected a positive number of seconds`);
+          if (!Number.isFinite(timeout) || timeout <= 0)
+            throw new MkimgError('usage', `--timeout ${flags.timeout}: expected a positive number of seconds`);
           const { runTraced } = await import('../../trace/run.js');
           const { tracedPaths } = await import('../../minimize/keep.js');
           const r = await runTraced({
@@ -79,7 +82,11 @@ Exit codes: 0 ok (whatever the program returned: see exitCode), 2 usage, 14 sand
             timeoutSeconds: timeout,
             trace: flags.trace,
           });
-          if (flags.events) writeFileSync(flags.events, r.events.map((e) => JSON.stringify(e)).join('\n') + (r.events.length ? '\n' : ''));
+          if (flags.events)
+            writeFileSync(
+              flags.events,
+              r.events.map((e) => JSON.stringify(e)).join('\n') + (r.events.length ? '\n' : ''),
+            );
           const paths = await tracedPaths(rootDir, r.events);
           const stdout = r.stdout.toString('utf8');
           const stderr = r.stderr.toString('utf8') + r.tracerMessages;
@@ -87,9 +94,30 @@ Exit codes: 0 ok (whatever the program returned: see exitCode), 2 usage, 14 sand
             json: { exitCode: r.exitCode, timedOut: r.timedOut, stdout, stderr, events: r.events.length, paths },
             human: [
               `exit code: ${r.exitCode}${r.timedOut ? ' (timed out)' : ''}`,
-              ...(stdout ? ['stdout:', ...stdout.replace(/\n$/, '').split('\n').map((l) => '  ' + l)] : []),
-              ...(stderr ? ['stderr:', ...stderr.replace(/\n$/, '').split('\n').map((l) => '  ' + l)] : []),
-              ...(flags.trace ? [`${r.events.length} events; ${paths.length} paths of the root touched:`, ...paths.map((p) => '  ' + p)] : []),
+              ...(stdout
+                ? [
+                    'stdout:',
+                    ...stdout
+                      .replace(/\n$/, '')
+                      .split('\n')
+                      .map((l) => '  ' + l),
+                  ]
+                : []),
+              ...(stderr
+                ? [
+                    'stderr:',
+                    ...stderr
+                      .replace(/\n$/, '')
+                      .split('\n')
+                      .map((l) => '  ' + l),
+                  ]
+                : []),
+              ...(flags.trace
+                ? [
+                    `${r.events.length} events; ${paths.length} paths of the root touched:`,
+                    ...paths.map((p) => '  ' + p),
+                  ]
+                : []),
             ],
           };
         },

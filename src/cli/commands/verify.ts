@@ -17,14 +17,14 @@ export function registerVerify(program: Command): void {
     .summary('prove an image is exactly what a signed manifest says')
     .description(
       'In order, stopping at the first failure (each with its own exit code):\n' +
-        '  1. signature: the manifest\'s detached OpenPGP signature is good, by a key in --keyring\n' +
+        "  1. signature: the manifest's detached OpenPGP signature is good, by a key in --keyring\n" +
         '     that was valid (not expired, not revoked) when it signed (exit 6)\n' +
         '  2. integrity: every blob matches its digest and size, diff_ids match the layers,\n' +
         '     index.json and manifest.json agree, nothing missing, extra or truncated (exit 7)\n' +
-        '  3. binding: the image\'s org.mkimg.manifest.sha256 label is the manifest\'s sha256 (exit 8)\n' +
+        "  3. binding: the image's org.mkimg.manifest.sha256 label is the manifest's sha256 (exit 8)\n" +
         '  4. rebuild (unless --no-rebuild): building the manifest again gives the same bytes;\n' +
         '     otherwise it says where they differ (as mkimg diff does) (exit 9)\n\n' +
-        'The manifest defaults to the signature\'s name without .sig, else manifest.yaml beside it.',
+        "The manifest defaults to the signature's name without .sig, else manifest.yaml beside it.",
     )
     .argument('<image>', 'image tar (from mkimg build)')
     .argument('<signature>', 'detached signature of the manifest (e.g. manifest.yaml.sig)')
@@ -71,7 +71,12 @@ Exit codes: 0 verified, 2 usage, 3 manifest missing, 6 signature, 7 integrity, 8
               imageId: r.imageId,
               manifestDigest: r.manifestDigest,
               manifestSha256: r.manifestSha256,
-              steps: { signature: 'ok', integrity: 'ok', binding: 'ok', rebuild: r.rebuild === 'identical' ? 'ok' : 'skipped' },
+              steps: {
+                signature: 'ok',
+                integrity: 'ok',
+                binding: 'ok',
+                rebuild: r.rebuild === 'identical' ? 'ok' : 'skipped',
+              },
             },
             human: [
               `signature: good, by ${r.signature.fingerprint}${r.signature.userIDs[0] ? ` (${r.signature.userIDs[0]})` : ''}, made ${r.signature.created}`,
