@@ -10,7 +10,16 @@
 import { MkimgError } from '../util/errors.js';
 import { blobName, openImageTar, type ImageTar } from '../registry/image-tar.js';
 import { canonicalJsonBytes } from '../util/canonical-json.js';
-import { dockerManifestJson, jsonBlob, MEDIA, OCI_LAYOUT, ociPlatform, type Blob } from '../oci/model.js';
+import {
+  dockerManifestJson,
+  jsonBlob,
+  MEDIA,
+  OCI_LAYOUT,
+  ociPlatform,
+  qualifiedReference,
+  type Blob,
+  type Descriptor,
+} from '../oci/model.js';
 import { writeLayoutTar, type LayoutMember } from './write-image.js';
 
 export interface PlatformImage {
@@ -42,6 +51,66 @@ export function platformIndex(images: { architecture: string; image: ImageTar }[
   });
 }
 
+/** One platform of an index tar, as the writer needs it: where its blobs are. */
+export interface IndexTarPlatform {
+  /** Debian architecture (picks the image Docker's manifest.json names). */
+  architecture: string;
+  manifest: Descriptor;
+  config: Descriptor;
+  layers: Descriptor[];
+  /** Where the content of one of this platform's blobs (manifest, config or layer) is. */
+  source(d: Descriptor): LayoutMember;
+}
+
+/**
+ * The members of an image tar holding an image index: index.json names the
+ * index blob (with the image's name and tag), every platform's blobs once,
+ * and Docker's manifest.json naming the host's image (or the first). Build
+ * and pull both write index tars through this, so a pulled index is
+ * byte-identical to the built one.
+ */
+export function indexTarMembers(
+  index: Blob,
+  platforms: IndexTarPlatform[],
+  reference: { name: string; tag: string } | undefined,
+  hostArchitecture: string,
+): LayoutMember[] {
+  const annotations: Record<string, string> = {};
+  if (reference) {
+    annotations['io.containerd.image.name'] = qualifiedReference(reference.name, reference.tag);
+    annotations['org.opencontainers.image.ref.name'] = reference.tag;
+  }
+  const indexJson = canonicalJsonBytes({
+    schemaVersion: 2,
+    manifests: [{ ...index.descriptor, ...(Object.keys(annotations).length ? { annotations } : {}) }],
+  });
+  const members = new Map<string, LayoutMember>();
+  for (const p of platforms) {
+    for (const d of [p.manifest, p.config, ...p.layers]) members.set(blobName(d.digest), p.source(d));
+  }
+  const indexName = blobName(index.descriptor.digest);
+  members.set(indexName, { name: indexName, type: 'file', bytes: index.bytes });
+  const docker = platforms.find((p) => p.architecture === hostArchitecture) ?? platforms[0]!;
+  const [name, tag] = reference ? [reference.name, reference.tag] : ['image', 'latest'];
+  return [
+    { name: 'blobs', type: 'dir' },
+    { name: 'blobs/sha256', type: 'dir' },
+    ...members.values(),
+    { name: 'index.json', type: 'file', bytes: indexJson },
+    {
+      name: 'manifest.json',
+      type: 'file',
+      bytes: dockerManifestJson(
+        docker.config.digest,
+        docker.layers.map((l) => l.digest),
+        name,
+        tag,
+      ),
+    },
+    { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
+  ];
+}
+
 export async function writePlatformImages(
   parts: PlatformImage[],
   output: string,
@@ -53,46 +122,23 @@ export async function writePlatformImages(
   for (const p of parts) images.push({ architecture: p.architecture, image: await openImageTar(p.tar) });
   const index = platformIndex(images);
   // The reference (name, tag) is the one every platform image carries.
-  const annotations: Record<string, string> = {};
   const first = images[0]!.image;
-  if (first.imageName) annotations['io.containerd.image.name'] = first.imageName;
-  if (first.tag) annotations['org.opencontainers.image.ref.name'] = first.tag;
-  const indexJson = canonicalJsonBytes({
-    schemaVersion: 2,
-    manifests: [{ ...index.descriptor, ...(Object.keys(annotations).length ? { annotations } : {}) }],
-  });
-  const members = new Map<string, LayoutMember>();
-  for (const { image } of images) {
-    for (const d of [image.manifestDescriptor, image.manifest.config, ...image.manifest.layers]) {
-      const name = blobName(d.digest);
-      const m = image.members.get(name)!;
-      members.set(name, { name, type: 'file', hostPath: image.path, offset: m.offset, size: m.size });
-    }
-  }
-  members.set(blobName(index.descriptor.digest), {
-    name: blobName(index.descriptor.digest),
-    type: 'file',
-    bytes: index.bytes,
-  });
-  const docker = (images.find((i) => i.architecture === hostArchitecture) ?? images[0]!).image;
-  const [name, tag] = splitReference(first.imageName, first.tag);
-  const list: LayoutMember[] = [
-    { name: 'blobs', type: 'dir' },
-    { name: 'blobs/sha256', type: 'dir' },
-    ...members.values(),
-    { name: 'index.json', type: 'file', bytes: indexJson },
-    {
-      name: 'manifest.json',
-      type: 'file',
-      bytes: dockerManifestJson(
-        docker.manifest.config.digest,
-        docker.manifest.layers.map((l) => l.digest),
-        name,
-        tag,
-      ),
-    },
-    { name: 'oci-layout', type: 'file', bytes: OCI_LAYOUT },
-  ];
+  const list = indexTarMembers(
+    index,
+    images.map(({ architecture, image }) => ({
+      architecture,
+      manifest: image.manifestDescriptor,
+      config: image.manifest.config,
+      layers: image.manifest.layers,
+      source: (d: Descriptor): LayoutMember => {
+        const name = blobName(d.digest);
+        const m = image.members.get(name)!;
+        return { name, type: 'file', hostPath: image.path, offset: m.offset, size: m.size };
+      },
+    })),
+    first.imageName ? splitReference(first.imageName, first.tag) : undefined,
+    hostArchitecture,
+  );
   const sizeBytes = writeLayoutTar(list, mtime, output);
   return {
     output,
@@ -106,10 +152,9 @@ export async function writePlatformImages(
   };
 }
 
-/** NAME:TAG as dockerManifestJson wants it, from the containerd annotation (whose name may be qualified). */
-function splitReference(imageName: string | undefined, tag: string | undefined): [string, string] {
+/** NAME and TAG from the containerd annotation (whose name may be qualified). */
+function splitReference(imageName: string, tag: string | undefined): { name: string; tag: string } {
   const t = tag ?? 'latest';
-  if (!imageName) return ['image', t];
   const suffix = `:${t}`;
-  return [imageName.endsWith(suffix) ? imageName.slice(0, -suffix.length) : imageName, t];
+  return { name: imageName.endsWith(suffix) ? imageName.slice(0, -suffix.length) : imageName, tag: t };
 }

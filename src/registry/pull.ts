@@ -26,7 +26,17 @@ import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
 import { LayerDecoder } from '../oci/compress.js';
-import { dockerManifestJson, imageIndex, layerCompression, MEDIA, ociPlatform, OCI_LAYOUT } from '../oci/model.js';
+import {
+  dockerManifestJson,
+  imageIndex,
+  isIndexType,
+  layerCompression,
+  MEDIA,
+  ociPlatform,
+  OCI_LAYOUT,
+} from '../oci/model.js';
+import { indexTarMembers, type IndexTarPlatform } from '../image/platforms.js';
+import { hostArchitecture } from '../debian/arch.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions } from './client.js';
 import type { Descriptor, ImageManifestDoc } from '../oci/model.js';
 import { Progress } from './progress.js';
@@ -71,8 +81,12 @@ function msFromEnv(name: string, fallback: number): number {
 export interface PullResult {
   reference: string;
   output: string;
+  /** Of the image manifest, or of the image index when a whole index was pulled. */
   manifestDigest: string;
-  configDigest: string;
+  /** Of the image's config; absent for a whole index (see platforms). */
+  configDigest?: string;
+  /** A whole index: each platform's manifest and config. */
+  platforms?: { platform: string; manifestDigest: string; configDigest: string }[];
   /** NAME:TAG recorded in the tar. */
   name: string;
   sizeBytes: number;
@@ -94,81 +108,56 @@ function parseJson<T>(bytes: Buffer, what: string, registry: string): T {
   }
 }
 
-/** GET a manifest by tag or digest; an index resolves to one image manifest for the platform. */
-export async function fetchImageManifest(
-  client: RegistryClient,
-  ref: ImageReference,
-  platform: { os: string; architecture: string; variant?: string } = { os: 'linux', architecture: 'amd64' },
-): Promise<FetchedManifest | null> {
-  const repo = ref.repository;
-  const get = async (
-    reference: string,
-    expectDigest?: string,
-  ): Promise<{ bytes: Buffer; digest: string; mediaType: string } | null> => {
-    const what = `GET manifest ${reference}`;
-    const res = await client.request({
-      method: 'GET',
-      url: `/v2/${repo}/manifests/${reference}`,
-      headers: { accept: ACCEPT },
-      scopes: [`repository:${repo}:pull`],
-      what,
-      repository: repo,
-    });
-    if (res.status === 404) return null;
-    if (res.status !== 200) throw client.fail(res, what, repo);
-    const digest = `sha256:${sha256Hex(res.body)}`;
-    const header = res.headers['docker-content-digest'];
-    if (expectDigest && digest !== expectDigest) {
-      throw new MkimgError(
-        'registry',
-        `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}`,
-        {
-          hint: 'the registry served other bytes than the digest names; do not trust this registry',
-        },
-      );
-    }
-    if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
-      throw new MkimgError(
-        'registry',
-        `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}, the registry says ${header}`,
-      );
-    }
-    const doc = parseJson<{ mediaType?: string }>(res.body, `manifest ${reference}`, client.registry);
-    const ct = String(res.headers['content-type'] ?? '')
-      .split(';')[0]!
-      .trim();
-    return { bytes: res.body, digest, mediaType: doc.mediaType ?? ct };
-  };
+interface RawManifest {
+  bytes: Buffer;
+  digest: string;
+  mediaType: string;
+}
 
-  let m = await get(ref.digest ?? ref.tag ?? 'latest', ref.digest);
-  if (!m) return null;
-  if (m.mediaType === MEDIA_TYPES.ociIndex || m.mediaType === MEDIA_TYPES.dockerList) {
-    const index = parseJson<{ manifests?: Descriptor[] }>(m.bytes, 'image index', client.registry);
-    const list = index.manifests ?? [];
-    const matches = list.filter(
-      (d) =>
-        d.platform?.os === platform.os &&
-        d.platform?.architecture === platform.architecture &&
-        (!platform.variant || d.platform?.variant === platform.variant),
+/** GET one manifest (image or index) by tag or digest, its digest checked; null on 404. */
+async function getManifest(
+  client: RegistryClient,
+  repo: string,
+  reference: string,
+  expectDigest?: string,
+): Promise<RawManifest | null> {
+  const what = `GET manifest ${reference}`;
+  const res = await client.request({
+    method: 'GET',
+    url: `/v2/${repo}/manifests/${reference}`,
+    headers: { accept: ACCEPT },
+    scopes: [`repository:${repo}:pull`],
+    what,
+    repository: repo,
+  });
+  if (res.status === 404) return null;
+  if (res.status !== 200) throw client.fail(res, what, repo);
+  const digest = `sha256:${sha256Hex(res.body)}`;
+  const header = res.headers['docker-content-digest'];
+  if (expectDigest && digest !== expectDigest) {
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}`,
+      {
+        hint: 'the registry served other bytes than the digest names; do not trust this registry',
+      },
     );
-    const pick = matches[0] ?? (list.length === 1 ? list[0] : undefined);
-    if (!pick) {
-      const have = list.map(
-        (d) =>
-          `${d.platform?.os ?? '?'}/${d.platform?.architecture ?? '?'}${d.platform?.variant ? '/' + d.platform.variant : ''}`,
-      );
-      throw new MkimgError(
-        'registry',
-        `registry ${client.registry}, repository "${repo}": the index has no image for ${platform.os}/${platform.architecture} (it has: ${have.join(', ') || 'nothing'})`,
-      );
-    }
-    m = await get(pick.digest, pick.digest);
-    if (!m)
-      throw new MkimgError(
-        'registry',
-        `registry ${client.registry}, repository "${repo}": the index names manifest ${pick.digest}, which the registry does not have`,
-      );
   }
+  if (typeof header === 'string' && header.startsWith('sha256:') && header !== digest) {
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": manifest ${reference} has digest ${digest}, the registry says ${header}`,
+    );
+  }
+  const doc = parseJson<{ mediaType?: string }>(res.body, `manifest ${reference}`, client.registry);
+  const ct = String(res.headers['content-type'] ?? '')
+    .split(';')[0]!
+    .trim();
+  return { bytes: res.body, digest, mediaType: doc.mediaType ?? ct };
+}
+
+/** `m` as an image manifest: a media type mkimg reads, a config and well-formed layer descriptors. */
+function asImageManifest(client: RegistryClient, repo: string, m: RawManifest): FetchedManifest {
   if (m.mediaType !== MEDIA_TYPES.ociManifest && m.mediaType !== MEDIA_TYPES.dockerManifest) {
     throw new MkimgError(
       'registry',
@@ -194,6 +183,76 @@ export async function fetchImageManifest(
     }
   }
   return { ...m, doc };
+}
+
+/** GET a manifest by tag or digest; an index resolves to one image manifest for the platform. */
+export async function fetchImageManifest(
+  client: RegistryClient,
+  ref: ImageReference,
+  platform: { os: string; architecture: string; variant?: string } = { os: 'linux', architecture: 'amd64' },
+): Promise<FetchedManifest | null> {
+  const top = await getManifest(client, ref.repository, ref.digest ?? ref.tag ?? 'latest', ref.digest);
+  if (!top) return null;
+  return imageOf(client, ref.repository, top, platform);
+}
+
+/** The image manifest `top` is, or the one its index lists for `platform`. */
+async function imageOf(
+  client: RegistryClient,
+  repo: string,
+  top: RawManifest,
+  platform: { os: string; architecture: string; variant?: string },
+): Promise<FetchedManifest> {
+  if (!isIndexType(top.mediaType)) return asImageManifest(client, repo, top);
+  const list = indexEntries(client, repo, top);
+  const matches = list.filter(
+    (d) =>
+      d.platform?.os === platform.os &&
+      d.platform?.architecture === platform.architecture &&
+      (!platform.variant || d.platform?.variant === platform.variant),
+  );
+  const pick = matches[0] ?? (list.length === 1 ? list[0] : undefined);
+  if (!pick) {
+    const have = list.map((d) => platformText(d.platform));
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": the index has no image for ${platformText(platform)} (it has: ${have.join(', ') || 'nothing'})`,
+      { hint: 'pick one of its platforms with --platform, or pull the whole index without --platform' },
+    );
+  }
+  return asImageManifest(client, repo, await manifestByDigest(client, repo, pick.digest));
+}
+
+function platformText(p: { os?: string; architecture?: string; variant?: string } | undefined): string {
+  return `${p?.os ?? '?'}/${p?.architecture ?? '?'}${p?.variant ? `/${p.variant}` : ''}`;
+}
+
+function indexEntries(client: RegistryClient, repo: string, top: RawManifest): Descriptor[] {
+  const index = parseJson<{ manifests?: Descriptor[] }>(top.bytes, 'image index', client.registry);
+  const list = index.manifests;
+  if (!Array.isArray(list) || list.length === 0)
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": image index ${top.digest} lists no manifests`,
+    );
+  for (const d of list) {
+    if (!/^sha256:[0-9a-f]{64}$/.test(d?.digest) || !Number.isSafeInteger(d.size) || d.size < 0)
+      throw new MkimgError(
+        'registry',
+        `registry ${client.registry}, repository "${repo}": image index ${top.digest} has a bad descriptor (${d?.digest}, ${d?.size})`,
+      );
+  }
+  return list;
+}
+
+async function manifestByDigest(client: RegistryClient, repo: string, digest: string): Promise<RawManifest> {
+  const m = await getManifest(client, repo, digest, digest);
+  if (!m)
+    throw new MkimgError(
+      'registry',
+      `registry ${client.registry}, repository "${repo}": the index names manifest ${digest}, which the registry does not have`,
+    );
+  return m;
 }
 
 /** Download one blob into `path`, verifying digest and size; restarts after network errors (bounded). */
@@ -428,8 +487,8 @@ async function pullInto(
   let progress: Progress | undefined;
   {
     await client.ping(ref.repository);
-    const m = await fetchImageManifest(client, ref, opts.platform);
-    if (!m) {
+    const top = await getManifest(client, ref.repository, ref.digest ?? ref.tag ?? 'latest', ref.digest);
+    if (!top) {
       if (opts.allowMissing) return null;
       throw new MkimgError(
         'registry',
@@ -440,6 +499,9 @@ async function pullInto(
         },
       );
     }
+    if (isIndexType(top.mediaType) && !opts.platform)
+      return pullIndexInto(ref, client, out, work, top, opts, limits, setProgress);
+    const m = await imageOf(client, ref.repository, top, opts.platform ?? { os: 'linux', architecture: 'amd64' });
     const blobs = [...new Map([m.doc.config, ...m.doc.layers].map((d) => [d.digest, d])).values()];
     progress = new Progress(
       opts.progress ?? false,
@@ -505,4 +567,111 @@ async function pullInto(
       layers: m.doc.layers.length,
     };
   }
+}
+
+/**
+ * Pull a whole image index (no --platform): every manifest it lists and every
+ * blob of those, each checked by digest; each platform's config must say the
+ * platform the index gives it and its layers must decompress to its diff_ids
+ * (entries for no platform, such as attestations, are kept with their blobs
+ * checked by digest only). Written through the same index-tar writer as a
+ * multi-platform build, so a pushed and pulled index is byte-identical.
+ */
+async function pullIndexInto(
+  ref: ImageReference,
+  client: RegistryClient,
+  out: string,
+  work: string,
+  top: RawManifest,
+  opts: PullOptions,
+  limits: { stallMs: number; active: Set<{ destroy(e?: Error): void }> },
+  setProgress: (p: Progress) => void,
+): Promise<PullResult> {
+  const repo = ref.repository;
+  const where = `registry ${client.registry}, repository "${repo}"`;
+  const entries = indexEntries(client, repo, top);
+  const images: { entry: Descriptor; m: FetchedManifest }[] = [];
+  for (const entry of entries) {
+    const raw = await manifestByDigest(client, repo, entry.digest);
+    if (isIndexType(raw.mediaType))
+      throw new MkimgError('registry', `${where}: image index ${top.digest} lists another index (${entry.digest})`, {
+        hint: 'mkimg reads one level of index; pull one platform with --platform',
+      });
+    images.push({ entry, m: asImageManifest(client, repo, raw) });
+  }
+  const blobs = [
+    ...new Map(images.flatMap(({ m }) => [m.doc.config, ...m.doc.layers]).map((d) => [d.digest, d])).values(),
+  ];
+  const progress = new Progress(
+    opts.progress ?? false,
+    `pulling ${formatReference(ref)} (${images.length} platforms)`,
+    blobs.reduce((a, d) => a + d.size, 0),
+  );
+  setProgress(progress);
+  const pathOf = (d: Descriptor) => join(work, d.digest.slice(7));
+  await pool(blobs, opts.concurrency ?? 3, (d) => downloadBlob(client, repo, d, pathOf(d), opts, progress, limits));
+
+  type Config = {
+    created?: string;
+    os?: string;
+    architecture?: string;
+    variant?: string;
+    rootfs?: { diff_ids?: unknown };
+  };
+  const platforms: (IndexTarPlatform & { config: Descriptor; doc: Config; entry: Descriptor })[] = [];
+  for (const { entry, m } of images) {
+    const doc = parseJson<Config>(readFileSync(pathOf(m.doc.config)), `config ${m.doc.config.digest}`, ref.registry);
+    const p = entry.platform;
+    const attestation = !p || p.os === 'unknown' || p.architecture === 'unknown';
+    if (!attestation) {
+      if (
+        doc.os !== p.os ||
+        doc.architecture !== p.architecture ||
+        (p.variant !== undefined && doc.variant !== p.variant)
+      )
+        throw new MkimgError(
+          'registry',
+          `${where}: image index ${top.digest} lists ${entry.digest} as ${platformText(p)}, but its config says ${platformText(doc)}`,
+          { hint: 'the index and its images disagree; push the image again' },
+        );
+      checkLayers(m.doc.layers, doc.rootfs?.diff_ids, pathOf, `${where}, ${platformText(p)}`);
+    }
+    const bytes = m.bytes;
+    platforms.push({
+      architecture: attestation ? 'unknown' : debArchOf(p.architecture, p.variant),
+      manifest: entry,
+      config: m.doc.config,
+      layers: m.doc.layers,
+      doc,
+      entry,
+      source: (d: Descriptor) =>
+        d.digest === m.digest
+          ? { name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file', bytes }
+          : { name: `blobs/sha256/${d.digest.slice(7)}`, type: 'file', hostPath: pathOf(d), size: d.size },
+    });
+  }
+  const images0 = platforms.filter((p) => p.architecture !== 'unknown');
+  const created = Date.parse(images0[0]?.doc.created ?? '');
+  const mtime = Number.isFinite(created) && created >= 0 ? Math.floor(created / 1000) : 0;
+  const { name, tag } = splitName(opts.name ?? ref.repository, ref.tag ?? 'latest');
+  const members = indexTarMembers(
+    { descriptor: { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length }, bytes: top.bytes },
+    images0.length ? [...images0, ...platforms.filter((p) => p.architecture === 'unknown')] : platforms,
+    { name, tag },
+    hostArchitecture(),
+  );
+  const sizeBytes = writeLayoutTar(members, mtime, out);
+  return {
+    reference: formatReference(ref),
+    output: out,
+    manifestDigest: top.digest,
+    platforms: platforms.map((p) => ({
+      platform: platformText(p.entry.platform),
+      manifestDigest: p.entry.digest,
+      configDigest: p.config.digest,
+    })),
+    name: `${name}:${tag}`,
+    sizeBytes,
+    layers: new Set(platforms.flatMap((p) => p.layers.map((l) => l.digest))).size,
+  };
 }

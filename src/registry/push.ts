@@ -9,7 +9,15 @@ import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
 import { pool } from '../util/pool.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions, type RegistryResponse } from './client.js';
-import { blobName, memberStream, openImageTar, type Descriptor, type ImageTar } from './image-tar.js';
+import {
+  blobName,
+  memberStream,
+  openImageLayout,
+  type Descriptor,
+  type ImageLayout,
+  type ImageTar,
+  type TarMember,
+} from './image-tar.js';
 import { Progress } from './progress.js';
 import { formatReference, parseReference, parseRepository, type ImageReference } from './reference.js';
 
@@ -29,13 +37,17 @@ export interface PushOptions extends RegistryOptions {
 export interface PushResult {
   /** host/repo:tag (or @digest) pushed to. */
   reference: string;
+  /** Of the image manifest, or of the image index for an image of several platforms. */
   manifestDigest: string;
-  configDigest: string;
+  /** Of the image's config; absent for an image index (see platforms). */
+  configDigest?: string;
   blobsUploaded: number;
   blobsSkipped: number;
   blobsMounted: number;
   /** Blob bytes sent over the wire (a restarted upload counts again). */
   bytesUploaded: number;
+  /** For an image index: each platform's manifest (put by digest before the index). */
+  platforms?: { platform: string; manifestDigest: string; configDigest: string }[];
 }
 
 export const DEFAULT_CHUNK_THRESHOLD = 16 << 20;
@@ -63,7 +75,7 @@ class BlobPusher {
   bytesSent = 0;
   constructor(
     private readonly client: RegistryClient,
-    private readonly image: ImageTar,
+    private readonly image: { path: string; members: Map<string, TarMember> },
     private readonly repository: string,
     private readonly mountFrom: string | undefined,
     private readonly opts: PushOptions,
@@ -216,21 +228,52 @@ class BlobPusher {
   }
 }
 
-/** Push an already opened image tar to `ref`. */
-export async function pushOpenedImage(
-  image: ImageTar,
+/** Push an already opened one-image tar to `ref`. */
+export function pushOpenedImage(image: ImageTar, ref: ImageReference, opts: PushOptions = {}): Promise<PushResult> {
+  return pushLayout({ kind: 'image', image }, ref, opts);
+}
+
+/** The manifests a push puts, in order: platform manifests by digest, then the top one (under the tag). */
+interface ManifestPut {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
+/**
+ * Push an opened image tar: every blob of every platform (each once), then
+ * each platform's manifest by digest, then the top manifest (the image's, or
+ * the index) under the tag, so a reader never sees a tag naming something
+ * the registry does not hold.
+ */
+export async function pushLayout(
+  layout: ImageLayout,
   ref: ImageReference,
   opts: PushOptions = {},
 ): Promise<PushResult> {
-  const manifestDigest = image.manifestDescriptor.digest;
+  const image = layout.kind === 'image' ? layout.image : layout.index;
+  const images = layout.kind === 'image' ? [layout.image] : layout.index.platforms.map((p) => p.image);
+  const top: ManifestPut =
+    layout.kind === 'image'
+      ? {
+          digest: layout.image.manifestDescriptor.digest,
+          mediaType: layout.image.manifest.mediaType ?? layout.image.manifestDescriptor.mediaType,
+          bytes: layout.image.manifestBytes,
+        }
+      : {
+          digest: layout.index.indexDescriptor.digest,
+          mediaType: layout.index.indexDescriptor.mediaType,
+          bytes: layout.index.indexBytes,
+        };
+  const manifestDigest = top.digest;
   // With both TAG and @DIGEST the digest is checked and the manifest is put under the tag.
   const tag = ref.tag ?? (ref.digest ? undefined : image.tag);
   if (ref.digest && ref.digest !== manifestDigest) {
     throw new MkimgError(
       'usage',
-      `cannot push ${image.path} as ${formatReference(ref)}: its manifest digest is ${manifestDigest}`,
+      `cannot push ${image.path} as ${formatReference(ref)}: its ${layout.kind === 'index' ? 'index' : 'manifest'} digest is ${manifestDigest}`,
       {
-        hint: 'push by tag, or use the image manifest digest',
+        hint: `push by tag, or use the image ${layout.kind === 'index' ? 'index' : 'manifest'} digest`,
       },
     );
   }
@@ -252,14 +295,37 @@ export async function pushOpenedImage(
   const client = new RegistryClient(ref.registry, ref.hostname, opts);
   const blobs: Descriptor[] = [];
   const seen = new Set<string>();
-  for (const d of [image.manifest.config, ...image.manifest.layers]) {
-    if (!seen.has(d.digest)) {
-      seen.add(d.digest);
-      blobs.push(d);
+  for (const img of images) {
+    for (const d of [img.manifest.config, ...img.manifest.layers]) {
+      if (!seen.has(d.digest)) {
+        seen.add(d.digest);
+        blobs.push(d);
+      }
     }
   }
   const total = blobs.reduce((a, d) => a + d.size, 0);
   const progress = new Progress(opts.progress ?? false, `pushing ${formatReference(target)}`, total);
+  const putManifest = async (m: ManifestPut, reference: string): Promise<void> => {
+    const what = `upload of manifest ${m.digest}`;
+    const res = await client.request({
+      method: 'PUT',
+      url: `/v2/${ref.repository}/manifests/${reference}`,
+      headers: { 'content-type': m.mediaType },
+      body: m.bytes,
+      scopes: [`repository:${ref.repository}:pull,push`],
+      what,
+      repository: ref.repository,
+    });
+    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw client.fail(res, what, ref.repository);
+    const answered = res.headers['docker-content-digest'];
+    if (typeof answered === 'string' && answered !== m.digest) {
+      throw new MkimgError(
+        'registry',
+        `registry ${ref.registry}, repository "${ref.repository}": stored the manifest under digest ${answered}, but its bytes have digest ${m.digest}`,
+        { hint: 'the registry rewrote the manifest; the pushed image would not verify' },
+      );
+    }
+  };
   try {
     await client.ping(ref.repository);
     const pusher = new BlobPusher(client, image, ref.repository, mountFrom, opts, progress);
@@ -271,34 +337,30 @@ export async function pushOpenedImage(
       counts[outcome]++;
       opts.onBlob?.(d.digest, outcome);
     });
-    const mediaType = image.manifest.mediaType ?? image.manifestDescriptor.mediaType;
-    const what = `upload of manifest ${manifestDigest}`;
-    const res = await client.request({
-      method: 'PUT',
-      url: `/v2/${ref.repository}/manifests/${tag ?? ref.digest}`,
-      headers: { 'content-type': mediaType },
-      body: image.manifestBytes,
-      scopes: [`repository:${ref.repository}:pull,push`],
-      what,
-      repository: ref.repository,
-    });
-    if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw client.fail(res, what, ref.repository);
-    const answered = res.headers['docker-content-digest'];
-    if (typeof answered === 'string' && answered !== manifestDigest) {
-      throw new MkimgError(
-        'registry',
-        `registry ${ref.registry}, repository "${ref.repository}": stored the manifest under digest ${answered}, but its bytes have digest ${manifestDigest}`,
-        { hint: 'the registry rewrote the manifest; the pushed image would not verify' },
-      );
+    if (layout.kind === 'index') {
+      for (const p of layout.index.platforms) {
+        const d = p.image.manifestDescriptor;
+        await putManifest({ digest: d.digest, mediaType: d.mediaType, bytes: p.image.manifestBytes }, d.digest);
+      }
     }
+    await putManifest(top, tag ?? ref.digest!);
     return {
       reference: formatReference(target),
       manifestDigest,
-      configDigest: image.manifest.config.digest,
+      ...(layout.kind === 'image' ? { configDigest: layout.image.manifest.config.digest } : {}),
       blobsUploaded: counts.uploaded,
       blobsSkipped: counts.skipped,
       blobsMounted: counts.mounted,
       bytesUploaded: pusher.bytesSent,
+      ...(layout.kind === 'index'
+        ? {
+            platforms: layout.index.platforms.map((p) => ({
+              platform: [p.platform.os, p.platform.architecture, p.platform.variant].filter(Boolean).join('/'),
+              manifestDigest: p.image.manifestDescriptor.digest,
+              configDigest: p.image.manifest.config.digest,
+            })),
+          }
+        : {}),
     };
   } finally {
     progress.finish();
@@ -309,6 +371,5 @@ export async function pushOpenedImage(
 /** Push the image tar at `tarPath` to `reference` (HOST[:PORT]/REPO[:TAG|@DIGEST]). */
 export async function pushImage(tarPath: string, reference: string, opts: PushOptions = {}): Promise<PushResult> {
   const ref = parseReference(reference);
-  const image = await openImageTar(tarPath);
-  return pushOpenedImage(image, ref, opts);
+  return pushLayout(await openImageLayout(tarPath), ref, opts);
 }

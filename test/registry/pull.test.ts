@@ -74,7 +74,7 @@ describe('pull', () => {
     ]);
   });
 
-  it('picks linux/amd64 from an index, and names the platforms it lacks', async () => {
+  it('--platform picks one image from an index, and names the platforms it lacks', async () => {
     const index = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -97,7 +97,10 @@ describe('pull', () => {
     );
     expect(await put('/v2/pl/manifests/multi', 'application/vnd.oci.image.index.v1+json', index)).toBe(201);
     const out = join(dir, 'multi.tar');
-    const r = await pullImage(`${reg.host}/pl:multi`, out, { name: 'pl:1' });
+    const r = await pullImage(`${reg.host}/pl:multi`, out, {
+      name: 'pl:1',
+      platform: { os: 'linux', architecture: 'amd64' },
+    });
     expect(r!.manifestDigest).toBe(built.manifestDigest);
     expect(readFileSync(out).equals(readFileSync(tar))).toBe(true);
     const bad = await runCommand(registerPull, [

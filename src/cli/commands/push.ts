@@ -26,15 +26,17 @@ export function registerPush(program: Command): void {
       'Upload an image tar written by `mkimg build` (or `mkimg pull`) to a registry with the OCI\n' +
         'distribution API. Blobs the registry already has are skipped (HEAD), blobs another repository\n' +
         'on the same registry has are mounted (--mount-from), large blobs go in chunks; the manifest goes\n' +
-        "last and the digest the registry answers is checked against the image's. Credentials come from\n" +
-        '$REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json or ~/.docker/config.json.\n' +
+        "last and the digest the registry answers is checked against the image's. An image of several\n" +
+        "platforms goes whole: every platform's blobs and manifest, then the image index under the tag.\n" +
+        'Credentials come from $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json or\n' +
+        '~/.docker/config.json.\n' +
         'Plain HTTP is used for loopback registries only, unless --insecure.',
     )
     .argument('<image>', 'image tar')
     .argument('<reference>', "HOST[:PORT]/REPOSITORY[:TAG] (default tag: the image's own tag)")
     .option(
       '--json',
-      'print one JSON object: reference, manifestDigest, configDigest, blobsUploaded, blobsSkipped, blobsMounted, bytesUploaded',
+      'print one JSON object: reference, manifestDigest, configDigest (one image) or platforms (an index), blobsUploaded, blobsSkipped, blobsMounted, bytesUploaded',
     )
     .option('--insecure', 'allow plain HTTP or unverified TLS to a non-loopback registry')
     .option('--mount-from <repo>', 'another repository on the same registry to mount blobs from')
@@ -67,8 +69,12 @@ Exit codes: 0 pushed, 2 bad reference, 7 the image tar is damaged, 12 the regist
             json: { ...r },
             human: [
               `pushed ${r.reference}`,
-              `manifest digest: ${r.manifestDigest}`,
-              `config digest:   ${r.configDigest}`,
+              ...(r.platforms
+                ? [
+                    `index digest:    ${r.manifestDigest}`,
+                    ...r.platforms.map((p) => `  ${p.platform.padEnd(15)} ${p.manifestDigest}`),
+                  ]
+                : [`manifest digest: ${r.manifestDigest}`, `config digest:   ${r.configDigest}`]),
               `blobs: ${r.blobsUploaded} uploaded, ${r.blobsSkipped} already present, ${r.blobsMounted} mounted (${(r.bytesUploaded / 1e6).toFixed(1)} MB sent)`,
             ],
           };
