@@ -11,7 +11,8 @@ import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
 import { LayerDecoder } from '../oci/compress.js';
-import { layerCompression, SBOM_IMAGE_PATH } from '../oci/model.js';
+import { isIndexType, layerCompression, ociPlatform, SBOM_IMAGE_PATH } from '../oci/model.js';
+import { hostArchitecture } from '../debian/arch.js';
 import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 
 type ScanType = InspectFile['type'];
@@ -75,6 +76,8 @@ export interface InspectOptions {
   digests?: boolean;
   /** Keep the content of these image paths (regular files up to CONTENT_LIMIT bytes each) in InspectResult.contents. */
   contents?: Set<string>;
+  /** Of an image of several platforms, the one to describe: OS/ARCH[/VARIANT] or a Debian name (default: the host's, else the first). */
+  platform?: string;
 }
 
 const CONTENT_LIMIT = 1 << 20;
@@ -85,6 +88,8 @@ export interface InspectResult {
   imageId: string;
   manifestDigest: string;
   platform: { os?: string; architecture?: string; variant?: string };
+  /** An image of several platforms: the index's digest and every platform (the rest describes the one chosen). */
+  index?: { digest: string; platforms: { platform: string; manifestDigest: string; imageId: string }[] };
   created?: string;
   config: {
     entrypoint?: string[];
@@ -365,7 +370,39 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
   const index = parseJson(`${file}: index.json`, top.get('index.json'));
   const desc = (index.manifests ?? [])[0];
   if (!desc?.digest) throw new MkimgError('integrity', `${file}: index.json lists no manifest`);
-  const manifest = blobJson(desc.digest, 'image manifest');
+  let manifestDesc = desc;
+  let indexInfo: InspectResult['index'];
+  if (isIndexType(String(desc.mediaType))) {
+    // An image of several platforms: describe one, list them all.
+    const entries: any[] = blobJson(desc.digest, 'image index').manifests ?? [];
+    if (entries.length === 0) throw new MkimgError('integrity', `${file}: the image index lists no manifests`);
+    const text = (p: any) => [p?.os, p?.architecture, p?.variant].filter(Boolean).join('/');
+    const want = opts.platform
+      ? opts.platform.includes('/')
+        ? opts.platform
+        : text(ociPlatform(opts.platform))
+      : text(ociPlatform(hostArchitecture()));
+    const pick =
+      entries.find((e) => text(e.platform) === want || text({ ...e.platform, variant: undefined }) === want) ??
+      (opts.platform ? undefined : entries[0]);
+    if (!pick) {
+      throw new MkimgError(
+        'usage',
+        `${file} has no image for ${opts.platform} (it has: ${entries.map((e) => text(e.platform)).join(', ')})`,
+        { hint: 'give one of its platforms with --platform' },
+      );
+    }
+    manifestDesc = pick;
+    indexInfo = {
+      digest: desc.digest,
+      platforms: entries.map((e) => ({
+        platform: text(e.platform),
+        manifestDigest: e.digest,
+        imageId: blobJson(e.digest, 'image manifest').config?.digest,
+      })),
+    };
+  }
+  const manifest = blobJson(manifestDesc.digest, 'image manifest');
   const config = blobJson(manifest.config?.digest, 'config');
   const c = config.config ?? {};
 
@@ -447,12 +484,13 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
     file,
     name: desc.annotations?.['io.containerd.image.name'],
     imageId: manifest.config.digest,
-    manifestDigest: desc.digest,
+    manifestDigest: manifestDesc.digest,
     platform: {
       os: config.os,
       architecture: config.architecture,
       ...(config.variant ? { variant: config.variant } : {}),
     },
+    ...(indexInfo ? { index: indexInfo } : {}),
     created: config.created,
     config: {
       entrypoint: c.Entrypoint ?? undefined,
@@ -505,11 +543,17 @@ export function formatInspect(r: InspectResult): string[] {
   const out: string[] = [];
   const j = (v: unknown) => JSON.stringify(v);
   out.push(`${r.file}${r.name ? `: ${r.name}` : ''}`);
+  const shown = [r.platform.os, r.platform.architecture, r.platform.variant].filter(Boolean).join('/');
+  if (r.index) {
+    out.push(`  index digest:    ${r.index.digest}`);
+    for (const [i, p] of r.index.platforms.entries())
+      out.push(
+        `  ${i === 0 ? 'platforms:      ' : '                '} ${p.platform.padEnd(15)} ${p.manifestDigest}${p.platform === shown ? '  (shown below; --platform picks another)' : ''}`,
+      );
+  }
   out.push(`  image id:        ${r.imageId}`);
   out.push(`  manifest digest: ${r.manifestDigest}`);
-  out.push(
-    `  platform:        ${[r.platform.os, r.platform.architecture, r.platform.variant].filter(Boolean).join('/')}`,
-  );
+  out.push(`  platform:        ${shown}`);
   if (r.created) out.push(`  created:         ${r.created}`);
   if (r.config.entrypoint) out.push(`  entrypoint:      ${j(r.config.entrypoint)}`);
   if (r.config.cmd) out.push(`  cmd:             ${j(r.config.cmd)}`);

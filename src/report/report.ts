@@ -49,8 +49,8 @@ export function readMinimizeReport(file: string): MinimizeReport {
 }
 
 /** The HTML report of one image tar, with the before/after view when the build's minimization report is given. */
-export async function imageReportHtml(imageTar: string, minimize?: MinimizeReport): Promise<Buffer> {
-  const r = await inspectImage(imageTar, { files: true });
+export async function imageReportHtml(imageTar: string, minimize?: MinimizeReport, platform?: string): Promise<Buffer> {
+  const r = await inspectImage(imageTar, { files: true, platform });
   return renderReport(imageReportData(r, minimize));
 }
 

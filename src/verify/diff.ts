@@ -87,11 +87,22 @@ export function diffJson(where: string, root: string, a: unknown, b: unknown, ou
   walk(root, a, b);
 }
 
-interface Roles {
+/** The blobs of one image manifest, by role; `prefix` is "" for a one-image tar, "linux/arm64/v8 " in an index. */
+interface ImageRoles {
+  prefix: string;
   manifest?: string;
   config?: string;
   layers: string[];
+}
+
+interface Roles {
+  images: ImageRoles[];
   byHex: Map<string, string>;
+}
+
+/** A role name that is a layer: "layer 0", "linux/amd64 layer 0". */
+function isLayerRole(n: string): boolean {
+  return /(?:^|\s)layer \d+$/.test(n);
 }
 
 function parse(e: ImageTarEntry | undefined): any {
@@ -109,15 +120,35 @@ function hexOf(d: unknown): string | undefined {
 
 function roles(scan: ImageTarScan): Roles {
   const get = (n: string) => scan.byName.get(n) ?? scan.byName.get('./' + n);
-  const r: Roles = { layers: [], byHex: new Map() };
+  const r: Roles = { images: [], byHex: new Map() };
   const index = parse(get('index.json'));
-  r.manifest = hexOf(index?.manifests?.[0]?.digest);
-  const manifest = r.manifest ? parse(get(`blobs/sha256/${r.manifest}`)) : undefined;
-  r.config = hexOf(manifest?.config?.digest);
-  if (Array.isArray(manifest?.layers)) r.layers = manifest.layers.map((l: any) => hexOf(l?.digest) ?? '');
-  if (r.manifest) r.byHex.set(r.manifest, 'manifest');
-  if (r.config) r.byHex.set(r.config, 'config');
-  r.layers.forEach((h, i) => h && !r.byHex.has(h) && r.byHex.set(h, `layer ${i}`));
+  const top = index?.manifests?.[0];
+  const topHex = hexOf(top?.digest);
+  const doc = topHex ? parse(get(`blobs/sha256/${topHex}`)) : undefined;
+  const entries: { hex?: string; prefix: string }[] = [];
+  if (topHex && Array.isArray(doc?.manifests)) {
+    // An image of several platforms: the index, then each platform's image.
+    r.byHex.set(topHex, 'image index');
+    for (const m of doc.manifests) {
+      const p = m?.platform;
+      const name = p ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') : hexOf(m?.digest)?.slice(0, 12);
+      entries.push({ hex: hexOf(m?.digest), prefix: `${name} ` });
+    }
+  } else entries.push({ hex: topHex, prefix: '' });
+  for (const { hex, prefix } of entries) {
+    const img: ImageRoles = { prefix, manifest: hex, layers: [] };
+    const manifest = hex ? parse(get(`blobs/sha256/${hex}`)) : undefined;
+    img.config = hexOf(manifest?.config?.digest);
+    if (Array.isArray(manifest?.layers)) img.layers = manifest.layers.map((l: any) => hexOf(l?.digest) ?? '');
+    r.images.push(img);
+  }
+  // First role wins: a layer two platforms share is named after the first.
+  for (const img of r.images) {
+    if (img.manifest && !r.byHex.has(img.manifest)) r.byHex.set(img.manifest, `${img.prefix}manifest`);
+    if (img.config && !r.byHex.has(img.config)) r.byHex.set(img.config, `${img.prefix}config`);
+  }
+  for (const img of r.images)
+    img.layers.forEach((h, i) => h && !r.byHex.has(h) && r.byHex.set(h, `${img.prefix}layer ${i}`));
   return r;
 }
 
@@ -358,7 +389,7 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     }
     // A layer's PAX `comment` of '0's is the image tar's padding (SPEC §5, the
     // layer rule): it follows from the blobs' names, whose differences show anyway.
-    const layer = n.startsWith('layer ');
+    const layer = isLayerRole(n);
     const hdrA = { ...x.header, name: '', pax: layer ? withoutPadding(x.header.pax) : x.header.pax };
     const hdrB = { ...y.header, name: '', pax: layer ? withoutPadding(y.header.pax) : y.header.pax };
     diffHeaders(`${n} (image tar entry)`, hdrA, hdrB, out, x.sha256 !== y.sha256);
@@ -380,14 +411,19 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
         });
       }
     }
-    if (n.startsWith('layer ')) continue; // compared file by file below
+    if (layer) continue; // compared file by file below
     const ja = parse(x);
     const jb = parse(y);
     if (ja !== undefined && jb !== undefined) {
       const before = out.length;
+      // The JSON path starts at the document's kind (config.…, manifest.…, index.…), whatever the platform.
       diffJson(
         n,
-        n === 'index.json' || n === 'manifest.json' || n === 'oci-layout' ? n.replace(/\.json$/, '') : n,
+        n === 'index.json' || n === 'manifest.json' || n === 'oci-layout'
+          ? n.replace(/\.json$/, '')
+          : n === 'image index'
+            ? 'index'
+            : n.split(' ').pop()!,
         ja,
         jb,
         out,
@@ -410,33 +446,36 @@ export async function diffImages(pathA: string, pathB: string, limit = 200): Pro
     }
   }
 
-  // Layers that differ: file by file.
-  const pairs: [number, string, string][] = [];
-  for (let i = 0; i < Math.max(ra.layers.length, rb.layers.length); i++) {
-    const ha = ra.layers[i];
-    const hb = rb.layers[i];
-    // Same name, different bytes (a tampered layer): compared file by file too, to show where.
-    const sameNameDiffers =
-      ha !== undefined && ha === hb && na.get(`layer ${i}`)?.sha256 !== nb.get(`layer ${i}`)?.sha256;
-    if (ha && hb && (ha !== hb || sameNameDiffers)) pairs.push([i, ha, hb]);
-    else if (!ha || !hb)
-      out.push({ where: `layer ${i}`, message: `layer ${i}: only in the ${ha ? 'first' : 'second'} image` });
+  // Layers that differ: file by file, platform by platform.
+  const pairs: [string, string, string][] = [];
+  for (const ia of ra.images) {
+    const ib = rb.images.find((x) => x.prefix === ia.prefix);
+    if (!ib) continue; // the platform's manifest shows as only in one image
+    for (let i = 0; i < Math.max(ia.layers.length, ib.layers.length); i++) {
+      const where = `${ia.prefix}layer ${i}`;
+      const ha = ia.layers[i];
+      const hb = ib.layers[i];
+      // Same name, different bytes (a tampered layer): compared file by file too, to show where.
+      const sameNameDiffers = ha !== undefined && ha === hb && na.get(where)?.sha256 !== nb.get(where)?.sha256;
+      if (ha && hb && (ha !== hb || sameNameDiffers)) pairs.push([where, ha, hb]);
+      else if (!ha || !hb) out.push({ where, message: `${where}: only in the ${ha ? 'first' : 'second'} image` });
+    }
   }
   if (pairs.length && out.length < limit) {
     const [la, lb] = await Promise.all([
       readLayers(pathA, new Set(pairs.map((p) => p[1]))),
       readLayers(pathB, new Set(pairs.map((p) => p[2]))),
     ]);
-    for (const [i, ha, hb] of pairs) {
+    for (const [where, ha, hb] of pairs) {
       const before = out.length;
-      diffLayer(`layer ${i}`, la.get(ha), lb.get(hb), out, limit);
+      diffLayer(where, la.get(ha), lb.get(hb), out, limit);
       if (out.length === before) {
         out.push({
-          where: `layer ${i}`,
+          where,
           field: 'bytes',
           a: `sha256:${ha}`,
           b: `sha256:${hb}`,
-          message: `layer ${i}: same files and headers, different tar bytes (header encoding or padding)`,
+          message: `${where}: same files and headers, different tar bytes (header encoding or padding)`,
         });
       }
     }
@@ -464,7 +503,7 @@ const REFERENCE_FIELD =
  */
 function realFirst(ds: Difference[]): Difference[] {
   const isReference = (d: Difference) =>
-    (d.field !== undefined && REFERENCE_FIELD.test(d.field) && !d.where.startsWith('layer')) ||
+    (d.field !== undefined && REFERENCE_FIELD.test(d.field) && !isLayerRole(d.where.split(':')[0]!)) ||
     (d.where.endsWith('(image tar entry)') && d.field === 'size');
   if (ds.every(isReference)) return ds;
   for (const d of ds) if (isReference(d)) d.derived = true;

@@ -14,6 +14,7 @@ import {
   MANIFEST_SHA_LABEL,
   MEDIA,
   type Descriptor,
+  type Platform,
 } from '../oci/model.js';
 import { LayerDecoder } from '../oci/compress.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
@@ -26,8 +27,10 @@ const DIGEST_RE = /^sha256:([0-9a-f]{64})$/;
 
 export type { Descriptor };
 
-export interface CheckedImage {
-  /** Digest of the image manifest (the one index.json points at). */
+/** One image manifest with its config, as checked. */
+export interface CheckedPlatformImage {
+  /** The platform its index entry names (images of several platforms only). */
+  platform?: Platform;
   manifestDigest: string;
   /** Digest of the config = the image ID. */
   configDigest: string;
@@ -36,8 +39,27 @@ export interface CheckedImage {
   layers: Descriptor[];
   /** Config labels (config.config.Labels). */
   labels: Record<string, string>;
+}
+
+/**
+ * A checked image tar. For an image of several platforms, `manifestDigest` is
+ * the index's, `platforms` lists each platform's image, and the other fields
+ * are those of the image Docker's manifest.json names.
+ */
+export interface CheckedImage extends CheckedPlatformImage {
+  /** Digest of what index.json points at: the image manifest, or the image index. */
+  manifestDigest: string;
+  platforms?: CheckedPlatformImage[];
   repoTags: string[];
   scan: ImageTarScan;
+}
+
+interface CompressedLayer {
+  i: number;
+  hex: string;
+  compression: 'gzip' | 'zstd';
+  size: number;
+  diffId: string;
 }
 
 function fail(path: string, message: string, hint?: string, details?: Record<string, unknown>): never {
@@ -200,55 +222,102 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     return e;
   };
 
-  const mdesc = checkDescriptor(path, 'index.json manifests[0]', index.manifests[0]);
-  if (!isImageManifestType(mdesc.mediaType)) {
-    fail(path, `index.json manifests[0].mediaType ${JSON.stringify(mdesc.mediaType)} is not an image manifest`);
-  }
-  const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor('index.json manifests[0]', mdesc).bytes);
-  if (manifest?.schemaVersion !== 2) fail(path, `image manifest ${mdesc.digest}: schemaVersion is not 2`);
-  if (manifest.mediaType !== undefined && manifest.mediaType !== mdesc.mediaType) {
-    fail(
-      path,
-      `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from index.json's ${JSON.stringify(mdesc.mediaType)}`,
-    );
-  }
-  const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
-  if (!isConfigType(cdesc.mediaType))
-    fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
-  const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
-  if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
-  const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) =>
-    checkDescriptor(path, `image manifest layers[${i}]`, l),
-  );
-
-  const diffIds = config?.rootfs?.diff_ids;
-  if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds))
-    fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
-  if (diffIds.length !== layers.length)
-    fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
-  const compressed: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[] = [];
-  layers.forEach((l, i) => {
-    blobFor(`image manifest layers[${i}]`, l);
-    const compression = layerCompression(l.mediaType);
-    if (compression === 'none') {
-      if (diffIds[i] !== l.digest)
-        fail(
-          path,
-          `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`,
-          undefined,
-          { layer: i },
-        );
-    } else if (compression) {
-      compressed.push({ i, hex: l.digest.slice(7), compression, size: l.size });
-    } else {
+  const compressed: CompressedLayer[] = [];
+  /** One image manifest, its config and layers (uncompressed layers' diff_ids now, compressed ones queued). */
+  const checkImage = (mdesc: Descriptor, where: string): CheckedPlatformImage => {
+    if (!isImageManifestType(mdesc.mediaType)) {
+      fail(path, `${where}.mediaType ${JSON.stringify(mdesc.mediaType)} is not an image manifest`);
+    }
+    const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor(where, mdesc).bytes);
+    if (manifest?.schemaVersion !== 2) fail(path, `image manifest ${mdesc.digest}: schemaVersion is not 2`);
+    if (manifest.mediaType !== undefined && manifest.mediaType !== mdesc.mediaType) {
       fail(
         path,
-        `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`,
-        "mkimg reads layers of media type application/vnd.oci.image.layer.v1.tar, +gzip and +zstd (and Docker's tar and tar.gzip)",
+        `image manifest ${mdesc.digest}: mediaType ${JSON.stringify(manifest.mediaType)} differs from ${where}'s ${JSON.stringify(mdesc.mediaType)}`,
       );
     }
-  });
-  if (compressed.length) await checkCompressedDiffIds(scan, compressed, diffIds);
+    const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
+    if (!isConfigType(cdesc.mediaType))
+      fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
+    const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
+    if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
+    const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) =>
+      checkDescriptor(path, `image manifest layers[${i}]`, l),
+    );
+    const diffIds = config?.rootfs?.diff_ids;
+    if (config?.rootfs?.type !== 'layers' || !Array.isArray(diffIds))
+      fail(path, `config ${cdesc.digest}: rootfs is not {type: "layers", diff_ids: [...]}`);
+    if (diffIds.length !== layers.length)
+      fail(path, `config has ${diffIds.length} rootfs.diff_ids but the manifest lists ${layers.length} layers`);
+    layers.forEach((l, i) => {
+      blobFor(`image manifest layers[${i}]`, l);
+      const compression = layerCompression(l.mediaType);
+      if (compression === 'none') {
+        if (diffIds[i] !== l.digest)
+          fail(
+            path,
+            `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} (uncompressed) is ${l.digest}`,
+            undefined,
+            { layer: i },
+          );
+      } else if (compression) {
+        compressed.push({ i, hex: l.digest.slice(7), compression, size: l.size, diffId: diffIds[i] });
+      } else {
+        fail(
+          path,
+          `layer ${i} has media type ${JSON.stringify(l.mediaType)}, which mkimg cannot check`,
+          "mkimg reads layers of media type application/vnd.oci.image.layer.v1.tar, +gzip and +zstd (and Docker's tar and tar.gzip)",
+        );
+      }
+    });
+    const labels = (config?.config?.Labels ?? {}) as Record<string, string>;
+    return { manifestDigest: mdesc.digest, configDigest: cdesc.digest, config, manifest, layers, labels };
+  };
+
+  /** The platform an index entry names must be its config's. */
+  const checkPlatform = (where: string, platform: Record<string, unknown>, config: Record<string, unknown>) => {
+    onlyKeys(path, `${where}.platform`, platform, ['architecture', 'os', 'variant']);
+    for (const k of ['architecture', 'os', 'variant']) {
+      if (platform[k] !== config[k])
+        fail(
+          path,
+          `${where}.platform.${k} ${JSON.stringify(platform[k])} disagrees with the config's ${JSON.stringify(config[k])}`,
+        );
+    }
+  };
+
+  const top = checkDescriptor(path, 'index.json manifests[0]', index.manifests[0]);
+  let images: CheckedPlatformImage[];
+  let platforms: CheckedPlatformImage[] | undefined;
+  if (top.mediaType === OCI_INDEX) {
+    // An image of several platforms: index.json names an image index.
+    const doc = parseJson(path, `image index ${top.digest}`, blobFor('index.json manifests[0]', top).bytes);
+    if (doc?.schemaVersion !== 2) fail(path, `image index ${top.digest}: schemaVersion is not 2`);
+    if (doc.mediaType !== undefined && doc.mediaType !== OCI_INDEX)
+      fail(path, `image index ${top.digest}: mediaType ${JSON.stringify(doc.mediaType)} is not ${OCI_INDEX}`);
+    if (!Array.isArray(doc.manifests) || doc.manifests.length === 0)
+      fail(path, `image index ${top.digest} lists no manifests`);
+    const seen = new Set<string>();
+    images = doc.manifests.map((entry: any, i: number) => {
+      const where = `image index manifests[${i}]`;
+      const d = checkDescriptor(path, where, entry);
+      if (!entry.platform || typeof entry.platform !== 'object') fail(path, `${where} has no platform`);
+      const key = canonicalJson(entry.platform);
+      if (seen.has(key)) fail(path, `image index ${top.digest} lists the platform ${key} twice`);
+      seen.add(key);
+      const image = checkImage(d, where);
+      checkPlatform(where, entry.platform, image.config);
+      return { ...image, platform: entry.platform };
+    });
+    platforms = images;
+    if (index.manifests[0].platform !== undefined)
+      fail(path, 'index.json manifests[0] names an index but has a platform');
+  } else {
+    images = [checkImage(top, 'index.json manifests[0]')];
+    const platform = (index.manifests[0] as { platform?: Record<string, unknown> }).platform;
+    if (platform !== undefined) checkPlatform('index.json manifests[0]', platform, images[0]!.config);
+  }
+  if (compressed.length) await checkCompressedDiffIds(scan, compressed);
 
   for (const hex of blobs.keys()) {
     if (!referenced.has(hex))
@@ -268,13 +337,15 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   checkExact(path, 'manifest.json', dockerEntry.bytes!, docker);
   const d0 = docker[0];
   onlyKeys(path, 'manifest.json[0]', d0 ?? {}, ['Config', 'RepoTags', 'Layers']);
-  if (d0?.Config !== `blobs/sha256/${cdesc.digest.slice(7)}`) {
+  // One image: that one. An index: one of its platforms (the builder's host's).
+  const named = images.find((im) => d0?.Config === `blobs/sha256/${im.configDigest.slice(7)}`);
+  if (!named) {
     fail(
       path,
-      `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config blobs/sha256/${cdesc.digest.slice(7)}`,
+      `manifest.json Config ${JSON.stringify(d0?.Config)} disagrees with index.json's config${images.length > 1 ? 's' : ''} ${images.map((im) => `blobs/sha256/${im.configDigest.slice(7)}`).join(', ')}`,
     );
   }
-  const wantLayers = layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`);
+  const wantLayers = named.layers.map((l) => `blobs/sha256/${l.digest.slice(7)}`);
   if (
     !Array.isArray(d0.Layers) ||
     d0.Layers.length !== wantLayers.length ||
@@ -286,14 +357,14 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     );
   }
   const repoTags: string[] = Array.isArray(d0.RepoTags) ? d0.RepoTags : [];
-  const imageName = mdesc.annotations?.['io.containerd.image.name'];
+  const imageName = top.annotations?.['io.containerd.image.name'];
   if (imageName !== undefined && (repoTags.length !== 1 || repoTags[0] !== imageName)) {
     fail(
       path,
       `manifest.json RepoTags ${JSON.stringify(repoTags)} do not include index.json's image name ${JSON.stringify(imageName)}`,
     );
   }
-  const refName = mdesc.annotations?.['org.opencontainers.image.ref.name'];
+  const refName = top.annotations?.['org.opencontainers.image.ref.name'];
   if (refName !== undefined && imageName !== undefined && !imageName.endsWith(':' + refName)) {
     fail(
       path,
@@ -301,39 +372,25 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     );
   }
 
-  const platform = (index.manifests[0] as { platform?: Record<string, unknown> }).platform;
-  if (platform !== undefined) {
-    onlyKeys(path, 'index.json manifests[0].platform', platform ?? {}, ['architecture', 'os', 'variant']);
-    for (const k of ['architecture', 'os', 'variant']) {
-      if (platform[k] !== config[k])
-        fail(
-          path,
-          `index.json manifests[0].platform.${k} ${JSON.stringify(platform[k])} disagrees with the config's ${JSON.stringify(config[k])}`,
-        );
-    }
-  }
-
-  const labels = (config?.config?.Labels ?? {}) as Record<string, string>;
-  return { manifestDigest: mdesc.digest, configDigest: cdesc.digest, config, manifest, layers, labels, repoTags, scan };
+  return { ...named, manifestDigest: top.digest, platforms, repoTags, scan };
 }
 
 /**
  * Second pass, for compressed layers: decompress each (bounded: see
  * LayerDecoder) and compare the sha256 of its bytes with its diff_id.
  */
-async function checkCompressedDiffIds(
-  scan: ImageTarScan,
-  layers: { i: number; hex: string; compression: 'gzip' | 'zstd'; size: number }[],
-  diffIds: string[],
-): Promise<void> {
-  const want = new Map(layers.map((l) => [l.hex, l]));
-  const results = new Map<number, () => string>();
+async function checkCompressedDiffIds(scan: ImageTarScan, layers: CompressedLayer[]): Promise<void> {
+  // A layer two platforms share is decompressed once and compared with each diff_id.
+  const want = new Map<string, CompressedLayer[]>();
+  for (const l of layers) want.set(l.hex, [...(want.get(l.hex) ?? []), l]);
+  const results: { l: CompressedLayer; digest: () => string }[] = [];
   await scanImageTar(scan.path, {
     keepLimit: 0,
     tap(h) {
       const m = BLOB_RE.exec(h.name.replace(/^\.\//, ''));
-      const l = m ? want.get(m[1]!) : undefined;
-      if (!l) return undefined;
+      const ls = m ? want.get(m[1]!) : undefined;
+      if (!ls) return undefined;
+      const l = ls[0]!;
       const hash = createHash('sha256');
       const decoder = new LayerDecoder(
         l.compression,
@@ -341,18 +398,22 @@ async function checkCompressedDiffIds(
         `image ${scan.path}: layer ${l.i} (${l.compression})`,
         (c) => hash.update(c),
       );
-      results.set(l.i, () => 'sha256:' + hash.digest('hex'));
+      let got: string | undefined;
+      const digest = () => (got ??= 'sha256:' + hash.digest('hex'));
+      for (const x of ls) results.push({ l: x, digest });
       return { write: (c) => decoder.write(c), end: () => void decoder.end() };
     },
   });
-  for (const [i, digest] of [...results].sort((a, b) => a[0] - b[0])) {
+  for (const { l, digest } of results) {
     const got = digest();
-    if (got !== diffIds[i])
+    if (got !== l.diffId)
       fail(
         scan.path,
-        `config rootfs.diff_ids[${i}] is ${diffIds[i]} but layer ${i} decompresses to ${got}`,
+        `config rootfs.diff_ids[${l.i}] is ${l.diffId} but layer ${l.i} decompresses to ${got}`,
         undefined,
-        { layer: i },
+        {
+          layer: l.i,
+        },
       );
   }
 }

@@ -71,6 +71,8 @@ export interface VerifyReport {
   manifestDigest: string;
   manifestSha256: string;
   repoTags: string[];
+  /** An image of several platforms: each one's manifest and config digests (manifestDigest is the index's). */
+  platforms?: { platform: string; manifestDigest: string; imageId: string }[];
   rebuild: 'identical' | 'skipped';
 }
 
@@ -133,6 +135,21 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
 
   // 3. binding
   const manifestSha256 = sha256Hex(manifestBytes);
+  // An image of several platforms: every platform's config must carry the binding.
+  for (const p of checked.platforms ?? []) {
+    const l = p.labels[MANIFEST_LABEL];
+    if (l !== manifestSha256) {
+      const name = [p.platform?.os, p.platform?.architecture, p.platform?.variant].filter(Boolean).join('/');
+      throw new MkimgError(
+        'binding',
+        `image ${image}: the ${name} image ${l === undefined ? `carries no ${MANIFEST_LABEL} label` : `was built from a different manifest (its ${MANIFEST_LABEL} label is ${l})`}, but ${manifestPath} has sha256 ${manifestSha256}`,
+        {
+          hint: 'every platform of the index must be built from the signed manifest; rebuild the image from it',
+          details: { platform: name, label: l, manifestSha256 },
+        },
+      );
+    }
+  }
   const label = checked.labels[MANIFEST_LABEL];
   if (label === undefined) {
     throw new MkimgError(
@@ -162,6 +179,15 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
     manifestDigest: checked.manifestDigest,
     manifestSha256,
     repoTags: checked.repoTags,
+    ...(checked.platforms
+      ? {
+          platforms: checked.platforms.map((p) => ({
+            platform: [p.platform?.os, p.platform?.architecture, p.platform?.variant].filter(Boolean).join('/'),
+            manifestDigest: p.manifestDigest,
+            imageId: p.configDigest,
+          })),
+        }
+      : {}),
     rebuild: 'skipped',
   };
   if (opts.rebuild === false) return report;

@@ -9,6 +9,7 @@ interface InspectFlags {
   sbom?: string;
   html?: string;
   report?: string;
+  platform?: string;
 }
 
 export function registerInspect(program: Command): void {
@@ -23,6 +24,10 @@ export function registerInspect(program: Command): void {
     )
     .argument('<image>', 'image tar written by `mkimg build`')
     .option('--json', 'print one JSON object')
+    .option(
+      '--platform <os/arch[/variant]>',
+      "of an image of several platforms, the one to describe (default: the host's); all are listed",
+    )
     .option('--files', 'list every file (path, type, mode, uid, gid, size, link target, package)')
     .option('--sbom <file>', 'also write the SBOM embedded in the image to this file (exact bytes)')
     .option(
@@ -42,15 +47,19 @@ Examples:
   $ mkimg inspect app.tar --json | jq '.sbom.packages[] | "\\(.name) \\(.version)"'
   $ mkimg inspect app.tar --json --files | jq '[.files[] | select(.package == null)]'
   $ mkimg inspect app.tar --sbom app.spdx.json     # extract the SBOM for a scanner
+  $ mkimg inspect multi.tar --platform linux/arm64  # one platform of an image index
   $ mkimg inspect app.tar --html app.html --report app-report.json
 
-Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integrity (not a whole image tar, digest mismatch).`,
+Exit codes: 0 ok, 2 usage (file missing, no such platform), 4 no embedded SBOM for --sbom, 7 integrity (not a whole image tar, digest mismatch).`,
     )
     .action(
       action(
         async (image: string, flags: InspectFlags) => {
           const { formatInspect, inspectImage, SBOM_IN_LAYER } = await import('../../inspect/inspect.js');
-          const { sbomBytes, ...r } = await inspectImage(image, { files: Boolean(flags.files) });
+          const { sbomBytes, ...r } = await inspectImage(image, {
+            files: Boolean(flags.files),
+            platform: flags.platform,
+          });
           if (flags.sbom) {
             if (!sbomBytes) {
               throw new MkimgError('input', `${image} has no embedded SBOM (${SBOM_IN_LAYER})`, {
@@ -66,7 +75,7 @@ Exit codes: 0 ok, 2 usage (file missing), 4 no embedded SBOM for --sbom, 7 integ
           if (flags.html) {
             const { imageReportHtml, readMinimizeReport, writeReport } = await import('../../report/report.js');
             const minimize = flags.report ? readMinimizeReport(flags.report) : undefined;
-            writeReport(flags.html, await imageReportHtml(image, minimize));
+            writeReport(flags.html, await imageReportHtml(image, minimize, flags.platform));
           }
           return {
             json: {

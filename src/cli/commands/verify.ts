@@ -71,6 +71,7 @@ Exit codes: 0 verified, 2 usage, 3 manifest missing, 6 signature, 7 integrity, 8
               imageId: r.imageId,
               manifestDigest: r.manifestDigest,
               manifestSha256: r.manifestSha256,
+              ...(r.platforms ? { platforms: r.platforms } : {}),
               steps: {
                 signature: 'ok',
                 integrity: 'ok',
@@ -80,9 +81,13 @@ Exit codes: 0 verified, 2 usage, 3 manifest missing, 6 signature, 7 integrity, 8
             },
             human: [
               `signature: good, by ${r.signature.fingerprint}${r.signature.userIDs[0] ? ` (${r.signature.userIDs[0]})` : ''}, made ${r.signature.created}`,
-              `integrity: ok (image ${r.imageId}, manifest ${r.manifestDigest})`,
+              r.platforms
+                ? `integrity: ok (index ${r.manifestDigest}: ${r.platforms.map((p) => `${p.platform} image ${p.imageId}`).join(', ')})`
+                : `integrity: ok (image ${r.imageId}, manifest ${r.manifestDigest})`,
               `binding:   ok (built from ${r.manifest}, sha256 ${r.manifestSha256})`,
-              r.rebuild === 'identical' ? 'rebuild:   ok (byte-identical)' : 'rebuild:   skipped (--no-rebuild)',
+              r.rebuild === 'identical'
+                ? `rebuild:   ok (byte-identical${r.platforms ? `, all ${r.platforms.length} platforms` : ''})`
+                : 'rebuild:   skipped (--no-rebuild)',
               `verified: ${r.image}`,
             ],
           };
