@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT, mkimg, mkimgJson } from '../helpers/cli.js';
 import { hostMirror } from '../helpers/debian-mirror.js';
 import { runImage, unpackImage } from '../helpers/runc.js';
+import { skopeo, startRegistry } from '../helpers/registry.js';
 
 const mirror = await hostMirror();
 const emulation = existsSync('/proc/sys/fs/binfmt_misc/qemu-aarch64');
@@ -44,7 +45,7 @@ function elfMachine(file: string): number {
 }
 
 describe.skipIf(skip)('the python example for amd64 and arm64', () => {
-  it('locks both, builds one image index of both platforms, each platform alone the same image; arm64 is aarch64, proven under emulation, and runs under runc', () => {
+  it('locks both, builds one image index of both platforms, each platform alone the same image; arm64 is aarch64, proven under emulation, and runs under runc; the index goes through a registry and back whole', async () => {
     const manifest = twoPlatformManifest();
     const lock = mkimg(['lock', manifest, '--cache-dir', cache], { timeout: 600_000 });
     expect(lock.code, lock.stderr).toBe(0);
@@ -74,6 +75,29 @@ describe.skipIf(skip)('the python example for amd64 and arm64', () => {
     const dockerManifest = JSON.parse(execFileSync('tar', ['-xOf', both, 'manifest.json'], { encoding: 'utf8' }));
     expect(dockerManifest).toHaveLength(1);
     expect(dockerManifest[0].RepoTags).toEqual(['docker.io/mkimg-examples/python:1.0']);
+
+    // Through a real registry: mkimg push, skopeo copy --all to another repository, mkimg pull back whole.
+    const reg = await startRegistry();
+    try {
+      const pushed = mkimgJson<{ manifestDigest: string }>(['push', both, `${reg.host}/python:1.0`, '--json']);
+      expect(pushed.code, pushed.stderr).toBe(0);
+      expect(pushed.json.manifestDigest).toBe(built.json.manifestDigest);
+      const copy = skopeo([
+        'copy',
+        '--all',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${reg.host}/python:1.0`,
+        `docker://${reg.host}/copied:1.0`,
+      ]);
+      expect(copy.code, copy.stderr).toBe(0);
+      const back = join(work, 'python-pulled.tar');
+      const pulled = mkimg(['pull', `${reg.host}/copied:1.0`, '-o', back, '--name', 'mkimg-examples/python:1.0']);
+      expect(pulled.code, pulled.stderr).toBe(0);
+      expect(readFileSync(back).equals(readFileSync(both))).toBe(true);
+    } finally {
+      await reg.stop();
+    }
 
     // Each platform alone (--platform) is the very image the index names.
     const images: Record<string, string> = {};
