@@ -304,6 +304,22 @@ export async function runCommand(register: (p: Command) => void, args: string[])
   return { exitCode, stdout, stderr };
 }
 
+/** PUT raw bytes at a path of a loopback registry (e.g. a hand-made manifest); resolves to the HTTP status. */
+export function putRaw(registryUrl: string, path: string, mediaType: string, body: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      `${registryUrl}${path}`,
+      { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': body.length } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** skopeo inspect --raw / inspect against a loopback registry. */
 export function skopeo(args: string[]): { code: number; stdout: string; stderr: string } {
   const r = spawnSync('skopeo', args, { encoding: 'utf8', timeout: 120_000, maxBuffer: 64 << 20 });

@@ -49,6 +49,26 @@ export function cli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEn
   return mkimg(args, opts);
 }
 
+/** A fresh key pair (mkimg key generate) under `prefix`, and a signer for manifests with it. */
+export function releaseKey(prefix: string): {
+  publicPath: string;
+  secretPath: string;
+  fingerprint: string;
+  sign(manifest: string): string;
+} {
+  const k = cli(['key', 'generate', '--name', 'Release', '--email', 'release@example.org', '-o', prefix, '--json']);
+  if (k.code !== 0) throw new Error(`mkimg key generate failed (${k.code}): ${k.stderr}`);
+  const key = JSON.parse(k.stdout) as { publicPath: string; secretPath: string; fingerprint: string };
+  return {
+    ...key,
+    sign(manifest: string): string {
+      const s = cli(['sign', manifest, '--key', key.secretPath, '--json']);
+      if (s.code !== 0) throw new Error(`mkimg sign failed (${s.code}): ${s.stderr}`);
+      return JSON.parse(s.stdout).output as string;
+    },
+  };
+}
+
 /** A user error: its exit code, one "mkimg: error:" line, and no stack trace. */
 export function expectCleanFailure(r: CliResult, code: number, message: RegExp, expect: (v: unknown) => any): void {
   expect({ code: r.code, stderr: r.stderr }).toMatchObject({ code });

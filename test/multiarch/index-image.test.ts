@@ -13,7 +13,7 @@ import { writePlatformImages } from '../../src/image/platforms.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import { bodyOffset, flipByte } from '../helpers/oci-fixture.js';
 import { TempDir } from '../helpers/pgp.js';
-import { cli, expectCleanFailure } from '../helpers/sign-cli.js';
+import { cli, expectCleanFailure, releaseKey } from '../helpers/sign-cli.js';
 
 let dir: TempDir;
 let env: NodeJS.ProcessEnv;
@@ -51,23 +51,9 @@ beforeAll(() => {
     const l = cli(['lock', m], { env });
     expect(l.code, l.stderr).toBe(0);
   }
-  const k = cli([
-    'key',
-    'generate',
-    '--name',
-    'Release',
-    '--email',
-    'release@example.org',
-    '-o',
-    join(dir.path, 'rel'),
-    '--json',
-  ]);
-  expect(k.code, k.stderr).toBe(0);
-  const key = JSON.parse(k.stdout);
+  const key = releaseKey(join(dir.path, 'rel'));
   pub = key.publicPath;
-  const s = cli(['sign', manifest, '--key', key.secretPath, '--json']);
-  expect(s.code, s.stderr).toBe(0);
-  sig = JSON.parse(s.stdout).output;
+  sig = key.sign(manifest);
   image = join(dir.path, 'image.tar');
   const b = cli(['build', manifest, '-o', image, '--json'], { env });
   expect(b.code, b.stderr).toBe(0);

@@ -7,7 +7,6 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +18,7 @@ import { pushImage } from '../../src/registry/push.js';
 import { mkimg, mkimgJson } from '../helpers/cli.js';
 import { rejection } from '../helpers/errors.js';
 import { makeCompressedTestImage } from '../helpers/oci-image.js';
-import { skopeo, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { skopeo, startRegistry, type TestRegistry, putRaw } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 let dir: string;
@@ -53,20 +52,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function put(path: string, mediaType: string, body: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${reg.url}${path}`,
-      { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': body.length } },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const put = (path: string, mediaType: string, body: Buffer) => putRaw(reg.url, path, mediaType, body);
 
 describe('an image of several platforms in a registry', () => {
   it('push puts both platforms and the index; skopeo sees the index; pull keeps it whole, byte-identical', async () => {

@@ -3,13 +3,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { openImageTar, readMember } from '../../src/registry/image-tar.js';
 import { registerPull } from '../../src/cli/commands/pull.js';
 import { makeTestImage } from '../helpers/oci-image.js';
-import { runCommand, skopeo, startProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { runCommand, skopeo, startProxy, startRegistry, type TestRegistry, putRaw } from '../helpers/registry.js';
 
 let reg: TestRegistry;
 let dir: string;
@@ -28,20 +27,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function put(path: string, mediaType: string, body: Buffer): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      `${reg.url}${path}`,
-      { method: 'PUT', headers: { 'content-type': mediaType, 'content-length': body.length } },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const put = (path: string, mediaType: string, body: Buffer) => putRaw(reg.url, path, mediaType, body);
 
 describe('pull', () => {
   it('pulls a Docker v2 schema 2 image pushed by skopeo, blobs verified', async () => {
