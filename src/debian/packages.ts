@@ -4,7 +4,7 @@
  * check size and sha256, decompress, and parse the stanzas the resolver needs.
  */
 import { readFile } from 'node:fs/promises';
-import { decompress, formatBytes } from '../deb/decompress.js';
+import { decompress, formatBytes } from './deb/decompress.js';
 import type { Release } from './release.js';
 import { parseRelations, parseRelation, type Relation, type RelationList } from './relations.js';
 import { httpGet, httpStatusOf } from '../fetch/http.js';

@@ -5,7 +5,7 @@
  * for ARCH and `all`, and parse them into PackageRecords ranked by order.
  */
 import type { Source } from '../manifest/types.js';
-import { chooseMirror, type MirrorOptions } from '../fetch/mirrors.js';
+import { chooseMirror, type MirrorOptions } from './mirrors.js';
 import { httpGet, httpStatusOf } from '../fetch/http.js';
 import { BlobCache } from '../fetch/cache.js';
 import { MkimgError } from '../util/errors.js';

@@ -8,10 +8,10 @@ import type { Lock, LockedFile, LockedPackage, Manifest } from '../manifest/type
 import { loadSources, type SuiteInfo } from '../debian/repository.js';
 import { Universe, resolveClosure, type ResolveRequest } from '../debian/resolver.js';
 import { inputDigest } from '../stage/files.js';
-import { readDebControl, parseControlStanza } from '../deb/deb.js';
+import { readDebControl, parseControlStanza } from '../debian/deb/deb.js';
 import { packageRecordFromControl, type PackageRecord } from '../debian/packages.js';
 import { sha256File } from '../util/digest.js';
-import { fetchPinnedDebs } from '../fetch/debs.js';
+import { fetchPinnedDebs } from '../debian/fetch-debs.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { dataArchiveSha256 } from '../stage/extract.js';
 import { pool } from '../util/pool.js';

@@ -116,7 +116,7 @@ export async function explainEvents(root: string, eventsText: string, cacheDir: 
   const shipped: ExplainedPath[] = [];
   const uncached: string[] = [];
   if (packages && missing.size > 0) {
-    const { readDeb } = await import('../deb/deb.js');
+    const { readDeb } = await import('../debian/deb/deb.js');
     for (const pk of packages) {
       const deb = join(cacheDir, 'blobs', 'sha256', pk.sha256);
       if (!existsSync(deb)) {

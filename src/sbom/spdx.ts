@@ -12,9 +12,9 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
-import { debianBase, purlDistro } from '../system/files.js';
+import { controlField, debPurl, debianBase, purlDistro, supplierOf } from '../debian/describe.js';
 import { byteOrder, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
-import { contributingPackages, copyrightPaths } from '../system/statusd.js';
+import { contributingPackages, copyrightPaths } from '../debian/statusd.js';
 import { copyrightPathOf, sourcePackageOf, type SourcePackage } from '../debian/source-package.js';
 import { spdxLicenseOf } from './license.js';
 import { MkimgError } from '../util/errors.js';
@@ -50,36 +50,6 @@ export function packageSpdxId(name: string): string {
 
 export function fileSpdxId(path: string): string {
   return `SPDXRef-File-${shortHash(path)}`;
-}
-
-/**
- * purl for a Debian binary package (name and version percent-encoded as the
- * purl spec asks; qualifiers in key order). `upstream` names the source
- * package when it differs from the binary (libc6 -> glibc): advisories are
- * filed under the source package, and SBOM-based scanners (Grype) match on it.
- */
-export function debPurl(name: string, version: string, arch: string, distro: string, upstream?: SourcePackage): string {
-  let purl = `pkg:deb/debian/${encodeURIComponent(name)}@${encodeURIComponent(version)}?arch=${encodeURIComponent(arch)}&distro=${encodeURIComponent(distro)}`;
-  if (upstream && (upstream.name !== name || upstream.version !== undefined)) {
-    purl += `&upstream=${encodeURIComponent(upstream.version ? `${upstream.name}@${upstream.version}` : upstream.name)}`;
-  }
-  return purl;
-}
-
-/** "Name <mail>" -> SPDX supplier ("Organization:" for teams and lists, else "Person:"). */
-export function supplierOf(maintainer: string | undefined): string {
-  if (!maintainer) return 'NOASSERTION';
-  const m = /^\s*(.*?)\s*<([^>]*)>\s*$/.exec(maintainer);
-  const name = (m ? m[1] : maintainer).replace(/[()]/g, '').trim();
-  const mail = m ? m[2].trim() : '';
-  const org = /maintainers|team|group|developers|packagers|project|debian/i.test(name) || /lists\.|alioth/i.test(mail);
-  return `${org ? 'Organization' : 'Person'}: ${name}${mail ? ` (${mail})` : ''}`;
-}
-
-export function controlField(control: string, field: string): string | undefined {
-  const re = new RegExp(`^${field}:[ \\t]*(.*)$`, 'im');
-  const m = re.exec(control);
-  return m ? m[1].trim() : undefined;
 }
 
 function spdxDate(epoch: number): string {

@@ -8,6 +8,7 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
+import { debianBase } from '../debian/describe.js';
 import { fingerprint, singleCertificate, subjectHash } from './certhash.js';
 import {
   byteOrder,
@@ -19,46 +20,6 @@ import {
   writeRootFile,
   writeRootSymlink,
 } from './rootfs.js';
-
-/** Debian codenames mkimg knows, to name the image's base honestly. */
-export const DEBIAN_RELEASES: Record<string, string> = {
-  buster: '10',
-  bullseye: '11',
-  bookworm: '12',
-  trixie: '13',
-  forky: '14',
-};
-
-export interface DebianBase {
-  codename: string;
-  version?: string; // undefined for sid/unstable/testing
-}
-
-/**
- * Which Debian release the packages come from, from the lock's suites (else
- * the sources' suites): "bookworm-security" counts as bookworm. Undefined when
- * no suite names a Debian release (then nothing claims to be Debian).
- */
-export function debianBase(manifest: Manifest): DebianBase | undefined {
-  const suites = [
-    ...(manifest.lock?.packages ?? []).map((p) => p.suite),
-    ...(manifest.sources ?? []).flatMap((s) => s.suites),
-  ];
-  const counts = new Map<string, number>();
-  for (const s of suites) {
-    const code = s.split(/[-/]/)[0];
-    if (code in DEBIAN_RELEASES || code === 'sid') counts.set(code, (counts.get(code) ?? 0) + 1);
-  }
-  if (counts.size === 0) return undefined;
-  const [codename] = [...counts.entries()].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
-  return { codename, version: DEBIAN_RELEASES[codename] };
-}
-
-/** The purl distro qualifier for a base: "debian-12"; "debian-sid" for unstable. */
-export function purlDistro(base: DebianBase | undefined): string {
-  if (!base) return 'debian-12';
-  return `debian-${base.version ?? base.codename}`;
-}
 
 /** An os-release value, double-quoted with the escapes os-release(5) asks for. */
 function osReleaseQuote(v: string): string {

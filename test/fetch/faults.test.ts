@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createAptRepo, type AptRepo } from '../helpers/apt-repo.js';
-import { fetchPinnedDebs } from '../../src/fetch/debs.js';
+import { fetchPinnedDebs } from '../../src/debian/fetch-debs.js';
 import type { LockedPackage } from '../../src/manifest/types.js';
 import { rejection } from '../helpers/errors.js';
 

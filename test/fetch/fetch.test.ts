@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { createAptRepo, type AptRepo } from '../helpers/apt-repo.js';
-import { fetchPinnedDebs } from '../../src/fetch/debs.js';
+import { fetchPinnedDebs } from '../../src/debian/fetch-debs.js';
 import { BlobCache, defaultCacheDir } from '../../src/fetch/cache.js';
 import type { LockedPackage } from '../../src/manifest/types.js';
 import { rejection } from '../helpers/errors.js';

@@ -3,7 +3,7 @@
  * configuration (never a host name written here) and are skipped, saying so,
  * when it does not answer.
  */
-import { readAptSources } from '../../src/fetch/mirrors.js';
+import { readAptSources } from '../../src/debian/mirrors.js';
 
 export async function hostMirror(suite = 'bookworm'): Promise<string | undefined> {
   const entry = readAptSources('/').find((e) => e.suites.includes(suite));

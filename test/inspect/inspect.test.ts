@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { writeAccounts } from '../../src/system/accounts.js';
 import { writeSystemFiles } from '../../src/system/files.js';
-import { writeStatusD } from '../../src/system/statusd.js';
+import { writeStatusD } from '../../src/debian/statusd.js';
 import { writeSbom } from '../../src/sbom/spdx.js';
 import { writeImageTar } from '../../src/image/write-image.js';
 import type { LayerEntry } from '../../src/image/layer.js';

@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { readAptSources } from '../../src/fetch/mirrors.js';
+import { readAptSources } from '../../src/debian/mirrors.js';
 import { loadManifest } from '../../src/manifest/load.js';
 import { resolveLock } from '../../src/lock/resolve.js';
-import { fetchPinnedDebs } from '../../src/fetch/debs.js';
+import { fetchPinnedDebs } from '../../src/debian/fetch-debs.js';
 
 const KEYRING = resolve(__dirname, '../../keys/debian-archive-bookworm.asc');
 

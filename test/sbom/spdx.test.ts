@@ -7,19 +7,11 @@ import { Ajv } from 'ajv';
 import { writeAccounts } from '../../src/system/accounts.js';
 import { writeSystemFiles } from '../../src/system/files.js';
 import { writeRootFile } from '../../src/system/rootfs.js';
-import { DPKG_INFO_DIR, statusStanza, STATUSD_DIR, writeStatusD } from '../../src/system/statusd.js';
+import { DPKG_INFO_DIR, statusStanza, STATUSD_DIR, writeStatusD } from '../../src/debian/statusd.js';
 import { dpkgInfoName, sourcePackageOf } from '../../src/debian/source-package.js';
-import {
-  debPurl,
-  makeSbom,
-  pathOrder,
-  reserveSbom,
-  SBOM_PATH,
-  sbomBytes,
-  supplierOf,
-  writeSbom,
-} from '../../src/sbom/spdx.js';
+import { makeSbom, pathOrder, reserveSbom, SBOM_PATH, sbomBytes, writeSbom } from '../../src/sbom/spdx.js';
 import { byteOrder } from '../../src/system/rootfs.js';
+import { debPurl, supplierOf } from '../../src/debian/describe.js';
 import { canonicalJsonBytes } from '../../src/util/canonical-json.js';
 import { debianLicenseOf, spdxLicenseOf } from '../../src/sbom/license.js';
 import { aptDownload, run, stagedRoot, testManifest, type TestRoot, skipUnless } from '../helpers/system.js';

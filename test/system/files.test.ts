@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { debianBase } from '../../src/debian/describe.js';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DEFAULT_NSSWITCH,
-  debianBase,
   generatedOsRelease,
   generatedDebianVersion,
   writeOsRelease,

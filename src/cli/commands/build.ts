@@ -95,7 +95,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
           const showProgress = progressEnabled(Boolean(flags.json));
           // Loaded on use: `mkimg --help` should not pay for the whole pipeline.
           const { buildImage } = await import('../../build/build.js');
-          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
+          const { parseMirrorFlags } = await import('../../debian/mirrors.js');
           const r = await buildImage({
             manifestPath: manifest,
             output: flags.output,

@@ -74,7 +74,7 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
           const json = Boolean(flags.json);
           const { resolveLock } = await import('../../lock/resolve.js');
           const { writeLockIntoManifest, normalizeLock } = await import('../../lock/write.js');
-          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
+          const { parseMirrorFlags } = await import('../../debian/mirrors.js');
           const lock = await resolveLock(manifest, {
             mirrors: parseMirrorFlags(flags.mirror),
             cacheDir: flags.cacheDir,

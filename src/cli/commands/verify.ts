@@ -48,7 +48,7 @@ Exit codes: 0 verified, 2 usage, 3 manifest missing, 6 signature, 7 integrity, 8
       action(
         async (image: string, signature: string, flags: VerifyFlags) => {
           const { verifyImage } = await import('../../verify/verify.js');
-          const { parseMirrorFlags } = await import('../../fetch/mirrors.js');
+          const { parseMirrorFlags } = await import('../../debian/mirrors.js');
           const r = await verifyImage({
             image,
             signature,

@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { posix } from 'node:path';
-import { byteOrder, ensureDir, hostPathOf, normImagePath, readRootFile, writeRootFile } from './rootfs.js';
-import { copyrightPathOf, dpkgInfoName } from '../debian/source-package.js';
+import { byteOrder, ensureDir, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
+import { copyrightPathOf, dpkgInfoName } from './source-package.js';
 
 export const STATUSD_DIR = '/var/lib/dpkg/status.d';
 export const DPKG_INFO_DIR = '/var/lib/dpkg/info';

@@ -6,8 +6,8 @@
 import type { LockedPackage, Source } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { pool } from '../util/pool.js';
-import { BlobCache } from './cache.js';
-import { httpGetToFile, httpStatusOf } from './http.js';
+import { BlobCache } from '../fetch/cache.js';
+import { httpGetToFile, httpStatusOf } from '../fetch/http.js';
 import { chooseMirror } from './mirrors.js';
 
 export interface FetchDebsOptions {

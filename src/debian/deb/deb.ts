@@ -9,7 +9,7 @@
  * streamed through entries().
  */
 import { createReadStream } from 'node:fs';
-import { MkimgError } from '../util/errors.js';
+import { MkimgError } from '../../util/errors.js';
 import { ByteReader } from './bytes.js';
 import { ArReader } from './ar.js';
 import { type Compression, compressionOf, decompress, formatBytes, type DecompressLimit } from './decompress.js';

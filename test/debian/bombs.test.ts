@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readDeb, readDebBuffer, dataLimit } from '../../src/deb/deb.js';
+import { readDeb, readDebBuffer, dataLimit } from '../../src/debian/deb/deb.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { sha256Hex } from '../../src/util/digest.js';
 import { tempDir } from '../helpers/debbuild.js';

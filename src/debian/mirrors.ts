@@ -10,7 +10,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Source } from '../manifest/types.js';
-import { parseDeb822 } from '../debian/control.js';
+import { parseDeb822 } from './control.js';
 import { MkimgError } from '../util/errors.js';
 import { closeMatches } from '../util/suggest.js';
 

@@ -8,7 +8,7 @@
  * entry; whatever is left unread is skipped.
  */
 import { isUtf8 } from 'node:buffer';
-import { MkimgError } from '../util/errors.js';
+import { MkimgError } from '../../util/errors.js';
 import { ByteReader } from './bytes.js';
 
 export type TarEntryType = 'file' | 'hardlink' | 'symlink' | 'dir' | 'char' | 'block' | 'fifo' | 'unknown';

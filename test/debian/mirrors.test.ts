@@ -2,7 +2,7 @@ import { describe, it, expect, afterEach } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chooseMirror, mirrorEnvName, parseMirrorFlags, readAptSources } from '../../src/fetch/mirrors.js';
+import { chooseMirror, mirrorEnvName, parseMirrorFlags, readAptSources } from '../../src/debian/mirrors.js';
 import type { Source } from '../../src/manifest/types.js';
 import { MkimgError } from '../../src/util/errors.js';
 

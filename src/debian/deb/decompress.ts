@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createGunzip } from 'node:zlib';
-import { MkimgError } from '../util/errors.js';
+import { MkimgError } from '../../util/errors.js';
 
 /** The most memory `xz` may use to decode one stream (its dictionary); `xz -9` needs 65 MiB. */
 export const XZ_MEMLIMIT = '256MiB';

@@ -3,7 +3,7 @@
  * of the next n bytes, skipping. The ar and tar readers are built on it so a
  * .deb is read front to back once, never seeked, never loaded whole.
  */
-import { MkimgError } from '../util/errors.js';
+import { MkimgError } from '../../util/errors.js';
 
 const EMPTY = Buffer.alloc(0);
 

@@ -6,7 +6,7 @@
  * GNU ar spells names "name/"; both spellings are accepted. Symbol tables and
  * long-name tables are reported as members named "/" and "//" (a .deb has none).
  */
-import { MkimgError } from '../util/errors.js';
+import { MkimgError } from '../../util/errors.js';
 import type { ByteReader } from './bytes.js';
 
 export const AR_MAGIC = '!<arch>\n';
