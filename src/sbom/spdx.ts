@@ -15,7 +15,7 @@ import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
 import { controlField, debPurl, debianBase, purlDistro, supplierOf } from '../debian/describe.js';
 import { byteOrder, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
 import { contributingPackages, copyrightPaths } from '../debian/statusd.js';
-import { copyrightPathOf, sourcePackageOf, type SourcePackage } from '../debian/source-package.js';
+import { copyrightPathOf, sourcePackageOf } from '../debian/source-package.js';
 import { spdxLicenseOf } from './license.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
