@@ -7,7 +7,7 @@
 // Run: node bench/report.mjs [--runs N] page.html...
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium } from '../scripts/chromium.mjs';
 
 const args = process.argv.slice(2);
 const ri = args.indexOf('--runs');
@@ -16,18 +16,7 @@ if (!args.length) {
   console.error('usage: node bench/report.mjs [--runs N] page.html...');
   process.exit(2);
 }
-const browser = await chromium.launch({
-  executablePath: process.env.MKIMG_CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   for (const f of args) {
     const times = [];

@@ -11,7 +11,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './chromium.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -19,18 +19,7 @@ const ci = args.indexOf('--cache-dir');
 const cacheDir = ci >= 0 ? args.splice(ci, 2)[1] : undefined;
 const names = args.length ? args : ['static', 'python', 'c-app', 'nginx'];
 const work = mkdtempSync(join(tmpdir(), 'mkimg-shots-'));
-const browser = await chromium.launch({
-  executablePath: process.env.MKIMG_CHROMIUM ?? '/usr/bin/chromium',
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 try {
   for (const name of names) {
     const html = join(work, `${name}.html`);

@@ -72,9 +72,10 @@ Exit codes: the program's; when mkimg itself fails before the program starts:
 that would escape), 12 registry, 14 sandbox (cannot set up the sandbox, other platform).
 `;
 
-export function parseRunArgs(argv: string[]): RunFlags {
-  const f: RunFlags = {
-    image: '',
+/** The flags of `mkimg run IMAGE` with nothing else given. */
+export function defaultRunFlags(image = ''): RunFlags {
+  return {
+    image,
     args: [],
     env: [],
     volumes: [],
@@ -84,6 +85,10 @@ export function parseRunArgs(argv: string[]): RunFlags {
     insecure: false,
     help: false,
   };
+}
+
+export function parseRunArgs(argv: string[]): RunFlags {
+  const f = defaultRunFlags();
   let i = 0;
   for (; i < argv.length; i++) {
     let a = argv[i]!;

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { homedir } from 'node:os';
 import { MkimgError } from '../util/errors.js';
-import { parseRunArgs, RUN_HELP, type RunFlags } from './args.js';
+import { defaultRunFlags, parseRunArgs, RUN_HELP, type RunFlags } from './args.js';
 import { readRecord, writeFastRecord, type LaunchRecord } from './record.js';
 import { launch, launchArgs, type LaunchSpec } from './launch.js';
 import { resolveUser } from './user.js';
@@ -117,17 +117,7 @@ function writeFast(cacheDir: string, rec: LaunchRecord, image: string, platform:
   if (platform !== hostPlatformOf()) return;
   let spec: LaunchSpec;
   try {
-    spec = launchSpec(rec, {
-      image,
-      args: [],
-      env: [],
-      volumes: [],
-      network: 'none',
-      writable: false,
-      explain: false,
-      insecure: false,
-      help: false,
-    });
+    spec = launchSpec(rec, defaultRunFlags(image));
   } catch {
     return;
   }
