@@ -11,13 +11,10 @@ import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
-import { unpackDebs } from '../stage/extract.js';
 import { addFileInputs, type InputPins } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
-import { writeStatusD } from '../debian/statusd.js';
 import { reserveSbom, SBOM_IMAGE_PATH, writeSbom } from '../sbom/spdx.js';
-import { fetchPinnedDebs } from '../debian/fetch-debs.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
@@ -35,9 +32,9 @@ import { asEnvironmentError } from '../util/environment.js';
 import { emulationFor } from '../trace/emulation.js';
 import { forArchitecture, platformToArchitecture } from '../manifest/platform.js';
 import { writePlatformImages } from '../image/platforms.js';
+import { packageSourceFor } from '../packages/select.js';
 import { defaultLibraryDirs, hostArchitecture } from '../debian/arch.js';
 import { pool } from '../util/pool.js';
-import { sha256File } from '../util/digest.js';
 
 export interface BuildOptions {
   manifestPath: string;
@@ -252,7 +249,14 @@ async function buildFromInputs(
   output: string,
   progress: (m: string) => void,
 ): Promise<BuildResult> {
-  const debs = await collectDebs(manifest, opts, progress);
+  const source = packageSourceFor(manifest);
+  const debs = await source.fetch(manifest, {
+    mirrors: opts.mirrors,
+    cacheDir: opts.cacheDir,
+    aptRoot: opts.aptRoot,
+    progress: !opts.quiet,
+    onProgress: progress,
+  });
 
   // Nothing runs in the staging root without minimization: index packages and
   // inputs in place instead of laying every file down on disk.
@@ -275,7 +279,7 @@ async function buildFromInputs(
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
-    await unpackDebs(root, debs, {
+    await source.unpack(root, debs, {
       cacheDir: opts.cacheDir ?? defaultCacheDir(),
       unpinnedData: opts.dataCache ?? false,
     });
@@ -305,7 +309,7 @@ async function buildFromInputs(
     for (const p of systemPaths) keep.add(p);
     // Whatever the checks ran: the image must be able to start its command.
     checkStartCommand(root, keep, config);
-    for (const p of writeStatusD(root, keep)) keep.add(p);
+    for (const p of source.writeDatabase(root, keep)) keep.add(p);
     const sbom = await stageSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])), pins);
     for (const p of sbom.paths) keep.add(p);
 
@@ -356,13 +360,6 @@ async function buildFromInputs(
   }
 }
 
-interface DebInput {
-  name: string;
-  path: string;
-  sha256: string;
-  dataSha256?: string;
-}
-
 function checkLock(manifest: Manifest): void {
   const status = lockIsCurrent(manifest);
   if (!status.ok) {
@@ -374,43 +371,6 @@ function checkLock(manifest: Manifest): void {
       },
     );
   }
-}
-
-async function collectDebs(manifest: Manifest, opts: BuildOptions, progress: (m: string) => void): Promise<DebInput[]> {
-  const out: DebInput[] = [];
-  for (const p of manifest.packages) {
-    if (p.kind === 'deb') out.push({ name: `file:${p.path}`, path: p.path, sha256: p.sha256 });
-  }
-  const pinned = manifest.lock?.packages ?? [];
-  if (pinned.length > 0) {
-    progress(`fetch: ${pinned.length} packages`);
-    const paths = await fetchPinnedDebs(pinned, {
-      sources: manifest.sources,
-      mirrors: opts.mirrors,
-      cacheDir: opts.cacheDir,
-      aptRoot: opts.aptRoot,
-      progress: !opts.quiet,
-    });
-    for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      out.push({
-        name: p.name,
-        path: paths.get(p.name)!,
-        sha256: p.sha256,
-        ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}),
-      });
-    }
-  }
-  // Local .debs: the pin is checked before anything is unpacked.
-  for (const d of out) {
-    if (!d.name.startsWith('file:')) continue;
-    const actual = (await sha256File(d.path)).hex;
-    if (actual !== d.sha256) {
-      throw new MkimgError('input', `${d.path}: sha256 is ${actual}, the manifest pins ${d.sha256}`, {
-        hint: 'if the new file is intended, update its sha256 in the manifest',
-      });
-    }
-  }
-  return out;
 }
 
 /**

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Manifest } from '../../src/manifest/types.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { createStagingRoot } from '../../src/stage/root.js';
-import { unpackDeb } from '../../src/stage/extract.js';
+import { unpackDeb } from '../../src/debian/unpack.js';
 
 const CACHE = join(tmpdir(), 'mkimg-test-debs-system');
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xz } from '@napi-rs/lzma';
-import { dataArchiveSha256, unpackDebs } from '../../src/stage/extract.js';
+import { dataArchiveSha256, unpackDebs } from '../../src/debian/unpack.js';
 import { createStagingRoot } from '../../src/stage/root.js';
 import { execFileSync } from 'node:child_process';
 import type { StagingRoot } from '../../src/stage/types.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createStagingRoot } from '../../src/stage/root.js';
-import { unpackDeb } from '../../src/stage/extract.js';
+import { unpackDeb } from '../../src/debian/unpack.js';
 import { readEntryContent } from '../../src/stage/fsutil.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { layerEntries } from '../../src/build/build.js';

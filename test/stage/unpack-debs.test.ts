@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { xz } from '@napi-rs/lzma';
-import { prepareDeb, unpackDeb, unpackDebs, unpackPrepared } from '../../src/stage/extract.js';
+import { prepareDeb, unpackDeb, unpackDebs, unpackPrepared } from '../../src/debian/unpack.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { mixedPackageSet, sha256Of, tempDir } from '../helpers/debbuild.js';

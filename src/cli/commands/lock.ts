@@ -79,11 +79,7 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
             mirrors: parseMirrorFlags(flags.mirror),
             cacheDir: flags.cacheDir,
             progress: !json,
-            onSuite: (s) =>
-              note(
-                json,
-                `${s.suite}: ${s.url} (${s.mirrorFrom})${s.release.signedBy.length ? `, signed by ${s.release.signedBy.join(', ')}` : ', UNSIGNED (allowUnsigned)'}`,
-              ),
+            onSource: (line) => note(json, line),
           });
           const before = manifest.origin.bytes.toString('utf8');
           const after = writeLockIntoManifest(before, lock);

@@ -38,12 +38,12 @@ import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
 import { SHA256_HEX } from '../util/digest.js';
-import { readDebBuffer, parseControlStanza, type DataArchiveCache, type Deb } from '../debian/deb/deb.js';
+import { readDebBuffer, parseControlStanza, type DataArchiveCache, type Deb } from './deb/deb.js';
 import { DataCache } from '../fetch/cache.js';
-import type { TarEntry } from '../debian/deb/tar.js';
-import type { StageEntry, StagedPackage, StagingRoot } from './types.js';
-import { resolveInIndex, splitPath, joinImage } from './root.js';
-import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, writeNewFile } from './fsutil.js';
+import type { TarEntry } from './deb/tar.js';
+import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
+import { resolveInIndex, splitPath, joinImage } from '../stage/root.js';
+import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, writeNewFile } from '../stage/fsutil.js';
 
 const CAP_KEY = 'SCHILY.xattr.security.capability';
 

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { unpackDeb } from '../../src/stage/extract.js';
+import { unpackDeb } from '../../src/debian/unpack.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { buildDeb, mergedUsrItems, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { writeDeb, type TarSpec } from '../helpers/hostile-deb.js';

@@ -1,0 +1,61 @@
+/**
+ * Debian as a package source (src/packages/source.ts): resolve against
+ * verified suites, fetch pinned .debs into the content cache (local .debs
+ * checked against their pins), unpack data archives without maintainer
+ * scripts, and write /var/lib/dpkg/status.d for scanners.
+ */
+import type { FetchedPackage, FetchOptions, PackageSource } from '../packages/source.js';
+import type { Manifest } from '../manifest/types.js';
+import { MkimgError } from '../util/errors.js';
+import { sha256File } from '../util/digest.js';
+import { fetchPinnedDebs } from './fetch-debs.js';
+import { resolvePackages } from './resolve.js';
+import { writeStatusD } from './statusd.js';
+import { unpackDebs } from './unpack.js';
+
+/** Pinned .debs by name, then local .debs (`file:PATH`), each verified. */
+async function fetchDebs(manifest: Manifest, opts: FetchOptions): Promise<FetchedPackage[]> {
+  const out: FetchedPackage[] = [];
+  for (const p of manifest.packages) {
+    if (p.kind === 'deb') out.push({ name: `file:${p.path}`, path: p.path, sha256: p.sha256 });
+  }
+  const pinned = manifest.lock?.packages ?? [];
+  if (pinned.length > 0) {
+    opts.onProgress?.(`fetch: ${pinned.length} packages`);
+    const paths = await fetchPinnedDebs(pinned, {
+      sources: manifest.sources,
+      mirrors: opts.mirrors,
+      cacheDir: opts.cacheDir,
+      aptRoot: opts.aptRoot,
+      progress: opts.progress,
+    });
+    for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      out.push({
+        name: p.name,
+        path: paths.get(p.name)!,
+        sha256: p.sha256,
+        ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}),
+      });
+    }
+  }
+  // Local .debs: the pin is checked before anything is unpacked.
+  for (const d of out) {
+    if (!d.name.startsWith('file:')) continue;
+    const actual = (await sha256File(d.path)).hex;
+    if (actual !== d.sha256) {
+      throw new MkimgError('input', `${d.path}: sha256 is ${actual}, the manifest pins ${d.sha256}`, {
+        hint: 'if the new file is intended, update its sha256 in the manifest',
+      });
+    }
+  }
+  return out;
+}
+
+export const debianSource: PackageSource = {
+  resolve: resolvePackages,
+  fetch: fetchDebs,
+  async unpack(root, packages, opts) {
+    await unpackDebs(root, packages, opts);
+  },
+  writeDatabase: writeStatusD,
+};

@@ -1,0 +1,60 @@
+/**
+ * The package-source seam: what lock and build need from wherever packages
+ * come from (select.ts picks the one that serves a manifest). Debian
+ * (src/debian/) is the one implementation; a second source is a sibling
+ * folder behind this same interface. Nothing on this side knows what a .deb,
+ * a suite or a multiarch triplet is: the architecture is a parameter (the
+ * manifest's, one at a time).
+ */
+import type { LockedPackage, Manifest } from '../manifest/types.js';
+import type { StagingRoot } from '../stage/types.js';
+
+export interface ResolveOptions {
+  /** Mirror overrides per suite (--mirror). */
+  mirrors?: Record<string, string>;
+  /** Where the host's package-manager configuration lives (tests). */
+  aptRoot?: string;
+  cacheDir?: string;
+  env?: NodeJS.ProcessEnv;
+  now?: Date;
+  /** Told, one line each, where every index came from and who signed it (a note on the terminal). */
+  onSource?: (line: string) => void;
+  /** Download progress on stderr (shown only on a terminal). */
+  progress?: boolean;
+}
+
+export interface FetchOptions {
+  mirrors?: Record<string, string>;
+  aptRoot?: string;
+  cacheDir?: string;
+  progress?: boolean;
+  /** A line per step for the build's progress. */
+  onProgress?: (line: string) => void;
+}
+
+/** A package on local disk, verified against its pin, ready to unpack. */
+export interface FetchedPackage {
+  /** The package name (a local file: `file:PATH`). */
+  name: string;
+  path: string;
+  sha256: string;
+  /** The pinned digest of its decompressed payload, when the lock has one. */
+  dataSha256?: string;
+}
+
+export interface UnpackOptions {
+  cacheDir: string;
+  /** Use cached decompressed payloads the lock does not pin (--data-cache). */
+  unpinnedData: boolean;
+}
+
+export interface PackageSource {
+  /** lock: the pinned closure of the manifest's package requests, for its architecture. */
+  resolve(manifest: Manifest, opts: ResolveOptions): Promise<LockedPackage[]>;
+  /** build: every package of the manifest (pinned and local), fetched and verified, in unpack order. */
+  fetch(manifest: Manifest, opts: FetchOptions): Promise<FetchedPackage[]>;
+  /** build: unpack them, in order, into the staging root (no maintainer scripts). */
+  unpack(root: StagingRoot, packages: FetchedPackage[], opts: UnpackOptions): Promise<void>;
+  /** build: the package database scanners read, for the packages that keep files; returns the paths written. */
+  writeDatabase(root: StagingRoot, keep: Set<string>): string[];
+}
