@@ -6,6 +6,7 @@
  * host file system.
  */
 import { readEntryContent } from '../stage/fsutil.js';
+import { resolveInIndex } from '../stage/root.js';
 import { lstatSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
@@ -24,29 +25,17 @@ export function hostPathOf(root: StagingRoot, imagePath: string): string {
 
 /**
  * Resolve an image path through the root's symlinks (all components), as the
- * kernel would inside the image. Returns the final path (which may not
- * exist) or undefined on a symlink loop.
+ * kernel would inside the image, with the staging root's one resolver
+ * (stage/root.ts, over the index: the truth in both kinds of root). Returns
+ * the final path (which may not exist) or undefined on a symlink loop.
  */
-export function resolveInRoot(root: StagingRoot, imagePath: string, maxHops = 40): string | undefined {
-  let pending = normImagePath(imagePath).split('/').filter(Boolean);
-  let cur = '/';
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    const next = cur === '/' ? '/' + part : cur + '/' + part;
-    const e = root.entries.get(next);
-    if (e && e.type === 'symlink' && e.linkTarget !== undefined) {
-      if (++hops > maxHops) return undefined;
-      const t = e.linkTarget;
-      const base = t.startsWith('/') ? '/' : cur;
-      const rest = normImagePath(posix.join(base, t)).split('/').filter(Boolean);
-      pending = [...rest, ...pending];
-      cur = '/';
-      continue;
-    }
-    cur = next;
+export function resolveInRoot(root: StagingRoot, imagePath: string): string | undefined {
+  try {
+    return resolveInIndex(root, imagePath, { followLast: true }).path;
+  } catch (e) {
+    if (e instanceof MkimgError && e.kind === 'input') return undefined; // a symlink loop
+    throw e;
   }
-  return cur;
 }
 
 /** The entry a path finally names after following symlinks (hardlinks are returned as is). */
