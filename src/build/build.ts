@@ -9,19 +9,19 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
-import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { createStagingRoot } from '../stage/root.js';
-import { addFileInputs, type InputPins } from '../stage/files.js';
+import { addFileInputs } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
-import { reserveSbom, SBOM_IMAGE_PATH, writeSbom } from '../sbom/spdx.js';
+import { SBOM_IMAGE_PATH } from '../sbom/spdx.js';
+import { stageSbom } from '../sbom/stage.js';
+import { layerEntries } from '../image/root-entries.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
 import { writeLayeredImage, type WrittenImage } from '../image/write-image.js';
 import { splitLayers } from '../image/layering.js';
 import { checkStartCommand } from '../minimize/entrypoint.js';
-import { comparePaths, type ContentDigests, type LayerEntry } from '../image/layer.js';
 import { LayerHashThread } from '../image/layer-hash.js';
 import { MANIFEST_SHA_LABEL } from '../oci/model.js';
 import type { PushResult } from '../registry/push.js';
@@ -371,124 +371,4 @@ function checkLock(manifest: Manifest): void {
       },
     );
   }
-}
-
-/**
- * A file whose content the layer reads from outside the staging root: a
- * files: input indexed in place. (Package files of an index-only root are
- * read from data tars in the staging directory: not outside.)
- */
-function readInPlace(root: StagingRoot, e: StageEntry): boolean {
-  return (
-    e.type === 'file' &&
-    e.contentOffset === undefined &&
-    e.hostPath !== undefined &&
-    !e.hostPath.startsWith(root.dir + '/')
-  );
-}
-
-/**
- * The SBOM, placed in the root; `bytes()` once the layer is written. files:
- * inputs indexed in place are read once, as the layer is written, and their
- * pins checked against exactly the bytes written, before the image is put in
- * place. The SBOM lists their digests: while some kept ones are not hashed,
- * it is reserved (its final size, placeholders for those digests) and made
- * when the layer writer reaches it (`content`); the inputs that sort after
- * it in the layer are read (and pinned) first.
- */
-async function stageSbom(
-  root: StagingRoot,
-  keep: Set<string>,
-  manifest: Manifest,
-  debShas: Map<string, string>,
-  pins: InputPins,
-): Promise<{ paths: string[]; content?: () => Buffer; bytes: () => Buffer }> {
-  const unhashed = (e: StageEntry) => readInPlace(root, e) && !(e.sha256 && e.sha1);
-  if (![...keep].some((p) => root.entries.has(p) && unhashed(root.entries.get(p)!))) {
-    const written = writeSbom(root, keep, manifest, debShas);
-    return { paths: written.paths, bytes: () => written.bytes };
-  }
-  await hashInputsAfter(root, keep, pins, SBOM_IMAGE_PATH);
-  const reserved = reserveSbom(root, keep, manifest, debShas, unhashed);
-  let made: Buffer | undefined;
-  return {
-    paths: reserved.paths,
-    content: () => (made = reserved.bytes()),
-    bytes: () => made ?? reserved.bytes(),
-  };
-}
-
-/**
- * Read (and record for the pin check) the kept inputs indexed in place that
- * sort after `path` in the layer: the layer writer reaches them only after
- * `path`, whose content (the SBOM) needs their digests. They are then checked
- * against those digests as they are written, like inputs staged on disk.
- */
-async function hashInputsAfter(root: StagingRoot, keep: Set<string>, pins: InputPins, path: string): Promise<void> {
-  const late = [...keep]
-    .map((p) => root.entries.get(p))
-    .filter(
-      (e): e is StageEntry => e !== undefined && readInPlace(root, e) && !e.sha256 && comparePaths(e.path, path) > 0,
-    );
-  if (late.length === 0) return;
-  await pins.hash([...new Set(late.map((e) => e.hostPath!))]);
-  for (const e of late) {
-    const d = pins.digests(e.hostPath!)!;
-    if (d.size !== e.size)
-      throw new MkimgError('input', `files: ${e.hostPath} changed while it was being read`, {
-        hint: 'build again once the file is no longer being written',
-      });
-    e.sha256 = d.sha256;
-    e.sha1 = d.sha1;
-  }
-}
-
-/**
- * Kept index entries → normalizer entries; hardlinks carry their group's
- * content source. Inputs read in place are checked against their digest when
- * it is known, and recorded (into `pins` and their index entry) when not.
- * `content` gives content made when the writer reaches the path (the SBOM).
- */
-export function layerEntries(
-  root: StagingRoot,
-  keep: Set<string>,
-  opts: { pins?: InputPins; content?: Map<string, () => Buffer> } = {},
-): LayerEntry[] {
-  const out: LayerEntry[] = [];
-  for (const path of keep) {
-    const e = root.entries.get(path);
-    if (!e) continue; // created at run time or an implied directory: not content
-    const entry = toLayerEntry(root, e, opts.pins);
-    const content = opts.content?.get(path);
-    out.push(content ? { ...entry, content } : entry);
-  }
-  return out;
-}
-
-function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefined): LayerEntry {
-  if (e.type === 'hardlink') {
-    const target = e.linkTarget ? root.entries.get(e.linkTarget) : undefined;
-    return {
-      ...e,
-      size: target?.size ?? e.size,
-      hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path),
-      ...(target?.contentOffset !== undefined ? { contentOffset: target.contentOffset } : {}),
-      mode: target?.mode ?? e.mode,
-      uid: target?.uid ?? e.uid,
-      gid: target?.gid ?? e.gid,
-    };
-  }
-  if (e.type === 'file') {
-    const hostPath = e.hostPath ?? join(root.dir, e.path);
-    if (!readInPlace(root, e)) return { ...e, hostPath };
-    if (e.sha256 !== undefined) return { ...e, hostPath, verifySha256: e.sha256 };
-    if (!pins) throw new MkimgError('internal', `${e.path}: an unhashed input without pins to record it`);
-    const record = (d: ContentDigests) => {
-      pins.record(hostPath, d);
-      e.sha256 = d.sha256;
-      e.sha1 = d.sha1;
-    };
-    return { ...e, hostPath, record };
-  }
-  return e;
 }

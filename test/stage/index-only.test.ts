@@ -12,7 +12,7 @@ import { createStagingRoot } from '../../src/stage/root.js';
 import { unpackDeb } from '../../src/debian/unpack.js';
 import { readEntryContent } from '../../src/stage/fsutil.js';
 import type { StagingRoot } from '../../src/stage/types.js';
-import { layerEntries } from '../../src/build/build.js';
+import { layerEntries } from '../../src/image/root-entries.js';
 import { writeImageTar } from '../../src/image/write-image.js';
 import { buildDeb, mergedUsrItems, sha256Of, tempDir, type TreeItem } from '../helpers/debbuild.js';
 import { writeDeb, type TarSpec } from '../helpers/hostile-deb.js';
