@@ -8,7 +8,7 @@
 import type { InspectFile, InspectResult } from '../inspect/inspect.js';
 import type { MinimizeReport } from '../minimize/report.js';
 import type { Difference } from '../verify/diff.js';
-import type { Hunk } from './line-diff.js';
+import type { Hunk } from '../util/line-diff.js';
 
 export const BINDING_LABEL = 'org.mkimg.manifest.sha256';
 

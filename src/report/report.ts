@@ -9,7 +9,7 @@ import type { MinimizeReport } from '../minimize/report.js';
 import type { ImageDiff } from '../verify/diff.js';
 import { MkimgError } from '../util/errors.js';
 import { renderReport } from './html.js';
-import { lineDiff } from './line-diff.js';
+import { lineDiff } from '../util/line-diff.js';
 import { diffFiles, diffReportData, imageReportData } from './model.js';
 
 /** Changed text files up to this size get a line diff... */

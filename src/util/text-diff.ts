@@ -1,11 +1,13 @@
 /**
- * A unified diff of two small texts (for `mkimg diff` on a changed config
- * file): the lines of the longest common subsequence stay, the rest are - and
- * +, in hunks with `context` lines around them. Quadratic in the line counts,
- * so callers bound the input (unifiedDiff returns undefined past MAX_CELLS).
+ * A unified diff of two small texts for `mkimg diff` on a changed text file
+ * (a config file, the SBOM), on the bounded line diff of line-diff.ts. Lines
+ * are shortened for the terminal: a one-line JSON document differs in one
+ * line, and printing it whole twice says nothing.
  */
+import { lineHunks } from './line-diff.js';
 
-const MAX_CELLS = 4_000_000;
+/** Lines longer than this are cut in the output. */
+const MAX_LINE = 200;
 
 /** The texts as lines, or undefined when either is not UTF-8 text (a NUL byte, an invalid sequence). */
 export function asTextLines(bytes: Buffer): string[] | undefined {
@@ -21,57 +23,23 @@ export function asTextLines(bytes: Buffer): string[] | undefined {
   return lines;
 }
 
-type Op = [' ' | '-' | '+', string];
-
-function edits(a: string[], b: string[]): Op[] {
-  // lcs[i][j]: length of the longest common subsequence of a[i..] and b[j..]
-  const lcs = Array.from({ length: a.length + 1 }, () => new Uint32Array(b.length + 1));
-  for (let i = a.length - 1; i >= 0; i--) {
-    for (let j = b.length - 1; j >= 0; j--)
-      lcs[i][j] = a[i] === b[j] ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
-  }
-  const ops: Op[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < a.length || j < b.length) {
-    if (i < a.length && j < b.length && a[i] === b[j]) {
-      ops.push([' ', a[i++]]);
-      j++;
-    } else if (i < a.length && (j === b.length || lcs[i + 1][j] >= lcs[i][j + 1])) ops.push(['-', a[i++]]);
-    else ops.push(['+', b[j++]]);
-  }
-  return ops;
+function cut(line: string): string {
+  return line.length <= MAX_LINE + 1
+    ? line
+    : `${line.slice(0, MAX_LINE + 1)}… (${line.length - MAX_LINE - 1} more characters)`;
 }
 
-/** `--- a/NAME`, `+++ b/NAME`, then `@@ -l,n +l,n @@` hunks; undefined when the texts are too large to compare here. */
+/** `--- a/NAME`, `+++ b/NAME`, then `@@ -l,n +l,n @@` hunks; undefined when the texts are too different to show. */
 export function unifiedDiff(name: string, a: string[], b: string[], context = 3): string[] | undefined {
-  if ((a.length + 1) * (b.length + 1) > MAX_CELLS) return undefined;
-  const ops = edits(a, b);
-  const changed = ops.map((o, k) => (o[0] !== ' ' ? k : -1)).filter((k) => k >= 0);
-  if (changed.length === 0) return [];
+  const hunks = lineHunks(a, b, context);
+  if (!hunks) return undefined;
+  if (hunks.length === 0) return [];
   const out = [`--- a/${name}`, `+++ b/${name}`];
-  // line numbers (1-based) in a and b at the start of each op
-  const at: [number, number][] = [];
-  let la = 1;
-  let lb = 1;
-  for (const o of ops) {
-    at.push([la, lb]);
-    if (o[0] !== '+') la++;
-    if (o[0] !== '-') lb++;
-  }
-  let k = 0;
-  while (k < changed.length) {
-    const start = Math.max(0, changed[k] - context);
-    let end = changed[k];
-    while (k + 1 < changed.length && changed[k + 1] - end <= 2 * context) end = changed[++k];
-    k++;
-    const stop = Math.min(ops.length, end + context + 1);
-    const hunk = ops.slice(start, stop);
-    const na = hunk.filter((o) => o[0] !== '+').length;
-    const nb = hunk.filter((o) => o[0] !== '-').length;
-    const [sa, sb] = at[start];
-    out.push(`@@ -${na ? sa : sa - 1},${na} +${nb ? sb : sb - 1},${nb} @@`);
-    for (const [op, line] of hunk) out.push(op + line);
+  for (const h of hunks) {
+    const na = h.lines.filter((l) => l[0] !== '+').length;
+    const nb = h.lines.filter((l) => l[0] !== '-').length;
+    out.push(`@@ -${na ? h.a : h.a - 1},${na} +${nb ? h.b : h.b - 1},${nb} @@`);
+    for (const l of h.lines) out.push(cut(l));
   }
   return out;
 }

@@ -110,6 +110,13 @@ describe('unifiedDiff', () => {
     ]);
     expect(unifiedDiff('f', [], ['only'])).toEqual(['--- a/f', '+++ b/f', '@@ -0,0 +1,1 @@', '+only']);
     expect(unifiedDiff('f', a, a)).toEqual([]);
+    // A one-line document (minified JSON): each side's line is cut for the terminal.
+    const long = unifiedDiff('sbom.json', [`{${'a'.repeat(500)}}`], [`{${'b'.repeat(500)}}`])!;
+    expect(long.slice(2)).toEqual([
+      '@@ -1,1 +1,1 @@',
+      `-{${'a'.repeat(199)}… (302 more characters)`,
+      `+{${'b'.repeat(199)}… (302 more characters)`,
+    ]);
     expect(asTextLines(Buffer.from('a\nb\n'))).toEqual(['a', 'b']);
     expect(asTextLines(Buffer.from([0x61, 0, 0x62]))).toBeUndefined();
     expect(asTextLines(Buffer.from([0xff, 0xfe]))).toBeUndefined();

@@ -1,6 +1,6 @@
 /** The report's line diff: a shortest edit script (checked against an LCS table on random inputs), hunks, and its bound. */
 import { describe, expect, it } from 'vitest';
-import { editScript, lineDiff } from '../../src/report/line-diff.js';
+import { editScript, lineDiff } from '../../src/util/line-diff.js';
 import { prng } from '../helpers/prng.js';
 
 function lcs(a: string[], b: string[]): number {

@@ -1,5 +1,6 @@
 /**
- * A line diff for the report's changed text files: Myers' O((N+M)·D)
+ * A line diff (the HTML report's changed text files, `mkimg diff`'s text
+ * diffs): Myers' O((N+M)·D)
  * shortest edit script, after trimming the common head and tail, grouped
  * into unified-diff hunks. Bounded: past `maxEdits` edits it gives up (the
  * page then says the files are too different to show), so a rewritten file
@@ -91,8 +92,11 @@ function splitLines(s: string): string[] {
 
 /** Unified-diff hunks between two texts with `context` lines around each change; undefined when too different. */
 export function lineDiff(a: string, b: string, context = 3, maxEdits = 1000): Hunk[] | undefined {
-  const la = splitLines(a);
-  const lb = splitLines(b);
+  return lineHunks(splitLines(a), splitLines(b), context, maxEdits);
+}
+
+/** lineDiff over texts already split into lines. */
+export function lineHunks(la: string[], lb: string[], context = 3, maxEdits = 1000): Hunk[] | undefined {
   const ops = editScript(la, lb, maxEdits);
   if (!ops) return undefined;
   const hunks: Hunk[] = [];
