@@ -241,6 +241,36 @@ static void bind_ro(const char *src, const char *dst) {
 
 static int caller_is_root; /* no user namespace around init: ids are host ids */
 
+/* Caller root: a user namespace holding the worker's id map (made by the
+ * tracer before clone), for idmapped binds of DIR: its files, owned by the
+ * host's root, are root's inside, as in the image, so a program running as
+ * root reads a 0600 file of the image as it would in a container. -1: plain
+ * binds (the kernel or the file system cannot idmap), and root's files are
+ * "other" to the program. */
+static int idmap_fd = -1;
+
+#ifndef MOUNT_ATTR_IDMAP
+#define MOUNT_ATTR_IDMAP 0x00100000
+#endif
+struct mkimg_mount_attr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+
+/* Bind src read-only on dst, idmapped through idmap_fd: 0 on success, -1 when
+ * it cannot be done (the caller then binds plainly). */
+static int bind_ro_idmapped(const char *src, const char *dst) {
+  if (idmap_fd < 0) return -1;
+  /* open_tree(OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE) */
+  int t = (int)syscall(428, AT_FDCWD, src, 1 | O_CLOEXEC | 0x8000);
+  if (t < 0) return -1;
+  struct mkimg_mount_attr at = {.attr_set = MOUNT_ATTR_IDMAP | 0x1 /* RDONLY */, .userns_fd = (uint64_t)idmap_fd};
+  /* mount_setattr(t, "", AT_EMPTY_PATH | AT_RECURSIVE), then move_mount(MOVE_MOUNT_F_EMPTY_PATH) */
+  int r = (int)syscall(442, t, "", AT_EMPTY_PATH | 0x8000, &at, sizeof at);
+  if (r == 0) r = (int)syscall(429, t, "", AT_FDCWD, dst, 0x4);
+  close(t);
+  return r == 0 ? 0 : -1;
+}
+
 static void mount_tmpfs(const char *dst, const char *mode) {
   char step[4200], data[128];
   /* Owned by the program's root (a host id of its own when the caller is root). */
@@ -520,12 +550,12 @@ static void setup_mounts(void) {
       if (symlink(t, b) != 0) die(b);
     } else if (S_ISDIR(st.st_mode)) {
       if (mkdir(b, st.st_mode & 07777) != 0) die(b);
-      bind_ro(a, b);
+      if (bind_ro_idmapped(a, b) != 0) bind_ro(a, b);
     } else if (S_ISREG(st.st_mode)) {
       int fd = open(b, O_CREAT | O_WRONLY | O_CLOEXEC, st.st_mode & 07777);
       if (fd < 0) die(b);
       close(fd);
-      bind_ro(a, b);
+      if (bind_ro_idmapped(a, b) != 0) bind_ro(a, b);
     }
   }
   closedir(d);
@@ -798,6 +828,52 @@ static void map_worker_ids(pid_t w, int nested) {
   write_proc(w, "uid_map", m);
   snprintf(m, sizeof m, "%ld %ld 1\n", gid, gid);
   write_proc(w, "gid_map", m);
+}
+
+/* Whether this process sees every uid (the initial user namespace): root of
+ * a container's user namespace maps itself like an unprivileged caller. */
+static int full_id_map(void) {
+  FILE *f = fopen("/proc/self/uid_map", "re");
+  unsigned long a = 1, b = 1, c = 0;
+  int n = f ? fscanf(f, "%lu %lu %lu", &a, &b, &c) : 0;
+  if (f) fclose(f);
+  return n == 3 && a == 0 && b == 0 && c == 4294967295UL;
+}
+
+/* For idmapped binds: a child unshares a user namespace and waits; the tracer
+ * maps it as the worker's, keeps an fd to it, ends the child. -1 on failure. */
+static int idmap_userns(void) {
+  int up[2], down[2];
+  if (pipe2(up, O_CLOEXEC) != 0) return -1;
+  if (pipe2(down, O_CLOEXEC) != 0) {
+    close(up[0]);
+    close(up[1]);
+    return -1;
+  }
+  pid_t c = fork();
+  if (c < 0) die("fork(idmap helper)");
+  if (c == 0) {
+    close(up[0]);
+    close(down[1]);
+    char x = unshare(CLONE_NEWUSER) == 0 ? 'u' : 'e';
+    if (write(up[1], &x, 1) != 1) _exit(1);
+    if (read(down[0], &x, 1) < 0) _exit(1); /* until the tracer holds the fd */
+    _exit(0);
+  }
+  close(up[1]);
+  close(down[0]);
+  char x = 0, p[64];
+  int fd = -1;
+  if (read(up[0], &x, 1) == 1 && x == 'u') {
+    map_worker_ids(c, 0);
+    snprintf(p, sizeof p, "/proc/%d/ns/user", c);
+    fd = open(p, O_RDONLY | O_CLOEXEC);
+  }
+  close(up[0]);
+  close(down[1]);
+  while (waitpid(c, NULL, 0) < 0 && errno == EINTR) {
+  }
+  return fd;
 }
 
 static int init_main(void *arg) {
@@ -1156,8 +1232,9 @@ int main(int argc, char **argv) {
   int sp[2];
   if (pipe2(sp, O_CLOEXEC) != 0) die("pipe2");
   ca.sync_r = sp[0];
-  ca.userns = geteuid() != 0;
-  caller_is_root = !ca.userns;
+  caller_is_root = geteuid() == 0 && full_id_map();
+  ca.userns = !caller_is_root;
+  if (caller_is_root && !R.writable) idmap_fd = idmap_userns();
   int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
   if (R.net_host) flags &= ~CLONE_NEWNET; /* mkimg run --network host */
   if (ca.userns) flags |= CLONE_NEWUSER;

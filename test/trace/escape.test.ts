@@ -41,6 +41,8 @@ beforeAll(() => {
   copyFileSync(escape, join(root, 'usr/bin/escape-setuid'));
   chmodSync(join(root, 'usr/bin/escape-setuid'), 0o4755); // setuid root on the host file itself
   copyFileSync('/bin/busybox', join(root, 'usr/bin/busybox'));
+  // A file only root may read, as /etc/shadow in an image.
+  writeFileSync(join(root, 'etc/secret'), 'root only\n', { mode: 0o600 });
   chmodSync(root, 0o755);
   // A host path the check must not create: inside the sandbox this folder does not exist.
   marker = join(work, 'host-marker');
@@ -158,6 +160,30 @@ describe('the check sandbox against a hostile check', () => {
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('hello\nfifo\n');
       expect(r.status).toBe(0);
+    });
+  }
+
+  for (const trace of [true, false]) {
+    it(`lets root inside read the image's root-only files, read-only, when the caller is root, ${trace ? 'traced' : 'untraced'}`, () => {
+      // The root is bound idmapped: the host root's files are the program's root's, as in a container.
+      const r = sandboxed([], trace, [
+        '/usr/bin/busybox',
+        'sh',
+        '-c',
+        'cat /etc/secret; stat -c "%u:%g %a" /etc/secret; echo x >> /etc/secret || echo refused',
+      ]);
+      expect(r.stdout).toBe('root only\n0:0 600\nrefused\n');
+      expect(r.status).toBe(0);
+      // Another user inside still cannot.
+      const other = sandboxed(
+        [],
+        trace,
+        ['/usr/bin/busybox', 'cat', '/etc/secret'],
+        ['--uid', '1000', '--gid', '1000'],
+      );
+      expect(other.status).not.toBe(0);
+      expect(other.stderr).toMatch(/Permission denied/);
+      expect(readFileSync(join(root, 'etc/secret'), 'utf8')).toBe('root only\n');
     });
   }
 
