@@ -16,24 +16,13 @@
  * - on disk, files get `mode & 0777` (never setuid on the host), directories at
  *   least 0755; the index keeps the archive's true mode, owner and capability.
  *
- * An index-only root (StagingRoot.indexOnly: nothing will run in it) gets the
+ * An index root (StagingRoot.kind 'index': nothing will run in it) gets the
  * same checks and the same index, but no files: the package's decompressed data tar is written once,
  * beside the root, and each file entry points at its bytes in it
  * (hostPath + contentOffset). One sequential write per package instead of a
  * create, write, chmod and close per file.
  */
-import {
-  chmodSync,
-  closeSync,
-  constants as fsConstants,
-  linkSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readlinkSync,
-  symlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants as fsConstants, mkdirSync, openSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
@@ -41,9 +30,10 @@ import { SHA256_HEX } from '../util/digest.js';
 import { readDebBuffer, parseControlStanza, type DataArchiveCache, type Deb } from './deb/deb.js';
 import { DataCache } from '../fetch/cache.js';
 import type { TarEntry } from './deb/tar.js';
+import type { PathKind } from '../stage/types.js';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { resolveInIndex, splitPath, joinImage } from '../stage/root.js';
-import { ensureDir, hostKindSync, imageBasename, imageDirname, imageJoin, writeNewFile } from '../stage/fsutil.js';
+import { ensureDir, imageBasename, imageDirname, imageJoin, writeNewFile } from '../stage/fsutil.js';
 
 const CAP_KEY = 'SCHILY.xattr.security.capability';
 
@@ -187,7 +177,7 @@ export async function unpackPrepared(root: StagingRoot, prepared: PreparedDeb): 
     // A pinned data digest is checked over the whole decompressed member (a
     // cached one was checked as it was read from the cache).
     const check = prepared.dataSha256 !== undefined && !deb.dataFromCache ? createHash('sha256') : undefined;
-    if (!root.indexOnly) {
+    if (root.kind === 'disk') {
       const u = new Unpacker(root, debPath, pkg);
       for await (const e of deb.entries(check ? { tee: (c) => check.update(c) } : {})) await u.entry(e);
     } else {
@@ -300,13 +290,6 @@ class Unpacker {
     this.origin = `pkg:${pkg.name}`;
   }
 
-  /** What is at a resolved image path: from the disk, or from the index for an index-only root. */
-  private kindAt(final: string): 'file' | 'dir' | 'symlink' | 'other' | null {
-    if (this.dataPath === undefined) return hostKindSync(this.root.dir + final);
-    const ex = this.root.entries.get(final);
-    return ex === undefined ? null : ex.type === 'hardlink' ? 'file' : ex.type;
-  }
-
   private hostile(entryName: string, why: string): MkimgError {
     return new MkimgError('input', `hostile package ${this.pkg.name} (${this.debPath}): entry "${entryName}": ${why}`, {
       hint: 'mkimg refuses to unpack it; nothing outside the staging root was touched. Check where this package came from.',
@@ -400,11 +383,11 @@ class Unpacker {
   ): Promise<{
     final: string;
     host: string;
-    existingKind: ReturnType<Unpacker['kindAt']>;
+    existingKind: PathKind;
     ex: StageEntry | undefined;
   }> {
     const final = imageJoin(await this.parentOf(e, path), imageBasename(path));
-    const existingKind = this.kindAt(final);
+    const existingKind = this.root.kindAt(final);
     return {
       final,
       host: this.root.dir + final,
@@ -444,11 +427,8 @@ class Unpacker {
       this.dirs,
     );
     const final = imageJoin(parent, imageBasename(r.path));
-    if (this.dataPath === undefined) {
-      const host = this.root.dir + final;
-      mkdirSync(host);
-      chmodSync(host, (e.mode & 0o777) | 0o755);
-    }
+    // On disk a directory stays traversable for the checks; the index keeps its true mode.
+    this.root.layDir(final, (e.mode & 0o777) | 0o755);
     this.root.entries.set(final, { ...this.meta(e, final), type: 'dir', size: 0 });
     this.list(final);
   }
@@ -503,11 +483,10 @@ class Unpacker {
 
   private async symlink(e: TarEntry, path: string): Promise<void> {
     if (e.linkname === '') throw this.hostile(e.name, 'symlink with an empty target');
-    const { final, host, existingKind, ex } = await this.place(e, path);
+    const { final, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
-      const target =
-        this.dataPath === undefined ? (existingKind === 'symlink' ? readlinkSync(host) : undefined) : ex?.linkTarget;
-      if (existingKind === 'symlink' && target === e.linkname) {
+      // The index holds every link mkimg laid down (nothing else writes the root).
+      if (existingKind === 'symlink' && ex?.linkTarget === e.linkname) {
         this.list(final);
         return;
       }
@@ -519,7 +498,7 @@ class Unpacker {
           : `a symlink here and a ${existingKind} there`,
       );
     }
-    if (this.dataPath === undefined) symlinkSync(e.linkname, host);
+    this.root.laySymlink(final, e.linkname);
     this.root.entries.set(final, {
       ...this.meta(e, final),
       type: 'symlink',
@@ -547,7 +526,7 @@ class Unpacker {
     }
     const first = te.type === 'hardlink' ? te.linkTarget! : t.path;
     const firstEntry = this.root.entries.get(first);
-    const { final, host, existingKind, ex } = await this.place(e, path);
+    const { final, existingKind, ex } = await this.place(e, path);
     if (existingKind !== null) {
       const same =
         existingKind === 'file' &&
@@ -561,14 +540,9 @@ class Unpacker {
       }
       throw this.conflict(final, ex, 'different content (a hardlink here)');
     }
-    // Both ends are inside the root: t.path was resolved within it and is a regular file (lstat'ed).
-    if (this.dataPath === undefined) {
-      const st = lstatSync(this.root.dir + first);
-      if (!st.isFile()) throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
-      linkSync(this.root.dir + first, host);
-    } else if (firstEntry?.type !== 'file') {
+    // Both ends are inside the root: t.path was resolved within it (and, on disk, is lstat'ed a regular file).
+    if (!this.root.layHardlink(final, first))
       throw this.hostile(e.name, `hardlink target "${e.linkname}" is not a regular file`);
-    }
     this.root.entries.set(final, {
       ...this.meta(e, final),
       type: 'hardlink',

@@ -18,14 +18,14 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { rm, stat, symlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import { sha256FileSync } from '../util/digest.js';
 import type { FileInput } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from './types.js';
-import { ensureDir, hostKind, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
+import { ensureDir, imageBasename, imageDirname, imageJoin, tempName } from './fsutil.js';
 import { joinImage, splitPath } from './root.js';
 import { InputHasher, readInput, readInputs, type InputDigests } from './read-inputs.js';
 
@@ -244,7 +244,7 @@ export async function addFileInputs(
   inputs: FileInput[],
   opts: { materialize?: boolean } = {},
 ): Promise<InputPins> {
-  const materialize = opts.materialize ?? !root.indexOnly;
+  const materialize = opts.materialize ?? root.kind === 'disk';
   // Trees may hold thousands of files: boot the second hashing thread while they are walked.
   const hasher = inputs.length > 0 && materialize ? await InputHasher.start() : undefined;
   try {
@@ -345,11 +345,7 @@ async function addWithHasher(
 async function clear(root: StagingRoot, path: string): Promise<void> {
   // The index knows every path mkimg put in the root; nothing else writes there.
   if (!root.entries.has(path)) return;
-  const k = root.indexOnly
-    ? root.entries.get(path)!.type === 'dir'
-      ? 'dir'
-      : 'file'
-    : await hostKind(root.dir + path);
+  const k = root.kindAt(path);
   if (k === null) return;
   if (k === 'dir') {
     throw new MkimgError(
@@ -360,7 +356,7 @@ async function clear(root: StagingRoot, path: string): Promise<void> {
       },
     );
   }
-  if (!root.indexOnly) await rm(root.dir + path, { force: true });
+  root.remove(path);
   const old = root.entries.get(path);
   root.entries.delete(path);
   if (old?.type === 'file') promoteHardlinks(root, old);
@@ -381,9 +377,10 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   void _drop;
   // On disk the leader's own name still holds the content; in an index-only
   // root the content stays where the replaced entry pointed.
-  const content = root.indexOnly
-    ? { hostPath: old.hostPath, ...(old.contentOffset !== undefined ? { contentOffset: old.contentOffset } : {}) }
-    : { hostPath: root.dir + leader.path };
+  const content =
+    root.kind === 'index'
+      ? { hostPath: old.hostPath, ...(old.contentOffset !== undefined ? { contentOffset: old.contentOffset } : {}) }
+      : { hostPath: root.dir + leader.path };
   root.entries.set(leader.path, {
     ...base,
     type: 'file',
@@ -507,6 +504,6 @@ async function placeSymlink(
   origin: string,
 ): Promise<void> {
   await clear(root, path);
-  if (!root.indexOnly) await symlink(target, root.dir + path);
+  root.laySymlink(path, target);
   root.entries.set(path, { path, type: 'symlink', mode: 0o777, uid, gid, size: 0, linkTarget: target, origin });
 }

@@ -1,12 +1,10 @@
 /** Small file-system helpers shared by extraction and files: inputs. */
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync,
   closeSync,
   constants,
   fchmodSync,
   lstatSync,
-  mkdirSync,
   openSync,
   readFileSync,
   readSync,
@@ -138,21 +136,10 @@ export async function ensureDir(
   const parts = splitPath(r.path);
   for (let i = 1; i <= parts.length; i++) {
     const p = joinImage(parts.slice(0, i));
-    const ex = root.indexOnly ? root.entries.get(p) : undefined;
-    const k = root.indexOnly
-      ? ex === undefined
-        ? null
-        : ex.type === 'hardlink'
-          ? 'file'
-          : ex.type
-      : hostKindSync(root.dir + p);
+    const k = root.kindAt(p);
     if (k === 'dir') continue;
     if (k !== null) throw new MkimgError('input', `cannot create directory ${p} in the image: a ${k} is in the way`);
-    // An index-only root holds its directories in the index alone.
-    if (!root.indexOnly) {
-      mkdirSync(root.dir + p, { mode: 0o755 });
-      chmodSync(root.dir + p, 0o755);
-    }
+    root.layDir(p);
     const e: StageEntry = { path: p, type: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, origin };
     root.entries.set(p, e);
     created(p);

@@ -8,10 +8,10 @@
  * symlinks (absolute or relative) are followed within the root, ".." at the
  * root stays at the root, and the host outside the root is never looked at.
  */
-import { lstatSync, readlinkSync } from 'node:fs';
+import { chmodSync, linkSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, readdir, symlink, chmod } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
-import type { StageEntry, StagingRoot } from './types.js';
+import type { PathKind, Resolved, StagedPackage, StageEntry, StagingRoot } from './types.js';
 
 export const MERGED_USR_DIRS = ['/usr', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/sbin'] as const;
 export const MERGED_USR_LINKS: ReadonlyArray<readonly [string, string]> = [
@@ -24,6 +24,66 @@ export const MERGED_USR_LINKS: ReadonlyArray<readonly [string, string]> = [
 /** Symlink hops allowed while resolving one path (Linux's MAXSYMLINKS). */
 export const MAX_SYMLINK_HOPS = 40;
 
+/** A root laid down on disk: the index, and every entry under `dir` too. */
+class DiskRoot implements StagingRoot {
+  readonly kind = 'disk';
+  readonly entries = new Map<string, StageEntry>();
+  readonly packages: StagedPackage[] = [];
+  constructor(readonly dir: string) {}
+  resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
+    const dir = this.dir;
+    return resolveWalk(imagePath, opts.followLast ?? true, (here) => lookOnDisk(dir, here));
+  }
+  kindAt(path: string): PathKind {
+    return hostKindOf(this.dir + path);
+  }
+  layDir(path: string, mode = 0o755): void {
+    mkdirSync(this.dir + path, { mode: 0o755 });
+    chmodSync(this.dir + path, mode);
+  }
+  layHardlink(path: string, existing: string): boolean {
+    if (!lstatSync(this.dir + existing).isFile()) return false;
+    linkSync(this.dir + existing, this.dir + path);
+    return true;
+  }
+  laySymlink(path: string, target: string): void {
+    symlinkSync(target, this.dir + path);
+  }
+  remove(path: string): void {
+    rmSync(this.dir + path, { force: true });
+  }
+  hostDirFor(_parent: string): void {}
+}
+
+/** A root held in its index alone; only generated files are written under `dir`. */
+class IndexRoot implements StagingRoot {
+  readonly kind = 'index';
+  readonly entries = new Map<string, StageEntry>();
+  readonly packages: StagedPackage[] = [];
+  constructor(readonly dir: string) {}
+  resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
+    return resolveInIndex(this, imagePath, opts);
+  }
+  kindAt(path: string): PathKind {
+    const e = this.entries.get(path);
+    return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
+  }
+  layDir(_path: string, _mode?: number): void {}
+  layHardlink(_path: string, existing: string): boolean {
+    return this.entries.get(existing)?.type === 'file';
+  }
+  laySymlink(_path: string, _target: string): void {}
+  remove(_path: string): void {}
+  hostDirFor(parent: string): void {
+    mkdirSync(this.dir + parent, { recursive: true });
+  }
+}
+
+/** A root over a host directory that already holds its files (the caller fills the index). */
+export function stagingRootAt(dir: string, kind: 'disk' | 'index' = 'disk'): StagingRoot {
+  return kind === 'index' ? new IndexRoot(dir) : new DiskRoot(dir);
+}
+
 export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean } = {}): Promise<StagingRoot> {
   await mkdir(dir, { recursive: true });
   const existing = await readdir(dir);
@@ -33,7 +93,8 @@ export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean
     });
   }
   await chmod(dir, 0o755);
-  const root: StagingRoot = { dir, entries: new Map(), packages: [], ...(opts.indexOnly ? { indexOnly: true } : {}) };
+  const root = stagingRootAt(dir, opts.indexOnly ? 'index' : 'disk');
+  // The merged-/usr layout is on disk in both kinds: generated files are written below it.
   for (const d of MERGED_USR_DIRS) {
     await mkdir(dir + d, { mode: 0o755 });
     await chmod(dir + d, 0o755);
@@ -56,20 +117,30 @@ export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean
 }
 
 export type HostKind = 'file' | 'dir' | 'symlink' | 'other';
+export type { Resolved };
 
-export interface Resolved {
-  /** The resolved image path ("/usr/bin/env"); no symlink in it except possibly the last component when followLast is false. */
-  path: string;
-  /** Image paths of the symlinks followed, in order. */
-  hops: string[];
-  /** Whether the resolved path exists in the root. */
-  exists: boolean;
-  /** What the resolved path is on disk, when it exists. */
-  kind?: HostKind;
-  /** True when a ".." (from the path or a link target) tried to climb above the root and was held at "/". */
-  clamped: boolean;
-  /** Set when a non-directory sat where a directory was needed; the rest was appended without resolution. */
-  notDir?: string;
+function hostKindOf(hostPath: string): PathKind {
+  try {
+    return kindOf(lstatSync(hostPath));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+function lookOnDisk(dir: string, here: string): Look {
+  let st;
+  try {
+    st = lstatSync(dir + here);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'missing';
+    if (code === 'ENOTDIR') return 'notdir';
+    throw e;
+  }
+  const kind = kindOf(st);
+  return kind === 'symlink' ? { kind, target: readlinkSync(dir + here) } : { kind };
 }
 
 /** Split an image path into components (empty and "." dropped; ".." kept). */
@@ -85,27 +156,15 @@ function kindOf(st: import('node:fs').Stats): HostKind {
   return st.isSymbolicLink() ? 'symlink' : st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
 }
 
+/** Resolve an image path in a root, or in a host directory laid out as one (the minimizer's proof roots). */
 export async function resolveInRoot(
   root: StagingRoot | string,
   imagePath: string,
   opts: { followLast?: boolean } = {},
 ): Promise<Resolved> {
-  if (typeof root !== 'string' && root.indexOnly) return resolveInIndex(root, imagePath, opts);
-  const dir = typeof root === 'string' ? root : root.dir;
+  if (typeof root !== 'string') return root.resolve(imagePath, opts);
   // Synchronous calls: a thread-pool round trip per component costs more than the lstat.
-  return resolveWalk(imagePath, opts.followLast ?? true, (here) => {
-    let st;
-    try {
-      st = lstatSync(dir + here);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return 'missing';
-      if (code === 'ENOTDIR') return 'notdir';
-      throw e;
-    }
-    const kind = kindOf(st);
-    return kind === 'symlink' ? { kind, target: readlinkSync(dir + here) } : { kind };
-  });
+  return resolveWalk(imagePath, opts.followLast ?? true, (here) => lookOnDisk(root, here));
 }
 
 /**

@@ -1,5 +1,5 @@
 /**
- * The staging root: a real directory (so checks can run in it under the tracer)
+ * The staging root: a host directory (where checks can run under the tracer)
  * plus an index that is the source of truth for what goes into the image:
  * ownership, modes, capabilities and origins live here, never in the host's
  * file system metadata (extraction as root or not must give the same image).
@@ -37,20 +37,56 @@ export interface StageEntry {
   sha1?: string;
 }
 
+/** What is at an image path of a root: null when nothing. */
+export type PathKind = 'file' | 'dir' | 'symlink' | 'other' | null;
+
+/** An image path resolved inside a root (see StagingRoot.resolve). */
+export interface Resolved {
+  /** The resolved image path ("/usr/bin/env"); no symlink in it except possibly the last component when followLast is false. */
+  path: string;
+  /** Image paths of the symlinks followed, in order. */
+  hops: string[];
+  /** Whether the resolved path exists in the root. */
+  exists: boolean;
+  /** What the resolved path is, when it exists. */
+  kind?: 'file' | 'dir' | 'symlink' | 'other';
+  /** True when a ".." (from the path or a link target) tried to climb above the root and was held at "/". */
+  clamped: boolean;
+  /** Set when a non-directory sat where a directory was needed; the rest was appended without resolution. */
+  notDir?: string;
+}
+
+/**
+ * The staging root every stage writes and reads through: the index (the
+ * truth about what the image holds) and the few operations whose effect on
+ * disk depends on the kind of root. Two implementations (stage/root.ts):
+ * - `disk`: every entry is laid down under `dir` too, so checks can run in it;
+ * - `index`: the index alone (nothing runs in it: `minimize: false`); package
+ *   files stay in their data tars and files: inputs where they are, and only
+ *   generated files are written under `dir`.
+ */
 export interface StagingRoot {
+  readonly kind: 'disk' | 'index';
   /** Host directory of the root. */
-  dir: string;
+  readonly dir: string;
   /** path -> entry. */
-  entries: Map<string, StageEntry>;
+  readonly entries: Map<string, StageEntry>;
   /** Packages unpacked into this root, with the control stanza and file list (for status.d, SBOM). */
-  packages: StagedPackage[];
-  /**
-   * Index-only root: packages and files: inputs are indexed, not laid down on
-   * disk (their content stays in the packages' data tars and the input files),
-   * for builds that run nothing in the root (`minimize: false`). Only
-   * generated files (accounts, CA bundle, status.d, SBOM) are written under dir.
-   */
-  indexOnly?: boolean;
+  readonly packages: StagedPackage[];
+  /** The one path resolver: symlinks followed inside the root, ".." held at "/", the host never looked at. */
+  resolve(imagePath: string, opts?: { followLast?: boolean }): Resolved;
+  /** What is at an image path (not following a last symlink). */
+  kindAt(path: string): PathKind;
+  /** Lay down a directory the caller indexes (on disk with `mode`, default 0755; nothing in an index root). */
+  layDir(path: string, mode?: number): void;
+  /** Lay down a symlink the caller indexes. */
+  laySymlink(path: string, target: string): void;
+  /** Lay down a hard link to the regular file at `existing`; false when that is not a regular file. */
+  layHardlink(path: string, existing: string): boolean;
+  /** Remove a file or link the caller un-indexes. */
+  remove(path: string): void;
+  /** Make sure the host directory of a generated file exists (an index root has its directories in the index only). */
+  hostDirFor(parent: string): void;
 }
 
 export interface StagedPackage {

@@ -148,7 +148,7 @@ export function writeRootFile(
   const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
   const hp = hostPathOf(root, final);
   // An index-only root has its directories in the index alone: lay the (resolved) parent down first.
-  if (root.indexOnly) mkdirSync(hostPathOf(root, parent), { recursive: true });
+  root.hostDirFor(parent);
   clearHostPath(hp);
   writeFileSync(hp, bytes, { mode: 0o644 });
   root.entries.set(final, {
@@ -180,7 +180,7 @@ export function writeRootSymlink(
   }
   const hp = hostPathOf(root, final);
   // An index-only root has its directories in the index alone: lay the (resolved) parent down first.
-  if (root.indexOnly) mkdirSync(hostPathOf(root, parent), { recursive: true });
+  root.hostDirFor(parent);
   clearHostPath(hp);
   symlinkSync(target, hp);
   root.entries.set(final, {

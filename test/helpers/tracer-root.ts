@@ -23,6 +23,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { StageEntry, StagingRoot } from '../../src/stage/types.js';
+import { stagingRootAt } from '../../src/stage/root.js';
 import { runBundle, type RunResult } from './runc.js';
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
@@ -161,7 +162,9 @@ export function scanRoot(dir: string, originOf: (p: string) => string = () => 'f
     }
   };
   walk('/');
-  return { dir, entries, packages: [] };
+  const root = stagingRootAt(dir);
+  for (const [k, v] of entries) root.entries.set(k, v);
+  return root;
 }
 
 export function isRoot(): boolean {
