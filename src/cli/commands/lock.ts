@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { action, note } from '../output.js';
 import { collect } from '../options.js';
 import { EXIT_CODES } from '../../util/errors.js';
-import { writeFileAtomicAsync as writeAtomic } from '../../util/atomic-write.js';
 
 interface LockFlags {
   check?: boolean;
@@ -54,57 +53,46 @@ Exit codes: 0 ok, 3 manifest, 4 input (a downloaded .deb that is not what its in
       action(
         async (manifestPath: string, flags: LockFlags) => {
           // Loaded on use: `mkimg --help` should not pay for YAML and the schema.
-          const { loadManifest } = await import('../../manifest/load.js');
-          const manifest = loadManifest(manifestPath);
+          const { checkManifestLock, lockManifest } = await import('../../lock/lock.js');
           if (flags.check) {
-            const { lockIsCurrent } = await import('../../lock/check.js');
-            const st = lockIsCurrent(manifest);
+            const st = checkManifestLock(manifestPath);
             return {
-              json: { manifest: manifest.origin.path, current: st.ok, problems: st.problems },
-              human: st.ok
+              json: st,
+              human: st.current
                 ? [`${manifestPath}: lock is current`]
                 : [
                     `${manifestPath}: lock is stale or missing:`,
                     ...st.problems.map((p) => `  - ${p}`),
                     `run: mkimg lock ${manifestPath}`,
                   ],
-              exitCode: st.ok ? 0 : EXIT_CODES.lock,
+              exitCode: st.current ? 0 : EXIT_CODES.lock,
             };
           }
           const json = Boolean(flags.json);
-          const { resolveLock } = await import('../../lock/resolve.js');
-          const { writeLockIntoManifest, normalizeLock } = await import('../../lock/write.js');
           const { parseMirrorFlags } = await import('../../debian/mirrors.js');
-          const lock = await resolveLock(manifest, {
+          const r = await lockManifest(manifestPath, {
             mirrors: parseMirrorFlags(flags.mirror),
             cacheDir: flags.cacheDir,
             progress: !json,
             onSource: (line) => note(json, line),
           });
-          const before = manifest.origin.bytes.toString('utf8');
-          const after = writeLockIntoManifest(before, lock);
-          const changed = after !== before;
-          if (changed) await writeAtomic(manifest.origin.path, after);
-          const norm = normalizeLock(lock) as {
-            packages?: { name: string; version: string }[];
-            architectures?: Record<string, { packages: { name: string; version: string; architecture: string }[] }>;
-          };
-          if (norm.architectures) {
-            const perArch = Object.entries(norm.architectures);
+          const files = r.lock.files.length;
+          if (r.architectures) {
+            const perArch = Object.entries(r.architectures);
             return {
-              json: { manifest: manifest.origin.path, changed, architectures: norm.architectures, files: lock.files },
+              json: { manifest: r.manifest, changed: r.changed, architectures: r.architectures, files: r.lock.files },
               human: [
                 ...perArch.flatMap(([a, l]) => l.packages.map((p) => `  ${a}: ${p.name} ${p.version}`)),
-                `${manifestPath}: ${changed ? 'lock written' : 'lock unchanged'} (${perArch.map(([a, l]) => `${l.packages.length} packages for ${a}`).join(', ')}, ${lock.files.length} files)`,
+                `${manifestPath}: ${r.changed ? 'lock written' : 'lock unchanged'} (${perArch.map(([a, l]) => `${l.packages.length} packages for ${a}`).join(', ')}, ${files} files)`,
               ],
             };
           }
-          const packages = norm.packages ?? [];
+          const packages = r.packages ?? [];
           return {
-            json: { manifest: manifest.origin.path, changed, packages, files: lock.files },
+            json: { manifest: r.manifest, changed: r.changed, packages, files: r.lock.files },
             human: [
               ...packages.map((p) => `  ${p.name} ${p.version}`),
-              `${manifestPath}: ${changed ? 'lock written' : 'lock unchanged'} (${lock.packages.length} packages, ${lock.files.length} files)`,
+              `${manifestPath}: ${r.changed ? 'lock written' : 'lock unchanged'} (${r.lock.packages.length} packages, ${files} files)`,
             ],
           };
         },
