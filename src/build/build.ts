@@ -63,6 +63,12 @@ export interface BuildOptions {
   dataCache?: boolean;
   /** Build only this platform of the manifest's architectures (linux/arm64 or arm64). */
   platform?: string;
+  /**
+   * Re-pin changed files: inputs into the manifest first (offline, as `mkimg
+   * lock` does when the packages need no resolving), for local iteration.
+   * Never with requireSignature: the manifest's bytes change.
+   */
+  repin?: boolean;
 }
 
 export interface BuildResult {
@@ -85,6 +91,8 @@ export interface BuildResult {
   /** With several architectures: each platform's image (manifestDigest is then the image index's digest, imageId the host platform's). */
   platforms?: { architecture: string; manifestDigest: string; imageId: string; minimize?: MinimizeReport }[];
   pushed?: PushResult;
+  /** With repin: the files: inputs whose pin changed (the manifest file was rewritten). */
+  repinned?: string[];
 }
 
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
@@ -94,9 +102,25 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     throw new MkimgError('usage', `output folder ${dirname(output)} does not exist`);
   }
 
+  const manifestPath = resolve(opts.manifestPath);
+  let repinned: string[] | undefined;
+  if (opts.repin) {
+    if (opts.requireSignature) {
+      throw new MkimgError(
+        'usage',
+        '--repin rewrites the manifest, so a signature over it no longer covers it: it cannot go with --require-signature',
+        { hint: 'for a release: mkimg lock, mkimg sign, then build with --require-signature' },
+      );
+    }
+    const { lockManifest } = await import('../lock/lock.js');
+    const r = await lockManifest(manifestPath, { filesOnly: true });
+    repinned = r.filesChanged;
+    if (r.changed)
+      progress(`repin: ${r.filesChanged.join(', ')} re-pinned in ${manifestPath} (its bytes changed: sign it again)`);
+  }
+
   // Signature first, over the very bytes that are then parsed (no window for
   // the file to change in between): nothing is fetched for an untrusted manifest.
-  const manifestPath = resolve(opts.manifestPath);
   const bytes = readManifestBytes(manifestPath);
   let signer: string | undefined;
   if (opts.requireSignature) {
@@ -121,6 +145,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
         ? await buildPlatforms(manifest, opts, output, progress)
         : await buildFromInputs(manifest, opts, output, progress);
     result.signer = signer;
+    if (repinned) result.repinned = repinned;
     if (opts.push) {
       progress(`push: ${opts.push}`);
       const { pushImage } = await import('../registry/push.js');
@@ -170,6 +195,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
   return {
     ...result,
     signer,
+    ...(repinned ? { repinned } : {}),
     cache: cached.cache === 'hit' ? 'hit' : cached.published ? 'published' : 'unavailable',
     pushed: cached.pushed,
     warnings: [...result.warnings, ...warnings],

@@ -10,15 +10,42 @@ import type { ResolveOptions } from '../packages/source.js';
 import { inputDigest } from '../stage/files.js';
 import { MkimgError } from '../util/errors.js';
 import { forArchitecture, isMultiArch } from '../manifest/platform.js';
+import { lockIsCurrent } from './check.js';
+import { resolutionDigest } from './resolution.js';
 
-export type ResolveLockOptions = ResolveOptions;
+export interface ResolveLockOptions extends ResolveOptions {
+  /** Resolve the packages again even when nothing they depend on changed. */
+  full?: boolean;
+}
+
+/**
+ * The manifest's lock when its package pins still answer it: the resolution
+ * digest in the lock equals the manifest's (sources, requests, keyrings,
+ * architectures unchanged) and the pins pass the offline check. Then only
+ * files: inputs need pinning.
+ */
+export function reusablePackagePins(manifest: Manifest): Lock | undefined {
+  const lock = manifest.lock;
+  if (!lock?.resolution || lock.resolution !== resolutionDigest(manifest)) return undefined;
+  const problems = lockIsCurrent(manifest).problems.filter((p) => !p.startsWith('files: '));
+  return problems.length === 0 ? lock : undefined;
+}
+
+/** Re-pin the files: inputs of a manifest whose package pins are reusable; offline, no resolution. */
+export async function repinFiles(manifest: Manifest, lock: Lock): Promise<Lock> {
+  return { ...lock, files: await pinFilesOf(manifest) };
+}
 
 export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions = {}): Promise<Lock> {
+  const reusable = opts.full ? undefined : reusablePackagePins(manifest);
+  if (reusable) return repinFiles(manifest, reusable);
+  const resolution = resolutionDigest(manifest);
   if (!isMultiArch(manifest))
     return {
       version: 1,
+      resolution,
       packages: await packageSourceFor(manifest).resolve(manifest, opts),
-      files: await pinFiles(manifest),
+      files: await pinFilesOf(manifest),
     };
   // One closure per architecture, resolved from the same verified indexes of each.
   const architectures: Record<string, { packages: LockedPackage[] }> = {};
@@ -35,10 +62,11 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
       throw e;
     }
   }
-  return { version: 1, packages: [], architectures, files: await pinFiles(manifest) };
+  return { version: 1, resolution, packages: [], architectures, files: await pinFilesOf(manifest) };
 }
 
-async function pinFiles(manifest: Manifest): Promise<LockedFile[]> {
+/** The pins the manifest's files: inputs would get now (each input hashed). */
+export async function pinFilesOf(manifest: Manifest): Promise<LockedFile[]> {
   if (manifest.files.length === 0) return [];
   // The lock keys files by src as written in the manifest, so read the raw text.
   const raw = parse(manifest.origin.bytes.toString('utf8')) as { files?: { src?: string }[] } | null;

@@ -14,13 +14,14 @@ const byStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** The lock as a plain value with sorted lists and a fixed key order. */
 export function normalizeLock(lock: Lock): Record<string, unknown> {
   const files = [...lock.files].sort((a, b) => byStr(a.src, b.src)).map((f) => ({ src: f.src, sha256: f.sha256 }));
+  const resolution = lock.resolution !== undefined ? { resolution: lock.resolution } : {};
   if (lock.architectures) {
     const architectures: Record<string, unknown> = {};
     for (const a of Object.keys(lock.architectures).sort(byStr))
       architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
-    return { version: 1, architectures, files };
+    return { version: 1, ...resolution, architectures, files };
   }
-  return { version: 1, packages: normalizePackages(lock.packages), files };
+  return { version: 1, ...resolution, packages: normalizePackages(lock.packages), files };
 }
 
 function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {

@@ -179,6 +179,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   const lock: Lock | undefined = m.lock
     ? {
         version: 1,
+        ...(m.lock.resolution ? { resolution: m.lock.resolution } : {}),
         packages: m.lock.packages ?? [],
         ...(m.lock.architectures ? { architectures: m.lock.architectures } : {}),
         files: m.lock.files ?? [],

@@ -136,6 +136,8 @@ export interface CheckSpec {
 /** The `lock:` section written by `mkimg lock`. Versioned so a later schema can read old locks. */
 export interface Lock {
   version: 1;
+  /** sha256 of what the package resolution depended on (lock/resolution.ts); absent in older locks. */
+  resolution?: string;
   /** The pins of a one-architecture manifest (empty when `architectures` holds them). */
   packages: LockedPackage[];
   /** The pins of each architecture of a manifest with several. */

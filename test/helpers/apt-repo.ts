@@ -26,7 +26,7 @@
  *   repo.serve(path, bytes | null)      override any path (null → 404); path like '/pool/...'
  *   repo.fail(path, times, status=500)  fail a path `times` times before serving it
  *   repo.requests                       paths requested so far (for "no network" assertions)
- *   await repo.stop() / repo.start()    stop/restart the HTTP server (same port not guaranteed after restart)
+ *   await repo.stop() / repo.start()    stop/restart the HTTP server (on the same port)
  * Requires the Debian packages dpkg (dpkg-deb) and gpg (gnupg).
  */
 import { execFileSync } from 'node:child_process';
@@ -422,11 +422,13 @@ async function build(root: string, opts: AptRepoOptions): Promise<AptRepo> {
     res.writeHead(200, { 'content-length': body.length, 'content-type': 'application/octet-stream' });
     res.end(body);
   };
+  let port = 0; // a restart takes the same port again (the manifests name the URL)
   const start = async () => {
     server = http.createServer(handler);
     server.keepAliveTimeout = 1000;
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+    await new Promise<void>((r) => server!.listen(port, '127.0.0.1', r));
+    port = (server!.address() as AddressInfo).port;
+    url = `http://127.0.0.1:${port}`;
     repo.url = url;
   };
   const stop = async () => {

@@ -285,7 +285,9 @@ describe('mkimg lock', () => {
         packages: [{ name: 'hello' }, { name: 'libc6' }, { name: 'libgcc-s1' }],
       });
       const again = await run(['lock', path, '--cache-dir', cacheDir]);
-      expect(again.out).toContain('lock unchanged');
+      expect(again.out).toContain('nothing changed; packages unchanged');
+      const full = await run(['lock', path, '--full', '--cache-dir', cacheDir, '--mirror', `local=${repo.url}`]);
+      expect(full.out).toContain('lock unchanged');
     } finally {
       if (env === undefined) delete process.env.XDG_CACHE_HOME;
       else process.env.XDG_CACHE_HOME = env;

@@ -20,6 +20,7 @@ interface BuildFlags {
   insecure?: boolean;
   dataCache?: boolean;
   platform?: string;
+  repin?: boolean;
 }
 
 export function registerBuild(program: Command): void {
@@ -68,6 +69,10 @@ export function registerBuild(program: Command): void {
       ).env('MKIMG_CACHE_REGISTRY'),
     )
     .option('--insecure', 'allow plain HTTP to a registry that is not on loopback')
+    .option(
+      '--repin',
+      're-pin changed files: inputs into the manifest first (offline; for local iteration: the manifest changes, so not with --require-signature)',
+    )
     .addOption(
       new Option(
         '--data-cache',
@@ -82,6 +87,7 @@ Examples:
   $ mkimg build manifest.yaml -o app.tar --json | jq -r .imageId
   $ mkimg build manifest.yaml -o app.tar --report-html app.html
   $ MKIMG_MIRROR_BOOKWORM=http://127.0.0.1:8080/debian mkimg build manifest.yaml
+  $ mkimg build manifest.yaml --repin -o app.tar      # after editing app files: no separate lock step
   $ mkimg build manifest.yaml --require-signature --keyring team.asc
   $ mkimg build manifest.yaml --push registry.example:5000/team/app:1.0
   $ mkimg build manifest.yaml --cache-registry registry.example:5000/mkimg-cache
@@ -110,6 +116,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
             insecure: flags.insecure,
             dataCache: Boolean(flags.dataCache),
             platform: flags.platform,
+            repin: flags.repin,
             requireSignature: flags.requireSignature
               ? { keyring: requireKeyring(flags.keyring), signature: flags.signature }
               : undefined,
@@ -143,6 +150,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
                 minimize: p.minimize ? { before: p.minimize.before, after: p.minimize.after } : undefined,
               })),
               pushed: r.pushed,
+              ...(r.repinned ? { repinned: r.repinned } : {}),
               warnings: r.warnings,
               ...(flags.reportHtml ? { reportHtml: flags.reportHtml } : {}),
             },
@@ -163,6 +171,11 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
                   ]
                 : []),
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
+              ...(r.repinned?.length
+                ? [
+                    `re-pinned:       ${r.repinned.join(', ')} in ${manifest} (the manifest's bytes changed: its signature, if any, no longer covers it)`,
+                  ]
+                : []),
               ...(r.cache === 'hit' ? ['cache:           pulled from the cache registry (checked, not rebuilt)'] : []),
               ...(r.cache === 'published' ? ['cache:           published to the cache registry'] : []),
               ...r.warnings.map((w) => `warning:         ${w}`),
