@@ -20,6 +20,7 @@ import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
 import { writeLayeredImage, type WrittenImage } from '../image/write-image.js';
+import { LayerBlobCache } from '../image/layer-cache.js';
 import { splitLayers } from '../image/layering.js';
 import { checkStartCommand } from '../minimize/entrypoint.js';
 import { LayerHashThread } from '../image/layer-hash.js';
@@ -357,7 +358,13 @@ async function buildFromInputs(
         manifest.layering,
       ),
       output,
-      { hashThread, beforeCommit: () => pins.check(), compression: manifest.compression, workDir: stagingDir },
+      {
+        hashThread,
+        beforeCommit: () => pins.check(),
+        compression: manifest.compression,
+        workDir: stagingDir,
+        layerCache: new LayerBlobCache(opts.cacheDir ?? defaultCacheDir()),
+      },
     );
     if (opts.sbomPath) writeFileAtomic(resolve(opts.sbomPath), sbom.bytes());
     if (opts.reportPath && report)

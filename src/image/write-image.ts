@@ -31,6 +31,7 @@ import {
 } from '../oci/model.js';
 import { compressLayers } from '../oci/compress-pool.js';
 import type { LayerGroup } from './layering.js';
+import type { LayerBlobCache } from './layer-cache.js';
 
 export type { LayoutMember } from './layout.js';
 
@@ -200,6 +201,8 @@ export interface LayeredImageOptions extends WriteImageOptions {
   compression: Compression;
   /** A folder for the layer files (removed by the caller). */
   workDir: string;
+  /** Compressed layers of earlier builds, by diff_id (layer-cache.ts). */
+  layerCache?: LayerBlobCache;
 }
 
 /**
@@ -251,14 +254,20 @@ export async function writeLayeredImage(
   let blobs: { path: string; sha256: string; size: number }[] = raw;
   if (opts.compression !== 'none') {
     const c = opts.compression;
-    blobs = await compressLayers(
-      raw.map((r) => ({
+    // A layer compressed by an earlier build (same diff_id) is reused, checked; the rest are compressed.
+    const cached = await Promise.all(raw.map((r) => opts.layerCache?.lookup(r.sha256, c)));
+    const todo = raw.filter((_, i) => !cached[i]);
+    const fresh = await compressLayers(
+      todo.map((r) => ({
         input: r.path,
         size: r.size,
         output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`,
         compression: c,
       })),
     );
+    todo.forEach((r, i) => opts.layerCache?.store(r.sha256, c, fresh[i]!.path));
+    let next = 0;
+    blobs = raw.map((_, i) => cached[i] ?? fresh[next++]!);
   }
   const layers: LayerBlob[] = raw.map((r, i) => ({
     descriptor: { mediaType, digest: `sha256:${blobs[i]!.sha256}`, size: blobs[i]!.size },
