@@ -10,6 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import { createStagingRoot } from '../stage/root.js';
+import { PackageRootCache, packageRootKey } from '../stage/package-root.js';
 import { addFileInputs } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
@@ -64,6 +65,8 @@ export interface BuildOptions {
   dataCache?: boolean;
   /** Build only this platform of the manifest's architectures (linux/arm64 or arm64). */
   platform?: string;
+  /** Clone the staged packages from the cache when an earlier build kept them (default true; verify's rebuild: false). */
+  rootCache?: boolean;
   /**
    * Re-pin changed files: inputs into the manifest first (offline, as `mkimg
    * lock` does when the packages need no resolving), for local iteration.
@@ -306,10 +309,20 @@ async function buildFromInputs(
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
-    await source.unpack(root, debs, {
-      cacheDir: opts.cacheDir ?? defaultCacheDir(),
-      unpinnedData: opts.dataCache ?? false,
-    });
+    // A disk root of the same packages staged by an earlier build is cloned from the cache (checked);
+    // otherwise the packages are unpacked and the result kept for the next build.
+    // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
+    // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
+    const rootCache =
+      indexOnly || opts.rootCache === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
+    const rootKey = packageRootKey(manifest.architecture, debs);
+    if (!rootCache?.restore(rootKey, root)) {
+      await source.unpack(root, debs, {
+        cacheDir: opts.cacheDir ?? defaultCacheDir(),
+        unpinnedData: opts.dataCache ?? false,
+      });
+      if (!opts.dataCache) rootCache?.save(rootKey, root);
+    }
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];

@@ -37,6 +37,8 @@ export interface BuildImageOptions {
   cacheDir?: string;
   mirrors?: Record<string, string>;
   quiet?: boolean;
+  /** Whether a staged root kept in the cache may be reused (verify: never; nothing vouches for it). */
+  rootCache?: boolean;
 }
 export interface BuildImageResult {
   imageId: string;
@@ -203,6 +205,7 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
       cacheDir: opts.cacheDir,
       mirrors: opts.mirrors,
       quiet: opts.quiet ?? true,
+      rootCache: false,
     });
     const diff = await diffImages(image, out);
     if (!diff.identical) {

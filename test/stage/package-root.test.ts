@@ -1,0 +1,106 @@
+/**
+ * The staged closure kept in the cache: a second minimized build clones it
+ * (same image bytes), a hand-changed or truncated cached root is found and
+ * staged again, a killed fill leaves a temporary that is collected, two
+ * builds sharing an empty cache at once both succeed with the same bytes,
+ * and a rebuild that must prove an image (rootCache: false) never reads it.
+ */
+import { createHash } from 'node:crypto';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildImage } from '../../src/build/build.js';
+import { mkimgAsync } from '../helpers/cli.js';
+import { writeSampleProject } from '../helpers/sample-project.js';
+
+let work: string;
+let manifest: string;
+
+const sha256 = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'mkimg-package-root-'));
+  manifest = writeSampleProject(join(work, 'proj'), { minimize: true });
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function build(name: string, cacheDir: string, rootCache?: boolean): Promise<string> {
+  const output = join(work, `${name}.tar`);
+  await buildImage({
+    manifestPath: manifest,
+    output,
+    cacheDir,
+    quiet: true,
+    ...(rootCache === false ? { rootCache } : {}),
+  });
+  return sha256(output);
+}
+
+function cachedRoot(cacheDir: string): string {
+  const roots = readdirSync(join(cacheDir, 'roots')).filter((n) => !n.startsWith('.'));
+  expect(roots).toHaveLength(1);
+  return join(cacheDir, 'roots', roots[0]!);
+}
+
+describe('the staged closure in the cache', () => {
+  it('is kept by the first build and cloned by the next, with the same bytes; a changed one is staged again', async () => {
+    const cacheDir = join(work, 'cache-1');
+    const clean = await build('cold', cacheDir);
+    const root = cachedRoot(cacheDir);
+    expect(JSON.parse(readFileSync(join(root, 'index.json'), 'utf8')).entries.length).toBeGreaterThan(5);
+    expect(await build('warm', cacheDir)).toBe(clean);
+
+    // A file changed by hand (the index no longer matches): found, dropped, staged again.
+    appendFileSync(join(root, 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README'), 'edited\n');
+    expect(await build('after-edit', cacheDir)).toBe(clean);
+    expect(
+      readFileSync(join(cachedRoot(cacheDir), 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README'), 'utf8'),
+    ).toBe('readme\n');
+
+    // Cut short: the index file truncated.
+    const index = join(cachedRoot(cacheDir), 'index.json');
+    writeFileSync(index, readFileSync(index).subarray(0, 100));
+    expect(await build('after-cut', cacheDir)).toBe(clean);
+    expect(JSON.parse(readFileSync(join(cachedRoot(cacheDir), 'index.json'), 'utf8')).format).toBe(1);
+  });
+
+  it('is used as found by a plain build, and never by a proving rebuild (nothing vouches for it)', async () => {
+    const cacheDir = join(work, 'cache-2');
+    const clean = await build('clean', cacheDir);
+    // A consistent forgery: the file and its sha256 in the index both changed.
+    const root = cachedRoot(cacheDir);
+    const file = join(root, 'root', 'usr', 'share', 'doc', 'hello-busybox', 'copyright');
+    rmSync(file);
+    writeFileSync(file, 'forged\n');
+    const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
+    const e = index.entries.find((x: { path: string }) => x.path === '/usr/share/doc/hello-busybox/copyright');
+    e.sha256 = createHash('sha256').update('forged\n').digest('hex');
+    e.size = 7;
+    writeFileSync(join(root, 'index.json'), JSON.stringify(index));
+    expect(await build('forged', cacheDir)).not.toBe(clean);
+    expect(await build('proving', cacheDir, false)).toBe(clean);
+  });
+
+  it('collects the temporary of a killed fill, and two builds sharing an empty cache both succeed alike', async () => {
+    const cacheDir = join(work, 'cache-3');
+    mkdirSync(join(cacheDir, 'roots'), { recursive: true });
+    const dead = join(cacheDir, 'roots', '.tmp-999999-0badf00d');
+    mkdirSync(join(dead, 'root'), { recursive: true });
+    const outs = [join(work, 'c1.tar'), join(work, 'c2.tar')];
+    const runs = await Promise.all(outs.map((o) => mkimgAsync(['build', manifest, '-o', o, '--cache-dir', cacheDir])));
+    for (const r of runs) expect(r.code, r.stderr).toBe(0);
+    expect(sha256(outs[0]!)).toBe(sha256(outs[1]!));
+    expect(existsSync(dead)).toBe(false);
+    cachedRoot(cacheDir);
+  });
+});
