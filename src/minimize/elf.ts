@@ -3,11 +3,32 @@
  * the traced program asking for it by name: PT_INTERP, DT_NEEDED, DT_RPATH and
  * DT_RUNPATH. Little-endian ELF32/ELF64; anything else is "not ELF" here.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
-/** A file to sniff, or null when it cannot be opened (then it is neither ELF nor a script). */
-async function openOrNull(hostPath: string): Promise<FileHandle | null> {
-  return open(hostPath, 'r').catch(() => null);
+/**
+ * A file to sniff, or null when it cannot be opened (then it is neither ELF
+ * nor a script). Synchronous reads behind the async shape: the keep set
+ * sniffs every kept file (thousands), and a thread-pool round trip per
+ * header read cost more than the read itself.
+ */
+interface Sniffed {
+  stat(): Promise<{ size: number }>;
+  read(b: Buffer, off: number, len: number, pos: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
+}
+
+async function openOrNull(hostPath: string): Promise<Sniffed | null> {
+  let fd: number;
+  try {
+    fd = openSync(hostPath, 'r');
+  } catch {
+    return null;
+  }
+  return {
+    stat: async () => ({ size: fstatSync(fd).size }),
+    read: async (b, off, len, pos) => ({ bytesRead: readSync(fd, b, off, len, pos) }),
+    close: async () => closeSync(fd),
+  };
 }
 
 export interface ElfInfo {

@@ -11,7 +11,7 @@ import { MERGED_USR_LINKS, resolveInRoot, type Resolved } from '../stage/root.js
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { followsLast, isExec, isListing, type TraceEvent } from '../trace/events.js';
-import { readElf, readShebang } from './elf.js';
+import { readElf, readShebang, type ElfInfo } from './elf.js';
 
 export const KEEP_GROUPS: Record<string, string[]> = {
   nss: [
@@ -81,6 +81,19 @@ export interface KeepOptions {
   libDirs?: string[];
   /** For each event (same index), the check that produced it; only names the "traced by" reason. */
   eventSources?: string[];
+  /** What earlier calls on the same root learnt (path resolutions, ELF headers): the root does not change between them. */
+  memo?: KeepMemo;
+}
+
+/** Resolutions and ELF/#! sniffs of one staging root, shared by the keep-set computations of one minimization. */
+export class KeepMemo {
+  readonly elf = new Map<string, Promise<ElfInfo | null>>();
+  resolver?: Resolver;
+  readElf(hostPath: string): Promise<ElfInfo | null> {
+    let r = this.elf.get(hostPath);
+    if (!r) this.elf.set(hostPath, (r = readElf(hostPath)));
+    return r;
+  }
 }
 
 class Resolver {
@@ -172,7 +185,9 @@ export async function computeKeepSet(
   config: ImageConfig,
   opts: KeepOptions = {},
 ): Promise<KeepResult> {
-  const R = new Resolver(root);
+  const memo = opts.memo ?? new KeepMemo();
+  memo.resolver ??= new Resolver(root);
+  const R = memo.resolver;
   const idx = root.entries;
   const keep = new Set<string>();
   const why = new Map<string, string>();
@@ -216,7 +231,7 @@ export async function computeKeepSet(
       elfDone.add(p);
       const e = idx.get(p);
       if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
-      const info = await readElf(root.dir + p);
+      const info = await memo.readElf(root.dir + p);
       if (!info) continue;
       if (info.interp) {
         const r = await R.resolve(info.interp, true);
@@ -242,7 +257,7 @@ export async function computeKeepSet(
         for (const d of dirs) {
           const r = await R.resolve(posix.join(d, name), true);
           if (!r.exists || r.kind !== 'file') continue;
-          const dep = await readElf(root.dir + r.path);
+          const dep = await memo.readElf(root.dir + r.path);
           if (!dep || dep.class !== info.class || dep.machine !== info.machine) continue;
           add(touched(r), log, `ELF dependency of ${p}`);
           queue.push(r.path);

@@ -3,47 +3,61 @@
  * files hardlinked from the staging root (copied when that is not possible),
  * symlinks recreated, hardlink groups linked to one inode.
  */
-import { chmod, copyFile, link, mkdir, symlink } from 'node:fs/promises';
+import { chmodSync, copyFileSync, linkSync, mkdirSync, symlinkSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { StagingRoot } from '../stage/types.js';
 
+/**
+ * Synchronous calls: thousands of small file-system operations, where a
+ * thread-pool round trip each cost more than the operation.
+ */
 export async function materialize(root: StagingRoot, keep: Set<string>, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: false, mode: 0o755 });
+  mkdirSync(dir, { recursive: false, mode: 0o755 });
   const paths = [...keep].sort();
   const dirs: [string, number][] = [];
+  const made = new Set<string>([dir]);
+  const parent = (dst: string): void => {
+    const d = dirname(dst);
+    if (made.has(d)) return;
+    // A directory missing from the index (never expected from staging) is created 0755.
+    mkdirSync(d, { recursive: true, mode: 0o755 });
+    made.add(d);
+  };
   for (const p of paths) {
     const e = root.entries.get(p);
     if (!e) continue;
     const dst = p === '/' ? dir : dir + p;
-    // A directory missing from the index (never expected from staging) is created 0755.
-    if (p !== '/') await mkdir(dirname(dst), { recursive: true, mode: 0o755 });
+    if (p !== '/') parent(dst);
     switch (e.type) {
       case 'dir':
-        if (p !== '/') await mkdir(dst, { recursive: true, mode: 0o755 });
+        if (p !== '/' && !made.has(dst)) {
+          mkdirSync(dst, { recursive: true, mode: 0o755 });
+          made.add(dst);
+        }
         dirs.push([dst, e.mode & 0o7777]);
         break;
       case 'symlink':
-        await symlink(e.linkTarget ?? '', dst);
+        symlinkSync(e.linkTarget ?? '', dst);
         break;
       case 'file':
-        await linkOrCopy(e.hostPath ?? root.dir + p, dst, e.mode);
+        linkOrCopy(e.hostPath ?? root.dir + p, dst, e.mode);
         break;
       case 'hardlink': {
         const primary = e.linkTarget ?? '';
         const src = keep.has(primary) ? dir + primary : (root.entries.get(primary)?.hostPath ?? root.dir + primary);
-        await linkOrCopy(src, dst, e.mode);
+        linkOrCopy(src, dst, e.mode);
         break;
       }
     }
   }
-  for (const [d, mode] of dirs.reverse()) await chmod(d, mode);
+  for (const [d, mode] of dirs.reverse()) chmodSync(d, mode);
 }
 
-async function linkOrCopy(src: string, dst: string, mode: number): Promise<void> {
+function linkOrCopy(src: string, dst: string, mode: number): void {
   try {
-    await link(src, dst);
+    linkSync(src, dst);
   } catch {
-    await copyFile(src, dst);
-    await chmod(dst, mode & 0o7777);
+    copyFileSync(src, dst);
+    chmodSync(dst, mode & 0o7777);
   }
 }

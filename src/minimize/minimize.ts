@@ -9,12 +9,14 @@
 import { readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { mapPool } from '../util/pool.js';
 import type { CheckSpec, ImageConfig, MinimizeSpec, TextExpectation } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
-import { computeKeepSet, type KeepResult } from './keep.js';
+import { computeKeepSet, KeepMemo, type KeepResult } from './keep.js';
 import { materialize } from './materialize.js';
 import { buildReport, type CheckReport, type MinimizeReport } from './report.js';
 
@@ -191,6 +193,8 @@ export interface MinimizeOptions {
   maxRounds?: number;
   /** The dynamic loader's default folders for the root's architecture (see KeepOptions). */
   libDirs?: string[];
+  /** Checks run at once (default: the machine's cores); the result is the same for any number. */
+  concurrency?: number;
 }
 
 export async function minimizeAndProve(
@@ -204,12 +208,16 @@ export async function minimizeAndProve(
   const checks = resolveChecks(root, spec, config);
   const ldLibraryPath = checks.map((c) => c.env.LD_LIBRARY_PATH).filter((s): s is string => Boolean(s));
 
+  // One root, unchanged while minimizing: resolutions and ELF headers are learnt once.
+  const memo = new KeepMemo();
   const full: RunTracedResult[] = [];
   const events: TraceEvent[] = [];
   const eventSources: string[] = []; // which check produced events[i], for the report's "why kept"
   const checkReports: CheckReport[] = [];
-  for (const c of checks) {
-    const r = await runCheck(root.dir, c, timeout);
+  // Independent checks run side by side (as many as there are cores); their results are taken in order.
+  const runs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) => runCheck(root.dir, c, timeout));
+  for (const [ci, c] of checks.entries()) {
+    const r = runs[ci]!;
     assertExpectation(c, r);
     full.push(r);
     events.push(...r.events);
@@ -226,6 +234,7 @@ export async function minimizeAndProve(
     ldLibraryPath,
     libDirs: opts.libDirs,
     eventSources,
+    memo,
   });
   const firstKeep = new Set(k.keep);
   let rounds = 0;
@@ -238,8 +247,11 @@ export async function minimizeAndProve(
     const proofSources: string[] = [];
     try {
       await materialize(root, k.keep, dir);
+      const proofs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) =>
+        runCheck(dir, c, timeout),
+      );
       for (let i = 0; i < checks.length; i++) {
-        const r = await runCheck(dir, checks[i], timeout);
+        const r = proofs[i]!;
         proofEvents.push(...r.events);
         for (let j = 0; j < r.events.length; j++) proofSources.push(`${checks[i].name} (proof round ${rounds})`);
         const d = differences(full[i], r);
@@ -255,6 +267,7 @@ export async function minimizeAndProve(
       ldLibraryPath,
       libDirs: opts.libDirs,
       eventSources,
+      memo,
     });
     const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
     if (missing.length > 0 && rounds < maxRounds) {

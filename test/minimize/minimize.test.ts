@@ -192,6 +192,25 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     expect(r.report.paths.filter((p) => p.kept && !p.why)).toEqual([]);
   });
 
+  it('runs independent checks side by side with the same keep set and report as one at a time', async () => {
+    const env = { PLUGIN: '/usr/lib/plugins/libgreet.so' };
+    const s = spec({
+      checks: [
+        { args: ['/usr/bin/dl-main'], env, expect: { exitCode: 0, stdout: 'hello from plugin\n' } },
+        {
+          args: ['/usr/bin/nss-iconv'],
+          env: {},
+          expect: { exitCode: 0, stdout: 'uid=1000 home=/home/app utf16=4\n' },
+        },
+      ],
+    });
+    const one = await minimizeAndProve(root, s, config, { workDir: work, concurrency: 1 });
+    const two = await minimizeAndProve(root, s, config, { workDir: work, concurrency: 2 });
+    expect([...two.keep].sort()).toEqual([...one.keep].sort());
+    expect(two.report).toEqual(one.report);
+    expect(one.keep.has('/usr/lib/plugins/libgreet.so') && one.keep.has('/etc/nsswitch.conf')).toBe(true);
+  });
+
   it('keeps NSS and the gconv module iconv loads, not the other gconv modules', async () => {
     const out = 'uid=1000 home=/home/app utf16=4\n';
     const s = spec({ checks: [{ args: ['/usr/bin/nss-iconv'], env: {}, expect: { exitCode: 0, stdout: out } }] });
