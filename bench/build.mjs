@@ -39,11 +39,11 @@
 // - Each time is the median of --runs runs after one unmeasured warm-up run
 //   (lib.mjs timeShell); cold warm-ups download too (~20 MB a cold run).
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseDocument } from 'yaml';
-import { hostAptSources, table, timeShell } from './lib.mjs';
+import { hostAptSources, localDebRepo, mmdebstrapExtract, table, timeShell } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const opt = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
@@ -105,27 +105,18 @@ const mirrors = suites.map((suite, i) => {
 });
 
 // 3. The commands.
-const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+const _q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 const mkimg = `node ${join(root, 'bin/mkimg.js')}`;
 const coldCache = join(work, 'cache-cold');
 const warmCache = join(work, 'cache-warm');
 const mkBuild = (m, cache, o) => `${mkimg} build ${m} -o ${join(out, o)} --cache-dir ${cache} --work-dir ${tmp}`;
-const includes = pins.map((p) => `--include=${q(`${p.name}=${p.version}`)}`).join(' ');
-const mmdebstrap = (mirrorArgs, o) =>
-  `SOURCE_DATE_EPOCH=${epoch} TMPDIR=${tmp} mmdebstrap --quiet --variant=extract --mode=${mode} ${includes} bookworm ${join(out, o)} ${mirrorArgs.map(q).join(' ')}`;
+const mmdebstrap = (aptLines, o) => mmdebstrapExtract({ pins, epoch, tmp, mode, aptLines, output: join(out, o) });
 const emptyCold = () => rmSync(coldCache, { recursive: true, force: true });
 
 // 4. Fill the warm cache (untimed, also checks that the build works), then the
 // local repository of exactly those .debs for mmdebstrap's warm runs.
 execFileSync('bash', ['-c', mkBuild(nomin, warmCache, 'fill.tar')], { stdio: ['ignore', 'ignore', 'inherit'] });
-const repo = join(work, 'repo');
-mkdirSync(repo, { recursive: true });
-for (const p of pins) copyFileSync(join(warmCache, 'blobs/sha256', p.sha256), join(repo, basename(p.filename)));
-writeFileSync(
-  join(repo, 'Packages'),
-  execFileSync('dpkg-scanpackages', ['-m', '.', '/dev/null'], { cwd: repo, stdio: ['ignore', 'pipe', 'ignore'] }),
-);
-const localMirror = [`deb [trusted=yes] copy://${repo} ./`];
+const localMirror = [localDebRepo(pins, warmCache, join(work, 'repo'))];
 
 // 5. Measure.
 const rows = [

@@ -1,7 +1,7 @@
 // Small shared helpers for the benchmark scripts (not tests: they print numbers).
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 
 /**
  * Run a shell command `runs` times (after one warm-up), return the median wall
@@ -106,4 +106,26 @@ export function hostAptSources(etc = '/etc/apt') {
     else if (n.endsWith('.sources')) deb822(text);
   }
   return out;
+}
+
+/**
+ * A flat apt repository of exactly the locked .debs, copied from an mkimg
+ * cache that holds them and indexed with dpkg-scanpackages: mmdebstrap's
+ * warm, no-network equivalent of mkimg's filled cache. Returns the apt line.
+ */
+export function localDebRepo(pins, cacheDir, dir) {
+  mkdirSync(dir, { recursive: true });
+  for (const p of pins) copyFileSync(join(cacheDir, 'blobs/sha256', p.sha256), join(dir, basename(p.filename)));
+  writeFileSync(
+    join(dir, 'Packages'),
+    execFileSync('dpkg-scanpackages', ['-m', '.', '/dev/null'], { cwd: dir, stdio: ['ignore', 'pipe', 'ignore'] }),
+  );
+  return `deb [trusted=yes] copy://${dir} ./`;
+}
+
+/** `mmdebstrap --variant=extract` of exactly the pinned package versions into `output` (a tar), as one shell command. */
+export function mmdebstrapExtract({ pins, epoch, tmp, mode, aptLines, output }) {
+  const q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const includes = pins.map((p) => `--include=${q(`${p.name}=${p.version}`)}`).join(' ');
+  return `SOURCE_DATE_EPOCH=${epoch} TMPDIR=${tmp} mmdebstrap --quiet --variant=extract --mode=${mode} ${includes} bookworm ${output} ${aptLines.map(q).join(' ')}`;
 }

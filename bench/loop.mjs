@@ -1,0 +1,111 @@
+#!/usr/bin/env node
+// The edit–build loop (issue 16), python example, warm cache, side by side in
+// one run:
+//   (a) a warm minimized build (nothing changed);
+//   (b) edit one app file, `mkimg lock` (re-pins files: offline), `mkimg build`;
+//   (c) edit one app file, `mkimg build --repin`;
+// next to the same manifest with `minimize: false` (warm) and to
+// `mmdebstrap --variant=extract` of the same pinned packages from a local
+// repository of exactly those .debs (its no-network, warm equivalent; see
+// bench/build.mjs). Aims: (b) <= 1.0 s and <= 0.4x mmdebstrap; (a) <= 1.5x
+// the `minimize: false` build. Each edit changes the file's content, so every
+// (b) and (c) run really re-pins and rebuilds.
+// Needs `npm run build`, mmdebstrap, dpkg-scanpackages, the host mirror for
+// the first (untimed) lock and fill.
+// Run: node bench/loop.mjs [--runs N]
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { localDebRepo, mmdebstrapExtract, table, timeShell } from './lib.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const opt = (name, dflt) => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : dflt);
+const runs = Number(opt('--runs', 5)) || 5;
+const mode = process.getuid() === 0 ? 'root' : 'unshare';
+if (!existsSync(join(root, 'dist/cli/main.js'))) {
+  console.error('bench/loop.mjs: run `npm run build` first');
+  process.exit(2);
+}
+
+const work = '/tmp/mkimg-bench-loop';
+rmSync(work, { recursive: true, force: true });
+const proj = join(work, 'python');
+cpSync(join(root, 'examples/python'), proj, { recursive: true });
+const tmp = join(work, 'tmp');
+const out = join(work, 'out');
+const cache = join(work, 'cache');
+for (const d of [tmp, out]) mkdirSync(d, { recursive: true });
+
+const manifest = join(proj, 'manifest.yaml');
+writeFileSync(manifest, readFileSync(manifest, 'utf8').replaceAll('../../keys/', `${root}/keys/`));
+const unminimized = join(proj, 'unminimized.yaml');
+const mkimg = `${process.execPath} ${join(root, 'bin/mkimg.js')}`;
+const sh = (cmd) => execFileSync('bash', ['-c', cmd], { stdio: ['ignore', 'ignore', 'inherit'] });
+
+// Untimed: a full lock (records the resolution digest), the unminimized copy, the warm fill.
+sh(`${mkimg} lock ${manifest} --full --cache-dir ${cache}`);
+writeFileSync(
+  unminimized,
+  readFileSync(manifest, 'utf8').replace(/^minimize:\n(?:(?:[ #].*)?\n)*/m, 'minimize: false\n'),
+);
+sh(`${mkimg} lock ${unminimized} --cache-dir ${cache}`);
+const build = (m, o, extra = '') =>
+  `${mkimg} build ${m} -o ${join(out, o)} --cache-dir ${cache} --work-dir ${tmp}${extra}`;
+sh(build(manifest, 'fill.tar'));
+sh(build(unminimized, 'fill-nomin.tar'));
+
+const lock = parse(readFileSync(manifest, 'utf8')).lock;
+const mm = mmdebstrapExtract({
+  pins: lock.packages,
+  epoch: parse(readFileSync(manifest, 'utf8')).sourceDateEpoch,
+  tmp,
+  mode,
+  aptLines: [localDebRepo(lock.packages, cache, join(work, 'repo'))],
+  output: join(out, 'mm.tar'),
+});
+
+// An edit: the app file gets a line it did not have (a counter), before each timed run.
+const appFile = join(proj, 'app', 'main.py');
+let n = 0;
+const edit = () => appendFileSync(appFile, `# edit ${++n}\n`);
+
+// The unchanged builds first: the edits below change app/ for every manifest sharing it.
+const warm = timeShell(build(manifest, 'a.tar'), { runs });
+const nomin = timeShell(build(unminimized, 'nomin.tar'), { runs });
+const mmdebstrap = timeShell(mm, { runs });
+const lockBuild = timeShell(`${mkimg} lock ${manifest} --cache-dir ${cache} && ${build(manifest, 'b.tar')}`, {
+  runs,
+  before: edit,
+});
+const repin = timeShell(build(manifest, 'c.tar', ' --repin'), { runs, before: edit });
+const t = { warm, nomin, mmdebstrap, lockBuild, repin };
+const s = (x) => `${x.toFixed(2)} s`;
+console.log(`python example (${lock.packages.length} packages), warm cache, median of ${runs} runs (2 cores)\n`);
+console.log(
+  table([
+    ['step', 'time', 'against minimize: false', 'against mmdebstrap --variant=extract'],
+    [
+      '(a) minimized build, nothing changed',
+      s(t.warm),
+      `${(t.warm / t.nomin).toFixed(2)}x (aim <= 1.5x)`,
+      `${(t.warm / t.mmdebstrap).toFixed(2)}x`,
+    ],
+    [
+      '(b) edit app file + mkimg lock + mkimg build',
+      s(t.lockBuild),
+      `${(t.lockBuild / t.nomin).toFixed(2)}x`,
+      `${(t.lockBuild / t.mmdebstrap).toFixed(2)}x (aim <= 0.4x, and <= 1.0 s)`,
+    ],
+    [
+      '(c) edit app file + mkimg build --repin',
+      s(t.repin),
+      `${(t.repin / t.nomin).toFixed(2)}x`,
+      `${(t.repin / t.mmdebstrap).toFixed(2)}x`,
+    ],
+    ['mkimg build, minimize: false', s(t.nomin), '1.00x', `${(t.nomin / t.mmdebstrap).toFixed(2)}x`],
+    ['mmdebstrap --variant=extract, same pins, local repository', s(t.mmdebstrap), '', '1.00x'],
+  ]),
+);
+rmSync(work, { recursive: true, force: true });
