@@ -97,6 +97,14 @@ export interface BuildResult {
   pushed?: PushResult;
   /** With repin: the files: inputs whose pin changed (the manifest file was rewritten). */
   repinned?: string[];
+  /** The variant images written beside the output (variants:). */
+  variants?: { name: string; output: string; imageId: string; manifestDigest: string; packages: string[] }[];
+}
+
+/** Where a variant's image goes: beside the output, its name before the extension (app.tar → app-debug.tar). */
+export function variantOutput(output: string, variant: string): string {
+  const m = /^(.*?)(\.tar)?$/.exec(output)!;
+  return `${m[1]}-${variant}${m[2] ?? ''}`;
 }
 
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
@@ -354,31 +362,74 @@ async function buildFromInputs(
     for (const p of sbom.paths) keep.add(p);
 
     progress('normalize: writing image');
-    const written = await writeLayeredImage(
-      {
-        name: manifest.name,
-        tag: manifest.tag,
-        architecture: manifest.architecture,
-        sourceDateEpoch: manifest.sourceDateEpoch,
-        config,
-        manifestSha256: manifest.origin.sha256,
-      },
-      splitLayers(
-        layerEntries(root, keep, {
-          pins,
-          content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined,
-        }),
-        manifest.layering,
-      ),
-      output,
-      {
-        hashThread,
-        beforeCommit: () => pins.check(),
-        compression: manifest.compression,
-        workDir: stagingDir,
-        layerCache: new LayerBlobCache(opts.cacheDir ?? defaultCacheDir()),
-      },
+    const spec = {
+      name: manifest.name,
+      tag: manifest.tag,
+      architecture: manifest.architecture,
+      sourceDateEpoch: manifest.sourceDateEpoch,
+      config,
+      manifestSha256: manifest.origin.sha256,
+    };
+    const groups = splitLayers(
+      layerEntries(root, keep, {
+        pins,
+        content: sbom.content ? new Map([[SBOM_IMAGE_PATH, sbom.content]]) : undefined,
+      }),
+      manifest.layering,
     );
+    const layerCache = new LayerBlobCache(opts.cacheDir ?? defaultCacheDir());
+    const written = await writeLayeredImage(spec, groups, output, {
+      hashThread,
+      beforeCommit: () => pins.check(),
+      compression: manifest.compression,
+      workDir: stagingDir,
+      layerCache,
+    });
+    const variants: NonNullable<BuildResult['variants']> = [];
+    for (const v of manifest.variants) {
+      progress(`variant ${v.name}: adding its packages`);
+      const vout = variantOutput(output, v.name);
+      const vroot = await createStagingRoot(join(stagingDir, `variant-${v.name}`), { indexOnly: true });
+      const vmanifest: Manifest = {
+        ...manifest,
+        packages: [],
+        lock: { ...manifest.lock!, packages: manifest.lock?.variants?.[v.name]?.packages ?? [] },
+      };
+      const vdebs = await source.fetch(vmanifest, {
+        mirrors: opts.mirrors,
+        cacheDir: opts.cacheDir,
+        aptRoot: opts.aptRoot,
+        progress: !opts.quiet,
+      });
+      await source.unpack(vroot, vdebs, {
+        cacheDir: opts.cacheDir ?? defaultCacheDir(),
+        unpinnedData: opts.dataCache ?? false,
+      });
+      const vkeep = new Set([...vroot.entries.keys()].filter((p) => vroot.entries.get(p)!.origin !== 'layout'));
+      for (const p of source.writeDatabase(vroot, vkeep)) vkeep.add(p);
+      // Every layer of the main image, byte for byte, then the variant's packages as one layer.
+      const vwritten = await writeLayeredImage(
+        {
+          ...spec,
+          tag: `${manifest.tag}-${v.name}`,
+          config: v.entrypoint ? { ...config, entrypoint: v.entrypoint, cmd: undefined } : config,
+        },
+        [...groups, { name: `variant ${v.name}`, entries: layerEntries(vroot, vkeep) }],
+        vout,
+        {
+          compression: manifest.compression,
+          workDir: mkdtempSync(join(stagingDir, `variant-${v.name}-layers-`)),
+          layerCache,
+        },
+      );
+      variants.push({
+        name: v.name,
+        output: vwritten.output,
+        imageId: vwritten.imageId,
+        manifestDigest: vwritten.manifestDigest,
+        packages: vdebs.map((d) => d.name),
+      });
+    }
     if (opts.sbomPath) writeFileAtomic(resolve(opts.sbomPath), sbom.bytes());
     if (opts.reportPath && report)
       writeFileAtomic(resolve(opts.reportPath), Buffer.from(JSON.stringify(report, null, 2) + '\n'));
@@ -394,6 +445,7 @@ async function buildFromInputs(
       packages: debs.length,
       files: written.layerEntries,
       minimize: report,
+      ...(variants.length ? { variants } : {}),
       warnings: [],
     };
   } catch (e) {

@@ -71,5 +71,21 @@ function lockIsCurrentForOne(manifest: Manifest): LockStatus {
   for (const f of manifest.files) {
     if (!f.sha256) problems.push(`files: ${f.src} has no pin in the lock`);
   }
+  for (const v of manifest.variants) {
+    const pins = lock.variants?.[v.name]?.packages;
+    if (!pins) {
+      problems.push(`variants.${v.name} has no pins in the lock`);
+      continue;
+    }
+    for (const r of v.packages) {
+      const l = pins.find((p) => p.name === r.name) ?? byName.get(r.name);
+      if (!l) problems.push(`variants.${v.name}: ${r.name} is requested but not in the lock`);
+      else if (r.version !== undefined && l.version !== r.version)
+        problems.push(`variants.${v.name}: ${r.name}=${r.version} is requested but the lock pins ${l.version}`);
+    }
+  }
+  for (const name of Object.keys(lock.variants ?? {}))
+    if (!manifest.variants.some((v) => v.name === name))
+      problems.push(`the lock pins variant ${name}, which the manifest does not build`);
   return { ok: problems.length === 0, problems };
 }

@@ -2,7 +2,8 @@
  * What a package resolution depended on, as one digest stored in the lock
  * (`resolution:`): the architectures, the sources as written (suites,
  * components, keyring bytes, an explicit url), and the package requests
- * (names, versions, per-architecture limits, local .debs by pin). Mirror
+ * (names, versions, per-architecture limits, local .debs by pin; each
+ * variant's). Mirror
  * choice is configuration and is left out. When the digest is unchanged,
  * `mkimg lock` knows the package pins still answer the manifest and re-pins
  * only files: inputs, offline.
@@ -44,6 +45,14 @@ export function resolutionDigest(manifest: Manifest): string {
           ? { name: p.name, version: p.version ?? null, architectures: p.architectures ?? null }
           : { deb: relative(base, p.path), sha256: p.sha256 },
       ),
+      ...(manifest.variants.length
+        ? {
+            variants: manifest.variants.map((v) => ({
+              name: v.name,
+              packages: v.packages.map((p) => ({ name: p.name, version: p.version ?? null })),
+            })),
+          }
+        : {}),
     }),
   );
 }

@@ -40,13 +40,17 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
   const reusable = opts.full ? undefined : reusablePackagePins(manifest);
   if (reusable) return repinFiles(manifest, reusable);
   const resolution = resolutionDigest(manifest);
-  if (!isMultiArch(manifest))
+  if (!isMultiArch(manifest)) {
+    const packages = await packageSourceFor(manifest).resolve(manifest, opts);
+    const variants = await resolveVariants(manifest, packages, opts);
     return {
       version: 1,
       resolution,
-      packages: await packageSourceFor(manifest).resolve(manifest, opts),
+      packages,
+      ...(variants ? { variants } : {}),
       files: await pinFilesOf(manifest),
     };
+  }
   // One closure per architecture, resolved from the same verified indexes of each.
   const architectures: Record<string, { packages: LockedPackage[] }> = {};
   for (const arch of manifest.architectures) {
@@ -63,6 +67,32 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
     }
   }
   return { version: 1, resolution, packages: [], architectures, files: await pinFilesOf(manifest) };
+}
+
+/**
+ * Each variant's pins: the closure of the main requests and the variant's,
+ * less what the main closure already pins (the variant image holds the main
+ * image whole, so only what it adds goes in its layer).
+ */
+async function resolveVariants(
+  manifest: Manifest,
+  main: LockedPackage[],
+  opts: ResolveLockOptions,
+): Promise<Lock['variants']> {
+  if (manifest.variants.length === 0) return undefined;
+  const out: NonNullable<Lock['variants']> = {};
+  const inMain = new Set(main.map((p) => `${p.name} ${p.architecture} ${p.version}`));
+  for (const v of manifest.variants) {
+    const view: Manifest = { ...manifest, packages: [...manifest.packages, ...v.packages], variants: [] };
+    try {
+      const all = await packageSourceFor(view).resolve(view, opts);
+      out[v.name] = { packages: all.filter((p) => !inMain.has(`${p.name} ${p.architecture} ${p.version}`)) };
+    } catch (e) {
+      if (e instanceof MkimgError) throw new MkimgError(e.kind, `variants.${v.name}: ${e.message}`, { hint: e.hint });
+      throw e;
+    }
+  }
+  return out;
 }
 
 /** The pins the manifest's files: inputs would get now (each input hashed). */

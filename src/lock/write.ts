@@ -21,7 +21,16 @@ export function normalizeLock(lock: Lock): Record<string, unknown> {
       architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
     return { version: 1, ...resolution, architectures, files };
   }
-  return { version: 1, ...resolution, packages: normalizePackages(lock.packages), files };
+  const variants: Record<string, unknown> = {};
+  for (const v of Object.keys(lock.variants ?? {}).sort(byStr))
+    variants[v] = { packages: normalizePackages(lock.variants![v]!.packages) };
+  return {
+    version: 1,
+    ...resolution,
+    packages: normalizePackages(lock.packages),
+    ...(lock.variants ? { variants } : {}),
+    files,
+  };
 }
 
 function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {

@@ -14,7 +14,7 @@ import { MkimgError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
 import { documentToJS, YamlShapeError } from './yaml-js.js';
-import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source } from './types.js';
+import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source, Variant } from './types.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SCHEMA_PATH = resolve(here, '../../manifests/mkimg-v1.schema.json');
@@ -176,12 +176,34 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     );
   }
 
+  const variants: Variant[] = Object.keys(m.variants ?? {})
+    .sort()
+    .map((name) => {
+      const v = m.variants[name];
+      if (architectures.length > 1) {
+        throw new MkimgError(
+          'manifest',
+          `${fieldPos(['variants', name])}: variants are built for a manifest of one architecture (this one builds ${architectures.join(', ')})`,
+          { hint: 'build the variant from a manifest per architecture, or drop variants:' },
+        );
+      }
+      return {
+        name,
+        packages: v.packages.map((spec: string) => {
+          const [pkg, version] = spec.split('=');
+          return { kind: 'name' as const, name: pkg!, version };
+        }),
+        ...(v.entrypoint ? { entrypoint: v.entrypoint } : {}),
+      };
+    });
+
   const lock: Lock | undefined = m.lock
     ? {
         version: 1,
         ...(m.lock.resolution ? { resolution: m.lock.resolution } : {}),
         packages: m.lock.packages ?? [],
         ...(m.lock.architectures ? { architectures: m.lock.architectures } : {}),
+        ...(m.lock.variants ? { variants: m.lock.variants } : {}),
         files: m.lock.files ?? [],
       }
     : undefined;
@@ -291,6 +313,7 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     accounts,
     config,
     minimize,
+    variants,
     layering: { strategy: m.layering?.strategy ?? 'origin', budget: m.layering?.budget ?? 16 },
     compression: m.compression ?? 'gzip',
     lock,

@@ -26,6 +26,8 @@ export interface Manifest {
   layering: LayeringSpec;
   /** How layer blobs are compressed (default: gzip). */
   compression: 'gzip' | 'zstd' | 'none';
+  /** Images built beside the main one (tag TAG-NAME): its layers plus one of these packages. Sorted by name. */
+  variants: Variant[];
   lock?: Lock;
   /** Where the manifest came from and its exact bytes (what a signature covers). */
   origin: ManifestOrigin;
@@ -134,6 +136,14 @@ export interface CheckSpec {
 }
 
 /** The `lock:` section written by `mkimg lock`. Versioned so a later schema can read old locks. */
+/** A variant image, e.g. debug: the main image's layers plus a layer of `packages` (unminimized). */
+export interface Variant {
+  name: string;
+  packages: Extract<PackageRequest, { kind: 'name' }>[];
+  /** The variant's entrypoint (its cmd is then empty); default: the main image's config. */
+  entrypoint?: string[];
+}
+
 export interface Lock {
   version: 1;
   /** sha256 of what the package resolution depended on (lock/resolution.ts); absent in older locks. */
@@ -142,6 +152,8 @@ export interface Lock {
   packages: LockedPackage[];
   /** The pins of each architecture of a manifest with several. */
   architectures?: Record<string, { packages: LockedPackage[] }>;
+  /** The pins each variant adds to the main closure. */
+  variants?: Record<string, { packages: LockedPackage[] }>;
   files: LockedFile[];
 }
 

@@ -207,7 +207,11 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
       quiet: opts.quiet ?? true,
       rootCache: false,
     });
-    const diff = await diffImages(image, out);
+    // A variant image (variants:, tag TAG-NAME) is compared with the variant the rebuild wrote beside `out`.
+    const variantOf = (report.repoTags[0] ?? '').match(/-([a-z0-9][a-z0-9-]{0,31})$/)?.[1];
+    const candidate = variantOf ? out.replace(/(\.tar)?$/, `-${variantOf}$1`) : undefined;
+    const against = candidate && existsSync(candidate) ? candidate : out;
+    const diff = await diffImages(image, against);
     if (!diff.identical) {
       throw new MkimgError(
         'rebuild',

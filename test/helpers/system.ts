@@ -84,6 +84,7 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     minimize: false,
     layering: { strategy: 'origin', budget: 16 },
     compression: 'gzip',
+    variants: [],
     origin: {
       path: '/nonexistent/manifest.yaml',
       dir: '/nonexistent',

@@ -151,6 +151,7 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
               })),
               pushed: r.pushed,
               ...(r.repinned ? { repinned: r.repinned } : {}),
+              ...(r.variants ? { variants: r.variants } : {}),
               warnings: r.warnings,
               ...(flags.reportHtml ? { reportHtml: flags.reportHtml } : {}),
             },
@@ -171,6 +172,10 @@ Exit codes: 0 ok, 3 manifest, 4 input sha256/hostile package, 5 repository, 6 si
                   ]
                 : []),
               ...(r.signer ? [`signed by:       ${r.signer}`] : []),
+              ...(r.variants ?? []).map(
+                (v) =>
+                  `variant ${`${v.name}:`.padEnd(9)}${r.name}:${r.tag}-${v.name} written to ${v.output} (image id ${v.imageId}; + ${v.packages.join(', ')})`,
+              ),
               ...(r.repinned?.length
                 ? [
                     `re-pinned:       ${r.repinned.join(', ')} in ${manifest} (the manifest's bytes changed: its signature, if any, no longer covers it)`,
