@@ -37,12 +37,14 @@ RUNTIME=(gcc libc6-dev make ca-certificates)
 # What the tests and benchmarks need: real OCI tools, a real registry, OpenPGP
 # tools for interoperability, dpkg-dev for test repositories, the peers the
 # benchmarks compare against, the shells the completion tests run, and
-# chromium (headless) for the HTML report tests.
+# chromium (headless) for the HTML report tests, qemu-user for the arm64
+# checks of multi-platform builds.
 DEV_PACKAGES=(
   dpkg-dev xz-utils zstd
-  skopeo umoci runc podman docker-registry apache2-utils
+  skopeo umoci runc podman buildah docker.io docker-registry apache2-utils
   gnupg sq sqv
   busybox-static strace mmdebstrap
+  qemu-user-static binfmt-support
   python3.11
   curl zsh fish
   chromium fonts-dejavu-core
@@ -140,6 +142,14 @@ if [ $DEV -eq 1 ]; then
   # their own registries on free ports, so the packaged one is not needed.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
     systemctl stop docker-registry || true
+  fi
+  # Foreign-architecture checks run through binfmt_misc: mount it where the
+  # machine has not, and register qemu-user-static's handlers.
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    $SUDO mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  fi
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && command -v update-binfmts >/dev/null 2>&1; then
+    $SUDO update-binfmts --enable qemu-aarch64 2>/dev/null || true
   fi
 fi
 ensure_node
