@@ -4,8 +4,14 @@
  * its supplier, control-file fields. The SBOM and the system files ask here;
  * nothing outside src/debian/ spells a purl or knows a codename.
  */
+import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
-import type { SourcePackage } from './source-package.js';
+import type { DescribedPackage } from '../packages/source.js';
+import type { StagedPackage, StagingRoot } from '../stage/types.js';
+import { readRootFile } from '../system/rootfs.js';
+import { spdxLicenseOf } from './license.js';
+import { copyrightPathOf, sourcePackageOf, type SourcePackage } from './source-package.js';
+import { contributingPackages, copyrightPaths } from './statusd.js';
 
 /** Debian codenames mkimg knows, to name the image's base honestly. */
 export const DEBIAN_RELEASES: Record<string, string> = {
@@ -75,4 +81,42 @@ export function controlField(control: string, field: string): string | undefined
   const re = new RegExp(`^${field}:[ \\t]*(.*)$`, 'im');
   const m = re.exec(control);
   return m ? m[1].trim() : undefined;
+}
+
+/** The SBOM's view of the packages that keep files (those of status.d), with their Debian facts. */
+export function describeInstalled(
+  root: StagingRoot,
+  keep: Set<string>,
+  manifest: Manifest,
+  sha256ByName?: Map<string, string> | Record<string, string>,
+): DescribedPackage[] {
+  const sha = (p: StagedPackage): string =>
+    (sha256ByName instanceof Map ? sha256ByName.get(p.name) : sha256ByName?.[p.name]) ?? p.sha256;
+  const distro = purlDistro(debianBase(manifest));
+  const poolFile = new Map((manifest.lock?.packages ?? []).map((p) => [p.name, p.filename]));
+  return contributingPackages(root, keep).map(({ pkg, kept }) => {
+    const copyright = readRootFile(root, copyrightPathOf(pkg.name))?.toString('utf8');
+    const lic = spdxLicenseOf(copyright, pkg.name);
+    const source = controlField(pkg.control, 'Source');
+    const homepage = controlField(pkg.control, 'Homepage');
+    const fileName = poolFile.get(pkg.name);
+    return {
+      name: pkg.name,
+      version: pkg.version,
+      paths: kept,
+      licensePaths: copyrightPaths(root, pkg),
+      purl: debPurl(pkg.name, pkg.version, pkg.architecture, distro, sourcePackageOf(pkg.control, pkg.name)),
+      supplier: supplierOf(controlField(pkg.control, 'Maintainer')),
+      homepage: homepage && /^https?:\/\//.test(homepage) ? homepage : undefined,
+      sourceInfo: source ? `built package from: ${source}` : undefined,
+      summary: controlField(pkg.control, 'Description'),
+      fileName: fileName ? posix.basename(fileName) : undefined,
+      sha256: sha(pkg),
+      license: {
+        expression: lic.expression,
+        extracted: lic.extracted,
+        comment: lic.debian ? `Debian copyright file (DEP-5) declares: ${lic.debian}` : undefined,
+      },
+    };
+  });
 }

@@ -8,6 +8,7 @@ import type { FetchedPackage, FetchOptions, PackageSource } from '../packages/so
 import type { Manifest } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
+import { describeInstalled } from './describe.js';
 import { fetchPinnedDebs } from './fetch-debs.js';
 import { resolvePackages } from './resolve.js';
 import { writeStatusD } from './statusd.js';
@@ -58,4 +59,5 @@ export const debianSource: PackageSource = {
     await unpackDebs(root, packages, opts);
   },
   writeDatabase: writeStatusD,
+  describe: describeInstalled,
 };

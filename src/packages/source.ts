@@ -48,6 +48,34 @@ export interface UnpackOptions {
   unpinnedData: boolean;
 }
 
+/** What an SBOM says of an installed package that still contributes kept files. */
+export interface DescribedPackage {
+  name: string;
+  version: string;
+  /** Kept image paths the package owns (their files are listed under it). */
+  paths: string[];
+  /** Kept license files the package names (listed under it when no other package owns them). */
+  licensePaths: string[];
+  /** Package URL (purl) scanners match advisories on. */
+  purl: string;
+  /** SPDX supplier ("Organization: …", "Person: …" or NOASSERTION). */
+  supplier: string;
+  homepage?: string;
+  /** Where it was built from, when that differs from its name. */
+  sourceInfo?: string;
+  summary?: string;
+  /** The package file's name (e.g. the .deb's pool file name). */
+  fileName?: string;
+  /** sha256 of the package file. */
+  sha256: string;
+  /** Its declared license: an SPDX expression, the license texts it names, a comment on where that was read. */
+  license: {
+    expression: string;
+    extracted: { licenseId: string; name: string; extractedText: string }[];
+    comment?: string;
+  };
+}
+
 export interface PackageSource {
   /** lock: the pinned closure of the manifest's package requests, for its architecture. */
   resolve(manifest: Manifest, opts: ResolveOptions): Promise<LockedPackage[]>;
@@ -57,4 +85,15 @@ export interface PackageSource {
   unpack(root: StagingRoot, packages: FetchedPackage[], opts: UnpackOptions): Promise<void>;
   /** build: the package database scanners read, for the packages that keep files; returns the paths written. */
   writeDatabase(root: StagingRoot, keep: Set<string>): string[];
+  /**
+   * build: the installed packages that still contribute kept files (exactly those of the
+   * package database), in a stable order, as the SBOM describes them. `sha256ByName`
+   * overrides the package file digest recorded at unpack.
+   */
+  describe(
+    root: StagingRoot,
+    keep: Set<string>,
+    manifest: Manifest,
+    sha256ByName?: Map<string, string> | Record<string, string>,
+  ): DescribedPackage[];
 }

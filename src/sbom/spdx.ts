@@ -10,15 +10,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
-import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
+import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { canonicalJson, canonicalJsonBytes } from '../util/canonical-json.js';
-import { controlField, debPurl, debianBase, purlDistro, supplierOf } from '../debian/describe.js';
-import { byteOrder, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
-import { contributingPackages, copyrightPaths } from '../debian/statusd.js';
-import { copyrightPathOf, sourcePackageOf } from '../debian/source-package.js';
-import { spdxLicenseOf } from './license.js';
+import { byteOrder, normImagePath, writeRootFile } from '../system/rootfs.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
+import { packageSourceFor } from '../packages/select.js';
 
 /** Where the SBOM lives inside the image. */
 export const SBOM_PATH = SBOM_IMAGE_PATH_;
@@ -201,23 +198,18 @@ function sbomDocument(
   debSha256ByName?: Map<string, string> | Record<string, string>,
   unhashed?: Unhashed,
 ): Record<string, unknown> {
-  const debSha = (p: StagedPackage): string => {
-    if (debSha256ByName instanceof Map) return debSha256ByName.get(p.name) ?? p.sha256;
-    return debSha256ByName?.[p.name] ?? p.sha256;
-  };
-  const distro = purlDistro(debianBase(manifest));
-  const lockFile = new Map((manifest.lock?.packages ?? []).map((p) => [p.name, p.filename]));
-  const contributing = contributingPackages(root, keep);
+  // The installed packages, as their source describes them (purls, suppliers, licenses).
+  const described = packageSourceFor(manifest).describe(root, keep, manifest, debSha256ByName);
   const ownerOfPath = new Map<string, string>();
-  for (const { pkg, kept } of contributing) {
-    const id = packageSpdxId(pkg.name);
-    for (const p of kept) ownerOfPath.set(p, id);
+  for (const d of described) {
+    const id = packageSpdxId(d.name);
+    for (const p of d.paths) ownerOfPath.set(p, id);
   }
-  // A copyright file reached through a package's doc link belongs to a
-  // sibling package; when that sibling is not listed, the linking package names it.
-  for (const { pkg } of contributing) {
-    const id = packageSpdxId(pkg.name);
-    for (const p of copyrightPaths(root, pkg)) if (keep.has(p) && !ownerOfPath.has(p)) ownerOfPath.set(p, id);
+  // A license file reached through a package's doc link belongs to a sibling
+  // package; when that sibling is not listed, the linking package names it.
+  for (const d of described) {
+    const id = packageSpdxId(d.name);
+    for (const p of d.licensePaths) if (keep.has(p) && !ownerOfPath.has(p)) ownerOfPath.set(p, id);
   }
 
   // Files: every kept regular file (and hardlink), except the SBOM itself.
@@ -257,50 +249,32 @@ function sbomDocument(
     comment: `OCI image built by mkimg from manifest.yaml with sha256 ${manifest.origin.sha256}`,
   });
 
-  for (const { pkg } of contributing) {
-    const id = packageSpdxId(pkg.name);
+  for (const d of described) {
+    const id = packageSpdxId(d.name);
     const own = filesByOwner.get(id) ?? [];
-    const copyright = readRootFile(root, copyrightPathOf(pkg.name))?.toString('utf8');
-    const lic = spdxLicenseOf(copyright, pkg.name);
-    for (const x of lic.extracted) {
+    for (const x of d.license.extracted) {
       const prev = extracted.get(x.licenseId);
       // Same name in two packages may carry different text: keep the first by package order, deterministically.
       if (!prev) extracted.set(x.licenseId, x);
     }
-    const description = controlField(pkg.control, 'Description');
-    const source = controlField(pkg.control, 'Source');
-    const homepage = controlField(pkg.control, 'Homepage');
-    const filename = lockFile.get(pkg.name);
     packages.push({
       SPDXID: id,
-      name: pkg.name,
-      versionInfo: pkg.version,
-      supplier: supplierOf(controlField(pkg.control, 'Maintainer')),
+      name: d.name,
+      versionInfo: d.version,
+      supplier: d.supplier,
       downloadLocation: 'NOASSERTION',
-      packageFileName: filename ? posix.basename(filename) : undefined,
-      homepage: homepage && /^https?:\/\//.test(homepage) ? homepage : undefined,
-      sourceInfo: source ? `built package from: ${source}` : undefined,
-      summary: description,
+      packageFileName: d.fileName,
+      homepage: d.homepage,
+      sourceInfo: d.sourceInfo,
+      summary: d.summary,
       filesAnalyzed: own.length > 0,
       packageVerificationCode:
         own.length > 0 ? { packageVerificationCodeValue: verificationCodeOf(own, unhashed) } : undefined,
-      checksums: [{ algorithm: 'SHA256', checksumValue: debSha(pkg) }],
-      externalRefs: [
-        {
-          referenceCategory: 'PACKAGE-MANAGER',
-          referenceType: 'purl',
-          referenceLocator: debPurl(
-            pkg.name,
-            pkg.version,
-            pkg.architecture,
-            distro,
-            sourcePackageOf(pkg.control, pkg.name),
-          ),
-        },
-      ],
-      licenseDeclared: lic.expression,
+      checksums: [{ algorithm: 'SHA256', checksumValue: d.sha256 }],
+      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: d.purl }],
+      licenseDeclared: d.license.expression,
       licenseConcluded: 'NOASSERTION',
-      licenseComments: lic.debian ? `Debian copyright file (DEP-5) declares: ${lic.debian}` : undefined,
+      licenseComments: d.license.comment,
       copyrightText: 'NOASSERTION',
       attributionTexts: undefined,
     });

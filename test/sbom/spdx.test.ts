@@ -13,7 +13,7 @@ import { makeSbom, pathOrder, reserveSbom, SBOM_PATH, sbomBytes, writeSbom } fro
 import { byteOrder } from '../../src/system/rootfs.js';
 import { debPurl, supplierOf } from '../../src/debian/describe.js';
 import { canonicalJsonBytes } from '../../src/util/canonical-json.js';
-import { debianLicenseOf, spdxLicenseOf } from '../../src/sbom/license.js';
+import { debianLicenseOf, spdxLicenseOf } from '../../src/debian/license.js';
 import { aptDownload, run, stagedRoot, testManifest, type TestRoot, skipUnless } from '../helpers/system.js';
 
 const schema = JSON.parse(readFileSync(new URL('../data/spdx-schema-2.3.json', import.meta.url), 'utf8'));
