@@ -42,7 +42,7 @@ import {
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { LayerDecoder } from '../oci/compress.js';
 import { MkimgError } from '../util/errors.js';
 import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 import type { RunLayer } from './image.js';
@@ -205,14 +205,20 @@ function hashing(hash: Hash): Transform {
   });
 }
 
-async function zstdStream(): Promise<Transform> {
-  const { Decompress } = await import('fzstd');
-  let out: Transform;
-  const d = new Decompress((data) => out.push(Buffer.from(data.buffer, data.byteOffset, data.byteLength)));
+/**
+ * Decompress through the shared bounded decoder (src/oci/compress.ts): a
+ * compression bomb stops at MAX_RATIO × the compressed size + MAX_SLACK, as
+ * in verify, inspect and pull.
+ */
+function decoderStream(compression: 'gzip' | 'zstd', compressedSize: number, label: string): Transform {
+  let out: Transform | undefined;
+  const decoder = new LayerDecoder(compression, compressedSize, `${label} (${compression})`, (c) =>
+    out!.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength)),
+  );
   out = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       try {
-        d.push(chunk);
+        decoder.write(chunk);
         cb();
       } catch (e) {
         cb(e as Error);
@@ -220,7 +226,7 @@ async function zstdStream(): Promise<Transform> {
     },
     flush(cb) {
       try {
-        d.push(new Uint8Array(0), true);
+        decoder.end();
         cb();
       } catch (e) {
         cb(e as Error);
@@ -278,9 +284,14 @@ export async function unpackLayer(
       });
     const blobHash = createHash('sha256');
     const diffHash = compressed ? createHash('sha256') : blobHash;
-    let stream: Readable = layer.open().pipe(hashing(blobHash));
-    if (compressed === 'gzip') stream = stream.pipe(createGunzip()).pipe(hashing(diffHash));
-    else if (compressed === 'zstd') stream = stream.pipe(await zstdStream()).pipe(hashing(diffHash));
+    // Each step passes its error on, so the loop below sees a bomb or a corrupt stream.
+    const step = (from: Readable, to: Transform): Readable => {
+      from.on('error', (e) => to.destroy(e));
+      return from.pipe(to);
+    };
+    let stream: Readable = step(layer.open(), hashing(blobHash));
+    if (compressed === 'gzip' || compressed === 'zstd')
+      stream = step(step(stream, decoderStream(compressed, layer.desc.size, label)), hashing(diffHash));
     try {
       for await (const chunk of stream) parser.push(chunk as Buffer);
       parser.end();

@@ -118,6 +118,20 @@ describe('hostile compressed layers', () => {
     }
   });
 
+  it('mkimg run refuses each with exit 7 and leaves no unpacked layer behind', () => {
+    for (const c of cases) {
+      const cache = mkdtempSync(join(work, 'run-cache-'));
+      const r = mkimg(['run', '--cache-dir', cache, c.tar, '--', '/bin/true']);
+      expect(r.code, `${c.name}: ${r.stderr}`).toBe(7);
+      expect(r.stderr).toMatch(/^mkimg: error: /);
+      // The bomb stops at the decoder's bound, not after 256 MB at the diff_id check.
+      if (c.name === 'bomb') expect(r.stderr).toMatch(/compression bomb/);
+      expect(existsSync(join(cache, 'rootfs', 'sha256')) ? readdirSync(join(cache, 'rootfs', 'sha256')) : []).toEqual(
+        [],
+      );
+    }
+  });
+
   it('pull refuses each with exit 12 and writes nothing', () => {
     for (const c of cases) {
       const ref = `${registry.host}/hostile/${c.name}:1.0`;
