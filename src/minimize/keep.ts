@@ -12,6 +12,7 @@ import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { followsLast, isExec, isListing, type TraceEvent } from '../trace/events.js';
 import { readElf, readShebang, type ElfInfo } from './elf.js';
+import { CERTIFICATE_PATHS, TIMEZONE_PATHS } from '../system/files.js';
 
 export const KEEP_GROUPS: Record<string, string[]> = {
   nss: [
@@ -24,15 +25,8 @@ export const KEEP_GROUPS: Record<string, string[]> = {
     '/usr/lib/libnss_*',
     '/usr/lib64/libnss_*',
   ],
-  certificates: [
-    '/etc/ssl/certs/**',
-    '/usr/share/ca-certificates/**',
-    '/usr/local/share/ca-certificates/**',
-    '/etc/ca-certificates.conf',
-    '/usr/lib/ssl/cert.pem',
-    '/usr/lib/ssl/certs',
-  ],
-  timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
+  certificates: CERTIFICATE_PATHS,
+  timezones: TIMEZONE_PATHS,
   locales: ['/usr/lib/locale/**'],
   gconv: ['/usr/lib/*/gconv/**', '/usr/lib/gconv/**', '/usr/lib64/gconv/**'],
 };

@@ -322,40 +322,16 @@ export function writeSystemFiles(root: StagingRoot, manifest: Manifest): string[
 }
 
 /**
- * The image paths a keep-group must hold so minimization never drops what
- * these writers produce or point at (used by src/minimize for the
- * "certificates", "timezones" and "nss" groups).
+ * What the CA bundle writer (and update-ca-certificates) produces or reads,
+ * and where time zones live: the minimizer's "certificates" and "timezones"
+ * keep-groups are these, so minimization never drops what these writers made.
  */
-export const SYSTEM_KEEP_GLOBS: Record<string, string[]> = {
-  system: [
-    '/etc/passwd',
-    '/etc/group',
-    '/etc/shadow',
-    '/etc/os-release',
-    '/usr/lib/os-release',
-    '/etc/debian_version',
-    '/tmp',
-    '/etc/nsswitch.conf',
-    '/var/lib/dpkg/status.d/**',
-    '/var/lib/dpkg/info/*.md5sums',
-    '/usr/share/mkimg/**',
-  ],
-  certificates: [
-    '/etc/ssl/certs/**',
-    '/usr/share/ca-certificates/**',
-    '/usr/local/share/ca-certificates/**',
-    '/etc/ca-certificates.conf',
-    '/usr/lib/ssl/cert.pem',
-    '/usr/lib/ssl/certs',
-  ],
-  timezones: ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'],
-  nss: [
-    '/etc/nsswitch.conf',
-    '/etc/host.conf',
-    '/etc/hosts',
-    '/etc/services',
-    '/etc/protocols',
-    '/etc/ethers',
-    '/etc/rpc',
-  ],
-};
+export const CERTIFICATE_PATHS = [
+  '/etc/ssl/certs/**',
+  '/usr/share/ca-certificates/**',
+  '/usr/local/share/ca-certificates/**',
+  '/etc/ca-certificates.conf',
+  '/usr/lib/ssl/cert.pem',
+  '/usr/lib/ssl/certs',
+];
+export const TIMEZONE_PATHS = ['/usr/share/zoneinfo/**', '/etc/localtime', '/etc/timezone'];
