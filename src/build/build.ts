@@ -267,12 +267,32 @@ async function buildPlatforms(
       hostArchitecture(),
     );
     const host = results.get(hostArchitecture()) ?? results.get(manifest.architectures[0]!)!;
+    // Each variant: the platforms' variant images gathered into an index of their own, beside the output.
+    const variants: NonNullable<BuildResult['variants']> = [];
+    for (const v of manifest.variants) {
+      const vout = variantOutput(output, v.name);
+      const vwritten = await writePlatformImages(
+        manifest.architectures.map((a) => ({ architecture: a, tar: variantOutput(join(parts, `${a}.tar`), v.name) })),
+        vout,
+        manifest.sourceDateEpoch,
+        hostArchitecture(),
+      );
+      const perArch = [...results.values()].flatMap((r) => r.variants?.filter((x) => x.name === v.name) ?? []);
+      variants.push({
+        name: v.name,
+        output: vout,
+        imageId: host.variants?.find((x) => x.name === v.name)?.imageId ?? '',
+        manifestDigest: vwritten.indexDigest,
+        packages: [...new Set(perArch.flatMap((x) => x.packages))].sort(),
+      });
+    }
     return {
       ...host,
       imageId: host.imageId,
       manifestDigest: written.indexDigest,
       output,
       sizeBytes: written.sizeBytes,
+      ...(variants.length ? { variants } : { variants: undefined }),
       platforms: written.platforms.map((p) => ({ ...p, minimize: results.get(p.architecture)!.minimize })),
       warnings: [...results.values()].flatMap((r) => r.warnings),
     };

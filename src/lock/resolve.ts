@@ -52,11 +52,13 @@ export async function resolveLock(manifest: Manifest, opts: ResolveLockOptions =
     };
   }
   // One closure per architecture, resolved from the same verified indexes of each.
-  const architectures: Record<string, { packages: LockedPackage[] }> = {};
+  const architectures: NonNullable<Lock['architectures']> = {};
   for (const arch of manifest.architectures) {
     try {
       const one = forArchitecture(manifest, arch);
-      architectures[arch] = { packages: await packageSourceFor(one).resolve(one, opts) };
+      const packages = await packageSourceFor(one).resolve(one, opts);
+      const variants = await resolveVariants(one, packages, opts);
+      architectures[arch] = { packages, ...(variants ? { variants } : {}) };
     } catch (e) {
       if (e instanceof MkimgError && e.kind === 'resolve') {
         throw new MkimgError('resolve', `${arch}: ${e.message}`, {

@@ -17,20 +17,28 @@ export function normalizeLock(lock: Lock): Record<string, unknown> {
   const resolution = lock.resolution !== undefined ? { resolution: lock.resolution } : {};
   if (lock.architectures) {
     const architectures: Record<string, unknown> = {};
-    for (const a of Object.keys(lock.architectures).sort(byStr))
-      architectures[a] = { packages: normalizePackages(lock.architectures[a]!.packages) };
+    for (const a of Object.keys(lock.architectures).sort(byStr)) {
+      const pins = lock.architectures[a]!;
+      architectures[a] = {
+        packages: normalizePackages(pins.packages),
+        ...(pins.variants ? { variants: normalizeVariants(pins.variants) } : {}),
+      };
+    }
     return { version: 1, ...resolution, architectures, files };
   }
-  const variants: Record<string, unknown> = {};
-  for (const v of Object.keys(lock.variants ?? {}).sort(byStr))
-    variants[v] = { packages: normalizePackages(lock.variants![v]!.packages) };
   return {
     version: 1,
     ...resolution,
     packages: normalizePackages(lock.packages),
-    ...(lock.variants ? { variants } : {}),
+    ...(lock.variants ? { variants: normalizeVariants(lock.variants) } : {}),
     files,
   };
+}
+
+function normalizeVariants(variants: NonNullable<Lock['variants']>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const v of Object.keys(variants).sort(byStr)) out[v] = { packages: normalizePackages(variants[v]!.packages) };
+  return out;
 }
 
 function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {

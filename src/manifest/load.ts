@@ -180,13 +180,6 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     .sort()
     .map((name) => {
       const v = m.variants[name];
-      if (architectures.length > 1) {
-        throw new MkimgError(
-          'manifest',
-          `${fieldPos(['variants', name])}: variants are built for a manifest of one architecture (this one builds ${architectures.join(', ')})`,
-          { hint: 'build the variant from a manifest per architecture, or drop variants:' },
-        );
-      }
       return {
         name,
         packages: v.packages.map((spec: string) => {

@@ -27,7 +27,13 @@ export function forArchitecture(manifest: Manifest, arch: string): Manifest {
   );
   let lock: Lock | undefined = manifest.lock;
   if (lock && isMultiArch(manifest)) {
-    lock = { version: lock.version, packages: lock.architectures?.[arch]?.packages ?? [], files: lock.files };
+    const pins = lock.architectures?.[arch];
+    lock = {
+      version: lock.version,
+      packages: pins?.packages ?? [],
+      ...(pins?.variants ? { variants: pins.variants } : {}),
+      files: lock.files,
+    };
   }
   return { ...manifest, architecture: arch, architectures: [arch], packages, lock };
 }

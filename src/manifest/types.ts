@@ -151,7 +151,10 @@ export interface Lock {
   /** The pins of a one-architecture manifest (empty when `architectures` holds them). */
   packages: LockedPackage[];
   /** The pins of each architecture of a manifest with several. */
-  architectures?: Record<string, { packages: LockedPackage[] }>;
+  architectures?: Record<
+    string,
+    { packages: LockedPackage[]; variants?: Record<string, { packages: LockedPackage[] }> }
+  >;
   /** The pins each variant adds to the main closure. */
   variants?: Record<string, { packages: LockedPackage[] }>;
   files: LockedFile[];

@@ -4,7 +4,8 @@
  * app-debug.tar (tag TAG-debug) beside app.tar: every layer of the main image,
  * byte for byte, then one layer of the variant's packages with their status.d
  * entry; it runs a shell under runc, verify accepts both images, and the
- * bytes do not change from build to build.
+ * bytes do not change from build to build. With several architectures the
+ * variant is an image index of each platform's variant.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openImageTar } from '../../src/registry/image-tar.js';
-import { createAptRepo, type AptRepo } from '../helpers/apt-repo.js';
+import { openImageLayout, openImageTar } from '../../src/registry/image-tar.js';
+import { createAptRepo, type AptRepo, type FixturePackage } from '../helpers/apt-repo.js';
 import { mkimgAsync as mkimg } from '../helpers/cli.js';
 import { runImage } from '../helpers/runc.js';
 import { releaseKey } from '../helpers/sign-cli.js';
@@ -132,14 +133,59 @@ describe('variants', () => {
     }
   });
 
-  it('refuses variants for a manifest of several architectures', async () => {
-    const multi = join(work, 'multi.yaml');
-    writeFileSync(
-      multi,
-      readFileSync(manifest, 'utf8').replace('tag: "1.0"', 'tag: "1.0"\narchitectures: [amd64, arm64]'),
-    );
-    const r = await mkimg(['lock', '--check', multi]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/variants are built for a manifest of one architecture/);
+  it("with several architectures: pins per architecture, app-debug.tar is an index of each platform's variant", async () => {
+    const multiRepo = await createAptRepo({
+      architectures: ['amd64', 'arm64'],
+      suites: [
+        {
+          name: 'local',
+          packages: ['amd64', 'arm64'].flatMap((architecture): FixturePackage[] => [
+            { name: 'app-data', version: '1', architecture, files: { '/usr/share/app/data.txt': 'data\n' } },
+            { name: 'busybox-debug', version: '1', architecture, files: { '/usr/bin/busybox': 'not run\n' } },
+          ]),
+        },
+      ],
+    });
+    try {
+      const dir = join(work, 'multi');
+      mkdirSync(join(dir, 'keys'), { recursive: true });
+      copyFileSync(multiRepo.keyringPath, join(dir, 'keys', 'test.asc'));
+      const m = join(dir, 'manifest.yaml');
+      writeFileSync(
+        m,
+        readFileSync(manifest, 'utf8')
+          .split('\nlock:')[0]!
+          .replace(repo.url, multiRepo.url)
+          .replace('tag: "1.0"', 'tag: "1.0"\narchitectures: [amd64, arm64]'),
+      );
+      const l = await mkimg(['lock', m, ...cache()]);
+      expect(l.code, l.stderr).toBe(0);
+      const lock = parse(readFileSync(m, 'utf8')).lock;
+      for (const a of ['amd64', 'arm64'])
+        expect(lock.architectures[a].variants.debug.packages.map((p: { name: string }) => p.name)).toEqual([
+          'busybox-debug',
+        ]);
+      const out = join(dir, 'app.tar');
+      const b = await mkimg(['build', m, '-o', out, ...cache()]);
+      expect(b.code, b.stderr).toBe(0);
+      const main = await openImageLayout(out);
+      const debug = await openImageLayout(join(dir, 'app-debug.tar'));
+      if (main.kind !== 'index' || debug.kind !== 'index') throw new Error('expected image indexes');
+      expect(debug.index.tag).toBe('1.0-debug');
+      for (const [i, p] of main.index.platforms.entries()) {
+        const d = debug.index.platforms[i]!;
+        expect(d.platform).toEqual(p.platform);
+        const layers = p.image.manifest.layers.map((x) => x.digest);
+        expect(d.image.manifest.layers.slice(0, layers.length).map((x) => x.digest)).toEqual(layers);
+        expect(d.image.manifest.layers).toHaveLength(layers.length + 1);
+      }
+      const key = releaseKey(join(dir, 'rel'));
+      const sig = key.sign(m);
+      const v = await mkimg(['verify', join(dir, 'app-debug.tar'), sig, '--keyring', key.publicPath, '--json']);
+      expect(v.code, v.stderr).toBe(0);
+      expect(JSON.parse(v.stdout).platforms).toHaveLength(2);
+    } finally {
+      await multiRepo.close();
+    }
   });
 });
