@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/build.js';
-import { mkimgAsync } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { MKIMG, mkimgAsync } from '../helpers/cli.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
 let work: string;
@@ -53,6 +54,32 @@ function cachedRoot(cacheDir: string): string {
 }
 
 describe('the staged closure in the cache', () => {
+  it('a build killed (SIGKILL) while filling the cache leaves a state the next build recovers from', async () => {
+    const cacheDir = join(work, 'cache-kill');
+    const roots = join(cacheDir, 'roots');
+    const child = spawn(
+      process.execPath,
+      [MKIMG, 'build', manifest, '-o', join(work, 'killed.tar'), '--cache-dir', cacheDir],
+      {
+        stdio: 'ignore',
+      },
+    );
+    const exited = new Promise((r) => child.on('close', r));
+    // Kill it as soon as it starts filling roots/ (a temporary appears), or when it is done anyway.
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && child.exitCode === null) {
+      if (existsSync(roots) && readdirSync(roots).some((n) => n.startsWith('.tmp-'))) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    // Whatever it left (a temporary, a whole entry, or nothing), the next build succeeds with the same bytes.
+    const clean = await build('after-kill', cacheDir);
+    expect(await build('after-kill-2', cacheDir)).toBe(clean);
+    expect(readdirSync(roots).filter((n) => n.startsWith('.tmp-'))).toEqual([]);
+    cachedRoot(cacheDir);
+  });
+
   it('is kept by the first build and cloned by the next, with the same bytes; a changed one is staged again', async () => {
     const cacheDir = join(work, 'cache-1');
     const clean = await build('cold', cacheDir);
