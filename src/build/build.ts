@@ -308,13 +308,16 @@ async function buildFromInputs(
   progress: (m: string) => void,
 ): Promise<BuildResult> {
   const source = packageSourceFor(manifest);
-  const debs = await source.fetch(manifest, {
-    mirrors: opts.mirrors,
-    cacheDir: opts.cacheDir,
-    aptRoot: opts.aptRoot,
-    progress: !opts.quiet,
-    onProgress: progress,
-  });
+  // What the packages are is known from the pins alone; their files are read only to unpack them.
+  const pinned = source.pinned(manifest);
+  const fetchPackages = () =>
+    source.fetch(manifest, {
+      mirrors: opts.mirrors,
+      cacheDir: opts.cacheDir,
+      aptRoot: opts.aptRoot,
+      progress: !opts.quiet,
+      onProgress: progress,
+    });
 
   // Nothing runs in the staging root without minimization: index packages and
   // inputs in place instead of laying every file down on disk.
@@ -343,9 +346,9 @@ async function buildFromInputs(
     // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
     const rootCache =
       indexOnly || opts.rootCache === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
-    const rootKey = packageRootKey(manifest.architecture, debs);
+    const rootKey = packageRootKey(manifest.architecture, pinned);
     if (!rootCache?.restore(rootKey, root)) {
-      await source.unpack(root, debs, {
+      await source.unpack(root, await fetchPackages(), {
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
         unpinnedData: opts.dataCache ?? false,
       });
@@ -378,7 +381,7 @@ async function buildFromInputs(
     // Whatever the checks ran: the image must be able to start its command.
     checkStartCommand(root, keep, config);
     for (const p of source.writeDatabase(root, keep)) keep.add(p);
-    const sbom = await stageSbom(root, keep, manifest, new Map(debs.map((d) => [d.name, d.sha256])), pins);
+    const sbom = await stageSbom(root, keep, manifest, new Map(pinned.map((d) => [d.name, d.sha256])), pins);
     for (const p of sbom.paths) keep.add(p);
 
     progress('normalize: writing image');
@@ -462,7 +465,7 @@ async function buildFromInputs(
       tag: manifest.tag,
       manifestSha256: manifest.origin.sha256,
       layers: written.layers,
-      packages: debs.length,
+      packages: pinned.length,
       files: written.layerEntries,
       minimize: report,
       ...(variants.length ? { variants } : {}),

@@ -4,7 +4,7 @@
  * checked against their pins), unpack data archives without maintainer
  * scripts, and write /var/lib/dpkg/status.d for scanners.
  */
-import type { FetchedPackage, FetchOptions, PackageSource } from '../packages/source.js';
+import type { FetchedPackage, FetchOptions, PackageSource, PinnedPackage } from '../packages/source.js';
 import type { Manifest } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
@@ -14,31 +14,34 @@ import { resolvePackages } from './resolve.js';
 import { writeStatusD } from './statusd.js';
 import { unpackDebs } from './unpack.js';
 
-/** Pinned .debs by name, then local .debs (`file:PATH`), each verified. */
+/** Local .debs (`file:PATH`) in manifest order, then pinned .debs by name: the unpack order. */
+function pinnedDebs(manifest: Manifest): PinnedPackage[] {
+  const out: PinnedPackage[] = [];
+  for (const p of manifest.packages) if (p.kind === 'deb') out.push({ name: `file:${p.path}`, sha256: p.sha256 });
+  const pinned = [...(manifest.lock?.packages ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const p of pinned)
+    out.push({ name: p.name, sha256: p.sha256, ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}) });
+  return out;
+}
+
+/** pinnedDebs, each brought into the cache (or found on disk) and verified. */
 async function fetchDebs(manifest: Manifest, opts: FetchOptions): Promise<FetchedPackage[]> {
-  const out: FetchedPackage[] = [];
-  for (const p of manifest.packages) {
-    if (p.kind === 'deb') out.push({ name: `file:${p.path}`, path: p.path, sha256: p.sha256 });
-  }
   const pinned = manifest.lock?.packages ?? [];
+  let paths = new Map<string, string>();
   if (pinned.length > 0) {
     opts.onProgress?.(`fetch: ${pinned.length} packages`);
-    const paths = await fetchPinnedDebs(pinned, {
+    paths = await fetchPinnedDebs(pinned, {
       sources: manifest.sources,
       mirrors: opts.mirrors,
       cacheDir: opts.cacheDir,
       aptRoot: opts.aptRoot,
       progress: opts.progress,
     });
-    for (const p of [...pinned].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-      out.push({
-        name: p.name,
-        path: paths.get(p.name)!,
-        sha256: p.sha256,
-        ...(p.dataSha256 ? { dataSha256: p.dataSha256 } : {}),
-      });
-    }
   }
+  const out: FetchedPackage[] = pinnedDebs(manifest).map((p) => ({
+    ...p,
+    path: p.name.startsWith('file:') ? p.name.slice('file:'.length) : paths.get(p.name)!,
+  }));
   // Local .debs: the pin is checked before anything is unpacked.
   for (const d of out) {
     if (!d.name.startsWith('file:')) continue;
@@ -54,6 +57,7 @@ async function fetchDebs(manifest: Manifest, opts: FetchOptions): Promise<Fetche
 
 export const debianSource: PackageSource = {
   resolve: resolvePackages,
+  pinned: pinnedDebs,
   fetch: fetchDebs,
   async unpack(root, packages, opts) {
     await unpackDebs(root, packages, opts);

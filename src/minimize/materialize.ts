@@ -37,7 +37,8 @@ export async function materialize(root: StagingRoot, keep: Set<string>, dir: str
         dirs.push([dst, e.mode & 0o7777]);
         break;
       case 'symlink':
-        symlinkSync(e.linkTarget ?? '', dst);
+        // A disk root's own symlink is linked (a tenth of the cost of symlink() here; its target cannot change).
+        if (!(root.kind === 'disk' && tryLink(root.dir + p, dst))) symlinkSync(e.linkTarget ?? '', dst);
         break;
       case 'file':
         linkOrCopy(e.hostPath ?? root.dir + p, dst, e.mode);
@@ -51,6 +52,15 @@ export async function materialize(root: StagingRoot, keep: Set<string>, dir: str
     }
   }
   for (const [d, mode] of dirs.reverse()) chmodSync(d, mode);
+}
+
+function tryLink(src: string, dst: string): boolean {
+  try {
+    linkSync(src, dst);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function linkOrCopy(src: string, dst: string, mode: number): void {

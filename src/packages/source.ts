@@ -33,13 +33,18 @@ export interface FetchOptions {
 }
 
 /** A package on local disk, verified against its pin, ready to unpack. */
-export interface FetchedPackage {
+/** A package as the manifest pins it: what it is, before anything is read. */
+export interface PinnedPackage {
   /** The package name (a local file: `file:PATH`). */
   name: string;
-  path: string;
   sha256: string;
   /** The pinned digest of its decompressed payload, when the lock has one. */
   dataSha256?: string;
+}
+
+/** A pinned package on local disk, verified against its pin. */
+export interface FetchedPackage extends PinnedPackage {
+  path: string;
 }
 
 export interface UnpackOptions {
@@ -79,7 +84,9 @@ export interface DescribedPackage {
 export interface PackageSource {
   /** lock: the pinned closure of the manifest's package requests, for its architecture. */
   resolve(manifest: Manifest, opts: ResolveOptions): Promise<LockedPackage[]>;
-  /** build: every package of the manifest (pinned and local), fetched and verified, in unpack order. */
+  /** build: every package of the manifest (pinned and local) as pinned, in unpack order; reads nothing. */
+  pinned(manifest: Manifest): PinnedPackage[];
+  /** build: the same packages, fetched and verified, in the same order. */
   fetch(manifest: Manifest, opts: FetchOptions): Promise<FetchedPackage[]>;
   /** build: unpack them, in order, into the staging root (no maintainer scripts). */
   unpack(root: StagingRoot, packages: FetchedPackage[], opts: UnpackOptions): Promise<void>;

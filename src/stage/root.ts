@@ -30,9 +30,9 @@ class DiskRoot implements StagingRoot {
   readonly entries = new Map<string, StageEntry>();
   readonly packages: StagedPackage[] = [];
   constructor(readonly dir: string) {}
+  /** Resolved in the index, which mirrors the disk (everything laid here goes through it): no lstat per component. */
   resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
-    const dir = this.dir;
-    return resolveWalk(imagePath, opts.followLast ?? true, (here) => lookOnDisk(dir, here));
+    return resolveInIndex(this, imagePath, opts);
   }
   kindAt(path: string): PathKind {
     return hostKindOf(this.dir + path);

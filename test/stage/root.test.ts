@@ -64,12 +64,12 @@ describe('createStagingRoot', () => {
 describe('resolveInRoot', () => {
   test('follows merged-/usr links, absolute and relative links, and keeps ".." at the root', async () => {
     const d = fresh();
-    const root = await createStagingRoot(join(d, 'root'));
-    mkdirSync(root.dir + '/etc/alternatives', { recursive: true });
-    writeFileSync(root.dir + '/usr/bin/real', 'x');
-    symlinkSync('/usr/bin/real', root.dir + '/etc/alternatives/x');
-    symlinkSync('/etc/alternatives/x', root.dir + '/usr/bin/x');
-    symlinkSync('../../../../../../etc', root.dir + '/usr/lib/up');
+    const root = (await createStagingRoot(join(d, 'root'))).dir; // a host directory laid out as a root: the disk walk
+    mkdirSync(root + '/etc/alternatives', { recursive: true });
+    writeFileSync(root + '/usr/bin/real', 'x');
+    symlinkSync('/usr/bin/real', root + '/etc/alternatives/x');
+    symlinkSync('/etc/alternatives/x', root + '/usr/bin/x');
+    symlinkSync('../../../../../../etc', root + '/usr/lib/up');
 
     expect(await resolveInRoot(root, '/bin/real')).toMatchObject({
       path: '/usr/bin/real',
@@ -107,17 +107,28 @@ describe('resolveInRoot', () => {
     });
     expect(await resolveInRoot(root, '/nope/a/../b')).toMatchObject({ path: '/nope/b', exists: false });
     expect(await resolveInRoot(root, '/usr/bin/real/more')).toMatchObject({ exists: false, notDir: '/usr/bin/real' });
-    expect(await resolveInRoot(root.dir, '/')).toMatchObject({ path: '/', exists: true, kind: 'dir' });
+    expect(await resolveInRoot(root, '/')).toMatchObject({ path: '/', exists: true, kind: 'dir' });
   });
 
   test('a symlink loop is an input error after 40 hops', async () => {
     const d = fresh();
-    const root = await createStagingRoot(join(d, 'root'));
-    symlinkSync('b', root.dir + '/a');
-    symlinkSync('a', root.dir + '/b');
+    const root = (await createStagingRoot(join(d, 'root'))).dir; // a host directory laid out as a root: the disk walk
+    symlinkSync('b', root + '/a');
+    symlinkSync('a', root + '/b');
     const e = await resolveInRoot(root, '/a/x').catch((x: unknown) => x);
     expect(e).toBeInstanceOf(MkimgError);
     expect((e as MkimgError).kind).toBe('input');
     expect((e as MkimgError).message).toMatch(/too many levels of symbolic links resolving \/a\/x/);
+  });
+
+  test('a disk root resolves in its index, which mirrors the disk: what is only on disk is not there', async () => {
+    const d = fresh();
+    const root = await createStagingRoot(join(d, 'root'));
+    symlinkSync('/usr/bin', root.dir + '/usr/bin-link'); // behind the index's back
+    expect(await resolveInRoot(root, '/usr/bin-link', { followLast: false })).toMatchObject({ exists: false });
+    expect(await resolveInRoot(root.dir, '/usr/bin-link', { followLast: false })).toMatchObject({
+      exists: true,
+      kind: 'symlink',
+    });
   });
 });
