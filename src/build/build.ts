@@ -65,8 +65,11 @@ export interface BuildOptions {
   dataCache?: boolean;
   /** Build only this platform of the manifest's architectures (linux/arm64 or arm64). */
   platform?: string;
-  /** Clone the staged packages from the cache when an earlier build kept them (default true; verify's rebuild: false). */
-  rootCache?: boolean;
+  /**
+   * Reuse what earlier builds left in the cache that nothing but the cache vouches for: staged
+   * package roots and compressed layers (default true; verify's rebuild: false).
+   */
+  cachedWork?: boolean;
   /**
    * Re-pin changed files: inputs into the manifest first (offline, as `mkimg
    * lock` does when the packages need no resolving), for local iteration.
@@ -108,7 +111,7 @@ export function variantOutput(output: string, variant: string): string {
 }
 
 export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
-  const progress = opts.onProgress ?? (() => {});
+  const progress = withTimings(opts.onProgress ?? (() => {}));
   const output = resolve(opts.output);
   if (!existsSync(dirname(output)) || !statSync(dirname(output)).isDirectory()) {
     throw new MkimgError('usage', `output folder ${dirname(output)} does not exist`);
@@ -345,7 +348,7 @@ async function buildFromInputs(
     // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
     // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
     const rootCache =
-      indexOnly || opts.rootCache === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
+      indexOnly || opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
     const rootKey = packageRootKey(manifest.architecture, pinned);
     if (!rootCache?.restore(rootKey, root)) {
       await source.unpack(root, await fetchPackages(), {
@@ -354,6 +357,7 @@ async function buildFromInputs(
       });
       if (!opts.dataCache) rootCache?.save(rootKey, root);
     }
+    progress('staging: files: inputs and system files');
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.
     const systemPaths = [...writeAccounts(root, manifest), ...writeSystemFiles(root, manifest)];
@@ -372,11 +376,13 @@ async function buildFromInputs(
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
         workDir: stagingDir,
         libDirs: defaultLibraryDirs(manifest.architecture),
+        onProgress: progress,
       });
       keep = r.keep;
       report = r.report;
     }
 
+    progress('sbom: package database and SBOM');
     for (const p of systemPaths) keep.add(p);
     // Whatever the checks ran: the image must be able to start its command.
     checkStartCommand(root, keep, config);
@@ -400,7 +406,7 @@ async function buildFromInputs(
       }),
       manifest.layering,
     );
-    const layerCache = new LayerBlobCache(opts.cacheDir ?? defaultCacheDir());
+    const layerCache = opts.cachedWork === false ? undefined : new LayerBlobCache(opts.cacheDir ?? defaultCacheDir());
     const written = await writeLayeredImage(spec, groups, output, {
       hashThread,
       beforeCommit: () => pins.check(),
@@ -479,6 +485,18 @@ async function buildFromInputs(
     rmSync(stagingDir, { recursive: true, force: true });
     unregister();
   }
+}
+
+/**
+ * MKIMG_TIMINGS=1: every progress line also goes to stderr with the milliseconds since the
+ * process started, terminal or not (where a build spends its time; bench/loop.mjs).
+ */
+function withTimings(progress: (line: string) => void): (line: string) => void {
+  if (!process.env.MKIMG_TIMINGS) return progress;
+  return (line) => {
+    process.stderr.write(`mkimg: ${Math.round(performance.now())} ms: ${line}\n`);
+    progress(line);
+  };
 }
 
 function checkLock(manifest: Manifest): void {

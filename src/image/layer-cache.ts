@@ -4,22 +4,25 @@
  * reused instead of compressed again (an app edit leaves the package layer
  * as it was: compressing it was most of a warm build's layer write). The
  * compressors are deterministic, so a reused blob has exactly the bytes a
- * fresh compression would give. Whoever can write the cache could plant a
- * blob, so a hit is decompressed (bounded) and must give the diff_id, else
- * it is deleted and the layer compressed again. Entries are written to a
- * temporary name and renamed: concurrent builds and kills leave whole
+ * fresh compression would give.
+ *
+ * An entry is `layers/<compression>/<diff_id hex>/<blob sha256 hex>`: a hit
+ * re-hashes the blob against its name, so a damaged or cut entry is found,
+ * deleted and the layer compressed again. That the blob decompresses to the
+ * diff_id is the cache's word, as for the staged roots beside it (checking it
+ * cost a third of a warm build): whoever could plant an entry could only
+ * make an image whose layer does not decompress to the diff_id its config
+ * names, which every runtime refuses on pull or load and `mkimg verify`
+ * reports; verify's rebuild never reads this cache. Entries are filled under
+ * a temporary name and renamed: concurrent builds and kills leave whole
  * entries or none.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, createReadStream, linkSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { sha256File } from '../util/digest.js';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { LayerDecoder, MAX_RATIO, MAX_SLACK } from '../oci/compress.js';
 import type { Compression } from '../oci/model.js';
 import { collectStale } from '../util/cleanup.js';
+import { SHA256_HEX, sha256File } from '../util/digest.js';
 
 export interface CachedLayerBlob {
   path: string;
@@ -30,87 +33,63 @@ export interface CachedLayerBlob {
 
 type Compressed = Exclude<Compression, 'none'>;
 
-/**
- * sha256 hex of what a compressed blob decompresses to, bounded as every
- * layer mkimg reads (MAX_RATIO, MAX_SLACK). gzip streams through node:zlib
- * (native: several times faster than the pure-JS decoder; only our own
- * cache is read here), zstd through the bounded LayerDecoder.
- */
-async function decompressedDigest(path: string, size: number, compression: Compressed): Promise<string> {
-  const limit = size * MAX_RATIO + MAX_SLACK;
-  const hash = createHash('sha256');
-  if (compression === 'gzip') {
-    let out = 0;
-    const count = new Transform({
-      transform(chunk: Buffer, _enc, cb) {
-        out += chunk.length;
-        if (out > limit) cb(new Error('decompresses past the bound'));
-        else {
-          hash.update(chunk);
-          cb();
-        }
-      },
-    });
-    await pipeline(createReadStream(path, { highWaterMark: 1 << 20 }), createGunzip(), count);
-    return hash.digest('hex');
-  }
-  const decoder = new LayerDecoder(compression, size, `cached layer ${path}`, (c) => hash.update(c));
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) decoder.write(chunk as Buffer);
-  decoder.end();
-  return hash.digest('hex');
-}
-
 export class LayerBlobCache {
   private readonly dir: string;
   constructor(cacheDir: string) {
     this.dir = join(cacheDir, 'layers');
   }
 
-  private pathOf(diffIdHex: string, compression: Compressed): string {
+  private entryOf(diffIdHex: string, compression: Compressed): string {
     return join(this.dir, compression, diffIdHex);
   }
 
-  /** The cached blob of the layer with this diff_id, checked to decompress to it; undefined on a miss. */
+  /** The cached blob of the layer with this diff_id, its bytes checked against its digest; undefined on a miss. */
   async lookup(diffIdHex: string, compression: Compressed): Promise<CachedLayerBlob | undefined> {
-    const path = this.pathOf(diffIdHex, compression);
-    let size: number;
+    const entry = this.entryOf(diffIdHex, compression);
+    let names: string[];
     try {
-      size = statSync(path).size;
-    } catch {
+      names = readdirSync(entry);
+    } catch (e) {
+      // No entry; or a file where the entry's folder belongs (damaged, or an older cache's layout): dropped.
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') rmSync(entry, { recursive: true, force: true });
       return undefined;
     }
-    let ok = false;
-    let blobHex = '';
-    try {
-      const [digest, layer] = await Promise.all([sha256File(path), decompressedDigest(path, size, compression)]);
-      blobHex = digest.hex;
-      ok = layer === diffIdHex && digest.size === size;
-    } catch {
-      ok = false;
+    const blobHex = names.length === 1 && SHA256_HEX.test(names[0]!) ? names[0]! : undefined;
+    if (blobHex) {
+      const path = join(entry, blobHex);
+      try {
+        const size = statSync(path).size;
+        const got = await sha256File(path);
+        if (got.hex === blobHex && got.size === size) return { path, sha256: blobHex, size };
+      } catch {
+        // unreadable: dropped below
+      }
     }
-    if (!ok) {
-      rmSync(path, { force: true }); // planted or damaged: compressed again and replaced
-      return undefined;
-    }
-    return { path, sha256: blobHex, size };
+    rmSync(entry, { recursive: true, force: true }); // damaged: compressed again and replaced
+    return undefined;
   }
 
   /** Keep a freshly compressed blob (best effort: a cache that cannot be written costs the next build time, not this one). */
-  store(diffIdHex: string, compression: Compressed, blobPath: string): void {
+  store(diffIdHex: string, compression: Compressed, blob: { path: string; sha256: string }): void {
+    const parent = join(this.dir, compression);
+    let tmp: string | undefined;
     try {
-      const dest = this.pathOf(diffIdHex, compression);
-      mkdirSync(join(this.dir, compression), { recursive: true });
+      mkdirSync(parent, { recursive: true });
       // Temporaries of builds that were killed (their pid is in the name) go first.
-      collectStale(join(this.dir, compression), /\.tmp-(\d+)-[0-9a-f]+$/);
-      const tmp = `${dest}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+      collectStale(parent, /^\.tmp-(\d+)-[0-9a-f]+$/);
+      tmp = join(parent, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+      mkdirSync(tmp);
       try {
-        linkSync(blobPath, tmp);
+        linkSync(blob.path, join(tmp, blob.sha256));
       } catch {
-        copyFileSync(blobPath, tmp);
+        copyFileSync(blob.path, join(tmp, blob.sha256));
       }
-      renameSync(tmp, dest);
+      renameSync(tmp, this.entryOf(diffIdHex, compression)); // fails when another build kept it first
+      tmp = undefined;
     } catch {
       // not kept
+    } finally {
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
     }
   }
 }

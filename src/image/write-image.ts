@@ -265,7 +265,7 @@ export async function writeLayeredImage(
         compression: c,
       })),
     );
-    todo.forEach((r, i) => opts.layerCache?.store(r.sha256, c, fresh[i]!.path));
+    todo.forEach((r, i) => opts.layerCache?.store(r.sha256, c, fresh[i]!));
     let next = 0;
     blobs = raw.map((_, i) => cached[i] ?? fresh[next++]!);
   }

@@ -6,6 +6,7 @@
  * changes no byte.
  */
 import { Document, isMap, isScalar, parseDocument } from 'yaml';
+import { readWrittenLock, writeLockText } from '../manifest/lock-text.js';
 import type { Lock } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 
@@ -57,12 +58,17 @@ function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {
 }
 
 export function lockSectionText(lock: Lock): string {
-  return new Document({ lock: normalizeLock(lock) }).toString({ lineWidth: 0 });
+  const value = normalizeLock(lock);
+  // The library's bytes, without the library where every value is a plain word (manifest/lock-text.ts).
+  return writeLockText(value) ?? new Document({ lock: value }).toString({ lineWidth: 0 });
 }
 
 export const LOCK_COMMENT = '# Pins written by `mkimg lock` (do not edit by hand).\n';
 
 export function writeLockIntoManifest(yamlText: string, lock: Lock): string {
+  // A lock: section last, as written before: replaced without parsing the document.
+  const written = readWrittenLock(yamlText);
+  if (written) return written.head + lockSectionText(lock);
   const doc = parseDocument(yamlText);
   if (doc.errors.length)
     throw new MkimgError(

@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, typ
 import { MkimgError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
+import { readWrittenLock } from './lock-text.js';
 import { documentToJS, YamlShapeError } from './yaml-js.js';
 import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source, Variant } from './types.js';
 
@@ -69,6 +70,29 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     );
   }
   const text = bytes.toString('utf8');
+  // A lock: section as mkimg writes it is read without the YAML library (most of the bytes, most
+  // of the time). Any error is then reported by the whole-document path, with its position.
+  const written = readWrittenLock(text);
+  if (written) {
+    try {
+      const head = readYaml(written.head, absPath);
+      if (head.raw !== null && typeof head.raw === 'object' && !Array.isArray(head.raw) && !('lock' in head.raw))
+        return interpret({ ...head, raw: { ...head.raw, lock: written.lock } }, bytes, absPath);
+    } catch (e) {
+      if (!(e instanceof MkimgError)) throw e;
+    }
+  }
+  return interpret(readYaml(text, absPath), bytes, absPath);
+}
+
+interface ReadYaml {
+  doc: Document;
+  lineCounter: LineCounter;
+  raw: unknown;
+}
+
+/** The YAML text as plain JS, with the document and line counter that place errors. */
+function readYaml(text: string, absPath: string): ReadYaml {
   const lineCounter = new LineCounter();
   // Duplicate keys are found by documentToJS (linear); the library's check is quadratic.
   let doc: Document;
@@ -87,13 +111,20 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
     const e = doc.errors[0]!;
     throw new MkimgError('manifest', `${where(e.pos[0])}: invalid YAML: ${e.message.split('\n')[0]}`);
   }
-  let raw: unknown;
   try {
-    raw = documentToJS(doc);
+    return { doc, lineCounter, raw: documentToJS(doc) };
   } catch (e) {
     if (e instanceof YamlShapeError) throw new MkimgError('manifest', `${where(e.offset)}: invalid YAML: ${e.message}`);
     throw e;
   }
+}
+
+function interpret({ doc, lineCounter, raw }: ReadYaml, bytes: Buffer, absPath: string): Manifest {
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return absPath;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${absPath}:${line}:${col}`;
+  };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new MkimgError(
       'manifest',

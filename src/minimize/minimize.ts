@@ -195,6 +195,8 @@ export interface MinimizeOptions {
   libDirs?: string[];
   /** Checks run at once (default: the machine's cores); the result is the same for any number. */
   concurrency?: number;
+  /** A line per step (the build's progress). */
+  onProgress?: (line: string) => void;
 }
 
 export async function minimizeAndProve(
@@ -230,6 +232,8 @@ export async function minimizeAndProve(
     });
   }
 
+  const progress = opts.onProgress ?? (() => {});
+  progress('minimize: computing what the checks need');
   let k: KeepResult = await computeKeepSet(root, events, spec, config, {
     ldLibraryPath,
     libDirs: opts.libDirs,
@@ -246,6 +250,7 @@ export async function minimizeAndProve(
     const proofEvents: TraceEvent[] = [];
     const proofSources: string[] = [];
     try {
+      progress(`minimize: proof round ${rounds}: ${k.keep.size} paths`);
       await materialize(root, k.keep, dir);
       const proofs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) =>
         runCheck(dir, c, timeout),

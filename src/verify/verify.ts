@@ -37,8 +37,8 @@ export interface BuildImageOptions {
   cacheDir?: string;
   mirrors?: Record<string, string>;
   quiet?: boolean;
-  /** Whether a staged root kept in the cache may be reused (verify: never; nothing vouches for it). */
-  rootCache?: boolean;
+  /** Whether staged roots and compressed layers kept in the cache may be reused (verify: never; nothing vouches for them). */
+  cachedWork?: boolean;
 }
 export interface BuildImageResult {
   imageId: string;
@@ -205,7 +205,7 @@ export async function verifyImage(opts: VerifyOptions): Promise<VerifyReport> {
       cacheDir: opts.cacheDir,
       mirrors: opts.mirrors,
       quiet: opts.quiet ?? true,
-      rootCache: false,
+      cachedWork: false,
     });
     // A variant image (variants:, tag TAG-NAME) is compared with the variant the rebuild wrote beside `out`.
     const variantOf = (report.repoTags[0] ?? '').match(/-([a-z0-9][a-z0-9-]{0,31})$/)?.[1];

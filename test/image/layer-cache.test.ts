@@ -1,8 +1,8 @@
 /**
  * Compressed layers reused by diff_id: a second build takes the blob from the
- * cache (same bytes as compressing again); a planted or damaged entry is
- * found (it does not decompress to the diff_id), dropped and replaced, and
- * the image is the same.
+ * cache (same bytes as compressing again); a damaged entry is found (its
+ * bytes do not match its digest), dropped and replaced, and the image is the
+ * same; a planted one can only give an image the integrity check refuses.
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LayerBlobCache } from '../../src/image/layer-cache.js';
+import { MkimgError } from '../../src/util/errors.js';
+import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import type { LayerEntry } from '../../src/image/layer.js';
 import { writeLayeredImage, type ImageSpec } from '../../src/image/write-image.js';
 
@@ -62,7 +64,7 @@ async function build(name: string, cache?: LayerBlobCache): Promise<string> {
 }
 
 describe('compressed layers by diff_id', () => {
-  it('reuses a cached blob, and refuses a planted or damaged one', async () => {
+  it('reuses a cached blob, checked against its digest; a damaged entry is dropped and replaced', async () => {
     const plain = sha256(await build('plain'));
     const cacheDir = join(work, 'cache');
     const cache = new LayerBlobCache(cacheDir);
@@ -70,20 +72,43 @@ describe('compressed layers by diff_id', () => {
     const dir = join(cacheDir, 'layers', 'gzip');
     const [diffId] = readdirSync(dir);
     expect(diffId).toMatch(/^[0-9a-f]{64}$/);
+    const [blobHex] = readdirSync(join(dir, diffId!));
+    const blobPath = join(dir, diffId!, blobHex!);
+    expect(sha256(blobPath)).toBe(blobHex);
     const hit = await cache.lookup(diffId!, 'gzip');
-    expect(hit?.sha256).toBeDefined();
+    expect(hit?.sha256).toBe(blobHex);
     expect(sha256(await build('second', cache))).toBe(plain);
 
-    // Planted: a valid gzip of other bytes under the layer's diff_id.
-    writeFileSync(join(dir, diffId!), gzipSync(Buffer.from('not the layer')));
+    // Damaged: cut short.
+    const blob = readFileSync(blobPath);
+    writeFileSync(blobPath, blob.subarray(0, blob.length >> 1));
     expect(await cache.lookup(diffId!, 'gzip')).toBeUndefined();
     expect(readdirSync(dir)).toEqual([]);
-    expect(sha256(await build('after-plant', cache))).toBe(plain);
-
-    // Damaged: cut short.
-    const blob = readFileSync(join(dir, diffId!));
-    writeFileSync(join(dir, diffId!), blob.subarray(0, blob.length >> 1));
     expect(sha256(await build('after-damage', cache))).toBe(plain);
     expect((await cache.lookup(diffId!, 'gzip'))?.size).toBe(blob.length);
+
+    // A file where the entry's folder belongs (an older cache's layout): dropped, the layer compressed again.
+    rmSync(join(dir, diffId!), { recursive: true });
+    writeFileSync(join(dir, diffId!), blob);
+    expect(sha256(await build('after-old-layout', cache))).toBe(plain);
+    expect(readdirSync(join(dir, diffId!))).toEqual([blobHex]);
+  });
+
+  it('a planted entry (other bytes under their own digest) can only give an image every check refuses', async () => {
+    const cacheDir = join(work, 'planted-cache');
+    const cache = new LayerBlobCache(cacheDir);
+    await build('planted-first', cache);
+    const dir = join(cacheDir, 'layers', 'gzip');
+    const [diffId] = readdirSync(dir);
+    rmSync(join(dir, diffId!), { recursive: true });
+    const other = gzipSync(Buffer.from('not the layer'));
+    const otherHex = createHash('sha256').update(other).digest('hex');
+    mkdirSync(join(dir, diffId!));
+    writeFileSync(join(dir, diffId!, otherHex), other);
+    const out = await build('planted', cache);
+    // The config still names the layer's true diff_id (computed from the files), so the blob contradicts it.
+    const e = await checkImageIntegrity(out).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(MkimgError);
+    expect((e as MkimgError).kind).toBe('integrity');
   });
 });

@@ -3,7 +3,7 @@
  * (same image bytes), a hand-changed or truncated cached root is found and
  * staged again, a killed fill leaves a temporary that is collected, two
  * builds sharing an empty cache at once both succeed with the same bytes,
- * and a rebuild that must prove an image (rootCache: false) never reads it.
+ * and a rebuild that must prove an image (cachedWork: false) never reads it.
  */
 import { createHash } from 'node:crypto';
 import {
@@ -42,7 +42,7 @@ async function build(name: string, cacheDir: string, rootCache?: boolean): Promi
     output,
     cacheDir,
     quiet: true,
-    ...(rootCache === false ? { rootCache } : {}),
+    ...(rootCache === false ? { cachedWork: false } : {}),
   });
   return sha256(output);
 }
