@@ -8,9 +8,10 @@
  * images' bytes and their order.
  */
 import { MkimgError } from '../util/errors.js';
-import { blobName, openImageTar, type ImageTar } from '../registry/image-tar.js';
+import { openImageTar, type ImageTar } from '../oci/image-tar.js';
 import { canonicalJsonBytes } from '../util/canonical-json.js';
 import {
+  blobPath,
   dockerManifestJson,
   jsonBlob,
   MEDIA,
@@ -86,9 +87,9 @@ export function indexTarMembers(
   });
   const members = new Map<string, LayoutMember>();
   for (const p of platforms) {
-    for (const d of [p.manifest, p.config, ...p.layers]) members.set(blobName(d.digest), p.source(d));
+    for (const d of [p.manifest, p.config, ...p.layers]) members.set(blobPath(d.digest), p.source(d));
   }
-  const indexName = blobName(index.descriptor.digest);
+  const indexName = blobPath(index.descriptor.digest);
   members.set(indexName, { name: indexName, type: 'file', bytes: index.bytes });
   const docker = platforms.find((p) => p.architecture === hostArchitecture) ?? platforms[0]!;
   const [name, tag] = reference ? [reference.name, reference.tag] : ['image', 'latest'];
@@ -131,7 +132,7 @@ export async function writePlatformImages(
       config: image.manifest.config,
       layers: image.manifest.layers,
       source: (d: Descriptor): LayoutMember => {
-        const name = blobName(d.digest);
+        const name = blobPath(d.digest);
         const m = image.members.get(name)!;
         return { name, type: 'file', hostPath: image.path, offset: m.offset, size: m.size };
       },

@@ -1,7 +1,7 @@
 /**
  * The one reader for image tars (and the layer tars inside them): a small push
  * parser for POSIX/ustar tar streams, used by verify, diff, inspect and the
- * registry's image-tar index.
+ * image-tar index (src/oci/image-tar.ts).
  *
  * Why not tar-stream: verify --no-rebuild must run at the speed of hashing
  * the file. This parser is synchronous and hands entry bodies to the caller as

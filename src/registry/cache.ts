@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MkimgError } from '../util/errors.js';
 import { MANIFEST_SHA_LABEL } from '../oci/model.js';
-import { openImageLayout, readMember, blobName } from './image-tar.js';
+import { blobMember, openImageLayout, readMember } from '../oci/image-tar.js';
 import { pullImage, type PullOptions } from './pull.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { parseRepository } from './reference.js';
@@ -62,9 +62,7 @@ export async function cacheLookup(
     // An image of several platforms carries the same label in every platform's config.
     const layout = await openImageLayout(out);
     const img = layout.kind === 'image' ? layout.image : layout.index.platforms[0]!.image;
-    const cfg = JSON.parse(
-      (await readMember(out, img.members.get(blobName(img.manifest.config.digest))!)).toString('utf8'),
-    ) as {
+    const cfg = JSON.parse((await readMember(out, blobMember(img, img.manifest.config.digest)!)).toString('utf8')) as {
       config?: { Labels?: Record<string, string> };
     };
     const label = cfg.config?.Labels?.[MANIFEST_SHA_LABEL];

@@ -10,14 +10,14 @@ import { MkimgError } from '../util/errors.js';
 import { pool } from '../util/pool.js';
 import { RegistryClient, isTransient, sleep, type RegistryOptions, type RegistryResponse } from './client.js';
 import {
-  blobName,
+  blobMember,
   memberStream,
   openImageLayout,
   type Descriptor,
   type ImageLayout,
   type ImageTar,
   type TarMember,
-} from './image-tar.js';
+} from '../oci/image-tar.js';
 import { Progress } from './progress.js';
 import { formatReference, parseReference, parseRepository, type ImageReference } from './reference.js';
 
@@ -148,7 +148,7 @@ class BlobPusher {
     let location = locationOf(start, 'upload start', c, repo);
     const minChunk = Number(start.headers['oci-chunk-min-length'] ?? 0) || 0;
 
-    const member = this.image.members.get(blobName(desc.digest))!;
+    const member = blobMember(this.image, desc.digest)!;
     const open = (from: number, to: number) => () => {
       const s = memberStream(this.image.path, member, from, to);
       s.on('data', (chunk: Buffer) => {

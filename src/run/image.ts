@@ -70,11 +70,12 @@ function platformOf(p: { os?: string; architecture?: string; variant?: string } 
 }
 
 async function tarStore(path: string): Promise<BlobStore> {
-  const { indexTar, readMember, memberStream, blobName } = await import('../registry/image-tar.js');
-  const members = await indexTar(path);
+  const { indexImageTar, readMember, memberStream, blobMember } = await import('../oci/image-tar.js');
+  const tar = await indexImageTar(path);
+  const members = tar.members;
   const member = (digest: string) => {
     if (!DIGEST_RE.test(digest)) throw bad(path, `"${digest}" is not sha256:<64 hex>`);
-    const m = members.get(blobName(digest));
+    const m = blobMember(tar, digest);
     if (!m) throw bad(path, `blob ${digest} is missing`);
     return m;
   };

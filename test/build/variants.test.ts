@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openImageLayout, openImageTar } from '../../src/registry/image-tar.js';
+import { openImageLayout, openImageTar } from '../../src/oci/image-tar.js';
 import { createAptRepo, type AptRepo, type FixturePackage } from '../helpers/apt-repo.js';
 import { mkimgAsync as mkimg } from '../helpers/cli.js';
 import { runImage } from '../helpers/runc.js';

@@ -26,7 +26,7 @@ import { packageRecordFromControl, parsePackagesIndex } from '../../src/debian/p
 import { parseReleaseChecked } from '../../src/debian/release.js';
 import { parseManifest } from '../../src/manifest/load.js';
 import { scanImageTar } from '../../src/verify/read-image.js';
-import { openImageTar } from '../../src/registry/image-tar.js';
+import { openImageTar } from '../../src/oci/image-tar.js';
 import { inspectImage } from '../../src/inspect/inspect.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { mkimg } from '../helpers/cli.js';

@@ -24,7 +24,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeImageTar, type ImageSpec, type WrittenImage } from '../../src/image/write-image.js';
 import type { LayerEntry } from '../../src/image/layer.js';
 import { TarParser, type TarHeader } from '../../src/image/tar-reader.js';
-import { openImageTar } from '../../src/registry/image-tar.js';
+import { openImageTar } from '../../src/oci/image-tar.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import { diffImages } from '../../src/verify/diff.js';
 import { inspectImage } from '../../src/inspect/inspect.js';

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
-import { openImageTar } from '../../src/registry/image-tar.js';
+import { openImageTar } from '../../src/oci/image-tar.js';
 import { makeTestImage } from '../helpers/oci-image.js';
 import { startProxy, startRegistry, uploadRequests, type TestRegistry } from '../helpers/registry.js';
 

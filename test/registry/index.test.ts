@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexTarMembers, platformIndex, writePlatformImages } from '../../src/image/platforms.js';
 import { writeLayoutTar, type LayoutMember } from '../../src/image/write-image.js';
-import { openImageLayout, openImageTar } from '../../src/registry/image-tar.js';
+import { openImageLayout, openImageTar } from '../../src/oci/image-tar.js';
 import { pullImage } from '../../src/registry/pull.js';
 import { pushImage } from '../../src/registry/push.js';
 import { mkimg, mkimgJson } from '../helpers/cli.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { pushImage } from '../../src/registry/push.js';
 import { pullImage } from '../../src/registry/pull.js';
-import { openImageTar, readMember } from '../../src/registry/image-tar.js';
+import { openImageTar, readMember } from '../../src/oci/image-tar.js';
 import { registerPull } from '../../src/cli/commands/pull.js';
 import { makeTestImage } from '../helpers/oci-image.js';
 import { runCommand, skopeo, startProxy, startRegistry, type TestRegistry, putRaw } from '../helpers/registry.js';
