@@ -10,15 +10,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { MkimgError } from '../util/errors.js';
-import { sha256Hex } from '../util/digest.js';
-
-export interface Descriptor {
-  mediaType?: string;
-  digest: string;
-  size: number;
-  platform?: { os?: string; architecture?: string; variant?: string };
-  annotations?: Record<string, string>;
-}
+import type { Descriptor } from '../oci/model.js';
+import {
+  checkedJson,
+  chooseManifest,
+  isSha256Digest,
+  JSON_LIMIT,
+  platformText,
+  type LayoutDocs,
+} from '../oci/image-tar.js';
 
 /** The parts of an OCI image config `mkimg run` uses. */
 export interface RunConfig {
@@ -45,18 +45,9 @@ export interface RunImage {
 }
 
 /** Where blobs come from: a tar's members or a layout directory's files. */
-interface BlobStore {
-  read(digest: string): Promise<Buffer>;
+interface BlobStore extends LayoutDocs {
   stream(desc: Descriptor): Readable;
-  /** index.json's bytes. */
-  index(): Promise<Buffer>;
 }
-
-const DIGEST_RE = /^sha256:[0-9a-f]{64}$/;
-const INDEX_TYPES = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
 
 function bad(source: string, msg: string): MkimgError {
   return new MkimgError('integrity', `${source}: ${msg}`, {
@@ -64,107 +55,74 @@ function bad(source: string, msg: string): MkimgError {
   });
 }
 
-function platformOf(p: { os?: string; architecture?: string; variant?: string } | undefined): string {
-  if (!p) return '';
-  return [p.os ?? '', p.architecture ?? '', ...(p.variant ? [p.variant] : [])].join('/');
-}
-
 async function tarStore(path: string): Promise<BlobStore> {
-  const { indexImageTar, readMember, memberStream, blobMember } = await import('../oci/image-tar.js');
+  const { indexImageTar, readJsonMember, memberStream, blobMember } = await import('../oci/image-tar.js');
   const tar = await indexImageTar(path);
-  const members = tar.members;
+  const fail = (msg: string) => bad(path, msg);
   const member = (digest: string) => {
-    if (!DIGEST_RE.test(digest)) throw bad(path, `"${digest}" is not sha256:<64 hex>`);
+    if (!isSha256Digest(digest)) throw fail(`"${digest}" is not sha256:<64 hex>`);
     const m = blobMember(tar, digest);
-    if (!m) throw bad(path, `blob ${digest} is missing`);
+    if (!m) throw fail(`blob ${digest} is missing`);
     return m;
   };
   return {
-    read: async (d) => readMember(path, member(d)),
+    name: path,
+    fail,
+    json: async (d, what) =>
+      checkedJson(await readJsonMember(path, member(d.digest), `${what} ${d.digest}`, fail), d, what, fail),
     stream: (desc) => {
       const m = member(desc.digest);
-      if (m.size !== desc.size)
-        throw bad(path, `blob ${desc.digest} has ${m.size} bytes, its descriptor says ${desc.size}`);
+      if (m.size !== desc.size) throw fail(`blob ${desc.digest} has ${m.size} bytes, its descriptor says ${desc.size}`);
       return memberStream(path, m);
     },
     index: async () => {
-      const m = members.get('index.json');
-      if (!m) throw bad(path, 'has no index.json (not an OCI image layout)');
-      return readMember(path, m);
+      const m = tar.members.get('index.json');
+      if (!m) throw fail('has no index.json (not an OCI image layout)');
+      return readJsonMember(path, m, 'index.json', fail);
     },
   };
 }
 
 function layoutStore(dir: string): BlobStore {
+  const fail = (msg: string) => bad(dir, msg);
   const file = (digest: string) => {
-    if (!DIGEST_RE.test(digest)) throw bad(dir, `"${digest}" is not sha256:<64 hex>`);
+    if (!isSha256Digest(digest)) throw fail(`"${digest}" is not sha256:<64 hex>`);
     return join(dir, 'blobs', 'sha256', digest.slice(7));
   };
+  /** A JSON document's bytes, refused unread if larger than JSON_LIMIT. */
+  const readJsonFile = async (f: string, what: string, missing: string): Promise<Buffer> => {
+    const size = statSync(f, { throwIfNoEntry: false })?.size;
+    if (size === undefined) throw fail(missing);
+    if (size > JSON_LIMIT)
+      throw fail(`${what} has ${size} bytes, more than the ${JSON_LIMIT} a JSON document may have`);
+    return readFile(f).catch(() => {
+      throw fail(missing);
+    });
+  };
   return {
-    read: async (d) =>
-      readFile(file(d)).catch(() => {
-        throw bad(dir, `blob ${d} is missing`);
-      }),
+    name: dir,
+    fail,
+    json: async (d, what) =>
+      checkedJson(
+        await readJsonFile(file(d.digest), `${what} ${d.digest}`, `blob ${d.digest} is missing`),
+        d,
+        what,
+        fail,
+      ),
     stream: (desc) => {
       const f = file(desc.digest);
       let size: number;
       try {
         size = statSync(f).size;
       } catch {
-        throw bad(dir, `blob ${desc.digest} is missing`);
+        throw fail(`blob ${desc.digest} is missing`);
       }
-      if (size !== desc.size) throw bad(dir, `blob ${desc.digest} has ${size} bytes, its descriptor says ${desc.size}`);
+      if (size !== desc.size) throw fail(`blob ${desc.digest} has ${size} bytes, its descriptor says ${desc.size}`);
       return createReadStream(f, { highWaterMark: 1 << 20 });
     },
     index: async () =>
-      readFile(join(dir, 'index.json')).catch(() => {
-        throw bad(dir, 'has no index.json (not an OCI image layout)');
-      }),
+      readJsonFile(join(dir, 'index.json'), 'index.json', 'has no index.json (not an OCI image layout)'),
   };
-}
-
-async function readJson(store: BlobStore, source: string, d: Descriptor, what: string): Promise<any> {
-  const bytes = await store.read(d.digest);
-  if (`sha256:${sha256Hex(bytes)}` !== d.digest || bytes.length !== d.size)
-    throw bad(source, `${what} ${d.digest} does not match its digest or size`);
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw bad(source, `${what} ${d.digest} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
-/** Pick the manifest for `platform` from index.json (nested indexes followed, at most 4 deep). */
-async function chooseManifest(store: BlobStore, source: string, platform: string): Promise<Descriptor> {
-  let index: { manifests?: Descriptor[] };
-  try {
-    index = JSON.parse((await store.index()).toString('utf8'));
-  } catch (e) {
-    if (e instanceof MkimgError) throw e;
-    throw bad(source, `index.json is not valid JSON: ${(e as Error).message}`);
-  }
-  for (let depth = 0; depth < 4; depth++) {
-    const all = index.manifests ?? [];
-    if (all.length === 0) throw bad(source, 'index.json lists no manifests');
-    let pick: Descriptor | undefined;
-    if (all.length === 1) pick = all[0];
-    else {
-      pick =
-        all.find((m) => platformOf(m.platform) === platform) ??
-        all.find((m) => platformOf(m.platform) === platform.split('/').slice(0, 2).join('/'));
-      if (!pick) {
-        const have = all.map((m) => platformOf(m.platform) || '?').join(', ');
-        throw new MkimgError('usage', `${source} has no image for ${platform} (it has: ${have})`, {
-          hint: 'pick one of its platforms with --platform, on a host that can run it',
-        });
-      }
-    }
-    if (!pick || !DIGEST_RE.test(pick.digest))
-      throw bad(source, `index.json: manifest digest "${pick?.digest}" is not sha256:<hex>`);
-    if (!INDEX_TYPES.has(pick.mediaType ?? '')) return pick;
-    index = await readJson(store, source, pick, 'index');
-  }
-  throw bad(source, 'indexes nest more than 4 deep');
 }
 
 export interface OpenOptions {
@@ -182,12 +140,12 @@ export async function openRunImage(source: string, opts: OpenOptions): Promise<R
     });
   }
   const store = st.isDirectory() ? layoutStore(source) : await tarStore(source);
-  const mdesc = await chooseManifest(store, source, opts.platform);
-  const manifest = await readJson(store, source, mdesc, 'manifest');
+  const mdesc = await chooseManifest(store, opts.platform);
+  const manifest: any = await store.json(mdesc, 'manifest');
   if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.layers))
     throw bad(source, `manifest ${mdesc.digest} is not an image manifest (no config/layers)`);
-  const config = await readJson(store, source, manifest.config, 'config');
-  const plat = platformOf({ os: config.os, architecture: config.architecture, variant: config.variant });
+  const config: any = await store.json(manifest.config, 'config');
+  const plat = platformText({ os: config?.os, architecture: config?.architecture, variant: config?.variant });
   const [wantOs, wantArch] = opts.platform.split('/');
   if (config.os !== wantOs || config.architecture !== wantArch) {
     throw new MkimgError(
@@ -203,8 +161,8 @@ export async function openRunImage(source: string, opts: OpenOptions): Promise<R
     throw bad(source, `config ${manifest.config.digest}: rootfs.diff_ids does not list one digest per layer`);
   const layers: RunLayer[] = manifest.layers.map((d: Descriptor, i: number) => {
     const diffId = String(diffIds[i]);
-    if (!DIGEST_RE.test(d.digest) || !DIGEST_RE.test(diffId))
-      throw bad(source, `layer ${i}: digest "${d.digest}" / diff_id "${diffId}" is not sha256:<hex>`);
+    if (!isSha256Digest(d?.digest) || !isSha256Digest(diffId))
+      throw bad(source, `layer ${i}: digest "${d?.digest}" / diff_id "${diffId}" is not sha256:<hex>`);
     return { desc: d, diffId, open: () => store.stream(d) };
   });
   const c = config.config ?? {};
