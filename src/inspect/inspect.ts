@@ -1,19 +1,27 @@
 /**
- * `mkimg inspect`: what is in an image tar, read in one streaming pass.
+ * `mkimg inspect`: what is in an image tar, each blob read once.
  *
- * The outer tar is read once; every blob is hashed as it streams by, small
- * JSON blobs are kept, and any blob that is itself a tar (the layer) is
+ * The image tar's members are indexed (src/oci/image-tar.ts); every blob is
+ * hashed as it streams by, and any blob that is itself a tar (the layer) is
  * parsed on the fly for its file list and the embedded SBOM. Only then are
  * index.json / the manifest consulted to say which blob was what. Blob
  * digests are checked on the way (a mismatch is an integrity error).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
 import { LayerDecoder } from '../oci/compress.js';
+import {
+  findPlatform,
+  indexImageTar,
+  memberStream,
+  parseJson as parseJsonDoc,
+  platformText,
+  readJsonMember,
+  type TarMember,
+} from '../oci/image-tar.js';
 import { isIndexType, layerCompression, ociPlatform, SBOM_IMAGE_PATH } from '../oci/model.js';
 import { hostArchitecture } from '../debian/arch.js';
-import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
+import { type TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 
 type ScanType = InspectFile['type'];
 
@@ -50,7 +58,6 @@ function tarError(label: string, e: TarFormatError): MkimgError {
 }
 
 export const SBOM_IN_LAYER = SBOM_IMAGE_PATH.slice(1);
-const JSON_KEEP_LIMIT = 8 << 20;
 const SBOM_LIMIT = 256 << 20;
 
 export interface InspectFile {
@@ -122,7 +129,6 @@ interface BlobInfo {
   hex: string;
   size: number;
   computed?: string;
-  json?: Buffer;
   files?: InspectFile[];
   sbom?: Buffer;
   isTar: boolean;
@@ -132,9 +138,6 @@ interface BlobInfo {
 
 class BlobReader implements TarBodySink {
   private hash: Hash = createHash('sha256');
-  private head: Buffer[] = [];
-  private headLen = 0;
-  private keepJson: boolean;
   private inner: TarParser | undefined;
   private innerFailed = false;
   private files: InspectFile[] = [];
@@ -148,16 +151,13 @@ class BlobReader implements TarBodySink {
   constructor(
     readonly info: BlobInfo,
     private opts: InspectOptions = {},
-  ) {
-    this.keepJson = info.size <= JSON_KEEP_LIMIT;
-  }
+  ) {}
 
   write(chunk: Buffer): void {
     this.hash.update(chunk);
     if (this.first && chunk.length > 0) {
       this.first = false;
-      if (chunk[0] !== 0x7b /* { */ && chunk[0] !== 0x5b /* [ */) this.keepJson = false;
-      else this.innerFailed = true; // JSON, not a tar
+      if (chunk[0] === 0x7b /* { */ || chunk[0] === 0x5b /* [ */) this.innerFailed = true; // JSON, not a tar
       // A compressed layer (gzip or zstd magic): its tar is read through the bounded decoder.
       const compression =
         chunk.length >= 4 && chunk[0] === 0x1f && chunk[1] === 0x8b
@@ -186,10 +186,6 @@ class BlobReader implements TarBodySink {
         }
       }
       return;
-    }
-    if (this.keepJson) {
-      this.head.push(chunk);
-      this.headLen += chunk.length;
     }
     this.innerWrite(chunk);
   }
@@ -261,7 +257,6 @@ class BlobReader implements TarBodySink {
       }
     }
     this.info.decodeError = this.decodeError;
-    if (this.keepJson) this.info.json = Buffer.concat(this.head, this.headLen);
     if (this.inner && !this.innerFailed) {
       try {
         this.inner.end();
@@ -277,17 +272,18 @@ class BlobReader implements TarBodySink {
   }
 }
 
+const invalid = (msg: string) => new MkimgError('integrity', msg);
+
 function parseJson(label: string, b: Buffer | undefined): any {
   if (!b)
     throw new MkimgError('integrity', `${label} is missing from the image tar`, {
       hint: 'is this an image tar written by mkimg build (OCI layout)?',
     });
-  try {
-    return JSON.parse(b.toString('utf8'));
-  } catch {
-    throw new MkimgError('integrity', `${label} is not valid JSON`);
-  }
+  return parseJsonDoc(b, label, invalid);
 }
+
+const BLOB_NAME = /^blobs\/sha256\/([0-9a-f]{64})$/;
+const isFile = (m: TarMember) => m.type === '0' || m.type === '7';
 
 function ownersFromSbom(sbom: any): Map<string, string> {
   const out = new Map<string, string>();
@@ -318,39 +314,34 @@ function ownersFromSbom(sbom: any): Map<string, string> {
 export async function inspectImage(file: string, opts: InspectOptions = {}): Promise<InspectResult> {
   const blobs = new Map<string, BlobInfo>();
   const readers = new Map<string, BlobReader>();
-  const top = new Map<string, Buffer>();
-  const outer = new TarParser((th) => {
-    const h = scanHeader(th);
-    const m = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(h.name);
-    if (m && h.type === 'file') {
-      const info: BlobInfo = { hex: m[1], size: h.size, isTar: false };
-      blobs.set(m[1], info);
-      const reader = new BlobReader(info, opts);
-      readers.set(m[1], reader);
-      return reader;
-    }
-    if ((h.name === 'index.json' || h.name === 'manifest.json' || h.name === 'oci-layout') && h.type === 'file') {
-      const chunks: Buffer[] = [];
-      return { write: (b) => chunks.push(b), end: () => top.set(h.name, Buffer.concat(chunks)) };
-    }
-    return undefined;
-  });
-  try {
-    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) outer.push(chunk as Buffer);
-  } catch (e) {
-    if (e instanceof MkimgError) throw e;
-    if (e instanceof TarFormatError) throw tarError(file, e);
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new MkimgError(code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${code ?? String(e)}`, {
+  const members = new Map<string, TarMember>();
+  const readError = (e: NodeJS.ErrnoException) =>
+    new MkimgError(e.code === 'ENOENT' ? 'usage' : 'integrity', `cannot read ${file}: ${e.code ?? String(e)}`, {
       cause: e,
     });
-  }
-  try {
-    outer.end();
-  } catch (e) {
-    if (!(e instanceof TarFormatError)) throw e;
-    if (blobs.size === 0) throw new MkimgError('integrity', `${file} is not an image tar (no blobs/sha256/ entries)`);
-    throw tarError(file, e);
+  const tar = await indexImageTar(file, {
+    readError,
+    // A tar cut short before any blob is most likely not an image tar at all.
+    formatError: (e, seen) =>
+      e.truncated && !seen.some((m) => isFile(m) && BLOB_NAME.test(m.name))
+        ? new MkimgError('integrity', `${file} is not an image tar (no blobs/sha256/ entries)`)
+        : tarError(file, e),
+  });
+  for (const m of tar.entries) {
+    const hex = BLOB_NAME.exec(m.name)?.[1];
+    if (!hex || !isFile(m)) continue;
+    const info: BlobInfo = { hex, size: m.size, isTar: false };
+    const reader = new BlobReader(info, opts);
+    blobs.set(hex, info);
+    readers.set(hex, reader);
+    members.set(hex, m);
+    try {
+      for await (const chunk of memberStream(file, m)) reader.write(chunk as Buffer);
+    } catch (e) {
+      if (e instanceof MkimgError) throw e;
+      throw readError(e as NodeJS.ErrnoException);
+    }
+    reader.end();
   }
 
   for (const b of blobs.values()) {
@@ -360,50 +351,55 @@ export async function inspectImage(file: string, opts: InspectOptions = {}): Pro
       });
     }
   }
-  const blobJson = (digest: string, what: string): any => {
+  const blobJson = async (digest: string, what: string): Promise<any> => {
     const hex = String(digest).replace(/^sha256:/, '');
-    const b = blobs.get(hex);
-    if (!b) throw new MkimgError('integrity', `${file}: the ${what} ${digest} is not in blobs/sha256/`);
-    return parseJson(`${what} ${digest}`, b.json);
+    const m = members.get(hex);
+    if (!m) throw new MkimgError('integrity', `${file}: the ${what} ${digest} is not in blobs/sha256/`);
+    return parseJson(`${what} ${digest}`, await readJsonMember(file, m, `${what} ${digest}`, invalid));
   };
 
-  const index = parseJson(`${file}: index.json`, top.get('index.json'));
+  const indexMember = tar.members.get('index.json');
+  const index = parseJson(
+    `${file}: index.json`,
+    indexMember && isFile(indexMember)
+      ? await readJsonMember(file, indexMember, `${file}: index.json`, invalid)
+      : undefined,
+  );
   const desc = (index.manifests ?? [])[0];
   if (!desc?.digest) throw new MkimgError('integrity', `${file}: index.json lists no manifest`);
   let manifestDesc = desc;
   let indexInfo: InspectResult['index'];
   if (isIndexType(String(desc.mediaType))) {
     // An image of several platforms: describe one, list them all.
-    const entries: any[] = blobJson(desc.digest, 'image index').manifests ?? [];
+    const listed = (await blobJson(desc.digest, 'image index'))?.manifests;
+    const entries: any[] = Array.isArray(listed) ? listed : [];
     if (entries.length === 0) throw new MkimgError('integrity', `${file}: the image index lists no manifests`);
-    const text = (p: any) => [p?.os, p?.architecture, p?.variant].filter(Boolean).join('/');
     const want = opts.platform
       ? opts.platform.includes('/')
         ? opts.platform
-        : text(ociPlatform(opts.platform))
-      : text(ociPlatform(hostArchitecture()));
-    const pick =
-      entries.find((e) => text(e.platform) === want || text({ ...e.platform, variant: undefined }) === want) ??
-      (opts.platform ? undefined : entries[0]);
+        : platformText(ociPlatform(opts.platform))
+      : platformText(ociPlatform(hostArchitecture()));
+    const pick = findPlatform(entries, want) ?? (opts.platform ? undefined : entries[0]);
     if (!pick) {
       throw new MkimgError(
         'usage',
-        `${file} has no image for ${opts.platform} (it has: ${entries.map((e) => text(e.platform)).join(', ')})`,
+        `${file} has no image for ${opts.platform} (it has: ${entries.map((e) => platformText(e.platform)).join(', ')})`,
         { hint: 'give one of its platforms with --platform' },
       );
     }
     manifestDesc = pick;
-    indexInfo = {
-      digest: desc.digest,
-      platforms: entries.map((e) => ({
-        platform: text(e.platform),
+    const platforms: NonNullable<InspectResult['index']>['platforms'] = [];
+    for (const e of entries) {
+      platforms.push({
+        platform: platformText(e.platform),
         manifestDigest: e.digest,
-        imageId: blobJson(e.digest, 'image manifest').config?.digest,
-      })),
-    };
+        imageId: (await blobJson(e.digest, 'image manifest'))?.config?.digest,
+      });
+    }
+    indexInfo = { digest: desc.digest, platforms };
   }
-  const manifest = blobJson(manifestDesc.digest, 'image manifest');
-  const config = blobJson(manifest.config?.digest, 'config');
+  const manifest = await blobJson(manifestDesc.digest, 'image manifest');
+  const config = await blobJson(manifest?.config?.digest, 'config');
   const c = config.config ?? {};
 
   const layers: InspectResult['layers'] = [];
