@@ -178,8 +178,9 @@ const PUMP_CHUNK = 4 * 1024 * 1024;
 /**
  * Feed the bodies of `members` (in tar order) to the sinks `sinkFor` gives, in
  * one sequential read of the file: two buffers alternate, so the sinks work on
- * one while the next read fills the other. For hashing every member (verify,
- * inspect) at the speed of reading the file.
+ * one while the next read fills the other: verify hashes every member at the
+ * speed of reading the file. A sink must copy what it keeps (the buffers are
+ * reused).
  */
 export async function pumpMembers(
   tar: ImageTarIndex,

@@ -2,7 +2,7 @@
  * Is an image tar whole? Every blob hashes to its name, every descriptor's
  * digest and size match a blob, the config's rootfs.diff_ids match the layers,
  * index.json and Docker's manifest.json agree, no blob is missing or extra.
- * One streaming pass over the tar (read-image.ts), then checks on what it saw.
+ * One pass over the tar (read-image.ts: every body hashed), then checks on what it saw.
  */
 import { createHash } from 'node:crypto';
 import { MkimgError, type ErrorKind } from '../util/errors.js';

@@ -1,17 +1,18 @@
 /**
- * One streaming pass over an image tar: every entry's header, the sha256 and
- * size of every file, and the bytes of the small files (JSON: index.json,
- * manifest.json, oci-layout, image manifests and configs). Layers are hashed
- * while they stream by and never held in memory.
+ * What verify and diff see of an image tar: every entry's header, the sha256
+ * and size of every file, and the bytes of the small files (JSON: index.json,
+ * manifest.json, oci-layout, image manifests and configs). The tar is indexed
+ * by the image-tar reader (src/oci/image-tar.ts), then the bodies are read in
+ * one sequential pass: layers are hashed while they stream by and never held
+ * in memory.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
-import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
+import { TarFormatError, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
+import { indexImageTar, pumpMembers, type TarMember } from '../oci/image-tar.js';
 
 /** Files up to this size are kept in memory (JSON documents are far smaller). */
 export const SMALL_FILE_LIMIT = 4 * 1024 * 1024;
-const READ_CHUNK = 4 * 1024 * 1024;
 
 export interface ImageTarEntry {
   header: TarHeader;
@@ -44,10 +45,24 @@ export interface ScanOptions {
  */
 export async function scanImageTar(path: string, opts: ScanOptions = {}): Promise<ImageTarScan> {
   const keepLimit = opts.keepLimit ?? SMALL_FILE_LIMIT;
+  const notWhole = (e: TarFormatError) =>
+    new MkimgError('integrity', `image ${path} is not a whole tar: ${e.message}`, {
+      hint: e.truncated
+        ? 'the file was cut short (an interrupted copy or download?); fetch or build it again'
+        : 'the file is corrupted; fetch or build it again',
+      details: { offset: e.offset, truncated: e.truncated },
+    });
+  const cannotRead = (e: NodeJS.ErrnoException) =>
+    new MkimgError('usage', `cannot open image ${path}: ${e.code ?? e}`, {
+      hint: 'give the path of an image tar written by mkimg build',
+    });
+  const tar = await indexImageTar(path, { formatError: notWhole, readError: cannotRead });
+
   const entries: ImageTarEntry[] = [];
   const byName = new Map<string, ImageTarEntry>();
-  const parser = new TarParser((h) => {
-    const entry: ImageTarEntry = { header: h, sha256: '', size: 0 };
+  const ofMember = new Map<TarMember, ImageTarEntry>();
+  for (const m of tar.entries) {
+    const h = m.header;
     const dup = byName.get(h.name);
     if (dup) {
       throw new MkimgError(
@@ -58,72 +73,46 @@ export async function scanImageTar(path: string, opts: ScanOptions = {}): Promis
         },
       );
     }
+    const entry: ImageTarEntry = { header: h, sha256: '', size: 0 };
     entries.push(entry);
     byName.set(h.name, entry);
-    if (h.type !== '0' && h.type !== '7') return undefined;
-    const hash: Hash = createHash('sha256');
-    const keep = h.size <= keepLimit ? ([] as Buffer[]) : undefined;
-    const extra = opts.tap?.(h);
-    return {
-      write(chunk: Buffer) {
-        hash.update(chunk);
-        entry.size += chunk.length;
-        if (keep) keep.push(Buffer.from(chunk));
-        extra?.write(chunk);
-      },
-      end() {
-        entry.sha256 = hash.digest('hex');
-        if (keep) entry.bytes = Buffer.concat(keep);
-        extra?.end();
-      },
-    };
-  });
-
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new MkimgError('usage', `cannot open image ${path}: ${(e as NodeJS.ErrnoException).code ?? e}`, {
-      hint: 'give the path of an image tar written by mkimg build',
-    });
+    ofMember.set(m, entry);
   }
-  let fileSize = 0;
-  try {
-    // Two buffers, alternating: the parser consumes one synchronously while the next read fills the other.
-    const bufs = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)];
-    let which = 0;
-    let next = fh.read(bufs[0], 0, READ_CHUNK, null);
-    for (;;) {
-      const { bytesRead } = await next;
-      if (bytesRead === 0) break;
-      const cur = bufs[which];
-      which ^= 1;
-      next = fh.read(bufs[which], 0, READ_CHUNK, null);
-      fileSize += bytesRead;
-      parser.push(cur.subarray(0, bytesRead));
-    }
-    parser.end();
-  } catch (e) {
-    if (e instanceof TarFormatError) {
-      throw new MkimgError('integrity', `image ${path} is not a whole tar: ${e.message}`, {
-        hint: e.truncated
-          ? 'the file was cut short (an interrupted copy or download?); fetch or build it again'
-          : 'the file is corrupted; fetch or build it again',
-        details: { offset: e.offset, truncated: e.truncated },
-      });
-    }
-    throw e;
-  } finally {
-    await fh.close();
-  }
-  if (parser.trailingGarbage) {
+  if (tar.trailingGarbage) {
     throw new MkimgError(
       'integrity',
-      `image ${path} has non-zero bytes after the end-of-archive marker (byte ${parser.endOffset})`,
+      `image ${path} has non-zero bytes after the end-of-archive marker (byte ${tar.endOffset})`,
       {
         hint: 'the file was modified or concatenated with something else; fetch or build it again',
       },
     );
   }
-  return { path, entries, byName, fileSize };
+
+  const files = tar.entries.filter((m) => m.type === '0' || m.type === '7');
+  try {
+    await pumpMembers(tar, files, (m) => {
+      const entry = ofMember.get(m)!;
+      const hash: Hash = createHash('sha256');
+      const keep = m.size <= keepLimit ? ([] as Buffer[]) : undefined;
+      const extra = opts.tap?.(m.header);
+      return {
+        write(chunk: Buffer) {
+          hash.update(chunk);
+          entry.size += chunk.length;
+          if (keep) keep.push(Buffer.from(chunk));
+          extra?.write(chunk);
+        },
+        end() {
+          entry.sha256 = hash.digest('hex');
+          if (keep) entry.bytes = Buffer.concat(keep);
+          extra?.end();
+        },
+      };
+    });
+  } catch (e) {
+    if (e instanceof TarFormatError) throw notWhole(e);
+    if (!(e instanceof MkimgError) && (e as NodeJS.ErrnoException).code) throw cannotRead(e as NodeJS.ErrnoException);
+    throw e;
+  }
+  return { path, entries, byName, fileSize: tar.fileSize };
 }
