@@ -7,6 +7,7 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { dirname, posix } from 'node:path';
 import type { ImageConfig, MinimizeSpec } from '../manifest/types.js';
+import { globRoot } from '../stage/glob.js';
 import { MERGED_USR_LINKS, resolveInRoot, type Resolved } from '../stage/root.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
@@ -128,23 +129,7 @@ function touched(r: Resolved): string[] {
   return out;
 }
 
-async function globInRoot(rootDir: string, pattern: string): Promise<string[]> {
-  const rel = pattern.replace(/^\/+/, '');
-  if (rel === '') return ['/'];
-  // Loaded on use: only keep globs need it, and it costs ~50 ms to load.
-  const { default: fg } = await import('fast-glob');
-  const found = await fg(rel, {
-    cwd: rootDir,
-    dot: true,
-    onlyFiles: false,
-    followSymbolicLinks: false,
-    unique: true,
-    suppressErrors: true,
-  });
-  return found.map((f) => '/' + f.replace(/\/+$/, '')).sort();
-}
-
-async function ldConfDirs(rootDir: string): Promise<string[]> {
+async function ldConfDirs(root: StagingRoot): Promise<string[]> {
   const dirs: string[] = [];
   const seen = new Set<string>();
   const parse = async (file: string, depth: number): Promise<void> => {
@@ -152,7 +137,7 @@ async function ldConfDirs(rootDir: string): Promise<string[]> {
     seen.add(file);
     let text: string;
     try {
-      text = await readFile(rootDir + file, 'utf8');
+      text = await readFile(root.dir + file, 'utf8');
     } catch {
       return;
     }
@@ -163,7 +148,7 @@ async function ldConfDirs(rootDir: string): Promise<string[]> {
       if (inc) {
         for (const pat of inc[1].split(/\s+/)) {
           const abs = pat.startsWith('/') ? pat : posix.join(posix.dirname(file), pat);
-          for (const f of await globInRoot(rootDir, abs)) await parse(f, depth + 1);
+          for (const f of globRoot(root, abs)) await parse(f, depth + 1);
         }
       } else if (line.startsWith('/')) dirs.push(line);
     }
@@ -215,7 +200,7 @@ export async function computeKeepSet(
   const ldPath = [...(opts.ldLibraryPath ?? []), ...(config.env.LD_LIBRARY_PATH ? [config.env.LD_LIBRARY_PATH] : [])]
     .flatMap((s) => s.split(':'))
     .filter((s) => s.startsWith('/'));
-  const confDirs = await ldConfDirs(root.dir);
+  const confDirs = await ldConfDirs(root);
   const elfDone = new Set<string>();
   const elfClosure = async (start: Iterable<string>, log: string[]): Promise<void> => {
     const queue = [...start];
@@ -310,8 +295,7 @@ export async function computeKeepSet(
     }
     const log: string[] = [];
     for (const pat of pats)
-      for (const m of await globInRoot(root.dir, pat))
-        add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
+      for (const m of globRoot(root, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
     await elfClosure([...log].sort(), log);
     groups[g] = log.sort();
   }
@@ -346,8 +330,7 @@ export async function computeKeepSet(
   const globs: Record<string, string[]> = {};
   for (const pat of spec.keep) {
     const log: string[] = [];
-    for (const m of await globInRoot(root.dir, pat))
-      add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
+    for (const m of globRoot(root, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
     await elfClosure([...log].sort(), log);
     globs[pat] = log.sort();
   }
@@ -357,7 +340,7 @@ export async function computeKeepSet(
   const always = new Set(ALWAYS_KEPT);
   for (const pat of spec.exclude) {
     const log: string[] = [];
-    for (const m of await globInRoot(root.dir, pat)) {
+    for (const m of globRoot(root, pat)) {
       const e = idx.get(m);
       if (!e || always.has(m) || !keep.has(m)) continue;
       keep.delete(m);
