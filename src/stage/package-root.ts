@@ -109,7 +109,8 @@ export class PackageRootCache {
       return false;
     }
     const from = join(base, 'root');
-    if (saved.format !== ROOT_FORMAT || !this.intact(from, saved.entries)) {
+    const dirModes = new Map<string, number>();
+    if (saved.format !== ROOT_FORMAT || !this.intact(from, saved.entries, dirModes)) {
       rmSync(base, { recursive: true, force: true });
       return false;
     }
@@ -118,7 +119,7 @@ export class PackageRootCache {
       const dst = root.dir + e.path;
       if (e.type === 'dir') {
         mkdirSync(dst);
-        chmodSync(dst, lstatSync(from + e.path).mode & 0o7777);
+        chmodSync(dst, dirModes.get(e.path)!);
       } else linkSync(from + e.path, dst); // a symlink too: a link to its (immutable) inode costs a tenth of symlink()
     }
     for (const e of saved.entries) if (!root.entries.has(e.path)) root.entries.set(e.path, fromSaved(e, root.dir));
@@ -126,13 +127,17 @@ export class PackageRootCache {
     return true;
   }
 
-  /** Every entry as the index says: files of their size and sha256, links to their targets, directories. */
-  private intact(from: string, entries: SavedEntry[]): boolean {
+  /**
+   * Every entry as the index says: files of their size and sha256, links to their targets,
+   * directories (their modes on disk noted in `dirModes`, for the clone).
+   */
+  private intact(from: string, entries: SavedEntry[], dirModes: Map<string, number>): boolean {
     const buf = Buffer.allocUnsafe(1 << 20);
     try {
       for (const e of entries) {
         const st = lstatSync(from + e.path);
         if (e.type === 'dir' && !st.isDirectory()) return false;
+        if (e.type === 'dir') dirModes.set(e.path, st.mode & 0o7777);
         if (e.type === 'symlink' && (!st.isSymbolicLink() || readlinkSync(from + e.path) !== e.linkTarget))
           return false;
         if (e.type === 'hardlink' && !st.isFile()) return false;
