@@ -14,13 +14,14 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/build.js';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { MKIMG, mkimgAsync } from '../helpers/cli.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
@@ -93,6 +94,21 @@ describe('the staged closure in the cache', () => {
     expect(
       readFileSync(join(cachedRoot(cacheDir), 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README'), 'utf8'),
     ).toBe('readme\n');
+
+    // The program the check runs changed (it now fails to start): the failure is put down to the
+    // change, the entry dropped, and the build starts again from the packages.
+    const busybox = join(cachedRoot(cacheDir), 'root', 'usr', 'bin', 'busybox');
+    rmSync(busybox);
+    writeFileSync(busybox, '#!/nonexistent\n', { mode: 0o755 });
+    expect(await build('after-binary', cacheDir)).toBe(clean);
+    // A FIFO where a file was: refused without waiting on it.
+    const readme = join(cachedRoot(cacheDir), 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README');
+    rmSync(readme);
+    execFileSync('mkfifo', [readme]);
+    expect(await build('after-fifo', cacheDir)).toBe(clean);
+    expect(
+      statSync(join(cachedRoot(cacheDir), 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README')).isFile(),
+    ).toBe(true);
 
     // Cut short: the index file truncated.
     const index = join(cachedRoot(cacheDir), 'index.json');
