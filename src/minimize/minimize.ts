@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import { mapPool } from '../util/pool.js';
 import type { CheckSpec, ImageConfig, MinimizeSpec, TextExpectation } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
+import { removeLaidOut } from '../util/cleanup.js';
 import { MkimgError } from '../util/errors.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
@@ -263,7 +264,8 @@ export async function minimizeAndProve(
         if (d.length) diffs.push({ check: checks[i].name, diffs: d });
       }
     } finally {
-      await rm(dir, { recursive: true, force: true });
+      // Laid out by materialize from the index alone: removed by its paths (see removeLaidOut).
+      removeLaidOut(dir, k.keep, (p) => root.entries.get(p)?.type === 'dir');
     }
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);
