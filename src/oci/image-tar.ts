@@ -391,6 +391,13 @@ async function readImage(path: string, members: Map<string, TarMember>, desc: De
     manifestDescriptor: desc,
     manifestBytes,
     manifest,
+    ...namesOf(desc),
+  };
+}
+
+/** The tag and the containerd image name index.json gives an entry. */
+function namesOf(desc: Descriptor): { tag?: string; imageName?: string } {
+  return {
     tag: desc.annotations?.['org.opencontainers.image.ref.name'],
     imageName: desc.annotations?.['io.containerd.image.name'],
   };
@@ -467,8 +474,7 @@ export async function openImageLayout(path: string): Promise<ImageLayout> {
       indexDescriptor: desc,
       indexBytes,
       platforms,
-      tag: desc.annotations?.['org.opencontainers.image.ref.name'],
-      imageName: desc.annotations?.['io.containerd.image.name'],
+      ...namesOf(desc),
     },
   };
 }
