@@ -14,6 +14,8 @@ import { MkimgError } from '../util/errors.js';
 import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
 
 const BUF_SIZE = 4 << 20;
+/** The fd of a sink that only hashes (digestOnly). */
+const NO_FILE = -1;
 const ZEROS = Buffer.alloc(64 << 10);
 /** Host files kept open for content read from inside them (package data tars hold many files each). */
 const MAX_OPEN_SLICED = 16;
@@ -51,6 +53,11 @@ export class HashingSink {
   ) {
     this.digester = opts.hash === false ? undefined : (opts.digester ?? new InlineLayerDigester());
     this.start = this.pos = opts.position ?? 0;
+  }
+
+  /** A sink that writes nothing: the digest of what would be written, hashed on this thread. */
+  static digestOnly(): HashingSink {
+    return new HashingSink(NO_FILE);
   }
 
   /** Bytes written (or skipped) so far. */
@@ -227,6 +234,7 @@ export class HashingSink {
 
   private emit(data: Buffer): void {
     let off = 0;
+    if (this.fd === NO_FILE) off = data.length;
     while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.pos + off);
     // After the write: a digester on another thread reads these bytes back.
     this.digester?.written(data, this.pos - this.start);

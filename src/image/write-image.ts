@@ -14,7 +14,7 @@ import type { ImageConfig } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, padding } from './tar-header.js';
 import { HashingSink } from './sink.js';
-import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry } from './layer.js';
+import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry, type PlannedEntry } from './layer.js';
 import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
 import {
@@ -31,7 +31,7 @@ import {
 } from '../oci/model.js';
 import { compressLayers } from '../oci/compress-pool.js';
 import type { LayerGroup } from './layering.js';
-import type { LayerBlobCache } from './layer-cache.js';
+import type { CachedLayerBlob, LayerBlobCache } from './layer-cache.js';
 
 export type { LayoutMember } from './layout.js';
 
@@ -72,6 +72,13 @@ const PLACEHOLDER_DIGEST = `sha256:${'0'.repeat(64)}`;
 
 /** From this size on, a layer is hashed on a LayerHashThread when the caller started one. */
 const THREADED_MIN_BYTES = 16 << 20;
+/** Layers from this size on are hashed before they are written, to look their blob up in the cache first. */
+const DIGEST_FIRST_MIN_BYTES = 1 << 20;
+
+/** Content read from the staging root alone: nothing produced on the fly, nothing recorded for a pin. */
+function isPlain(p: PlannedEntry): boolean {
+  return !p.entry.content && !p.entry.record;
+}
 
 export interface WriteImageOptions {
   /** A started worker for the layer's digests (used for big layers; see layer-hash.ts). */
@@ -222,12 +229,31 @@ export async function writeLayeredImage(
   opts: LayeredImageOptions,
 ): Promise<WrittenImage> {
   if (groups.length === 1 && opts.compression === 'none') return writeImageTar(spec, groups[0]!.entries, output, opts);
-  const raw: { path: string; sha256: string; size: number; name: string }[] = [];
+  const raw: { path?: string; sha256: string; size: number; name: string }[] = [];
   // The digest thread (when there is one) takes the biggest layer.
   const plans = groups.map((g) => planLayer(g.entries));
   const sizes = plans.map((p) => layerSize(p, spec.sourceDateEpoch));
   const biggest = sizes.indexOf(Math.max(...sizes));
-  plans.forEach((plan, i) => {
+  const c = opts.compression;
+  const reused: (CachedLayerBlob | undefined)[] = [];
+  for (const [i, plan] of plans.entries()) {
+    // A big layer of plain content (packages) is first only hashed: when the cache has its blob
+    // (an app edit leaves the package layer as it was), its tar is never written.
+    if (c !== 'none' && opts.layerCache && sizes[i]! >= DIGEST_FIRST_MIN_BYTES && plan.every(isPlain)) {
+      const sink = HashingSink.digestOnly();
+      let layer: { sha256: string; size: number };
+      try {
+        layer = writeLayer(plan, spec.sourceDateEpoch, sink);
+      } finally {
+        sink.close();
+      }
+      const hit = await opts.layerCache.lookup(layer.sha256, c);
+      if (hit) {
+        raw.push({ ...layer, name: groups[i]!.name });
+        reused[i] = hit;
+        continue;
+      }
+    }
     const path = join(opts.workDir, `layer-${i}.tar`);
     const fd = openSync(path, 'wx+', 0o644);
     try {
@@ -248,18 +274,17 @@ export async function writeLayeredImage(
     } finally {
       closeSync(fd);
     }
-  });
+  }
   opts.beforeCommit?.();
-  const mediaType = layerMediaType(opts.compression);
-  let blobs: { path: string; sha256: string; size: number }[] = raw;
-  if (opts.compression !== 'none') {
-    const c = opts.compression;
-    // A layer compressed by an earlier build (same diff_id) is reused, checked; the rest are compressed.
-    const cached = await Promise.all(raw.map((r) => opts.layerCache?.lookup(r.sha256, c)));
+  const mediaType = layerMediaType(c);
+  let blobs: { path: string; sha256: string; size: number }[] = raw as { path: string; sha256: string; size: number }[];
+  if (c !== 'none') {
+    // A layer compressed by an earlier build (same diff_id) is reused; the rest are compressed.
+    const cached = await Promise.all(raw.map((r, i) => reused[i] ?? opts.layerCache?.lookup(r.sha256, c)));
     const todo = raw.filter((_, i) => !cached[i]);
     const fresh = await compressLayers(
       todo.map((r) => ({
-        input: r.path,
+        input: r.path!,
         size: r.size,
         output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`,
         compression: c,

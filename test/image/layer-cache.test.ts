@@ -94,6 +94,33 @@ describe('compressed layers by diff_id', () => {
     expect(readdirSync(join(dir, diffId!))).toEqual([blobHex]);
   });
 
+  it('a big layer the cache has is only hashed: its tar is never written, the image is the same', async () => {
+    const big: LayerEntry[] = [];
+    for (let i = 0; i < 4; i++) {
+      const host = join(work, 'files', `big${i}`);
+      writeFileSync(host, Buffer.alloc(600_000, i + 1));
+      big.push({ path: `/big/f${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 600_000, hostPath: host });
+    }
+    const cache = new LayerBlobCache(join(work, 'big-cache'));
+    const once = async (name: string) => {
+      const out = join(work, `${name}.tar`);
+      const wd = mkdtempSync(join(work, 'wd-'));
+      await writeLayeredImage(spec, [{ name: 'big', entries: big }], out, {
+        compression: 'gzip',
+        workDir: wd,
+        layerCache: cache,
+      });
+      const written = readdirSync(wd);
+      rmSync(wd, { recursive: true, force: true });
+      return { sha: sha256(out), written };
+    };
+    const first = await once('big-first');
+    expect(first.written).toContain('layer-0.tar');
+    const second = await once('big-second');
+    expect(second.written).toEqual([]);
+    expect(second.sha).toBe(first.sha);
+  });
+
   it('a planted entry (other bytes under their own digest) can only give an image every check refuses', async () => {
     const cacheDir = join(work, 'planted-cache');
     const cache = new LayerBlobCache(cacheDir);
