@@ -39,4 +39,19 @@ describe('progress', () => {
     const ci = onTerminal(['build', manifest, '-o', join(work, 'c.tar')], { ...env, CI: 'true' });
     expect(ci).not.toMatch(/mkimg: staging/);
   });
+
+  it('MKIMG_TIMINGS=1 writes every step with its time to stderr, terminal or not', () => {
+    const r = spawnSync(process.execPath, [MKIMG, 'build', manifest, '-o', join(work, 'd.tar'), '--json'], {
+      env: { ...env, MKIMG_TIMINGS: '1', CI: 'true' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const steps = [...r.stderr.matchAll(/^mkimg: (\d+) ms: (.*)$/gm)].map((m) => ({ ms: Number(m[1]), step: m[2] }));
+    expect(steps.map((s) => s.step)).toEqual(
+      expect.arrayContaining(['staging: unpacking packages', 'normalize: writing image']),
+    );
+    expect(steps.map((s) => s.ms)).toEqual([...steps.map((s) => s.ms)].sort((a, b) => a - b));
+    expect(JSON.parse(r.stdout).imageId).toMatch(/^sha256:/);
+  });
 });
