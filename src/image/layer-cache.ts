@@ -6,7 +6,9 @@
  * compressors are deterministic, so a reused blob has exactly the bytes a
  * fresh compression would give.
  *
- * An entry is `layers/<compression>/<diff_id hex>/<blob sha256 hex>`: a hit
+ * An entry is `layers/<compression>-<format>/<diff_id hex>/<blob sha256 hex>`
+ * (the compressor's format number, BLOB_FORMAT: a blob an older compressor
+ * made is never reused where a fresh one would give other bytes): a hit
  * re-hashes the blob against its name, so a damaged or cut entry is found,
  * deleted and the layer compressed again. That the blob decompresses to the
  * diff_id is the cache's word, as for the staged roots beside it (checking it
@@ -20,6 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, linkSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { BLOB_FORMAT } from '../oci/compress.js';
 import type { Compression } from '../oci/model.js';
 import { collectStale } from '../util/cleanup.js';
 import { SHA256_HEX, sha256File } from '../util/digest.js';
@@ -39,8 +42,13 @@ export class LayerBlobCache {
     this.dir = join(cacheDir, 'layers');
   }
 
+  /** The folder of a compression's blobs, named with the compressor's format (see BLOB_FORMAT). */
+  private folderOf(compression: Compressed): string {
+    return join(this.dir, `${compression}-${BLOB_FORMAT[compression]}`);
+  }
+
   private entryOf(diffIdHex: string, compression: Compressed): string {
-    return join(this.dir, compression, diffIdHex);
+    return join(this.folderOf(compression), diffIdHex);
   }
 
   /** The cached blob of the layer with this diff_id, its bytes checked against its digest; undefined on a miss. */
@@ -71,7 +79,7 @@ export class LayerBlobCache {
 
   /** Keep a freshly compressed blob (best effort: a cache that cannot be written costs the next build time, not this one). */
   store(diffIdHex: string, compression: Compressed, blob: { path: string; sha256: string }): void {
-    const parent = join(this.dir, compression);
+    const parent = this.folderOf(compression);
     let tmp: string | undefined;
     try {
       mkdirSync(parent, { recursive: true });

@@ -27,6 +27,12 @@ import type { Compression } from './model.js';
 /** Input piece size: the unit of reading, of gzip pushes, and of zstd frames. */
 export const FRAME_BYTES = 8 << 20;
 export const GZIP_LEVEL = 6;
+/**
+ * Bumped whenever a compressor's bytes for the same layer change. Cached blobs are kept under
+ * it, so a blob of an older format is never reused where a fresh compression would now give
+ * other bytes.
+ */
+export const BLOB_FORMAT: Record<Exclude<Compression, 'none'>, number> = { gzip: 1, zstd: 1 };
 export const ZSTD_LEVEL = 9;
 
 /** Decompressed bytes allowed per compressed byte (deflate cannot exceed 1032:1; zstd can, a layer does not need to). */
@@ -54,9 +60,69 @@ export function loadZstd(): Promise<ZstdModule> {
 }
 
 /**
- * Compress the file `input` (`size` bytes) into the new file `output`,
- * hashing the compressed bytes on the way. Memory: one input piece and its
- * compressed output.
+ * One FRAME_BYTES piece of a zstd layer, compressed on its own (one frame),
+ * so that pieces can be compressed on several threads and the blob is the
+ * same whichever thread did which. (gzip stays one deflate stream over the
+ * whole layer: see compressFile.)
+ */
+export async function compressZstdPiece(piece: Uint8Array): Promise<Uint8Array> {
+  return (await loadZstd()).compress(piece, ZSTD_LEVEL);
+}
+
+/** The pieces of a `size`-byte layer: their offsets and lengths (one empty piece for an empty layer). */
+export function piecesOf(size: number): { offset: number; length: number; last: boolean }[] {
+  const out: { offset: number; length: number; last: boolean }[] = [];
+  for (let at = 0; at < size || out.length === 0; at += FRAME_BYTES) {
+    const length = Math.min(FRAME_BYTES, size - at);
+    out.push({ offset: at, length, last: at + length >= size });
+  }
+  return out;
+}
+
+/** Writes a compressed blob from its compressed pieces, in order, hashing every byte written. */
+export class BlobWriter {
+  private readonly fd: number;
+  private readonly hash = createHash('sha256');
+  private written = 0;
+
+  constructor(output: string) {
+    this.fd = openSync(output, 'wx', 0o644);
+  }
+
+  add(compressed: Uint8Array): void {
+    this.hash.update(compressed);
+    let off = 0;
+    while (off < compressed.length)
+      off += writeSync(this.fd, compressed, off, compressed.length - off, this.written + off);
+    this.written += compressed.length;
+  }
+
+  finish(): CompressedFile {
+    this.close();
+    return { sha256: this.hash.digest('hex'), size: this.written };
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Read exactly `length` bytes of `fd` at `offset` into `buf`. */
+export function readPiece(fd: number, buf: Buffer, offset: number, length: number, what: string): Buffer {
+  let got = 0;
+  while (got < length) {
+    const n = readSync(fd, buf, got, length - got, offset + got);
+    if (n === 0) throw new MkimgError('internal', `${what}: layer ends at byte ${offset + got}, expected more`);
+    got += n;
+  }
+  return buf.subarray(0, length);
+}
+
+/**
+ * Compress the file `input` (`size` bytes) into the new file `output` on
+ * this thread, hashing the compressed bytes on the way: gzip as one fflate
+ * stream fed FRAME_BYTES at a time, zstd one frame per piece (the same bytes
+ * as the thread pool's). Memory: one input piece and its compressed output.
  */
 export async function compressFile(
   input: string,
@@ -64,38 +130,23 @@ export async function compressFile(
   output: string,
   compression: Exclude<Compression, 'none'>,
 ): Promise<CompressedFile> {
-  const zs = compression === 'zstd' ? await loadZstd() : undefined;
   const inFd = openSync(input, 'r');
-  const outFd = openSync(output, 'wx', 0o644);
-  const hash = createHash('sha256');
-  let written = 0;
-  const emit = (data: Uint8Array) => {
-    hash.update(data);
-    let off = 0;
-    while (off < data.length) off += writeSync(outFd, data, off, data.length - off, written + off);
-    written += data.length;
-  };
+  let writer: BlobWriter | undefined;
   try {
+    const w = new BlobWriter(output);
+    writer = w;
     const buf = Buffer.allocUnsafe(FRAME_BYTES);
-    const gz = compression === 'gzip' ? new Gzip({ level: GZIP_LEVEL, mtime: 0 }, (chunk) => emit(chunk)) : undefined;
-    let at = 0;
-    do {
-      const want = Math.min(FRAME_BYTES, size - at);
-      let got = 0;
-      while (got < want) {
-        const n = readSync(inFd, buf, got, want - got, at + got);
-        if (n === 0) throw new MkimgError('internal', `${input}: layer ends at byte ${at + got}, expected ${size}`);
-        got += n;
-      }
-      at += want;
-      const piece = buf.subarray(0, want);
-      if (gz) gz.push(piece, at === size);
-      else if (want > 0 || size === 0) emit(zs!.compress(piece, ZSTD_LEVEL));
-    } while (at < size);
-    return { sha256: hash.digest('hex'), size: written };
+    const gz = compression === 'gzip' ? new Gzip({ level: GZIP_LEVEL, mtime: 0 }, (chunk) => w.add(chunk)) : undefined;
+    for (const p of piecesOf(size)) {
+      const piece = readPiece(inFd, buf, p.offset, p.length, input);
+      if (gz) gz.push(piece, p.last);
+      else w.add(await compressZstdPiece(piece));
+    }
+    writer = undefined;
+    return w.finish();
   } finally {
+    writer?.close();
     closeSync(inFd);
-    closeSync(outFd);
   }
 }
 
