@@ -1,9 +1,10 @@
 /**
- * Compress layer files on several worker threads. A gzip layer is one
- * deflate stream, so each goes to one thread whole; a zstd layer is a frame
- * per FRAME_BYTES piece, so its pieces are spread over the threads (one big
- * layer uses every core) and written back in order. The blob depends on the
- * layer bytes alone, never on which thread ran what or when it finished.
+ * Compress layer files on several worker threads, piece by piece: every
+ * FRAME_BYTES piece of every layer is a job (compressPiece, compress.ts), so
+ * one big layer uses every core; this thread reads the pieces in order, hands
+ * them out, and writes each layer's compressed pieces back in order
+ * (BlobWriter). The blob depends on the layer bytes alone, never on which
+ * thread ran which piece or when it finished.
  * Without a compiled worker next to this module (under vitest, on the .ts
  * sources), or when the layers are small together (starting a thread costs
  * more than they do), everything is compressed on this thread, with the same
@@ -14,7 +15,14 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { MkimgError } from '../util/errors.js';
-import { BlobWriter, type CompressedFile, compressFile, piecesOf, readPiece } from './compress.js';
+import {
+  BlobWriter,
+  type CompressedFile,
+  compressFile,
+  GZIP_DICTIONARY_BYTES,
+  piecesOf,
+  readPiece,
+} from './compress.js';
 import type { Compression } from './model.js';
 
 export interface CompressJob {
@@ -28,18 +36,21 @@ export interface CompressedLayer extends CompressedFile {
   path: string;
 }
 
-/** What a compression thread is sent: a whole layer file, or one zstd piece. */
-export type ThreadJob = { kind: 'file'; job: CompressJob } | { kind: 'zstd-piece'; piece: Uint8Array };
-export type ThreadResult =
-  | { ok: true; file?: CompressedFile; compressed?: Uint8Array }
-  | { ok: false; message: string };
+/** What a compression thread is sent (one piece of a layer), and sends back. */
+export interface ThreadJob {
+  piece: Uint8Array;
+  compression: Exclude<Compression, 'none'>;
+  last: boolean;
+  dictionary?: Uint8Array;
+}
+export type ThreadResult = { ok: true; compressed: Uint8Array } | { ok: false; message: string };
 
 const WORKER_MIN_BYTES = 4 << 20;
 
 export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLayer[]> {
   const url = new URL('../oci/compress-worker.js', import.meta.url);
   const total = jobs.reduce((n, j) => n + j.size, 0);
-  const units = jobs.reduce((n, j) => n + (j.compression === 'zstd' ? piecesOf(j.size).length : 1), 0);
+  const units = jobs.reduce((n, j) => n + piecesOf(j.size).length, 0);
   const threads = Math.min(availableParallelism(), units);
   if (threads <= 1 || total < WORKER_MIN_BYTES || !existsSync(fileURLToPath(url))) {
     const results: CompressedLayer[] = [];
@@ -50,36 +61,34 @@ export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLay
   const { Worker } = await import('node:worker_threads');
   const pool = new ThreadPool(Array.from({ length: threads }, () => new Worker(url)));
   try {
-    // gzip layers biggest first, each on a thread of its own; zstd pieces fill the threads meanwhile.
-    const order = jobs.map((j, i) => ({ j, i })).sort((a, b) => b.j.size - a.j.size || a.i - b.i);
-    const results: CompressedLayer[] = new Array(jobs.length);
-    await Promise.all(
-      order.map(async ({ j, i }) => {
-        const file =
-          j.compression === 'zstd' ? await zstdOnPool(pool, j) : (await pool.run({ kind: 'file', job: j })).file!;
-        results[i] = { path: j.output, ...file };
-      }),
-    );
+    // The layers one after another, each one's pieces on every thread.
+    const results: CompressedLayer[] = [];
+    for (const j of jobs) results.push({ path: j.output, ...(await compressOnPool(pool, j)) });
     return results;
   } finally {
     await pool.close();
   }
 }
 
-/** One zstd layer through the pool: pieces read in order, at most two per thread in flight, written in order. */
-async function zstdOnPool(pool: ThreadPool, j: CompressJob): Promise<CompressedFile> {
+/** One layer through the pool: pieces read in order, at most two per thread in flight, written in order. */
+async function compressOnPool(pool: ThreadPool, j: CompressJob): Promise<CompressedFile> {
   const inFd = openSync(j.input, 'r');
   let writer: BlobWriter | undefined;
   try {
-    const w = new BlobWriter(j.output);
+    const w = new BlobWriter(j.output, j.compression);
     writer = w;
-    const inFlight: Promise<ThreadResult & { ok: true }>[] = [];
+    const inFlight: { piece: Uint8Array; compressed: Promise<ThreadResult & { ok: true }> }[] = [];
+    let dictionary: Uint8Array | undefined;
     for (const p of piecesOf(j.size)) {
       const piece = Buffer.from(readPiece(inFd, Buffer.allocUnsafe(p.length), p.offset, p.length, j.input));
-      inFlight.push(pool.run({ kind: 'zstd-piece', piece }));
-      if (inFlight.length >= 2 * pool.size) w.add((await inFlight.shift()!).compressed!);
+      inFlight.push({ piece, compressed: pool.run({ piece, compression: j.compression, last: p.last, dictionary }) });
+      dictionary = j.compression === 'gzip' ? piece.subarray(-GZIP_DICTIONARY_BYTES) : undefined;
+      if (inFlight.length >= 2 * pool.size) {
+        const next = inFlight.shift()!;
+        w.add(next.piece, (await next.compressed).compressed);
+      }
     }
-    for (const next of inFlight) w.add((await next).compressed!);
+    for (const next of inFlight) w.add(next.piece, (await next.compressed).compressed);
     writer = undefined;
     return w.finish();
   } finally {

@@ -1,15 +1,11 @@
-/** A thread of compress-pool.ts: compresses what it is sent (a whole layer file, or a zstd piece), one at a time. */
+/** A thread of compress-pool.ts: compresses the layer pieces it is sent, one at a time. */
 import { parentPort } from 'node:worker_threads';
-import { compressFile, compressZstdPiece } from './compress.js';
+import { compressPiece } from './compress.js';
 import type { ThreadJob, ThreadResult } from './compress-pool.js';
 
-parentPort!.on('message', (m: ThreadJob) => {
-  const work: Promise<ThreadResult> =
-    m.kind === 'file'
-      ? compressFile(m.job.input, m.job.size, m.job.output, m.job.compression).then((file) => ({ ok: true, file }))
-      : compressZstdPiece(m.piece).then((compressed) => ({ ok: true, compressed }));
-  work.then(
-    (r) => parentPort!.postMessage(r),
+parentPort!.on('message', (job: ThreadJob) => {
+  compressPiece(job.piece, job.compression, { last: job.last, dictionary: job.dictionary }).then(
+    (compressed) => parentPort!.postMessage({ ok: true, compressed } satisfies ThreadResult),
     (e: Error) => parentPort!.postMessage({ ok: false, message: e.message } satisfies ThreadResult),
   );
 });

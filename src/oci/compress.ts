@@ -4,7 +4,9 @@
  * that do not come from Node.js (whose bundled zlib changes between releases
  * and CPUs):
  * - gzip: fflate (pure JavaScript, version pinned in package-lock), level 6,
- *   header mtime 0, no file name, OS byte 3;
+ *   header mtime 0, no file name, OS byte 3, each FRAME_BYTES piece deflated
+ *   on its own against the previous piece's last 32 KiB (compressPiece), so
+ *   pieces compress on several threads with the same result;
  * - zstd: @bokuweb/zstd-wasm (zstd compiled to WebAssembly, pinned), level
  *   ZSTD_LEVEL, one frame per FRAME_BYTES of input (frames concatenate into
  *   one stream), so memory stays bounded for a layer of any size.
@@ -19,7 +21,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { Gunzip, Gzip } from 'fflate';
+import { Deflate, Gunzip } from 'fflate';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { MkimgError } from '../util/errors.js';
 import type { Compression } from './model.js';
@@ -28,11 +30,11 @@ import type { Compression } from './model.js';
 export const FRAME_BYTES = 8 << 20;
 export const GZIP_LEVEL = 6;
 /**
- * Bumped whenever a compressor's bytes for the same layer change. Cached blobs are kept under
- * it, so a blob of an older format is never reused where a fresh compression would now give
- * other bytes.
+ * Bumped whenever a compressor's bytes for the same layer change (gzip 3: pieces deflated on
+ * their own; 2 was a development format). Cached blobs are kept under it, so a blob of an older
+ * format is never reused where a fresh compression would now give other bytes.
  */
-export const BLOB_FORMAT: Record<Exclude<Compression, 'none'>, number> = { gzip: 1, zstd: 1 };
+export const BLOB_FORMAT: Record<Exclude<Compression, 'none'>, number> = { gzip: 3, zstd: 1 };
 export const ZSTD_LEVEL = 9;
 
 /** Decompressed bytes allowed per compressed byte (deflate cannot exceed 1032:1; zstd can, a layer does not need to). */
@@ -59,14 +61,55 @@ export function loadZstd(): Promise<ZstdModule> {
   return zstd;
 }
 
+/** Bytes of the previous piece a gzip piece is deflated against (deflate's whole window). */
+export const GZIP_DICTIONARY_BYTES = 32 << 10;
+/** gzip header: deflate, no flags, mtime 0, XFL 0 (level 6), OS 3 (Unix), as fflate writes it. */
+const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+
 /**
- * One FRAME_BYTES piece of a zstd layer, compressed on its own (one frame),
- * so that pieces can be compressed on several threads and the blob is the
- * same whichever thread did which. (gzip stays one deflate stream over the
- * whole layer: see compressFile.)
+ * One FRAME_BYTES piece of a layer, compressed on its own, so that pieces can
+ * be compressed on several threads and the blob is the same whichever thread
+ * did which. zstd: one frame. gzip: raw deflate with the previous piece's
+ * last 32 KiB as preset dictionary (what deflate's window holds there, so the
+ * size barely changes), ended on a byte boundary by an empty stored block
+ * unless it is the last, whose final block ends the stream; the pieces go
+ * between one gzip header and one trailer (BlobWriter). A layer of one piece
+ * is exactly fflate's streaming gzip.
  */
-export async function compressZstdPiece(piece: Uint8Array): Promise<Uint8Array> {
-  return (await loadZstd()).compress(piece, ZSTD_LEVEL);
+export async function compressPiece(
+  piece: Uint8Array,
+  compression: Exclude<Compression, 'none'>,
+  opts: { last: boolean; dictionary?: Uint8Array },
+): Promise<Uint8Array> {
+  if (compression === 'zstd') return (await loadZstd()).compress(piece, ZSTD_LEVEL);
+  const out: Uint8Array[] = [];
+  const d = new Deflate(
+    { level: GZIP_LEVEL, ...(opts.dictionary?.length ? { dictionary: opts.dictionary } : {}) },
+    (chunk) => out.push(chunk),
+  );
+  if (opts.last) d.push(piece, true);
+  else {
+    d.push(piece, false);
+    d.flush(false);
+    out.push(syncTail(d));
+  }
+  return out.length === 1 ? out[0]! : Buffer.concat(out);
+}
+
+/**
+ * The end of a non-final piece: fflate holds back the last, partly filled
+ * byte (its state `s.r`: bits used | byte << 3); it is written here, followed
+ * by an empty non-final stored block (3 zero header bits, padding to the
+ * byte, LEN 0000, NLEN ffff), so the next piece starts on a byte boundary.
+ * (fflate 0.8.3's own flush(true) misplaces that block when the held byte is
+ * not zero; the version is pinned, and test/oci/compress-threads.test.ts
+ * decodes a many-piece layer with three decoders.)
+ */
+function syncTail(d: Deflate): Uint8Array {
+  const r = (d as unknown as { s: { r?: number } }).s.r ?? 0;
+  const bits = r & 7;
+  const held = r >> 3;
+  return Uint8Array.from(bits + 3 > 8 ? [held, 0, 0, 0, 0xff, 0xff] : [held, 0, 0, 0xff, 0xff]);
 }
 
 /** The pieces of a `size`-byte layer: their offsets and lengths (one empty piece for an empty layer). */
@@ -79,31 +122,55 @@ export function piecesOf(size: number): { offset: number; length: number; last: 
   return out;
 }
 
-/** Writes a compressed blob from its compressed pieces, in order, hashing every byte written. */
+/**
+ * Writes a compressed blob from its compressed pieces, in order: for gzip,
+ * one header before them and the trailer after (CRC-32 and size of the
+ * uncompressed pieces); the sha256 of every byte written.
+ */
 export class BlobWriter {
   private readonly fd: number;
   private readonly hash = createHash('sha256');
   private written = 0;
+  private crc = 0;
+  private inputBytes = 0;
 
-  constructor(output: string) {
+  constructor(
+    output: string,
+    private readonly compression: Exclude<Compression, 'none'>,
+  ) {
     this.fd = openSync(output, 'wx', 0o644);
+    if (compression === 'gzip') this.emit(GZIP_HEADER);
   }
 
-  add(compressed: Uint8Array): void {
-    this.hash.update(compressed);
-    let off = 0;
-    while (off < compressed.length)
-      off += writeSync(this.fd, compressed, off, compressed.length - off, this.written + off);
-    this.written += compressed.length;
+  /** The next piece: its uncompressed bytes (for the trailer) and what compressPiece made of them. */
+  add(piece: Uint8Array, compressed: Uint8Array): void {
+    if (this.compression === 'gzip') {
+      this.crc = crc32(piece, this.crc);
+      this.inputBytes += piece.length;
+    }
+    this.emit(compressed);
   }
 
   finish(): CompressedFile {
+    if (this.compression === 'gzip') {
+      const t = Buffer.alloc(8);
+      t.writeUInt32LE(this.crc >>> 0, 0);
+      t.writeUInt32LE(this.inputBytes % 2 ** 32, 4);
+      this.emit(t);
+    }
     this.close();
     return { sha256: this.hash.digest('hex'), size: this.written };
   }
 
   close(): void {
     closeSync(this.fd);
+  }
+
+  private emit(data: Uint8Array): void {
+    this.hash.update(data);
+    let off = 0;
+    while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.written + off);
+    this.written += data.length;
   }
 }
 
@@ -120,9 +187,8 @@ export function readPiece(fd: number, buf: Buffer, offset: number, length: numbe
 
 /**
  * Compress the file `input` (`size` bytes) into the new file `output` on
- * this thread, hashing the compressed bytes on the way: gzip as one fflate
- * stream fed FRAME_BYTES at a time, zstd one frame per piece (the same bytes
- * as the thread pool's). Memory: one input piece and its compressed output.
+ * this thread, piece by piece (compressPiece): the same bytes as the thread
+ * pool's. Memory: one piece, the previous one's tail and one compressed piece.
  */
 export async function compressFile(
   input: string,
@@ -133,14 +199,14 @@ export async function compressFile(
   const inFd = openSync(input, 'r');
   let writer: BlobWriter | undefined;
   try {
-    const w = new BlobWriter(output);
+    const w = new BlobWriter(output, compression);
     writer = w;
     const buf = Buffer.allocUnsafe(FRAME_BYTES);
-    const gz = compression === 'gzip' ? new Gzip({ level: GZIP_LEVEL, mtime: 0 }, (chunk) => w.add(chunk)) : undefined;
+    let dictionary: Uint8Array | undefined;
     for (const p of piecesOf(size)) {
       const piece = readPiece(inFd, buf, p.offset, p.length, input);
-      if (gz) gz.push(piece, p.last);
-      else w.add(await compressZstdPiece(piece));
+      w.add(piece, await compressPiece(piece, compression, { last: p.last, dictionary }));
+      dictionary = compression === 'gzip' ? Buffer.from(piece.subarray(-GZIP_DICTIONARY_BYTES)) : undefined;
     }
     writer = undefined;
     return w.finish();

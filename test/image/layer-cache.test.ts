@@ -69,7 +69,7 @@ describe('compressed layers by diff_id', () => {
     const cacheDir = join(work, 'cache');
     const cache = new LayerBlobCache(cacheDir);
     expect(sha256(await build('first', cache))).toBe(plain);
-    const dir = join(cacheDir, 'layers', 'gzip-1');
+    const dir = join(cacheDir, 'layers', 'gzip-3');
     const [diffId] = readdirSync(dir);
     expect(diffId).toMatch(/^[0-9a-f]{64}$/);
     const [blobHex] = readdirSync(join(dir, diffId!));
@@ -125,7 +125,7 @@ describe('compressed layers by diff_id', () => {
     const cacheDir = join(work, 'planted-cache');
     const cache = new LayerBlobCache(cacheDir);
     await build('planted-first', cache);
-    const dir = join(cacheDir, 'layers', 'gzip-1');
+    const dir = join(cacheDir, 'layers', 'gzip-3');
     const [diffId] = readdirSync(dir);
     rmSync(join(dir, diffId!), { recursive: true });
     const other = gzipSync(Buffer.from('not the layer'));

@@ -60,13 +60,28 @@ describe('layers compressed on threads', () => {
     }
   });
 
+  it('pieces of every kind of content join into one valid gzip stream (the byte fflate holds back at each end)', async () => {
+    // Random bytes (stored blocks), text, and runs, 8 pieces: seven joins at assorted bit positions.
+    let x = 7;
+    const mixed = Buffer.alloc(7 * FRAME_BYTES + 99_999);
+    for (let i = 0; i < mixed.length; i++) {
+      x = (x * 1103515245 + 12345) >>> 0;
+      const kind = Math.floor(i / 300_007) % 3;
+      mixed[i] = kind === 0 ? x >>> 24 : kind === 1 ? 97 + ((x >>> 16) % 26) : (i >> 12) & 0xff;
+    }
+    const path = join(work, 'mixed.tar');
+    writeFileSync(path, mixed);
+    await compressFile(path, mixed.length, join(work, 'mixed.gz'), 'gzip');
+    expect(sha(gunzipSync(readFileSync(join(work, 'mixed.gz'))))).toBe(sha(mixed));
+    execFileSync('gzip', ['-t', join(work, 'mixed.gz')]);
+  });
+
   it('the compiled thread pool gives the bytes one thread gives', async () => {
     const compiled = join(import.meta.dirname, '../../dist/oci/compress-pool.js');
     expect(existsSync(compiled), 'run `npm run build` first').toBe(true);
     const { compressLayers } = (await import(compiled)) as { compressLayers: typeof CompressLayers };
     for (const c of ['gzip', 'zstd'] as const) {
       const one = await compressFile(input, size, join(work, `one.${c}`), c);
-      // Two layers at once: the big one and a copy, so gzip uses both threads too.
       const [a, b] = await compressLayers([
         { input, size, output: join(work, `pool-a.${c}`), compression: c },
         { input, size, output: join(work, `pool-b.${c}`), compression: c },
@@ -77,7 +92,7 @@ describe('layers compressed on threads', () => {
     }
   });
 
-  it("gzip is fflate's streaming gzip, byte for byte; an empty layer is a valid empty stream", async () => {
+  it("a layer of one piece is fflate's streaming gzip, byte for byte; an empty layer is a valid empty stream", async () => {
     const small = layerLike(300_000);
     const path = join(work, 'small.tar');
     writeFileSync(path, small);
