@@ -77,12 +77,22 @@ export class LayerBlobCache {
     return undefined;
   }
 
+  /** Blobs of this compression's older formats (and of the layout before formats) are never read again: removed. */
+  private dropOlderFormats(compression: Compressed): void {
+    const current = `${compression}-${BLOB_FORMAT[compression]}`;
+    for (const name of readdirSync(this.dir)) {
+      if (name !== current && (name === compression || new RegExp(`^${compression}-\\d+$`).test(name)))
+        rmSync(join(this.dir, name), { recursive: true, force: true });
+    }
+  }
+
   /** Keep a freshly compressed blob (best effort: a cache that cannot be written costs the next build time, not this one). */
   store(diffIdHex: string, compression: Compressed, blob: { path: string; sha256: string }): void {
     const parent = this.folderOf(compression);
     let tmp: string | undefined;
     try {
       mkdirSync(parent, { recursive: true });
+      this.dropOlderFormats(compression);
       // Temporaries of builds that were killed (their pid is in the name) go first.
       collectStale(parent, /^\.tmp-(\d+)-[0-9a-f]+$/);
       tmp = join(parent, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);

@@ -68,7 +68,10 @@ describe('compressed layers by diff_id', () => {
     const plain = sha256(await build('plain'));
     const cacheDir = join(work, 'cache');
     const cache = new LayerBlobCache(cacheDir);
+    // Folders of older formats, never read again: removed when a blob is kept; other compressions' stay.
+    for (const old of ['gzip', 'gzip-2', 'zstd-1']) mkdirSync(join(cacheDir, 'layers', old, 'x'), { recursive: true });
     expect(sha256(await build('first', cache))).toBe(plain);
+    expect(readdirSync(join(cacheDir, 'layers')).sort()).toEqual(['gzip-3', 'zstd-1']);
     const dir = join(cacheDir, 'layers', 'gzip-3');
     const [diffId] = readdirSync(dir);
     expect(diffId).toMatch(/^[0-9a-f]{64}$/);
