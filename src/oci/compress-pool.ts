@@ -47,11 +47,19 @@ export type ThreadResult = { ok: true; compressed: Uint8Array } | { ok: false; m
 
 const WORKER_MIN_BYTES = 4 << 20;
 
-export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLayer[]> {
+export interface CompressLayersOptions {
+  /** Compression threads (default: one per core); the bytes are the same for any number. */
+  threads?: number;
+}
+
+export async function compressLayers(
+  jobs: CompressJob[],
+  opts: CompressLayersOptions = {},
+): Promise<CompressedLayer[]> {
   const url = new URL('../oci/compress-worker.js', import.meta.url);
   const total = jobs.reduce((n, j) => n + j.size, 0);
   const units = jobs.reduce((n, j) => n + piecesOf(j.size).length, 0);
-  const threads = Math.min(availableParallelism(), units);
+  const threads = Math.min(opts.threads ?? availableParallelism(), units);
   if (threads <= 1 || total < WORKER_MIN_BYTES || !existsSync(fileURLToPath(url))) {
     const results: CompressedLayer[] = [];
     for (const j of jobs)
@@ -61,39 +69,61 @@ export async function compressLayers(jobs: CompressJob[]): Promise<CompressedLay
   const { Worker } = await import('node:worker_threads');
   const pool = new ThreadPool(Array.from({ length: threads }, () => new Worker(url)));
   try {
-    // The layers one after another, each one's pieces on every thread.
-    const results: CompressedLayer[] = [];
-    for (const j of jobs) results.push({ path: j.output, ...(await compressOnPool(pool, j)) });
-    return results;
+    return await compressOnPool(pool, jobs);
   } finally {
     await pool.close();
   }
 }
 
-/** One layer through the pool: pieces read in order, at most two per thread in flight, written in order. */
-async function compressOnPool(pool: ThreadPool, j: CompressJob): Promise<CompressedFile> {
-  const inFd = openSync(j.input, 'r');
-  let writer: BlobWriter | undefined;
+/** A piece handed to the pool, waiting to be written back in order. */
+interface PieceInFlight {
+  writer: BlobWriter;
+  output: string;
+  piece: Uint8Array;
+  last: boolean;
+  compressed: Promise<ThreadResult & { ok: true }>;
+}
+
+/**
+ * The layers through the pool: pieces read in order, layer after layer, at
+ * most two per thread in flight, written back in order. The next layer's
+ * first pieces are handed out while the previous layer's last ones are still
+ * compressing, so no thread idles at a layer's end.
+ */
+async function compressOnPool(pool: ThreadPool, jobs: CompressJob[]): Promise<CompressedLayer[]> {
+  const results: CompressedLayer[] = [];
+  const writers: BlobWriter[] = [];
+  const inFlight: PieceInFlight[] = [];
+  const writeNext = async () => {
+    const next = inFlight.shift()!;
+    next.writer.add(next.piece, (await next.compressed).compressed);
+    if (next.last) results.push({ path: next.output, ...next.writer.finish() });
+  };
   try {
-    const w = new BlobWriter(j.output, j.compression);
-    writer = w;
-    const inFlight: { piece: Uint8Array; compressed: Promise<ThreadResult & { ok: true }> }[] = [];
-    let dictionary: Uint8Array | undefined;
-    for (const p of piecesOf(j.size)) {
-      const piece = Buffer.from(readPiece(inFd, Buffer.allocUnsafe(p.length), p.offset, p.length, j.input));
-      inFlight.push({ piece, compressed: pool.run({ piece, compression: j.compression, last: p.last, dictionary }) });
-      dictionary = j.compression === 'gzip' ? piece.subarray(-GZIP_DICTIONARY_BYTES) : undefined;
-      if (inFlight.length >= 2 * pool.size) {
-        const next = inFlight.shift()!;
-        w.add(next.piece, (await next.compressed).compressed);
+    for (const j of jobs) {
+      const inFd = openSync(j.input, 'r');
+      try {
+        const writer = new BlobWriter(j.output, j.compression);
+        writers.push(writer);
+        let dictionary: Uint8Array | undefined;
+        for (const p of piecesOf(j.size)) {
+          const piece = Buffer.from(readPiece(inFd, Buffer.allocUnsafe(p.length), p.offset, p.length, j.input));
+          const compressed = pool.run({ piece, compression: j.compression, last: p.last, dictionary });
+          // Awaited in order by writeNext; a failure while an earlier piece is awaited is not unhandled.
+          compressed.catch(() => undefined);
+          inFlight.push({ writer, output: j.output, piece, last: p.last, compressed });
+          // A copy of its own: a view would send the whole piece's buffer to the thread again.
+          dictionary = j.compression === 'gzip' ? new Uint8Array(piece.subarray(-GZIP_DICTIONARY_BYTES)) : undefined;
+          if (inFlight.length >= 2 * pool.size) await writeNext();
+        }
+      } finally {
+        closeSync(inFd);
       }
     }
-    for (const next of inFlight) w.add(next.piece, (await next.compressed).compressed);
-    writer = undefined;
-    return w.finish();
+    while (inFlight.length > 0) await writeNext();
+    return results;
   } finally {
-    writer?.close();
-    closeSync(inFd);
+    for (const w of writers) w.close();
   }
 }
 

@@ -133,6 +133,7 @@ export class BlobWriter {
   private written = 0;
   private crc = 0;
   private inputBytes = 0;
+  private closed = false;
 
   constructor(
     output: string,
@@ -162,7 +163,10 @@ export class BlobWriter {
     return { sha256: this.hash.digest('hex'), size: this.written };
   }
 
+  /** Closes the file; again is a no-op (a failed pool closes every writer it opened). */
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.fd);
   }
 

@@ -2,7 +2,7 @@
  * Layers compressed piece by piece (SPEC §5.1): a layer of several pieces is
  * one valid gzip (gzip -t, node:zlib, mkimg's own decoder) or zstd stream of
  * exactly its bytes; the thread pool (the compiled worker) gives the same
- * bytes as one thread; a layer of one piece gives fflate's streaming gzip (the format before pieces); the
+ * bytes as one thread, for any number of threads; a layer of one piece gives fflate's streaming gzip (the format before pieces); the
  * size stays within 5% of gzip -6.
  */
 import { execFileSync } from 'node:child_process';
@@ -76,19 +76,36 @@ describe('layers compressed on threads', () => {
     execFileSync('gzip', ['-t', join(work, 'mixed.gz')]);
   });
 
-  it('the compiled thread pool gives the bytes one thread gives', async () => {
+  it('the compiled thread pool gives the bytes one thread gives, for 1, 2 and 4 threads', async () => {
     const compiled = join(import.meta.dirname, '../../dist/oci/compress-pool.js');
     expect(existsSync(compiled), 'run `npm run build` first').toBe(true);
     const { compressLayers } = (await import(compiled)) as { compressLayers: typeof CompressLayers };
+    // A second, smaller layer: its pieces are handed out while the first layer's last ones compress.
+    const second = join(work, 'second.tar');
+    const secondSize = FRAME_BYTES + 4_321;
+    writeFileSync(second, layerLike(secondSize + 77).subarray(77));
     for (const c of ['gzip', 'zstd'] as const) {
       const one = await compressFile(input, size, join(work, `one.${c}`), c);
-      const [a, b] = await compressLayers([
-        { input, size, output: join(work, `pool-a.${c}`), compression: c },
-        { input, size, output: join(work, `pool-b.${c}`), compression: c },
-      ]);
-      expect(a!.sha256).toBe(one.sha256);
-      expect(b!.sha256).toBe(one.sha256);
-      expect(readFileSync(join(work, `pool-a.${c}`)).equals(readFileSync(join(work, `one.${c}`)))).toBe(true);
+      const oneSecond = await compressFile(second, secondSize, join(work, `one-second.${c}`), c);
+      for (const threads of [1, 2, 4]) {
+        const [a, b, d] = await compressLayers(
+          [
+            { input, size, output: join(work, `pool-${threads}-a.${c}`), compression: c },
+            { input: second, size: secondSize, output: join(work, `pool-${threads}-b.${c}`), compression: c },
+            { input, size, output: join(work, `pool-${threads}-d.${c}`), compression: c },
+          ],
+          { threads },
+        );
+        expect([a!.sha256, b!.sha256, d!.sha256], `${c}, ${threads} threads`).toEqual([
+          one.sha256,
+          oneSecond.sha256,
+          one.sha256,
+        ]);
+        expect(b!.path).toBe(join(work, `pool-${threads}-b.${c}`));
+        const written = readFileSync(join(work, `pool-${threads}-a.${c}`));
+        expect(written.equals(readFileSync(join(work, `one.${c}`)))).toBe(true);
+        expect(a!.size).toBe(written.length);
+      }
     }
   });
 
