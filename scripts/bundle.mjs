@@ -7,8 +7,9 @@
  *
  * - splitting: every `await import()` of mkimg's own code stays lazy (its own
  *   chunk), so a command loads only what it uses.
- * - externals: @napi-rs/lzma (native addon) and openpgp (large, loaded on
- *   first use through src/util/openpgp.ts) are imported from node_modules.
+ * - externals: @napi-rs/lzma (native addon), openpgp (large, loaded on
+ *   first use through src/util/openpgp.ts) and the two WebAssembly
+ *   compressors (loaded on first use) are imported from node_modules.
  * - banner: bundled CommonJS dependencies (yaml, commander, ajv's runtime,
  *   tar-stream, ...) `require` node builtins; an ES module has no `require`,
  *   so each chunk makes one with createRequire.
@@ -39,7 +40,7 @@ const result = await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  external: ['@napi-rs/lzma', 'openpgp', '@bokuweb/zstd-wasm', '*.node'],
+  external: ['@napi-rs/lzma', 'openpgp', '@bokuweb/zstd-wasm', 'libdeflate', '*.node'],
   entryNames: '[name]',
   chunkNames: 'chunk-[hash]',
   banner: {

@@ -51,6 +51,15 @@ export class LayerBlobCache {
     return join(this.folderOf(compression), diffIdHex);
   }
 
+  /** Whether any blob of this compression's format is kept (none: no lookup can hit). */
+  holdsAny(compression: Compressed): boolean {
+    try {
+      return readdirSync(this.folderOf(compression)).some((n) => SHA256_HEX.test(n));
+    } catch {
+      return false;
+    }
+  }
+
   /** The cached blob of the layer with this diff_id, its bytes checked against its digest; undefined on a miss. */
   async lookup(diffIdHex: string, compression: Compressed): Promise<CachedLayerBlob | undefined> {
     const entry = this.entryOf(diffIdHex, compression);

@@ -29,7 +29,7 @@ import {
   type Compression,
   type Descriptor,
 } from '../oci/model.js';
-import { compressLayers } from '../oci/compress-pool.js';
+import { CompressionPool, WORKER_MIN_BYTES } from '../oci/compress-pool.js';
 import type { LayerGroup } from './layering.js';
 import type { CachedLayerBlob, LayerBlobCache } from './layer-cache.js';
 
@@ -236,68 +236,85 @@ export async function writeLayeredImage(
   const biggest = sizes.indexOf(Math.max(...sizes));
   const c = opts.compression;
   const reused: (CachedLayerBlob | undefined)[] = [];
+  const digested: { sha256: string; size: number }[] = [];
   for (const [i, plan] of plans.entries()) {
     // A big layer of plain content (packages) is first only hashed: when the cache has its blob
-    // (an app edit leaves the package layer as it was), its tar is never written.
-    if (c !== 'none' && opts.layerCache && sizes[i]! >= DIGEST_FIRST_MIN_BYTES && plan.every(isPlain)) {
+    // (an app edit leaves the package layer as it was), its tar is never written. A cache that
+    // holds no blob of this compression (a first build) cannot have it: not hashed twice then.
+    if (c !== 'none' && opts.layerCache?.holdsAny(c) && sizes[i]! >= DIGEST_FIRST_MIN_BYTES && plan.every(isPlain)) {
       const sink = HashingSink.digestOnly();
-      let layer: { sha256: string; size: number };
       try {
-        layer = writeLayer(plan, spec.sourceDateEpoch, sink);
+        digested[i] = writeLayer(plan, spec.sourceDateEpoch, sink);
+        reused[i] = await opts.layerCache.lookup(digested[i]!.sha256, c);
       } finally {
         sink.close();
       }
-      const hit = await opts.layerCache.lookup(layer.sha256, c);
+    }
+  }
+  // The compression threads boot while the layer tars are written, and each layer is handed to
+  // them as soon as it is written (unless the cache has its blob).
+  const toCompress = sizes.reduce((n, size, i) => (reused[i] ? n : n + size), 0);
+  let written: { path: string; sha256: string; size: number }[];
+  const pool = c === 'none' ? undefined : CompressionPool.start(toCompress < WORKER_MIN_BYTES ? { threads: 1 } : {});
+  try {
+    const blobs: Promise<{ path: string; sha256: string; size: number }>[] = [];
+    for (const [i, plan] of plans.entries()) {
+      const hit = reused[i];
       if (hit) {
-        raw.push({ ...layer, name: groups[i]!.name });
-        reused[i] = hit;
+        raw.push({ ...digested[i]!, name: groups[i]!.name });
+        blobs.push(Promise.resolve(hit));
         continue;
       }
-    }
-    const path = join(opts.workDir, `layer-${i}.tar`);
-    const fd = openSync(path, 'wx+', 0o644);
-    try {
-      const digester =
-        opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES
-          ? opts.hashThread.digester(fd, 0, recordedEntries(plan))
-          : undefined;
-      const sink = new HashingSink(fd, { digester });
+      const path = join(opts.workDir, `layer-${i}.tar`);
+      const fd = openSync(path, 'wx+', 0o644);
       let layer: { sha256: string; size: number };
       try {
-        layer = writeLayer(plan, spec.sourceDateEpoch, sink);
+        const digester =
+          opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES
+            ? opts.hashThread.digester(fd, 0, recordedEntries(plan))
+            : undefined;
+        const sink = new HashingSink(fd, { digester });
+        try {
+          layer = writeLayer(plan, spec.sourceDateEpoch, sink);
+        } finally {
+          sink.close();
+        }
+        if (layer.size !== sizes[i])
+          throw new MkimgError('internal', `layer ${i} is ${layer.size} bytes, planned ${sizes[i]}`);
       } finally {
-        sink.close();
+        closeSync(fd);
       }
-      if (layer.size !== sizes[i])
-        throw new MkimgError('internal', `layer ${i} is ${layer.size} bytes, planned ${sizes[i]}`);
       raw.push({ path, ...layer, name: groups[i]!.name });
-    } finally {
-      closeSync(fd);
+      if (!pool || c === 'none') {
+        blobs.push(Promise.resolve({ path, ...layer }));
+        continue;
+      }
+      // A layer compressed by an earlier build (same diff_id) is reused.
+      const cached = await opts.layerCache?.lookup(layer.sha256, c);
+      if (cached) {
+        blobs.push(Promise.resolve(cached));
+        continue;
+      }
+      const blob = pool
+        .compress({ input: path, size: layer.size, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })
+        .then((r) => {
+          opts.layerCache?.store(layer.sha256, c, r);
+          return r;
+        });
+      // Awaited below; a failure while an earlier layer is written (or the inputs are checked) is not unhandled.
+      blob.catch(() => undefined);
+      blobs.push(blob);
     }
+    opts.beforeCommit?.();
+    written = await Promise.all(blobs);
+  } finally {
+    await pool?.close();
   }
-  opts.beforeCommit?.();
   const mediaType = layerMediaType(c);
-  let blobs: { path: string; sha256: string; size: number }[] = raw as { path: string; sha256: string; size: number }[];
-  if (c !== 'none') {
-    // A layer compressed by an earlier build (same diff_id) is reused; the rest are compressed.
-    const cached = await Promise.all(raw.map((r, i) => reused[i] ?? opts.layerCache?.lookup(r.sha256, c)));
-    const todo = raw.filter((_, i) => !cached[i]);
-    const fresh = await compressLayers(
-      todo.map((r) => ({
-        input: r.path!,
-        size: r.size,
-        output: `${r.path}.${c === 'gzip' ? 'gz' : 'zst'}`,
-        compression: c,
-      })),
-    );
-    todo.forEach((r, i) => opts.layerCache?.store(r.sha256, c, fresh[i]!));
-    let next = 0;
-    blobs = raw.map((_, i) => cached[i] ?? fresh[next++]!);
-  }
   const layers: LayerBlob[] = raw.map((r, i) => ({
-    descriptor: { mediaType, digest: `sha256:${blobs[i]!.sha256}`, size: blobs[i]!.size },
+    descriptor: { mediaType, digest: `sha256:${written[i]!.sha256}`, size: written[i]!.size },
     diffId: `sha256:${r.sha256}`,
-    hostPath: blobs[i]!.path,
+    hostPath: written[i]!.path,
     name: r.name,
   }));
   const image = imageLayout(spec, layers);

@@ -4,8 +4,15 @@ import { compressPiece } from './compress.js';
 import type { ThreadJob, ThreadResult } from './compress-pool.js';
 
 parentPort!.on('message', (job: ThreadJob) => {
-  compressPiece(job.piece, job.compression, { last: job.last, dictionary: job.dictionary }).then(
-    (compressed) => parentPort!.postMessage({ ok: true, compressed } satisfies ThreadResult),
+  compressPiece(job.piece, job.compression).then(
+    (compressed) => {
+      // Moved, not copied, when it has a buffer of its own (never a view of a WebAssembly memory).
+      const own = compressed.byteOffset === 0 && compressed.byteLength === compressed.buffer.byteLength;
+      parentPort!.postMessage(
+        { ok: true, compressed } satisfies ThreadResult,
+        own ? [compressed.buffer as ArrayBuffer] : [],
+      );
+    },
     (e: Error) => parentPort!.postMessage({ ok: false, message: e.message } satisfies ThreadResult),
   );
 });

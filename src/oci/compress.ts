@@ -3,42 +3,45 @@
  * a function of the layer bytes and the pinned versions of two compressors
  * that do not come from Node.js (whose bundled zlib changes between releases
  * and CPUs):
- * - gzip: fflate (pure JavaScript, version pinned in package-lock), level 6,
- *   header mtime 0, no file name, OS byte 3, each FRAME_BYTES piece deflated
- *   on its own against the previous piece's last 32 KiB (compressPiece), so
- *   pieces compress on several threads with the same result;
+ * - gzip: one gzip member per FRAME_BYTES piece (header mtime 0, no file
+ *   name, OS byte 3), deflated by libdeflate (C compiled to WebAssembly,
+ *   version pinned in package-lock) at GZIP_LEVEL; pieces compress on
+ *   several threads with the same result;
  * - zstd: @bokuweb/zstd-wasm (zstd compiled to WebAssembly, pinned), level
  *   ZSTD_LEVEL, one frame per FRAME_BYTES of input (frames concatenate into
  *   one stream), so memory stays bounded for a layer of any size.
  * Input is read in fixed FRAME_BYTES pieces at fixed offsets, so the chunking
- * (which the gzip stream's block boundaries follow) is a function of the
- * layer alone.
+ * (which the gzip members and zstd frames follow) is a function of the layer
+ * alone.
  *
- * Reading (decompressLayer): gzip through fflate, zstd through fzstd, both
+ * Reading (LayerDecoder): gzip through fflate, zstd through fzstd, both
  * synchronous push decoders with bounded memory; a stream that decompresses
  * past MAX_RATIO × its compressed size + MAX_SLACK bytes is refused as a bomb.
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { Deflate, Gunzip } from 'fflate';
+import { Gunzip } from 'fflate';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { MkimgError } from '../util/errors.js';
 import type { Compression } from './model.js';
 
-/** Input piece size: the unit of reading, of gzip pushes, and of zstd frames. */
+/** Input piece size: the unit of reading, of gzip members, and of zstd frames. */
 export const FRAME_BYTES = 8 << 20;
 export const GZIP_LEVEL = 6;
 /**
- * Bumped whenever a compressor's bytes for the same layer change (gzip 3: pieces deflated on
- * their own; 2 was a development format). Cached blobs are kept under it, so a blob of an older
- * format is never reused where a fresh compression would now give other bytes.
+ * Bumped whenever a compressor's bytes for the same layer change (gzip 4: a libdeflate member per
+ * piece; 3: fflate pieces in one member; 2 was a development format). Cached blobs are kept under
+ * it, so a blob of an older format is never reused where a fresh compression would now give other
+ * bytes.
  */
-export const BLOB_FORMAT: Record<Exclude<Compression, 'none'>, number> = { gzip: 3, zstd: 1 };
+export const BLOB_FORMAT: Record<Exclude<Compression, 'none'>, number> = { gzip: 4, zstd: 1 };
 export const ZSTD_LEVEL = 9;
 
 /** Decompressed bytes allowed per compressed byte (deflate cannot exceed 1032:1; zstd can, a layer does not need to). */
 export const MAX_RATIO = 1100;
+/** Compressed bytes kept behind the latest chunk to find a gzip trailer (a member header can be longer only with a huge name or extra field). */
+const RECENT_BYTES = 64 << 10;
 /** Plus this many bytes, whatever the compressed size. */
 export const MAX_SLACK = 64 << 20;
 
@@ -61,55 +64,34 @@ export function loadZstd(): Promise<ZstdModule> {
   return zstd;
 }
 
-/** Bytes of the previous piece a gzip piece is deflated against (deflate's whole window). */
-export const GZIP_DICTIONARY_BYTES = 32 << 10;
-/** gzip header: deflate, no flags, mtime 0, XFL 0 (level 6), OS 3 (Unix), as fflate writes it. */
+type DeflateModule = { deflate: (input: Uint8Array, level?: number) => Uint8Array };
+let libdeflate: Promise<DeflateModule> | undefined;
+/** The deflate encoder, loaded once per thread. */
+function loadDeflate(): Promise<DeflateModule> {
+  libdeflate ??= import('libdeflate') as Promise<DeflateModule>;
+  return libdeflate;
+}
+
+/** gzip member header: deflate, no flags, mtime 0, XFL 0, OS 3 (Unix). */
 const GZIP_HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
 
 /**
  * One FRAME_BYTES piece of a layer, compressed on its own, so that pieces can
  * be compressed on several threads and the blob is the same whichever thread
- * did which. zstd: one frame. gzip: raw deflate with the previous piece's
- * last 32 KiB as preset dictionary (what deflate's window holds there, so the
- * size barely changes), ended on a byte boundary by an empty stored block
- * unless it is the last, whose final block ends the stream; the pieces go
- * between one gzip header and one trailer (BlobWriter). A layer of one piece
- * is exactly fflate's streaming gzip.
+ * did which. zstd: one frame. gzip: one gzip member (RFC 1952 lets a file be
+ * several; every gzip reader runtimes use reads them all), its deflate data
+ * from libdeflate at GZIP_LEVEL, its trailer the piece's CRC-32 and size. The
+ * blob is the pieces one after another (BlobWriter).
  */
-export async function compressPiece(
-  piece: Uint8Array,
-  compression: Exclude<Compression, 'none'>,
-  opts: { last: boolean; dictionary?: Uint8Array },
-): Promise<Uint8Array> {
+export async function compressPiece(piece: Uint8Array, compression: Exclude<Compression, 'none'>): Promise<Uint8Array> {
   if (compression === 'zstd') return (await loadZstd()).compress(piece, ZSTD_LEVEL);
-  const out: Uint8Array[] = [];
-  const d = new Deflate(
-    { level: GZIP_LEVEL, ...(opts.dictionary?.length ? { dictionary: opts.dictionary } : {}) },
-    (chunk) => out.push(chunk),
-  );
-  if (opts.last) d.push(piece, true);
-  else {
-    d.push(piece, false);
-    d.flush(false);
-    out.push(syncTail(d));
-  }
-  return out.length === 1 ? out[0]! : Buffer.concat(out);
-}
-
-/**
- * The end of a non-final piece: fflate holds back the last, partly filled
- * byte (its state `s.r`: bits used | byte << 3); it is written here, followed
- * by an empty non-final stored block (3 zero header bits, padding to the
- * byte, LEN 0000, NLEN ffff), so the next piece starts on a byte boundary.
- * (fflate 0.8.3's own flush(true) misplaces that block when the held byte is
- * not zero; the version is pinned, and test/oci/compress-threads.test.ts
- * decodes a many-piece layer with three decoders.)
- */
-function syncTail(d: Deflate): Uint8Array {
-  const r = (d as unknown as { s: { r?: number } }).s.r ?? 0;
-  const bits = r & 7;
-  const held = r >> 3;
-  return Uint8Array.from(bits + 3 > 8 ? [held, 0, 0, 0, 0xff, 0xff] : [held, 0, 0, 0xff, 0xff]);
+  const raw = (await loadDeflate()).deflate(piece, GZIP_LEVEL);
+  const member = Buffer.allocUnsafeSlow(GZIP_HEADER.length + raw.length + 8);
+  GZIP_HEADER.copy(member, 0);
+  member.set(raw, GZIP_HEADER.length);
+  member.writeUInt32LE(crc32(piece) >>> 0, GZIP_HEADER.length + raw.length);
+  member.writeUInt32LE(piece.length, GZIP_HEADER.length + raw.length + 4);
+  return member;
 }
 
 /** The pieces of a `size`-byte layer: their offsets and lengths (one empty piece for an empty layer). */
@@ -122,43 +104,27 @@ export function piecesOf(size: number): { offset: number; length: number; last: 
   return out;
 }
 
-/**
- * Writes a compressed blob from its compressed pieces, in order: for gzip,
- * one header before them and the trailer after (CRC-32 and size of the
- * uncompressed pieces); the sha256 of every byte written.
- */
+/** Writes a compressed blob from its compressed pieces, in order, and takes the sha256 of every byte written. */
 export class BlobWriter {
   private readonly fd: number;
   private readonly hash = createHash('sha256');
   private written = 0;
-  private crc = 0;
-  private inputBytes = 0;
   private closed = false;
 
-  constructor(
-    output: string,
-    private readonly compression: Exclude<Compression, 'none'>,
-  ) {
+  constructor(output: string) {
     this.fd = openSync(output, 'wx', 0o644);
-    if (compression === 'gzip') this.emit(GZIP_HEADER);
   }
 
-  /** The next piece: its uncompressed bytes (for the trailer) and what compressPiece made of them. */
-  add(piece: Uint8Array, compressed: Uint8Array): void {
-    if (this.compression === 'gzip') {
-      this.crc = crc32(piece, this.crc);
-      this.inputBytes += piece.length;
-    }
-    this.emit(compressed);
+  /** The next piece, as compressPiece made it. */
+  add(compressed: Uint8Array): void {
+    this.hash.update(compressed);
+    let off = 0;
+    while (off < compressed.length)
+      off += writeSync(this.fd, compressed, off, compressed.length - off, this.written + off);
+    this.written += compressed.length;
   }
 
   finish(): CompressedFile {
-    if (this.compression === 'gzip') {
-      const t = Buffer.alloc(8);
-      t.writeUInt32LE(this.crc >>> 0, 0);
-      t.writeUInt32LE(this.inputBytes % 2 ** 32, 4);
-      this.emit(t);
-    }
     this.close();
     return { sha256: this.hash.digest('hex'), size: this.written };
   }
@@ -168,13 +134,6 @@ export class BlobWriter {
     if (this.closed) return;
     this.closed = true;
     closeSync(this.fd);
-  }
-
-  private emit(data: Uint8Array): void {
-    this.hash.update(data);
-    let off = 0;
-    while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.written + off);
-    this.written += data.length;
   }
 }
 
@@ -192,7 +151,7 @@ export function readPiece(fd: number, buf: Buffer, offset: number, length: numbe
 /**
  * Compress the file `input` (`size` bytes) into the new file `output` on
  * this thread, piece by piece (compressPiece): the same bytes as the thread
- * pool's. Memory: one piece, the previous one's tail and one compressed piece.
+ * pool's. Memory: one piece and its compressed bytes.
  */
 export async function compressFile(
   input: string,
@@ -203,15 +162,11 @@ export async function compressFile(
   const inFd = openSync(input, 'r');
   let writer: BlobWriter | undefined;
   try {
-    const w = new BlobWriter(output, compression);
+    const w = new BlobWriter(output);
     writer = w;
     const buf = Buffer.allocUnsafe(FRAME_BYTES);
-    let dictionary: Uint8Array | undefined;
-    for (const p of piecesOf(size)) {
-      const piece = readPiece(inFd, buf, p.offset, p.length, input);
-      w.add(piece, await compressPiece(piece, compression, { last: p.last, dictionary }));
-      dictionary = compression === 'gzip' ? Buffer.from(piece.subarray(-GZIP_DICTIONARY_BYTES)) : undefined;
-    }
+    for (const p of piecesOf(size))
+      w.add(await compressPiece(readPiece(inFd, buf, p.offset, p.length, input), compression));
     writer = undefined;
     return w.finish();
   } finally {
@@ -232,7 +187,11 @@ export class LayerDecoder {
   private readonly push: (chunk: Uint8Array, final: boolean) => void;
   private done = false;
   private crc = 0;
-  private tail = Buffer.alloc(0);
+  private memberOut = 0;
+  /** For the trailers: the chunk being pushed, from compressed offset `curStart`, and up to RECENT_BYTES before it. */
+  private cur: Uint8Array = new Uint8Array(0);
+  private curStart = 0;
+  private behind = Buffer.alloc(0);
 
   constructor(
     compression: Exclude<Compression, 'none'>,
@@ -257,20 +216,30 @@ export class LayerDecoder {
       if (final) this.done = true;
     };
     if (compression === 'gzip') {
-      // fflate does not check the gzip trailer: the last 8 bytes are the
-      // CRC-32 and the size (mod 2^32) of the decompressed bytes.
+      // fflate does not check gzip trailers: each member ends in the CRC-32
+      // and the size (mod 2^32) of its decompressed bytes. A member's output
+      // is all out before fflate reports where the next one starts.
       const d = new Gunzip((chunk, final) => {
-        if (chunk.length) this.crc = crc32(chunk, this.crc);
+        if (chunk.length) {
+          this.crc = crc32(chunk, this.crc);
+          this.memberOut += chunk.length;
+        }
         ondata(chunk, final);
       });
+      d.onmember = (offset) => {
+        this.checkTrailer(offset);
+        this.crc = 0;
+        this.memberOut = 0;
+      };
       this.push = (c, f) => {
-        this.keepTail(c);
+        this.behind =
+          this.cur.length >= RECENT_BYTES
+            ? Buffer.from(this.cur.subarray(-RECENT_BYTES))
+            : Buffer.concat([this.behind, this.cur]).subarray(-RECENT_BYTES);
+        this.curStart += this.cur.length;
+        this.cur = c;
         d.push(c, f);
-        if (f && this.done) {
-          const t = this.tail;
-          if (t.length < 8 || t.readUInt32LE(0) !== this.crc >>> 0 || t.readUInt32LE(4) !== this.out % 2 ** 32)
-            this.fail('the gzip trailer (CRC-32, size) does not match the data: truncated or corrupt');
-        }
+        if (f && this.done) this.checkTrailer(this.curStart + c.length);
       };
     } else {
       const d = new ZstdDecompress(ondata);
@@ -278,9 +247,19 @@ export class LayerDecoder {
     }
   }
 
-  private keepTail(c: Uint8Array): void {
-    if (c.length >= 8) this.tail = Buffer.from(c.subarray(c.length - 8));
-    else if (c.length > 0) this.tail = Buffer.concat([this.tail, c]).subarray(-8);
+  /** The 8 bytes before compressed offset `end` must be the trailer of the member just decoded. */
+  private checkTrailer(end: number): void {
+    const t = Buffer.alloc(8);
+    for (let i = 0; i < 8; i++) {
+      const off = end - 8 + i;
+      const b =
+        off >= this.curStart ? this.cur[off - this.curStart] : this.behind[this.behind.length - (this.curStart - off)];
+      if (b === undefined)
+        this.fail('a gzip member ends where its trailer cannot be read back (a header over 64 KiB?)');
+      t[i] = b;
+    }
+    if (t.readUInt32LE(0) !== this.crc >>> 0 || t.readUInt32LE(4) !== this.memberOut % 2 ** 32)
+      this.fail('a gzip trailer (CRC-32, size) does not match the data: truncated or corrupt');
   }
 
   write(chunk: Uint8Array): void {

@@ -24,6 +24,23 @@ export function writeSampleApp(dir: string, reverse = false): void {
   }
 }
 
+/**
+ * Adds app/big.bin, `bytes` of text-like data (deterministic), to a sample project and locks it
+ * again: a `files:` layer past 8 MiB is compressed in pieces (several gzip members, several zstd
+ * frames) on the compression threads.
+ */
+export function addBigInput(dir: string, manifest: string, bytes = 9 << 20): void {
+  const big = Buffer.alloc(bytes);
+  let x = 1;
+  for (let i = 0; i < big.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    big[i] = 97 + ((x >>> 16) % (i % 4096 < 2048 ? 4 : 26));
+  }
+  writeFileSync(join(dir, 'app', 'big.bin'), big);
+  const locked = mkimg(['lock', manifest]);
+  if (locked.code !== 0) throw new Error(`mkimg lock failed (${locked.code}): ${locked.stderr}`);
+}
+
 /** Writes the project into `dir`, locks it, and returns the manifest path. */
 export function writeSampleProject(dir: string, opts: { minimize?: boolean; extraYaml?: string } = {}): string {
   mkdirSync(join(dir, 'vendor'), { recursive: true });

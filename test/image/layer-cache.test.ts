@@ -69,10 +69,10 @@ describe('compressed layers by diff_id', () => {
     const cacheDir = join(work, 'cache');
     const cache = new LayerBlobCache(cacheDir);
     // Folders of older formats, never read again: removed when a blob is kept; other compressions' stay.
-    for (const old of ['gzip', 'gzip-2', 'zstd-1']) mkdirSync(join(cacheDir, 'layers', old, 'x'), { recursive: true });
+    for (const old of ['gzip', 'gzip-3', 'zstd-1']) mkdirSync(join(cacheDir, 'layers', old, 'x'), { recursive: true });
     expect(sha256(await build('first', cache))).toBe(plain);
-    expect(readdirSync(join(cacheDir, 'layers')).sort()).toEqual(['gzip-3', 'zstd-1']);
-    const dir = join(cacheDir, 'layers', 'gzip-3');
+    expect(readdirSync(join(cacheDir, 'layers')).sort()).toEqual(['gzip-4', 'zstd-1']);
+    const dir = join(cacheDir, 'layers', 'gzip-4');
     const [diffId] = readdirSync(dir);
     expect(diffId).toMatch(/^[0-9a-f]{64}$/);
     const [blobHex] = readdirSync(join(dir, diffId!));
@@ -128,7 +128,7 @@ describe('compressed layers by diff_id', () => {
     const cacheDir = join(work, 'planted-cache');
     const cache = new LayerBlobCache(cacheDir);
     await build('planted-first', cache);
-    const dir = join(cacheDir, 'layers', 'gzip-3');
+    const dir = join(cacheDir, 'layers', 'gzip-4');
     const [diffId] = readdirSync(dir);
     rmSync(join(dir, diffId!), { recursive: true });
     const other = gzipSync(Buffer.from('not the layer'));

