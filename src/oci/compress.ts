@@ -52,16 +52,22 @@ export interface CompressedFile {
 }
 
 type ZstdModule = { init: () => Promise<void>; compress: (buf: Uint8Array, level?: number) => Uint8Array };
-let zstd: Promise<ZstdModule> | undefined;
-/** The zstd encoder, loaded once per thread (WebAssembly instantiation is asynchronous). */
+/**
+ * The zstd encoder, loaded once per thread (WebAssembly instantiation is asynchronous). Kept on
+ * the thread's global object, not in this module: @bokuweb/zstd-wasm is one shared module whose
+ * init() instantiates it again, and a second init (a second copy of this module in one thread,
+ * as under the tests) leaves its memory views and allocator apart: it then writes corrupt frames.
+ */
+const ZSTD_KEY = Symbol.for('mkimg.zstd-encoder');
 export function loadZstd(): Promise<ZstdModule> {
-  zstd ??= (async () => {
+  const g = globalThis as { [ZSTD_KEY]?: Promise<ZstdModule> };
+  g[ZSTD_KEY] ??= (async () => {
     const m = (await import('@bokuweb/zstd-wasm')) as unknown as ZstdModule & { default?: ZstdModule };
     const mod = typeof m.init === 'function' ? m : m.default!;
     await mod.init();
     return mod;
   })();
-  return zstd;
+  return g[ZSTD_KEY];
 }
 
 type DeflateModule = { deflate: (input: Uint8Array, level?: number) => Uint8Array };
