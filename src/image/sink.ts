@@ -39,6 +39,7 @@ export class HashingSink {
   /** File position at which the buffer's first byte goes. */
   private pos: number;
   private start: number;
+  private readonly onWritten: ((data: Buffer) => void) | undefined;
   /** hostPath → fd, least recently used first: files content is sliced from (copyFile with an offset). */
   private readonly sliced = new Map<string, number>();
 
@@ -46,13 +47,16 @@ export class HashingSink {
    * `hash: false` for a sink whose digest nobody needs (the outer image tar).
    * `position`: the file offset of the sink's first byte (default 0).
    * `digester`: who hashes (default: inline, on this thread). A sink hashes one stream: finish() ends it.
+   * `onWritten`: given every run of bytes once written, in order (a compressor taking the layer as it is
+   * written); the buffer is reused after the call.
    */
   constructor(
     private readonly fd: number,
-    opts: { hash?: boolean; position?: number; digester?: LayerDigester } = {},
+    opts: { hash?: boolean; position?: number; digester?: LayerDigester; onWritten?: (data: Buffer) => void } = {},
   ) {
     this.digester = opts.hash === false ? undefined : (opts.digester ?? new InlineLayerDigester());
     this.start = this.pos = opts.position ?? 0;
+    this.onWritten = opts.onWritten;
   }
 
   /** A sink that writes nothing: the digest of what would be written, hashed on this thread. */
@@ -238,6 +242,7 @@ export class HashingSink {
     while (off < data.length) off += writeSync(this.fd, data, off, data.length - off, this.pos + off);
     // After the write: a digester on another thread reads these bytes back.
     this.digester?.written(data, this.pos - this.start);
+    this.onWritten?.(data);
     this.pos += data.length;
   }
 }

@@ -266,6 +266,17 @@ export async function writeLayeredImage(
         continue;
       }
       const path = join(opts.workDir, `layer-${i}.tar`);
+      // Compressed as it is written when it will be compressed whatever its diff_id: no cached blob
+      // can match it (a first build, verify's rebuild, or a big layer the cache missed just now).
+      const stream =
+        pool && c !== 'none' && (!opts.layerCache?.holdsAny(c) || digested[i])
+          ? pool.stream({
+              input: path,
+              size: sizes[i]!,
+              output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`,
+              compression: c,
+            })
+          : undefined;
       const fd = openSync(path, 'wx+', 0o644);
       let layer: { sha256: string; size: number };
       try {
@@ -273,7 +284,7 @@ export async function writeLayeredImage(
           opts.hashThread && i === biggest && sizes[i]! >= THREADED_MIN_BYTES
             ? opts.hashThread.digester(fd, 0, recordedEntries(plan))
             : undefined;
-        const sink = new HashingSink(fd, { digester });
+        const sink = new HashingSink(fd, { digester, onWritten: stream && ((d) => stream.write(d)) });
         try {
           layer = writeLayer(plan, spec.sourceDateEpoch, sink);
         } finally {
@@ -290,13 +301,16 @@ export async function writeLayeredImage(
         continue;
       }
       // A layer compressed by an earlier build (same diff_id) is reused.
-      const cached = await opts.layerCache?.lookup(layer.sha256, c);
+      const cached = stream ? undefined : await opts.layerCache?.lookup(layer.sha256, c);
       if (cached) {
         blobs.push(Promise.resolve(cached));
         continue;
       }
-      const blob = pool
-        .compress({ input: path, size: layer.size, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })
+      const blob = (
+        stream ??
+        pool.stream({ input: path, size: layer.size, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })
+      )
+        .end()
         .then((r) => {
           opts.layerCache?.store(layer.sha256, c, r);
           return r;

@@ -45,6 +45,14 @@ export interface CompressionPoolOptions {
   threads?: number;
 }
 
+/** A layer being written, whose pieces are compressed as they come (CompressionPool.stream). */
+export interface LayerStream {
+  /** The next bytes of the layer file, just written to it (copied: the caller may reuse the buffer). */
+  write(data: Uint8Array): void;
+  /** The layer file is complete: the pieces not handed out yet are read from it. */
+  end(): Promise<CompressedLayer>;
+}
+
 /** A piece handed to the threads, waiting to be written back in order. */
 interface PieceInFlight {
   layer: LayerInProgress;
@@ -92,18 +100,87 @@ export class CompressionPool {
 
   /** Compress `job.input` into the new file `job.output`; resolves when its blob is written. */
   compress(job: CompressJob): Promise<CompressedLayer> {
+    return this.stream(job).end();
+  }
+
+  /**
+   * Compress a layer while it is being written to `job.input`: write() is
+   * given each run of bytes as the writer emits them, in order, and hands
+   * out every piece it completes at once (synchronously: the writer does
+   * not yield), as long as there is room (two per thread in flight); the
+   * rest are read back from the file after end(), as compress() does. Memory
+   * stays bounded: one piece being filled, and those in flight.
+   */
+  stream(job: CompressJob): LayerStream {
     const threads = this.threads;
     if (!threads) {
-      const done = this.feeding.then(() => compressFile(job.input, job.size, job.output, job.compression));
-      this.feeding = done.then(
-        () => undefined,
-        () => undefined,
-      );
-      return done.then((r) => ({ path: job.output, ...r }));
+      return {
+        write: () => undefined,
+        end: () => {
+          const done = this.feeding.then(() => compressFile(job.input, job.size, job.output, job.compression));
+          this.feeding = done.then(
+            () => undefined,
+            () => undefined,
+          );
+          return done.then((r) => ({ path: job.output, ...r }));
+        },
+      };
     }
-    return new Promise<CompressedLayer>((resolve, reject) => {
-      this.feeding = this.feeding.then(() => this.feed(threads, job, resolve, reject));
+    let resolve!: (r: CompressedLayer) => void;
+    let reject!: (e: unknown) => void;
+    const result = new Promise<CompressedLayer>((res, rej) => {
+      resolve = res;
+      reject = rej;
     });
+    // Not awaited when the writer fails before end(): its failure is the one reported.
+    result.catch(() => undefined);
+    const pieces = piecesOf(job.size);
+    let layer: LayerInProgress | undefined;
+    let handedOut = 0;
+    let filling: Buffer | undefined;
+    let filled = 0;
+    let streaming = !this.failed;
+    return {
+      write: (data) => {
+        let at = 0;
+        while (streaming && at < data.length) {
+          const p = pieces[handedOut];
+          if (!p) {
+            streaming = false;
+            break;
+          }
+          filling ??= Buffer.allocUnsafeSlow(p.length);
+          const n = Math.min(p.length - filled, data.length - at);
+          filling.set(data.subarray(at, at + n), filled);
+          filled += n;
+          at += n;
+          if (filled < p.length) break;
+          if (this.inFlight.length >= 2 * threads.size || this.failed) {
+            streaming = false; // read back from the file after end()
+            break;
+          }
+          try {
+            layer ??= { writer: new BlobWriter(job.output), output: job.output, resolve, reject };
+          } catch (e) {
+            streaming = false;
+            reject(e);
+            break;
+          }
+          this.handOut(threads, layer, filling, p.last, job.compression);
+          handedOut++;
+          filling = undefined;
+          filled = 0;
+        }
+      },
+      end: () => {
+        streaming = false;
+        filling = undefined;
+        this.feeding = this.feeding.then(() =>
+          this.feed(threads, job, pieces.slice(handedOut), layer, resolve, reject),
+        );
+        return result;
+      },
+    };
   }
 
   async close(): Promise<void> {
@@ -112,32 +189,52 @@ export class CompressionPool {
     for (const p of this.inFlight) p.layer.writer.close();
   }
 
-  /** Hands out `job`'s pieces, waiting for room whenever two per thread are in flight. */
+  private handOut(
+    threads: ThreadPool,
+    layer: LayerInProgress,
+    piece: Buffer,
+    last: boolean,
+    compression: CompressJob['compression'],
+  ): void {
+    const compressed = threads.run({ piece, compression });
+    // Awaited in order by the writing loop; a failure while an earlier piece is awaited is not unhandled.
+    compressed.catch(() => undefined);
+    this.inFlight.push({ layer, last, compressed });
+    if (!this.writing) void this.writeBack();
+  }
+
+  /** Hands out `pieces` of `job`, read from its file, waiting for room whenever two per thread are in flight. */
   private async feed(
     threads: ThreadPool,
     job: CompressJob,
+    pieces: ReturnType<typeof piecesOf>,
+    started: LayerInProgress | undefined,
     resolve: (r: CompressedLayer) => void,
     reject: (e: unknown) => void,
   ): Promise<void> {
-    if (this.failed) return reject(this.failed);
+    let layer = started;
+    if (this.failed) {
+      layer?.writer.close();
+      return reject(this.failed);
+    }
     let inFd: number | undefined;
-    let layer: LayerInProgress | undefined;
     try {
-      inFd = openSync(job.input, 'r');
-      layer = { writer: new BlobWriter(job.output), output: job.output, resolve, reject };
-      for (const p of piecesOf(job.size)) {
+      layer ??= { writer: new BlobWriter(job.output), output: job.output, resolve, reject };
+      if (pieces.length > 0) inFd = openSync(job.input, 'r');
+      for (const p of pieces) {
         while (this.inFlight.length >= 2 * threads.size && !this.failed)
           await new Promise<void>((r) => {
             this.room = r;
           });
         if (this.failed) throw this.failed;
         // A buffer of its own (not a slice of Node.js's pool), moved to the thread, not copied.
-        const piece = readPiece(inFd, Buffer.allocUnsafeSlow(p.length), p.offset, p.length, job.input);
-        const compressed = threads.run({ piece, compression: job.compression });
-        // Awaited in order by the writing loop; a failure while an earlier piece is awaited is not unhandled.
-        compressed.catch(() => undefined);
-        this.inFlight.push({ layer, last: p.last, compressed });
-        if (!this.writing) void this.writeBack();
+        this.handOut(
+          threads,
+          layer,
+          readPiece(inFd!, Buffer.allocUnsafeSlow(p.length), p.offset, p.length, job.input),
+          p.last,
+          job.compression,
+        );
       }
     } catch (e) {
       layer?.writer.close();

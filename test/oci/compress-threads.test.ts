@@ -9,14 +9,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { deflate } from 'libdeflate';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compressFile, compressPiece, FRAME_BYTES, GZIP_LEVEL, LayerDecoder } from '../../src/oci/compress.js';
-import type { compressLayers as CompressLayers } from '../../src/oci/compress-pool.js';
+import type { CompressionPool as Pool, compressLayers as CompressLayers } from '../../src/oci/compress-pool.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-compress-threads-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -109,6 +109,42 @@ describe('layers compressed on threads', () => {
         expect(a!.size).toBe(written.length);
       }
     }
+  });
+
+  it('a layer compressed while it is written gives the bytes of one compressed after (pieces past the room in flight read back)', async () => {
+    const compiled = join(import.meta.dirname, '../../dist/oci/compress-pool.js');
+    const { CompressionPool } = (await import(compiled)) as { CompressionPool: typeof Pool };
+    // Seven pieces: with two threads four fit in flight while it is written, the rest come from the file.
+    const bigSize = 6 * FRAME_BYTES + 999;
+    const big = layerLike(bigSize);
+    for (const c of ['gzip', 'zstd'] as const) {
+      const src = join(work, `stream-src.${c}`);
+      writeFileSync(src, big);
+      const one = await compressFile(src, bigSize, join(work, `stream-one.${c}`), c);
+      for (const threads of [1, 2]) {
+        const pool = CompressionPool.start({ threads });
+        try {
+          const input = join(work, `stream-${threads}.${c}.tar`);
+          const output = `${input}.out`;
+          const s = pool.stream({ input, size: bigSize, output, compression: c });
+          const fd = openSync(input, 'wx');
+          // Odd run lengths, as a layer writer emits them: pieces complete in the middle of a run.
+          for (let at = 0, step = 3_000_017; at < bigSize; at += step) {
+            const run = big.subarray(at, at + step);
+            writeSync(fd, run, 0, run.length, at);
+            s.write(run);
+          }
+          closeSync(fd);
+          const r = await s.end();
+          expect(r.sha256, `${c}, ${threads} threads`).toBe(one.sha256);
+          expect(readFileSync(output).equals(readFileSync(join(work, `stream-one.${c}`)))).toBe(true);
+        } finally {
+          await pool.close();
+        }
+      }
+    }
+    // Every frame decodes (a second init of the shared zstd module once wrote corrupt frames here).
+    execFileSync('zstd', ['-t', '-q', join(work, 'stream-1.zstd.tar.out')]);
   });
 
   it('a piece is one gzip member: fixed header, libdeflate at GZIP_LEVEL, CRC-32 and size; an empty layer is a valid empty stream', async () => {
