@@ -9,9 +9,9 @@ import { basename, join } from 'node:path';
  * write-back of an earlier run's output (a 100 MB image) competes for the
  * CPU, and would otherwise land on whichever command runs next.
  */
-export function timeShell(cmd, { runs = 5, env = process.env, cwd, before } = {}) {
+export function timeShell(cmd, { runs = 5, env = process.env, cwd, before, warmup = true } = {}) {
   const times = [];
-  for (let i = 0; i <= runs; i++) {
+  for (let i = warmup ? 0 : 1; i <= runs; i++) {
     if (before) before();
     spawnSync('sync');
     const t0 = process.hrtime.bigint();
