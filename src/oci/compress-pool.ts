@@ -1,10 +1,11 @@
 /**
  * Compress layer files on several worker threads, piece by piece: every
  * FRAME_BYTES piece of every layer is a job (compressPiece, compress.ts), so
- * one big layer uses every core; this thread reads the pieces in order, hands
- * them out, and writes each layer's compressed pieces back in order
- * (BlobWriter). The blob depends on the layer bytes alone, never on which
- * thread ran which piece or when it finished.
+ * one big layer uses every core; this thread hands the pieces out in order
+ * (as the layer is written, or read back from its file) and writes each
+ * layer's compressed pieces back in order (BlobWriter). The blob depends on
+ * the layer bytes alone, never on which thread ran which piece or when it
+ * finished.
  * Without a compiled worker next to this module (under vitest, on the .ts
  * sources), or when the layers are small together (starting a thread costs
  * more than they do), everything is compressed on this thread, with the same
@@ -68,12 +69,12 @@ interface LayerInProgress {
 }
 
 /**
- * Layers compressed on worker threads as they are handed in: compress()
- * reads a layer's pieces in order and hands them out (at most two per thread
- * in flight, across layers, so the next layer's first pieces start while the
- * previous layer's last ones compress); one loop writes every piece back in
- * order. Started before the layers are written, the threads boot while this
- * thread writes the layer tars.
+ * Layers compressed on worker threads as they are handed in: stream() takes a
+ * layer's pieces as it is written, compress() reads them from a written file;
+ * either way at most two pieces per thread are in flight, across layers (the
+ * next layer's first pieces start while the previous layer's last ones
+ * compress), and one loop writes every piece back in order. Started before
+ * the layers are written, the threads boot while this thread writes them.
  * Without a compiled worker next to this module (under vitest, on the .ts
  * sources) or with one thread, layers are compressed on this thread, with
  * the same result.
