@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
+import { parseJson } from '../oci/image-tar.js';
 import { scanImageTar, type ImageTarEntry, type ImageTarScan } from './read-image.js';
 import { LayerDecoder } from '../oci/compress.js';
 import { TarParser, type TarHeader } from '../image/tar-reader.js';
@@ -105,10 +106,11 @@ function isLayerRole(n: string): boolean {
   return /(?:^|\s)layer \d+$/.test(n);
 }
 
+/** A JSON document, or undefined when it is missing or not JSON: diff describes a damaged image too (verify says why). */
 function parse(e: ImageTarEntry | undefined): any {
   if (!e?.bytes) return undefined;
   try {
-    return JSON.parse(e.bytes.toString('utf8'));
+    return parseJson(e.bytes, e.header.name, (msg) => new MkimgError('integrity', msg));
   } catch {
     return undefined;
   }

@@ -17,6 +17,7 @@ import {
   type Platform,
 } from '../oci/model.js';
 import { LayerDecoder } from '../oci/compress.js';
+import { parseJson as parseJsonDoc } from '../oci/image-tar.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
 export const MANIFEST_LABEL = MANIFEST_SHA_LABEL;
@@ -62,20 +63,21 @@ interface CompressedLayer {
   diffId: string;
 }
 
-function fail(path: string, message: string, hint?: string, details?: Record<string, unknown>): never {
-  throw new MkimgError('integrity', `image ${path}: ${message}`, {
+function failure(path: string, message: string, hint?: string, details?: Record<string, unknown>): MkimgError {
+  return new MkimgError('integrity', `image ${path}: ${message}`, {
     hint: hint ?? 'the image was modified after it was built, or the copy is damaged; fetch or build it again',
     details,
   });
 }
 
+function fail(path: string, message: string, hint?: string, details?: Record<string, unknown>): never {
+  throw failure(path, message, hint, details);
+}
+
+/** A JSON document of the image, through the image-tar reader's parser, its errors worded as integrity failures. */
 function parseJson(path: string, what: string, bytes: Buffer | undefined): any {
   if (!bytes) fail(path, `${what} is missing or too large to be JSON`);
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    fail(path, `${what} is not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonDoc(bytes, what, (msg) => failure(path, msg));
 }
 
 /**

@@ -9,10 +9,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
 import { TarFormatError, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
-import { indexImageTar, pumpMembers, type TarMember } from '../oci/image-tar.js';
-
-/** Files up to this size are kept in memory (JSON documents are far smaller). */
-export const SMALL_FILE_LIMIT = 4 * 1024 * 1024;
+import { indexImageTar, JSON_LIMIT, pumpMembers, type TarMember } from '../oci/image-tar.js';
 
 export interface ImageTarEntry {
   header: TarHeader;
@@ -20,7 +17,7 @@ export interface ImageTarEntry {
   sha256: string;
   /** Bytes actually read for the body. */
   size: number;
-  /** The body, when it is a regular file of at most SMALL_FILE_LIMIT bytes. */
+  /** The body, when it is a regular file of at most `keepLimit` bytes. */
   bytes?: Buffer;
 }
 
@@ -35,7 +32,7 @@ export interface ImageTarScan {
 export interface ScanOptions {
   /** Called for each regular-file entry; may return an extra sink that sees the body (e.g. a nested tar parser). */
   tap?: (h: TarHeader) => TarBodySink | undefined;
-  /** Keep bodies up to this many bytes (default SMALL_FILE_LIMIT). */
+  /** Keep bodies up to this many bytes (default JSON_LIMIT: the bodies kept are the JSON documents). */
   keepLimit?: number;
 }
 
@@ -44,7 +41,7 @@ export interface ScanOptions {
  * truncated tar, MkimgError('usage') if the file cannot be read.
  */
 export async function scanImageTar(path: string, opts: ScanOptions = {}): Promise<ImageTarScan> {
-  const keepLimit = opts.keepLimit ?? SMALL_FILE_LIMIT;
+  const keepLimit = opts.keepLimit ?? JSON_LIMIT;
   const notWhole = (e: TarFormatError) =>
     new MkimgError('integrity', `image ${path} is not a whole tar: ${e.message}`, {
       hint: e.truncated

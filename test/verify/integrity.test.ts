@@ -114,6 +114,14 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     }
   });
 
+  it("index.json that is not JSON: named, with the parser's reason", async () => {
+    const out = join(dir.path, 'not-json.tar');
+    await flipByte(img, out, bodyOffset(readFileSync(img), 'index.json'), 0x01); // '{' -> 'z'
+    const e = await rejection(checkImageIntegrity(out));
+    expect(e.exitCode).toBe(7);
+    expect(e.message).toMatch(/^image \S+not-json\.tar: index\.json is not valid JSON: /);
+  });
+
   it('one flipped byte in a tar header (checksum)', async () => {
     const out = join(dir.path, 'flip-header.tar');
     await flipByte(img, out, bodyOffset(readFileSync(img), 'index.json') - 512 + 2);
