@@ -1,6 +1,6 @@
 /** A thread of compress-pool.ts: compresses the layer pieces it is sent, one at a time. */
 import { parentPort } from 'node:worker_threads';
-import { compressPiece } from './compress.js';
+import { compressPiece } from './compress-piece.js';
 import type { ThreadJob, ThreadResult } from './compress-pool.js';
 
 parentPort!.on('message', (job: ThreadJob) => {
