@@ -251,8 +251,8 @@ export async function writeLayeredImage(
       }
     }
   }
-  // The compression threads boot while the layer tars are written, and each layer is handed to
-  // them as soon as it is written (unless the cache has its blob).
+  // The compression threads boot while the layer tars are written. A layer no cached blob can
+  // match is handed to them while it is written; any other once written, if the cache misses it.
   const toCompress = sizes.reduce((n, size, i) => (reused[i] ? n : n + size), 0);
   let written: { path: string; sha256: string; size: number }[];
   const pool = c === 'none' ? undefined : CompressionPool.start(toCompress < WORKER_MIN_BYTES ? { threads: 1 } : {});
@@ -266,17 +266,14 @@ export async function writeLayeredImage(
         continue;
       }
       const path = join(opts.workDir, `layer-${i}.tar`);
+      const job =
+        c === 'none'
+          ? undefined
+          : { input: path, size: sizes[i]!, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c };
       // Compressed as it is written when it will be compressed whatever its diff_id: no cached blob
       // can match it (a first build, verify's rebuild, or a big layer the cache missed just now).
       const stream =
-        pool && c !== 'none' && (!opts.layerCache?.holdsAny(c) || digested[i])
-          ? pool.stream({
-              input: path,
-              size: sizes[i]!,
-              output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`,
-              compression: c,
-            })
-          : undefined;
+        pool && job && (!opts.layerCache?.holdsAny(job.compression) || digested[i]) ? pool.stream(job) : undefined;
       const fd = openSync(path, 'wx+', 0o644);
       let layer: { sha256: string; size: number };
       try {
@@ -296,25 +293,20 @@ export async function writeLayeredImage(
         closeSync(fd);
       }
       raw.push({ path, ...layer, name: groups[i]!.name });
-      if (!pool || c === 'none') {
+      if (!pool || !job) {
         blobs.push(Promise.resolve({ path, ...layer }));
         continue;
       }
       // A layer compressed by an earlier build (same diff_id) is reused.
-      const cached = stream ? undefined : await opts.layerCache?.lookup(layer.sha256, c);
+      const cached = stream ? undefined : await opts.layerCache?.lookup(layer.sha256, job.compression);
       if (cached) {
         blobs.push(Promise.resolve(cached));
         continue;
       }
-      const blob = (
-        stream ??
-        pool.stream({ input: path, size: layer.size, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c })
-      )
-        .end()
-        .then((r) => {
-          opts.layerCache?.store(layer.sha256, c, r);
-          return r;
-        });
+      const blob = (stream ? stream.end() : pool.compress(job)).then((r) => {
+        opts.layerCache?.store(layer.sha256, job.compression, r);
+        return r;
+      });
       // Awaited below; a failure while an earlier layer is written (or the inputs are checked) is not unhandled.
       blob.catch(() => undefined);
       blobs.push(blob);
