@@ -237,11 +237,19 @@ export async function writeLayeredImage(
   const c = opts.compression;
   const reused: (CachedLayerBlob | undefined)[] = [];
   const digested: { sha256: string; size: number }[] = [];
+  // Whether the cache holds any blob of this compression: without one, no lookup can hit.
+  const cacheHoldsAny = c !== 'none' && opts.layerCache?.holdsAny(c) === true;
   for (const [i, plan] of plans.entries()) {
     // A big layer of plain content (packages) is first only hashed: when the cache has its blob
     // (an app edit leaves the package layer as it was), its tar is never written. A cache that
     // holds no blob of this compression (a first build) cannot have it: not hashed twice then.
-    if (c !== 'none' && opts.layerCache?.holdsAny(c) && sizes[i]! >= DIGEST_FIRST_MIN_BYTES && plan.every(isPlain)) {
+    if (
+      c !== 'none' &&
+      opts.layerCache &&
+      cacheHoldsAny &&
+      sizes[i]! >= DIGEST_FIRST_MIN_BYTES &&
+      plan.every(isPlain)
+    ) {
       const sink = HashingSink.digestOnly();
       try {
         digested[i] = writeLayer(plan, spec.sourceDateEpoch, sink);
@@ -272,8 +280,7 @@ export async function writeLayeredImage(
           : { input: path, size: sizes[i]!, output: `${path}.${c === 'gzip' ? 'gz' : 'zst'}`, compression: c };
       // Compressed as it is written when it will be compressed whatever its diff_id: no cached blob
       // can match it (a first build, verify's rebuild, or a big layer the cache missed just now).
-      const stream =
-        pool && job && (!opts.layerCache?.holdsAny(job.compression) || digested[i]) ? pool.stream(job) : undefined;
+      const stream = pool && job && (!cacheHoldsAny || digested[i]) ? pool.stream(job) : undefined;
       const fd = openSync(path, 'wx+', 0o644);
       let layer: { sha256: string; size: number };
       try {

@@ -146,7 +146,9 @@ export class CompressionPool {
         let at = 0;
         while (streaming && at < data.length) {
           const p = pieces[handedOut];
-          if (!p) {
+          // No room for the next piece: the rest is read back from the file after end(). (Room cannot
+          // grow while the writer runs: it does not yield, so no result comes back meanwhile.)
+          if (!p || (filled === 0 && (this.inFlight.length >= 2 * threads.size || this.failed))) {
             streaming = false;
             break;
           }
@@ -156,10 +158,6 @@ export class CompressionPool {
           filled += n;
           at += n;
           if (filled < p.length) break;
-          if (this.inFlight.length >= 2 * threads.size || this.failed) {
-            streaming = false; // read back from the file after end()
-            break;
-          }
           try {
             layer ??= { writer: new BlobWriter(job.output), output: job.output, resolve, reject };
           } catch (e) {
