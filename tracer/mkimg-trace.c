@@ -4,7 +4,11 @@
  *
  *   mkimg-trace --root DIR --events FILE [--timeout SECS] [--hostname H]
  *               [--cwd DIR] [--uid N --gid N] [--env K=V]... [--stdin FILE]
- *               [--stdout FILE] [--stderr FILE] [--no-trace] -- PROGRAM ARGS...
+ *               [--stdout FILE] [--stderr FILE] [--no-trace]
+ *               [--layer DIR]... [--hide FILE] -- PROGRAM ARGS...
+ *   --layer: the root is the read-only overlay of DIR above each --layer
+ *   (a cached package root shared by builds, never copied); --hide: image
+ *   paths that overlay leaves out (the proof round's minimized root).
  *   run options (mkimg run): [--bind HOST:IMG[:ro]]... [--network host|none]
  *               [--writable] [--stdin -] [--messages-fd N]
  *
@@ -44,6 +48,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -178,7 +183,7 @@ static void usage(void) {
   fprintf(stderr,
           "usage: %s --root DIR --events FILE [--timeout SECS] [--hostname H] [--cwd DIR]\n"
           "       [--uid N --gid N] [--env K=V]... [--stdin FILE] [--stdout FILE] [--stderr FILE]\n"
-          "       [--no-trace] [--bind HOST:IMG[:ro]]... [--network host|none] [--writable]\n"
+          "       [--no-trace] [--layer DIR]... [--hide FILE] [--bind HOST:IMG[:ro]]... [--network host|none] [--writable]\n"
           "       [--stdin -] [--messages-fd N] -- PROGRAM ARGS...\n",
           prog);
   exit(EXIT_TRACER);
@@ -196,8 +201,14 @@ static void write_file(const char *path, const char *text) {
 /* Options                                                             */
 /* ------------------------------------------------------------------ */
 
+#define MAX_LAYERS 16
+
 struct opts {
   const char *root, *events, *hostname, *cwd, *in, *out, *err;
+  /* --layer: read-only directories under --root, the root being their
+   * overlay; --hide: a file of NUL-separated image paths the overlay hides. */
+  const char *layer[MAX_LAYERS], *hide;
+  int nlayers;
   long timeout;
   long uid, gid;
   char **env;
@@ -208,6 +219,7 @@ struct opts {
 
 static struct opts O;
 static char scratch[4096];
+static char layers_dir[4096]; /* --layer/--hide: where init mounts the overlay's parts (its own namespace) */
 
 /* ------------------------------------------------------------------ */
 /* Sandbox setup (runs in init, pid 1 of the new namespaces)           */
@@ -522,6 +534,110 @@ static void tracer_terminal_back(void) {
 
 static const char *const DEVS[] = {"null", "zero", "full", "random", "urandom", "tty"};
 
+/* --layer/--hide. A tmpfs at layers_dir holds: each layer attached
+ * idmapped at lN (as the plain binds are: the host root's files are the
+ * program's root's), or used as it is when that cannot be done; a "hide"
+ * layer of whiteouts (character devices 0/0) for the --hide paths, its
+ * directories made with the owner and mode of the same directory in the
+ * layers below; and the read-only overlay of them all at "merged", whose
+ * top level setup_mounts mirrors. Nothing is written to a layer. */
+static const char *layer_paths[MAX_LAYERS + 1];
+static int nlayer_paths;
+
+/* Owner and mode of an image path in the topmost layer that has it. */
+static int stat_in_layers(const char *img, struct stat *st) {
+  char a[8400];
+  for (int l = 0; l < nlayer_paths; l++) {
+    if ((size_t)snprintf(a, sizeof a, "%s%s", layer_paths[l], img) >= sizeof a) continue;
+    if (lstat(a, st) == 0) return 0;
+  }
+  return -1;
+}
+
+static void copy_dir_attrs(const char *dst, const char *img) {
+  struct stat st;
+  if (stat_in_layers(*img ? img : "/", &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  if (lchown(dst, st.st_uid, st.st_gid) != 0) { /* ids this namespace cannot name: left as made */ }
+  if (chmod(dst, st.st_mode & 07777) != 0) die(dst);
+}
+
+static void make_whiteouts(const char *hide_root) {
+  int fd = open(O.hide, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die(O.hide);
+  struct stat st;
+  if (fstat(fd, &st) != 0) die(O.hide);
+  size_t n = (size_t)st.st_size;
+  char *buf = malloc(n + 1);
+  if (!buf) die("malloc");
+  size_t got = 0;
+  while (got < n) {
+    ssize_t r = read(fd, buf + got, n - got);
+    if (r <= 0) die(O.hide);
+    got += (size_t)r;
+  }
+  close(fd);
+  buf[n] = 0;
+  copy_dir_attrs(hide_root, "");
+  char a[8400];
+  for (size_t i = 0; i < n;) {
+    char *img = buf + i;
+    size_t len = strlen(img);
+    i += len + 1;
+    if (len == 0) continue;
+    if (img[0] != '/' || strstr(img, "//") || strstr(img, "/./") || strstr(img, "/../") ||
+        (len >= 2 && !strcmp(img + len - 2, "/.")) || (len >= 3 && !strcmp(img + len - 3, "/..")) ||
+        img[len - 1] == '/')
+      dief("--hide: '%s' is not a normalized absolute image path", img);
+    /* Each missing parent directory, from the top, as in the layers. */
+    for (char *sl = strchr(img + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
+      *sl = 0;
+      if ((size_t)snprintf(a, sizeof a, "%s%s", hide_root, img) >= sizeof a) dief("--hide: path too long: %s", img);
+      if (mkdir(a, 0700) == 0) copy_dir_attrs(a, img);
+      else if (errno != EEXIST) die(a);
+      *sl = '/';
+    }
+    if ((size_t)snprintf(a, sizeof a, "%s%s", hide_root, img) >= sizeof a) dief("--hide: path too long: %s", img);
+    if (mknod(a, S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST) die(a);
+  }
+  free(buf);
+}
+
+static const char *setup_layered_root(void) {
+  static char merged[4200], opts[4096];
+  char a[4200];
+  if (mount("tmpfs", layers_dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0700") != 0) die("mount(tmpfs for the overlay)");
+  const char *all[MAX_LAYERS + 1];
+  int nall = 0;
+  all[nall++] = O.root;
+  for (int l = 0; l < O.nlayers; l++) all[nall++] = O.layer[l];
+  static char attached[MAX_LAYERS + 1][4200];
+  for (int l = 0; l < nall; l++) {
+    layer_paths[l] = all[l];
+    if (idmap_fd < 0) continue;
+    snprintf(attached[l], sizeof attached[l], "%s/l%d", layers_dir, l);
+    if (mkdir(attached[l], 0755) != 0) die(attached[l]);
+    if (bind_ro_idmapped(all[l], attached[l]) == 0) layer_paths[l] = attached[l];
+  }
+  nlayer_paths = nall;
+  size_t off = (size_t)snprintf(opts, sizeof opts, "lowerdir=");
+  if (O.hide) {
+    path_in(a, sizeof a, layers_dir, "hide");
+    if (mkdir(a, 0755) != 0) die(a);
+    make_whiteouts(a);
+    off += (size_t)snprintf(opts + off, sizeof opts - off, "%s:", a);
+  }
+  for (int l = 0; l < nall && off < sizeof opts; l++) {
+    if (strpbrk(layer_paths[l], ",:\\"))
+      dief("the root layer %s holds ',', ':' or '\\', which overlayfs options cannot carry", all[l]);
+    off += (size_t)snprintf(opts + off, sizeof opts - off, "%s%s", layer_paths[l], l + 1 < nall ? ":" : "");
+  }
+  if (off >= sizeof opts) dief("the root's layers' paths are too long for overlayfs options (%s...)", opts);
+  path_in(merged, sizeof merged, layers_dir, "merged");
+  if (mkdir(merged, 0755) != 0) die(merged);
+  if (mount("overlay", merged, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) != 0) die("mount(overlay of the root's layers)");
+  return merged;
+}
+
 static void setup_mounts(void) {
   char a[4200], b[4200];
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("mount(make / rprivate)");
@@ -529,16 +645,18 @@ static void setup_mounts(void) {
   snprintf(newroot, sizeof newroot, "%s", scratch);
   if (R.writable) setup_writable_root(); /* mkimg run --writable */
   else {
-  /* The scratch root mirrors DIR's top level: directories and files are
-   * bind-mounted read-only, symlinks recreated with the same target. */
-  DIR *d = opendir(O.root);
-  if (!d) die(O.root);
+  /* The scratch root mirrors DIR's top level (or the overlay's, with
+   * --layer/--hide): directories and files are bind-mounted read-only,
+   * symlinks recreated with the same target. */
+  const char *src = *layers_dir ? setup_layered_root() : O.root;
+  DIR *d = opendir(src);
+  if (!d) die(src);
   struct dirent *de;
   while ((de = readdir(d)) != NULL) {
     const char *n = de->d_name;
     if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
     if (!strcmp(n, "dev") || !strcmp(n, "proc") || !strcmp(n, "tmp") || !strcmp(n, "run")) continue;
-    path_in(a, sizeof a, O.root, n);
+    path_in(a, sizeof a, src, n);
     path_in(b, sizeof b, scratch, n);
     struct stat st;
     if (lstat(a, &st) != 0) die(a);
@@ -550,15 +668,17 @@ static void setup_mounts(void) {
       if (symlink(t, b) != 0) die(b);
     } else if (S_ISDIR(st.st_mode)) {
       if (mkdir(b, st.st_mode & 07777) != 0) die(b);
-      if (bind_ro_idmapped(a, b) != 0) bind_ro(a, b);
+      if (*layers_dir || bind_ro_idmapped(a, b) != 0) bind_ro(a, b); /* an overlay's layers are idmapped already */
     } else if (S_ISREG(st.st_mode)) {
       int fd = open(b, O_CREAT | O_WRONLY | O_CLOEXEC, st.st_mode & 07777);
       if (fd < 0) die(b);
       close(fd);
-      if (bind_ro_idmapped(a, b) != 0) bind_ro(a, b);
+      if (*layers_dir || bind_ro_idmapped(a, b) != 0) bind_ro(a, b);
     }
   }
   closedir(d);
+  /* The binds hold the overlay: its mount point and parts leave the tree. */
+  if (*layers_dir && umount2(layers_dir, MNT_DETACH) != 0) die("umount2(overlay parts)");
   }
 
   path_in(a, sizeof a, newroot, "tmp");
@@ -1170,6 +1290,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--stdout")) O.out = NEXT();
     else if (!strcmp(a, "--stderr")) O.err = NEXT();
     else if (!strcmp(a, "--no-trace")) O.trace = 0;
+    else if (!strcmp(a, "--layer")) {
+      if (O.nlayers == MAX_LAYERS) dief("at most 16 --layer options, one more: %s", argv[i + 1 < argc ? i + 1 : i]);
+      O.layer[O.nlayers++] = NEXT();
+    } else if (!strcmp(a, "--hide")) O.hide = NEXT();
     /* mkimg run options */
     else if (!strcmp(a, "--bind")) parse_bind(NEXT());
     else if (!strcmp(a, "--writable")) R.writable = 1;
@@ -1194,6 +1318,7 @@ int main(int argc, char **argv) {
 #undef NEXT
   }
   if (!O.root || (!O.events && O.trace) || i >= argc) usage();
+  if ((O.nlayers > 0 || O.hide) && R.writable) dief("%s do not go with --writable", "--layer and --hide");
   O.argv = argv + i;
 
   char rootbuf[4096];
@@ -1201,6 +1326,12 @@ int main(int argc, char **argv) {
   O.root = rootbuf;
   struct stat st;
   if (stat(O.root, &st) != 0 || !S_ISDIR(st.st_mode)) dief("--root %s is not a directory", O.root);
+  static char layerbuf[MAX_LAYERS][4096];
+  for (int l = 0; l < O.nlayers; l++) {
+    if (!realpath(O.layer[l], layerbuf[l])) die(O.layer[l]);
+    O.layer[l] = layerbuf[l];
+    if (stat(O.layer[l], &st) != 0 || !S_ISDIR(st.st_mode)) dief("--layer %s is not a directory", O.layer[l]);
+  }
 
   if (err_fd == 2) {
     err_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
@@ -1227,6 +1358,13 @@ int main(int argc, char **argv) {
   const char *tmp = getenv("TMPDIR");
   snprintf(scratch, sizeof scratch, "%s/mkimg-trace.XXXXXX", tmp && *tmp ? tmp : "/tmp");
   if (!mkdtemp(scratch)) die("mkdtemp(scratch root)");
+  if (O.nlayers > 0 || O.hide) {
+    snprintf(layers_dir, sizeof layers_dir, "%s/mkimg-layers.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(layers_dir)) {
+      rmdir(scratch);
+      die("mkdtemp(overlay parts)");
+    }
+  }
 
   if (R.own_terminal && isatty(0) && tcgetpgrp(0) == getpgrp()) R.tty_fg = 1; /* mkimg-run */
   int sp[2];
@@ -1248,6 +1386,7 @@ int main(int argc, char **argv) {
   if (init < 0) {
     int e = errno;
     rmdir(scratch);
+    if (*layers_dir) rmdir(layers_dir);
     errno = e;
     die(ca.userns ? "clone(CLONE_NEWUSER|CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)"
                   : "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWNET|CLONE_NEWUTS|CLONE_NEWIPC)");
@@ -1356,9 +1495,11 @@ int main(int argc, char **argv) {
   tracer_terminal_back(); /* mkimg-run */
   if (ev && fclose(ev) != 0) {
     rmdir(scratch);
+    if (*layers_dir) rmdir(layers_dir);
     die("writing --events");
   }
   rmdir(scratch);
+  if (*layers_dir) rmdir(layers_dir);
   if (timed_out) {
     dprintf(err_fd, "%s: timed out after %ld s: killed the process tree\n", prog, O.timeout);
     return EXIT_TIMEOUT;

@@ -9,8 +9,9 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
-import { createStagingRoot } from '../stage/root.js';
-import { PackageRootCache, packageRootKey } from '../stage/package-root.js';
+import type { StagingRoot } from '../stage/types.js';
+import { createStagingRoot, layeredStagingRoot } from '../stage/root.js';
+import { PackageRootCache, packageRootKey, packageRootOf } from '../stage/package-root.js';
 import { addFileInputs } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
@@ -336,26 +337,43 @@ async function buildFromInputs(
   armSignalCleanup();
   const stagingDir = mkdtempSync(join(stagingParent, `mkimg-stage-${process.pid}-`));
   const unregister = removeOnSignal(stagingDir);
+  // A package root this build filled but could not keep in the cache.
+  let releasePackages = () => {};
   try {
     progress('staging: unpacking packages');
-    const root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
     // Decompressed data archives come from the cache when the lock pins their
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
-    // A disk root of the same packages staged by an earlier build is cloned from the cache (checked);
-    // otherwise the packages are unpacked and the result kept for the next build.
-    // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
-    // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
-    const rootCache =
-      indexOnly || opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
-    const rootKey = packageRootKey(manifest.architecture, pinned);
-    if (!rootCache?.restore(rootKey, root)) {
-      await source.unpack(root, await fetchPackages(), {
+    const unpack = async (into: StagingRoot) =>
+      source.unpack(into, await fetchPackages(), {
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
         unpinnedData: opts.dataCache ?? false,
       });
-      if (!opts.dataCache) rootCache?.save(rootKey, root);
+    let root: StagingRoot;
+    if (indexOnly) {
+      root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
+      await unpack(root);
+    } else {
+      // The packages' root is unpacked once and kept in the cache (checked on
+      // every reuse); this build's files go in a root of their own on top of it.
+      // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
+      // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
+      const rootCache =
+        opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
+      const rootKey = packageRootKey(manifest.architecture, pinned);
+      let packages = rootCache?.open(rootKey);
+      if (!packages && rootCache && !opts.dataCache) {
+        const filled = await rootCache.fill(rootKey, unpack);
+        packages = filled.root;
+        releasePackages = filled.release;
+      }
+      if (!packages) {
+        const own = await createStagingRoot(join(stagingDir, 'packages'));
+        await unpack(own);
+        packages = packageRootOf(own);
+      }
+      root = layeredStagingRoot(join(stagingDir, 'root'), packages);
     }
     progress('staging: files: inputs and system files');
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
@@ -483,6 +501,7 @@ async function buildFromInputs(
   } finally {
     hashThread?.close();
     rmSync(stagingDir, { recursive: true, force: true });
+    releasePackages();
     unregister();
   }
 }

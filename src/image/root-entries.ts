@@ -4,7 +4,6 @@
  * indexed in place checked against (or recorded into) their pins as the
  * layer is written.
  */
-import { join } from 'node:path';
 import type { InputPins } from '../stage/files.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
@@ -13,15 +12,13 @@ import type { ContentDigests, LayerEntry } from './layer.js';
 /**
  * A file whose content the layer reads from outside the staging root: a
  * files: input indexed in place. (Package files of an index-only root are
- * read from data tars in the staging directory: not outside.)
+ * read from data tars in the staging directory, those of a root over a
+ * cached package root from that root: not outside.)
  */
 export function readInPlace(root: StagingRoot, e: StageEntry): boolean {
-  return (
-    e.type === 'file' &&
-    e.contentOffset === undefined &&
-    e.hostPath !== undefined &&
-    !e.hostPath.startsWith(root.dir + '/')
-  );
+  if (e.type !== 'file' || e.contentOffset !== undefined || e.hostPath === undefined) return false;
+  const host = e.hostPath;
+  return !host.startsWith(root.dir + '/') && !root.lowerDirs.some((d) => host.startsWith(d + '/'));
 }
 
 /**
@@ -52,7 +49,7 @@ function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefi
     return {
       ...e,
       size: target?.size ?? e.size,
-      hostPath: target?.hostPath ?? join(root.dir, target?.path ?? e.path),
+      hostPath: target?.hostPath ?? root.hostFile(target?.path ?? e.path),
       ...(target?.contentOffset !== undefined ? { contentOffset: target.contentOffset } : {}),
       mode: target?.mode ?? e.mode,
       uid: target?.uid ?? e.uid,
@@ -60,7 +57,7 @@ function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefi
     };
   }
   if (e.type === 'file') {
-    const hostPath = e.hostPath ?? join(root.dir, e.path);
+    const hostPath = e.hostPath ?? root.hostFile(e.path);
     if (!readInPlace(root, e)) return { ...e, hostPath };
     if (e.sha256 !== undefined) return { ...e, hostPath, verifySha256: e.sha256 };
     if (!pins) throw new MkimgError('internal', `${e.path}: an unhashed input without pins to record it`);

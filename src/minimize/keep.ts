@@ -137,7 +137,7 @@ async function ldConfDirs(root: StagingRoot): Promise<string[]> {
     seen.add(file);
     let text: string;
     try {
-      text = await readFile(root.dir + file, 'utf8');
+      text = await readFile(root.hostFile(root.resolve(file).path), 'utf8');
     } catch {
       return;
     }
@@ -210,7 +210,7 @@ export async function computeKeepSet(
       elfDone.add(p);
       const e = idx.get(p);
       if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
-      const info = await memo.readElf(root.dir + p);
+      const info = await memo.readElf(root.hostFile(p));
       if (!info) continue;
       if (info.interp) {
         const r = await R.resolve(info.interp, true);
@@ -236,7 +236,7 @@ export async function computeKeepSet(
         for (const d of dirs) {
           const r = await R.resolve(posix.join(d, name), true);
           if (!r.exists || r.kind !== 'file') continue;
-          const dep = await memo.readElf(root.dir + r.path);
+          const dep = await memo.readElf(root.hostFile(r.path));
           if (!dep || dep.class !== info.class || dep.machine !== info.machine) continue;
           add(touched(r), log, `ELF dependency of ${p}`);
           queue.push(r.path);
@@ -252,7 +252,7 @@ export async function computeKeepSet(
       const p = queue.shift()!;
       if (seen.has(p) || seen.size > 64) continue;
       seen.add(p);
-      const sb = await readShebang(root.dir + p);
+      const sb = await readShebang(root.hostFile(p));
       if (!sb) continue;
       const r = await R.resolve(sb.interp, true);
       add(touched(r), log, `#! interpreter of ${p}`);

@@ -7,18 +7,17 @@
  * code, stdout and stderr are the same in both roots.
  */
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { mapPool } from '../util/pool.js';
 import type { CheckSpec, ImageConfig, MinimizeSpec, TextExpectation } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
-import { removeLaidOut } from '../util/cleanup.js';
 import { MkimgError } from '../util/errors.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
 import { computeKeepSet, KeepMemo, type KeepResult } from './keep.js';
-import { materialize } from './materialize.js';
+import { hiddenPaths } from './proof-root.js';
 import { buildReport, type CheckReport, type MinimizeReport } from './report.js';
 
 export { computeKeepSet, type KeepResult } from './keep.js';
@@ -74,7 +73,7 @@ export function resolveChecks(root: StagingRoot, spec: MinimizeSpec, config: Ima
 
 function readDb(root: StagingRoot, file: string): string[][] {
   try {
-    return readFileSync(root.dir + file, 'utf8')
+    return readFileSync(root.hostFile(root.resolve(file).path), 'utf8')
       .split('\n')
       .filter(Boolean)
       .map((l) => l.split(':'));
@@ -141,9 +140,17 @@ function showExp(e: TextExpectation): string {
   return typeof e === 'string' ? JSON.stringify(e) : `/${e.regex}/`;
 }
 
-async function runCheck(rootDir: string, c: ResolvedCheck, timeoutSeconds: number): Promise<RunTracedResult> {
+/** A check in the staging root (the overlay of its own files on the package root), less the paths in `hide` when given. */
+async function runCheck(
+  root: StagingRoot,
+  c: ResolvedCheck,
+  timeoutSeconds: number,
+  hide?: string,
+): Promise<RunTracedResult> {
   return runTraced({
-    rootDir,
+    rootDir: root.dir,
+    layers: root.lowerDirs,
+    ...(hide !== undefined ? { hide } : {}),
     args: c.args,
     env: c.env,
     cwd: c.cwd,
@@ -218,7 +225,7 @@ export async function minimizeAndProve(
   const eventSources: string[] = []; // which check produced events[i], for the report's "why kept"
   const checkReports: CheckReport[] = [];
   // Independent checks run side by side (as many as there are cores); their results are taken in order.
-  const runs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) => runCheck(root.dir, c, timeout));
+  const runs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) => runCheck(root, c, timeout));
   for (const [ci, c] of checks.entries()) {
     const r = runs[ci]!;
     assertExpectation(c, r);
@@ -245,16 +252,16 @@ export async function minimizeAndProve(
   let rounds = 0;
   for (;;) {
     rounds++;
-    const dir = join(opts.workDir, `mkimg-proof-${rounds}`);
-    await rm(dir, { recursive: true, force: true });
+    // The minimized root: the same root with what is not kept hidden by the sandbox.
+    const hide = join(opts.workDir, `mkimg-proof-${rounds}.hide`);
     let diffs: { check: string; diffs: string[] }[] = [];
     const proofEvents: TraceEvent[] = [];
     const proofSources: string[] = [];
     try {
       progress(`minimize: proof round ${rounds}: ${k.keep.size} paths`);
-      await materialize(root, k.keep, dir);
+      await writeFile(hide, hiddenPaths(root, k.keep).join('\0'));
       const proofs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) =>
-        runCheck(dir, c, timeout),
+        runCheck(root, c, timeout, hide),
       );
       for (let i = 0; i < checks.length; i++) {
         const r = proofs[i]!;
@@ -264,8 +271,7 @@ export async function minimizeAndProve(
         if (d.length) diffs.push({ check: checks[i].name, diffs: d });
       }
     } finally {
-      // Laid out by materialize from the index alone: removed by its paths (see removeLaidOut).
-      removeLaidOut(dir, k.keep, (p) => root.entries.get(p)?.type === 'dir');
+      await rm(hide, { force: true });
     }
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);

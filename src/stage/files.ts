@@ -380,7 +380,7 @@ function promoteHardlinks(root: StagingRoot, old: StageEntry): void {
   const content =
     root.kind === 'index'
       ? { hostPath: old.hostPath, ...(old.contentOffset !== undefined ? { contentOffset: old.contentOffset } : {}) }
-      : { hostPath: root.dir + leader.path };
+      : { hostPath: root.hostFile(leader.path) };
   root.entries.set(leader.path, {
     ...base,
     type: 'file',
@@ -403,6 +403,7 @@ async function placeFile(
   pinned?: InputDigests,
 ): Promise<void> {
   const host = root.dir + path;
+  root.hostDirFor(imageDirname(path));
   // A new temp name in a directory resolved inside the root: the copy never
   // goes through a symlink. Hashing while copying means the index's sha256 is
   // that of the bytes in the image, and a file that changed after its pin was

@@ -1,24 +1,22 @@
 /**
- * The staged closure kept in the cache: after a build unpacks its packages
- * into a disk root, the root (its files, hard-linked, and its index) is kept
- * under a key naming exactly those packages; a later build with the same
- * packages clones it instead of unpacking again, then puts files: inputs and
- * generated files on top. Nothing in a staging root is ever written in place
- * (files are replaced by unlink and create, the sandbox mounts the root
- * read-only), so the cached files are shared, never changed.
+ * The package root kept in the cache: the packages of a lock, unpacked once
+ * into a directory under a key naming exactly those packages, with its index.
+ * Builds never copy or write it: the checks run in the read-only overlay of a
+ * build's own files on it, and the layers read its files where they are.
  *
- * A cached root is used only when it is whole and unchanged: it is renamed
- * into place only once complete (a kill leaves a temporary that is collected
- * later), and on every reuse each file's size and sha256 are checked against
- * the index, each link and directory against its entry; anything else
- * deletes the entry and the build unpacks as if it were not there. Hard links
- * need the cache and the work folder on one file system; otherwise nothing
- * is cached.
+ * A cached root is used only when it is whole and unchanged: it is filled in
+ * a temporary and renamed into place once complete (a kill leaves the
+ * temporary, collected later), and when it is filled each entry's inode
+ * number, size, mode, mtime and ctime are recorded. On every reuse each entry
+ * is lstat'ed: any change to a file changes its ctime (the kernel sets it,
+ * nobody can set it back), so equal records mean unchanged bytes without
+ * reading them. Any difference and every file's size and sha256 are checked
+ * against the index (the records refreshed when they all match); a root that
+ * fails that is removed and the build unpacks as if it were not there.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
-  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -28,16 +26,16 @@ import {
   renameSync,
   rmSync,
   writeFileSync,
-  chmodSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import { canonicalJson } from '../util/canonical-json.js';
 import { sha256Hex } from '../util/digest.js';
 import { collectStale } from '../util/cleanup.js';
+import { createStagingRoot } from './root.js';
 import type { StagedPackage, StageEntry, StagingRoot } from './types.js';
 
 /** Bumped when what unpacking puts in a root changes. */
-const ROOT_FORMAT = 1;
+const ROOT_FORMAT = 2;
 
 /** The key of a package closure: architecture, the packages in unpack order and their pins, the format. */
 export function packageRootKey(
@@ -53,8 +51,12 @@ export function packageRootKey(
   );
 }
 
-/** An index entry as JSON: no host path (the file is at the same path under the cached root), the capability in base64. */
-type SavedEntry = Omit<StageEntry, 'hostPath' | 'capability'> & { capability?: string };
+/**
+ * An index entry as JSON: no host path (the file is at the same path under the
+ * cached root), the capability in base64, and what lstat said of it when it
+ * was recorded: [ino, size, mode, mtimeMs, ctimeMs].
+ */
+type SavedEntry = Omit<StageEntry, 'hostPath' | 'capability'> & { capability?: string; stat?: number[] };
 
 interface SavedRoot {
   format: number;
@@ -62,13 +64,37 @@ interface SavedRoot {
   packages: StagedPackage[];
 }
 
-function toSaved(e: StageEntry): SavedEntry {
-  const { hostPath: _h, capability, ...rest } = e;
-  return capability ? { ...rest, capability: capability.toString('base64') } : rest;
+/** A package root on disk: its directory, its index entries (files' hostPath under it), its packages. */
+export interface PackageRoot {
+  dir: string;
+  entries: StageEntry[];
+  packages: StagedPackage[];
+}
+
+/** A root just unpacked, as a package root (its files' hostPath under it). */
+export function packageRootOf(root: StagingRoot): PackageRoot {
+  const entries = [...root.entries.values()].map((e) =>
+    e.type === 'file' && e.hostPath === undefined ? { ...e, hostPath: root.dir + e.path } : e,
+  );
+  return { dir: root.dir, entries, packages: root.packages };
+}
+
+function statRecord(path: string): number[] {
+  const st = lstatSync(path);
+  return [st.ino, st.size, st.mode, st.mtimeMs, st.ctimeMs];
+}
+
+function sameRecord(a: number[] | undefined, b: number[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+function toSaved(e: StageEntry, stat: number[]): SavedEntry {
+  const { hostPath: _h, contentOffset: _o, capability, ...rest } = e;
+  return capability ? { ...rest, capability: capability.toString('base64'), stat } : { ...rest, stat };
 }
 
 function fromSaved(e: SavedEntry, rootDir: string): StageEntry {
-  const { capability, ...rest } = e;
+  const { capability, stat: _s, ...rest } = e;
   return {
     ...rest,
     ...(capability !== undefined ? { capability: Buffer.from(capability, 'base64') } : {}),
@@ -94,50 +120,100 @@ export class PackageRootCache {
   }
 
   /**
-   * Clone the cached root of `key` into `root` (a fresh disk root holding the
-   * layout only) and fill its index. False when there is no whole, unchanged
-   * entry (a damaged one is deleted): then nothing was put in `root`.
+   * The cached root of `key` when there is a whole, unchanged one (a damaged
+   * one is removed); undefined otherwise.
    */
-  restore(key: string, root: StagingRoot): boolean {
+  open(key: string): PackageRoot | undefined {
     const base = join(this.dir, key);
     let saved: SavedRoot;
     try {
       saved = JSON.parse(readFileSync(join(base, 'index.json'), 'utf8')) as SavedRoot;
     } catch {
       // No entry, or one without a readable index (damaged): dropped, so this build's can take its place.
-      rmSync(base, { recursive: true, force: true });
-      return false;
+      this.discard(base);
+      return undefined;
     }
     const from = join(base, 'root');
-    const dirModes = new Map<string, number>();
-    if (saved.format !== ROOT_FORMAT || !this.intact(from, saved.entries, dirModes)) {
-      rmSync(base, { recursive: true, force: true });
-      return false;
+    if (saved.format !== ROOT_FORMAT || !Array.isArray(saved.entries)) {
+      this.discard(base);
+      return undefined;
     }
-    for (const e of saved.entries) {
-      if (root.entries.has(e.path) || e.path === '/') continue; // the layout
-      const dst = root.dir + e.path;
-      if (e.type === 'dir') {
-        mkdirSync(dst);
-        chmodSync(dst, dirModes.get(e.path)!);
-      } else linkSync(from + e.path, dst); // a symlink too: a link to its (immutable) inode costs a tenth of symlink()
+    if (!this.unchanged(from, saved.entries)) {
+      if (!this.intact(from, saved.entries)) {
+        this.discard(base);
+        return undefined;
+      }
+      this.refresh(base, saved);
     }
-    for (const e of saved.entries) if (!root.entries.has(e.path)) root.entries.set(e.path, fromSaved(e, root.dir));
-    root.packages.push(...saved.packages);
-    return true;
+    return { dir: from, entries: saved.entries.map((e) => fromSaved(e, from)), packages: saved.packages };
   }
 
   /**
-   * Every entry as the index says: files of their size and sha256, links to their targets,
-   * directories (their modes on disk noted in `dirModes`, for the clone).
+   * Unpack (through `unpack`) into a new root and keep it under `key`. The
+   * returned root is the cached one, or, when it cannot be kept (another
+   * build kept the same first, a full disk), this build's own: `release`
+   * removes it once the build is done.
    */
-  private intact(from: string, entries: SavedEntry[], dirModes: Map<string, number>): boolean {
+  async fill(
+    key: string,
+    unpack: (root: StagingRoot) => Promise<void>,
+  ): Promise<{ root: PackageRoot; release: () => void }> {
+    mkdirSync(this.dir, { recursive: true });
+    // Temporaries of builds that were killed while filling (their pid is in the name).
+    collectStale(this.dir, /^\.tmp-(\d+)-[0-9a-f]+$/);
+    const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(tmp);
+    try {
+      const root = await createStagingRoot(join(tmp, 'root'));
+      await unpack(root);
+      const entries = [...root.entries.values()]
+        .filter((e) => e.path !== '/')
+        .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const saved: SavedRoot = {
+        format: ROOT_FORMAT,
+        entries: entries.map((e) => toSaved(e, statRecord(root.dir + e.path))),
+        packages: root.packages,
+      };
+      writeFileSync(join(tmp, 'index.json'), JSON.stringify(saved));
+      const base = join(this.dir, key);
+      let at = tmp;
+      try {
+        renameSync(tmp, base);
+        at = base;
+      } catch {
+        // Kept by another build first (or not renamable): this build uses its own, then removes it.
+      }
+      const dir = join(at, 'root');
+      return {
+        root: { dir, entries: saved.entries.map((e) => fromSaved(e, dir)), packages: saved.packages },
+        release: at === tmp ? () => rmSync(tmp, { recursive: true, force: true }) : () => {},
+      };
+    } catch (e) {
+      rmSync(tmp, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /** Every entry's lstat as recorded: nothing was changed, added or removed in it since. */
+  private unchanged(from: string, entries: SavedEntry[]): boolean {
+    try {
+      for (const e of entries) if (!sameRecord(e.stat, statRecord(from + e.path))) return false;
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Every entry as the index says: files of their size and sha256, links to
+   * their targets, directories as directories.
+   */
+  private intact(from: string, entries: SavedEntry[]): boolean {
     const buf = Buffer.allocUnsafe(1 << 20);
     try {
       for (const e of entries) {
         const st = lstatSync(from + e.path);
         if (e.type === 'dir' && !st.isDirectory()) return false;
-        if (e.type === 'dir') dirModes.set(e.path, st.mode & 0o7777);
         if (e.type === 'symlink' && (!st.isSymbolicLink() || readlinkSync(from + e.path) !== e.linkTarget))
           return false;
         if (e.type === 'hardlink' && !st.isFile()) return false;
@@ -152,38 +228,34 @@ export class PackageRootCache {
     }
   }
 
-  /** Keep what `root` holds now (its packages, just unpacked) under `key`; best effort. */
-  save(key: string, root: StagingRoot): void {
-    const base = join(this.dir, key);
-    let tmp: string | undefined;
+  /**
+   * New records for a root whose bytes were just checked (its inodes changed
+   * without its content: a copy of the cache, a link made by hand). Not when
+   * some ctime is from the last two seconds: a change in the same clock tick
+   * could leave the same record, so the next build checks the bytes again.
+   */
+  private refresh(base: string, saved: SavedRoot): void {
+    const from = join(base, 'root');
     try {
-      mkdirSync(this.dir, { recursive: true });
-      // Temporaries of builds that were killed while filling (their pid is in the name).
-      collectStale(this.dir, /^\.tmp-(\d+)-[0-9a-f]+$/);
-      tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-      mkdirSync(join(tmp, 'root'), { recursive: true });
-      const to = join(tmp, 'root');
-      const entries = [...root.entries.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-      for (const e of entries) {
-        if (e.path === '/') continue;
-        const dst = to + e.path;
-        if (e.type === 'dir') {
-          mkdirSync(dst);
-          chmodSync(dst, lstatSync(root.dir + e.path).mode & 0o7777);
-        } else linkSync(root.dir + e.path, dst);
-      }
-      const saved: SavedRoot = {
-        format: ROOT_FORMAT,
-        entries: entries.filter((e) => e.path !== '/').map(toSaved),
-        packages: root.packages,
-      };
-      writeFileSync(join(tmp, 'index.json'), JSON.stringify(saved));
-      renameSync(tmp, base);
-      tmp = undefined;
+      const recent = Date.now() - 2000;
+      const entries = saved.entries.map((e) => ({ ...e, stat: statRecord(from + e.path) }));
+      if (entries.some((e) => e.stat[4]! > recent)) return;
+      const tmp = join(base, `.index-${process.pid}-${randomBytes(4).toString('hex')}`);
+      writeFileSync(tmp, JSON.stringify({ ...saved, entries }));
+      renameSync(tmp, join(base, 'index.json'));
     } catch {
-      // Not kept (another build kept it first, another file system, a full disk): the next build unpacks.
-    } finally {
-      if (tmp) rmSync(tmp, { recursive: true, force: true });
+      // Not refreshed: the next build checks the bytes again.
     }
+  }
+
+  /** Out of the way at once (a rename), then removed: a build that finds it damaged never uses it. */
+  private discard(base: string): void {
+    const away = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      renameSync(base, away);
+    } catch {
+      return;
+    }
+    rmSync(away, { recursive: true, force: true });
   }
 }

@@ -8,7 +8,7 @@
  * symlinks (absolute or relative) are followed within the root, ".." at the
  * root stays at the root, and the host outside the root is never looked at.
  */
-import { chmodSync, linkSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, linkSync, lstatSync, mkdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
 import { mkdir, readdir, symlink, chmod } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { PathKind, Resolved, StagedPackage, StageEntry, StagingRoot } from './types.js';
@@ -29,6 +29,7 @@ class DiskRoot implements StagingRoot {
   readonly kind = 'disk';
   readonly entries = new Map<string, StageEntry>();
   readonly packages: StagedPackage[] = [];
+  readonly lowerDirs: readonly string[] = [];
   constructor(readonly dir: string) {}
   /** Resolved in the index, which mirrors the disk (everything laid here goes through it): no lstat per component. */
   resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
@@ -53,6 +54,80 @@ class DiskRoot implements StagingRoot {
     rmSync(this.dir + path, { force: true });
   }
   hostDirFor(_parent: string): void {}
+  hostFile(path: string): string {
+    return this.entries.get(path)?.hostPath ?? this.dir + path;
+  }
+}
+
+/**
+ * A root over a package root that is never written (one kept in the cache,
+ * shared by builds): the index holds both; `dir` holds only what this build
+ * adds (files: inputs, generated files, the directories they need, with the
+ * index's modes), and the sandbox runs checks in the read-only overlay of
+ * `dir` on the package root. The index is the truth, as in an index root.
+ */
+class LayeredRoot implements StagingRoot {
+  readonly kind = 'disk';
+  readonly entries = new Map<string, StageEntry>();
+  readonly packages: StagedPackage[] = [];
+  readonly lowerDirs: readonly string[];
+  /** Directories present under `dir`. */
+  private readonly made = new Set<string>(['/']);
+  constructor(
+    readonly dir: string,
+    lower: string,
+  ) {
+    this.lowerDirs = [lower];
+  }
+  resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
+    return resolveInIndex(this, imagePath, opts);
+  }
+  kindAt(path: string): PathKind {
+    const e = this.entries.get(path);
+    return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
+  }
+  layDir(path: string, mode = 0o755): void {
+    this.hostDirFor(parentOf(path));
+    mkdirSync(this.dir + path, { mode: 0o700 });
+    chmodSync(this.dir + path, mode);
+    this.made.add(path);
+  }
+  /** A copy, not a link: the package root's files are shared with other builds and never touched. */
+  layHardlink(path: string, existing: string): boolean {
+    if (this.kindAt(existing) !== 'file') return false;
+    this.hostDirFor(parentOf(path));
+    copyFileSync(this.hostFile(existing), this.dir + path);
+    return true;
+  }
+  laySymlink(path: string, target: string): void {
+    this.hostDirFor(parentOf(path));
+    symlinkSync(target, this.dir + path);
+  }
+  /** Only what this build wrote can be removed: a package file stays below what replaces it. */
+  remove(path: string): void {
+    rmSync(this.dir + path, { force: true });
+  }
+  /** The directory and its parents under `dir`, each with the mode the index gives it (the overlay shows the topmost's). */
+  hostDirFor(parent: string): void {
+    if (this.made.has(parent)) return;
+    this.hostDirFor(parentOf(parent));
+    try {
+      mkdirSync(this.dir + parent, { mode: 0o700 });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    chmodSync(this.dir + parent, (this.entries.get(parent)?.mode ?? 0o755) & 0o7777);
+    this.made.add(parent);
+  }
+  hostFile(path: string): string {
+    const e = this.entries.get(path);
+    return e?.hostPath ?? (e?.type === 'hardlink' ? this.lowerDirs[0] + path : this.dir + path);
+  }
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
 }
 
 /** A root held in its index alone; only generated files are written under `dir`. */
@@ -60,6 +135,7 @@ class IndexRoot implements StagingRoot {
   readonly kind = 'index';
   readonly entries = new Map<string, StageEntry>();
   readonly packages: StagedPackage[] = [];
+  readonly lowerDirs: readonly string[] = [];
   constructor(readonly dir: string) {}
   resolve(imagePath: string, opts: { followLast?: boolean } = {}): Resolved {
     return resolveInIndex(this, imagePath, opts);
@@ -77,11 +153,31 @@ class IndexRoot implements StagingRoot {
   hostDirFor(parent: string): void {
     mkdirSync(this.dir + parent, { recursive: true });
   }
+  hostFile(path: string): string {
+    return this.entries.get(path)?.hostPath ?? this.dir + path;
+  }
 }
 
 /** A root over a host directory that already holds its files (the caller fills the index). */
 export function stagingRootAt(dir: string, kind: 'disk' | 'index' = 'disk'): StagingRoot {
   return kind === 'index' ? new IndexRoot(dir) : new DiskRoot(dir);
+}
+
+/**
+ * A root whose packages are the package root at `lower` (its entries, with
+ * hostPath under `lower`, and packages given): `dir` is made empty, for what
+ * this build adds.
+ */
+export function layeredStagingRoot(
+  dir: string,
+  lower: { dir: string; entries: Iterable<StageEntry>; packages: StagedPackage[] },
+): StagingRoot {
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o755);
+  const root = new LayeredRoot(dir, lower.dir);
+  for (const e of lower.entries) root.entries.set(e.path, e);
+  root.packages.push(...lower.packages);
+  return root;
 }
 
 export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean } = {}): Promise<StagingRoot> {

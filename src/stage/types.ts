@@ -61,14 +61,22 @@ export interface Resolved {
  * truth about what the image holds) and the few operations whose effect on
  * disk depends on the kind of root. Two implementations (stage/root.ts):
  * - `disk`: every entry is laid down under `dir` too, so checks can run in it;
+ *   or, for a root over a cached package root (`lowerDirs`), only what this
+ *   build adds is under `dir` and the sandbox sees the overlay of both;
  * - `index`: the index alone (nothing runs in it: `minimize: false`); package
  *   files stay in their data tars and files: inputs where they are, and only
  *   generated files are written under `dir`.
  */
 export interface StagingRoot {
   readonly kind: 'disk' | 'index';
-  /** Host directory of the root. */
+  /** Host directory of the root: where this build writes. */
   readonly dir: string;
+  /**
+   * Read-only host directories under `dir` (topmost first): the checks see the
+   * overlay of `dir` on them, and index entries of their files name them in
+   * hostPath. Empty when everything is under `dir`.
+   */
+  readonly lowerDirs: readonly string[];
   /** path -> entry. */
   readonly entries: Map<string, StageEntry>;
   /** Packages unpacked into this root, with the control stanza and file list (for status.d, SBOM). */
@@ -87,6 +95,8 @@ export interface StagingRoot {
   remove(path: string): void;
   /** Make sure the host directory of a generated file exists (an index root has its directories in the index only). */
   hostDirFor(parent: string): void;
+  /** Where the bytes of the file (or hard link) at an image path are on the host. */
+  hostFile(path: string): string;
 }
 
 export interface StagedPackage {

@@ -16,6 +16,13 @@ export type { TraceEvent } from './events.js';
 export interface RunTracedOptions {
   /** Host directory whose contents become "/" (read-only) in the sandbox. */
   rootDir: string;
+  /**
+   * Read-only host directories below rootDir, topmost first: "/" is then the
+   * overlay of rootDir on them (a cached package root shared, never copied).
+   */
+  layers?: readonly string[];
+  /** A file of NUL-separated image paths the sandbox's root leaves out (a proof round's minimized root). */
+  hide?: string;
   /** argv; argv[0] without a "/" is searched in env.PATH (or a default PATH) inside the root. */
   args: string[];
   /** The whole environment: nothing is inherited. */
@@ -56,6 +63,8 @@ export function tracerArgs(
   files: { events?: string; stdin?: string; stdout: string; stderr: string },
 ): string[] {
   const a: string[] = ['--root', opts.rootDir, '--timeout', String(Math.max(1, Math.ceil(opts.timeoutSeconds)))];
+  for (const l of opts.layers ?? []) a.push('--layer', l);
+  if (opts.hide !== undefined) a.push('--hide', opts.hide);
   if (opts.trace) a.push('--events', files.events!);
   else a.push('--no-trace');
   if (opts.hostname) a.push('--hostname', opts.hostname);

@@ -10,7 +10,7 @@
  *   next run that uses the same folder removes those whose pid is no longer a
  *   live process. A live pid (even a reused one) keeps its temporaries.
  */
-import { readdirSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const registered = new Set<string>();
@@ -93,24 +93,4 @@ export function collectStale(dir: string, pattern: RegExp): string[] {
 /** Regex-escape a file name for use in a collectStale pattern. */
 export function escapeName(name: string): string {
   return name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/**
- * Remove `dir`, a tree laid out from known image paths (a staging root, a
- * proof root): those paths are removed children first, without reading a
- * directory or stat-ing an entry (half the time of a recursive walk here),
- * then whatever else is left goes the usual way. Never throws on a path that
- * is already gone.
- */
-export function removeLaidOut(dir: string, imagePaths: Iterable<string>, isDir: (path: string) => boolean): void {
-  const paths = [...imagePaths].filter((p) => p !== '/').sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
-  for (const p of paths) {
-    try {
-      if (isDir(p)) rmdirSync(dir + p);
-      else unlinkSync(dir + p);
-    } catch {
-      // gone already, or a directory holding something unindexed: left to the removal below
-    }
-  }
-  rmSync(dir, { recursive: true, force: true });
 }

@@ -8,7 +8,7 @@ import { chmodSync, cpSync, linkSync, mkdirSync, rmSync, statSync, symlinkSync, 
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageConfig, MinimizeSpec } from '../../src/manifest/types.js';
-import { materialize } from '../../src/minimize/materialize.js';
+import { layOutKeep } from '../helpers/lay-out-keep.js';
 import { minimizeAndProve } from '../../src/minimize/minimize.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { isMkimgError } from '../../src/util/errors.js';
@@ -142,14 +142,14 @@ afterAll(() => {
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
-/** Minimize, then run every check under runc in the materialized minimized root. */
+/** Minimize, then run every check under runc in the minimized root laid out. */
 async function minimizeAndRunc(
   s: MinimizeSpec,
   checks: { args: string[]; env?: Record<string, string>; stdout: string; exitCode?: number }[],
 ) {
   const r = await minimizeAndProve(root, s, config, { workDir: work });
   const rootfs = join(work, `runc-${Date.now()}`);
-  await materialize(root, r.keep, rootfs);
+  layOutKeep(root, r.keep, rootfs);
   try {
     for (const c of checks) {
       const out = runcRun(rootfs, c.args, { ...config.env, ...c.env });
@@ -272,7 +272,7 @@ describe.runIf(hasRunc)('minimize and prove', () => {
     expect(r.keep.has('/usr/share/hl/two')).toBe(true);
     expect(r.keep.has('/bin')).toBe(true);
     const m = join(work, 'hl');
-    await materialize(root, r.keep, m);
+    layOutKeep(root, r.keep, m);
     try {
       expect(statSync(join(m, 'usr/share/hl/one')).ino).toBe(statSync(join(m, 'usr/share/hl/two')).ino);
     } finally {

@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageConfig, MinimizeSpec } from '../../src/manifest/types.js';
-import { materialize } from '../../src/minimize/materialize.js';
+import { layOutKeep } from '../helpers/lay-out-keep.js';
 import { minimizeAndProve } from '../../src/minimize/minimize.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { PY_MODULES, addPython, buildTracer, makeRoot, runcRun, scanRoot, tempDir } from '../helpers/tracer-root.js';
@@ -76,7 +76,7 @@ describe('python', () => {
     );
 
     const rootfs = join(work, 'rootfs');
-    await materialize(root, r.keep, rootfs);
+    layOutKeep(root, r.keep, rootfs);
     const out = runcRun(rootfs, args, { ...config.env, ...env });
     expect(out.stderr).toBe('');
     expect(out.stdout).toBe(expected);

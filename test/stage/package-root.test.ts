@@ -1,6 +1,7 @@
 /**
- * The staged closure kept in the cache: a second minimized build clones it
- * (same image bytes), a hand-changed or truncated cached root is found and
+ * The package root kept in the cache: a second minimized build uses it in
+ * place, writing and linking nothing in it (same image bytes), a
+ * hand-changed (even keeping size and mtime) or truncated cached root is found and
  * staged again, a killed fill leaves a temporary that is collected, two
  * builds sharing an empty cache at once both succeed with the same bytes,
  * and a rebuild that must prove an image (cachedWork: false) never reads it.
@@ -15,6 +16,8 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  lstatSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,12 +84,33 @@ describe('the staged closure in the cache', () => {
     cachedRoot(cacheDir);
   });
 
-  it('is kept by the first build and cloned by the next, with the same bytes; a changed one is staged again', async () => {
+  it('is kept by the first build and used in place by the next, with the same bytes; a changed one is staged again', async () => {
     const cacheDir = join(work, 'cache-1');
     const clean = await build('cold', cacheDir);
     const root = cachedRoot(cacheDir);
     expect(JSON.parse(readFileSync(join(root, 'index.json'), 'utf8')).entries.length).toBeGreaterThan(5);
+    const inodes = () =>
+      readdirSync(join(root, 'root'), { recursive: true, encoding: 'utf8' })
+        .sort()
+        .map((p) => {
+          const st = lstatSync(join(root, 'root', p), { bigint: true });
+          return `${p} ${st.ino} ${st.nlink} ${st.ctimeNs} ${st.mtimeNs}`;
+        });
+    const before = inodes();
     expect(await build('warm', cacheDir)).toBe(clean);
+    // The checks ran over it and the layers read it, but nothing in it was written, linked or added.
+    expect(inodes()).toEqual(before);
+
+    // Same size, mtime put back: only the ctime tells, and that is enough.
+    const readmePath = join(root, 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README');
+    const st = statSync(readmePath);
+    writeFileSync(readmePath, 'README\n');
+    utimesSync(readmePath, st.atime, st.mtime);
+    expect(statSync(readmePath).size).toBe(st.size);
+    expect(await build('after-quiet-edit', cacheDir)).toBe(clean);
+    expect(
+      readFileSync(join(cachedRoot(cacheDir), 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README'), 'utf8'),
+    ).toBe('readme\n');
 
     // A file changed by hand (the index no longer matches): found, dropped, staged again.
     appendFileSync(join(root, 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README'), 'edited\n');
@@ -114,7 +138,7 @@ describe('the staged closure in the cache', () => {
     const index = join(cachedRoot(cacheDir), 'index.json');
     writeFileSync(index, readFileSync(index).subarray(0, 100));
     expect(await build('after-cut', cacheDir)).toBe(clean);
-    expect(JSON.parse(readFileSync(join(cachedRoot(cacheDir), 'index.json'), 'utf8')).format).toBe(1);
+    expect(JSON.parse(readFileSync(join(cachedRoot(cacheDir), 'index.json'), 'utf8')).format).toBe(2);
   });
 
   it('is used as found by a plain build, and never by a proving rebuild (nothing vouches for it)', async () => {

@@ -4,7 +4,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { readFileSync, readdirSync, rmSync, chmodSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, chmodSync, statSync, mkdirSync, writeFileSync, lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraced } from '../../src/trace/run.js';
@@ -135,6 +135,7 @@ beforeAll(async () => {
     '/usr/bin/hostname',
     '/usr/bin/sleep',
     '/usr/bin/ls',
+    '/usr/bin/stat',
   ]);
   execFileSync('ln', ['-s', 'dash', join(root, 'usr/bin/sh')]);
   compileC(root, '/usr/bin/netcheck', NET);
@@ -308,6 +309,104 @@ describe('sandbox', () => {
       .split('\n')
       .map((l) => JSON.parse(l));
     expect(events.some((e) => e.sc === 'openat' && e.abs === '/etc/passwd')).toBe(true);
+  });
+
+  it('runs in the overlay of --root on each --layer, without the --hide paths, as root and rootless, writing no layer', () => {
+    // The layer: the test root plus a 0711 directory holding a kept and a hidden file.
+    mkdirSync(join(root, 'srv/d'), { recursive: true });
+    writeFileSync(join(root, 'srv/d/kept'), 'kept\n');
+    writeFileSync(join(root, 'srv/d/hidden'), 'hidden\n');
+    chmodSync(join(root, 'srv/d'), 0o711);
+    const top = tempDir('mkimg-tracer-top-');
+    chmodSync(top, 0o755);
+    mkdirSync(join(top, 'etc'), { mode: 0o755 });
+    writeFileSync(join(top, 'etc/hello'), 'from the top\n');
+    writeFileSync(join(top, 'etc/passwd'), 'root:x:0:0:replaced:/root:/bin/sh\n');
+    const hide = join(work, 'hide');
+    writeFileSync(hide, ['/etc/group', '/srv/d/hidden', '/usr/bin/ls'].join('\0'));
+    const files = ['srv/d/kept', 'srv/d', 'usr/bin/ls', 'etc/group', 'etc/passwd'];
+    const before = files.map((f) => lstatSync(join(root, f), { bigint: true }));
+    const script =
+      'cat /etc/hello /etc/passwd /srv/d/kept; for p in /usr/bin/ls /etc/group /srv/d/hidden; do [ -e $p ] && echo "$p shown" || echo "$p hidden"; done; ' +
+      'stat -c %a /srv/d; touch /usr/x 2>/dev/null || echo ro';
+    for (const pre of [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']]) {
+      const cmd = [
+        ...pre,
+        TRACER,
+        '--root',
+        top,
+        '--layer',
+        root,
+        '--hide',
+        hide,
+        '--no-trace',
+        '--',
+        '/bin/sh',
+        '-c',
+        script,
+      ];
+      const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', env: { TMPDIR: work } });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(
+        'from the top\nroot:x:0:0:replaced:/root:/bin/sh\nkept\n/usr/bin/ls hidden\n/etc/group hidden\n/srv/d/hidden hidden\n' +
+          '711\nro\n',
+      );
+      // Without --hide the same overlay shows them.
+      const all = spawnSync(
+        cmd[0]!,
+        [...cmd.slice(1, cmd.indexOf('--hide')), ...cmd.slice(cmd.indexOf('--hide') + 2)],
+        {
+          encoding: 'utf8',
+          env: { TMPDIR: work },
+        },
+      );
+      expect(all.stdout).toContain('/usr/bin/ls shown\n/etc/group shown\n/srv/d/hidden shown\n');
+    }
+    // Nothing was written, linked or changed in the layer: the same inodes, ctimes and link counts.
+    const after = files.map((f) => lstatSync(join(root, f), { bigint: true }));
+    for (const [i, b] of before.entries()) {
+      expect([after[i]!.ino, after[i]!.ctimeNs, after[i]!.nlink]).toEqual([b.ino, b.ctimeNs, b.nlink]);
+    }
+    expect(readdirSync(work).filter((n) => n.startsWith('mkimg-layers.'))).toEqual([]);
+    rmSync(top, { recursive: true, force: true });
+  });
+
+  it('refuses a --hide path that is not a normalized absolute image path, a layer overlayfs cannot name, --layer with --writable', () => {
+    const hide = join(work, 'bad-hide');
+    writeFileSync(hide, '/usr/../etc');
+    const r = spawnSync(TRACER, ['--root', root, '--hide', hide, '--no-trace', '--', '/bin/true'], {
+      encoding: 'utf8',
+      env: { TMPDIR: work },
+    });
+    expect(r.status).toBe(125);
+    expect(r.stderr).toMatch(/--hide: '\/usr\/\.\.\/etc' is not a normalized absolute image path/);
+    // A layer path overlayfs options cannot carry, and --layer with --writable.
+    const odd = join(work, 'a:b');
+    mkdirSync(odd, { recursive: true });
+    // (Refused where the layer is not idmapped, as for a caller that is not root: an idmapped one is named by its mount.)
+    const rootless = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+    const colon = spawnSync(
+      'setpriv',
+      [...rootless, TRACER, '--root', root, '--layer', odd, '--no-trace', '--', '/bin/true'],
+      {
+        encoding: 'utf8',
+        env: { TMPDIR: work },
+      },
+    );
+    expect(colon.status).toBe(125);
+    expect(colon.stderr).toContain(`the root layer ${odd} holds ',', ':' or '\\'`);
+    const writable = spawnSync(
+      TRACER,
+      ['--root', root, '--layer', odd, '--writable', '--no-trace', '--', '/bin/true'],
+      {
+        encoding: 'utf8',
+        env: { TMPDIR: work },
+      },
+    );
+    expect(writable.status).toBe(125);
+    expect(writable.stderr).toContain('--layer and --hide do not go with --writable');
+    expect(readdirSync(work).filter((n) => n.startsWith('mkimg-layers.') || n.startsWith('mkimg-trace.'))).toEqual([]);
   });
 
   it('runs the program as --uid/--gid without capabilities, as root and rootless', () => {
