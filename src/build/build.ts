@@ -11,7 +11,7 @@ import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { createStagingRoot, layeredStagingRoot } from '../stage/root.js';
-import { PackageRootCache, packageRootKey, packageRootOf } from '../stage/package-root.js';
+import { PackageRootCache, packageRootKey, packageRootOf, type RootFacts } from '../stage/package-root.js';
 import { addFileInputs } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
 import { writeSystemFiles } from '../system/files.js';
@@ -21,7 +21,7 @@ import { layerEntries } from '../image/root-entries.js';
 import { defaultCacheDir } from '../fetch/cache.js';
 import { lockIsCurrent } from '../lock/check.js';
 import type { MinimizeReport } from '../minimize/report.js';
-import { writeLayeredImage, type WrittenImage } from '../image/write-image.js';
+import { type KnownLayers, writeLayeredImage, type WrittenImage } from '../image/write-image.js';
 import { LayerBlobCache } from '../image/layer-cache.js';
 import { splitLayers } from '../image/layering.js';
 import { checkStartCommand } from '../minimize/entrypoint.js';
@@ -351,6 +351,7 @@ async function buildFromInputs(
         unpinnedData: opts.dataCache ?? false,
       });
     let root: StagingRoot;
+    let rootFacts: { facts: RootFacts; dir: string } | undefined;
     if (indexOnly) {
       root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
       await unpack(root);
@@ -374,6 +375,7 @@ async function buildFromInputs(
         packages = packageRootOf(own);
       }
       root = layeredStagingRoot(join(stagingDir, 'root'), packages);
+      rootFacts = packages.facts && { facts: packages.facts, dir: packages.dir };
     }
     progress('staging: files: inputs and system files');
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
@@ -389,13 +391,24 @@ async function buildFromInputs(
     } else {
       progress('minimize: tracing checks');
       const { minimizeAndProve } = await import('../minimize/minimize.js');
+      const { KeepMemo } = await import('../minimize/keep.js');
       // Checks of a foreign architecture run under qemu-user (binfmt_misc); say so plainly when they cannot.
       emulationFor(manifest.architecture);
+      // What earlier builds learnt of the cached package root's ELF files is not read again.
+      const memo = new KeepMemo();
+      if (rootFacts) memo.seed(rootFacts.dir, rootFacts.facts.read(ELF_FACTS));
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
         workDir: stagingDir,
         libDirs: defaultLibraryDirs(manifest.architecture),
         onProgress: progress,
+        memo,
       });
+      const learnt = rootFacts && memo.learnt(rootFacts.dir);
+      if (rootFacts && learnt) {
+        const known = rootFacts.facts.read(ELF_FACTS);
+        const base = typeof known === 'object' && known !== null && !Array.isArray(known) ? known : {};
+        rootFacts.facts.write(ELF_FACTS, { ...base, ...learnt });
+      }
       keep = r.keep;
       report = r.report;
     }
@@ -426,6 +439,7 @@ async function buildFromInputs(
     );
     const layerCache = opts.cachedWork === false ? undefined : new LayerBlobCache(opts.cacheDir ?? defaultCacheDir());
     const written = await writeLayeredImage(spec, groups, output, {
+      ...(rootFacts ? { knownLayers: knownLayersIn(rootFacts.facts) } : {}),
       hashThread,
       beforeCommit: () => pins.check(),
       compression: manifest.compression,
@@ -504,6 +518,33 @@ async function buildFromInputs(
     releasePackages();
     unregister();
   }
+}
+
+/** The cached package root's facts file of ELF headers read by the minimizer (see KeepMemo.seed). */
+const ELF_FACTS = 'elf';
+
+/**
+ * The digests of layers of a cached package root's files (layerKey → diff_id
+ * and size), kept with the root: as trustworthy as the root itself.
+ */
+function knownLayersIn(facts: RootFacts): KnownLayers {
+  const read = facts.read('layers');
+  const known: Record<string, [string, number]> =
+    typeof read === 'object' && read !== null && !Array.isArray(read) ? (read as Record<string, [string, number]>) : {};
+  return {
+    get(key) {
+      const v = known[key];
+      return Array.isArray(v) && typeof v[0] === 'string' && /^[0-9a-f]{64}$/.test(v[0]) && Number.isSafeInteger(v[1])
+        ? { sha256: v[0], size: v[1] }
+        : undefined;
+    },
+    set(key, layer) {
+      // One key per keep set of these packages: a root minimized many ways starts over past a bound.
+      if (Object.keys(known).length >= 256) for (const k of Object.keys(known)) delete known[k];
+      known[key] = [layer.sha256, layer.size];
+      facts.write('layers', known);
+    },
+  };
 }
 
 /**

@@ -4,6 +4,7 @@
  * decides order, hardlink leaders and implied parents); `writeLayer` only
  * turns the plan into bytes.
  */
+import { createHash } from 'node:crypto';
 import type { StageEntry } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './tar-header.js';
@@ -11,7 +12,17 @@ import type { CopiedContent, HashingSink } from './sink.js';
 
 export type LayerEntry = Pick<
   StageEntry,
-  'path' | 'type' | 'mode' | 'uid' | 'gid' | 'size' | 'linkTarget' | 'hostPath' | 'contentOffset' | 'capability'
+  | 'path'
+  | 'type'
+  | 'mode'
+  | 'uid'
+  | 'gid'
+  | 'size'
+  | 'linkTarget'
+  | 'hostPath'
+  | 'contentOffset'
+  | 'capability'
+  | 'sha256'
 > & {
   /** Who put it there (StageEntry.origin): what the layering strategy splits by. */
   origin?: string;
@@ -204,6 +215,26 @@ function tarHeader(p: PlannedEntry, mtime: number): TarHeader {
 
 function headerFor(p: PlannedEntry, mtime: number): Buffer {
   return encodeHeader(tarHeader(p, mtime));
+}
+
+/**
+ * A name for the bytes the plan will produce, known without reading any
+ * content: the sha256 of every header as writeLayer encodes it and of each
+ * content's sha256 (the rest of a layer is padding and end blocks). Two plans
+ * with one key give one layer. Undefined when some content's digest is not
+ * known beforehand, or is to be checked or recorded while it is read.
+ */
+export function layerKey(plan: PlannedEntry[], mtime: number): string | undefined {
+  const h = createHash('sha256');
+  for (const p of plan) {
+    const e = p.entry;
+    if (e.content || e.record || e.verifySha256 !== undefined) return undefined;
+    h.update(headerFor(p, mtime));
+    if (p.hardlinkTo || e.type !== 'file' || e.size === 0) continue;
+    if (e.sha256 === undefined) return undefined;
+    h.update(e.sha256);
+  }
+  return h.digest('hex');
 }
 
 /** Content ranges `record` asks for: what a digester must make room for. */

@@ -50,6 +50,7 @@ function toLayerEntry(root: StagingRoot, e: StageEntry, pins: InputPins | undefi
       ...e,
       size: target?.size ?? e.size,
       hostPath: target?.hostPath ?? root.hostFile(target?.path ?? e.path),
+      ...(target?.sha256 !== undefined ? { sha256: target.sha256 } : {}),
       ...(target?.contentOffset !== undefined ? { contentOffset: target.contentOffset } : {}),
       mode: target?.mode ?? e.mode,
       uid: target?.uid ?? e.uid,

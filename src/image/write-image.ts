@@ -14,7 +14,15 @@ import type { ImageConfig } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, padding } from './tar-header.js';
 import { HashingSink } from './sink.js';
-import { layerSize, planLayer, recordedEntries, writeLayer, type LayerEntry, type PlannedEntry } from './layer.js';
+import {
+  layerKey,
+  layerSize,
+  planLayer,
+  recordedEntries,
+  writeLayer,
+  type LayerEntry,
+  type PlannedEntry,
+} from './layer.js';
 import type { LayerHashThread } from './layer-hash.js';
 import { planLayout, type LayoutMember, type LayoutPlan } from './layout.js';
 import {
@@ -210,6 +218,19 @@ export interface LayeredImageOptions extends WriteImageOptions {
   workDir: string;
   /** Compressed layers of earlier builds, by diff_id (layer-cache.ts). */
   layerCache?: LayerBlobCache;
+  /**
+   * The diff_id and size of layers earlier builds wrote, by layerKey: a big
+   * layer found here is not read to be hashed. Kept with what its content came
+   * from (a cached package root), never in the layer cache, whose entries
+   * alone can only give images that fail their own digests.
+   */
+  knownLayers?: KnownLayers;
+}
+
+/** layerKey → the layer's diff_id (hex) and size. */
+export interface KnownLayers {
+  get(key: string): { sha256: string; size: number } | undefined;
+  set(key: string, layer: { sha256: string; size: number }): void;
 }
 
 /**
@@ -239,6 +260,13 @@ export async function writeLayeredImage(
   const digested: { sha256: string; size: number }[] = [];
   // Whether the cache holds any blob of this compression: without one, no lookup can hit.
   const cacheHoldsAny = c !== 'none' && opts.layerCache?.holdsAny(c) === true;
+  // Big layers whose bytes are named by their headers and contents' digests (layerKey): the
+  // cache may know their diff_id from an earlier build, without a byte of them read.
+  const keys = plans.map((plan, i) =>
+    c !== 'none' && opts.layerCache && opts.knownLayers && sizes[i]! >= DIGEST_FIRST_MIN_BYTES
+      ? layerKey(plan, spec.sourceDateEpoch)
+      : undefined,
+  );
   for (const [i, plan] of plans.entries()) {
     // A big layer of plain content (packages) is first only hashed: when the cache has its blob
     // (an app edit leaves the package layer as it was), its tar is never written. A cache that
@@ -250,6 +278,14 @@ export async function writeLayeredImage(
       sizes[i]! >= DIGEST_FIRST_MIN_BYTES &&
       plan.every(isPlain)
     ) {
+      const known = keys[i] === undefined ? undefined : opts.knownLayers?.get(keys[i]!);
+      if (known?.size === sizes[i]) {
+        reused[i] = await opts.layerCache.lookup(known.sha256, c);
+        if (reused[i]) {
+          digested[i] = known;
+          continue;
+        }
+      }
       const sink = HashingSink.digestOnly();
       try {
         digested[i] = writeLayer(plan, spec.sourceDateEpoch, sink);
@@ -257,6 +293,7 @@ export async function writeLayeredImage(
       } finally {
         sink.close();
       }
+      if (keys[i] !== undefined) opts.knownLayers?.set(keys[i]!, digested[i]!);
     }
   }
   // The compression threads boot while the layer tars are written. A layer no cached blob can
@@ -300,6 +337,7 @@ export async function writeLayeredImage(
         closeSync(fd);
       }
       raw.push({ path, ...layer, name: groups[i]!.name });
+      if (keys[i] !== undefined && !digested[i]) opts.knownLayers?.set(keys[i]!, layer);
       if (!pool || !job) {
         blobs.push(Promise.resolve({ path, ...layer }));
         continue;

@@ -10,7 +10,7 @@
 import { posix } from 'node:path';
 import type { ImageConfig } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
-import { readEntryContent } from '../stage/fsutil.js';
+import { readEntryContent, readEntryHead } from '../stage/fsutil.js';
 import { MkimgError } from '../util/errors.js';
 import { DEFAULT_PATH } from '../oci/model.js';
 
@@ -53,9 +53,12 @@ function lookupInImage(root: StagingRoot, keep: Set<string>, imagePath: string):
   return { ok: true, path: cur, entry };
 }
 
-function contentOf(root: StagingRoot, e: StageEntry): Buffer {
+/** How much of a program checkStartCommand reads first. */
+const HEAD_BYTES = 64 * 1024;
+
+function contentOf(root: StagingRoot, e: StageEntry, max?: number): Buffer {
   if (e.type === 'hardlink' && e.linkTarget) e = root.entries.get(posix.normalize(e.linkTarget)) ?? e;
-  return readEntryContent(root.dir, e);
+  return max === undefined ? readEntryContent(root.dir, e) : readEntryHead(root.dir, e, max);
 }
 
 /** PT_INTERP of a little-endian ELF file; undefined for a static or non-ELF file. */
@@ -144,12 +147,14 @@ export function checkStartCommand(root: StagingRoot, keep: Set<string>, config: 
         'give it an execute bit (files: mode "0755")',
       );
     if (depth > 4) return;
-    const bytes = contentOf(root, ok.entry);
+    // The #! line and ELF program headers are at the start: the rest of a big program is not read.
+    let bytes = contentOf(root, ok.entry, HEAD_BYTES);
     const interp = shebangInterpreter(bytes);
     if (interp !== undefined) {
       checkExecutable(interp, 'the #! interpreter', depth + 1);
       return;
     }
+    if (bytes.length === HEAD_BYTES && elfInterpreter(bytes) === undefined) bytes = contentOf(root, ok.entry);
     const loader = elfInterpreter(bytes);
     if (loader !== undefined) {
       const l = lookupInImage(root, keep, loader);

@@ -83,12 +83,57 @@ export interface KeepOptions {
 /** Resolutions and ELF/#! sniffs of one staging root, shared by the keep-set computations of one minimization. */
 export class KeepMemo {
   readonly elf = new Map<string, Promise<ElfInfo | null>>();
+  /** What readElf said of each file read (host path → info, null when not ELF). */
+  private readonly read = new Map<string, ElfInfo | null>();
   resolver?: Resolver;
   readElf(hostPath: string): Promise<ElfInfo | null> {
     let r = this.elf.get(hostPath);
-    if (!r) this.elf.set(hostPath, (r = readElf(hostPath)));
+    if (!r) {
+      r = readElf(hostPath);
+      r.then((v) => this.read.set(hostPath, v)).catch(() => {});
+      this.elf.set(hostPath, r);
+    }
     return r;
   }
+
+  /**
+   * Take what an earlier build learnt of the files under `dir` (a cached
+   * package root, unchanged since: its files' records were checked), as
+   * `learnt` gave it. Anything not of that shape is ignored: learnt again.
+   */
+  seed(dir: string, facts: unknown): void {
+    if (typeof facts !== 'object' || facts === null || Array.isArray(facts)) return;
+    for (const [path, v] of Object.entries(facts)) {
+      if (!path.startsWith('/') || (v !== null && !isElfInfo(v))) continue;
+      this.elf.set(dir + path, Promise.resolve(v as ElfInfo | null));
+    }
+  }
+
+  /** What was read of files under `dir` in this build (image path → info), or undefined when nothing new. */
+  learnt(dir: string): Record<string, ElfInfo | null> | undefined {
+    const out: Record<string, ElfInfo | null> = {};
+    let any = false;
+    for (const [host, v] of this.read) {
+      if (!host.startsWith(dir + '/')) continue;
+      out[host.slice(dir.length)] = v;
+      any = true;
+    }
+    return any ? out : undefined;
+  }
+}
+
+function isElfInfo(v: unknown): boolean {
+  const o = v as Record<string, unknown>;
+  const strings = (a: unknown) => Array.isArray(a) && a.every((x) => typeof x === 'string');
+  return (
+    typeof o === 'object' &&
+    (o.class === 32 || o.class === 64) &&
+    typeof o.machine === 'number' &&
+    (o.interp === undefined || typeof o.interp === 'string') &&
+    strings(o.needed) &&
+    strings(o.rpath) &&
+    strings(o.runpath)
+  );
 }
 
 class Resolver {

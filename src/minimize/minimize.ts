@@ -195,7 +195,7 @@ function differences(full: RunTracedResult, min: RunTracedResult): string[] {
 }
 
 export interface MinimizeOptions {
-  /** Where the proof roots are materialized (removed afterwards); best on the staging root's file system. */
+  /** Where a proof round's list of hidden paths is written (removed afterwards). */
   workDir: string;
   /** Proof rounds before giving up (default 5). */
   maxRounds?: number;
@@ -205,6 +205,8 @@ export interface MinimizeOptions {
   concurrency?: number;
   /** A line per step (the build's progress). */
   onProgress?: (line: string) => void;
+  /** What is known of the root's files before minimizing (see KeepMemo.seed); learnt into while minimizing. */
+  memo?: KeepMemo;
 }
 
 export async function minimizeAndProve(
@@ -219,7 +221,7 @@ export async function minimizeAndProve(
   const ldLibraryPath = checks.map((c) => c.env.LD_LIBRARY_PATH).filter((s): s is string => Boolean(s));
 
   // One root, unchanged while minimizing: resolutions and ELF headers are learnt once.
-  const memo = new KeepMemo();
+  const memo = opts.memo ?? new KeepMemo();
   const full: RunTracedResult[] = [];
   const events: TraceEvent[] = [];
   const eventSources: string[] = []; // which check produced events[i], for the report's "why kept"

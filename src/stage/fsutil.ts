@@ -148,6 +148,24 @@ export async function ensureDir(
   return r.path;
 }
 
+/** The first `max` bytes (or fewer) of a file entry's content: readEntryContent without reading what follows. */
+export function readEntryHead(rootDir: string, e: StageEntry, max: number): Buffer {
+  if (e.size <= max) return readEntryContent(rootDir, e);
+  const out = Buffer.allocUnsafe(max);
+  const fd = openSync(e.hostPath ?? rootDir + e.path, 'r');
+  try {
+    let got = 0;
+    while (got < max) {
+      const n = readSync(fd, out, got, max - got, (e.contentOffset ?? 0) + got);
+      if (n === 0) break;
+      got += n;
+    }
+    return out.subarray(0, got);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /**
  * The content of a file entry: its hostPath (default: the root's copy), or,
  * for a package indexed without unpacking, `size` bytes at contentOffset

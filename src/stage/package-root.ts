@@ -69,6 +69,35 @@ export interface PackageRoot {
   dir: string;
   entries: StageEntry[];
   packages: StagedPackage[];
+  /**
+   * Facts a build learnt of this root's files, kept beside it in the cache
+   * (a name → JSON file), when the root is a cached one: as trustworthy as the
+   * root itself (its files are checked unchanged on every reuse).
+   */
+  facts?: RootFacts;
+}
+
+/** Derived facts about a cached root's files, in files beside its index. */
+export class RootFacts {
+  constructor(private readonly base: string) {}
+  /** The facts stored under `name`; undefined when none or unreadable. */
+  read(name: string): unknown {
+    try {
+      return JSON.parse(readFileSync(join(this.base, `${name}.json`), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+  /** Store facts under `name` (whole or not at all); best effort. */
+  write(name: string, value: unknown): void {
+    const tmp = join(this.base, `.${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    try {
+      writeFileSync(tmp, JSON.stringify(value));
+      renameSync(tmp, join(this.base, `${name}.json`));
+    } catch {
+      rmSync(tmp, { force: true });
+    }
+  }
 }
 
 /** A root just unpacked, as a package root (its files' hostPath under it). */
@@ -145,7 +174,12 @@ export class PackageRootCache {
       }
       this.refresh(base, saved);
     }
-    return { dir: from, entries: saved.entries.map((e) => fromSaved(e, from)), packages: saved.packages };
+    return {
+      dir: from,
+      entries: saved.entries.map((e) => fromSaved(e, from)),
+      packages: saved.packages,
+      facts: new RootFacts(base),
+    };
   }
 
   /**
@@ -185,7 +219,12 @@ export class PackageRootCache {
       }
       const dir = join(at, 'root');
       return {
-        root: { dir, entries: saved.entries.map((e) => fromSaved(e, dir)), packages: saved.packages },
+        root: {
+          dir,
+          entries: saved.entries.map((e) => fromSaved(e, dir)),
+          packages: saved.packages,
+          ...(at === base ? { facts: new RootFacts(base) } : {}),
+        },
         release: at === tmp ? () => rmSync(tmp, { recursive: true, force: true }) : () => {},
       };
     } catch (e) {

@@ -14,7 +14,8 @@ import { LayerBlobCache } from '../../src/image/layer-cache.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
 import type { LayerEntry } from '../../src/image/layer.js';
-import { writeLayeredImage, type ImageSpec } from '../../src/image/write-image.js';
+import { type ImageSpec, type KnownLayers, writeLayeredImage } from '../../src/image/write-image.js';
+import { execFileSync } from 'node:child_process';
 
 let work: string;
 const spec: ImageSpec = {
@@ -105,13 +106,14 @@ describe('compressed layers by diff_id', () => {
       big.push({ path: `/big/f${i}`, type: 'file', mode: 0o644, uid: 0, gid: 0, size: 600_000, hostPath: host });
     }
     const cache = new LayerBlobCache(join(work, 'big-cache'));
-    const once = async (name: string) => {
+    const once = async (name: string, knownLayers?: KnownLayers) => {
       const out = join(work, `${name}.tar`);
       const wd = mkdtempSync(join(work, 'wd-'));
       await writeLayeredImage(spec, [{ name: 'big', entries: big }], out, {
         compression: 'gzip',
         workDir: wd,
         layerCache: cache,
+        ...(knownLayers ? { knownLayers } : {}),
       });
       const written = readdirSync(wd);
       rmSync(wd, { recursive: true, force: true });
@@ -122,6 +124,34 @@ describe('compressed layers by diff_id', () => {
     const second = await once('big-second');
     expect(second.written).toEqual([]);
     expect(second.sha).toBe(first.sha);
+
+    // Known layers (by layerKey): what a build writes is remembered as its diff_id; a later build
+    // takes it from there (not even hashing the layer), and an answer the cache cannot match
+    // (a diff_id it has no blob of, a wrong size) is passed over: the same image every time.
+    const big256 = (i: number) =>
+      createHash('sha256')
+        .update(Buffer.alloc(600_000, i + 1))
+        .digest('hex');
+    for (const [i, e] of big.entries()) e.sha256 = big256(i);
+    const known = new Map<string, { sha256: string; size: number }>();
+    const memo: KnownLayers = { get: (k) => known.get(k), set: (k, v) => known.set(k, v) };
+    expect((await once('big-known-1', memo)).sha).toBe(first.sha);
+    expect(known.size).toBe(1);
+    const [key, layer] = [...known.entries()][0]!;
+    const member = (name: string) =>
+      JSON.parse(execFileSync('tar', ['-xOf', join(work, 'big-known-1.tar'), name]).toString());
+    const blob = (d: string) => `blobs/sha256/${d.slice('sha256:'.length)}`;
+    const manifest = member(blob(member('index.json').manifests[0].digest));
+    expect(member(blob(manifest.config.digest)).rootfs.diff_ids).toEqual([`sha256:${layer.sha256}`]);
+    expect((await once('big-known-2', memo)).sha).toBe(first.sha);
+    for (const wrong of [
+      { sha256: 'f'.repeat(64), size: layer.size },
+      { sha256: layer.sha256, size: layer.size + 1 },
+    ]) {
+      known.set(key, wrong);
+      const r = await once('big-known-wrong', memo);
+      expect(r.sha).toBe(first.sha);
+    }
   });
 
   it('a planted entry (other bytes under their own digest) can only give an image every check refuses', async () => {

@@ -100,6 +100,18 @@ describe('the staged closure in the cache', () => {
     expect(await build('warm', cacheDir)).toBe(clean);
     // The checks ran over it and the layers read it, but nothing in it was written, linked or added.
     expect(inodes()).toEqual(before);
+    // Beside it, what builds learnt of its files (ELF headers, the package layer's digest); unreadable
+    // or odd facts are learnt again, with the same image.
+    expect(readdirSync(root).sort()).toEqual(['elf.json', 'index.json', 'layers.json', 'root']);
+    const layers = JSON.parse(readFileSync(join(root, 'layers.json'), 'utf8'));
+    expect(Object.values(layers)).toEqual([[expect.stringMatching(/^[0-9a-f]{64}$/), expect.any(Number)]]);
+    writeFileSync(join(root, 'elf.json'), '{"/usr/bin/busybox": {"class": 7}, "x": 1');
+    writeFileSync(
+      join(root, 'layers.json'),
+      JSON.stringify(Object.fromEntries(Object.keys(layers).map((k) => [k, ['nope', -1]]))),
+    );
+    expect(await build('odd-facts', cacheDir)).toBe(clean);
+    expect(JSON.parse(readFileSync(join(root, 'layers.json'), 'utf8'))).toEqual(layers);
 
     // Same size, mtime put back: only the ctime tells, and that is enough.
     const readmePath = join(root, 'root', 'usr', 'share', 'doc', 'hello-busybox', 'README');
