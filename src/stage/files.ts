@@ -245,7 +245,7 @@ export async function addFileInputs(
   opts: { materialize?: boolean } = {},
 ): Promise<InputPins> {
   const materialize = opts.materialize ?? root.kind === 'disk';
-  // Trees may hold thousands of files: boot the second hashing thread while they are walked.
+  // Trees may hold thousands of files: a second hashing thread joins when a set is big.
   const hasher = inputs.length > 0 && materialize ? await InputHasher.start() : undefined;
   try {
     return await addWithHasher(root, inputs, materialize, hasher);

@@ -49,30 +49,37 @@ export function drain(paths: readonly string[], counter: Int32Array, out: (i: nu
 }
 
 /**
- * Hashes input files, on this thread and, for big sets, on one worker thread.
- * `start()` spawns the worker at once (when the compiled worker exists): a
- * worker takes ~75 ms to boot, so the caller starts it before walking the
- * trees and it is ready when the hashing begins. `close()` always.
+ * Hashes input files, on this thread and, for big sets, on one worker thread
+ * too. The worker is started only for a big set, when hashing begins: both
+ * threads take files from one counter, so this thread hashes while the worker
+ * boots (~75 ms) and the worker joins when ready; a small set (an app edit)
+ * starts no thread at all. `close()` always.
  */
 export class InputHasher {
-  private constructor(private readonly worker: import('node:worker_threads').Worker | undefined) {}
+  private worker: import('node:worker_threads').Worker | undefined;
+  private constructor(private readonly workerUrl: URL | undefined) {}
 
   static async start(): Promise<InputHasher> {
     const url = new URL('../stage/read-inputs-worker.js', import.meta.url);
     // Under vitest (TypeScript sources, no compiled worker next to this file) everything runs here.
-    if (!existsSync(fileURLToPath(url))) return new InputHasher(undefined);
+    return new InputHasher(existsSync(fileURLToPath(url)) ? url : undefined);
+  }
+
+  private async startWorker(): Promise<import('node:worker_threads').Worker | undefined> {
+    if (this.worker || !this.workerUrl) return this.worker;
     const { Worker } = await import('node:worker_threads');
-    const worker = new Worker(url);
-    worker.on('error', () => {}); // reported by hash(), or moot once closed
-    return new InputHasher(worker);
+    this.worker = new Worker(this.workerUrl);
+    this.worker.on('error', () => {}); // reported by hash(), or moot once closed
+    return this.worker;
   }
 
   /** Digests of each path, in order. `totalBytes` (from the walk's lstat) decides whether the worker takes part. */
   async hash(paths: readonly string[], opts: { totalBytes: number }): Promise<InputDigests[]> {
     const out: InputDigests[] = new Array(paths.length);
     const counter = new Int32Array(new SharedArrayBuffer(4));
-    const worker = this.worker;
-    if (worker === undefined || paths.length < PARALLEL_MIN_FILES || opts.totalBytes < PARALLEL_MIN_BYTES) {
+    const big = paths.length >= PARALLEL_MIN_FILES && opts.totalBytes >= PARALLEL_MIN_BYTES;
+    const worker = big ? await this.startWorker() : undefined;
+    if (worker === undefined) {
       drain(paths, counter, (i, d) => (out[i] = d));
       return out;
     }
