@@ -9,6 +9,7 @@
 import { createHash } from 'node:crypto';
 import {
   appendFileSync,
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -24,7 +25,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/build.js';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { MKIMG, mkimgAsync } from '../helpers/cli.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
@@ -182,4 +183,49 @@ describe('the staged closure in the cache', () => {
     expect(existsSync(dead)).toBe(false);
     cachedRoot(cacheDir);
   });
+
+  // The unprivileged user must be able to read mkimg itself (a checkout below a 0700 mktemp folder cannot be run by it).
+  const nobodyReadsMkimg =
+    process.getuid?.() === 0 &&
+    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', MKIMG]).status === 0;
+  it.skipIf(!nobodyReadsMkimg)(
+    'rootless: an unprivileged user builds the same image, cold and warm, as root (overlay and whiteouts in a user namespace)',
+    async () => {
+      const d = mkdtempSync(join(tmpdir(), 'mkimg-rootless-build-'));
+      try {
+        chmodSync(d, 0o777);
+        const m = writeSampleProject(join(d, 'proj'), { minimize: true });
+        execFileSync('chmod', ['-R', 'a+rwX', d]);
+        const asRoot = join(work, 'root-built.tar');
+        await buildImage({ manifestPath: m, output: asRoot, cacheDir: join(work, 'cache-rootless-root'), quiet: true });
+        for (const name of ['cold', 'warm']) {
+          const out = join(d, `${name}.tar`);
+          const r = spawnSync(
+            'setpriv',
+            [
+              '--reuid=65534',
+              '--regid=65534',
+              '--clear-groups',
+              'env',
+              `HOME=${d}`,
+              `TMPDIR=${d}`,
+              process.execPath,
+              MKIMG,
+              'build',
+              m,
+              '-o',
+              out,
+              '--cache-dir',
+              join(d, 'cache'),
+            ],
+            { encoding: 'utf8', timeout: 120_000 },
+          );
+          expect(r.status, r.stderr).toBe(0);
+          expect(sha256(out)).toBe(sha256(asRoot));
+        }
+      } finally {
+        rmSync(d, { recursive: true, force: true });
+      }
+    },
+  );
 });
