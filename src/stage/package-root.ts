@@ -21,6 +21,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  readdirSync,
   readlinkSync,
   readSync,
   renameSync,
@@ -195,6 +196,7 @@ export class PackageRootCache {
     mkdirSync(this.dir, { recursive: true });
     // Temporaries of builds that were killed while filling (their pid is in the name).
     collectStale(this.dir, /^\.tmp-(\d+)-[0-9a-f]+$/);
+    this.dropOlderFormats();
     const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(tmp);
     try {
@@ -284,6 +286,30 @@ export class PackageRootCache {
       renameSync(tmp, join(base, 'index.json'));
     } catch {
       // Not refreshed: the next build checks the bytes again.
+    }
+  }
+
+  /**
+   * Roots an older mkimg kept (their index says an older format) are under keys no build of this one
+   * asks for: removed when a root is filled, as the layer cache drops its older formats.
+   */
+  private dropOlderFormats(): void {
+    for (const name of readdirSync(this.dir)) {
+      if (!/^[0-9a-f]{64}$/.test(name)) continue;
+      let head = '';
+      try {
+        const fd = openSync(join(this.dir, name, 'index.json'), 'r');
+        try {
+          const buf = Buffer.alloc(32);
+          head = buf.subarray(0, readSync(fd, buf, 0, 32, 0)).toString('latin1');
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        continue; // a damaged entry is dropped by the build that asks for it
+      }
+      const format = /^\{"format":(\d+)[,}]/.exec(head)?.[1];
+      if (format !== undefined && Number(format) < ROOT_FORMAT) this.discard(join(this.dir, name));
     }
   }
 

@@ -171,16 +171,21 @@ describe('the staged closure in the cache', () => {
     expect(await build('proving', cacheDir, false)).toBe(clean);
   });
 
-  it('collects the temporary of a killed fill, and two builds sharing an empty cache both succeed alike', async () => {
+  it('collects the temporary of a killed fill and roots of an older format, and two builds sharing an empty cache both succeed alike', async () => {
     const cacheDir = join(work, 'cache-3');
     mkdirSync(join(cacheDir, 'roots'), { recursive: true });
     const dead = join(cacheDir, 'roots', '.tmp-999999-0badf00d');
     mkdirSync(join(dead, 'root'), { recursive: true });
+    // A root an older mkimg kept (format 1: under a key no build asks for now) is removed when one is filled.
+    const old = join(cacheDir, 'roots', 'a'.repeat(64));
+    mkdirSync(join(old, 'root', 'usr'), { recursive: true });
+    writeFileSync(join(old, 'index.json'), '{"format":1,"entries":[],"packages":[]}');
     const outs = [join(work, 'c1.tar'), join(work, 'c2.tar')];
     const runs = await Promise.all(outs.map((o) => mkimgAsync(['build', manifest, '-o', o, '--cache-dir', cacheDir])));
     for (const r of runs) expect(r.code, r.stderr).toBe(0);
     expect(sha256(outs[0]!)).toBe(sha256(outs[1]!));
     expect(existsSync(dead)).toBe(false);
+    expect(existsSync(old)).toBe(false);
     cachedRoot(cacheDir);
   });
 
