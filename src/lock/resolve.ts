@@ -3,7 +3,6 @@
  * architecture, through its package source (src/packages/source.ts), plus a
  * sha256 for every files: input.
  */
-import { parse } from 'yaml';
 import type { Lock, LockedFile, LockedPackage, Manifest } from '../manifest/types.js';
 import { packageSourceFor } from '../packages/select.js';
 import type { ResolveOptions } from '../packages/source.js';
@@ -100,12 +99,10 @@ async function resolveVariants(
 /** The pins the manifest's files: inputs would get now (each input hashed). */
 export async function pinFilesOf(manifest: Manifest): Promise<LockedFile[]> {
   if (manifest.files.length === 0) return [];
-  // The lock keys files by src as written in the manifest, so read the raw text.
-  const raw = parse(manifest.origin.bytes.toString('utf8')) as { files?: { src?: string }[] } | null;
+  // The lock keys files by src as written in the manifest.
   const out: LockedFile[] = [];
-  for (let i = 0; i < manifest.files.length; i++) {
-    const f = manifest.files[i]!;
-    const written = raw?.files?.[i]?.src ?? f.src;
+  for (const f of manifest.files) {
+    const written = f.srcAsWritten ?? f.src;
     const hex = await inputDigest(f.src, written);
     if (!out.some((o) => o.src === written)) out.push({ src: written, sha256: hex });
   }

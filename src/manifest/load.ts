@@ -13,6 +13,7 @@ import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, typ
 import { MkimgError } from '../util/errors.js';
 import { readInputFile } from '../util/input-file.js';
 import { sha256Hex } from '../util/digest.js';
+import { readPlainHead } from './head-text.js';
 import { readWrittenLock } from './lock-text.js';
 import { documentToJS, YamlShapeError } from './yaml-js.js';
 import type { CheckSpec, FileInput, Lock, Manifest, MinimizeSpec, PackageRequest, Source, Variant } from './types.js';
@@ -75,14 +76,53 @@ export function parseManifest(bytes: Buffer, absPath: string): Manifest {
   const written = readWrittenLock(text);
   if (written) {
     try {
+      // The text before it too, when it keeps to the plain subset (head-text.ts): no YAML library at all.
+      const plain = readPlainHead(written.head);
+      if (plain && !('lock' in plain.raw))
+        return interpret(
+          {
+            raw: { ...plain.raw, lock: written.lock },
+            // Errors are reported by the whole-document path below, which places them.
+            fieldPos: () => absPath,
+            lineOf: (path) => plain.lineAt(path),
+            schemaError: () => absPath,
+          },
+          bytes,
+          absPath,
+        );
       const head = readYaml(written.head, absPath);
       if (head.raw !== null && typeof head.raw === 'object' && !Array.isArray(head.raw) && !('lock' in head.raw))
-        return interpret({ ...head, raw: { ...head.raw, lock: written.lock } }, bytes, absPath);
+        return interpret(placed({ ...head, raw: { ...head.raw, lock: written.lock } }, absPath), bytes, absPath);
     } catch (e) {
       if (!(e instanceof MkimgError)) throw e;
     }
   }
-  return interpret(readYaml(text, absPath), bytes, absPath);
+  return interpret(placed(readYaml(text, absPath), absPath), bytes, absPath);
+}
+
+/** A manifest's value, and where its fields are for messages. */
+interface Placed {
+  raw: unknown;
+  /** "file:line:col" of the node at a path (or its nearest ancestor). */
+  fieldPos(path: (string | number)[]): string;
+  /** The line of the node at a path. */
+  lineOf(path: (string | number)[]): number | undefined;
+  /** A schema error, placed and worded. */
+  schemaError(err: ErrorObject): string;
+}
+
+function placed({ doc, lineCounter, raw }: ReadYaml, absPath: string): Placed {
+  const where = (offset: number | undefined) => {
+    if (offset === undefined) return absPath;
+    const { line, col } = lineCounter.linePos(offset);
+    return `${absPath}:${line}:${col}`;
+  };
+  return {
+    raw,
+    fieldPos: (path) => where(nodeAt(doc, path)?.range?.[0]),
+    lineOf: (path) => lineOf(doc, lineCounter, path),
+    schemaError: (err) => describeSchemaError(err, doc, where),
+  };
 }
 
 interface ReadYaml {
@@ -119,12 +159,7 @@ function readYaml(text: string, absPath: string): ReadYaml {
   }
 }
 
-function interpret({ doc, lineCounter, raw }: ReadYaml, bytes: Buffer, absPath: string): Manifest {
-  const where = (offset: number | undefined) => {
-    if (offset === undefined) return absPath;
-    const { line, col } = lineCounter.linePos(offset);
-    return `${absPath}:${line}:${col}`;
-  };
+function interpret({ raw, fieldPos, lineOf: lineAt, schemaError }: Placed, bytes: Buffer, absPath: string): Manifest {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new MkimgError(
       'manifest',
@@ -134,11 +169,10 @@ function interpret({ doc, lineCounter, raw }: ReadYaml, bytes: Buffer, absPath: 
   const validate = schemaValidator();
   if (!validate(raw)) {
     const err = pickError(validate.errors ?? []);
-    throw new MkimgError('manifest', describeSchemaError(err, doc, where));
+    throw new MkimgError('manifest', schemaError(err));
   }
   const dir = dirname(absPath);
   const m = raw as Record<string, any>;
-  const fieldPos = (path: (string | number)[]) => where(nodeAt(doc, path)?.range?.[0]);
   checkValues(m, fieldPos);
 
   const resolveInput = (p: string, path: (string | number)[], field: string) => {
@@ -170,7 +204,7 @@ function interpret({ doc, lineCounter, raw }: ReadYaml, bytes: Buffer, absPath: 
   }));
 
   const packages: PackageRequest[] = (m.packages ?? []).map((p: any, i: number) => {
-    const line = lineOf(doc, lineCounter, ['packages', i]);
+    const line = lineAt(['packages', i]);
     if (typeof p === 'string') {
       const [name, version] = p.split('=', 2) as [string, string | undefined];
       return { kind: 'name', name, version, line };
@@ -248,6 +282,7 @@ function interpret({ doc, lineCounter, raw }: ReadYaml, bytes: Buffer, absPath: 
     const pin = lockedFiles.get(f.src);
     return {
       src: resolveInput(f.src, ['files', i, 'src'], `files[${i}].src`),
+      srcAsWritten: f.src,
       dest: dest === '/' ? '/' : dest.replace(/\/+$/, ''),
       mode: f.mode !== undefined ? parseInt(f.mode, 8) : undefined,
       uid: f.uid,

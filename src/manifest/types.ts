@@ -73,6 +73,8 @@ export type PackageRequest =
 
 export interface FileInput {
   src: string; // absolute host path of a file or directory
+  /** src as the manifest writes it (the lock keys pins by it). */
+  srcAsWritten?: string;
   dest: string; // absolute path in the image
   mode?: number; // overrides the 0644/0755 rule (files; for a directory tree: applies to files)
   uid?: number;

@@ -140,7 +140,8 @@ export async function resolve(specifier, context, next) {
       writeFileSync(join(dir, 'a.txt'), 'a\n');
       mkdirSync(join(dir, 'd'));
       writeFileSync(join(dir, 'd', 'b.txt'), 'b\n');
-      // A tree: lock hashes it through the input hasher, which starts its worker.
+      // A tree big enough (256 files, 16 MiB) that lock's input hasher starts its worker.
+      for (let i = 0; i < 256; i++) writeFileSync(join(dir, 'd', `f${i}`), Buffer.alloc(1 << 16, i));
       writeFileSync(
         join(dir, 'm.yaml'),
         'apiVersion: mkimg/v1\nname: e\nsourceDateEpoch: 1700000000\nminimize: false\nfiles: [{src: a.txt, dest: /a.txt}, {src: d/, dest: /d}]\n',
