@@ -1,5 +1,7 @@
 /** Run the real mkimg command (bin/mkimg.js → dist/) as a child process. */
 import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
@@ -83,3 +85,51 @@ export async function mkimgJsonAsync<T = Record<string, unknown>>(
     );
   }
 }
+
+const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+
+/**
+ * A command line that runs the real mkimg as uid/gid 65534 (the rootless
+ * tests; needs root). A checkout below a folder that user cannot enter (mktemp
+ * -d makes them 0700) is bound, in a private mount namespace, at a fresh
+ * readable path first, so the test runs wherever the checkout is. `done()`
+ * removes that path.
+ */
+export function mkimgAsNobody(args: string[], env: Record<string, string>): { argv: string[]; done: () => void } {
+  const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  if (spawnSync('setpriv', [...NOBODY, 'test', '-r', MKIMG]).status === 0)
+    return { argv: ['setpriv', ...NOBODY, 'env', ...envArgs, process.execPath, MKIMG, ...args], done: () => {} };
+  const at = mkdtempSync(join(tmpdir(), 'mkimg-checkout-'));
+  chmodSync(at, 0o755);
+  const node = process.execPath.startsWith(PROJECT_ROOT + '/')
+    ? at + process.execPath.slice(PROJECT_ROOT.length)
+    : process.execPath;
+  const script = 'mount --bind "$0" "$1" && shift && exec "$@"'; // $0: the checkout, $1: where
+  return {
+    argv: [
+      'unshare',
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      script,
+      PROJECT_ROOT,
+      at,
+      'setpriv',
+      ...NOBODY,
+      'env',
+      ...envArgs,
+      node,
+      join(at, 'bin', 'mkimg.js'),
+      ...args,
+    ],
+    done: () => rmSync(at, { recursive: true, force: true }),
+  };
+}
+
+/** Whether mkimgAsNobody can work here: root, with setpriv and unshare. */
+export const canRunAsNobody =
+  process.getuid?.() === 0 &&
+  spawnSync('setpriv', ['--version']).status === 0 &&
+  spawnSync('unshare', ['--version']).status === 0;

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MKIMG, PROJECT_ROOT, mkimg, mkimgAsync } from '../helpers/cli.js';
+import { canRunAsNobody, MKIMG, mkimgAsNobody, PROJECT_ROOT, mkimg, mkimgAsync } from '../helpers/cli.js';
 import { startRegistry } from '../helpers/registry.js';
 import { layerTar, type FixtureFile } from '../helpers/oci-fixture.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
@@ -400,12 +400,7 @@ describe('mkimg run', () => {
     }
   });
 
-  // The unprivileged user must be able to read mkimg itself: a checkout below a private folder (mktemp -d
-  // makes them 0700) cannot be run by it, whatever mkimg does.
-  const nobodyReadsMkimg =
-    process.getuid?.() === 0 &&
-    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', MKIMG]).status === 0;
-  it.skipIf(!nobodyReadsMkimg)(
+  it.skipIf(!canRunAsNobody)(
     'rootless: as an unprivileged user (a user namespace), with --writable and a bind mount',
     () => {
       const d = mkdtempSync(join(tmpdir(), 'mkimg-run-rootless-'));
@@ -413,16 +408,8 @@ describe('mkimg run', () => {
         chmodSync(d, 0o777);
         writeFileSync(join(d, 'img.tar'), readFileSync(image), { mode: 0o644 });
         writeFileSync(join(d, 'in.txt'), 'host\n', { mode: 0o644 });
-        const r = spawnSync(
-          'setpriv',
+        const cmd = mkimgAsNobody(
           [
-            '--reuid=65534',
-            '--regid=65534',
-            '--clear-groups',
-            'env',
-            `HOME=${d}`,
-            process.execPath,
-            MKIMG,
             'run',
             '--cache-dir',
             join(d, 'cache'),
@@ -435,8 +422,10 @@ describe('mkimg run', () => {
             '-c',
             'busybox id -u; busybox cat /in.txt; echo w > /app/w && busybox cat /app/w',
           ],
-          { encoding: 'utf8', timeout: 60_000 },
+          { HOME: d },
         );
+        const r = spawnSync(cmd.argv[0]!, cmd.argv.slice(1), { encoding: 'utf8', timeout: 60_000 });
+        cmd.done();
         expect(r).toMatchObject({ status: 0, stdout: '0\nhost\nw\n' });
       } finally {
         rmSync(d, { recursive: true, force: true });

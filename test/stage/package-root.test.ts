@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/build.js';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { MKIMG, mkimgAsync } from '../helpers/cli.js';
+import { canRunAsNobody, MKIMG, mkimgAsNobody, mkimgAsync } from '../helpers/cli.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
 let work: string;
@@ -189,11 +189,7 @@ describe('the staged closure in the cache', () => {
     cachedRoot(cacheDir);
   });
 
-  // The unprivileged user must be able to read mkimg itself (a checkout below a 0700 mktemp folder cannot be run by it).
-  const nobodyReadsMkimg =
-    process.getuid?.() === 0 &&
-    spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', MKIMG]).status === 0;
-  it.skipIf(!nobodyReadsMkimg)(
+  it.skipIf(!canRunAsNobody)(
     'rootless: an unprivileged user builds the same image, cold and warm, as root (overlay and whiteouts in a user namespace)',
     async () => {
       const d = mkdtempSync(join(tmpdir(), 'mkimg-rootless-build-'));
@@ -205,26 +201,9 @@ describe('the staged closure in the cache', () => {
         await buildImage({ manifestPath: m, output: asRoot, cacheDir: join(work, 'cache-rootless-root'), quiet: true });
         for (const name of ['cold', 'warm']) {
           const out = join(d, `${name}.tar`);
-          const r = spawnSync(
-            'setpriv',
-            [
-              '--reuid=65534',
-              '--regid=65534',
-              '--clear-groups',
-              'env',
-              `HOME=${d}`,
-              `TMPDIR=${d}`,
-              process.execPath,
-              MKIMG,
-              'build',
-              m,
-              '-o',
-              out,
-              '--cache-dir',
-              join(d, 'cache'),
-            ],
-            { encoding: 'utf8', timeout: 120_000 },
-          );
+          const cmd = mkimgAsNobody(['build', m, '-o', out, '--cache-dir', join(d, 'cache')], { HOME: d, TMPDIR: d });
+          const r = spawnSync(cmd.argv[0]!, cmd.argv.slice(1), { encoding: 'utf8', timeout: 120_000 });
+          cmd.done();
           expect(r.status, r.stderr).toBe(0);
           expect(sha256(out)).toBe(sha256(asRoot));
         }
