@@ -10,7 +10,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
-import { createStagingRoot, layeredStagingRoot } from '../stage/root.js';
+import { createStagingRoot, indexedStagingRoot, layeredStagingRoot } from '../stage/root.js';
 import { PackageRootCache, packageRootKey, packageRootOf, type RootFacts } from '../stage/package-root.js';
 import { addFileInputs } from '../stage/files.js';
 import { numericUser, writeAccounts, validateUser } from '../system/accounts.js';
@@ -350,33 +350,30 @@ async function buildFromInputs(
         cacheDir: opts.cacheDir ?? defaultCacheDir(),
         unpinnedData: opts.dataCache ?? false,
       });
-    let root: StagingRoot;
-    let rootFacts: { facts: RootFacts; dir: string } | undefined;
-    if (indexOnly) {
-      root = await createStagingRoot(join(stagingDir, 'root'), { indexOnly });
-      await unpack(root);
-    } else {
-      // The packages' root is unpacked once and kept in the cache (checked on
-      // every reuse); this build's files go in a root of their own on top of it.
-      // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
-      // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
-      const rootCache =
-        opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir());
-      const rootKey = packageRootKey(manifest.architecture, pinned);
-      let packages = rootCache?.open(rootKey);
-      if (!packages && rootCache && !opts.dataCache) {
-        const filled = await rootCache.fill(rootKey, unpack);
-        packages = filled.root;
-        releasePackages = filled.release;
-      }
-      if (!packages) {
-        const own = await createStagingRoot(join(stagingDir, 'packages'));
-        await unpack(own);
-        packages = packageRootOf(own);
-      }
-      root = layeredStagingRoot(join(stagingDir, 'root'), packages);
-      rootFacts = packages.facts && { facts: packages.facts, dir: packages.dir };
+    // The packages are unpacked once and kept in the cache (checked on every reuse): for a
+    // minimized build as a root the checks run over, for `minimize: false` as their data archives
+    // and an index into them. This build's own files go in a root of their own on top.
+    // Nothing outside the cache vouches for a cached root (as for unpinned data, --data-cache): a
+    // rebuild that proves an image (verify) does not use one, and one built from unpinned data is not kept.
+    const kind = indexOnly ? 'index' : 'disk';
+    const rootCache =
+      opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir(), kind);
+    const rootKey = packageRootKey(manifest.architecture, pinned, kind);
+    let packages = rootCache?.open(rootKey);
+    if (!packages && rootCache && !opts.dataCache) {
+      const filled = await rootCache.fill(rootKey, unpack);
+      packages = filled.root;
+      releasePackages = filled.release;
     }
+    if (!packages) {
+      const own = await createStagingRoot(join(stagingDir, 'packages'), { indexOnly });
+      await unpack(own);
+      packages = packageRootOf(own);
+    }
+    const root: StagingRoot = indexOnly
+      ? indexedStagingRoot(join(stagingDir, 'root'), packages)
+      : layeredStagingRoot(join(stagingDir, 'root'), packages);
+    const rootFacts = packages.facts && { facts: packages.facts, dir: packages.dir };
     progress('staging: files: inputs and system files');
     const pins = await addFileInputs(root, manifest.files, { materialize: !indexOnly });
     // What maintainer scripts would have written: always kept.

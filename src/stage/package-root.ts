@@ -38,16 +38,25 @@ import type { StagedPackage, StageEntry, StagingRoot } from './types.js';
 /** Bumped when what unpacking puts in a root changes. */
 const ROOT_FORMAT = 2;
 
-/** The key of a package closure: architecture, the packages in unpack order and their pins, the format. */
+/**
+ * What a cached root holds: `disk`, the packages unpacked (checks run over
+ * it); `index`, their data archives as decompressed and the index into them
+ * (a `minimize: false` build reads files out of the archives, unpacking none).
+ */
+export type RootKind = 'disk' | 'index';
+
+/** The key of a package closure: architecture, the packages in unpack order and their pins, the format (and kind). */
 export function packageRootKey(
   architecture: string,
   packages: { name: string; sha256: string; dataSha256?: string }[],
+  kind: RootKind = 'disk',
 ): string {
   return sha256Hex(
     canonicalJson({
       format: ROOT_FORMAT,
       architecture,
       packages: packages.map((p) => [p.name, p.sha256, p.dataSha256 ?? null]),
+      ...(kind === 'index' ? { kind } : {}),
     }),
   );
 }
@@ -57,12 +66,19 @@ export function packageRootKey(
  * cached root), the capability in base64, and what lstat said of it when it
  * was recorded: [ino, size, mode, mtimeMs, ctimeMs].
  */
-type SavedEntry = Omit<StageEntry, 'hostPath' | 'capability'> & { capability?: string; stat?: number[] };
+type SavedEntry = Omit<StageEntry, 'hostPath' | 'capability'> & {
+  capability?: string;
+  stat?: number[];
+  /** Index kind: the data archive holding the content, relative to the entry's folder (at contentOffset). */
+  data?: string;
+};
 
 interface SavedRoot {
   format: number;
   entries: SavedEntry[];
   packages: StagedPackage[];
+  /** Index kind: each data archive (relative path) and what lstat said of it when it was written. */
+  archives?: Record<string, number[]>;
 }
 
 /** A package root on disk: its directory, its index entries (files' hostPath under it), its packages. */
@@ -118,17 +134,23 @@ function sameRecord(a: number[] | undefined, b: number[]): boolean {
   return a !== undefined && a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
-function toSaved(e: StageEntry, stat: number[]): SavedEntry {
-  const { hostPath: _h, contentOffset: _o, capability, ...rest } = e;
-  return capability ? { ...rest, capability: capability.toString('base64'), stat } : { ...rest, stat };
+function toSaved(e: StageEntry, stat: number[] | undefined, base: string): SavedEntry {
+  const { hostPath, contentOffset, capability, ...rest } = e;
+  const out: SavedEntry = { ...rest, ...(capability ? { capability: capability.toString('base64') } : {}) };
+  if (stat) out.stat = stat;
+  if (contentOffset !== undefined && hostPath?.startsWith(base + '/')) {
+    out.data = hostPath.slice(base.length + 1);
+    out.contentOffset = contentOffset;
+  }
+  return out;
 }
 
-function fromSaved(e: SavedEntry, rootDir: string): StageEntry {
-  const { capability, stat: _s, ...rest } = e;
+function fromSaved(e: SavedEntry, base: string): StageEntry {
+  const { capability, stat: _s, data, ...rest } = e;
   return {
     ...rest,
     ...(capability !== undefined ? { capability: Buffer.from(capability, 'base64') } : {}),
-    ...(e.type === 'file' ? { hostPath: rootDir + e.path } : {}),
+    ...(data !== undefined ? { hostPath: join(base, data) } : e.type === 'file' ? { hostPath: `${base}/root${e.path}` } : {}),
   };
 }
 
@@ -145,7 +167,10 @@ function sha256OfFile(path: string, buf: Buffer): string {
 
 export class PackageRootCache {
   private readonly dir: string;
-  constructor(cacheDir: string) {
+  constructor(
+    cacheDir: string,
+    private readonly kind: RootKind = 'disk',
+  ) {
     this.dir = join(cacheDir, 'roots');
   }
 
@@ -168,7 +193,13 @@ export class PackageRootCache {
       this.discard(base);
       return undefined;
     }
-    if (!this.unchanged(from, saved.entries)) {
+    if (this.kind === 'index') {
+      // The archives as written (a change to one changes its record): else unpacked again.
+      if (!this.archivesUnchanged(base, saved.archives)) {
+        this.discard(base);
+        return undefined;
+      }
+    } else if (!this.unchanged(from, saved.entries)) {
       if (!this.intact(from, saved.entries)) {
         this.discard(base);
         return undefined;
@@ -177,7 +208,7 @@ export class PackageRootCache {
     }
     return {
       dir: from,
-      entries: saved.entries.map((e) => fromSaved(e, from)),
+      entries: saved.entries.map((e) => fromSaved(e, base)),
       packages: saved.packages,
       facts: new RootFacts(base),
     };
@@ -200,16 +231,21 @@ export class PackageRootCache {
     const tmp = join(this.dir, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
     mkdirSync(tmp);
     try {
-      const root = await createStagingRoot(join(tmp, 'root'));
+      const index = this.kind === 'index';
+      const root = await createStagingRoot(join(tmp, 'root'), { indexOnly: index });
       await unpack(root);
       const entries = [...root.entries.values()]
         .filter((e) => e.path !== '/')
         .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const saved: SavedRoot = {
         format: ROOT_FORMAT,
-        entries: entries.map((e) => toSaved(e, statRecord(root.dir + e.path))),
+        entries: entries.map((e) => toSaved(e, index ? undefined : statRecord(root.dir + e.path), tmp)),
         packages: root.packages,
       };
+      if (index) {
+        const archives = [...new Set(saved.entries.flatMap((e) => (e.data === undefined ? [] : [e.data])))].sort();
+        saved.archives = Object.fromEntries(archives.map((a) => [a, statRecord(join(tmp, a))]));
+      }
       writeFileSync(join(tmp, 'index.json'), JSON.stringify(saved));
       const base = join(this.dir, key);
       let at = tmp;
@@ -223,7 +259,7 @@ export class PackageRootCache {
       return {
         root: {
           dir,
-          entries: saved.entries.map((e) => fromSaved(e, dir)),
+          entries: saved.entries.map((e) => fromSaved(e, at)),
           packages: saved.packages,
           ...(at === base ? { facts: new RootFacts(base) } : {}),
         },
@@ -232,6 +268,19 @@ export class PackageRootCache {
     } catch (e) {
       rmSync(tmp, { recursive: true, force: true });
       throw e;
+    }
+  }
+
+  /** Every data archive's lstat as recorded when it was written. */
+  private archivesUnchanged(base: string, archives: Record<string, number[]> | undefined): boolean {
+    if (typeof archives !== 'object' || archives === null) return false;
+    try {
+      for (const [rel, stat] of Object.entries(archives)) {
+        if (rel.split('/').includes('..') || !sameRecord(stat, statRecord(join(base, rel)))) return false;
+      }
+      return true;
+    } catch {
+      return false;
     }
   }
 

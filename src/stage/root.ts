@@ -180,6 +180,23 @@ export function layeredStagingRoot(
   return root;
 }
 
+/**
+ * An index root whose packages are indexed in the data archives of `packages`
+ * (entries with hostPath and contentOffset into them): `dir` is made empty,
+ * for the files this build generates.
+ */
+export function indexedStagingRoot(
+  dir: string,
+  packages: { entries: Iterable<StageEntry>; packages: StagedPackage[] },
+): StagingRoot {
+  mkdirSync(dir, { mode: 0o700 });
+  chmodSync(dir, 0o755);
+  const root = new IndexRoot(dir);
+  for (const e of packages.entries) root.entries.set(e.path, e);
+  root.packages.push(...packages.packages);
+  return root;
+}
+
 export async function createStagingRoot(dir: string, opts: { indexOnly?: boolean } = {}): Promise<StagingRoot> {
   await mkdir(dir, { recursive: true });
   const existing = await readdir(dir);

@@ -133,12 +133,15 @@ describe('determinism', () => {
     const cache = join(work, 'datacache');
     const plain = build(join(projA, 'manifest.yaml'), join(work, 'plain.tar'), { XDG_CACHE_HOME: cache }, work, '022');
     expect(existsSync(join(cache, 'mkimg', 'data'))).toBe(false);
+    // A cache of its own: the plain build kept the packages' archives and index (roots/), which a later
+    // build would use without reading any data archive.
+    const dataCache = join(work, 'datacache-2');
     const withCache = (out: string) => {
       const r = spawnSync(
         process.execPath,
         [MKIMG, 'build', join(projA, 'manifest.yaml'), '-o', out, '--json', '--data-cache'],
         {
-          env: { ...process.env, XDG_CACHE_HOME: cache },
+          env: { ...process.env, XDG_CACHE_HOME: dataCache },
           encoding: 'utf8',
         },
       );
@@ -146,7 +149,7 @@ describe('determinism', () => {
       return JSON.parse(r.stdout) as { imageId: string };
     };
     const cold = withCache(join(work, 'dc1.tar'));
-    expect(readdirSync(join(cache, 'mkimg', 'data', 'sha256')).filter((f) => f.endsWith('.tar')).length).toBe(1);
+    expect(readdirSync(join(dataCache, 'mkimg', 'data', 'sha256')).filter((f) => f.endsWith('.tar')).length).toBe(1);
     const warm = withCache(join(work, 'dc2.tar'));
     expect([cold.imageId, warm.imageId]).toEqual([plain.imageId, plain.imageId]);
     expect(sha256Hex(readFileSync(join(work, 'dc2.tar')))).toBe(sha256Hex(readFileSync(join(work, 'plain.tar'))));

@@ -189,6 +189,43 @@ describe('the staged closure in the cache', () => {
     cachedRoot(cacheDir);
   });
 
+  it('minimize: false keeps the data archives and their index instead: used in place, a changed archive found and unpacked again', async () => {
+    const plainManifest = writeSampleProject(join(work, 'plain'), { minimize: false });
+    const cacheDir = join(work, 'cache-index');
+    const once = async (name: string, cachedWork = true) => {
+      const output = join(work, `${name}.tar`);
+      await buildImage({
+        manifestPath: plainManifest,
+        output,
+        cacheDir,
+        quiet: true,
+        ...(cachedWork ? {} : { cachedWork: false }),
+      });
+      return sha256(output);
+    };
+    const clean = await once('index-cold', false);
+    expect(existsSync(join(cacheDir, 'roots'))).toBe(false);
+    expect(await once('index-fill')).toBe(clean);
+    const root = cachedRoot(cacheDir);
+    const index = JSON.parse(readFileSync(join(root, 'index.json'), 'utf8'));
+    const archives = Object.keys(index.archives);
+    expect(archives.length).toBeGreaterThan(0);
+    expect(readdirSync(join(root, 'root.debdata')).length).toBe(archives.length);
+    const inodes = () =>
+      archives.map((a) => lstatSync(join(root, a), { bigint: true })).map((st) => `${st.ino} ${st.ctimeNs}`);
+    const before = inodes();
+    expect(await once('index-warm')).toBe(clean);
+    expect(inodes()).toEqual(before);
+    // An archive changed in place (same size): found by its record, the entry unpacked again.
+    const archive = join(root, archives[0]!);
+    const original = readFileSync(archive);
+    const bytes = Buffer.from(original);
+    bytes[bytes.length >> 1] ^= 1;
+    writeFileSync(archive, bytes);
+    expect(await once('index-after-edit')).toBe(clean);
+    expect(readFileSync(join(cachedRoot(cacheDir), archives[0]!)).equals(original)).toBe(true);
+  });
+
   it.skipIf(!canRunAsNobody)(
     'rootless: an unprivileged user builds the same image, cold and warm, as root (overlay and whiteouts in a user namespace)',
     async () => {
