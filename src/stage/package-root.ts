@@ -150,7 +150,11 @@ function fromSaved(e: SavedEntry, base: string): StageEntry {
   return {
     ...rest,
     ...(capability !== undefined ? { capability: Buffer.from(capability, 'base64') } : {}),
-    ...(data !== undefined ? { hostPath: join(base, data) } : e.type === 'file' ? { hostPath: `${base}/root${e.path}` } : {}),
+    ...(data !== undefined
+      ? { hostPath: join(base, data) }
+      : e.type === 'file'
+        ? { hostPath: `${base}/root${e.path}` }
+        : {}),
   };
 }
 
