@@ -40,10 +40,10 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function build(name: string, cacheDir: string, rootCache?: boolean): Promise<string> {
+async function build(name: string, cacheDir: string, rootCache?: boolean, manifestPath = manifest): Promise<string> {
   const output = join(work, `${name}.tar`);
   await buildImage({
-    manifestPath: manifest,
+    manifestPath,
     output,
     cacheDir,
     quiet: true,
@@ -192,17 +192,7 @@ describe('the staged closure in the cache', () => {
   it('minimize: false keeps the data archives and their index instead: used in place, a changed archive found and unpacked again', async () => {
     const plainManifest = writeSampleProject(join(work, 'plain'), { minimize: false });
     const cacheDir = join(work, 'cache-index');
-    const once = async (name: string, cachedWork = true) => {
-      const output = join(work, `${name}.tar`);
-      await buildImage({
-        manifestPath: plainManifest,
-        output,
-        cacheDir,
-        quiet: true,
-        ...(cachedWork ? {} : { cachedWork: false }),
-      });
-      return sha256(output);
-    };
+    const once = (name: string, cachedWork = true) => build(name, cacheDir, cachedWork, plainManifest);
     const clean = await once('index-cold', false);
     expect(existsSync(join(cacheDir, 'roots'))).toBe(false);
     expect(await once('index-fill')).toBe(clean);
