@@ -3,9 +3,9 @@
  * as arguments; this file only sequences them and owns the temporary staging
  * directory (always removed, also on failure).
  */
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { tmpdir } from 'node:os';
+import { release as osRelease, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseManifest, readManifestBytes } from '../manifest/load.js';
 import type { Manifest } from '../manifest/types.js';
@@ -33,6 +33,8 @@ import { MkimgError } from '../util/errors.js';
 import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../util/cleanup.js';
 import { asEnvironmentError } from '../util/environment.js';
 import { emulationFor } from '../trace/emulation.js';
+import { tracerPath } from '../trace/run.js';
+import { sha256Hex } from '../util/digest.js';
 import { forArchitecture, platformToArchitecture } from '../manifest/platform.js';
 import { writePlatformImages } from '../image/platforms.js';
 import { packageSourceFor } from '../packages/select.js';
@@ -394,11 +396,14 @@ async function buildFromInputs(
       // What earlier builds learnt of the cached package root's ELF files is not read again.
       const memo = new KeepMemo();
       if (rootFacts) memo.seed(rootFacts.dir, rootFacts.facts.read(ELF_FACTS));
+      // A first proof round that passed on exactly these bytes and checks, natively, is not run again.
+      const proven = rootFacts && manifest.architecture === hostArchitecture() ? provenIn(rootFacts.facts) : undefined;
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
         workDir: stagingDir,
         libDirs: defaultLibraryDirs(manifest.architecture),
         onProgress: progress,
         memo,
+        ...(proven ? { provenBefore: proven, sandboxIdentity: sandboxIdentity() } : {}),
       });
       const learnt = rootFacts && memo.learnt(rootFacts.dir);
       if (rootFacts && learnt) {
@@ -519,6 +524,31 @@ async function buildFromInputs(
 
 /** The cached package root's facts file of ELF headers read by the minimizer (see KeepMemo.seed). */
 const ELF_FACTS = 'elf';
+
+/** The proof rounds that passed over a cached package root, by proofKey (at most 256 kept). */
+function provenIn(facts: RootFacts): { has(key: string): boolean; add(key: string): void } {
+  const read = facts.read('proofs');
+  const keys = new Set(Array.isArray(read) ? read.filter((k): k is string => typeof k === 'string') : []);
+  return {
+    has: (key) => keys.has(key),
+    add(key) {
+      if (keys.size >= 256) keys.clear();
+      keys.add(key);
+      facts.write('proofs', [...keys].sort());
+    },
+  };
+}
+
+/** The sandbox the checks run in: the tracer binary and the kernel. */
+function sandboxIdentity(): string {
+  let tracer = 'missing';
+  try {
+    tracer = sha256Hex(readFileSync(tracerPath()));
+  } catch {
+    // no tracer: the checks cannot run anyway, and say so
+  }
+  return `${tracer} ${osRelease()}`;
+}
 
 /**
  * The digests of layers of a cached package root's files (layerKey → diff_id

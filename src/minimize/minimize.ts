@@ -14,6 +14,8 @@ import { mapPool } from '../util/pool.js';
 import type { CheckSpec, ImageConfig, MinimizeSpec, TextExpectation } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
+import { sha256Hex } from '../util/digest.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
 import { computeKeepSet, KeepMemo, type KeepResult } from './keep.js';
@@ -207,6 +209,62 @@ export interface MinimizeOptions {
   onProgress?: (line: string) => void;
   /** What is known of the root's files before minimizing (see KeepMemo.seed); learnt into while minimizing. */
   memo?: KeepMemo;
+  /**
+   * Proof rounds that passed before, by proofKey: a first round whose key is
+   * here is not run again (it ran on exactly these bytes with exactly these
+   * checks and passed, adding no path); one that passes is added.
+   */
+  provenBefore?: { has(key: string): boolean; add(key: string): void };
+  /** What names the sandbox the checks run in (the tracer binary's digest, the kernel): part of proofKey. */
+  sandboxIdentity?: string;
+}
+
+/** Bumped when what decides a proof round's outcome changes. */
+const PROOF_KEY_FORMAT = 1;
+
+/**
+ * A name for everything a proof round's outcome depends on: the minimized
+ * root (every kept entry as the image has it, content by sha256, and what is
+ * hidden), the checks, what they gave in the full root, the sandbox (the
+ * tracer binary, the kernel) and the timeout. Undefined when a kept file's
+ * digest is not known.
+ */
+export function proofKey(
+  root: StagingRoot,
+  keep: Set<string>,
+  checks: ResolvedCheck[],
+  full: RunTracedResult[],
+  timeoutSeconds: number,
+  sandbox: string,
+): string | undefined {
+  const kept: unknown[] = [];
+  for (const p of [...keep].sort()) {
+    const e = root.entries.get(p);
+    if (!e) continue;
+    if (e.type === 'file' && e.sha256 === undefined) return undefined;
+    kept.push([
+      p,
+      e.type,
+      e.mode,
+      e.uid,
+      e.gid,
+      e.size,
+      e.linkTarget ?? null,
+      e.sha256 ?? null,
+      e.capability?.toString('base64') ?? null,
+    ]);
+  }
+  return sha256Hex(
+    canonicalJson({
+      format: PROOF_KEY_FORMAT,
+      sandbox,
+      timeoutSeconds,
+      checks,
+      full: full.map((r) => [r.exitCode, sha256Hex(r.stdout), sha256Hex(r.stderr)]),
+      kept,
+      hidden: sha256Hex(hiddenPaths(root, keep).join('\0')),
+    }),
+  );
 }
 
 export async function minimizeAndProve(
@@ -251,9 +309,17 @@ export async function minimizeAndProve(
     memo,
   });
   const firstKeep = new Set(k.keep);
+  const firstKey =
+    opts.provenBefore && opts.sandboxIdentity
+      ? proofKey(root, k.keep, checks, full, timeout, opts.sandboxIdentity)
+      : undefined;
   let rounds = 0;
   for (;;) {
     rounds++;
+    if (rounds === 1 && firstKey !== undefined && opts.provenBefore!.has(firstKey)) {
+      progress(`minimize: proof round 1: ${k.keep.size} paths, proven before on the same bytes`);
+      break;
+    }
     // The minimized root: the same root with what is not kept hidden by the sandbox.
     const hide = join(opts.workDir, `mkimg-proof-${rounds}.hide`);
     let diffs: { check: string; diffs: string[] }[] = [];
@@ -289,7 +355,10 @@ export async function minimizeAndProve(
       k = next;
       continue;
     }
-    if (diffs.length === 0) break;
+    if (diffs.length === 0) {
+      if (rounds === 1 && missing.length === 0 && firstKey !== undefined) opts.provenBefore!.add(firstKey);
+      break;
+    }
     const notes: string[] = [];
     if (missing.length) notes.push(`paths still missing: ${missing.slice(0, 20).join(', ')}`);
     if (spec.exclude.length) {

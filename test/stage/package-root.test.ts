@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImage } from '../../src/build/build.js';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { canRunAsNobody, MKIMG, mkimgAsNobody, mkimgAsync } from '../helpers/cli.js';
+import { canRunAsNobody, MKIMG, mkimg, mkimgAsNobody, mkimgAsync } from '../helpers/cli.js';
 import { writeSampleProject } from '../helpers/sample-project.js';
 
 let work: string;
@@ -101,9 +101,9 @@ describe('the staged closure in the cache', () => {
     expect(await build('warm', cacheDir)).toBe(clean);
     // The checks ran over it and the layers read it, but nothing in it was written, linked or added.
     expect(inodes()).toEqual(before);
-    // Beside it, what builds learnt of its files (ELF headers, the package layer's digest); unreadable
+    // Beside it, what builds learnt of its files (ELF headers, proofs, the package layer's digest); unreadable
     // or odd facts are learnt again, with the same image.
-    expect(readdirSync(root).sort()).toEqual(['elf.json', 'index.json', 'layers.json', 'root']);
+    expect(readdirSync(root).sort()).toEqual(['elf.json', 'index.json', 'layers.json', 'proofs.json', 'root']);
     const layers = JSON.parse(readFileSync(join(root, 'layers.json'), 'utf8'));
     expect(Object.values(layers)).toEqual([[expect.stringMatching(/^[0-9a-f]{64}$/), expect.any(Number)]]);
     writeFileSync(join(root, 'elf.json'), '{"/usr/bin/busybox": {"class": 7}, "x": 1');
@@ -187,6 +187,44 @@ describe('the staged closure in the cache', () => {
     expect(existsSync(dead)).toBe(false);
     expect(existsSync(old)).toBe(false);
     cachedRoot(cacheDir);
+  });
+
+  it('a first proof round that passed on the same bytes and checks is not run again; any change to what is kept runs it', async () => {
+    const proj = join(work, 'proven');
+    const m = writeSampleProject(proj, { minimize: true });
+    const cacheDir = join(work, 'cache-proven');
+    const build = async (name: string) => {
+      const out = join(work, `${name}.tar`);
+      const r = await mkimgAsync(['build', m, '-o', out, '--cache-dir', cacheDir], {
+        env: { ...process.env, MKIMG_TIMINGS: '1' },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      return { sha: sha256(out), proven: r.stderr.includes('proven before on the same bytes') };
+    };
+    const cold = await build('proven-cold');
+    expect(cold.proven).toBe(false);
+    const warm = await build('proven-warm');
+    expect(warm).toEqual({ sha: cold.sha, proven: true });
+    expect(JSON.parse(readFileSync(join(cachedRoot(cacheDir), 'proofs.json'), 'utf8'))).toHaveLength(1);
+    // A file no check touches (not kept) changed: the minimized root is the same, so is its proof.
+    writeFileSync(join(proj, 'app', 'README'), 'changed\n');
+    expect(mkimg(['lock', m]).code).toBe(0);
+    expect((await build('proven-readme')).proven).toBe(true);
+    // The program the check runs changed: proved again.
+    writeFileSync(join(proj, 'app', 'run.sh'), '#!/bin/sh\necho "hi from $0"\n');
+    expect(mkimg(['lock', m]).code).toBe(0);
+    const edited = await build('proven-edit');
+    expect(edited.proven).toBe(false);
+    expect((await build('proven-edit-again')).proven).toBe(true);
+    // A proving rebuild (verify's) never takes a proof from the cache.
+    await buildImage({
+      manifestPath: m,
+      output: join(work, 'proven-uncached.tar'),
+      cacheDir,
+      quiet: true,
+      cachedWork: false,
+    });
+    expect(sha256(join(work, 'proven-uncached.tar'))).toBe(edited.sha);
   });
 
   it('minimize: false keeps the data archives and their index instead: used in place, a changed archive found and unpacked again', async () => {
