@@ -264,6 +264,11 @@ export function parseJson<T>(bytes: Buffer, what: string, fail: (msg: string) =>
   }
 }
 
+/** Why a JSON document of `size` bytes is refused unread: one wording wherever an image's documents are read. */
+export function jsonTooLarge(what: string, size: number): string {
+  return `${what} has ${size} bytes, more than the ${JSON_LIMIT} a JSON document may have`;
+}
+
 /** A member that holds a JSON document: its bytes, refused unread if larger than JSON_LIMIT. */
 export async function readJsonMember(
   path: string,
@@ -271,8 +276,7 @@ export async function readJsonMember(
   what: string,
   fail: (msg: string) => MkimgError,
 ): Promise<Buffer> {
-  if (m.size > JSON_LIMIT)
-    throw fail(`${what} has ${m.size} bytes, more than the ${JSON_LIMIT} a JSON document may have`);
+  if (m.size > JSON_LIMIT) throw fail(jsonTooLarge(what, m.size));
   return readMember(path, m);
 }
 

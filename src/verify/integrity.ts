@@ -17,7 +17,7 @@ import {
   type Platform,
 } from '../oci/model.js';
 import { LayerDecoder } from '../oci/compress.js';
-import { parseJson as parseJsonDoc } from '../oci/image-tar.js';
+import { JSON_LIMIT, jsonTooLarge, parseJson as parseJsonDoc } from '../oci/image-tar.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 
 export const MANIFEST_LABEL = MANIFEST_SHA_LABEL;
@@ -75,9 +75,10 @@ function fail(path: string, message: string, hint?: string, details?: Record<str
 }
 
 /** A JSON document of the image, through the image-tar reader's parser, its errors worded as integrity failures. */
-function parseJson(path: string, what: string, bytes: Buffer | undefined): any {
-  if (!bytes) fail(path, `${what} is missing or too large to be JSON`);
-  return parseJsonDoc(bytes, what, (msg) => failure(path, msg));
+function parseJson(path: string, what: string, entry: { bytes?: Buffer; size: number }): any {
+  if (!entry.bytes)
+    fail(path, entry.size > JSON_LIMIT ? jsonTooLarge(what, entry.size) : `${what} is not a regular file`);
+  return parseJsonDoc(entry.bytes, what, (msg) => failure(path, msg));
 }
 
 /**
@@ -178,7 +179,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   const get = (name: string) => scan.byName.get(name) ?? scan.byName.get('./' + name);
   const layoutEntry = get('oci-layout');
   if (!layoutEntry) fail(path, 'oci-layout is missing');
-  const layout = parseJson(path, 'oci-layout', layoutEntry.bytes);
+  const layout = parseJson(path, 'oci-layout', layoutEntry);
   if (layout?.imageLayoutVersion !== '1.0.0')
     fail(path, `oci-layout has imageLayoutVersion ${JSON.stringify(layout?.imageLayoutVersion)}, expected "1.0.0"`);
   checkExact(path, 'oci-layout', layoutEntry.bytes!, layout);
@@ -186,7 +187,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
 
   const indexEntry = get('index.json');
   if (!indexEntry) fail(path, 'index.json is missing');
-  const index = parseJson(path, 'index.json', indexEntry.bytes);
+  const index = parseJson(path, 'index.json', indexEntry);
   if (index?.schemaVersion !== 2) fail(path, 'index.json: schemaVersion is not 2');
   if (index.mediaType !== undefined && index.mediaType !== OCI_INDEX)
     fail(path, `index.json: mediaType ${JSON.stringify(index.mediaType)} is not ${OCI_INDEX}`);
@@ -230,7 +231,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     if (!isImageManifestType(mdesc.mediaType)) {
       fail(path, `${where}.mediaType ${JSON.stringify(mdesc.mediaType)} is not an image manifest`);
     }
-    const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor(where, mdesc).bytes);
+    const manifest = parseJson(path, `image manifest ${mdesc.digest}`, blobFor(where, mdesc));
     if (manifest?.schemaVersion !== 2) fail(path, `image manifest ${mdesc.digest}: schemaVersion is not 2`);
     if (manifest.mediaType !== undefined && manifest.mediaType !== mdesc.mediaType) {
       fail(
@@ -241,7 +242,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
     const cdesc = checkDescriptor(path, `image manifest ${mdesc.digest} config`, manifest.config);
     if (!isConfigType(cdesc.mediaType))
       fail(path, `config mediaType ${JSON.stringify(cdesc.mediaType)} is not an image config`);
-    const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc).bytes);
+    const config = parseJson(path, `config ${cdesc.digest}`, blobFor('image manifest config', cdesc));
     if (!Array.isArray(manifest.layers)) fail(path, `image manifest ${mdesc.digest}: layers is not a list`);
     const layers: Descriptor[] = manifest.layers.map((l: unknown, i: number) =>
       checkDescriptor(path, `image manifest layers[${i}]`, l),
@@ -293,7 +294,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   let platforms: CheckedPlatformImage[] | undefined;
   if (top.mediaType === OCI_INDEX) {
     // An image of several platforms: index.json names an image index.
-    const doc = parseJson(path, `image index ${top.digest}`, blobFor('index.json manifests[0]', top).bytes);
+    const doc = parseJson(path, `image index ${top.digest}`, blobFor('index.json manifests[0]', top));
     if (doc?.schemaVersion !== 2) fail(path, `image index ${top.digest}: schemaVersion is not 2`);
     if (doc.mediaType !== undefined && doc.mediaType !== OCI_INDEX)
       fail(path, `image index ${top.digest}: mediaType ${JSON.stringify(doc.mediaType)} is not ${OCI_INDEX}`);
@@ -334,7 +335,7 @@ export async function checkScannedImage(scan: ImageTarScan): Promise<CheckedImag
   // Docker's manifest.json must describe the same image.
   const dockerEntry = get('manifest.json');
   if (!dockerEntry) fail(path, 'manifest.json (Docker) is missing');
-  const docker = parseJson(path, 'manifest.json', dockerEntry.bytes);
+  const docker = parseJson(path, 'manifest.json', dockerEntry);
   if (!Array.isArray(docker) || docker.length !== 1) fail(path, 'manifest.json must be a list with one image');
   checkExact(path, 'manifest.json', dockerEntry.bytes!, docker);
   const d0 = docker[0];

@@ -13,6 +13,7 @@ import {
   writeTar,
 } from '../helpers/oci-fixture.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
+import { JSON_LIMIT, jsonTooLarge } from '../../src/oci/image-tar.js';
 import { rejection } from '../helpers/errors.js';
 
 let dir: TempDir;
@@ -219,6 +220,18 @@ describe('tampering is detected (kind integrity, exit 7)', () => {
     dm.body = Buffer.from(JSON.stringify(docker));
     await writeTar(out, entries);
     expect((await rejection(checkImageIntegrity(out))).message).toMatch(/manifest\.json Layers \[\] disagree/);
+  });
+
+  it("index.json larger than a JSON document may be is refused unread, naming its size (the reader's own words)", async () => {
+    const entries = await readTar(img);
+    const index = entries.find((e) => e.header.name === 'index.json')!;
+    index.body = Buffer.alloc(JSON_LIMIT + 1, 0x20);
+    const out = join(dir.path, 'index-too-big.tar');
+    await writeTar(out, entries);
+    const e = await rejection(checkImageIntegrity(out));
+    expect(e.exitCode).toBe(7);
+    expect(e.message).toBe(`image ${out}: ${jsonTooLarge('index.json', JSON_LIMIT + 1)}`);
+    expect(e.message).toContain(`index.json has ${JSON_LIMIT + 1} bytes`);
   });
 
   it('an unreadable path is a usage error', async () => {
