@@ -395,7 +395,8 @@ async function buildFromInputs(
       emulationFor(manifest.architecture);
       // What earlier builds learnt of the cached package root's ELF files is not read again.
       const memo = new KeepMemo();
-      if (rootFacts) memo.seed(rootFacts.dir, rootFacts.facts.read(ELF_FACTS));
+      const knownElf = rootFacts?.facts.read(ELF_FACTS);
+      if (rootFacts) memo.seed(rootFacts.dir, knownElf);
       // A first proof round that passed on exactly these bytes and checks, natively, is not run again.
       const proven = rootFacts && manifest.architecture === hostArchitecture() ? provenIn(rootFacts.facts) : undefined;
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
@@ -407,8 +408,7 @@ async function buildFromInputs(
       });
       const learnt = rootFacts && memo.learnt(rootFacts.dir);
       if (rootFacts && learnt) {
-        const known = rootFacts.facts.read(ELF_FACTS);
-        const base = typeof known === 'object' && known !== null && !Array.isArray(known) ? known : {};
+        const base = typeof knownElf === 'object' && knownElf !== null && !Array.isArray(knownElf) ? knownElf : {};
         rootFacts.facts.write(ELF_FACTS, { ...base, ...learnt });
       }
       keep = r.keep;

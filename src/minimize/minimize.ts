@@ -232,6 +232,7 @@ const PROOF_KEY_FORMAT = 1;
 export function proofKey(
   root: StagingRoot,
   keep: Set<string>,
+  hidden: string,
   checks: ResolvedCheck[],
   full: RunTracedResult[],
   timeoutSeconds: number,
@@ -262,7 +263,7 @@ export function proofKey(
       checks,
       full: full.map((r) => [r.exitCode, sha256Hex(r.stdout), sha256Hex(r.stderr)]),
       kept,
-      hidden: sha256Hex(hiddenPaths(root, keep).join('\0')),
+      hidden: sha256Hex(hidden),
     }),
   );
 }
@@ -309,9 +310,11 @@ export async function minimizeAndProve(
     memo,
   });
   const firstKeep = new Set(k.keep);
+  // What round 1 hides: part of its proof key, and its list.
+  const firstHidden = hiddenPaths(root, k.keep).join('\0');
   const firstKey =
     opts.provenBefore && opts.sandboxIdentity
-      ? proofKey(root, k.keep, checks, full, timeout, opts.sandboxIdentity)
+      ? proofKey(root, k.keep, firstHidden, checks, full, timeout, opts.sandboxIdentity)
       : undefined;
   let rounds = 0;
   for (;;) {
@@ -327,7 +330,7 @@ export async function minimizeAndProve(
     const proofSources: string[] = [];
     try {
       progress(`minimize: proof round ${rounds}: ${k.keep.size} paths`);
-      await writeFile(hide, hiddenPaths(root, k.keep).join('\0'));
+      await writeFile(hide, rounds === 1 ? firstHidden : hiddenPaths(root, k.keep).join('\0'));
       const proofs = await mapPool(checks, opts.concurrency ?? availableParallelism(), (c) =>
         runCheck(root, c, timeout, hide),
       );
