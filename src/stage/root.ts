@@ -83,8 +83,7 @@ class LayeredRoot implements StagingRoot {
     return resolveInIndex(this, imagePath, opts);
   }
   kindAt(path: string): PathKind {
-    const e = this.entries.get(path);
-    return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
+    return kindInIndex(this, path);
   }
   layDir(path: string, mode = 0o755): void {
     this.hostDirFor(parentOf(path));
@@ -125,6 +124,12 @@ class LayeredRoot implements StagingRoot {
   }
 }
 
+/** What the index says is at a path (a hardlink is a file): for roots whose index is the truth. */
+function kindInIndex(root: StagingRoot, path: string): PathKind {
+  const e = root.entries.get(path);
+  return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
+}
+
 function parentOf(path: string): string {
   const i = path.lastIndexOf('/');
   return i <= 0 ? '/' : path.slice(0, i);
@@ -141,8 +146,7 @@ class IndexRoot implements StagingRoot {
     return resolveInIndex(this, imagePath, opts);
   }
   kindAt(path: string): PathKind {
-    const e = this.entries.get(path);
-    return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
+    return kindInIndex(this, path);
   }
   layDir(_path: string, _mode?: number): void {}
   layHardlink(_path: string, existing: string): boolean {
