@@ -347,11 +347,21 @@ async function buildFromInputs(
     // digest (the pin vouches for them, as for the .debs). Without a pin
     // nothing outside the cache vouches for a cached tar, so whoever can write
     // the cache could change the image: those are used only with --data-cache.
-    const unpack = async (into: StagingRoot) =>
-      source.unpack(into, await fetchPackages(), {
-        cacheDir: opts.cacheDir ?? defaultCacheDir(),
-        unpinnedData: opts.dataCache ?? false,
+    const unpackOptions = { cacheDir: opts.cacheDir ?? defaultCacheDir(), unpinnedData: opts.dataCache ?? false };
+    const unpack = async (into: StagingRoot) => {
+      const debs = await fetchPackages();
+      await source.unpack(into, debs, unpackOptions);
+      await source.generate(into, {
+        architecture: manifest.architecture,
+        // An index root has no files to run: its packages are unpacked once more, for this alone.
+        runnable: async () => {
+          const disk = await createStagingRoot(join(stagingDir, 'runnable'));
+          await source.unpack(disk, debs, unpackOptions);
+          return disk.dir;
+        },
+        onProgress: progress,
       });
+    };
     // The packages are unpacked once and kept in the cache (checked on every reuse): for a
     // minimized build as a root the checks run over, for `minimize: false` as their data archives
     // and an index into them. This build's own files go in a root of their own on top.

@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { DescribedPackage } from '../packages/source.js';
 import type { StagedPackage, StagingRoot } from '../stage/types.js';
-import { readRootFile } from '../system/rootfs.js';
+import { byteOrder, readRootFile } from '../system/rootfs.js';
 import { spdxLicenseOf } from './license.js';
 import { copyrightPathOf, sourcePackageOf, type SourcePackage } from './source-package.js';
 import { contributingPackages, copyrightPaths } from './statusd.js';
@@ -103,7 +103,8 @@ export function describeInstalled(
     return {
       name: pkg.name,
       version: pkg.version,
-      paths: kept,
+      // What its maintainer scripts would have generated (byte code) is its own too.
+      paths: pkg.generated ? [...kept, ...pkg.generated.filter((p) => keep.has(p))].sort(byteOrder) : kept,
       licensePaths: copyrightPaths(root, pkg),
       purl: debPurl(pkg.name, pkg.version, pkg.architecture, distro, sourcePackageOf(pkg.control, pkg.name)),
       supplier: supplierOf(controlField(pkg.control, 'Maintainer')),

@@ -2,12 +2,14 @@
  * Debian as a package source (src/packages/source.ts): resolve against
  * verified suites, fetch pinned .debs into the content cache (local .debs
  * checked against their pins), unpack data archives without maintainer
- * scripts, and write /var/lib/dpkg/status.d for scanners.
+ * scripts, compile the Python byte code their postinsts would have, and write
+ * /var/lib/dpkg/status.d for scanners.
  */
 import type { FetchedPackage, FetchOptions, PackageSource, PinnedPackage } from '../packages/source.js';
 import type { Manifest } from '../manifest/types.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
+import { bytecodePlans, compileBytecode } from './bytecode.js';
 import { describeInstalled } from './describe.js';
 import { fetchPinnedDebs } from './fetch-debs.js';
 import { resolvePackages } from './resolve.js';
@@ -61,6 +63,13 @@ export const debianSource: PackageSource = {
   fetch: fetchDebs,
   async unpack(root, packages, opts) {
     await unpackDebs(root, packages, opts);
+  },
+  async generate(root, opts) {
+    const plans = bytecodePlans(root);
+    if (plans.length === 0) return [];
+    opts.onProgress?.(`staging: compiling Python byte code (${plans.map((p) => p.interpreter).join(', ')})`);
+    const runIn = root.kind === 'disk' && root.lowerDirs.length === 0 ? root.dir : await opts.runnable();
+    return compileBytecode(root, plans, { architecture: opts.architecture, runIn });
   },
   writeDatabase: writeStatusD,
   describe: describeInstalled,

@@ -47,6 +47,14 @@ export interface FetchedPackage extends PinnedPackage {
   path: string;
 }
 
+export interface GenerateOptions {
+  /** The manifest's architecture (its programs run under emulation when foreign). */
+  architecture: string;
+  /** A host directory holding the root's files, laid out on demand: for a root that is an index. */
+  runnable: () => Promise<string>;
+  onProgress?: (line: string) => void;
+}
+
 export interface UnpackOptions {
   cacheDir: string;
   /** Use cached decompressed payloads the lock does not pin (--data-cache). */
@@ -90,6 +98,11 @@ export interface PackageSource {
   fetch(manifest: Manifest, opts: FetchOptions): Promise<FetchedPackage[]>;
   /** build: unpack them, in order, into the staging root (no maintainer scripts). */
   unpack(root: StagingRoot, packages: FetchedPackage[], opts: UnpackOptions): Promise<void>;
+  /**
+   * build, after unpack: what the packages' maintainer scripts would have made by running their
+   * own programs (Debian: Python byte code), made by running them in the sandbox. Returns the paths written.
+   */
+  generate(root: StagingRoot, opts: GenerateOptions): Promise<string[]>;
   /** build: the package database scanners read, for the packages that keep files; returns the paths written. */
   writeDatabase(root: StagingRoot, keep: Set<string>): string[];
   /**

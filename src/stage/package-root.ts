@@ -36,7 +36,7 @@ import { createStagingRoot } from './root.js';
 import type { StagedPackage, StageEntry, StagingRoot } from './types.js';
 
 /** Bumped when what unpacking puts in a root changes. */
-const ROOT_FORMAT = 2;
+const ROOT_FORMAT = 3;
 
 /**
  * What a cached root holds: `disk`, the packages unpacked (checks run over
@@ -77,7 +77,7 @@ interface SavedRoot {
   format: number;
   entries: SavedEntry[];
   packages: StagedPackage[];
-  /** Index kind: each data archive (relative path) and what lstat said of it when it was written. */
+  /** Index kind: each data archive and generated file (relative path) and what lstat said of it when it was written. */
   archives?: Record<string, number[]>;
 }
 
@@ -247,7 +247,14 @@ export class PackageRootCache {
         packages: root.packages,
       };
       if (index) {
-        const archives = [...new Set(saved.entries.flatMap((e) => (e.data === undefined ? [] : [e.data])))].sort();
+        // The data archives, and the files generated beside them (Python byte code) under root/.
+        const archives = [
+          ...new Set(
+            saved.entries.flatMap((e) =>
+              e.data !== undefined ? [e.data] : e.type === 'file' ? [`root${e.path}`] : [],
+            ),
+          ),
+        ].sort();
         saved.archives = Object.fromEntries(archives.map((a) => [a, statRecord(join(tmp, a))]));
       }
       writeFileSync(join(tmp, 'index.json'), JSON.stringify(saved));

@@ -111,4 +111,10 @@ export interface StagedPackage {
   md5sums?: string;
   /** Image paths this package created (files, links, dirs it introduced). */
   paths: string[];
+  /**
+   * Image paths its maintainer scripts would have generated from its files
+   * (Python byte code): its own in layers and the SBOM, but not files it ships
+   * (keepPackages, the package database).
+   */
+  generated?: string[];
 }

@@ -5,13 +5,13 @@
  * mirror does not answer.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MKIMG, PROJECT_ROOT } from '../helpers/cli.js';
 import { hostMirror } from '../helpers/debian-mirror.js';
-import { runImage } from '../helpers/runc.js';
+import { runImage, unpackImage } from '../helpers/runc.js';
 import { trivyAvailable, trivyScan } from '../helpers/trivy.js';
 import { inspectImage } from '../../src/inspect/inspect.js';
 import { spawn } from 'node:child_process';
@@ -188,7 +188,56 @@ describe.skipIf(!mirror)(`shipped examples${skipNote}`, () => {
       const all = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '-c', imports] });
       expect(all.stderr).toBe('');
       expect(all).toMatchObject({ code: 0, stdout: 'OpenSSL 2.10 7 async\n' });
+      // The byte code Debian's postinst would have compiled: kept where the checks loaded it, and used
+      // (python -v says "<pyc> matches <source>"); an untraced module compiles from source as before.
+      const v = runImage(image, '1.0', { args: ['/usr/bin/python3.11', '-v', '-c', 'import json, zoneinfo, ssl'] });
+      expect(v.code, v.stderr).toBe(0);
+      expect(v.stderr).toContain(
+        '/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc matches /usr/lib/python3.11/json/__init__.py',
+      );
+      expect(v.stderr).toContain('matches /usr/lib/python3.11/zoneinfo/__init__.py');
+      expect(v.stderr).toMatch(/^# code object from \/usr\/lib\/python3\.11\/ssl\.py$/m);
+
+      // minimize: false has every module's byte code (its root is never run: the packages are unpacked
+      // once more for the compiler); the minimized image's byte code is the same bytes.
+      const dir = join(work, 'python-full');
+      cpSync(resolve(PROJECT_ROOT, 'examples/python'), dir, { recursive: true });
+      const m = join(dir, 'manifest.yaml');
+      writeFileSync(
+        m,
+        readFileSync(m, 'utf8')
+          .replaceAll('../../keys/', `${PROJECT_ROOT}/keys/`)
+          .replace(/^minimize:\n(?:(?:[ #].*)?\n)*/m, 'minimize: false\n'),
+      );
+      expect(spawnSync(process.execPath, [MKIMG, 'lock', m, '--cache-dir', cache]).status).toBe(0);
+      const full = join(work, 'python-full.tar');
+      build(m, full);
+      const a = unpackImage(image, '1.0');
+      const b = unpackImage(full, '1.0');
+      try {
+        const pycs = (root: string) =>
+          execFileSync('find', ['.', '-name', '*.pyc'], { cwd: root, encoding: 'utf8' }).split('\n').filter(Boolean);
+        const kept = pycs(join(a.bundle, 'rootfs'));
+        const all = pycs(join(b.bundle, 'rootfs'));
+        expect(kept.length).toBeGreaterThan(10);
+        expect(all.length).toBeGreaterThan(500);
+        for (const p of kept) {
+          expect(all).toContain(p);
+          expect(readFileSync(join(a.bundle, 'rootfs', p)).equals(readFileSync(join(b.bundle, 'rootfs', p))), p).toBe(
+            true,
+          );
+        }
+      } finally {
+        a.cleanup();
+        b.cleanup();
+      }
     });
+    // The SBOM gives byte code to the package of its source; the packages layer holds it.
+    const inspected = await inspectImage(join(work, 'python-a.tar'), { files: true });
+    const pyc = inspected.files!.find(
+      (f) => f.path === '/usr/lib/python3.11/json/__pycache__/__init__.cpython-311.pyc',
+    );
+    expect(pyc).toMatchObject({ package: 'libpython3.11-stdlib', layer: 0, mode: 0o644 });
     await expectScannerSeesDebian(join(work, 'python-a.tar'));
   });
 
