@@ -361,6 +361,7 @@ async function buildFromInputs(
         },
         onProgress: progress,
       });
+      rmSync(join(stagingDir, 'runnable'), { recursive: true, force: true });
     };
     // The packages are unpacked once and kept in the cache (checked on every reuse): for a
     // minimized build as a root the checks run over, for `minimize: false` as their data archives
