@@ -300,6 +300,8 @@ export function runLayerHashJob(
 class ThreadedLayerDigester implements LayerDigester {
   private nRanges = 0;
   private inline: RangeDigester | undefined;
+  /** The shared results as one Buffer (thousands of ranges are read: no view made for each). */
+  private readonly results: Buffer;
   /** The layer's sha256 is taken here, on the writer's thread: that balances the two threads' work. */
   private readonly layer = createHash('sha256');
 
@@ -308,7 +310,9 @@ class ThreadedLayerDigester implements LayerDigester {
     private readonly maxRanges: number,
     private readonly fd: number,
     private readonly position: number,
-  ) {}
+  ) {
+    this.results = Buffer.from(s.results.buffer, s.results.byteOffset, s.results.byteLength);
+  }
 
   addRange(start: number, end: number): number {
     const i = this.nRanges++;
@@ -359,8 +363,11 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   digestsOf(i: number): { sha256: string; sha1: string } {
-    const r = Buffer.from(this.s.results.buffer, this.s.results.byteOffset + RESULT * i, RESULT);
-    return { sha256: r.toString('hex', 0, 32), sha1: r.toString('hex', 32, RESULT) };
+    const r = this.results;
+    return {
+      sha256: r.toString('hex', RESULT * i, RESULT * i + 32),
+      sha1: r.toString('hex', RESULT * i + 32, RESULT * (i + 1)),
+    };
   }
 
   finish(total: number): string {

@@ -16,7 +16,6 @@ import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
 const BUF_SIZE = 4 << 20;
 /** The fd of a sink that only hashes (digestOnly). */
 const NO_FILE = -1;
-const ZEROS = Buffer.alloc(64 << 10);
 /** Host files kept open for content read from inside them (package data tars hold many files each). */
 const MAX_OPEN_SLICED = 16;
 /** The digests of empty content (recorded without a range). */
@@ -81,8 +80,10 @@ export class HashingSink {
 
   zeros(n: number): void {
     while (n > 0) {
-      const k = Math.min(n, ZEROS.length);
-      this.write(ZEROS.subarray(0, k));
+      if (this.used === BUF_SIZE) this.flush();
+      const k = Math.min(n, BUF_SIZE - this.used);
+      this.buf.fill(0, this.used, this.used + k);
+      this.used += k;
       n -= k;
     }
   }
@@ -191,8 +192,9 @@ export class HashingSink {
 
   /** Digests of recorded content (none is asked for empty content). After sync() or finish(). */
   digestsOf(c: CopiedContent): { sha256: string; sha1: string; size: number } {
-    if (c.range === undefined) return { ...EMPTY, size: 0 };
-    return { ...this.digester!.digestsOf(c.range), size: c.size };
+    if (c.range === undefined) return { sha256: EMPTY.sha256, sha1: EMPTY.sha1, size: 0 };
+    const d = this.digester!.digestsOf(c.range);
+    return { sha256: d.sha256, sha1: d.sha1, size: c.size };
   }
 
   private slicedFd(hostPath: string): number {
