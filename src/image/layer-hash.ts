@@ -7,13 +7,14 @@
  * Two implementations of one interface:
  * - inline: hashes each chunk on the calling thread as it is written;
  * - threaded: the writer's thread hashes the layer as it writes it; a worker
- *   thread reads the recorded ranges back from the output file (same file
- *   descriptor: threads share them) right behind the writer and takes their
- *   digests there. That splits the hashing about evenly between the two
- *   threads (the writer also does all the reading and writing); reading
- *   back from the page cache costs less than the hashing it moves. The
- *   output file is the builder's own (created O_EXCL, mode 0644): what is
- *   read back is what was written.
+ *   thread takes the recorded ranges' digests right behind the writer, from
+ *   the writer's own buffers (two, shared, used in turn: the writer fills
+ *   one while the worker hashes the other), so no byte is copied or read
+ *   back for it. That splits the hashing about evenly between the two
+ *   threads (the writer also does all the reading and writing). A writer
+ *   whose worker never took the job reads back what it wrote from the
+ *   output file (the builder's own: created O_EXCL, mode 0644) and goes on
+ *   alone.
  *
  * Both take range digests with the same RangeDigester, so they cannot depend
  * on which ran.
@@ -98,8 +99,17 @@ export class RangeDigester {
   }
 }
 
+/** The bytes of a HashingSink's buffer (one spare byte more is allocated: see HashingSink). */
+export const SINK_BUFFER_BYTES = 4 << 20;
+
 /** What HashingSink needs from a layer digester. */
 export interface LayerDigester {
+  /**
+   * Digesters that hash the sink's buffers where they are hand them out: the
+   * buffer (SINK_BUFFER_BYTES + 1 bytes) to fill and pass to written() next,
+   * once nothing reads it any more. Asked for once, then after each written().
+   */
+  nextBuffer?(): Buffer;
   /** Ask for the digests of layer bytes [start, end) (end > start); returns its range number. Before any of those bytes is written. */
   addRange(start: number, end: number): number;
   /** `data` was just written at layer offset `offset` (the layer's bytes arrive in order). */
@@ -162,10 +172,13 @@ const I_DONE = 3; // 1: the writer has written everything
 const I_STATE = 4; // worker: 0 running, 1 finished, 2 failed, 3 cancelled
 const I_CANCEL = 5; // 1: the writer gave up (the worker stops before its next read)
 const I_STARTED = 6; // 1: the worker has taken the job
-const INTS = 8;
+const I_CHUNKS = 7; // buffers written so far (chunk j is in buffer j % 2)
+const I_LEN = 8; // the length of the chunk last written from buffer 0, buffer 1
+const INTS = 10;
 const B_WRITTEN = 0; // layer bytes written
 const B_HASHED = 1; // layer bytes hashed
-const BIGS = 2;
+const B_START = 2; // the layer offset of the chunk last written from buffer 0, buffer 1
+const BIGS = 4;
 const ERROR_BYTES = 512;
 const RESULT = 32 + 20;
 
@@ -233,44 +246,40 @@ function readBack(
   }
 }
 
-/** The job a worker runs: hash layer bytes from `fd`, starting at file position `position`. */
+/** The job a worker runs: the shared state and the writer's two buffers. */
 export interface LayerHashJob {
-  fd: number;
-  position: number;
   maxRanges: number;
   sab: SharedArrayBuffer;
+  buffers: SharedArrayBuffer[];
 }
 
 /**
- * The worker's loop (layer-hash-worker.ts): read back what the writer has
- * written, hash it, publish progress; until the writer is done. Synchronous:
- * the worker does nothing else.
+ * The worker's loop (layer-hash-worker.ts): hash each chunk the writer has
+ * written, in its buffer, publish progress; until the writer is done.
+ * Synchronous: the worker does nothing else.
  */
-export function runLayerHashJob(
-  job: LayerHashJob,
-  read: (fd: number, buf: Buffer, position: number, length: number) => number,
-): void {
+export function runLayerHashJob(job: LayerHashJob): void {
   const s = sharedLayout(job.sab, job.maxRanges);
   // Taken, unless the writer gave up or took the job over itself (see ThreadedLayerDigester).
   if (Atomics.compareExchange(s.ints, I_STARTED, 0, 1) !== 0) return;
   try {
     const digester = sharedRangeDigester(s);
-    const buf = Buffer.allocUnsafe(4 << 20);
-    let hashed = 0;
+    const buffers = job.buffers.map((b) => Buffer.from(b));
+    let next = 0;
     for (;;) {
       const wake = Atomics.load(s.ints, I_WAKE);
       if (Atomics.load(s.ints, I_CANCEL) === 1) {
         Atomics.store(s.ints, I_STATE, 3);
         break;
       }
-      const done = Atomics.load(s.ints, I_DONE) === 1; // read before `written`: nothing is written after done
-      const written = Number(Atomics.load(s.bigs, B_WRITTEN));
-      if (hashed < written) {
-        // A bounded step, so that progress is published and a cancel seen often.
-        const to = Math.min(written, hashed + 4 * buf.length);
-        readBack(digester, hashed, to, buf, (b, off, len) => read(job.fd, b, job.position + off, len));
-        hashed = to;
-        Atomics.store(s.bigs, B_HASHED, BigInt(hashed));
+      const done = Atomics.load(s.ints, I_DONE) === 1; // read before the count: nothing is written after done
+      if (next < Atomics.load(s.ints, I_CHUNKS)) {
+        const slot = next % 2;
+        const start = Number(Atomics.load(s.bigs, B_START + slot));
+        const len = Atomics.load(s.ints, I_LEN + slot);
+        digester.update(buffers[slot]!.subarray(0, len), start);
+        next++;
+        Atomics.store(s.bigs, B_HASHED, BigInt(start + len));
         Atomics.add(s.ints, I_ACK, 1);
         Atomics.notify(s.ints, I_ACK);
         continue;
@@ -300,6 +309,12 @@ export function runLayerHashJob(
 class ThreadedLayerDigester implements LayerDigester {
   private nRanges = 0;
   private inline: RangeDigester | undefined;
+  /** Buffers handed out so far; the layer offset each buffer's last chunk ends at (it is free once hashed that far). */
+  private handed = 0;
+  private chunks = 0;
+  private readonly freeAt = [0, 0];
+  /** The shared results as one Buffer (thousands of ranges are read: no view made for each). */
+  private readonly results: Buffer;
   /** The layer's sha256 is taken here, on the writer's thread: that balances the two threads' work. */
   private readonly layer = createHash('sha256');
 
@@ -308,7 +323,10 @@ class ThreadedLayerDigester implements LayerDigester {
     private readonly maxRanges: number,
     private readonly fd: number,
     private readonly position: number,
-  ) {}
+    private readonly buffers: Buffer[],
+  ) {
+    this.results = Buffer.from(s.results.buffer, s.results.byteOffset, s.results.byteLength);
+  }
 
   addRange(start: number, end: number): number {
     const i = this.nRanges++;
@@ -320,13 +338,28 @@ class ThreadedLayerDigester implements LayerDigester {
     return i;
   }
 
+  nextBuffer(): Buffer {
+    const slot = this.handed++ % 2;
+    const free = this.freeAt[slot]!;
+    // Still being hashed: wait for the worker (or take the job over, if it never took it).
+    if (!this.inline && Number(Atomics.load(this.s.bigs, B_HASHED)) < free) this.sync(free);
+    return this.buffers[slot]!;
+  }
+
   written(data: Buffer, offset: number): void {
     this.layer.update(data);
+    const slot = this.chunks++ % 2;
+    if (data.buffer !== this.buffers[slot]!.buffer || data.byteOffset !== this.buffers[slot]!.byteOffset)
+      throw new MkimgError('internal', 'layer digest: bytes written from another buffer than the one handed out');
+    this.freeAt[slot] = offset + data.length;
     if (this.inline) {
       this.inline.update(data, offset);
       return;
     }
+    Atomics.store(this.s.bigs, B_START + slot, BigInt(offset));
+    Atomics.store(this.s.ints, I_LEN + slot, data.length);
     Atomics.store(this.s.bigs, B_WRITTEN, BigInt(offset + data.length));
+    Atomics.store(this.s.ints, I_CHUNKS, this.chunks);
     Atomics.add(this.s.ints, I_WAKE, 1);
     Atomics.notify(this.s.ints, I_WAKE);
   }
@@ -359,8 +392,11 @@ class ThreadedLayerDigester implements LayerDigester {
   }
 
   digestsOf(i: number): { sha256: string; sha1: string } {
-    const r = Buffer.from(this.s.results.buffer, this.s.results.byteOffset + RESULT * i, RESULT);
-    return { sha256: r.toString('hex', 0, 32), sha1: r.toString('hex', 32, RESULT) };
+    const r = this.results;
+    return {
+      sha256: r.toString('hex', RESULT * i, RESULT * i + 32),
+      sha1: r.toString('hex', RESULT * i + 32, RESULT * (i + 1)),
+    };
   }
 
   finish(total: number): string {
@@ -433,14 +469,25 @@ export class LayerHashThread {
     return new LayerHashThread(worker);
   }
 
-  /** A digester whose hashing runs on this thread's worker, reading the layer back from `fd` at `position`. */
+  /**
+   * A digester whose range hashing runs on this thread's worker, in the sink's
+   * buffers it hands out; `fd` at `position` is where the layer is written (read
+   * back only by a writer that takes the job over).
+   */
   digester(fd: number, position: number, maxRanges: number): LayerDigester {
     if (this.used) throw new MkimgError('internal', 'a layer hash thread hashes one layer');
     this.used = true;
     const sab = new SharedArrayBuffer(sharedBytes(maxRanges));
-    const job: LayerHashJob = { fd, position, maxRanges, sab };
+    const buffers = [0, 1].map(() => new SharedArrayBuffer(SINK_BUFFER_BYTES + 1));
+    const job: LayerHashJob = { maxRanges, sab, buffers };
     this.worker.postMessage(job);
-    return new ThreadedLayerDigester(sharedLayout(sab, maxRanges), maxRanges, fd, position);
+    return new ThreadedLayerDigester(
+      sharedLayout(sab, maxRanges),
+      maxRanges,
+      fd,
+      position,
+      buffers.map((b) => Buffer.from(b)),
+    );
   }
 
   close(): void {

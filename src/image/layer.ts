@@ -64,8 +64,23 @@ export function sortKey(path: string): Buffer {
   return Buffer.from(path.replace(/\//g, '\u0000'), 'utf8');
 }
 
+/**
+ * The order of sortKey, without encoding: UTF-16 code units below the
+ * surrogates order as UTF-8 bytes do, "/" counting as 0x00. A first
+ * difference involving a surrogate compares the keys themselves.
+ */
 export function comparePaths(a: string, b: string): number {
-  return Buffer.compare(sortKey(a), sortKey(b));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 || y >= 0xd800) return Buffer.compare(sortKey(a), sortKey(b));
+    if (x === 0x2f) x = 0;
+    if (y === 0x2f) y = 0;
+    if (x !== y) return x - y;
+  }
+  return a.length - b.length;
 }
 
 /**

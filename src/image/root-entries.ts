@@ -18,7 +18,14 @@ import type { ContentDigests, LayerEntry } from './layer.js';
 export function readInPlace(root: StagingRoot, e: StageEntry): boolean {
   if (e.type !== 'file' || e.contentOffset !== undefined || e.hostPath === undefined) return false;
   const host = e.hostPath;
-  return !host.startsWith(root.dir + '/') && !root.lowerDirs.some((d) => host.startsWith(d + '/'));
+  if (under(host, root.dir)) return false;
+  for (const d of root.lowerDirs) if (under(host, d)) return false;
+  return true;
+}
+
+/** `host` starts with `dir` + "/" (asked for every kept file: no string made). */
+function under(host: string, dir: string): boolean {
+  return host.length > dir.length && host.charCodeAt(dir.length) === 0x2f && host.startsWith(dir);
 }
 
 /**

@@ -11,12 +11,10 @@
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { MkimgError } from '../util/errors.js';
-import { InlineLayerDigester, type LayerDigester } from './layer-hash.js';
+import { InlineLayerDigester, SINK_BUFFER_BYTES as BUF_SIZE, type LayerDigester } from './layer-hash.js';
 
-const BUF_SIZE = 4 << 20;
 /** The fd of a sink that only hashes (digestOnly). */
 const NO_FILE = -1;
-const ZEROS = Buffer.alloc(64 << 10);
 /** Host files kept open for content read from inside them (package data tars hold many files each). */
 const MAX_OPEN_SLICED = 16;
 /** The digests of empty content (recorded without a range). */
@@ -31,7 +29,9 @@ export interface CopiedContent {
 export class HashingSink {
   // One spare byte past BUF_SIZE: copyFile reads one byte beyond a file's
   // last chunk to see whether the file grew, without another read call.
-  private readonly buf = Buffer.allocUnsafe(BUF_SIZE + 1);
+  // A digester on another thread may hand out the buffers (it hashes them
+  // where they are): then the next one is asked for after each write.
+  private buf: Buffer;
   private used = 0;
   private finished: { sha256: string; size: number } | undefined;
   private ended = false;
@@ -55,6 +55,7 @@ export class HashingSink {
     opts: { hash?: boolean; position?: number; digester?: LayerDigester; onWritten?: (data: Buffer) => void } = {},
   ) {
     this.digester = opts.hash === false ? undefined : (opts.digester ?? new InlineLayerDigester());
+    this.buf = this.digester?.nextBuffer?.() ?? Buffer.allocUnsafe(BUF_SIZE + 1);
     this.start = this.pos = opts.position ?? 0;
     this.onWritten = opts.onWritten;
   }
@@ -71,6 +72,12 @@ export class HashingSink {
 
   write(data: Buffer): void {
     if (data.length > BUF_SIZE - this.used) this.flush();
+    if (data.length >= BUF_SIZE && this.digester?.nextBuffer) {
+      // The digester hashes only its own buffers: big data goes through them.
+      const piece = BUF_SIZE >> 1;
+      for (let at = 0; at < data.length; at += piece) this.write(data.subarray(at, at + piece));
+      return;
+    }
     if (data.length >= BUF_SIZE) {
       this.emit(data);
       return;
@@ -81,8 +88,10 @@ export class HashingSink {
 
   zeros(n: number): void {
     while (n > 0) {
-      const k = Math.min(n, ZEROS.length);
-      this.write(ZEROS.subarray(0, k));
+      if (this.used === BUF_SIZE) this.flush();
+      const k = Math.min(n, BUF_SIZE - this.used);
+      this.buf.fill(0, this.used, this.used + k);
+      this.used += k;
       n -= k;
     }
   }
@@ -191,8 +200,9 @@ export class HashingSink {
 
   /** Digests of recorded content (none is asked for empty content). After sync() or finish(). */
   digestsOf(c: CopiedContent): { sha256: string; sha1: string; size: number } {
-    if (c.range === undefined) return { ...EMPTY, size: 0 };
-    return { ...this.digester!.digestsOf(c.range), size: c.size };
+    if (c.range === undefined) return { sha256: EMPTY.sha256, sha1: EMPTY.sha1, size: 0 };
+    const d = this.digester!.digestsOf(c.range);
+    return { sha256: d.sha256, sha1: d.sha1, size: c.size };
   }
 
   private slicedFd(hostPath: string): number {
@@ -234,6 +244,7 @@ export class HashingSink {
     const n = this.used;
     this.used = 0;
     this.emit(this.buf.subarray(0, n));
+    if (this.digester?.nextBuffer) this.buf = this.digester.nextBuffer();
   }
 
   private emit(data: Buffer): void {

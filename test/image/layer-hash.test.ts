@@ -223,18 +223,69 @@ describe('LayerHashThread (compiled worker)', () => {
     }
   });
 
-  it('a thread that cannot read the layer back fails the build with its reason', async () => {
+  it('a thread that fails fails the build with its reason', async () => {
     const { LayerHashThread } = await load();
     const thread = (await LayerHashThread.start())!;
     await thread.ready; // so that the thread takes the job (a writer that waits for a thread not started yet takes it over)
     try {
-      const fd = openSync(join(work, 'write-only.tar'), 'w'); // not readable: the thread's reads fail
+      const fd = openSync(join(work, 'failing.tar'), 'w');
       const digester = thread.digester(fd, 0, 1);
-      digester.addRange(10, 60); // the thread reads back only what ranges need
-      digester.written(Buffer.alloc(100), 0);
-      await new Promise((r) => setTimeout(r, 300)); // the thread takes the job and fails its first read
-      expect(() => digester.finish(100)).toThrow(/layer digest thread: EBADF/);
+      digester.addRange(10, 600); // a range that the layer ends inside: the thread fails at the end
+      const buf = digester.nextBuffer!();
+      buf.fill(1, 0, 100);
+      digester.written(buf.subarray(0, 100), 0);
+      await new Promise((r) => setTimeout(r, 300)); // the thread takes the job and hashes the chunk
+      expect(() => digester.finish(100)).toThrow(/layer digest thread: .*did not end inside the layer/);
       closeSync(fd);
+    } finally {
+      thread.close();
+    }
+  });
+
+  it('bytes written from another buffer than the one handed out are refused', async () => {
+    const { LayerHashThread } = await load();
+    const thread = (await LayerHashThread.start())!;
+    try {
+      const fd = openSync(join(work, 'other-buffer.tar'), 'w');
+      const digester = thread.digester(fd, 0, 1);
+      digester.nextBuffer!();
+      expect(() => digester.written(Buffer.alloc(100), 0)).toThrow(/another buffer than the one handed out/);
+      digester.abort();
+      closeSync(fd);
+    } finally {
+      thread.close();
+    }
+  });
+
+  it('the writer fills two shared buffers in turn, waiting for the thread before reusing one (same digests)', async () => {
+    const { LayerHashThread } = await load();
+    const { HashingSink: Sink } = await compiledSink();
+    const thread = (await LayerHashThread.start())!;
+    await thread.ready;
+    try {
+      const fd = openSync(join(work, 'turns.tar'), 'w+');
+      const digester = thread.digester(fd, 0, 1);
+      await new Promise((r) => setTimeout(r, 100)); // the thread has taken the job: the writer waits for it, never takes over
+      const seen = new Set<ArrayBufferLike>();
+      const next = digester.nextBuffer!.bind(digester);
+      digester.nextBuffer = () => {
+        const b = next();
+        seen.add(b.buffer);
+        return b;
+      };
+      const data = Buffer.alloc(21 << 20);
+      for (let i = 0; i < data.length; i += 4096) data[i] = (i >> 12) & 0xff;
+      // To /dev/null: the writer outruns the thread's hashing, so it must wait before reusing a buffer.
+      const fast = openSync('/dev/null', 'w');
+      const range = digester.addRange(0, data.length);
+      const sink = new Sink(fast, { digester });
+      sink.write(data);
+      const layer = sink.finish();
+      closeSync(fast);
+      closeSync(fd);
+      expect(seen.size).toBe(2);
+      expect(digester.digestsOf(range)).toEqual({ sha256: sha256(data), sha1: sha1(data) });
+      expect(layer.sha256).toBe(sha256(data));
     } finally {
       thread.close();
     }

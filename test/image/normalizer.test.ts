@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encodeHeader, padding } from '../../src/image/tar-header.js';
-import { planLayer, comparePaths, sortByPath, type LayerEntry } from '../../src/image/layer.js';
+import { planLayer, comparePaths, sortByPath, sortKey, type LayerEntry } from '../../src/image/layer.js';
 import { writeImageTar, type ImageSpec } from '../../src/image/write-image.js';
 import { canonicalJson } from '../../src/util/canonical-json.js';
 import { sha256Hex } from '../../src/util/digest.js';
@@ -168,6 +168,19 @@ describe('layer plan', () => {
         );
       const input = [...paths];
       expect(sortByPath(input, (p) => p)).toEqual([...input].sort(comparePaths));
+    }
+  });
+
+  it('comparePaths orders as the sort keys do (lone surrogates, NUL and "/" included)', () => {
+    let seed = 11;
+    const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const chars = ['a', '/', '\u0000', '-', 'é', '\ue000', '\uffff', '😀', '\ud83d', '\ude00', '字'];
+    const word = () =>
+      Array.from({ length: Math.floor(rnd() * 5) }, () => chars[Math.floor(rnd() * chars.length)]).join('');
+    for (let i = 0; i < 5000; i++) {
+      const a = word();
+      const b = rnd() < 0.3 ? a + word() : word();
+      expect(Math.sign(comparePaths(a, b))).toBe(Math.sign(Buffer.compare(sortKey(a), sortKey(b))));
     }
   });
 });

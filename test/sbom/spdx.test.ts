@@ -345,3 +345,46 @@ describe('status.d and SBOM on a real minimized root', () => {
     writeSbom(root, keep, m); // leave the root as the other cases expect it
   });
 });
+
+describe('SBOM text (files and their relationships written directly)', () => {
+  it('is the canonical JSON of makeSbom for names that need escaping, and for a root without files', async () => {
+    const { createStagingRoot } = await import('../../src/stage/root.js');
+    const dir = mkdtempSync(join(tmpdir(), 'mkimg-sbom-text-'));
+    try {
+      const m = testManifest({ name: 'odd "name" é' });
+      const empty = await createStagingRoot(join(dir, 'empty'));
+      expect(sbomBytes(empty, new Set(), m).equals(canonicalJsonBytes(makeSbom(empty, new Set(), m)))).toBe(true);
+      const root = await createStagingRoot(join(dir, 'root'));
+      const names = ['/data/q"uote\\back', '/data/é日', '/data/new\nline', '/data/😀', '/data/tab\there'];
+      for (const [i, p] of names.entries()) writeRootFile(root, p, `content ${i}\n`, 'file:/data');
+      writeRootFile(root, '/etc/generated', 'g\n', 'generated:accounts');
+      writeRootFile(root, '/etc/other', 'o\n', 'layout'); // neither an input nor generated: no comment
+      const keep = new Set(root.entries.keys());
+      const want = canonicalJsonBytes(makeSbom(root, keep, m));
+      const got = sbomBytes(root, keep, m);
+      expect(got.toString('utf8')).toBe(want.toString('utf8'));
+      expect(got.equals(want)).toBe(true);
+      expect(JSON.parse(got.toString('utf8')).files.map((f: any) => f.fileName)).toEqual(expect.arrayContaining(names));
+      // Reserved with every file unhashed, filled once they are: the same bytes.
+      const files = [...keep].map((p) => root.entries.get(p)!).filter((e) => e.type === 'file');
+      const digest = (alg: string, e: { path: string }) =>
+        createHash(alg)
+          .update(readFileSync(join(root.dir, e.path)))
+          .digest('hex');
+      const saved = files.map((e) => ({ e, sha1: digest('sha1', e), sha256: digest('sha256', e) }));
+      for (const f of saved) {
+        delete f.e.sha1;
+        delete f.e.sha256;
+      }
+      const reserved = reserveSbom(root, keep, m, undefined, (e) => saved.some((f) => f.e === e));
+      expect(root.entries.get(SBOM_PATH)!.size).toBe(want.length);
+      for (const f of saved) {
+        f.e.sha1 = f.sha1;
+        f.e.sha256 = f.sha256;
+      }
+      expect(reserved.bytes().equals(want)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
