@@ -202,6 +202,18 @@ async function ldConfDirs(root: StagingRoot): Promise<string[]> {
   return dirs;
 }
 
+/**
+ * All computeKeepSet reads of an event (its path, whether the last component
+ * is followed, whether it executes or lists): events with the same key add
+ * the same paths. Undefined for an event it skips (no absolute path). The
+ * check that produced an event only names a reason ("traced by"), never what
+ * is kept.
+ */
+export function keepEventKey(ev: TraceEvent): string | undefined {
+  if (!ev.abs || !ev.abs.startsWith('/')) return undefined;
+  return `${followsLast(ev) ? 'F' : 'N'}${isExec(ev) ? 'X' : '-'}${isListing(ev) ? 'L' : '-'}${ev.abs}`;
+}
+
 export async function computeKeepSet(
   root: StagingRoot,
   events: TraceEvent[],
