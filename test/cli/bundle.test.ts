@@ -160,6 +160,14 @@ export async function resolve(specifier, context, next) {
         if (i < 2) expect(requires).toContain(join(DIST, 'manifest', 'schema-validator.cjs'));
         expect(requires.filter((f) => f.includes(`${sep}ajv${sep}dist${sep}core.js`))).toEqual([]);
       }
+      // A build writes layers, never reads one: the decoders (fflate, fzstd: oci/decompress.ts) are not loaded.
+      const decoders = build.imports.filter(
+        (f) => f.startsWith(BUNDLE + sep) && /node_modules\/(fflate|fzstd)\//.test(readFileSync(f, 'utf8')),
+      );
+      expect(decoders).toEqual([]);
+      expect(verify.imports.filter((f) => /node_modules\/(fflate|fzstd)\//.test(readFileSync(f, 'utf8')))).not.toEqual(
+        [],
+      );
       const workers = runs.flatMap((r) => r.workers);
       const names = workers.map((w) => relative(DIST, w));
       expect(names).toContain(join('stage', 'read-inputs-worker.js'));
