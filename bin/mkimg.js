@@ -14,7 +14,7 @@ import('node:module')
       ? m.runMain(process.argv.slice(3)).then((code) => {
           process.exitCode = code;
         })
-      : m.main(process.argv),
+      : m.main(process.argv).then(() => m.exitWhenIdle()),
   )
   .catch((e) => {
     if (e && e.code === 'ERR_MODULE_NOT_FOUND' && /dist\/bundle\/(main|run)\.js/.test(String(e.message))) {

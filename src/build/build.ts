@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { release as osRelease, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseManifest, readManifestBytes } from '../manifest/load.js';
+import { parseManifestQuickly, readManifestBytes } from '../manifest/interpret.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { createStagingRoot, indexedStagingRoot, layeredStagingRoot } from '../stage/root.js';
@@ -151,7 +151,7 @@ export async function buildImage(opts: BuildOptions): Promise<BuildResult> {
     );
     signer = r.fingerprint;
   }
-  const parsed = parseManifest(bytes, manifestPath);
+  const parsed = await parseManifestQuickly(bytes, manifestPath);
   checkLock(parsed);
   const manifest = opts.platform ? forArchitecture(parsed, platformToArchitecture(opts.platform)) : parsed;
   validateUser(manifest);

@@ -20,6 +20,8 @@ import { reportError, tolerateClosedPipes } from './output.js';
 import { flowHelpTexts, HELP_CONFIG, usageHint } from './help.js';
 import { registerCompletion } from './completion.js';
 
+export { exitWhenIdle } from './exit.js';
+
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
 export function makeProgram(): Command {

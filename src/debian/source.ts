@@ -11,10 +11,10 @@ import { MkimgError } from '../util/errors.js';
 import { sha256File } from '../util/digest.js';
 import { bytecodePlans, compileBytecode } from './bytecode.js';
 import { describeInstalled } from './describe.js';
-import { fetchPinnedDebs } from './fetch-debs.js';
-import { resolvePackages } from './resolve.js';
 import { writeStatusD } from './statusd.js';
-import { unpackDebs } from './unpack.js';
+// Resolving, fetching and unpacking (the resolver, the HTTP client, the .deb readers) are loaded
+// when first used: a warm build (its packages unpacked in the cache) and a lock that re-pins
+// files: inputs only use none of them.
 
 /** Local .debs (`file:PATH`) in manifest order, then pinned .debs by name: the unpack order. */
 function pinnedDebs(manifest: Manifest): PinnedPackage[] {
@@ -32,6 +32,7 @@ async function fetchDebs(manifest: Manifest, opts: FetchOptions): Promise<Fetche
   let paths = new Map<string, string>();
   if (pinned.length > 0) {
     opts.onProgress?.(`fetch: ${pinned.length} packages`);
+    const { fetchPinnedDebs } = await import('./fetch-debs.js');
     paths = await fetchPinnedDebs(pinned, {
       sources: manifest.sources,
       mirrors: opts.mirrors,
@@ -58,10 +59,14 @@ async function fetchDebs(manifest: Manifest, opts: FetchOptions): Promise<Fetche
 }
 
 export const debianSource: PackageSource = {
-  resolve: resolvePackages,
+  async resolve(manifest, opts) {
+    const { resolvePackages } = await import('./resolve.js');
+    return resolvePackages(manifest, opts);
+  },
   pinned: pinnedDebs,
   fetch: fetchDebs,
   async unpack(root, packages, opts) {
+    const { unpackDebs } = await import('./unpack.js');
     await unpackDebs(root, packages, opts);
   },
   async generate(root, opts) {

@@ -13,7 +13,8 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import type { StageEntry, StagedPackage, StagingRoot } from '../stage/types.js';
 import { posix } from 'node:path';
-import { byteOrder, ensureDir, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
+import { ensureDir, hostPathOf, normImagePath, readRootFile, writeRootFile } from '../system/rootfs.js';
+import { isNormalImagePath, pathOrder } from '../util/path-order.js';
 import { copyrightPathOf, dpkgInfoName } from './source-package.js';
 
 export const STATUSD_DIR = '/var/lib/dpkg/status.d';
@@ -60,7 +61,7 @@ export function copyrightPaths(root: StagingRoot, pkg: StagedPackage): string[] 
     for (let d = posix.dirname(p); d !== '/'; d = posix.dirname(d)) if (root.entries.has(d)) out.add(d);
   }
   if (file.type === 'hardlink' && file.linkTarget) out.add(normImagePath(file.linkTarget));
-  return [...out].sort(byteOrder);
+  return [...out].sort(pathOrder);
 }
 
 /**
@@ -102,13 +103,13 @@ function isLicensePath(p: string): boolean {
 
 /** Map a path as a .deb names it to the path in a merged-/usr root. */
 export function usrMerged(p: string): string {
-  const n = normImagePath(p);
+  const n = isNormalImagePath(p) ? p : normImagePath(p);
   const m = /^\/(bin|sbin|lib|lib32|lib64|libx32|libo32)(\/.*)?$/.exec(n);
   return m ? '/usr/' + m[1] + (m[2] ?? '') : n;
 }
 
 function inKeep(keep: Set<string>, p: string): string | undefined {
-  const n = normImagePath(p);
+  const n = isNormalImagePath(p) ? p : normImagePath(p);
   if (keep.has(n)) return n;
   const m = usrMerged(n);
   if (keep.has(m)) return m;
@@ -129,7 +130,7 @@ export function keptPathsOf(root: StagingRoot, pkg: StagedPackage, keep: Set<str
     if (!e || e.type === 'dir' || e.origin !== `pkg:${pkg.name}`) continue;
     out.add(p);
   }
-  return [...out].sort(byteOrder);
+  return [...out].sort(pathOrder);
 }
 
 /**
@@ -141,7 +142,7 @@ export function contributingPackages(root: StagingRoot, keep: Set<string>): { pk
   return root.packages
     .map((pkg) => ({ pkg, kept: keptPathsOf(root, pkg, keep) }))
     .filter((x) => x.kept.some((p) => !isLicensePath(p)))
-    .sort((a, b) => byteOrder(a.pkg.name, b.pkg.name));
+    .sort((a, b) => pathOrder(a.pkg.name, b.pkg.name));
 }
 
 /**
@@ -183,7 +184,8 @@ export function keptMd5sums(root: StagingRoot, pkg: StagedPackage, kept: string[
       const m = /^[0-9a-f]{32}  (.+)$/.exec(l);
       if (!m) return false;
       const p = '/' + m[1];
-      return keptSet.has(normImagePath(p)) || keptSet.has(usrMerged(p));
+      const n = isNormalImagePath(p) ? p : normImagePath(p);
+      return keptSet.has(n) || keptSet.has(usrMerged(n));
     });
     return lines.map((l) => l + '\n').join('');
   }
@@ -226,5 +228,5 @@ export function writeStatusD(root: StagingRoot, keep: Set<string>): string[] {
       for (let p = DPKG_INFO_DIR; p !== '/'; p = posix.dirname(p)) out.push(p);
     }
   }
-  return [...new Set(out)].sort(byteOrder);
+  return [...new Set(out)].sort(pathOrder);
 }

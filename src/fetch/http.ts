@@ -6,8 +6,7 @@
  */
 import { createWriteStream, createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import http from 'node:http';
-import https from 'node:https';
+import type { Agent } from 'node:http';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { MkimgError } from '../util/errors.js';
@@ -29,8 +28,20 @@ export function httpStatusOf(e: unknown): number | undefined {
   return undefined;
 }
 
-const agentHttp = new http.Agent({ keepAlive: true, maxSockets: 8 });
-const agentHttps = new https.Agent({ keepAlive: true, maxSockets: 8 });
+/**
+ * node:http and node:https with one keep-alive agent each, loaded on the first request: most
+ * commands (a warm build, a lock that re-pins files: inputs only) fetch nothing, and loading
+ * them costs every start a few milliseconds.
+ */
+type Client = { get: typeof import('node:http').get; agent: Agent };
+const clients: { [scheme: string]: Promise<Client> } = {};
+function clientFor(scheme: 'http:' | 'https:'): Promise<Client> {
+  clients[scheme] ??= (scheme === 'https:' ? import('node:https') : import('node:http')).then((m) => {
+    const mod = (m as { default?: typeof import('node:http') }).default ?? (m as typeof import('node:http'));
+    return { get: mod.get, agent: new mod.Agent({ keepAlive: true, maxSockets: 8 }) };
+  });
+  return clients[scheme];
+}
 
 interface Sink {
   /** false: pause the source until `drain` is called back. */
@@ -73,76 +84,72 @@ async function once(url: string, sink: () => Sink, opts: HttpOptions, redirects 
       hint: 'use an http://, https:// or file:// mirror URL',
     });
   }
-  const mod = u.protocol === 'https:' ? https : http;
+  const client = await clientFor(u.protocol);
   await new Promise<void>((resolve, reject) => {
     // Set once the response has decided the outcome, so a connection that
     // closes before that (a timeout while paused) still settles this promise.
     let decided = false;
-    const req = mod.get(
-      u,
-      { agent: u.protocol === 'https:' ? agentHttps : agentHttp, headers: { 'user-agent': 'mkimg' } },
-      (res) => {
-        const status = res.statusCode ?? 0;
-        if (status !== 200) decided = true;
-        if (status >= 300 && status < 400 && res.headers.location) {
-          res.resume();
-          if (redirects >= 5)
-            return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
-          const next = new URL(res.headers.location, u).toString();
-          once(next, sink, opts, redirects + 1).then(resolve, reject);
-          return;
+    const req = client.get(u, { agent: client.agent, headers: { 'user-agent': 'mkimg' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) decided = true;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (redirects >= 5)
+          return reject(new MkimgError('repository', `GET ${url}: too many redirects`, { details: { url } }));
+        const next = new URL(res.headers.location, u).toString();
+        once(next, sink, opts, redirects + 1).then(resolve, reject);
+        return;
+      }
+      if (status !== 200) {
+        res.resume();
+        return reject(new MkimgError('repository', `GET ${url}: HTTP ${status}`, { details: { url, status } }));
+      }
+      const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
+      const s = sink();
+      let n = 0;
+      let failed = false;
+      const failIfSinkFailed = (): boolean => {
+        const f = s.failure?.();
+        if (!f || failed) return failed;
+        failed = true;
+        decided = true;
+        s.abort();
+        res.destroy();
+        reject(f);
+        return true;
+      };
+      res.on('data', (chunk: Buffer) => {
+        if (failed) return;
+        if (s.write(chunk) === false && s.onDrain) {
+          res.pause();
+          s.onDrain(() => {
+            if (!failIfSinkFailed()) res.resume();
+          });
         }
-        if (status !== 200) {
-          res.resume();
-          return reject(new MkimgError('repository', `GET ${url}: HTTP ${status}`, { details: { url, status } }));
+        if (failIfSinkFailed()) return;
+        n += chunk.length;
+        opts.onProgress?.(n, total);
+      });
+      res.on('end', () => {
+        decided = true;
+        if (failed) return;
+        if (!res.complete || (total !== undefined && n !== total)) {
+          s.abort();
+          return reject(
+            new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, {
+              details: { url, retry: true },
+            }),
+          );
         }
-        const total = res.headers['content-length'] ? Number(res.headers['content-length']) : undefined;
-        const s = sink();
-        let n = 0;
-        let failed = false;
-        const failIfSinkFailed = (): boolean => {
-          const f = s.failure?.();
-          if (!f || failed) return failed;
-          failed = true;
-          decided = true;
-          s.abort();
-          res.destroy();
-          reject(f);
-          return true;
-        };
-        res.on('data', (chunk: Buffer) => {
-          if (failed) return;
-          if (s.write(chunk) === false && s.onDrain) {
-            res.pause();
-            s.onDrain(() => {
-              if (!failIfSinkFailed()) res.resume();
-            });
-          }
-          if (failIfSinkFailed()) return;
-          n += chunk.length;
-          opts.onProgress?.(n, total);
-        });
-        res.on('end', () => {
-          decided = true;
-          if (failed) return;
-          if (!res.complete || (total !== undefined && n !== total)) {
-            s.abort();
-            return reject(
-              new MkimgError('repository', `GET ${url}: connection closed after ${n} of ${total ?? '?'} bytes`, {
-                details: { url, retry: true },
-              }),
-            );
-          }
-          s.end().then(resolve, reject);
-        });
-        res.on('error', (e) => {
-          decided = true;
-          if (failed) return;
-          s.abort();
-          reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
-        });
-      },
-    );
+        s.end().then(resolve, reject);
+      });
+      res.on('error', (e) => {
+        decided = true;
+        if (failed) return;
+        s.abort();
+        reject(new MkimgError('repository', `GET ${url}: ${e.message}`, { details: { url, retry: true }, cause: e }));
+      });
+    });
     req.on('close', () => {
       if (!decided)
         reject(

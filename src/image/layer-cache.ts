@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import { BLOB_FORMAT } from '../oci/compress.js';
 import type { Compression } from '../oci/model.js';
 import { collectStale } from '../util/cleanup.js';
-import { SHA256_HEX, sha256File } from '../util/digest.js';
+import { SHA256_HEX, sha256FileSyncOnly } from '../util/digest.js';
 
 export interface CachedLayerBlob {
   path: string;
@@ -76,7 +76,7 @@ export class LayerBlobCache {
       const path = join(entry, blobHex);
       try {
         const size = statSync(path).size;
-        const got = await sha256File(path);
+        const got = sha256FileSyncOnly(path);
         if (got.hex === blobHex && got.size === size) return { path, sha256: blobHex, size };
       } catch {
         // unreadable: dropped below

@@ -9,7 +9,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { MkimgError } from '../util/errors.js';
-import { LayerDecoder } from '../oci/compress.js';
+import { LayerDecoder } from '../oci/decompress.js';
 import {
   findPlatform,
   indexImageTar,

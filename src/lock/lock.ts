@@ -4,13 +4,13 @@
  * when it changed. The CLI parses flags and prints; this decides.
  */
 import { writeFileAtomicAsync } from '../util/atomic-write.js';
-import { loadManifest } from '../manifest/load.js';
+import { loadManifestQuickly } from '../manifest/interpret.js';
 import { MkimgError } from '../util/errors.js';
 import type { Lock } from '../manifest/types.js';
 import { lockIsCurrent } from './check.js';
 import { pinFilesOf, resolveLock, reusablePackagePins, type ResolveLockOptions } from './resolve.js';
 import { resolutionDigest } from './resolution.js';
-import { normalizeLock, writeLockIntoManifest } from './write.js';
+import { normalizeLock, writeLockQuickly } from './normalize.js';
 
 export interface LockedPackageLine {
   name: string;
@@ -40,7 +40,7 @@ export async function lockManifest(
     filesOnly?: boolean;
   } = {},
 ): Promise<LockOutcome> {
-  const manifest = loadManifest(path);
+  const manifest = await loadManifestQuickly(path);
   const resolved = opts.full === true || reusablePackagePins(manifest) === undefined;
   if (resolved && opts.filesOnly) {
     throw new MkimgError(
@@ -56,7 +56,7 @@ export async function lockManifest(
     .filter((src) => pinsBefore.get(src) !== pinsAfter.get(src))
     .sort();
   const before = manifest.origin.bytes.toString('utf8');
-  const after = writeLockIntoManifest(before, lock);
+  const after = await writeLockQuickly(before, lock);
   const changed = after !== before;
   if (changed) await writeFileAtomicAsync(manifest.origin.path, after);
   const norm = normalizeLock(lock) as Pick<LockOutcome, 'packages' | 'architectures'>;
@@ -78,7 +78,7 @@ export async function lockManifest(
 export async function checkManifestLock(
   path: string,
 ): Promise<{ manifest: string; current: boolean; problems: string[] }> {
-  const manifest = loadManifest(path);
+  const manifest = await loadManifestQuickly(path);
   const problems = [...lockIsCurrent(manifest).problems];
   const recorded = manifest.lock?.resolution;
   if (recorded !== undefined && recorded !== resolutionDigest(manifest))

@@ -136,41 +136,60 @@ function isElfInfo(v: unknown): boolean {
   );
 }
 
+/** Resolutions in one staging root, each made once (the root does not change while minimizing). */
 class Resolver {
-  private cache = new Map<string, Promise<Resolved>>();
+  private cache = new Map<string, Resolved>();
   constructor(private root: StagingRoot) {}
-  resolve(p: string, followLast: boolean): Promise<Resolved> {
+  resolve(p: string, followLast: boolean): Resolved {
     const k = (followLast ? 'F' : 'N') + p;
     let r = this.cache.get(k);
     if (!r) {
-      // A symlink loop resolves to nothing: the kernel gave the process ELOOP.
-      r = resolveInRoot(this.root, p, { followLast }).catch(() => ({
-        path: p,
-        hops: [],
-        exists: false,
-        clamped: false,
-      }));
+      try {
+        r = this.root.resolve(p, { followLast });
+      } catch {
+        // A symlink loop resolves to nothing: the kernel gave the process ELOOP.
+        r = { path: p, hops: [], exists: false, clamped: false };
+      }
       this.cache.set(k, r);
     }
     return r;
   }
 }
 
+/** posix.dirname, without its general case for the normalized absolute paths resolutions give. */
+function parentOf(p: string): string {
+  if (p.charCodeAt(p.length - 1) === 0x2f || p.charCodeAt(1) === 0x2f) return posix.dirname(p);
+  const i = p.lastIndexOf('/');
+  return i <= 0 ? '/' : p.slice(0, i);
+}
+
 function ancestors(p: string): string[] {
   const out: string[] = [];
   let cur = p;
   while (cur !== '/') {
-    cur = posix.dirname(cur);
+    cur = parentOf(cur);
     out.push(cur);
   }
   return out;
 }
 
-/** The paths a resolution passed through: every hop, the result, and their directories. */
-function touched(r: Resolved): string[] {
+/**
+ * The paths a resolution passed through: every hop, the result, and their
+ * directories. `stop`: directories already known to be kept with all of
+ * theirs, where the walk up from a path ends (what it would add there is in).
+ */
+function touched(r: Resolved, stop?: ReadonlySet<string>): string[] {
   const out = [...r.hops];
   if (r.exists) out.push(r.path);
-  for (const h of [...r.hops, r.path]) out.push(...ancestors(h));
+  const up = (h: string) => {
+    for (let cur = h; cur !== '/'; ) {
+      cur = parentOf(cur);
+      if (stop?.has(cur)) return;
+      out.push(cur);
+    }
+  };
+  for (const h of r.hops) up(h);
+  up(r.path);
   return out;
 }
 
@@ -200,6 +219,18 @@ async function ldConfDirs(root: StagingRoot): Promise<string[]> {
   };
   await parse('/etc/ld.so.conf', 0);
   return dirs;
+}
+
+/**
+ * All computeKeepSet reads of an event (its path, whether the last component
+ * is followed, whether it executes or lists): events with the same key add
+ * the same paths. Undefined for an event it skips (no absolute path). The
+ * check that produced an event only names a reason ("traced by"), never what
+ * is kept.
+ */
+export function keepEventKey(ev: TraceEvent): string | undefined {
+  if (!ev.abs || !ev.abs.startsWith('/')) return undefined;
+  return `${followsLast(ev) ? 'F' : 'N'}${isExec(ev) ? 'X' : '-'}${isListing(ev) ? 'L' : '-'}${ev.abs}`;
 }
 
 export async function computeKeepSet(
@@ -232,13 +263,13 @@ export async function computeKeepSet(
   const listed = new Set<string>();
   for (const [i, ev] of events.entries()) {
     if (!ev.abs || !ev.abs.startsWith('/')) continue;
-    const r = await R.resolve(ev.abs, followsLast(ev));
-    add(touched(r), traced, `traced by ${opts.eventSources?.[i] ?? 'a check'}`);
+    const r = R.resolve(ev.abs, followsLast(ev));
+    add(touched(r, keep), traced, `traced by ${opts.eventSources?.[i] ?? 'a check'}`);
     if (!r.exists) continue;
     if (isExec(ev)) execs.add(r.path);
     if (isListing(ev) && r.kind === 'dir' && idx.has(r.path)) listed.add(r.path);
   }
-  for (const p of opts.extra ?? []) add(touched(await R.resolve(p, false)), traced, 'traced by a check');
+  for (const p of opts.extra ?? []) add(touched(R.resolve(p, false), keep), traced, 'traced by a check');
 
   // 2. static analysis: #! interpreters of executed files, ELF closure of every kept file
   const staticAnalysis: string[] = [];
@@ -258,8 +289,8 @@ export async function computeKeepSet(
       const info = await memo.readElf(root.hostFile(p));
       if (!info) continue;
       if (info.interp) {
-        const r = await R.resolve(info.interp, true);
-        add(touched(r), log, `ELF interpreter of ${p}`);
+        const r = R.resolve(info.interp, true);
+        add(touched(r, keep), log, `ELF interpreter of ${p}`);
         if (r.exists) queue.push(r.path);
       }
       const origin = dirname(p);
@@ -273,17 +304,17 @@ export async function computeKeepSet(
       ];
       for (const name of info.needed) {
         if (name.includes('/')) {
-          const r = await R.resolve(name.startsWith('/') ? name : posix.join(origin, name), true);
-          add(touched(r), log, `ELF dependency of ${p}`);
+          const r = R.resolve(name.startsWith('/') ? name : posix.join(origin, name), true);
+          add(touched(r, keep), log, `ELF dependency of ${p}`);
           if (r.exists) queue.push(r.path);
           continue;
         }
         for (const d of dirs) {
-          const r = await R.resolve(posix.join(d, name), true);
+          const r = R.resolve(posix.join(d, name), true);
           if (!r.exists || r.kind !== 'file') continue;
           const dep = await memo.readElf(root.hostFile(r.path));
           if (!dep || dep.class !== info.class || dep.machine !== info.machine) continue;
-          add(touched(r), log, `ELF dependency of ${p}`);
+          add(touched(r, keep), log, `ELF dependency of ${p}`);
           queue.push(r.path);
           break;
         }
@@ -299,8 +330,8 @@ export async function computeKeepSet(
       seen.add(p);
       const sb = await readShebang(root.hostFile(p));
       if (!sb) continue;
-      const r = await R.resolve(sb.interp, true);
-      add(touched(r), log, `#! interpreter of ${p}`);
+      const r = R.resolve(sb.interp, true);
+      add(touched(r, keep), log, `#! interpreter of ${p}`);
       if (r.exists) queue.push(r.path);
       await elfClosure([r.path], log);
     }
@@ -324,7 +355,7 @@ export async function computeKeepSet(
     for (const d of [...listed].sort()) {
       for (const p of (children.get(d) ?? []).sort()) {
         add([p], listedAdded, `entry of listed directory ${d} (keepListed)`);
-        add(touched(await R.resolve(p, true)), listedAdded, `entry of listed directory ${d} (keepListed)`);
+        add(touched(R.resolve(p, true), keep), listedAdded, `entry of listed directory ${d} (keepListed)`);
       }
     }
   }
@@ -340,7 +371,7 @@ export async function computeKeepSet(
     }
     const log: string[] = [];
     for (const pat of pats)
-      for (const m of globRoot(root, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep-group ${g}`);
+      for (const m of globRoot(root, pat)) add(touched(R.resolve(m, true), keep).concat(m), log, `keep-group ${g}`);
     await elfClosure([...log].sort(), log);
     groups[g] = log.sort();
   }
@@ -365,8 +396,8 @@ export async function computeKeepSet(
     const log: string[] = [];
     for (const pkg of root.packages.filter((p) => p.name === name)) {
       for (const p of pkg.paths) {
-        add(touched(await R.resolve(p, false)), log, `keepPackages: ${name}`);
-        add(touched(await R.resolve(p, true)), log, `keepPackages: ${name}`);
+        add(touched(R.resolve(p, false), keep), log, `keepPackages: ${name}`);
+        add(touched(R.resolve(p, true), keep), log, `keepPackages: ${name}`);
       }
     }
     await elfClosure([...log], log);
@@ -375,7 +406,7 @@ export async function computeKeepSet(
   const globs: Record<string, string[]> = {};
   for (const pat of spec.keep) {
     const log: string[] = [];
-    for (const m of globRoot(root, pat)) add(touched(await R.resolve(m, true)).concat(m), log, `keep glob ${pat}`);
+    for (const m of globRoot(root, pat)) add(touched(R.resolve(m, true), keep).concat(m), log, `keep glob ${pat}`);
     await elfClosure([...log].sort(), log);
     globs[pat] = log.sort();
   }

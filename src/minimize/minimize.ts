@@ -18,7 +18,7 @@ import { sha256Hex } from '../util/digest.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
-import { computeKeepSet, KeepMemo, type KeepResult } from './keep.js';
+import { computeKeepSet, KeepMemo, keepEventKey, type KeepResult } from './keep.js';
 import { hiddenPaths } from './proof-root.js';
 import { buildReport, type CheckReport, type MinimizeReport } from './report.js';
 
@@ -310,6 +310,20 @@ export async function minimizeAndProve(
     memo,
   });
   const firstKeep = new Set(k.keep);
+  // What the events k was computed from say to computeKeepSet (keepEventKey).
+  const keyed = new Set<string>();
+  const learn = (evs: TraceEvent[]): boolean => {
+    let added = false;
+    for (const ev of evs) {
+      const key = keepEventKey(ev);
+      if (key !== undefined && !keyed.has(key)) {
+        keyed.add(key);
+        added = true;
+      }
+    }
+    return added;
+  };
+  learn(events);
   // What round 1 hides: part of its proof key, and its list.
   const firstHidden = hiddenPaths(root, k.keep).join('\0');
   const firstKey =
@@ -347,12 +361,16 @@ export async function minimizeAndProve(
     // What the minimized runs touched that the full root has and the keep set lacks.
     events.push(...proofEvents);
     eventSources.push(...proofSources);
-    const next = await computeKeepSet(root, events, spec, config, {
-      ldLibraryPath,
-      libDirs: opts.libDirs,
-      eventSources,
-      memo,
-    });
+    // Proof events that tell computeKeepSet nothing new (most often all of them: the minimized
+    // runs touch what the full ones did) give the same keep set: it is not computed again.
+    const next = learn(proofEvents)
+      ? await computeKeepSet(root, events, spec, config, {
+          ldLibraryPath,
+          libDirs: opts.libDirs,
+          eventSources,
+          memo,
+        })
+      : k;
     const missing = [...next.keep].filter((p) => !k.keep.has(p)).sort();
     if (missing.length > 0 && rounds < maxRounds) {
       k = next;

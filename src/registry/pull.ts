@@ -25,7 +25,7 @@ import { armSignalCleanup, collectStale, escapeName, removeOnSignal } from '../u
 import { pool } from '../util/pool.js';
 import { sha256Hex } from '../util/digest.js';
 import { writeLayoutTar, type LayoutMember } from '../image/write-image.js';
-import { LayerDecoder } from '../oci/compress.js';
+import { LayerDecoder } from '../oci/decompress.js';
 import {
   dockerManifestJson,
   imageIndex,

@@ -42,7 +42,7 @@ import {
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
-import { LayerDecoder } from '../oci/compress.js';
+import { LayerDecoder } from '../oci/decompress.js';
 import { MkimgError } from '../util/errors.js';
 import { TarFormatError, TarParser, type TarBodySink, type TarHeader } from '../image/tar-reader.js';
 import type { RunLayer } from './image.js';
@@ -206,7 +206,7 @@ function hashing(hash: Hash): Transform {
 }
 
 /**
- * Decompress through the shared bounded decoder (src/oci/compress.ts): a
+ * Decompress through the shared bounded decoder (src/oci/decompress.ts): a
  * compression bomb stops at MAX_RATIO × the compressed size + MAX_SLACK, as
  * in verify, inspect and pull.
  */

@@ -12,9 +12,10 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { StageEntry, StagingRoot } from '../stage/types.js';
 import { canonicalJson } from '../util/canonical-json.js';
-import { byteOrder, normImagePath, writeRootFile } from '../system/rootfs.js';
+import { normImagePath, writeRootFile } from '../system/rootfs.js';
 import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
+import { isNormalImagePath, pathOrder } from '../util/path-order.js';
 import { packageSourceFor } from '../packages/select.js';
 
 /** Where the SBOM lives inside the image. */
@@ -61,23 +62,8 @@ interface FileRecord {
   id: string; // fileSpdxId(entry.path)
 }
 
-/**
- * byteOrder (UTF-8 byte order) without encoding both strings for every
- * comparison: below the surrogates, UTF-16 code unit order is code point
- * order, which UTF-8 keeps. A first difference involving a surrogate (a
- * supplementary character, or a lone one that UTF-8 turns into U+FFFD) asks
- * byteOrder. A proper prefix sorts first in both orders (a lone high surrogate
- * at its end, EF BF BD, sorts before any 4-byte sequence F0..F4).
- */
-export function pathOrder(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const x = a.charCodeAt(i);
-    const y = b.charCodeAt(i);
-    if (x !== y) return x < 0xd800 && y < 0xd800 ? x - y : byteOrder(a, b);
-  }
-  return a.length - b.length;
-}
+/** UTF-8 byte order, fast (see util/path-order.ts). */
+export { pathOrder };
 
 /**
  * Digests not known when the document is made (see reserveSbom) are written as
@@ -311,7 +297,7 @@ function sbomDocument(
 
   // Files: every kept regular file (and hardlink), except the SBOM itself.
   const files: FileRecord[] = [];
-  for (const p of [...keep].map(normImagePath).sort(pathOrder)) {
+  for (const p of [...keep].map((k) => (isNormalImagePath(k) ? k : normImagePath(k))).sort(pathOrder)) {
     if (p === SBOM_PATH) continue;
     const e = root.entries.get(p);
     if (!e || (e.type !== 'file' && e.type !== 'hardlink')) continue;
@@ -425,7 +411,7 @@ function sbomDocument(
     packages,
     files: [],
     hasExtractedLicensingInfos:
-      extracted.size > 0 ? [...extracted.values()].sort((a, b) => byteOrder(a.licenseId, b.licenseId)) : undefined,
+      extracted.size > 0 ? [...extracted.values()].sort((a, b) => pathOrder(a.licenseId, b.licenseId)) : undefined,
     relationships,
   };
   return { doc, files, fileRelationships };
@@ -510,5 +496,5 @@ function placeSbom(root: StagingRoot, bytes: Buffer): string[] {
   const r = writeRootFile(root, SBOM_PATH, bytes, 'generated:sbom');
   const paths = [...r.created, r.path];
   for (let p = posix.dirname(SBOM_PATH); p !== '/'; p = posix.dirname(p)) paths.push(p);
-  return [...new Set(paths)].sort(byteOrder);
+  return [...new Set(paths)].sort(pathOrder);
 }

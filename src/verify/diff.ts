@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import { parseJson } from '../oci/image-tar.js';
 import { scanImageTar, type ImageTarEntry, type ImageTarScan } from './read-image.js';
-import { LayerDecoder } from '../oci/compress.js';
+import { LayerDecoder } from '../oci/decompress.js';
 import { TarParser, type TarHeader } from '../image/tar-reader.js';
 import { asTextLines, unifiedDiff } from '../util/text-diff.js';
 

@@ -16,7 +16,7 @@ import {
   type Descriptor,
   type Platform,
 } from '../oci/model.js';
-import { LayerDecoder } from '../oci/compress.js';
+import { LayerDecoder } from '../oci/decompress.js';
 import { JSON_LIMIT, jsonTooLarge, parseJson as parseJsonDoc } from '../oci/image-tar.js';
 import { scanImageTar, type ImageTarScan } from './read-image.js';
 

@@ -122,7 +122,7 @@ export async function resolve(specifier, context, next) {
         },
       );
       expect({ code: r.status, stderr: r.stderr }, `mkimg ${args.join(' ')}`).toMatchObject({ code });
-      if (!traced) return { imports: [], requires: [], workers: [] };
+      if (!traced) return { imports: [], builtins: [], requires: [], workers: [] };
       const lines = readFileSync(log, 'utf8').split('\n');
       const pick = (kind: string) => [
         ...new Set(lines.filter((l) => l.startsWith(kind + ' ')).map((l) => l.slice(kind.length + 1))),
@@ -131,6 +131,7 @@ export async function resolve(specifier, context, next) {
         imports: pick('import')
           .filter((u) => u.startsWith('file:'))
           .map((u) => fileURLToPath(u)),
+        builtins: pick('import').filter((u) => u.startsWith('node:')),
         requires: pick('require'),
         workers: pick('worker').map((u) => fileURLToPath(u)),
       };
@@ -160,6 +161,16 @@ export async function resolve(specifier, context, next) {
         if (i < 2) expect(requires).toContain(join(DIST, 'manifest', 'schema-validator.cjs'));
         expect(requires.filter((f) => f.includes(`${sep}ajv${sep}dist${sep}core.js`))).toEqual([]);
       }
+      // A build writes layers, never reads one: the decoders (fflate, fzstd: oci/decompress.ts) are not loaded.
+      const decoders = build.imports.filter(
+        (f) => f.startsWith(BUNDLE + sep) && /node_modules\/(fflate|fzstd)\//.test(readFileSync(f, 'utf8')),
+      );
+      expect(decoders).toEqual([]);
+      // Neither fetches anything here: no HTTP client is loaded (fetch/http.ts loads it on the first request).
+      for (const r of [lock, build]) expect(r.builtins.filter((b) => /^node:https?$/.test(b))).toEqual([]);
+      expect(verify.imports.filter((f) => /node_modules\/(fflate|fzstd)\//.test(readFileSync(f, 'utf8')))).not.toEqual(
+        [],
+      );
       const workers = runs.flatMap((r) => r.workers);
       const names = workers.map((w) => relative(DIST, w));
       expect(names).toContain(join('stage', 'read-inputs-worker.js'));

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageConfig, MinimizeSpec } from '../../src/manifest/types.js';
 import { readElf, readShebang } from '../../src/minimize/elf.js';
-import { computeKeepSet } from '../../src/minimize/keep.js';
+import { computeKeepSet, keepEventKey } from '../../src/minimize/keep.js';
 import type { TraceEvent } from '../../src/trace/events.js';
 import type { StagingRoot } from '../../src/stage/types.js';
 import { compileC, copyWithClosure, makeRoot, scanRoot } from '../helpers/tracer-root.js';
@@ -136,5 +136,36 @@ describe('static analysis', () => {
     expect(k.keep.has('/opt/app')).toBe(true);
     expect(k.keep.has('/opt/app/new.log')).toBe(false);
     expect(k.keep.has('/opt/app/bin')).toBe(false);
+  });
+
+  it('keeps the same paths for events with the same keepEventKey, whatever else differs (a proof round relies on it)', async () => {
+    const ev = (o: Partial<TraceEvent>): TraceEvent => ({
+      pid: 1,
+      sc: 'openat',
+      path: '/usr/bin/sh',
+      dirfd: null,
+      abs: '/usr/bin/sh',
+      flags: 0,
+      ...o,
+    });
+    const keepOf = async (events: TraceEvent[]) =>
+      [...(await computeKeepSet(root, events, spec(), config)).keep].sort();
+    const base = [ev({}), exec('/opt/app/bin/app')];
+    // Another thread, another spelling of the same path, other flags that change nothing computeKeepSet reads.
+    const same = [ev({ pid: 7, path: 'sh', dirfd: '/usr/bin', fd: 3, flags: 0o2000000 }), exec('/opt/app/bin/app')];
+    expect(same.map(keepEventKey)).toEqual(base.map(keepEventKey));
+    expect(await keepOf(same)).toEqual(await keepOf(base));
+    // Not following the last link, executing, or listing: another key, and other paths kept.
+    const noFollow = ev({ sc: 'lstat' });
+    const runs = ev({ sc: 'execve', path: '/opt/app/bin/wrapper', abs: '/opt/app/bin/wrapper' });
+    const opens = ev({ path: '/opt/app/bin/wrapper', abs: '/opt/app/bin/wrapper' });
+    expect(keepEventKey(noFollow)).not.toBe(keepEventKey(ev({})));
+    expect(keepEventKey(runs)).not.toBe(keepEventKey(opens));
+    expect(keepEventKey(ev({ sc: 'getdents64' }))).not.toBe(keepEventKey(ev({})));
+    expect(await keepOf([noFollow])).not.toEqual(await keepOf([ev({})]));
+    expect(await keepOf([runs])).not.toEqual(await keepOf([opens]));
+    // Events computeKeepSet skips have no key.
+    expect(keepEventKey(ev({ abs: null }))).toBeUndefined();
+    expect(keepEventKey(ev({ abs: 'relative' }))).toBeUndefined();
   });
 });

@@ -15,7 +15,8 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { deflate } from 'libdeflate';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressFile, compressPiece, FRAME_BYTES, GZIP_LEVEL, LayerDecoder } from '../../src/oci/compress.js';
+import { compressFile, compressPiece, FRAME_BYTES, GZIP_LEVEL } from '../../src/oci/compress.js';
+import { LayerDecoder } from '../../src/oci/decompress.js';
 import type { CompressionPool as Pool, compressLayers as CompressLayers } from '../../src/oci/compress-pool.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-compress-threads-'));

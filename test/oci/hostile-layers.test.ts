@@ -27,7 +27,7 @@ import {
 } from '../../src/oci/model.js';
 import { writeLayoutTar, type LayoutMember } from '../../src/image/write-image.js';
 import { checkImageIntegrity } from '../../src/verify/integrity.js';
-import { LayerDecoder, MAX_RATIO, MAX_SLACK } from '../../src/oci/compress.js';
+import { LayerDecoder, MAX_RATIO, MAX_SLACK } from '../../src/oci/decompress.js';
 
 const work = mkdtempSync(join(tmpdir(), 'mkimg-hostile-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
