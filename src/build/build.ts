@@ -7,7 +7,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { writeFileAtomic } from '../util/atomic-write.js';
 import { release as osRelease, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
-import { parseManifestQuickly, readManifestBytes } from '../manifest/interpret.js';
+import { readManifestBytes } from '../manifest/interpret.js';
+import { parseManifestQuickly } from '../manifest/read.js';
 import type { Manifest } from '../manifest/types.js';
 import type { StagingRoot } from '../stage/types.js';
 import { createStagingRoot, indexedStagingRoot, layeredStagingRoot } from '../stage/root.js';

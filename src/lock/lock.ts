@@ -4,13 +4,14 @@
  * when it changed. The CLI parses flags and prints; this decides.
  */
 import { writeFileAtomicAsync } from '../util/atomic-write.js';
-import { loadManifestQuickly } from '../manifest/interpret.js';
+import { loadManifestQuickly } from '../manifest/read.js';
 import { MkimgError } from '../util/errors.js';
 import type { Lock } from '../manifest/types.js';
 import { lockIsCurrent } from './check.js';
 import { pinFilesOf, resolveLock, reusablePackagePins, type ResolveLockOptions } from './resolve.js';
 import { resolutionDigest } from './resolution.js';
-import { normalizeLock, writeLockQuickly } from './normalize.js';
+import { normalizeLock } from './normalize.js';
+import { writeLockQuickly } from './write-quick.js';
 
 export interface LockedPackageLine {
   name: string;

@@ -1,9 +1,7 @@
 /**
  * The lock as a plain value with sorted lists and a fixed key order (what
- * write.ts writes), and the lock: section spliced in without the YAML
- * library where the manifest already ends in one as mkimg writes it.
+ * write.ts and write-quick.ts write).
  */
-import { readWrittenLock, writeLockText } from '../manifest/lock-text.js';
 import type { Lock } from '../manifest/types.js';
 
 const byStr = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -51,17 +49,4 @@ function normalizePackages(list: Lock['packages']): Record<string, unknown>[] {
       sha256: p.sha256,
       ...(p.dataSha256 !== undefined ? { dataSha256: p.dataSha256 } : {}),
     }));
-}
-
-/**
- * writeLockIntoManifest (write.ts), the same text, without the YAML library
- * when the manifest ends in a lock: section as mkimg writes it and the new
- * one is all plain words (lock-text.ts); write.ts, with the library, for any
- * other manifest.
- */
-export async function writeLockQuickly(yamlText: string, lock: Lock): Promise<string> {
-  const written = readWrittenLock(yamlText);
-  const section = written && writeLockText(normalizeLock(lock));
-  if (written && section !== undefined) return written.head + section;
-  return (await import('./write.js')).writeLockIntoManifest(yamlText, lock);
 }

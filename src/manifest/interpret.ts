@@ -63,23 +63,6 @@ export function readManifestBytes(path: string): Buffer {
 export const MANIFEST_MAX_BYTES = 8 << 20;
 
 /**
- * parseManifest (load.ts), the same Manifest or the same error, without the
- * YAML library where a manifest allows: a lock: section as mkimg writes it
- * and a head in the plain subset (head-text.ts). Anything else, and any
- * error (placed by the whole-document path), goes to parseManifest.
- */
-export async function parseManifestQuickly(bytes: Buffer, absPath: string): Promise<Manifest> {
-  const quick = bytes.length <= MANIFEST_MAX_BYTES ? parsePlain(bytes, absPath) : undefined;
-  return quick ?? (await import('./load.js')).parseManifest(bytes, absPath);
-}
-
-/** loadManifest (load.ts) through parseManifestQuickly. */
-export async function loadManifestQuickly(path: string): Promise<Manifest> {
-  const abs = resolve(path);
-  return parseManifestQuickly(readManifestBytes(abs), abs);
-}
-
-/**
  * The first way parseManifest reads a manifest: its written lock: section
  * and a plain head, interpreted; undefined when the text is not of that
  * shape or interpreting it fails (parseManifest then reports the error, with

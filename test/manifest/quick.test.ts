@@ -10,9 +10,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseManifestQuickly, parsePlain } from '../../src/manifest/interpret.js';
+import { parsePlain } from '../../src/manifest/interpret.js';
+import { parseManifestQuickly } from '../../src/manifest/read.js';
 import { parseManifest } from '../../src/manifest/load.js';
-import { writeLockQuickly } from '../../src/lock/normalize.js';
+import { writeLockQuickly } from '../../src/lock/write-quick.js';
 import { writeLockIntoManifest } from '../../src/lock/write.js';
 import type { Lock } from '../../src/manifest/types.js';
 import { PROJECT_ROOT } from '../helpers/cli.js';
