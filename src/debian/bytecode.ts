@@ -115,13 +115,13 @@ export function parseCompilerOutput(out: Buffer, count: number): Map<number, Buf
   while (at < out.length) {
     const a = out.indexOf(0, at);
     const b = a < 0 ? -1 : out.indexOf(0, a + 1);
-    if (a < 0 || b < 0 || a - at > 10 || b - a > 12) throw bad(`a record header at byte ${at}`);
-    const index = Number(out.toString('latin1', at, a));
-    const length = Number(out.toString('latin1', a + 1, b));
-    if (!Number.isSafeInteger(index) || index < 0 || index >= count || files.has(index))
-      throw bad(`source index ${out.toString('latin1', at, a)}`);
-    if (!Number.isSafeInteger(length) || length < 16 || b + 1 + length > out.length)
-      throw bad(`length ${out.toString('latin1', a + 1, b)} at byte ${at}`);
+    const indexText = a < 0 ? '' : out.toString('latin1', at, a);
+    const lengthText = b < 0 ? '' : out.toString('latin1', a + 1, b);
+    if (!/^\d{1,9}$/.test(indexText) || !/^\d{1,10}$/.test(lengthText)) throw bad(`a record header at byte ${at}`);
+    const index = Number(indexText);
+    const length = Number(lengthText);
+    if (index >= count || files.has(index)) throw bad(`source index ${indexText}`);
+    if (length < 16 || b + 1 + length > out.length) throw bad(`length ${lengthText} at byte ${at}`);
     files.set(index, out.subarray(b + 1, b + 1 + length));
     at = b + 1 + length;
   }

@@ -103,6 +103,8 @@ describe("the compiler's output", () => {
     ['a truncated record', rec(0, pyc).subarray(0, 15)],
     ['a record without its header', Buffer.from('garbage')],
     ['a negative index', Buffer.concat([Buffer.from('-1\x0020\x00'), pyc])],
+    ['an empty index', Buffer.concat([Buffer.from('\x0020\x00'), pyc])],
+    ['a length that is not a number', Buffer.concat([Buffer.from('0\x00 20\x00'), pyc])],
     ['a length too short for a .pyc header', rec(1, Buffer.alloc(4))],
   ])('refuses %s', (_name, out) => {
     expect(() => parseCompilerOutput(out, 3)).toThrow(MkimgError);
