@@ -352,6 +352,7 @@ async function buildFromInputs(
     const unpack = async (into: StagingRoot) => {
       const debs = await fetchPackages();
       await source.unpack(into, debs, unpackOptions);
+      if (!manifest.bytecode) return;
       await source.generate(into, {
         architecture: manifest.architecture,
         // An index root has no files to run: its packages are unpacked once more, for this alone.
@@ -372,7 +373,7 @@ async function buildFromInputs(
     const kind = indexOnly ? 'index' : 'disk';
     const rootCache =
       opts.cachedWork === false ? undefined : new PackageRootCache(opts.cacheDir ?? defaultCacheDir(), kind);
-    const rootKey = packageRootKey(manifest.architecture, pinned, kind);
+    const rootKey = packageRootKey(manifest.architecture, pinned, kind, { bytecode: manifest.bytecode });
     let packages = rootCache?.open(rootKey);
     if (!packages && rootCache && !opts.dataCache) {
       const filled = await rootCache.fill(rootKey, unpack);

@@ -17,6 +17,8 @@
  * the source ever differs. The compiler's output is a pure function of the
  * interpreter and the sources (tested: another order, another hash seed).
  *
+ * `bytecode: false` in the manifest skips it (build.ts does not call it).
+ *
  * The files belong to the package whose source they compile (layers, SBOM)
  * without being among the files it ships: `keepPackages` does not keep them,
  * the package database does not list them; a minimized image keeps the ones

@@ -336,6 +336,7 @@ export function interpret(
     minimize,
     variants,
     layering: { strategy: m.layering?.strategy ?? 'origin', budget: m.layering?.budget ?? 16 },
+    bytecode: m.bytecode ?? true,
     compression: m.compression ?? 'gzip',
     lock,
     origin: { path: absPath, dir, bytes, sha256: sha256Hex(bytes) },

@@ -24,6 +24,8 @@ export interface Manifest {
   minimize: MinimizeSpec | false;
   /** How the kept files are split into layers (default: origin). */
   layering: LayeringSpec;
+  /** Compile the Python byte code Debian's postinsts would have (default: true). */
+  bytecode: boolean;
   /** How layer blobs are compressed (default: gzip). */
   compression: 'gzip' | 'zstd' | 'none';
   /** Images built beside the main one (tag TAG-NAME): its layers plus one of these packages. Sorted by name. */

@@ -45,11 +45,15 @@ const ROOT_FORMAT = 3;
  */
 export type RootKind = 'disk' | 'index';
 
-/** The key of a package closure: architecture, the packages in unpack order and their pins, the format (and kind). */
+/**
+ * The key of a package closure: architecture, the packages in unpack order and their pins, the
+ * format (and kind, and whether byte code was generated: a root without it is another root).
+ */
 export function packageRootKey(
   architecture: string,
   packages: { name: string; sha256: string; dataSha256?: string }[],
   kind: RootKind = 'disk',
+  opts: { bytecode?: boolean } = {},
 ): string {
   return sha256Hex(
     canonicalJson({
@@ -57,6 +61,7 @@ export function packageRootKey(
       architecture,
       packages: packages.map((p) => [p.name, p.sha256, p.dataSha256 ?? null]),
       ...(kind === 'index' ? { kind } : {}),
+      ...(opts.bytecode === false ? { bytecode: false } : {}),
     }),
   );
 }

@@ -7,13 +7,18 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { bytecodePlans, cachePathOf, compileBytecode, parseCompilerOutput } from '../../src/debian/bytecode.js';
 import { stagingRootAt } from '../../src/stage/root.js';
 import type { StageEntry, StagingRoot } from '../../src/stage/types.js';
 import { MkimgError } from '../../src/util/errors.js';
 import { TRACER, addPython, buildTracer, makeRoot, scanRoot } from '../helpers/tracer-root.js';
+import { mkimg } from '../helpers/cli.js';
+import { makeDeb } from '../helpers/make-deb.js';
+import { inspectImage } from '../../src/inspect/inspect.js';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 
 function entry(path: string, type: StageEntry['type'], origin: string, mode = 0o644): StageEntry {
   return { path, type, mode, uid: 0, gid: 0, size: 1, origin };
@@ -216,5 +221,99 @@ describe.skipIf(!hasPython)("compiled in the sandbox by the root's own interpret
     expect(err.message).toMatch(
       /^compiling the Python byte code with \/usr\/bin\/python3\.11 failed \(exit 1\): .*encodings/,
     );
+  }, 120_000);
+});
+
+describe('in a build', () => {
+  /**
+   * A project whose "interpreter" is a shell script that answers like the compiler (one record for
+   * the one source): the whole path through a build without a real Python, for an index root
+   * (minimize: false, where the packages are unpacked once more to run it).
+   */
+  function project(extra: string): string {
+    const dir = mkdtempSync(join(tmpdir(), 'mkimg-bytecode-build-'));
+    dirs.push(dir);
+    mkdirSync(join(dir, 'vendor'));
+    const shell = makeDeb(join(dir, 'vendor'), {
+      name: 'fake-shell',
+      files: { '/usr/bin/busybox': { copyFrom: '/bin/busybox', mode: 0o755 }, '/usr/bin/sh': { symlink: 'busybox' } },
+    });
+    const python = makeDeb(join(dir, 'vendor'), {
+      name: 'fake-python3.11',
+      files: {
+        '/usr/bin/python3.11': {
+          content: "#!/usr/bin/sh\nbusybox cat >/dev/null\nbusybox printf '0\\00020\\000fake-byte-code-01234'\n",
+          mode: 0o755,
+        },
+        '/usr/lib/python3.11/fake.py': { content: 'x = 1\n', mode: 0o644 },
+      },
+    });
+    const manifest = join(dir, 'manifest.yaml');
+    writeFileSync(
+      manifest,
+      `apiVersion: mkimg/v1\nname: test/bytecode\nsourceDateEpoch: 1700000000\npackages:\n` +
+        [shell, python].map((d) => `  - deb: vendor/${d.path.split('/').pop()}\n    sha256: "${d.sha256}"\n`).join('') +
+        `config:\n  entrypoint: ["/usr/bin/sh"]\nminimize: false\n${extra}`,
+    );
+    const locked = mkimg(['lock', manifest]);
+    expect(locked.code, locked.stderr).toBe(0);
+    return manifest;
+  }
+  const pyc = '/usr/lib/python3.11/__pycache__/fake.cpython-311.pyc';
+
+  it("writes the interpreter's answer as the package's byte code; bytecode: false runs nothing and writes none", async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'mkimg-bytecode-cache-'));
+    dirs.push(cache);
+    const on = project('');
+    const out = join(dirname(on), 'on.tar');
+    const built = mkimg(['build', on, '-o', out, '--cache-dir', cache]);
+    expect(built.code, built.stderr).toBe(0);
+    const image = await inspectImage(out, { files: true, contents: new Set([pyc]) });
+    expect(image.files!.find((f) => f.path === pyc)).toMatchObject({ package: 'fake-python3.11', mode: 0o644 });
+    expect(image.contents!.get(pyc)!.toString()).toBe('fake-byte-code-01234');
+    // Warm: the cached root holds it; the same bytes.
+    const warm = join(dirname(on), 'warm.tar');
+    expect(mkimg(['build', on, '-o', warm, '--cache-dir', cache]).code).toBe(0);
+    expect(readFileSync(warm).equals(readFileSync(out))).toBe(true);
+
+    const off = project('bytecode: false\n');
+    const offOut = join(dirname(off), 'off.tar');
+    const b = mkimg(['build', off, '-o', offOut, '--cache-dir', cache]);
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).not.toMatch(/byte code/);
+    const plain = await inspectImage(offOut, { files: true });
+    expect(plain.files!.some((f) => f.path.includes('__pycache__'))).toBe(false);
+    expect(plain.files!.some((f) => f.path === '/usr/lib/python3.11/fake.py')).toBe(true);
+  }, 120_000);
+
+  it('an interpreter that fails stops the build with exit 14 naming it', () => {
+    const m = project('');
+    const dir = dirname(m);
+    const broken = makeDeb(join(dir, 'vendor'), {
+      name: 'fake-python3.11',
+      version: '2.0',
+      files: {
+        '/usr/bin/python3.11': {
+          content: '#!/usr/bin/sh\necho "Fatal Python error: no codecs" >&2\nexit 1\n',
+          mode: 0o755,
+        },
+        '/usr/lib/python3.11/fake.py': { content: 'x = 1\n', mode: 0o644 },
+      },
+    });
+    const text = readFileSync(m, 'utf8').replace(/^lock:[\s\S]*$/m, '');
+    writeFileSync(
+      m,
+      text.replace(
+        /fake-python3\.11_[^\n]*\n {4}sha256: "[0-9a-f]+"/,
+        `${broken.path.split('/').pop()}\n    sha256: "${broken.sha256}"`,
+      ),
+    );
+    expect(mkimg(['lock', m]).code).toBe(0);
+    const r = mkimg(['build', m, '-o', join(dir, 'broken.tar'), '--cache-dir', join(dir, 'cache')]);
+    expect(r.code, r.stderr).toBe(14);
+    expect(r.stderr).toMatch(
+      /compiling the Python byte code with \/usr\/bin\/python3\.11 failed \(exit 1\): Fatal Python error: no codecs/,
+    );
+    expect(existsSync(join(dir, 'broken.tar'))).toBe(false);
   }, 120_000);
 });

@@ -83,6 +83,7 @@ export function testManifest(over: Partial<Manifest> = {}): Manifest {
     config: { env: {}, labels: {}, exposedPorts: [] },
     minimize: false,
     layering: { strategy: 'origin', budget: 16 },
+    bytecode: true,
     compression: 'gzip',
     variants: [],
     origin: {
