@@ -156,7 +156,9 @@ export async function compileBytecode(
       throw new MkimgError(
         'sandbox',
         `cannot compile the Python byte code of ${plan.interpreter} (${opts.architecture}) on this host: ${e.message}`,
-        { hint: e.hint?.replace(/, or build \S+ with minimize: false$/, '') },
+        {
+          hint: `${e.hint?.replace(/, or build \S+ with minimize: false$/, '') ?? 'install qemu-user-static'}; or set bytecode: false in the manifest (sources only)`,
+        },
       );
     }
     const r = await runTraced({

@@ -91,6 +91,29 @@ describe('which sources are compiled', () => {
   });
 });
 
+describe('a foreign architecture', () => {
+  it('without emulation: exit 14 naming qemu-user-static and bytecode: false, before anything runs', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'mkimg-no-binfmt-'));
+    dirs.push(empty);
+    const before = process.env.MKIMG_BINFMT_DIR;
+    process.env.MKIMG_BINFMT_DIR = empty;
+    try {
+      const plan = { interpreter: '/usr/bin/python3.11', cacheTag: 'cpython-311', sources: [] };
+      const root = fakeRoot([], []);
+      const err = await compileBytecode(root, [plan], { architecture: 'arm64', runIn: '/nonexistent' }).catch((e) => e);
+      expect(err).toBeInstanceOf(MkimgError);
+      expect(err.kind).toBe('sandbox');
+      expect(err.message).toMatch(
+        /^cannot compile the Python byte code of \/usr\/bin\/python3\.11 \(arm64\) on this host: .*no binfmt_misc handler for aarch64/,
+      );
+      expect(err.hint).toMatch(/qemu-user-static.*; or set bytecode: false in the manifest/);
+    } finally {
+      if (before === undefined) delete process.env.MKIMG_BINFMT_DIR;
+      else process.env.MKIMG_BINFMT_DIR = before;
+    }
+  });
+});
+
 describe("the compiler's output", () => {
   const rec = (i: number, data: Buffer) => Buffer.concat([Buffer.from(`${i}\0${data.length}\0`), data]);
   const pyc = Buffer.alloc(20, 7);
