@@ -1,5 +1,5 @@
 import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
 
 // crypto.hash (Node >= 20.12): one call, no Hash object; several times faster for small inputs.
@@ -28,29 +28,35 @@ export async function sha256File(path: string): Promise<{ hex: string; size: num
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;
 
-/**
- * sha256File, read synchronously into one reused buffer: for a big file
- * already in the page cache (a cached layer blob), about half the time of a
- * read stream's thread-pool round trips. Blocks the thread while it reads.
- */
-export function sha256FileSyncOnly(path: string): { hex: string; size: number } {
-  const h = createHash('sha256');
+const syncBuf = Buffer.allocUnsafe(1 << 20);
+
+/** Feed a file's bytes, read synchronously into one reused buffer, to every hash; returns its size. */
+function hashFileSync(path: string, hashes: Hash[]): number {
   const fd = openSync(path, 'r');
   let size = 0;
   try {
     for (;;) {
       const n = readSync(fd, syncBuf, 0, syncBuf.length, null);
       if (n === 0) break;
-      h.update(syncBuf.subarray(0, n));
+      for (const h of hashes) h.update(syncBuf.subarray(0, n));
       size += n;
     }
   } finally {
     closeSync(fd);
   }
-  return { hex: h.digest('hex'), size };
+  return size;
 }
 
-const syncBuf = Buffer.allocUnsafe(1 << 20);
+/**
+ * sha256File, read synchronously: for a big file already in the page cache (a
+ * cached layer blob), about half the time of a read stream's thread-pool
+ * round trips. Blocks the thread while it reads.
+ */
+export function sha256FileSyncOnly(path: string): { hex: string; size: number } {
+  const h = createHash('sha256');
+  const size = hashFileSync(path, [h]);
+  return { hex: h.digest('hex'), size };
+}
 
 /**
  * Synchronous sha256 (and sha1, for the SBOM, in the same read) of a file. For trees of many small files, synchronous
@@ -60,18 +66,6 @@ const syncBuf = Buffer.allocUnsafe(1 << 20);
 export function sha256FileSync(path: string): { hex: string; size: number; sha1: string } {
   const h = createHash('sha256');
   const h1 = createHash('sha1');
-  const fd = openSync(path, 'r');
-  let size = 0;
-  try {
-    for (;;) {
-      const n = readSync(fd, syncBuf, 0, syncBuf.length, null);
-      if (n === 0) break;
-      h.update(syncBuf.subarray(0, n));
-      h1.update(syncBuf.subarray(0, n));
-      size += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
+  const size = hashFileSync(path, [h, h1]);
   return { hex: h.digest('hex'), size, sha1: h1.digest('hex') };
 }
