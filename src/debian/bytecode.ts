@@ -29,7 +29,8 @@ import { posix } from 'node:path';
 import { emulationFor } from '../trace/emulation.js';
 import { runTraced } from '../trace/run.js';
 import type { StagingRoot } from '../stage/types.js';
-import { byteOrder, writeRootFile } from '../system/rootfs.js';
+import { writeRootFile } from '../system/rootfs.js';
+import { pathOrder } from '../util/path-order.js';
 import { MkimgError } from '../util/errors.js';
 
 /** One interpreter and the sources it compiles. */
@@ -62,7 +63,7 @@ export function bytecodePlans(root: StagingRoot): BytecodePlan[] {
         e.origin.startsWith('pkg:'),
     )
     .map((e) => e.path)
-    .sort(byteOrder);
+    .sort(pathOrder);
   for (const interpreter of interpreters) {
     const minor = interpreter.slice('/usr/bin/python3.'.length);
     const cacheTag = `cpython-3${minor}`;
@@ -81,7 +82,7 @@ export function bytecodePlans(root: StagingRoot): BytecodePlan[] {
         sources.push({ path: p, owner: pkg.name, mode: e.mode });
       }
     }
-    sources.sort((a, b) => byteOrder(a.path, b.path));
+    sources.sort((a, b) => pathOrder(a.path, b.path));
     if (sources.length > 0) plans.push({ interpreter, cacheTag, sources });
   }
   return plans;

@@ -8,7 +8,8 @@ import { posix } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import type { DescribedPackage } from '../packages/source.js';
 import type { StagedPackage, StagingRoot } from '../stage/types.js';
-import { byteOrder, readRootFile } from '../system/rootfs.js';
+import { readRootFile } from '../system/rootfs.js';
+import { pathOrder } from '../util/path-order.js';
 import { spdxLicenseOf } from './license.js';
 import { copyrightPathOf, sourcePackageOf, type SourcePackage } from './source-package.js';
 import { contributingPackages, copyrightPaths } from './statusd.js';
@@ -104,7 +105,7 @@ export function describeInstalled(
       name: pkg.name,
       version: pkg.version,
       // What its maintainer scripts would have generated (byte code) is its own too.
-      paths: pkg.generated ? [...kept, ...pkg.generated.filter((p) => keep.has(p))].sort(byteOrder) : kept,
+      paths: pkg.generated ? [...kept, ...pkg.generated.filter((p) => keep.has(p))].sort(pathOrder) : kept,
       licensePaths: copyrightPaths(root, pkg),
       purl: debPurl(pkg.name, pkg.version, pkg.architecture, distro, sourcePackageOf(pkg.control, pkg.name)),
       supplier: supplierOf(controlField(pkg.control, 'Maintainer')),

@@ -9,6 +9,7 @@ import type { StageEntry } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { BLOCK, encodeHeader, headerLength, padding, type TarHeader } from './tar-header.js';
 import type { CopiedContent, HashingSink } from './sink.js';
+import { imageParent } from '../util/path-order.js';
 
 export type LayerEntry = Pick<
   StageEntry,
@@ -111,7 +112,7 @@ export function planLayer(input: Iterable<LayerEntry>): PlannedEntry[] {
   }
   // Parents that the kept set implies but does not list: plain 0755 root directories.
   for (const p of [...byPath.keys()]) {
-    for (let d = parentOf(p); d !== '/'; d = parentOf(d)) {
+    for (let d = imageParent(p); d !== '/'; d = imageParent(d)) {
       if (byPath.has(d)) {
         if (byPath.get(d)!.type !== 'dir') throw new MkimgError('internal', `${p}: parent ${d} is not a directory`);
         break;
@@ -182,11 +183,6 @@ function isHardlinkRoot(e: LayerEntry, byPath: Map<string, LayerEntry>): boolean
     hardlinkTargets.set(byPath, set);
   }
   return set.has(e.path);
-}
-
-function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i <= 0 ? '/' : p.slice(0, i);
 }
 
 /** Exact byte size of the layer the plan will produce (headers, content, padding, end blocks). */

@@ -19,6 +19,7 @@
  */
 import type { LayeringSpec } from '../manifest/types.js';
 import type { LayerEntry } from './layer.js';
+import { imageParent } from '../util/path-order.js';
 
 export interface LayerGroup {
   /** What the layer holds: "packages", "package libc6", "packages (12 smaller)", "files", "generated", "all". */
@@ -27,11 +28,6 @@ export interface LayerGroup {
 }
 
 type Kind = { rank: number; key: string };
-
-function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i <= 0 ? '/' : p.slice(0, i);
-}
 
 function kindOf(origin: string | undefined, strategy: LayeringSpec['strategy']): Kind {
   if (strategy === 'single') return { rank: 0, key: 'all' };
@@ -92,7 +88,7 @@ export function splitLayers(entries: LayerEntry[], spec: LayeringSpec): LayerGro
     const out = [...g.entries];
     // The directories above this layer's entries, as the kept set has them.
     for (const e of g.entries) {
-      for (let d = parentOf(e.path); d !== '/'; d = parentOf(d)) {
+      for (let d = imageParent(e.path); d !== '/'; d = imageParent(d)) {
         if (own.has(d)) break;
         own.add(d);
         const dir = byPath.get(d);

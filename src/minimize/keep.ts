@@ -14,6 +14,7 @@ import { MkimgError } from '../util/errors.js';
 import { followsLast, isExec, isListing, type TraceEvent } from '../trace/events.js';
 import { readElf, readShebang, type ElfInfo } from './elf.js';
 import { CERTIFICATE_PATHS, TIMEZONE_PATHS } from '../system/files.js';
+import { imageParent } from '../util/path-order.js';
 
 export const KEEP_GROUPS: Record<string, string[]> = {
   nss: [
@@ -159,8 +160,7 @@ class Resolver {
 /** posix.dirname, without its general case for the normalized absolute paths resolutions give. */
 function parentOf(p: string): string {
   if (p.charCodeAt(p.length - 1) === 0x2f || p.charCodeAt(1) === 0x2f) return posix.dirname(p);
-  const i = p.lastIndexOf('/');
-  return i <= 0 ? '/' : p.slice(0, i);
+  return imageParent(p);
 }
 
 function ancestors(p: string): string[] {

@@ -5,6 +5,7 @@
  * cached package root under it are never written.
  */
 import type { StagingRoot } from '../stage/types.js';
+import { imageParent } from '../util/path-order.js';
 
 /**
  * The entries to hide for `keep`: each one not kept and not the parent of a
@@ -14,17 +15,12 @@ import type { StagingRoot } from '../stage/types.js';
 export function hiddenPaths(root: StagingRoot, keep: ReadonlySet<string>): string[] {
   const stays = new Set<string>(['/']);
   for (const p of keep) {
-    for (let q = p; q !== '/' && !stays.has(q); q = parentOf(q)) stays.add(q);
+    for (let q = p; q !== '/' && !stays.has(q); q = imageParent(q)) stays.add(q);
   }
   const out: string[] = [];
   for (const p of root.entries.keys()) {
-    if (p === '/' || stays.has(p) || !stays.has(parentOf(p))) continue;
+    if (p === '/' || stays.has(p) || !stays.has(imageParent(p))) continue;
     out.push(p);
   }
   return out.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-}
-
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
 }

@@ -12,6 +12,7 @@ import { chmodSync, copyFileSync, linkSync, lstatSync, mkdirSync, readlinkSync, 
 import { mkdir, readdir, symlink, chmod } from 'node:fs/promises';
 import { MkimgError } from '../util/errors.js';
 import type { PathKind, Resolved, StagedPackage, StageEntry, StagingRoot } from './types.js';
+import { imageParent } from '../util/path-order.js';
 
 export const MERGED_USR_DIRS = ['/usr', '/usr/bin', '/usr/lib', '/usr/lib64', '/usr/sbin'] as const;
 export const MERGED_USR_LINKS: ReadonlyArray<readonly [string, string]> = [
@@ -86,7 +87,7 @@ class LayeredRoot implements StagingRoot {
     return kindInIndex(this, path);
   }
   layDir(path: string, mode = 0o755): void {
-    this.hostDirFor(parentOf(path));
+    this.hostDirFor(imageParent(path));
     mkdirSync(this.dir + path, { mode: 0o700 });
     chmodSync(this.dir + path, mode);
     this.made.add(path);
@@ -94,12 +95,12 @@ class LayeredRoot implements StagingRoot {
   /** A copy, not a link: the package root's files are shared with other builds and never touched. */
   layHardlink(path: string, existing: string): boolean {
     if (this.kindAt(existing) !== 'file') return false;
-    this.hostDirFor(parentOf(path));
+    this.hostDirFor(imageParent(path));
     copyFileSync(this.hostFile(existing), this.dir + path);
     return true;
   }
   laySymlink(path: string, target: string): void {
-    this.hostDirFor(parentOf(path));
+    this.hostDirFor(imageParent(path));
     symlinkSync(target, this.dir + path);
   }
   /** Only what this build wrote can be removed: a package file stays below what replaces it. */
@@ -109,7 +110,7 @@ class LayeredRoot implements StagingRoot {
   /** The directory and its parents under `dir`, each with the mode the index gives it (the overlay shows the topmost's). */
   hostDirFor(parent: string): void {
     if (this.made.has(parent)) return;
-    this.hostDirFor(parentOf(parent));
+    this.hostDirFor(imageParent(parent));
     try {
       mkdirSync(this.dir + parent, { mode: 0o700 });
     } catch (e) {
@@ -128,11 +129,6 @@ class LayeredRoot implements StagingRoot {
 function kindInIndex(root: StagingRoot, path: string): PathKind {
   const e = root.entries.get(path);
   return e === undefined ? null : e.type === 'hardlink' ? 'file' : e.type;
-}
-
-function parentOf(path: string): string {
-  const i = path.lastIndexOf('/');
-  return i <= 0 ? '/' : path.slice(0, i);
 }
 
 /** A root held in its index alone; only generated files are written under `dir`. */

@@ -10,8 +10,8 @@ import type { StagingRoot } from '../stage/types.js';
 import { MkimgError } from '../util/errors.js';
 import { debianBase } from '../debian/describe.js';
 import { fingerprint, singleCertificate, subjectHash } from './certhash.js';
+import { pathOrder } from '../util/path-order.js';
 import {
-  byteOrder,
   ensureDir,
   isFileInRoot,
   normImagePath,
@@ -160,7 +160,7 @@ function findCrts(root: StagingRoot, dir: string): string[] {
     if (!p.startsWith(prefix) || !p.endsWith('.crt')) continue;
     if (isFileInRoot(root, p)) out.push(p.slice(prefix.length));
   }
-  return out.sort(byteOrder);
+  return out.sort(pathOrder);
 }
 
 /** The PEM link name update-ca-certificates gives a certificate file. */
@@ -265,7 +265,7 @@ export function planHashLinks(root: StagingRoot): [string, string][] {
     .filter((p) => p.startsWith(prefix) && !p.slice(prefix.length).includes('/'))
     .map((p) => p.slice(prefix.length))
     .filter((n) => !HASH_LINK.test(n) && /\.(pem|crt|cer)$/i.test(n))
-    .sort(byteOrder);
+    .sort(pathOrder);
   const buckets = new Map<string, string[]>(); // hash -> fingerprints in link order
   const links: [string, string][] = [];
   for (const name of names) {

@@ -195,8 +195,3 @@ export function writeRootSymlink(
   });
   return { path: final, created };
 }
-
-/** Sort image paths the way every mkimg list is sorted: by UTF-8 bytes. */
-export function byteOrder(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}

@@ -18,6 +18,12 @@ export function pathOrder(a: string, b: string): number {
   return a.length - b.length;
 }
 
+/** The parent of a normalized absolute image path ("/" for "/" and for a top-level name). */
+export function imageParent(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
 /**
  * Whether an image path is already in the form normImagePath gives (absolute,
  * no empty, "." or ".." component, no trailing slash): such a path needs no
