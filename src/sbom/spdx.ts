@@ -62,9 +62,6 @@ interface FileRecord {
   id: string; // fileSpdxId(entry.path)
 }
 
-/** UTF-8 byte order, fast (see util/path-order.ts). */
-export { pathOrder };
-
 /**
  * Digests not known when the document is made (see reserveSbom) are written as
  * placeholders: tokens of the digest's length, unique to this document (a
