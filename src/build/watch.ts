@@ -1,0 +1,182 @@
+/**
+ * `mkimg build --watch`: build, then build again whenever the manifest or a
+ * file of one of its `files:` inputs changes, re-pinning those inputs first
+ * (as `--repin` does), until a signal ends it. One process keeps its modules
+ * loaded and compiled, so a rebuild after an edit costs the pipeline's own
+ * work (the checks, the proof, the layers) and not a Node.js start, module
+ * loading and a second process for `mkimg lock`. Every build is the same
+ * `buildImage` call a fresh process makes: the same bytes.
+ *
+ * What is watched is worked out again after every build, from the manifest
+ * as it then is: its folder (for the manifest file itself; editors save by
+ * writing a new file and renaming it over the old one), each input file's
+ * folder, and every folder of each input tree (inotify watches one folder,
+ * not a tree). Changes to the image being written, the work folder and the
+ * manifest's own rewrite by the re-pin are not changes to build again for.
+ */
+import { createHash } from 'node:crypto';
+import { type Dirent, type FSWatcher, lstatSync, readdirSync, readFileSync, watch } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import type { BuildOptions, BuildResult } from './build.js';
+
+/** What one build of the watch gave: its result, or what it threw. */
+export type WatchedBuild = { ok: true; result: BuildResult; seconds: number } | { ok: false; error: unknown };
+
+export interface WatchOptions {
+  /** Quiet after a change before building (editors write a file in several steps). */
+  settleMs?: number;
+  /** Called after each build, and when what is watched cannot all be watched. */
+  onBuild(b: WatchedBuild): void | Promise<void>;
+  onWarning(message: string): void;
+  /** Called once the watchers of a build are in place (tests and benches wait on it). */
+  onWatching?(paths: number): void;
+}
+
+/** Build, then build again on every change, until the process ends (a signal). */
+export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Promise<never> {
+  const { buildImage } = await import('./build.js');
+  const settleMs = opts.settleMs ?? 100;
+  const manifestPath = resolve(build.manifestPath);
+  const ignored = ignoredPrefixes(build);
+  let watchers: FSWatcher[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let building = false;
+  // Whether something other than the manifest changed since the last build began; the manifest's bytes then.
+  let inputsChanged = false;
+  let manifestSha = '';
+  const warned = new Set<string>();
+
+  const changed = (isManifest: boolean) => {
+    if (!isManifest) inputsChanged = true;
+    if (building) return; // picked up when the build ends
+    clearTimeout(timer);
+    timer = setTimeout(() => void runBuild(), settleMs);
+  };
+
+  const runBuild = async () => {
+    if (building) return;
+    // The re-pin rewrites the manifest; that alone (the bytes the last build used) is no change.
+    if (manifestSha !== '' && !inputsChanged && sha256Of(manifestPath) === manifestSha) return;
+    building = true;
+    inputsChanged = false;
+    const started = performance.now();
+    let used: string | undefined;
+    try {
+      const result = await buildImage({ ...build, repin: true });
+      used = result.manifestSha256;
+      const seconds = (performance.now() - started) / 1000;
+      await opts.onBuild({ ok: true, result, seconds });
+    } catch (error) {
+      await opts.onBuild({ ok: false, error });
+    }
+    manifestSha = used ?? sha256Of(manifestPath);
+    await rewatch();
+    building = false;
+    // Changes made while it built (an input, or the manifest after the bytes the build read): build again.
+    if (inputsChanged || sha256Of(manifestPath) !== manifestSha) changed(false);
+  };
+
+  const rewatch = async () => {
+    const targets = await watchTargets(manifestPath);
+    for (const w of watchers) w.close();
+    watchers = [];
+    for (const [dir, names] of targets) {
+      try {
+        const w = watch(dir, { persistent: true }, (_event, name) => {
+          const file = name === null ? undefined : join(dir, name.toString());
+          if (file !== undefined && ignored.some((p) => file === p || file.startsWith(p))) return;
+          if (names !== 'all' && (file === undefined || !names.has(basename(file)))) return;
+          changed(file === manifestPath);
+        });
+        w.on('error', () => {}); // a folder removed: watched again after the next build
+        watchers.push(w);
+      } catch (e) {
+        const message = `cannot watch ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)})${
+          (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ': raise fs.inotify.max_user_watches' : ''
+        }; its changes are not seen`;
+        if (!warned.has(message)) opts.onWarning(message);
+        warned.add(message);
+      }
+    }
+    opts.onWatching?.(watchers.length);
+  };
+
+  await runBuild();
+  return new Promise<never>(() => {}); // ended by a signal
+}
+
+function sha256Of(path: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * The image being written (and its temporaries beside it, `.NAME.PID…tmp`)
+ * and the staging roots: what a build writes itself.
+ */
+function ignoredPrefixes(build: BuildOptions): string[] {
+  const output = resolve(build.output);
+  const out = [output, join(dirname(output), `.${basename(output)}.`)];
+  // The staging roots (see buildImage), in the work folder or the system's temporary one.
+  out.push(join(resolve(build.workDir ?? tmpdir()), 'mkimg-stage-'));
+  return out;
+}
+
+/**
+ * Folders to watch, each with the names in it that count ('all': any): the
+ * manifest's folder for the manifest, a file input's folder for that file,
+ * every folder of a directory input. Read from the manifest as it is now; a
+ * manifest that cannot be read yet is watched alone (fixing it builds again).
+ */
+async function watchTargets(manifestPath: string): Promise<Map<string, Set<string> | 'all'>> {
+  const targets = new Map<string, Set<string> | 'all'>();
+  const name = (dir: string, file: string) => {
+    const t = targets.get(dir);
+    if (t === 'all') return;
+    if (t) t.add(file);
+    else targets.set(dir, new Set([file]));
+  };
+  name(dirname(manifestPath), basename(manifestPath));
+  for (const src of await inputSources(manifestPath)) {
+    let isDir: boolean;
+    try {
+      isDir = lstatSync(src).isDirectory();
+    } catch {
+      // Not there yet: its folder tells when it comes.
+      name(dirname(src), basename(src));
+      continue;
+    }
+    if (!isDir) {
+      name(dirname(src), basename(src));
+      continue;
+    }
+    // The tree's folders (links are not followed: an input's links are packed as links).
+    const stack = [src];
+    while (stack.length > 0) {
+      const dir = stack.pop()!;
+      targets.set(dir, 'all');
+      let entries: Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries) if (e.isDirectory()) stack.push(join(dir, e.name));
+    }
+  }
+  return targets;
+}
+
+/** The host paths of the manifest's `files:` srcs; none while the manifest cannot be read (then it alone is watched). */
+async function inputSources(manifestPath: string): Promise<string[]> {
+  try {
+    const { loadManifestQuickly } = await import('../manifest/read.js');
+    return (await loadManifestQuickly(manifestPath)).files.map((f) => f.src);
+  } catch {
+    return [];
+  }
+}
