@@ -4,6 +4,8 @@
 //   (a) a warm minimized build (nothing changed);
 //   (b) edit one app file, `mkimg lock` (re-pins files: offline), `mkimg build`;
 //   (c) edit one app file, `mkimg build --repin`;
+//   (d) edit one app file while `mkimg build --watch` runs: from the edit to the
+//       image written (its JSON line), the 0.1 s it waits for the edit to settle included;
 // next to the same manifest with `minimize: false` (warm) and to
 // `mmdebstrap --variant=extract` of the same pinned packages from a local
 // repository of exactly those .debs (its no-network, warm equivalent; see
@@ -14,7 +16,7 @@
 // Needs `npm run build`, mmdebstrap, dpkg-scanpackages, the host mirror for
 // the first (untimed) lock and fill.
 // Run: node bench/loop.mjs [--runs N]
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +96,50 @@ const checks = timeShell(
   { runs },
 );
 const floor = 2 * nodeStart + 2 * checks;
-const t = { warm, nomin, mmdebstrap, lockBuild, repin };
+
+// (d): one `build --watch` process; each run is an edit and the wait for the build it starts.
+const watcher = spawn(
+  process.execPath,
+  [join(root, 'bin/mkimg.js'), ...build(manifest, 'd.tar', ' --watch --json').split(' ').slice(2)],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
+const results = [];
+let pending = '';
+let wake = () => {};
+watcher.stdout.on('data', (d) => {
+  pending += d;
+  for (let i; (i = pending.indexOf('\n')) >= 0; pending = pending.slice(i + 1)) {
+    results.push(JSON.parse(pending.slice(0, i)));
+    wake();
+  }
+});
+const nextResult = (count) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('bench/loop.mjs: no result from build --watch in 60 s')), 60_000);
+    wake = () => {
+      if (results.length > count) {
+        clearTimeout(timer);
+        resolve(results[count]);
+      }
+    };
+    wake();
+  });
+await nextResult(0); // the first build, untimed
+const watched = [];
+for (let i = 0; i <= runs; i++) {
+  const before = results.length;
+  execFileSync('sync'); // as timeShell does before each run
+  const started = performance.now();
+  edit();
+  const r = await nextResult(before);
+  if (r.error) throw new Error(`bench/loop.mjs: build --watch failed: ${r.error.message}`);
+  if (i > 0) watched.push((performance.now() - started) / 1000); // the first run warms up
+}
+watcher.kill('SIGTERM');
+const watch = watched.sort((a, b) => a - b)[Math.floor(watched.length / 2)];
+const t = { warm, nomin, mmdebstrap, lockBuild, repin, watch };
 const s = (x) => `${x.toFixed(2)} s`;
 console.log(`python example (${lock.packages.length} packages), warm cache, median of ${runs} runs (2 cores)\n`);
 console.log(
@@ -117,6 +162,12 @@ console.log(
       s(t.repin),
       `${(t.repin / t.nomin).toFixed(2)}x`,
       `${(t.repin / t.mmdebstrap).toFixed(2)}x`,
+    ],
+    [
+      '(d) edit app file, mkimg build --watch running (edit to image written)',
+      s(t.watch),
+      `${(t.watch / t.nomin).toFixed(2)}x`,
+      `${(t.watch / t.mmdebstrap).toFixed(2)}x`,
     ],
     ['mkimg build, minimize: false', s(t.nomin), '1.00x', `${(t.nomin / t.mmdebstrap).toFixed(2)}x`],
     ['mmdebstrap --variant=extract, same pins, local repository', s(t.mmdebstrap), '', '1.00x'],
