@@ -7,6 +7,8 @@
 //   gzip <= 1.3x none);
 // - each layer's size: uncompressed, mkimg gzip, `gzip -6` of the same layer
 //   tar (aim: mkimg within 5%), mkimg zstd, `zstd -9` of the same tar;
+// - the first build after a lock (the packages' root unpacked again, every
+//   layer compressed), gzip and zstd against none;
 // - push after an app edit: bytes a second `mkimg push` moves against the
 //   first (full) push, to a loopback docker-registry.
 // Needs `npm run build`, the host's Debian mirror (cold cache fill),
@@ -59,12 +61,19 @@ const dropLayers = (c) => () => {
   for (const name of existsSync(dir) ? readdirSync(dir) : [])
     if (name.startsWith(`${c}-`)) rmSync(join(dir, name), { recursive: true, force: true });
 };
+// "First": the first build after `mkimg lock` (which fetches the .debs and their data archives
+// into the cache): the packages' root is unpacked (and byte-compiled) again, every layer compressed.
+const dropRootAndLayers = (c) => () => {
+  rmSync(join(cache, 'roots'), { recursive: true, force: true });
+  dropLayers(c)();
+};
 for (let round = 0; round <= runs; round++) {
   for (const c of ['none', 'gzip', 'zstd']) {
     const cmd = `${process.execPath} ${join(root, 'bin/mkimg.js')} build ${copies[c]} -o ${join(work, `t-${c}.tar`)} --cache-dir ${cache} --work-dir ${tmp}`;
     for (const [kind, before] of [
       ['warm', undefined],
       ['cold', dropLayers(c)],
+      ['first', dropRootAndLayers(c)],
     ]) {
       const t = timeShell(cmd, { runs: 1, before, warmup: false });
       if (round > 0) (samples[`${kind} ${c}`] ??= []).push(t);
@@ -74,20 +83,33 @@ for (let round = 0; round <= runs; round++) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const time = {};
 const cold = {};
+const first = {};
 for (const c of ['none', 'gzip', 'zstd']) {
   time[c] = median(samples[`warm ${c}`]);
   cold[c] = median(samples[`cold ${c}`]);
+  first[c] = median(samples[`first ${c}`]);
 }
 console.log(`build of examples/${example} (warm package cache, median of ${runs}):`);
 console.log(
   table([
-    ['compression', 'seconds', 'ratio to none', 'layers compressed again: seconds', 'ratio to none', 'image tar bytes'],
+    [
+      'compression',
+      'seconds',
+      'ratio to none',
+      'layers compressed again: seconds',
+      'ratio to none',
+      'first build after a lock: seconds',
+      'ratio to none',
+      'image tar bytes',
+    ],
     ...['none', 'gzip', 'zstd'].map((c) => [
       c,
       time[c].toFixed(2),
       (time[c] / time.none).toFixed(2),
       cold[c].toFixed(2),
       (cold[c] / cold.none).toFixed(2),
+      first[c].toFixed(2),
+      (first[c] / first.none).toFixed(2),
       statSync(join(work, `${c}.tar`)).size,
     ]),
   ]),
