@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import { type Dirent, type FSWatcher, lstatSync, readdirSync, readFileSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { MkimgError } from '../util/errors.js';
 import type { BuildOptions, BuildResult } from './build.js';
 
 /** What one build of the watch gave: its result, or what it threw. */
@@ -36,6 +37,12 @@ export interface WatchOptions {
 /** Build, then build again on every change, until the process ends (a signal). */
 export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Promise<never> {
   const { buildImage } = await import('./build.js');
+  const { lockManifest } = await import('../lock/lock.js');
+  if (build.requireSignature || build.push || build.cacheRegistry)
+    throw new MkimgError(
+      'usage',
+      '--watch re-pins and rebuilds on every edit: not with a signature, a push or a cache registry',
+    );
   const settleMs = opts.settleMs ?? 100;
   const manifestPath = resolve(build.manifestPath);
   const ignored = ignoredPrefixes(build);
@@ -61,16 +68,20 @@ export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Prom
     building = true;
     inputsChanged = false;
     const started = performance.now();
-    let used: string | undefined;
+    // The manifest's bytes after the re-pin: a later difference is someone's edit, even when the build fails.
+    let used = sha256Of(manifestPath);
     try {
-      const result = await buildImage({ ...build, repin: true });
+      // The re-pin `--repin` makes, here, so that what it wrote is known apart from later edits.
+      const repinned = (await lockManifest(manifestPath, { filesOnly: true })).filesChanged;
+      used = sha256Of(manifestPath);
+      const result = await buildImage({ ...build, repin: false });
       used = result.manifestSha256;
       const seconds = (performance.now() - started) / 1000;
-      await opts.onBuild({ ok: true, result, seconds });
+      await opts.onBuild({ ok: true, result: { ...result, repinned }, seconds });
     } catch (error) {
       await opts.onBuild({ ok: false, error });
     }
-    manifestSha = used ?? sha256Of(manifestPath);
+    manifestSha = used;
     await rewatch();
     building = false;
     // Changes made while it built (an input, or the manifest after the bytes the build read): build again.
