@@ -36,6 +36,7 @@ import { asEnvironmentError } from '../util/environment.js';
 import { emulationFor } from '../trace/emulation.js';
 import { tracerPath } from '../trace/run.js';
 import { sha256Hex } from '../util/digest.js';
+import { canonicalJson } from '../util/canonical-json.js';
 import { forArchitecture, platformToArchitecture } from '../manifest/platform.js';
 import { writePlatformImages } from '../image/platforms.js';
 import { packageSourceFor } from '../packages/select.js';
@@ -412,13 +413,17 @@ async function buildFromInputs(
       if (rootFacts) memo.seed(rootFacts.dir, knownElf);
       // A first proof round that passed on exactly these bytes and checks, natively, is not run again.
       const proven = rootFacts && manifest.architecture === hostArchitecture() ? provenIn(rootFacts.facts) : undefined;
+      // What an earlier build of this manifest kept of this root: tried first, in one round (see speculate).
+      const guesses = rootFacts && keepGuesses(rootFacts.facts, manifest);
       const r = await minimizeAndProve(root, manifest.minimize, manifest.config, {
         workDir: stagingDir,
         libDirs: defaultLibraryDirs(manifest.architecture),
         onProgress: progress,
         memo,
         ...(proven ? { provenBefore: proven, sandboxIdentity: sandboxIdentity() } : {}),
+        ...(guesses?.guess ? { guess: guesses.guess } : {}),
       });
+      guesses?.keep(r.keep);
       const learnt = rootFacts && memo.learnt(rootFacts.dir);
       if (rootFacts && learnt) {
         const base = typeof knownElf === 'object' && knownElf !== null && !Array.isArray(knownElf) ? knownElf : {};
@@ -537,6 +542,38 @@ async function buildFromInputs(
 
 /** The cached package root's facts file of ELF headers read by the minimizer (see KeepMemo.seed). */
 const ELF_FACTS = 'elf';
+
+/** Keep sets builds ended with over a cached package root, by manifest (its name, config, minimize): at most 8. */
+const KEEP_FACTS = 'keep-sets';
+
+function keepGuesses(
+  facts: RootFacts,
+  manifest: Manifest,
+): { guess: Set<string> | undefined; keep(keep: Set<string>): void } {
+  const key = sha256Hex(
+    canonicalJson({
+      name: manifest.name,
+      config: manifest.config,
+      minimize: manifest.minimize,
+      files: manifest.files.map((f) => f.dest),
+    }),
+  );
+  const read = facts.read(KEEP_FACTS);
+  const all: Record<string, unknown> =
+    typeof read === 'object' && read !== null && !Array.isArray(read) ? { ...read } : {};
+  const known = all[key];
+  const listed = Array.isArray(known) && known.every((p) => typeof p === 'string') ? (known as string[]) : undefined;
+  return {
+    guess: listed ? new Set(listed) : undefined,
+    keep(keep) {
+      const sorted = [...keep].sort();
+      if (listed && listed.length === sorted.length && listed.every((p, i) => p === sorted[i])) return;
+      delete all[key];
+      const others = Object.keys(all).slice(-7);
+      facts.write(KEEP_FACTS, { ...Object.fromEntries(others.map((k) => [k, all[k]])), [key]: sorted });
+    },
+  };
+}
 
 /** The proof rounds that passed over a cached package root, by proofKey (at most 256 kept). */
 function provenIn(facts: RootFacts): { has(key: string): boolean; add(key: string): void } {

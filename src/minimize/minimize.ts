@@ -20,6 +20,7 @@ import { runTraced, type RunTracedResult } from '../trace/run.js';
 import type { TraceEvent } from '../trace/events.js';
 import { computeKeepSet, KeepMemo, keepEventKey, type KeepResult } from './keep.js';
 import { hiddenPaths } from './proof-root.js';
+import { imageParent } from '../util/path-order.js';
 import { buildReport, type CheckReport, type MinimizeReport } from './report.js';
 
 export { computeKeepSet, type KeepResult } from './keep.js';
@@ -217,6 +218,12 @@ export interface MinimizeOptions {
   provenBefore?: { has(key: string): boolean; add(key: string): void };
   /** What names the sandbox the checks run in (the tracer binary's digest, the kernel): part of proofKey. */
   sandboxIdentity?: string;
+  /**
+   * A keep set an earlier build over this root ended with: the checks are
+   * first run, traced, in the root minimized to it (see speculate). Only ever
+   * a guess: it decides nothing unless this build's own events give exactly it.
+   */
+  guess?: ReadonlySet<string>;
 }
 
 /** Bumped when what decides a proof round's outcome changes. */
@@ -281,6 +288,10 @@ export async function minimizeAndProve(
 
   // One root, unchanged while minimizing: resolutions and ELF headers are learnt once.
   const memo = opts.memo ?? new KeepMemo();
+  if (opts.guess && spec.exclude.length === 0) {
+    const done = await speculate(root, spec, config, opts, { checks, timeout, ldLibraryPath, memo, guess: opts.guess });
+    if (done) return done;
+  }
   const full: RunTracedResult[] = [];
   const events: TraceEvent[] = [];
   const eventSources: string[] = []; // which check produced events[i], for the report's "why kept"
@@ -432,4 +443,87 @@ export async function minimizeAndProve(
     keepListed: spec.keepListed,
   });
   return { keep: k.keep, report };
+}
+
+/**
+ * One round where there are usually two. The checks run, traced, in the root
+ * minimized to `guess` (what an earlier build kept). When their events touch
+ * no path that root hides, list no folder with a hidden entry and name no
+ * path the tracer could not place, they are the events the same checks give
+ * in the full root: every file access they made returned what it returns
+ * there (same bytes, kept), and nothing they looked for was missing only
+ * here. So the keep set computed from them is the first round's. When it is
+ * `guess` itself, this run is also that set's proof round, passed (the checks
+ * gave what they expect; the full root would give the same, as its events
+ * are the same): the result, keep set and report, is the two rounds' own.
+ * Anything else (a hidden path touched, another keep set, a check failing,
+ * `minimize.exclude`, which removes touched paths on purpose) returns
+ * undefined and the rounds run as usual: the guess never changes a byte.
+ */
+async function speculate(
+  root: StagingRoot,
+  spec: MinimizeSpec,
+  config: ImageConfig,
+  opts: MinimizeOptions,
+  o: { checks: ResolvedCheck[]; timeout: number; ldLibraryPath: string[]; memo: KeepMemo; guess: ReadonlySet<string> },
+): Promise<{ keep: Set<string>; report: MinimizeReport } | undefined> {
+  const hidden = hiddenPaths(root, o.guess);
+  const hide = join(opts.workDir, 'mkimg-proof-guess.hide');
+  let runs: RunTracedResult[];
+  try {
+    await writeFile(hide, hidden.join('\0'));
+    runs = await mapPool(o.checks, opts.concurrency ?? availableParallelism(), (c) =>
+      runCheck(root, c, o.timeout, hide),
+    );
+  } finally {
+    await rm(hide, { force: true });
+  }
+  const events: TraceEvent[] = [];
+  const eventSources: string[] = [];
+  const checkReports: CheckReport[] = [];
+  for (const [i, c] of o.checks.entries()) {
+    const r = runs[i]!;
+    if (r.timedOut || !passes(c, r)) return undefined;
+    // A path the tracer could not place may be one the full root has.
+    if (r.events.some((e) => e.path !== null && !e.abs?.startsWith('/'))) return undefined;
+    events.push(...r.events);
+    for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
+    checkReports.push({
+      name: c.name,
+      args: c.args,
+      exitCode: r.exitCode,
+      tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size,
+    });
+  }
+  const k = await computeKeepSet(root, events, spec, config, {
+    ldLibraryPath: o.ldLibraryPath,
+    libDirs: opts.libDirs,
+    eventSources,
+    memo: o.memo,
+  });
+  // Every touched path that exists in the full root is in the keep set: equal sets, nothing hidden was touched.
+  if (k.keep.size !== o.guess.size || [...k.keep].some((p) => !o.guess.has(p))) return undefined;
+  // A listing shows fewer entries here than in the full root when one of them is hidden.
+  const listed = new Set(k.listedDirs);
+  if (listed.size > 0 && hidden.some((p) => listed.has(imageParent(p)))) return undefined;
+  opts.onProgress?.(
+    `minimize: proof round 1: ${k.keep.size} paths, in one round with the checks' trace (the keep set of an earlier build)`,
+  );
+  const report = buildReport(root, k.keep, k, {
+    checks: checkReports,
+    rounds: 1,
+    addedByProof: [],
+    keepListed: spec.keepListed,
+  });
+  return { keep: k.keep, report };
+}
+
+/** Whether a check gave what it expects (assertExpectation without the error). */
+function passes(c: ResolvedCheck, r: RunTracedResult): boolean {
+  try {
+    assertExpectation(c, r);
+    return true;
+  } catch {
+    return false;
+  }
 }

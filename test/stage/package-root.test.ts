@@ -105,7 +105,14 @@ describe('the staged closure in the cache', () => {
     expect(inodes()).toEqual(before);
     // Beside it, what builds learnt of its files (ELF headers, proofs, the package layer's digest); unreadable
     // or odd facts are learnt again, with the same image.
-    expect(readdirSync(root).sort()).toEqual(['elf.json', 'index.json', 'layers.json', 'proofs.json', 'root']);
+    expect(readdirSync(root).sort()).toEqual([
+      'elf.json',
+      'index.json',
+      'keep-sets.json',
+      'layers.json',
+      'proofs.json',
+      'root',
+    ]);
     const layers = JSON.parse(readFileSync(join(root, 'layers.json'), 'utf8'));
     expect(Object.values(layers)).toEqual([[expect.stringMatching(/^[0-9a-f]{64}$/), expect.any(Number)]]);
     writeFileSync(join(root, 'elf.json'), '{"/usr/bin/busybox": {"class": 7}, "x": 1');
@@ -193,9 +200,77 @@ describe('the staged closure in the cache', () => {
     cachedRoot(cacheDir);
   });
 
-  it('a first proof round that passed on the same bytes and checks is not run again; any change to what is kept runs it', async () => {
-    const proj = join(work, 'proven');
+  it('a warm build runs its checks once, in the root an earlier build kept, when their trace gives that keep set again; otherwise two rounds, and the same bytes either way', async () => {
+    const proj = join(work, 'guessed');
     const m = writeSampleProject(proj, { minimize: true });
+    const cacheDir = join(work, 'cache-guessed');
+    const runSh = join(proj, 'app', 'run.sh');
+    /** A build, how its checks ran, and the bytes a build with no cached work (verify's rebuild) gives. */
+    const build = async (name: string) => {
+      const out = join(work, `${name}.tar`);
+      const r = await mkimgAsync(
+        ['build', m, '-o', out, '--cache-dir', cacheDir, '--report', join(work, `${name}.report.json`)],
+        { env: { ...process.env, MKIMG_TIMINGS: '1' } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const rounds = r.stderr.includes('in one round with the checks')
+        ? 'one'
+        : r.stderr.includes('proven before on the same bytes')
+          ? 'proven'
+          : 'two';
+      return { sha: sha256(out), rounds };
+    };
+    // verify's rebuild: no cached root, so no earlier keep set either; its report is the one-round build's too.
+    const uncached = async (name: string) => {
+      const out = join(work, `${name}-uncached.tar`);
+      const lines: string[] = [];
+      const report = join(work, `${name}-uncached.report.json`);
+      await buildImage({
+        manifestPath: m,
+        output: out,
+        cacheDir,
+        quiet: true,
+        cachedWork: false,
+        reportPath: report,
+        onProgress: (l) => lines.push(l),
+      });
+      expect(lines.join('\n')).toContain('minimize: proof round 1');
+      expect(lines.join('\n')).not.toContain('in one round');
+      expect(readFileSync(report, 'utf8')).toBe(readFileSync(join(work, `${name}.report.json`), 'utf8'));
+      return sha256(out);
+    };
+    const edit = (script: string) => {
+      writeFileSync(runSh, `#!/bin/sh\n${script}echo "hello from $0"\n`);
+      expect(mkimg(['lock', m]).code).toBe(0);
+    };
+    const cold = await build('guess-cold');
+    expect(cold.rounds).toBe('two');
+    expect(Object.values(JSON.parse(readFileSync(join(cachedRoot(cacheDir), 'keep-sets.json'), 'utf8')))).toHaveLength(
+      1,
+    );
+    expect(await build('guess-warm')).toEqual({ sha: cold.sha, rounds: 'one' });
+    // The program the check runs changed, what it touches did not: still one round, and that round proves it.
+    edit('x=1\n');
+    const edited = await build('guess-edit');
+    expect(edited.rounds).toBe('one');
+    expect(edited.sha).toBe(await uncached('guess-edit'));
+    // It now lists /usr/bin, where the earlier keep set hides the echo link, and reads what it lists: in the
+    // full root it reads the link too, so it must be kept. The listing sends the build to the two rounds.
+    edit('for f in /usr/bin/*; do read -r x < "$f" || true; done\n');
+    const listing = await build('guess-listing');
+    expect(listing.rounds).toBe('two');
+    expect(listing.sha).toBe(await uncached('guess-listing'));
+    // It reads a file the earlier keep set hides: two rounds, the file kept.
+    edit('read -r x < /usr/share/doc/hello-busybox/README\n');
+    const hidden = await build('guess-hidden');
+    expect(hidden.rounds).toBe('two');
+    expect(hidden.sha).toBe(await uncached('guess-hidden'));
+    expect(await build('guess-hidden-again')).toEqual({ sha: hidden.sha, rounds: 'one' });
+  });
+
+  it('with minimize.exclude (touched paths dropped on purpose) a first proof round that passed on the same bytes and checks is not run again; any change to what is kept runs it', async () => {
+    const proj = join(work, 'proven');
+    const m = writeSampleProject(proj, { minimize: true, extraYaml: 'minimize:\n  exclude: ["/nowhere/**"]\n' });
     const cacheDir = join(work, 'cache-proven');
     const build = async (name: string) => {
       const out = join(work, `${name}.tar`);
@@ -203,6 +278,7 @@ describe('the staged closure in the cache', () => {
         env: { ...process.env, MKIMG_TIMINGS: '1' },
       });
       expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toContain('in one round with the checks');
       return { sha: sha256(out), proven: r.stderr.includes('proven before on the same bytes') };
     };
     const cold = await build('proven-cold');
