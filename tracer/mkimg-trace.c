@@ -561,6 +561,16 @@ static void copy_dir_attrs(const char *dst, const char *img) {
   if (chmod(dst, st.st_mode & 07777) != 0) die(dst);
 }
 
+/* Access and modification times of an image path's directory in the layers
+ * below, set on its copy in the hide layer once nothing more is made in it
+ * (the overlay shows the topmost layer's times: the full root's, then). */
+static void copy_dir_times(const char *dst, const char *img) {
+  struct stat st;
+  if (stat_in_layers(*img ? img : "/", &st) != 0 || !S_ISDIR(st.st_mode)) return;
+  struct timespec ts[2] = {st.st_atim, st.st_mtim};
+  if (utimensat(AT_FDCWD, dst, ts, AT_SYMLINK_NOFOLLOW) != 0) die(dst);
+}
+
 static void make_whiteouts(const char *hide_root) {
   int fd = open(O.hide, O_RDONLY | O_CLOEXEC);
   if (fd < 0) die(O.hide);
@@ -579,6 +589,10 @@ static void make_whiteouts(const char *hide_root) {
   buf[n] = 0;
   copy_dir_attrs(hide_root, "");
   char a[8400];
+  /* The directories made here (image paths), for their times at the end. */
+  size_t nmade = 0, cap = 64;
+  char **made = malloc(cap * sizeof *made);
+  if (!made) die("malloc");
   for (size_t i = 0; i < n;) {
     char *img = buf + i;
     size_t len = strlen(img);
@@ -592,13 +606,23 @@ static void make_whiteouts(const char *hide_root) {
     for (char *sl = strchr(img + 1, '/'); sl; sl = strchr(sl + 1, '/')) {
       *sl = 0;
       if ((size_t)snprintf(a, sizeof a, "%s%s", hide_root, img) >= sizeof a) dief("--hide: path too long: %s", img);
-      if (mkdir(a, 0700) == 0) copy_dir_attrs(a, img);
-      else if (errno != EEXIST) die(a);
+      if (mkdir(a, 0700) == 0) {
+        copy_dir_attrs(a, img);
+        if (nmade == cap && !(made = realloc(made, (cap *= 2) * sizeof *made))) die("realloc");
+        if (!(made[nmade++] = strdup(img))) die("strdup");
+      } else if (errno != EEXIST) die(a);
       *sl = '/';
     }
     if ((size_t)snprintf(a, sizeof a, "%s%s", hide_root, img) >= sizeof a) dief("--hide: path too long: %s", img);
     if (mknod(a, S_IFCHR | 0, makedev(0, 0)) != 0 && errno != EEXIST) die(a);
   }
+  for (size_t m = 0; m < nmade; m++) {
+    if ((size_t)snprintf(a, sizeof a, "%s%s", hide_root, made[m]) >= sizeof a) dief("--hide: path too long: %s", made[m]);
+    copy_dir_times(a, made[m]);
+    free(made[m]);
+  }
+  free(made);
+  copy_dir_times(hide_root, "");
   free(buf);
 }
 

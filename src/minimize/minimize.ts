@@ -17,7 +17,7 @@ import { MkimgError } from '../util/errors.js';
 import { sha256Hex } from '../util/digest.js';
 import { canonicalJson } from '../util/canonical-json.js';
 import { runTraced, type RunTracedResult } from '../trace/run.js';
-import type { TraceEvent } from '../trace/events.js';
+import { isListing, type TraceEvent } from '../trace/events.js';
 import { computeKeepSet, KeepMemo, keepEventKey, type KeepResult } from './keep.js';
 import { hiddenPaths } from './proof-root.js';
 import { imageParent } from '../util/path-order.js';
@@ -484,8 +484,8 @@ async function speculate(
   for (const [i, c] of o.checks.entries()) {
     const r = runs[i]!;
     if (r.timedOut || !passes(c, r)) return undefined;
-    // A path the tracer could not place may be one the full root has.
-    if (r.events.some((e) => e.path !== null && !e.abs?.startsWith('/'))) return undefined;
+    // A path (or a listed folder) the tracer could not place may be one the full root has.
+    if (r.events.some((e) => (e.path !== null || isListing(e)) && !e.abs?.startsWith('/'))) return undefined;
     events.push(...r.events);
     for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
     checkReports.push({
@@ -503,7 +503,9 @@ async function speculate(
   });
   // Every touched path that exists in the full root is in the keep set: equal sets, nothing hidden was touched.
   if (k.keep.size !== o.guess.size || [...k.keep].some((p) => !o.guess.has(p))) return undefined;
-  // A listing shows fewer entries here than in the full root when one of them is hidden.
+  // A folder with a hidden entry lists fewer entries here than in the full root. (Its owner, mode
+  // and times are the full root's; its size, link count and inode number are the sandbox's, in
+  // every proof round alike.)
   const listed = new Set(k.listedDirs);
   if (listed.size > 0 && hidden.some((p) => listed.has(imageParent(p)))) return undefined;
   opts.onProgress?.(

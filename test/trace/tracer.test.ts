@@ -4,7 +4,17 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { readFileSync, readdirSync, rmSync, chmodSync, statSync, mkdirSync, writeFileSync, lstatSync } from 'node:fs';
+import {
+  readFileSync,
+  readdirSync,
+  rmSync,
+  chmodSync,
+  statSync,
+  mkdirSync,
+  writeFileSync,
+  lstatSync,
+  utimesSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTraced } from '../../src/trace/run.js';
@@ -317,6 +327,8 @@ describe('sandbox', () => {
     writeFileSync(join(root, 'srv/d/kept'), 'kept\n');
     writeFileSync(join(root, 'srv/d/hidden'), 'hidden\n');
     chmodSync(join(root, 'srv/d'), 0o711);
+    // Its times too are the layer's, though the hide layer holds a folder of its own there.
+    utimesSync(join(root, 'srv/d'), 1_600_000_000, 1_600_000_000);
     const top = tempDir('mkimg-tracer-top-');
     chmodSync(top, 0o755);
     mkdirSync(join(top, 'etc'), { mode: 0o755 });
@@ -328,7 +340,7 @@ describe('sandbox', () => {
     const before = files.map((f) => lstatSync(join(root, f), { bigint: true }));
     const script =
       'cat /etc/hello /etc/passwd /srv/d/kept; for p in /usr/bin/ls /etc/group /srv/d/hidden; do [ -e $p ] && echo "$p shown" || echo "$p hidden"; done; ' +
-      'stat -c %a /srv/d; touch /usr/x 2>/dev/null || echo ro';
+      'stat -c "%a %Y" /srv/d; touch /usr/x 2>/dev/null || echo ro';
     for (const pre of [[], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']]) {
       const cmd = [
         ...pre,
@@ -350,7 +362,7 @@ describe('sandbox', () => {
       expect(r.status).toBe(0);
       expect(r.stdout).toBe(
         'from the top\nroot:x:0:0:replaced:/root:/bin/sh\nkept\n/usr/bin/ls hidden\n/etc/group hidden\n/srv/d/hidden hidden\n' +
-          '711\nro\n',
+          '711 1600000000\nro\n',
       );
       // Without --hide the same overlay shows them.
       const all = spawnSync(
