@@ -503,9 +503,9 @@ async function speculate(
   });
   // Every touched path that exists in the full root is in the keep set: equal sets, nothing hidden was touched.
   if (k.keep.size !== o.guess.size || [...k.keep].some((p) => !o.guess.has(p))) return undefined;
-  // A folder with a hidden entry lists fewer entries here than in the full root. (Its owner, mode
-  // and times are the full root's; its size, link count and inode number are the sandbox's, in
-  // every proof round alike.)
+  // A folder with a hidden entry lists fewer entries here than in the full root. (Its owner, mode,
+  // access and modification times are the full root's; its size, link count, inode number and
+  // change time are the sandbox's, in every proof round alike.)
   const listed = new Set(k.listedDirs);
   if (listed.size > 0 && hidden.some((p) => listed.has(imageParent(p)))) return undefined;
   opts.onProgress?.(
