@@ -261,9 +261,14 @@ export async function computeKeepSet(
   const traced: string[] = [];
   const execs = new Set<string>();
   const listed = new Set<string>();
+  // An event that says what an earlier one said (the same path, follow, exec and listing: most of
+  // a check's, which stats the same paths over and over) changes nothing: the first one's reason stands.
+  const said = new Set<string>();
   for (const [i, ev] of events.entries()) {
-    if (!ev.abs || !ev.abs.startsWith('/')) continue;
-    const r = R.resolve(ev.abs, followsLast(ev));
+    const key = keepEventKey(ev);
+    if (key === undefined || said.has(key)) continue;
+    said.add(key);
+    const r = R.resolve(ev.abs!, followsLast(ev));
     add(touched(r, keep), traced, `traced by ${opts.eventSources?.[i] ?? 'a check'}`);
     if (!r.exists) continue;
     if (isExec(ev)) execs.add(r.path);
