@@ -46,7 +46,7 @@ export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Prom
   const settleMs = opts.settleMs ?? 100;
   const manifestPath = resolve(build.manifestPath);
   const ignored = ignoredPrefixes(build);
-  let watchers: FSWatcher[] = [];
+  const watchers = new Map<string, Watched>();
   let timer: NodeJS.Timeout | undefined;
   let building = false;
   // Whether something other than the manifest changed since the last build began; the manifest's bytes then.
@@ -68,6 +68,7 @@ export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Prom
     building = true;
     inputsChanged = false;
     const started = performance.now();
+    const startedAt = Date.now();
     // The manifest's bytes after the re-pin: a later difference is someone's edit, even when the build fails.
     let used = sha256Of(manifestPath);
     try {
@@ -82,26 +83,41 @@ export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Prom
       await opts.onBuild({ ok: false, error });
     }
     manifestSha = used;
-    await rewatch();
+    await rewatch(startedAt);
     building = false;
     // Changes made while it built (an input, or the manifest after the bytes the build read): build again.
     if (inputsChanged || sha256Of(manifestPath) !== manifestSha) changed(false);
   };
 
-  const rewatch = async () => {
+  // A folder's watcher stays open from one build to the next, so no event is lost between closing
+  // one and opening another; what it counts is updated in place.
+  const rewatch = async (since: number) => {
     const targets = await watchTargets(manifestPath);
-    for (const w of watchers) w.close();
-    watchers = [];
+    for (const [dir, w] of watchers) {
+      if (targets.has(dir)) continue;
+      w.watcher.close();
+      watchers.delete(dir);
+    }
     for (const [dir, names] of targets) {
+      const ino = inodeOf(dir);
+      const known = watchers.get(dir);
+      if (known && known.ino === ino) {
+        known.names = names;
+        continue;
+      }
+      // Another folder at the same path (its parent's watcher missed that): watched anew.
+      known?.watcher.close();
+      watchers.delete(dir);
       try {
-        const w = watch(dir, { persistent: true }, (_event, name) => {
-          const file = name === null ? undefined : join(dir, name.toString());
-          if (file !== undefined && ignored.some((p) => file === p || file.startsWith(p))) return;
-          if (names !== 'all' && (file === undefined || !names.has(basename(file)))) return;
-          changed(file === manifestPath);
-        });
-        w.on('error', () => {}); // a folder removed: watched again after the next build
-        watchers.push(w);
+        const entry: Watched = {
+          names,
+          ino,
+          watcher: watch(dir, { persistent: true }, (_e, n) => seen(dir, entry, n)),
+        };
+        entry.watcher.on('error', () => {}); // a folder removed: its parent's watcher sees that
+        watchers.set(dir, entry);
+        // A folder new since the build began: what was written in it before now is only seen here.
+        if (since > 0 && changedSince(dir, entry.names, since - CLOCK_SLACK_MS)) inputsChanged = true;
       } catch (e) {
         const message = `cannot watch ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)})${
           (e as NodeJS.ErrnoException).code === 'ENOSPC' ? ': raise fs.inotify.max_user_watches' : ''
@@ -110,11 +126,59 @@ export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Prom
         warned.add(message);
       }
     }
-    opts.onWatching?.(watchers.length);
+    opts.onWatching?.(watchers.size);
   };
 
+  const seen = (dir: string, entry: Watched, name: string | Buffer | null) => {
+    const file = name === null ? undefined : join(dir, name.toString());
+    if (file !== undefined && ignored.some((p) => file === p || file.startsWith(p))) return;
+    // A watched folder renamed, removed or made again (its inode number may be reused): its
+    // watcher goes, and the next build's rewatch watches what is there then.
+    const child = file === undefined ? undefined : watchers.get(file);
+    if (child && child !== entry) {
+      child.watcher.close();
+      watchers.delete(file!);
+    }
+    if (entry.names !== 'all' && (file === undefined || !entry.names.has(basename(file)))) return;
+    changed(file === manifestPath);
+  };
+
+  // Watching from before the first build: an edit made while it runs is not missed.
+  await rewatch(0);
   await runBuild();
   return new Promise<never>(() => {}); // ended by a signal
+}
+
+/** File times come from a coarser clock than Date.now(): a write just after `since` may carry an earlier time. */
+const CLOCK_SLACK_MS = 50;
+
+interface Watched {
+  watcher: FSWatcher;
+  names: Set<string> | 'all';
+  /** The folder's inode number when the watch began. */
+  ino: number;
+}
+
+function inodeOf(dir: string): number {
+  try {
+    return lstatSync(dir).ino;
+  } catch {
+    return -1;
+  }
+}
+
+/** Whether an entry of `dir` that counts was changed (mtime or ctime) at or after `since` (ms). */
+function changedSince(dir: string, names: Set<string> | 'all', since: number): boolean {
+  try {
+    for (const name of readdirSync(dir)) {
+      if (names !== 'all' && !names.has(name)) continue;
+      const st = lstatSync(join(dir, name));
+      if (st.mtimeMs >= since || st.ctimeMs >= since) return true;
+    }
+  } catch {
+    return true;
+  }
+  return false;
 }
 
 function sha256Of(path: string): string {

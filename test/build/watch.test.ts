@@ -2,7 +2,7 @@
  * `mkimg build --watch` (SPEC §3 "build --watch"): one build at start, one
  * more per change of an input (re-pinned first) or of the manifest, each
  * with the bytes a fresh `mkimg build` of the same manifest gives; a folder
- * added to an input tree is watched from the next build on; an edit made
+ * added to an input tree (or removed and made again) is watched from the next build on; an edit made
  * during a build is built after it; a broken
  * manifest or a failing check is reported (its exit code in the JSON line)
  * and the watch goes on; the manifest's own rewrite and the image written
@@ -81,6 +81,14 @@ class Watch {
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Until no build has come for 2.5 s. */
+async function quiet(w: Watch): Promise<void> {
+  for (let n = -1; n !== w.count; ) {
+    n = w.count;
+    await settle(2500);
+  }
+}
+
 describe('mkimg build --watch', () => {
   it('builds at start and after each change, with the bytes of a fresh build; goes on after errors', async () => {
     const out = join(proj, 'image.tar'); // beside the manifest, in a watched folder: no build of its own
@@ -115,15 +123,24 @@ describe('mkimg build --watch', () => {
       writeFileSync(join(proj, 'app', 'new', 'a.txt'), 'b\n');
       const fourth = await w.result(before);
       expect(fourth.imageId).not.toBe(third.imageId);
+      // That folder removed and made again (another folder, at the same path): watched anew.
+      rmSync(join(proj, 'app', 'new'), { recursive: true });
+      mkdirSync(join(proj, 'app', 'new'));
+      writeFileSync(join(proj, 'app', 'new', 'a.txt'), 'b\n');
+      await quiet(w);
+      const remade = w.count;
+      writeFileSync(join(proj, 'app', 'new', 'a.txt'), 'c\n');
+      const fifth = await w.result(remade);
+      expect(fifth.imageId).not.toBe(fourth.imageId);
 
       // A broken manifest: its error (exit code 3) as the build's line, the watch goes on; fixed, built again.
       const text = readFileSync(manifest, 'utf8');
       writeFileSync(manifest, text.replace('apiVersion: mkimg/v1', 'apiVersion: [mkimg/v1'));
-      const broken = await w.result(before + 1);
+      const broken = await w.result(remade + 1);
       expect(broken).toMatchObject({ error: { kind: 'manifest', exitCode: 3 } });
       writeFileSync(manifest, text);
-      const fixed = await w.result(before + 2);
-      expect(fixed.imageId).toBe(fourth.imageId);
+      const fixed = await w.result(remade + 2);
+      expect(fixed.imageId).toBe(fifth.imageId);
       expect(w.child.exitCode).toBeNull();
 
       // An edit made while a build runs is not lost: once quiet, the image is the final content's
@@ -132,10 +149,7 @@ describe('mkimg build --watch', () => {
       appendFileSync(join(proj, 'app', 'run.sh'), 'i=0; while [ $i -lt 600000 ]; do i=$((i+1)); done\n');
       await settle(600);
       appendFileSync(join(proj, 'app', 'run.sh'), '# while building\n');
-      for (let n = -1; n !== w.count; ) {
-        n = w.count;
-        await settle(2500);
-      }
+      await quiet(w);
       const again = join(work, 'again.tar');
       const rebuilt = mkimg(['build', manifest, '-o', again, '--cache-dir', join(work, 'cache-fresh'), '--json']);
       expect(rebuilt.code, rebuilt.stderr).toBe(0);
