@@ -302,14 +302,7 @@ export async function minimizeAndProve(
     const r = runs[ci]!;
     assertExpectation(c, r);
     full.push(r);
-    events.push(...r.events);
-    for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
-    checkReports.push({
-      name: c.name,
-      args: c.args,
-      exitCode: r.exitCode,
-      tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size,
-    });
+    recordRun(c, r, { events, eventSources, checkReports });
   }
 
   const progress = opts.onProgress ?? (() => {});
@@ -486,14 +479,7 @@ async function speculate(
     if (r.timedOut || !passes(c, r)) return undefined;
     // A path (or a listed folder) the tracer could not place may be one the full root has.
     if (r.events.some((e) => (e.path !== null || isListing(e)) && !e.abs?.startsWith('/'))) return undefined;
-    events.push(...r.events);
-    for (let j = 0; j < r.events.length; j++) eventSources.push(c.name);
-    checkReports.push({
-      name: c.name,
-      args: c.args,
-      exitCode: r.exitCode,
-      tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size,
-    });
+    recordRun(c, r, { events, eventSources, checkReports });
   }
   const k = await computeKeepSet(root, events, spec, config, {
     ldLibraryPath: o.ldLibraryPath,
@@ -518,6 +504,22 @@ async function speculate(
     keepListed: spec.keepListed,
   });
   return { keep: k.keep, report };
+}
+
+/** A check's full-root (or first) run into what computeKeepSet and the report read: its events, whose they are, its line. */
+function recordRun(
+  c: ResolvedCheck,
+  r: RunTracedResult,
+  into: { events: TraceEvent[]; eventSources: string[]; checkReports: CheckReport[] },
+): void {
+  into.events.push(...r.events);
+  for (let j = 0; j < r.events.length; j++) into.eventSources.push(c.name);
+  into.checkReports.push({
+    name: c.name,
+    args: c.args,
+    exitCode: r.exitCode,
+    tracedPaths: new Set(r.events.map((e) => e.abs).filter(Boolean)).size,
+  });
 }
 
 /** Whether a check gave what it expects (assertExpectation without the error). */
