@@ -100,10 +100,20 @@ const floor = 2 * nodeStart + checks;
 // (d): one `build --watch` process; each run is an edit and the wait for the build it starts.
 const watcher = spawn(
   process.execPath,
-  [join(root, 'bin/mkimg.js'), ...build(manifest, 'd.tar', ' --watch --json').split(' ').slice(2)],
-  {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  },
+  [
+    join(root, 'bin/mkimg.js'),
+    'build',
+    manifest,
+    '-o',
+    join(out, 'd.tar'),
+    '--cache-dir',
+    cache,
+    '--work-dir',
+    tmp,
+    '--watch',
+    '--json',
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
 );
 const results = [];
 let pending = '';

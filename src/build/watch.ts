@@ -27,22 +27,26 @@ export type WatchedBuild = { ok: true; result: BuildResult; seconds: number } | 
 export interface WatchOptions {
   /** Quiet after a change before building (editors write a file in several steps). */
   settleMs?: number;
-  /** Called after each build, and when what is watched cannot all be watched. */
+  /** Called after each build. */
   onBuild(b: WatchedBuild): void | Promise<void>;
+  /** Called (once per message) when a folder cannot be watched. */
   onWarning(message: string): void;
-  /** Called once the watchers of a build are in place (tests and benches wait on it). */
-  onWatching?(paths: number): void;
+  /** Called once the watchers are in place, with how many folders are watched. */
+  onWatching?(folders: number): void;
 }
 
 /** Build, then build again on every change, until the process ends (a signal). */
 export async function watchBuilds(build: BuildOptions, opts: WatchOptions): Promise<never> {
   const { buildImage } = await import('./build.js');
   const { lockManifest } = await import('../lock/lock.js');
-  if (build.requireSignature || build.push || build.cacheRegistry)
-    throw new MkimgError(
-      'usage',
-      '--watch re-pins and rebuilds on every edit: not with a signature, a push or a cache registry',
-    );
+  const refuse = (flag: string, why: string) => {
+    throw new MkimgError('usage', `--watch cannot go with ${flag}: ${why}`, {
+      hint: 'iterate with --watch; build a release with mkimg lock, mkimg sign and mkimg build',
+    });
+  };
+  if (build.requireSignature) refuse('--require-signature', 'it re-pins, so the manifest changes under its signature');
+  if (build.push) refuse('--push', 'every edit would be pushed; push the image you want with mkimg push');
+  if (build.cacheRegistry) refuse('--cache-registry', 'every edit would be published to the shared cache');
   const settleMs = opts.settleMs ?? 100;
   const manifestPath = resolve(build.manifestPath);
   const ignored = ignoredPrefixes(build);

@@ -159,14 +159,6 @@ async function writeHtmlReport(r: BuildResult, flags: BuildFlags): Promise<void>
  */
 async function watch(manifest: string, flags: BuildFlags): Promise<CommandOutput> {
   const json = Boolean(flags.json);
-  const refuse = (flag: string, why: string) => {
-    throw new MkimgError('usage', `--watch cannot go with ${flag}: ${why}`, {
-      hint: 'iterate with --watch; build a release with mkimg lock, mkimg sign and mkimg build',
-    });
-  };
-  if (flags.requireSignature) refuse('--require-signature', 'it re-pins, so the manifest changes under its signature');
-  if (flags.push) refuse('--push', 'every edit would be pushed; push the image you want with mkimg push');
-  if (flags.cacheRegistry) refuse('--cache-registry', 'every edit would be published to the shared cache');
   const opts = await buildOptions(manifest, flags);
   const { watchBuilds } = await import('../../build/watch.js');
   let told = false;
